@@ -1,0 +1,377 @@
+//! Permissions: system groups, custom grants, key scopes, and their intersection.
+//!
+//! A user's permissions come only from group membership. A key's effective permissions are its
+//! user's *current* permissions intersected with the key's scopes, computed on every call.
+
+use std::{collections::BTreeSet, fmt, str::FromStr};
+
+/// The business resources a grant or a scope can name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Resource {
+    Companies,
+    Persons,
+    Jobs,
+    Tasks,
+    Documents,
+    Invoices,
+    Time,
+    Users,
+}
+
+impl Resource {
+    pub const ALL: [Resource; 8] = [
+        Self::Companies,
+        Self::Persons,
+        Self::Jobs,
+        Self::Tasks,
+        Self::Documents,
+        Self::Invoices,
+        Self::Time,
+        Self::Users,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Companies => "companies",
+            Self::Persons => "persons",
+            Self::Jobs => "jobs",
+            Self::Tasks => "tasks",
+            Self::Documents => "documents",
+            Self::Invoices => "invoices",
+            Self::Time => "time",
+            Self::Users => "users",
+        }
+    }
+}
+
+impl FromStr for Resource {
+    type Err = InvalidPermission;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| InvalidPermission(format!("`{s}` is not a resource; expected one of companies, persons, jobs, tasks, documents, invoices, time, users")))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Access {
+    Read,
+    Write,
+}
+
+impl Access {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Read => "read",
+            Self::Write => "write",
+        }
+    }
+}
+
+/// Whose records a grant opens: the user's own, or all of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Reach {
+    Own,
+    All,
+}
+
+impl Reach {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Own => "own",
+            Self::All => "all",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidPermission(pub String);
+
+/// One line of a custom group: `resource:read|write:own|all`. Write implies read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Grant {
+    pub resource: Resource,
+    pub access: Access,
+    pub reach: Reach,
+}
+
+impl fmt::Display for Grant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.resource.as_str(), self.access.as_str(), self.reach.as_str())
+    }
+}
+
+impl FromStr for Grant {
+    type Err = InvalidPermission;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let parts: Vec<&str> = s.trim().split(':').collect();
+        let [resource, access, reach] = parts.as_slice() else {
+            return Err(InvalidPermission(format!(
+                "`{s}` is not a grant; expected resource:read|write:own|all, e.g. invoices:read:all"
+            )));
+        };
+        let access = match *access {
+            "read" => Access::Read,
+            "write" => Access::Write,
+            other => {
+                return Err(InvalidPermission(format!("`{other}` is not an access; expected read or write")));
+            }
+        };
+        let reach = match *reach {
+            "own" => Reach::Own,
+            "all" => Reach::All,
+            other => {
+                return Err(InvalidPermission(format!("`{other}` is not a reach; expected own or all")));
+            }
+        };
+        Ok(Self { resource: resource.parse()?, access, reach })
+    }
+}
+
+/// The groups every tenant has, with fixed meaning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum SystemGroup {
+    /// Sees and changes everything.
+    Supervisor,
+    /// System configuration: the Public API switch, the whitelist, keys.
+    Configurator,
+    /// Users, groups, deactivation.
+    UserConfigurator,
+}
+
+impl SystemGroup {
+    pub const ALL: [SystemGroup; 3] = [Self::Supervisor, Self::Configurator, Self::UserConfigurator];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Supervisor => "Supervisor",
+            Self::Configurator => "Configurator",
+            Self::UserConfigurator => "User configurator",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|g| g.name().eq_ignore_ascii_case(name.trim()))
+    }
+}
+
+/// A key scope: `resource:read`, `resource:write`, or `keys:verify` (the verify endpoint).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Scope {
+    Resource(Resource, Access),
+    KeysVerify,
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Resource(r, a) => write!(f, "{}:{}", r.as_str(), a.as_str()),
+            Self::KeysVerify => f.write_str("keys:verify"),
+        }
+    }
+}
+
+impl FromStr for Scope {
+    type Err = InvalidPermission;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        if s == "keys:verify" {
+            return Ok(Self::KeysVerify);
+        }
+        let Some((resource, access)) = s.split_once(':') else {
+            return Err(InvalidPermission(format!(
+                "`{s}` is not a scope; expected resource:read, resource:write or keys:verify"
+            )));
+        };
+        let access = match access {
+            "read" => Access::Read,
+            "write" => Access::Write,
+            other => {
+                return Err(InvalidPermission(format!("`{other}` in scope `{s}` is not read or write")));
+            }
+        };
+        Ok(Self::Resource(resource.parse()?, access))
+    }
+}
+
+/// A key's explicit scopes. Absent scopes mean "inherit the user's permissions".
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Scopes(BTreeSet<Scope>);
+
+impl Scopes {
+    pub fn parse<S: AsRef<str>>(items: &[S]) -> Result<Self, InvalidPermission> {
+        let mut set = BTreeSet::new();
+        for item in items {
+            for part in item.as_ref().split([',', ' ']).filter(|p| !p.is_empty()) {
+                set.insert(part.parse()?);
+            }
+        }
+        Ok(Self(set))
+    }
+
+    pub fn contains(&self, scope: Scope) -> bool {
+        self.0.contains(&scope)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Scope> {
+        self.0.iter()
+    }
+
+    pub fn to_strings(&self) -> Vec<String> {
+        self.0.iter().map(ToString::to_string).collect()
+    }
+
+    /// Write implies read, as it does for grants.
+    fn admits(&self, resource: Resource, access: Access) -> bool {
+        self.contains(Scope::Resource(resource, access))
+            || (access == Access::Read && self.contains(Scope::Resource(resource, Access::Write)))
+    }
+}
+
+/// What a principal may do: system-group flags plus per-resource reach.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Permissions {
+    pub supervisor: bool,
+    pub configurator: bool,
+    pub user_configurator: bool,
+    pub verify_keys: bool,
+    grants: BTreeSet<Grant>,
+}
+
+impl Permissions {
+    /// A user's permissions from their system groups and the grants of their custom groups.
+    pub fn of_user(system: &[SystemGroup], grants: impl IntoIterator<Item = Grant>) -> Self {
+        Self {
+            supervisor: system.contains(&SystemGroup::Supervisor),
+            configurator: system.contains(&SystemGroup::Configurator),
+            user_configurator: system.contains(&SystemGroup::UserConfigurator),
+            verify_keys: false,
+            grants: grants.into_iter().collect(),
+        }
+    }
+
+    /// How far `access` on `resource` reaches; `None` means "only records the user owns" is *not*
+    /// implied here: callers treat `None` as own-records-only for reads of business data.
+    pub fn reach(&self, resource: Resource, access: Access) -> Option<Reach> {
+        if self.supervisor {
+            return Some(Reach::All);
+        }
+        if resource == Resource::Users && self.user_configurator {
+            return Some(Reach::All);
+        }
+        self.grants
+            .iter()
+            .filter(|g| {
+                g.resource == resource && (g.access == access || (access == Access::Read && g.access == Access::Write))
+            })
+            .map(|g| g.reach)
+            .max()
+    }
+
+    /// The user's permissions narrowed to a key's scopes. System-group powers (configuration,
+    /// user administration) never pass through a scoped key; `keys:verify` comes only from scopes.
+    pub fn narrowed_to(&self, scopes: Option<&Scopes>) -> Permissions {
+        let Some(scopes) = scopes else {
+            return self.clone();
+        };
+        let mut grants = BTreeSet::new();
+        for resource in Resource::ALL {
+            for access in [Access::Read, Access::Write] {
+                if !scopes.admits(resource, access) {
+                    continue;
+                }
+                {
+                    if let Some(reach) = self.reach(resource, access) {
+                        grants.insert(Grant { resource, access, reach });
+                    }
+                }
+            }
+        }
+        Permissions {
+            supervisor: false,
+            configurator: false,
+            user_configurator: false,
+            verify_keys: scopes.contains(Scope::KeysVerify),
+            grants,
+        }
+    }
+
+    /// Stable, human-readable list, e.g. `["companies:read:all", "supervisor"]`.
+    pub fn to_strings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.supervisor {
+            out.push("supervisor".to_owned());
+        }
+        if self.configurator {
+            out.push("configurator".to_owned());
+        }
+        if self.user_configurator {
+            out.push("user-configurator".to_owned());
+        }
+        if self.verify_keys {
+            out.push("keys:verify".to_owned());
+        }
+        out.extend(self.grants.iter().map(ToString::to_string));
+        out
+    }
+
+    pub fn grants(&self) -> impl Iterator<Item = &Grant> {
+        self.grants.iter()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn grant(s: &str) -> Grant {
+        s.parse().expect("test grant")
+    }
+
+    #[test]
+    fn a_supervisor_reaches_everything() {
+        let p = Permissions::of_user(&[SystemGroup::Supervisor], []);
+        assert_eq!(p.reach(Resource::Invoices, Access::Write), Some(Reach::All));
+    }
+
+    #[test]
+    fn write_implies_read_and_the_widest_grant_wins() {
+        let p = Permissions::of_user(&[], [grant("jobs:write:own"), grant("jobs:read:all")]);
+        assert_eq!(p.reach(Resource::Jobs, Access::Read), Some(Reach::All));
+        assert_eq!(p.reach(Resource::Jobs, Access::Write), Some(Reach::Own));
+        assert_eq!(p.reach(Resource::Companies, Access::Read), None);
+    }
+
+    #[test]
+    fn scopes_narrow_but_never_widen() {
+        let p = Permissions::of_user(&[], [grant("invoices:read:all")]);
+        let scopes = Scopes::parse(&["invoices:read", "companies:write"]).expect("valid");
+        let eff = p.narrowed_to(Some(&scopes));
+        assert_eq!(eff.reach(Resource::Invoices, Access::Read), Some(Reach::All));
+        assert_eq!(eff.reach(Resource::Companies, Access::Write), None);
+    }
+
+    #[test]
+    fn a_scoped_key_of_a_configurator_carries_no_configuration_power() {
+        let p = Permissions::of_user(&[SystemGroup::Configurator, SystemGroup::Supervisor], []);
+        let eff = p.narrowed_to(Some(&Scopes::parse(&["jobs:read"]).expect("valid")));
+        assert!(!eff.configurator && !eff.supervisor);
+        assert_eq!(eff.reach(Resource::Jobs, Access::Read), Some(Reach::All));
+        assert_eq!(eff.reach(Resource::Tasks, Access::Read), None);
+    }
+
+    #[test]
+    fn grants_and_scopes_reject_unknown_words_with_a_reason() {
+        assert!("invoices:read:everything".parse::<Grant>().expect_err("bad").0.contains("own or all"));
+        assert!("money:read".parse::<Scope>().expect_err("bad").0.contains("not a resource"));
+        assert_eq!("keys:verify".parse::<Scope>(), Ok(Scope::KeysVerify));
+    }
+
+    #[test]
+    fn system_groups_are_found_by_their_display_name() {
+        assert_eq!(SystemGroup::from_name("user configurator"), Some(SystemGroup::UserConfigurator));
+        assert_eq!(SystemGroup::from_name("Accountant"), None);
+    }
+}

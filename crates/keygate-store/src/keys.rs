@@ -1,0 +1,284 @@
+//! API key records. Only digests are stored; lookups by digest use a unique index.
+
+use keygate_domain::{
+    AuditEntry, IpRanges, KeyDigest, KeyId, KeyRecord, Purpose, Scopes, TenantId, Timestamp, UnitId, UserId,
+};
+
+use crate::{
+    ChangeKind, Database, StoreError, StoreResult, append_audit, on_pool, record_change,
+    rows::{KEY_COLUMNS, KeyRow, to_json, units_to_json},
+};
+
+/// A key about to be stored. The plaintext is not part of it.
+#[derive(Debug, Clone)]
+pub struct NewKey {
+    pub tenant_id: TenantId,
+    pub user_id: UserId,
+    pub created_by: Option<UserId>,
+    pub purpose: Purpose,
+    pub digest: KeyDigest,
+    pub display: String,
+    pub ip_ranges: IpRanges,
+    pub scopes: Option<Scopes>,
+    pub units: Option<Vec<UnitId>>,
+    pub expires_at: Option<Timestamp>,
+    pub rolled_from: Option<KeyId>,
+    pub rate_limit_per_minute: Option<u32>,
+}
+
+/// A key with the names an administrator needs to read a list of keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyListing {
+    pub key: KeyRecord,
+    pub user_email: String,
+    pub user_name: String,
+    pub user_active: bool,
+    pub created_by_email: Option<String>,
+}
+
+/// A write-behind record of a key's last use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageUpdate {
+    pub key_id: KeyId,
+    pub at: Timestamp,
+    pub ip: String,
+}
+
+/// Key repository.
+#[derive(Debug, Clone, Copy)]
+pub struct Keys<'a>(&'a Database);
+
+impl Database {
+    pub fn keys(&self) -> Keys<'_> {
+        Keys(self)
+    }
+}
+
+const INSERT_KEY: &str = "INSERT INTO api_keys (tenant_id, user_id, created_by, purpose, digest, display, ip_ranges, scopes, units, \
+     expires_at, enabled, created_at, rolled_from, rate_limit_per_minute) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, TRUE, $11, $12, $13) RETURNING id";
+
+/// Inserts `$new` (a `&NewKey`) in transaction `$tx`, yielding the new id.
+macro_rules! insert_key {
+    ($tx:expr, $new:expr) => {{
+        let new: &NewKey = $new;
+        sqlx::query_scalar::<_, i64>(INSERT_KEY)
+            .bind(new.tenant_id.0)
+            .bind(new.user_id.0)
+            .bind(new.created_by.map(|u| u.0))
+            .bind(new.purpose.as_str())
+            .bind(new.digest.as_bytes().to_vec())
+            .bind(&new.display)
+            .bind(to_json(&new.ip_ranges.to_strings()))
+            .bind(new.scopes.as_ref().map(|s| to_json(&s.to_strings())))
+            .bind(units_to_json(&new.units))
+            .bind(new.expires_at.map(|t| t.0))
+            .bind(Timestamp::now().0)
+            .bind(new.rolled_from.map(|k| k.0))
+            .bind(new.rate_limit_per_minute.map(i64::from))
+            .fetch_one($tx)
+            .await
+            .map_err(|e| crate::on_unique(e, || "a key with the same digest already exists".to_owned()))
+    }};
+}
+
+impl Keys<'_> {
+    pub async fn insert(&self, new: &NewKey, audit: &AuditEntry) -> StoreResult<KeyId> {
+        on_pool!(self.0, p => {
+            let mut tx = p.begin().await?;
+            let id = insert_key!(&mut *tx, new)?;
+            let mut audit = audit.clone();
+            audit.target = format!("key {id}");
+            append_audit!(&mut *tx, &audit)?;
+            tx.commit().await?;
+            Ok(KeyId(id))
+        })
+    }
+
+    /// Stores `new` as the successor of `old`, which stops working at `old_expires_at`.
+    pub async fn roll(
+        &self,
+        old: KeyId,
+        new: &NewKey,
+        old_expires_at: Timestamp,
+        audit: &AuditEntry,
+    ) -> StoreResult<KeyId> {
+        on_pool!(self.0, p => {
+            let mut tx = p.begin().await?;
+            let done = sqlx::query(
+                "UPDATE api_keys SET expires_at = CASE WHEN expires_at IS NULL OR expires_at > $3 THEN $3 ELSE expires_at END \
+                 WHERE tenant_id = $1 AND id = $2 AND revoked_at IS NULL",
+            )
+            .bind(new.tenant_id.0)
+            .bind(old.0)
+            .bind(old_expires_at.0)
+            .execute(&mut *tx)
+            .await?;
+            if done.rows_affected() == 0 {
+                return Err(StoreError::NotFound(format!("an unrevoked key {old}")));
+            }
+            let id = insert_key!(&mut *tx, new)?;
+            record_change!(&mut *tx, ChangeKind::Key, old.0)?;
+            let mut audit = audit.clone();
+            audit.details = format!("{}; new key {id}", audit.details);
+            append_audit!(&mut *tx, &audit)?;
+            tx.commit().await?;
+            Ok(KeyId(id))
+        })
+    }
+
+    /// The hot-path lookup (on a cache miss).
+    pub async fn by_digest(&self, digest: &KeyDigest) -> StoreResult<Option<KeyRecord>> {
+        let sql = format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE digest = $1");
+        let row: Option<KeyRow> =
+            on_pool!(self.0, p => sqlx::query_as(&sql).bind(digest.as_bytes().to_vec()).fetch_optional(p).await)?;
+        row.map(KeyRecord::try_from).transpose()
+    }
+
+    pub async fn by_id(&self, tenant: TenantId, id: KeyId) -> StoreResult<Option<KeyRecord>> {
+        let sql = format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE tenant_id = $1 AND id = $2");
+        let row: Option<KeyRow> =
+            on_pool!(self.0, p => sqlx::query_as(&sql).bind(tenant.0).bind(id.0).fetch_optional(p).await)?;
+        row.map(KeyRecord::try_from).transpose()
+    }
+
+    /// Finds a key by id in any tenant: only for system actors (the command line).
+    pub async fn find_any_tenant(&self, id: KeyId) -> StoreResult<Option<KeyRecord>> {
+        let sql = format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE id = $1");
+        let row: Option<KeyRow> = on_pool!(self.0, p => sqlx::query_as(&sql).bind(id.0).fetch_optional(p).await)?;
+        row.map(KeyRecord::try_from).transpose()
+    }
+
+    /// The tenant's keys, newest first, with their user's and creator's names.
+    pub async fn list(&self, tenant: TenantId) -> StoreResult<Vec<KeyListing>> {
+        let columns = KEY_COLUMNS.split(", ").map(|c| format!("k.{c}")).collect::<Vec<_>>().join(", ");
+        let sql = format!(
+            "SELECT {columns}, u.email AS user_email, u.name AS user_name, u.active AS user_active, c.email AS created_by_email \
+             FROM api_keys k JOIN users u ON u.id = k.user_id LEFT JOIN users c ON c.id = k.created_by \
+             WHERE k.tenant_id = $1 ORDER BY k.id DESC"
+        );
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            #[sqlx(flatten)]
+            key: KeyRow,
+            user_email: String,
+            user_name: String,
+            user_active: bool,
+            created_by_email: Option<String>,
+        }
+        let rows: Vec<Row> = on_pool!(self.0, p => sqlx::query_as(&sql).bind(tenant.0).fetch_all(p).await)?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(KeyListing {
+                    key: KeyRecord::try_from(r.key)?,
+                    user_email: r.user_email,
+                    user_name: r.user_name,
+                    user_active: r.user_active,
+                    created_by_email: r.created_by_email,
+                })
+            })
+            .collect()
+    }
+
+    /// Disables or re-enables a key. A revoked key stays revoked.
+    pub async fn set_enabled(&self, tenant: TenantId, id: KeyId, enabled: bool, audit: &AuditEntry) -> StoreResult<()> {
+        self.change(
+            "UPDATE api_keys SET enabled = $3 WHERE tenant_id = $1 AND id = $2 AND revoked_at IS NULL",
+            tenant,
+            id,
+            Bind::Bool(enabled),
+            audit,
+        )
+        .await
+    }
+
+    /// Revokes a key for good.
+    pub async fn revoke(&self, tenant: TenantId, id: KeyId, audit: &AuditEntry) -> StoreResult<()> {
+        self.change(
+            "UPDATE api_keys SET revoked_at = $3 WHERE tenant_id = $1 AND id = $2 AND revoked_at IS NULL",
+            tenant,
+            id,
+            Bind::Int(Timestamp::now().0),
+            audit,
+        )
+        .await
+    }
+
+    async fn change(
+        &self,
+        sql: &'static str,
+        tenant: TenantId,
+        id: KeyId,
+        value: Bind,
+        audit: &AuditEntry,
+    ) -> StoreResult<()> {
+        on_pool!(self.0, p => {
+            let mut tx = p.begin().await?;
+            let q = sqlx::query(sql).bind(tenant.0).bind(id.0);
+            let q = match value {
+                Bind::Bool(b) => q.bind(b),
+                Bind::Int(i) => q.bind(i),
+            };
+            if q.execute(&mut *tx).await?.rows_affected() == 0 {
+                return Err(StoreError::NotFound(format!("an unrevoked key {id} in this tenant")));
+            }
+            record_change!(&mut *tx, ChangeKind::Key, id.0)?;
+            append_audit!(&mut *tx, audit)?;
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    /// Writes a batch of last-used times in one transaction; never moves a time backwards.
+    pub async fn record_usage(&self, batch: &[UsageUpdate]) -> StoreResult<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        on_pool!(self.0, p => {
+            let mut tx = p.begin().await?;
+            for u in batch {
+                sqlx::query(
+                    "UPDATE api_keys SET last_used_at = $2, last_used_ip = $3 \
+                     WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $2)",
+                )
+                .bind(u.key_id.0)
+                .bind(u.at.0)
+                .bind(&u.ip)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    /// How many of the user's keys are neither revoked nor disabled (they stop working when the
+    /// user is deactivated).
+    pub async fn count_usable_for_user(&self, tenant: TenantId, user: UserId) -> StoreResult<i64> {
+        on_pool!(self.0, p => sqlx::query_scalar(
+            "SELECT COUNT(*) FROM api_keys WHERE tenant_id = $1 AND user_id = $2 AND revoked_at IS NULL AND enabled",
+        )
+        .bind(tenant.0)
+        .bind(user.0)
+        .fetch_one(p)
+        .await
+        .map_err(Into::into))
+    }
+
+    /// Bulk insert for benchmarks and demo data: no audit, one transaction per call.
+    pub async fn insert_many_unaudited(&self, keys: &[NewKey]) -> StoreResult<()> {
+        on_pool!(self.0, p => {
+            let mut tx = p.begin().await?;
+            for new in keys {
+                insert_key!(&mut *tx, new)?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+}
+
+enum Bind {
+    Bool(bool),
+    Int(i64),
+}

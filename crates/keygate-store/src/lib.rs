@@ -1,0 +1,208 @@
+//! keygate's storage: one [`Database`] handle over SQLite (the embedded default) or PostgreSQL.
+//!
+//! Owns SQL and nothing else: no business rules beyond integrity, no HTTP. One SQL text serves
+//! both engines (`$1…$N` placeholders); each repository method is written once and expanded for
+//! both pools by [`on_pool!`]. Every change is written in one transaction together with its audit
+//! event and its change-feed row, so a change is never stored without its trace.
+
+use std::{path::Path, str::FromStr, time::Duration};
+
+use sqlx::{
+    PgPool, SqlitePool,
+    postgres::{PgConnectOptions, PgPoolOptions},
+    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
+};
+
+mod audit;
+mod changes;
+mod keys;
+mod rows;
+mod tenants;
+pub mod testing;
+mod users;
+
+pub use audit::{AuditFilter, AuditRecord};
+pub use changes::{Change, ChangeKind};
+pub use keys::{KeyListing, NewKey, UsageUpdate};
+pub use tenants::{NewTenant, TenantRecord};
+pub use users::{GroupRecord, NewUser, UserRecord};
+
+/// Errors of the storage layer. Database causes are kept for logs, never shown to callers.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0} was not found")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("stored data is inconsistent: {0}")]
+    Corrupt(String),
+    #[error("the database could not be reached or refused the operation")]
+    Database(#[source] sqlx::Error),
+    #[error("the database schema could not be brought up to date")]
+    Migration(#[source] sqlx::migrate::MigrateError),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Database(e)
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Turns a unique-constraint violation into a [`StoreError::Conflict`] with a message for users.
+pub(crate) fn on_unique(e: sqlx::Error, message: impl FnOnce() -> String) -> StoreError {
+    match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(message()),
+        _ => StoreError::Database(e),
+    }
+}
+
+/// Which engine a [`Database`] runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// The handle every repository hangs off. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Database {
+    pub(crate) pool: Pool,
+}
+
+/// Runs `$body` with `$p` bound to the concrete pool, once compiled per engine.
+macro_rules! on_pool {
+    ($db:expr, $p:ident => $body:expr) => {
+        match &$db.pool {
+            $crate::Pool::Sqlite($p) => $body,
+            $crate::Pool::Postgres($p) => $body,
+        }
+    };
+}
+pub(crate) use on_pool;
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
+
+impl Database {
+    /// Opens (creating if needed) the SQLite file `keygate.db` in `data_dir`: WAL, foreign keys on.
+    pub async fn open_data_dir(data_dir: &Path) -> StoreResult<Self> {
+        std::fs::create_dir_all(data_dir).map_err(|e| {
+            StoreError::Conflict(format!("cannot create the data directory {}: {e}", data_dir.display()))
+        })?;
+        Self::open_sqlite_file(&data_dir.join("keygate.db")).await
+    }
+
+    pub async fn open_sqlite_file(path: &Path) -> StoreResult<Self> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await?;
+        Ok(Self { pool: Pool::Sqlite(pool) })
+    }
+
+    /// Connects to `postgres://…` or `sqlite://…` URLs.
+    pub async fn connect_url(url: &str) -> StoreResult<Self> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let options = PgConnectOptions::from_str(url)?;
+            let pool = PgPoolOptions::new()
+                .max_connections(16)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect_with(options)
+                .await?;
+            Ok(Self { pool: Pool::Postgres(pool) })
+        } else if let Some(path) = url.strip_prefix("sqlite://") {
+            Self::open_sqlite_file(Path::new(path)).await
+        } else {
+            Err(StoreError::Conflict(
+                "the database URL must start with postgres:// or sqlite:// (or leave it unset to use the data directory)"
+                    .to_owned(),
+            ))
+        }
+    }
+
+    /// Applies every pending migration of this engine.
+    pub async fn migrate(&self) -> StoreResult<()> {
+        match &self.pool {
+            Pool::Sqlite(p) => SQLITE_MIGRATIONS.run(p).await,
+            Pool::Postgres(p) => POSTGRES_MIGRATIONS.run(p).await,
+        }
+        .map_err(StoreError::Migration)
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self.pool {
+            Pool::Sqlite(_) => Backend::Sqlite,
+            Pool::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// Succeeds when the database answers a trivial query (readiness).
+    pub async fn ping(&self) -> StoreResult<()> {
+        on_pool!(self, p => sqlx::query("SELECT 1").execute(p).await.map(|_| ()).map_err(Into::into))
+    }
+
+    pub async fn close(&self) {
+        on_pool!(self, p => p.close().await)
+    }
+
+    /// The PostgreSQL pool, for listeners; `None` on SQLite.
+    pub fn postgres_pool(&self) -> Option<&PgPool> {
+        match &self.pool {
+            Pool::Postgres(p) => Some(p),
+            Pool::Sqlite(_) => None,
+        }
+    }
+}
+
+/// Appends an audit entry inside the transaction `$tx` (`&mut *tx`).
+macro_rules! append_audit {
+    ($tx:expr, $entry:expr) => {{
+        let e: &keygate_domain::AuditEntry = $entry;
+        sqlx::query(
+            "INSERT INTO audit_events (tenant_id, at, actor_kind, actor_id, actor_label, action, target, details, source_ip) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(e.tenant_id.map(|t| t.0))
+        .bind(e.at.0)
+        .bind(e.actor.kind())
+        .bind(e.actor.id())
+        .bind(e.actor.label())
+        .bind(e.action)
+        .bind(&e.target)
+        .bind(&e.details)
+        .bind(e.source_ip.as_deref())
+        .execute($tx)
+        .await
+    }};
+}
+pub(crate) use append_audit;
+
+/// Appends a change-feed row inside the transaction `$tx`.
+macro_rules! record_change {
+    ($tx:expr, $kind:expr, $id:expr) => {{
+        let kind: $crate::ChangeKind = $kind;
+        sqlx::query("INSERT INTO changes (at, kind, entity_id) VALUES ($1, $2, $3)")
+            .bind(keygate_domain::Timestamp::now().0)
+            .bind(kind.as_str())
+            .bind($id)
+            .execute($tx)
+            .await
+    }};
+}
+pub(crate) use record_change;

@@ -1,0 +1,321 @@
+//! Users, groups and memberships. Every query is scoped by tenant except the key-owner lookup,
+//! whose user id comes from a key record that already belongs to its tenant.
+
+use keygate_domain::{
+    AuditEntry, Email, Grant, GroupId, OwnerState, Permissions, PersonName, SystemGroup, TenantId, Timestamp, UnitId,
+    UserCategory, UserId,
+};
+
+use crate::{
+    ChangeKind, Database, StoreError, StoreResult, append_audit, on_pool, on_unique, record_change,
+    rows::{from_json, to_json, units_from_json, units_to_json},
+};
+
+/// A user as stored, with the names of their groups. The password hash never leaves the store
+/// except through [`Users::login_record`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRecord {
+    pub id: UserId,
+    pub tenant_id: TenantId,
+    pub email: String,
+    pub name: String,
+    pub category: UserCategory,
+    pub active: bool,
+    pub has_password: bool,
+    pub units: Option<Vec<UnitId>>,
+    pub groups: Vec<String>,
+    pub created_at: Timestamp,
+}
+
+#[derive(Debug)]
+pub struct NewUser<'a> {
+    pub tenant_id: TenantId,
+    pub email: &'a Email,
+    pub name: &'a PersonName,
+    pub category: UserCategory,
+    pub password_hash: Option<&'a str>,
+    pub units: Option<Vec<UnitId>>,
+    pub groups: &'a [String],
+}
+
+/// A group: a system group, or a custom one with its grants.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupRecord {
+    pub id: GroupId,
+    pub name: String,
+    pub system: Option<SystemGroup>,
+    pub grants: Vec<Grant>,
+}
+
+#[derive(sqlx::FromRow)]
+struct UserRow {
+    id: i64,
+    tenant_id: i64,
+    email: String,
+    name: String,
+    category: String,
+    active: bool,
+    has_password: bool,
+    units: Option<String>,
+    created_at: i64,
+}
+
+const USER_COLUMNS: &str =
+    "id, tenant_id, email, name, category, active, (password_hash IS NOT NULL) AS has_password, units, created_at";
+
+#[derive(sqlx::FromRow)]
+struct GroupRow {
+    id: i64,
+    name: String,
+    system: Option<String>,
+    grants: String,
+}
+
+impl GroupRow {
+    fn into_record(self) -> StoreResult<GroupRecord> {
+        let grants = from_json(&self.grants, "group grants")?
+            .iter()
+            .map(|g| g.parse::<Grant>())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| StoreError::Corrupt(format!("group {}: {e}", self.id)))?;
+        Ok(GroupRecord {
+            id: GroupId(self.id),
+            system: self.system.as_deref().and_then(SystemGroup::from_name),
+            name: self.name,
+            grants,
+        })
+    }
+}
+
+/// User repository.
+#[derive(Debug, Clone, Copy)]
+pub struct Users<'a>(&'a Database);
+
+impl Database {
+    pub fn users(&self) -> Users<'_> {
+        Users(self)
+    }
+}
+
+impl Users<'_> {
+    /// Creates a user and their memberships; fails as a whole when a group name is unknown.
+    pub async fn create(&self, new: NewUser<'_>, audit: &AuditEntry) -> StoreResult<UserId> {
+        let category = new.category.as_str();
+        let units = units_to_json(&new.units);
+        on_pool!(self.0, p => {
+            let mut tx = p.begin().await?;
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO users (tenant_id, email, name, category, active, password_hash, units, created_at) \
+                 VALUES ($1, $2, $3, $4, TRUE, $5, $6, $7) RETURNING id",
+            )
+            .bind(new.tenant_id.0)
+            .bind(new.email.as_str())
+            .bind(new.name.as_str())
+            .bind(category)
+            .bind(new.password_hash)
+            .bind(units)
+            .bind(Timestamp::now().0)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(|e| on_unique(e, || format!("a user with the email {} already exists in this tenant", new.email)))?;
+            for name in new.groups {
+                let group: Option<i64> = sqlx::query_scalar("SELECT id FROM user_groups WHERE tenant_id = $1 AND name = $2")
+                    .bind(new.tenant_id.0)
+                    .bind(name)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                let group = group.ok_or_else(|| StoreError::NotFound(format!("the group `{name}`")))?;
+                sqlx::query("INSERT INTO memberships (user_id, group_id) VALUES ($1, $2)")
+                    .bind(id)
+                    .bind(group)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| on_unique(e, || format!("the group `{name}` is listed twice")))?;
+            }
+            append_audit!(&mut *tx, audit)?;
+            tx.commit().await?;
+            Ok(UserId(id))
+        })
+    }
+
+    pub async fn by_email(&self, tenant: TenantId, email: &Email) -> StoreResult<Option<UserRecord>> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE tenant_id = $1 AND email = $2");
+        let row: Option<UserRow> =
+            on_pool!(self.0, p => sqlx::query_as(&sql).bind(tenant.0).bind(email.as_str()).fetch_optional(p).await)?;
+        self.with_groups(row).await
+    }
+
+    pub async fn by_id(&self, tenant: TenantId, id: UserId) -> StoreResult<Option<UserRecord>> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE tenant_id = $1 AND id = $2");
+        let row: Option<UserRow> =
+            on_pool!(self.0, p => sqlx::query_as(&sql).bind(tenant.0).bind(id.0).fetch_optional(p).await)?;
+        self.with_groups(row).await
+    }
+
+    /// Every user of the tenant, programmatic users included, by email.
+    pub async fn list(&self, tenant: TenantId) -> StoreResult<Vec<UserRecord>> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE tenant_id = $1 ORDER BY email");
+        let rows: Vec<UserRow> = on_pool!(self.0, p => sqlx::query_as(&sql).bind(tenant.0).fetch_all(p).await)?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            if let Some(user) = self.with_groups(Some(row)).await? {
+                out.push(user);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn with_groups(&self, row: Option<UserRow>) -> StoreResult<Option<UserRecord>> {
+        let Some(row) = row else { return Ok(None) };
+        let groups = self.groups_of(UserId(row.id)).await?;
+        Ok(Some(UserRecord {
+            id: UserId(row.id),
+            tenant_id: TenantId(row.tenant_id),
+            category: UserCategory::parse(&row.category)
+                .map_err(|_| StoreError::Corrupt(format!("user {}: category", row.id)))?,
+            email: row.email,
+            name: row.name,
+            active: row.active,
+            has_password: row.has_password,
+            units: units_from_json(row.units.as_deref())?,
+            groups: groups.into_iter().map(|g| g.name).collect(),
+            created_at: Timestamp(row.created_at),
+        }))
+    }
+
+    async fn groups_of(&self, user: UserId) -> StoreResult<Vec<GroupRecord>> {
+        let rows: Vec<GroupRow> = on_pool!(self.0, p => sqlx::query_as(
+            "SELECT g.id, g.name, g.system, g.grants FROM memberships m JOIN user_groups g ON g.id = m.group_id \
+             WHERE m.user_id = $1 ORDER BY g.name",
+        )
+        .bind(user.0)
+        .fetch_all(p)
+        .await)?;
+        rows.into_iter().map(GroupRow::into_record).collect()
+    }
+
+    /// Activates or deactivates a user. Their keys follow on the next request.
+    pub async fn set_active(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        active: bool,
+        audit: &AuditEntry,
+    ) -> StoreResult<()> {
+        on_pool!(self.0, p => {
+            let mut tx = p.begin().await?;
+            let done = sqlx::query("UPDATE users SET active = $3 WHERE tenant_id = $1 AND id = $2")
+                .bind(tenant.0)
+                .bind(user.0)
+                .bind(active)
+                .execute(&mut *tx)
+                .await?;
+            if done.rows_affected() == 0 {
+                return Err(StoreError::NotFound(format!("user {user}")));
+            }
+            record_change!(&mut *tx, ChangeKind::User, user.0)?;
+            append_audit!(&mut *tx, audit)?;
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    /// Sets (or clears) a user's password hash.
+    pub async fn set_password_hash(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        hash: Option<&str>,
+        audit: &AuditEntry,
+    ) -> StoreResult<()> {
+        on_pool!(self.0, p => {
+            let mut tx = p.begin().await?;
+            let done = sqlx::query("UPDATE users SET password_hash = $3 WHERE tenant_id = $1 AND id = $2")
+                .bind(tenant.0)
+                .bind(user.0)
+                .bind(hash)
+                .execute(&mut *tx)
+                .await?;
+            if done.rows_affected() == 0 {
+                return Err(StoreError::NotFound(format!("user {user}")));
+            }
+            append_audit!(&mut *tx, audit)?;
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    /// What a login needs: id, password hash (if any) and whether the user is active.
+    pub async fn login_record(
+        &self,
+        tenant: TenantId,
+        email: &Email,
+    ) -> StoreResult<Option<(UserId, Option<String>, bool)>> {
+        let row: Option<(i64, Option<String>, bool)> = on_pool!(self.0, p => sqlx::query_as(
+            "SELECT id, password_hash, active FROM users WHERE tenant_id = $1 AND email = $2",
+        )
+        .bind(tenant.0)
+        .bind(email.as_str())
+        .fetch_optional(p)
+        .await)?;
+        Ok(row.map(|(id, hash, active)| (UserId(id), hash, active)))
+    }
+
+    /// The current state of a key's owner, with permissions computed from their groups.
+    pub async fn owner_state(&self, user: UserId) -> StoreResult<Option<OwnerState>> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1");
+        let row: Option<UserRow> = on_pool!(self.0, p => sqlx::query_as(&sql).bind(user.0).fetch_optional(p).await)?;
+        let Some(row) = row else { return Ok(None) };
+        let groups = self.groups_of(user).await?;
+        let system: Vec<SystemGroup> = groups.iter().filter_map(|g| g.system).collect();
+        let grants = groups.iter().flat_map(|g| g.grants.iter().copied());
+        Ok(Some(OwnerState {
+            id: user,
+            tenant_id: TenantId(row.tenant_id),
+            category: UserCategory::parse(&row.category)
+                .map_err(|_| StoreError::Corrupt(format!("user {}: category", row.id)))?,
+            name: row.name,
+            email: row.email,
+            active: row.active,
+            permissions: Permissions::of_user(&system, grants),
+            units: units_from_json(row.units.as_deref())?,
+        }))
+    }
+
+    /// The tenant's groups, system groups first.
+    pub async fn groups(&self, tenant: TenantId) -> StoreResult<Vec<GroupRecord>> {
+        let rows: Vec<GroupRow> = on_pool!(self.0, p => sqlx::query_as(
+            "SELECT id, name, system, grants FROM user_groups WHERE tenant_id = $1 ORDER BY system IS NULL, name",
+        )
+        .bind(tenant.0)
+        .fetch_all(p)
+        .await)?;
+        rows.into_iter().map(GroupRow::into_record).collect()
+    }
+
+    /// Creates a custom group granting `grants`.
+    pub async fn create_group(
+        &self,
+        tenant: TenantId,
+        name: &str,
+        grants: &[Grant],
+        audit: &AuditEntry,
+    ) -> StoreResult<GroupId> {
+        let grants = to_json(&grants.iter().map(ToString::to_string).collect::<Vec<_>>());
+        on_pool!(self.0, p => {
+            let mut tx = p.begin().await?;
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO user_groups (tenant_id, name, system, grants) VALUES ($1, $2, NULL, $3) RETURNING id",
+            )
+            .bind(tenant.0)
+            .bind(name)
+            .bind(grants)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(|e| on_unique(e, || format!("a group named `{name}` already exists")))?;
+            append_audit!(&mut *tx, audit)?;
+            tx.commit().await?;
+            Ok(GroupId(id))
+        })
+    }
+}

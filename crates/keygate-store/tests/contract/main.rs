@@ -1,0 +1,367 @@
+//! The storage contract: every test runs on SQLite, and on PostgreSQL when
+//! `KEYGATE_TEST_POSTGRES_URL` is set. Each test gets a fresh database.
+
+use keygate_domain::{
+    Actor, ApiKeySecret, AuditEntry, Email, IpRanges, PersonName, Purpose, Scopes, TenantId, TenantSlug, Timestamp,
+    UnitId, UserCategory, UserId,
+};
+use keygate_store::{AuditFilter, ChangeKind, Database, NewKey, NewTenant, NewUser, StoreError, UsageUpdate};
+
+/// Declares `name` once per engine: `sqlite::name` and `postgres::name`.
+macro_rules! contract {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let t = keygate_store::testing::fresh(keygate_store::Backend::Sqlite).await.expect("sqlite").expect("always");
+                super::$name(&t.db).await;
+            })*
+        }
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let Some(t) = keygate_store::testing::fresh(keygate_store::Backend::Postgres).await.expect("postgres") else {
+                    eprintln!("skipped: KEYGATE_TEST_POSTGRES_URL is not set");
+                    return;
+                };
+                assert_eq!(t.db.backend(), keygate_store::Backend::Postgres);
+                super::$name(&t.db).await;
+            })*
+        }
+    };
+}
+
+contract!(
+    a_new_tenant_has_unit_one_system_groups_and_an_admin_in_all_of_them,
+    a_duplicate_tenant_slug_is_a_conflict_and_writes_nothing,
+    a_stored_key_is_found_by_its_digest_and_holds_no_plaintext,
+    the_same_digest_cannot_be_stored_twice,
+    disabling_enabling_and_revoking_a_key_are_stored_and_audited,
+    a_revoked_key_cannot_be_re_enabled,
+    another_tenant_cannot_read_or_change_a_key,
+    deactivating_a_user_is_visible_to_the_owner_lookup,
+    a_user_with_an_unknown_group_is_not_created_at_all,
+    the_public_api_switch_and_whitelist_are_stored,
+    the_audit_log_refuses_updates_and_deletes,
+    the_audit_log_filters_by_key_and_action,
+    every_change_appears_in_the_change_feed,
+    last_used_times_are_written_in_batches_and_never_go_back,
+    rolling_a_key_caps_the_old_keys_expiry_and_links_the_new_one,
+);
+
+struct Fixture {
+    tenant: TenantId,
+    admin: UserId,
+    user: UserId,
+}
+
+fn cli(tenant: Option<TenantId>, action: &'static str) -> AuditEntry {
+    AuditEntry::new(tenant, Actor::CLI, action, "test")
+}
+
+async fn fixture(db: &Database, slug: &str) -> Fixture {
+    let slug = TenantSlug::parse(slug).expect("slug");
+    let admin_email = Email::parse(&format!("admin@{slug}.example")).expect("email");
+    let (tenant, admin) = db
+        .tenants()
+        .create(
+            NewTenant {
+                slug: &slug,
+                name: "Acme",
+                admin_email: &admin_email,
+                admin_name: &PersonName::parse("Admin").expect("name"),
+                admin_password_hash: "$argon2id$fake",
+            },
+            &cli(None, "tenant.created"),
+        )
+        .await
+        .expect("tenant");
+    let email = Email::parse(&format!("erp@{slug}.example")).expect("email");
+    let user = db
+        .users()
+        .create(
+            NewUser {
+                tenant_id: tenant,
+                email: &email,
+                name: &PersonName::parse("ERP integration").expect("name"),
+                category: UserCategory::Programmatic,
+                password_hash: None,
+                units: Some(vec![UnitId(1)]),
+                groups: &[],
+            },
+            &cli(Some(tenant), "user.created"),
+        )
+        .await
+        .expect("user");
+    Fixture { tenant, admin, user }
+}
+
+fn new_key(f: &Fixture, secret: &ApiKeySecret) -> NewKey {
+    NewKey {
+        tenant_id: f.tenant,
+        user_id: f.user,
+        created_by: Some(f.admin),
+        purpose: Purpose::parse("ERP export").expect("purpose"),
+        digest: secret.digest(),
+        display: secret.display_form(),
+        ip_ranges: IpRanges::parse(&["10.0.0.0/8", "2001:db8::/32"]).expect("ranges"),
+        scopes: Some(Scopes::parse(&["invoices:read"]).expect("scopes")),
+        units: Some(vec![UnitId(1)]),
+        expires_at: Some(Timestamp::now().plus_days(30)),
+        rolled_from: None,
+        rate_limit_per_minute: Some(120),
+    }
+}
+
+async fn a_new_tenant_has_unit_one_system_groups_and_an_admin_in_all_of_them(db: &Database) {
+    let f = fixture(db, "acme").await;
+    let tenant = db.tenants().by_slug(&TenantSlug::parse("acme").expect("slug")).await.expect("read").expect("exists");
+    assert_eq!(tenant.policy.id, f.tenant);
+    assert_eq!(tenant.policy.units, vec![UnitId(1)]);
+    assert!(!tenant.policy.public_api, "the API starts switched off");
+    assert!(tenant.policy.ip_whitelist.allows_any_address());
+    let admin = db.users().owner_state(f.admin).await.expect("read").expect("exists");
+    assert!(admin.permissions.supervisor && admin.permissions.configurator && admin.permissions.user_configurator);
+    let groups: Vec<String> = db.users().groups(f.tenant).await.expect("groups").into_iter().map(|g| g.name).collect();
+    assert_eq!(groups.len(), 3);
+    assert!(groups.contains(&"User configurator".to_owned()));
+}
+
+async fn a_duplicate_tenant_slug_is_a_conflict_and_writes_nothing(db: &Database) {
+    fixture(db, "acme").await;
+    let slug = TenantSlug::parse("acme").expect("slug");
+    let err = db
+        .tenants()
+        .create(
+            NewTenant {
+                slug: &slug,
+                name: "Other",
+                admin_email: &Email::parse("x@other.example").expect("email"),
+                admin_name: &PersonName::parse("X").expect("name"),
+                admin_password_hash: "h",
+            },
+            &cli(None, "tenant.created"),
+        )
+        .await
+        .expect_err("duplicate");
+    assert!(matches!(err, StoreError::Conflict(ref m) if m.contains("acme")), "{err:?}");
+    assert_eq!(db.tenants().list().await.expect("list").len(), 1);
+}
+
+async fn a_stored_key_is_found_by_its_digest_and_holds_no_plaintext(db: &Database) {
+    let f = fixture(db, "acme").await;
+    let secret = ApiKeySecret::generate();
+    let id = db.keys().insert(&new_key(&f, &secret), &cli(Some(f.tenant), "key.issued")).await.expect("insert");
+    let found = db.keys().by_digest(&secret.digest()).await.expect("read").expect("exists");
+    assert_eq!(found.id, id);
+    assert_eq!(found.user_id, f.user);
+    assert_eq!(found.display, secret.display_form());
+    assert_eq!(found.rate_limit_per_minute, Some(120));
+    assert!(found.ip_ranges.contains("2001:db8::5".parse().expect("ip")));
+    assert!(db.keys().by_digest(&ApiKeySecret::generate().digest()).await.expect("read").is_none());
+    let listing = db.keys().list(f.tenant).await.expect("list");
+    assert_eq!(listing.len(), 1);
+    assert_eq!(listing[0].created_by_email.as_deref(), Some("admin@acme.example"));
+    assert!(!format!("{listing:?}").contains(&secret.expose()[3..35]));
+}
+
+async fn the_same_digest_cannot_be_stored_twice(db: &Database) {
+    let f = fixture(db, "acme").await;
+    let secret = ApiKeySecret::generate();
+    db.keys().insert(&new_key(&f, &secret), &cli(Some(f.tenant), "key.issued")).await.expect("first");
+    let err = db.keys().insert(&new_key(&f, &secret), &cli(Some(f.tenant), "key.issued")).await.expect_err("second");
+    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+}
+
+async fn disabling_enabling_and_revoking_a_key_are_stored_and_audited(db: &Database) {
+    let f = fixture(db, "acme").await;
+    let secret = ApiKeySecret::generate();
+    let id = db.keys().insert(&new_key(&f, &secret), &cli(Some(f.tenant), "key.issued")).await.expect("insert");
+    db.keys().set_enabled(f.tenant, id, false, &cli(Some(f.tenant), "key.disabled")).await.expect("disable");
+    assert!(!db.keys().by_id(f.tenant, id).await.expect("read").expect("exists").enabled);
+    db.keys().set_enabled(f.tenant, id, true, &cli(Some(f.tenant), "key.enabled")).await.expect("enable");
+    db.keys().revoke(f.tenant, id, &cli(Some(f.tenant), "key.revoked")).await.expect("revoke");
+    let key = db.keys().by_id(f.tenant, id).await.expect("read").expect("exists");
+    assert!(key.revoked_at.is_some());
+    let actions: Vec<String> = db
+        .audit()
+        .list(f.tenant, &AuditFilter { limit: 100, ..Default::default() })
+        .await
+        .expect("audit")
+        .into_iter()
+        .map(|e| e.action)
+        .collect();
+    assert_eq!(&actions[..4], ["key.revoked", "key.enabled", "key.disabled", "key.issued"]);
+}
+
+async fn a_revoked_key_cannot_be_re_enabled(db: &Database) {
+    let f = fixture(db, "acme").await;
+    let id = db
+        .keys()
+        .insert(&new_key(&f, &ApiKeySecret::generate()), &cli(Some(f.tenant), "key.issued"))
+        .await
+        .expect("insert");
+    db.keys().revoke(f.tenant, id, &cli(Some(f.tenant), "key.revoked")).await.expect("revoke");
+    let err =
+        db.keys().set_enabled(f.tenant, id, true, &cli(Some(f.tenant), "key.enabled")).await.expect_err("revoked");
+    assert!(matches!(err, StoreError::NotFound(_)));
+    assert!(
+        db.keys().revoke(f.tenant, id, &cli(Some(f.tenant), "key.revoked")).await.is_err(),
+        "revoking twice is refused"
+    );
+}
+
+async fn another_tenant_cannot_read_or_change_a_key(db: &Database) {
+    let a = fixture(db, "tenant-a").await;
+    let b = fixture(db, "tenant-b").await;
+    let id = db
+        .keys()
+        .insert(&new_key(&a, &ApiKeySecret::generate()), &cli(Some(a.tenant), "key.issued"))
+        .await
+        .expect("insert");
+    assert!(db.keys().by_id(b.tenant, id).await.expect("read").is_none());
+    assert!(db.keys().set_enabled(b.tenant, id, false, &cli(Some(b.tenant), "key.disabled")).await.is_err());
+    assert!(db.keys().revoke(b.tenant, id, &cli(Some(b.tenant), "key.revoked")).await.is_err());
+    assert!(db.keys().list(b.tenant).await.expect("list").is_empty());
+    assert!(db.users().by_id(b.tenant, a.user).await.expect("read").is_none());
+    assert!(db.users().set_active(b.tenant, a.user, false, &cli(Some(b.tenant), "user.deactivated")).await.is_err());
+    assert!(db.keys().by_id(a.tenant, id).await.expect("read").expect("still there").enabled);
+}
+
+async fn deactivating_a_user_is_visible_to_the_owner_lookup(db: &Database) {
+    let f = fixture(db, "acme").await;
+    assert!(db.users().owner_state(f.user).await.expect("read").expect("exists").active);
+    db.users().set_active(f.tenant, f.user, false, &cli(Some(f.tenant), "user.deactivated")).await.expect("deactivate");
+    let owner = db.users().owner_state(f.user).await.expect("read").expect("exists");
+    assert!(!owner.active);
+    assert_eq!(owner.category, UserCategory::Programmatic);
+    assert_eq!(owner.units, Some(vec![UnitId(1)]));
+}
+
+async fn a_user_with_an_unknown_group_is_not_created_at_all(db: &Database) {
+    let f = fixture(db, "acme").await;
+    let email = Email::parse("new@acme.example").expect("email");
+    let err = db
+        .users()
+        .create(
+            NewUser {
+                tenant_id: f.tenant,
+                email: &email,
+                name: &PersonName::parse("New").expect("name"),
+                category: UserCategory::Personal,
+                password_hash: None,
+                units: None,
+                groups: &["Supervisor".to_owned(), "Wizards".to_owned()],
+            },
+            &cli(Some(f.tenant), "user.created"),
+        )
+        .await
+        .expect_err("unknown group");
+    assert!(err.to_string().contains("Wizards"), "{err}");
+    assert!(db.users().by_email(f.tenant, &email).await.expect("read").is_none());
+}
+
+async fn the_public_api_switch_and_whitelist_are_stored(db: &Database) {
+    let f = fixture(db, "acme").await;
+    db.tenants().set_public_api(f.tenant, true, &cli(Some(f.tenant), "tenant.api_on")).await.expect("on");
+    let ranges = IpRanges::parse(&["203.0.113.0/24", "2001:db8::/48"]).expect("ranges");
+    db.tenants().set_whitelist(f.tenant, &ranges, &cli(Some(f.tenant), "tenant.whitelist")).await.expect("set");
+    let t = db.tenants().by_id(f.tenant).await.expect("read").expect("exists");
+    assert!(t.policy.public_api);
+    assert_eq!(t.policy.ip_whitelist, ranges);
+}
+
+async fn the_audit_log_refuses_updates_and_deletes(db: &Database) {
+    let f = fixture(db, "acme").await;
+    for sql in ["UPDATE audit_events SET action = 'x'", "DELETE FROM audit_events"] {
+        let result = match db.postgres_pool() {
+            Some(pool) => sqlx::query(sql).execute(pool).await.map(|_| ()),
+            None => {
+                let sqlite = keygate_store::testing::sqlite_pool(db).expect("sqlite pool");
+                sqlx::query(sql).execute(&sqlite).await.map(|_| ())
+            }
+        };
+        assert!(result.is_err(), "{sql} must be refused");
+    }
+    assert!(
+        !db.audit().list(f.tenant, &AuditFilter { limit: 10, ..Default::default() }).await.expect("read").is_empty()
+    );
+}
+
+async fn the_audit_log_filters_by_key_and_action(db: &Database) {
+    let f = fixture(db, "acme").await;
+    let id = db
+        .keys()
+        .insert(&new_key(&f, &ApiKeySecret::generate()), &cli(Some(f.tenant), "key.issued"))
+        .await
+        .expect("insert");
+    let mut entry = cli(Some(f.tenant), "key.disabled");
+    entry.target = format!("key {id}");
+    db.keys().set_enabled(f.tenant, id, false, &entry).await.expect("disable");
+    let by_key =
+        db.audit().list(f.tenant, &AuditFilter { key: Some(id), limit: 10, ..Default::default() }).await.expect("read");
+    assert_eq!(by_key.len(), 2, "{by_key:?}");
+    let by_action = db
+        .audit()
+        .list(f.tenant, &AuditFilter { action: Some("key.dis".into()), limit: 10, ..Default::default() })
+        .await
+        .expect("read");
+    assert_eq!(by_action.len(), 1);
+    assert_eq!(by_action[0].actor_label, "system (cli)");
+}
+
+async fn every_change_appears_in_the_change_feed(db: &Database) {
+    let f = fixture(db, "acme").await;
+    let before = db.changes().latest_seq().await.expect("seq");
+    let id = db
+        .keys()
+        .insert(&new_key(&f, &ApiKeySecret::generate()), &cli(Some(f.tenant), "key.issued"))
+        .await
+        .expect("insert");
+    db.keys().set_enabled(f.tenant, id, false, &cli(Some(f.tenant), "key.disabled")).await.expect("disable");
+    db.users().set_active(f.tenant, f.user, false, &cli(Some(f.tenant), "user.deactivated")).await.expect("deactivate");
+    db.tenants().set_public_api(f.tenant, true, &cli(Some(f.tenant), "tenant.api_on")).await.expect("on");
+    let far_future = Timestamp::now().plus_days(1);
+    let seen: Vec<(ChangeKind, i64)> = db
+        .changes()
+        .recent(before, far_future)
+        .await
+        .expect("feed")
+        .into_iter()
+        .map(|c| (c.kind, c.entity_id))
+        .collect();
+    assert_eq!(seen, vec![(ChangeKind::Key, id.0), (ChangeKind::User, f.user.0), (ChangeKind::Tenant, f.tenant.0)]);
+}
+
+async fn last_used_times_are_written_in_batches_and_never_go_back(db: &Database) {
+    let f = fixture(db, "acme").await;
+    let id = db
+        .keys()
+        .insert(&new_key(&f, &ApiKeySecret::generate()), &cli(Some(f.tenant), "key.issued"))
+        .await
+        .expect("insert");
+    let t = Timestamp::now();
+    db.keys().record_usage(&[UsageUpdate { key_id: id, at: t, ip: "10.0.0.1".into() }]).await.expect("write");
+    db.keys()
+        .record_usage(&[UsageUpdate { key_id: id, at: t.plus_millis(-5000), ip: "10.0.0.2".into() }])
+        .await
+        .expect("write");
+    let key = db.keys().by_id(f.tenant, id).await.expect("read").expect("exists");
+    assert_eq!(key.last_used_at, Some(t));
+    assert_eq!(key.last_used_ip.as_deref(), Some("10.0.0.1"));
+}
+
+async fn rolling_a_key_caps_the_old_keys_expiry_and_links_the_new_one(db: &Database) {
+    let f = fixture(db, "acme").await;
+    let old = db
+        .keys()
+        .insert(&new_key(&f, &ApiKeySecret::generate()), &cli(Some(f.tenant), "key.issued"))
+        .await
+        .expect("insert");
+    let until = Timestamp::now().plus_days(1);
+    let mut next = new_key(&f, &ApiKeySecret::generate());
+    next.rolled_from = Some(old);
+    let new = db.keys().roll(old, &next, until, &cli(Some(f.tenant), "key.rolled")).await.expect("roll");
+    assert_eq!(db.keys().by_id(f.tenant, old).await.expect("read").expect("old").expires_at, Some(until));
+    assert_eq!(db.keys().by_id(f.tenant, new).await.expect("read").expect("new").rolled_from, Some(old));
+}

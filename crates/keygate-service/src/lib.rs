@@ -1,1 +1,128 @@
-//! placeholder
+//! keygate's use cases: tenants, users, keys, verification, and the caches and limits around them.
+//!
+//! No HTTP types and no SQL here: the web layer and the command line call these functions, and
+//! they call the store. Every change is authorised here (the first thing each function does),
+//! audited through the store, and reflected in this process's caches at once.
+
+mod caller;
+mod error;
+mod keys;
+mod password;
+mod ratelimit;
+mod refusals;
+mod tenants;
+mod usage;
+mod users;
+mod verify;
+
+use std::{sync::Arc, time::Duration};
+
+use keygate_store::Database;
+
+pub use caller::Caller;
+pub use error::{ServiceError, ServiceResult};
+pub use keys::{IssueKey, IssuedKey, KeyOwner, KeyView};
+pub use password::{generate_password, hash_password, verify_password};
+pub use ratelimit::RateState;
+pub use tenants::InitOutcome;
+pub use users::{CreateUser, Deactivated};
+pub use verify::{Credential, Refused, Verified, VerifyRequest};
+
+/// Tunables of the service layer.
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    /// How often the change feed is read (cross-process invalidation).
+    pub change_poll: Duration,
+    /// Safety net: a cached entry older than this is reloaded even without a change.
+    pub cache_ttl: Duration,
+    /// How often last-used times and refusal counts are written.
+    pub flush_every: Duration,
+    /// Consecutive failed verifications from one IP before it is slowed down.
+    pub max_failures_per_ip: u32,
+    /// How long an IP that reached the failure limit is refused.
+    pub failure_block: Duration,
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        Self {
+            change_poll: Duration::from_millis(200),
+            cache_ttl: Duration::from_secs(60),
+            flush_every: Duration::from_secs(5),
+            max_failures_per_ip: 100,
+            failure_block: Duration::from_secs(60),
+        }
+    }
+}
+
+/// The service handle: cheap to clone, shared by every request.
+#[derive(Debug, Clone)]
+pub struct Keygate {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    db: Database,
+    config: ServiceConfig,
+    verifier: verify::Verifier,
+}
+
+impl Keygate {
+    pub fn new(db: Database, config: ServiceConfig) -> Self {
+        let verifier = verify::Verifier::new(&config);
+        Self { inner: Arc::new(Inner { db, config, verifier }) }
+    }
+
+    pub fn db(&self) -> &Database {
+        &self.inner.db
+    }
+
+    pub fn config(&self) -> &ServiceConfig {
+        &self.inner.config
+    }
+
+    /// Starts the background work of a serving process: reading the change feed, and writing
+    /// last-used times and refusal counts behind. Stops when `shutdown` fires, after a final flush.
+    pub fn spawn_background(&self, shutdown: tokio::sync::watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
+        let this = self.clone();
+        tokio::spawn(async move { this.background(shutdown).await })
+    }
+
+    async fn background(&self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        let mut poll = tokio::time::interval(self.inner.config.change_poll);
+        let mut flush = tokio::time::interval(self.inner.config.flush_every);
+        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut feed = verify::FeedCursor::default();
+        loop {
+            tokio::select! {
+                _ = poll.tick() => {
+                    if let Err(e) = self.inner.verifier.apply_changes(&self.inner.db, &mut feed).await {
+                        tracing::warn!(error = %e, "reading the change feed failed; caches fall back to their TTL");
+                    }
+                }
+                _ = flush.tick() => self.flush().await,
+                _ = shutdown.changed() => break,
+            }
+        }
+        self.flush().await;
+    }
+
+    /// Writes pending last-used times and refusal counts now.
+    pub async fn flush(&self) {
+        let usage = self.inner.verifier.usage.take();
+        if let Err(e) = self.inner.db.keys().record_usage(&usage).await {
+            tracing::warn!(error = %e, count = usage.len(), "writing last-used times failed");
+        }
+        let refusals = self.inner.verifier.refusals.take_audit_entries();
+        if let Err(e) = self.inner.db.audit().append(&refusals).await {
+            tracing::warn!(error = %e, count = refusals.len(), "writing refused calls to the audit log failed");
+        }
+    }
+
+    /// Refused calls since start, per code (for metrics).
+    pub fn refusal_counts(&self) -> Vec<(&'static str, u64)> {
+        self.inner.verifier.refusals.counts()
+    }
+}

@@ -1,1 +1,94 @@
-//! placeholder
+//! keygate's HTTP surface: the authenticated Public API, key verification for services,
+//! forward-auth for reverse proxies, and ops endpoints.
+//!
+//! Handlers parse requests, call the service layer and shape responses; they never run SQL and
+//! hold no rules of their own. Every refusal leaves through [`problem`].
+
+mod api;
+mod client_ip;
+mod ops;
+mod problem;
+mod verify;
+
+use std::sync::{
+    Arc,
+    atomic::{AtomicU64, Ordering},
+};
+
+use axum::{
+    Router,
+    routing::{any, get, post},
+};
+use keygate_service::Keygate;
+
+pub use client_ip::TrustedProxies;
+
+/// Settings of the HTTP layer.
+#[derive(Debug, Clone, Default)]
+pub struct WebConfig {
+    /// Peers whose `X-Forwarded-For` / `X-Real-IP` are believed.
+    pub trusted_proxies: TrustedProxies,
+}
+
+/// Everything a handler needs. Passed, never global.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub keygate: Keygate,
+    pub config: Arc<WebConfig>,
+    request_ids: Arc<RequestIds>,
+}
+
+impl AppState {
+    pub fn new(keygate: Keygate, config: WebConfig) -> Self {
+        Self { keygate, config: Arc::new(config), request_ids: Arc::new(RequestIds::new()) }
+    }
+
+    /// A short id unique within this process run, for correlating a response with logs.
+    pub(crate) fn next_request_id(&self) -> String {
+        let n = self.request_ids.counter.fetch_add(1, Ordering::Relaxed);
+        format!("{:08x}-{n:x}", self.request_ids.prefix)
+    }
+}
+
+#[derive(Debug)]
+struct RequestIds {
+    prefix: u32,
+    counter: AtomicU64,
+}
+
+impl RequestIds {
+    fn new() -> Self {
+        let mut bytes = [0u8; 4];
+        getrandom_prefix(&mut bytes);
+        Self { prefix: u32::from_le_bytes(bytes), counter: AtomicU64::new(1) }
+    }
+}
+
+fn getrandom_prefix(bytes: &mut [u8; 4]) {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    *bytes = (nanos ^ std::process::id().rotate_left(16)).to_le_bytes();
+}
+
+/// The whole HTTP application.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/rest/v1/{unit}/capability", get(api::capability))
+        .route("/v1/keys/verify", post(verify::verify_key))
+        .route("/v1/forward-auth", any(verify::forward_auth))
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .with_state(state)
+}
+
+/// Serves `app(state)` on `listener` with the peer address available to handlers, until
+/// `shutdown` completes; in-flight requests are allowed to finish.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app(state).into_make_service_with_connect_info::<std::net::SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await
+}

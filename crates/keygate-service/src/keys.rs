@@ -1,0 +1,266 @@
+//! Keys: issue, list, disable, enable, revoke, roll.
+
+use keygate_domain::{
+    ApiKeySecret, IpRanges, KeyId, KeyRecord, KeyStatus, Purpose, Scope, Scopes, TenantId, Timestamp, UnitId,
+    UserCategory, UserId,
+};
+use keygate_store::{KeyListing, NewKey};
+
+use crate::{Caller, Keygate, ServiceError, ServiceResult, error::invalid};
+
+/// Whose key it is.
+#[derive(Debug, Clone)]
+pub enum KeyOwner {
+    /// The caller themselves (the original manual's flow).
+    Myself,
+    Email(String),
+    Id(UserId),
+}
+
+/// A request to issue a key. Text fields are validated here.
+#[derive(Debug, Clone)]
+pub struct IssueKey {
+    pub owner: KeyOwner,
+    pub purpose: String,
+    pub ip_ranges: Vec<String>,
+    /// `YYYY-MM-DD` or RFC 3339; empty or `None` for no expiry (or the tenant maximum).
+    pub expires: Option<String>,
+    /// `None` inherits the user's permissions.
+    pub scopes: Option<Vec<String>>,
+    pub units: Option<Vec<UnitId>>,
+    pub rate_limit_per_minute: Option<u32>,
+}
+
+/// A freshly issued key. The secret exists only here: show it once, then drop it.
+#[derive(Debug)]
+pub struct IssuedKey {
+    pub secret: ApiKeySecret,
+    pub record: KeyRecord,
+    /// Things the issuer should know, e.g. that a range admits any address.
+    pub warnings: Vec<String>,
+}
+
+/// A key as an administrator sees it in a list, with its effective status.
+#[derive(Debug, Clone)]
+pub struct KeyView {
+    pub listing: KeyListing,
+    /// `active`, `disabled`, `expired`, `revoked`, `user inactive` or `API off`.
+    pub status: &'static str,
+}
+
+/// The longest overlap a rolled key keeps working for.
+pub const MAX_ROLL_OVERLAP_DAYS: i64 = 7;
+
+impl Keygate {
+    /// Issues a key. Members of `Configurator`; a console user may issue for themselves or for a
+    /// programmatic user of the tenant (who then needs neither Configurator rights nor a password).
+    pub async fn issue_key(&self, caller: &Caller, tenant: TenantId, req: IssueKey) -> ServiceResult<IssuedKey> {
+        caller.require_configurator(tenant)?;
+        let policy = self.tenant_by_id(tenant).await?.policy;
+        let owner = match &req.owner {
+            KeyOwner::Myself => {
+                let id = caller
+                    .user_id()
+                    .ok_or_else(|| ServiceError::Invalid("the command line must name the key's user".into()))?;
+                self.user_by_id(tenant, id).await?
+            }
+            KeyOwner::Email(email) => self.user_by_email(tenant, email).await?,
+            KeyOwner::Id(id) => self.user_by_id(tenant, *id).await?,
+        };
+        if !owner.active {
+            return Err(ServiceError::Invalid(format!("{} is deactivated; reactivate the user first", owner.email)));
+        }
+        if let Some(me) = caller.user_id() {
+            if me != owner.id && owner.category != UserCategory::Programmatic {
+                return Err(ServiceError::Forbidden(format!(
+                    "{} is a personal user: keys are issued for yourself or for a programmatic user",
+                    owner.email
+                )));
+            }
+        }
+        let purpose = Purpose::parse(&req.purpose).map_err(invalid)?;
+        let ip_ranges = IpRanges::parse(&req.ip_ranges).map_err(invalid)?;
+        let scopes = match &req.scopes {
+            Some(items) => Some(Scopes::parse(items).map_err(invalid)?),
+            None => None,
+        };
+        let expires_at = self.expiry(&policy, req.expires.as_deref())?;
+        if let Some(units) = &req.units {
+            if let Some(u) = units.iter().find(|u| !policy.units.contains(u)) {
+                return Err(ServiceError::Invalid(format!("there is no unit {u} in this tenant")));
+            }
+        }
+        if req.rate_limit_per_minute == Some(0) {
+            return Err(ServiceError::Invalid("a key's rate limit must be at least 1 request per minute".into()));
+        }
+        let secret = ApiKeySecret::generate();
+        let new = NewKey {
+            tenant_id: tenant,
+            user_id: owner.id,
+            created_by: caller.user_id(),
+            purpose,
+            digest: secret.digest(),
+            display: secret.display_form(),
+            ip_ranges,
+            scopes,
+            units: req.units.clone(),
+            expires_at,
+            rolled_from: None,
+            rate_limit_per_minute: req.rate_limit_per_minute,
+        };
+        let audit = caller.audit(tenant, "key.issued", "key").details(describe(&new, &owner.email));
+        let id = self.db().keys().insert(&new, &audit).await?;
+        let record = self.key(tenant, id).await?;
+        Ok(IssuedKey { warnings: warnings(&record), secret, record })
+    }
+
+    fn expiry(&self, policy: &keygate_domain::TenantPolicy, text: Option<&str>) -> ServiceResult<Option<Timestamp>> {
+        let now = Timestamp::now();
+        let max = policy.max_key_lifetime_days.map(|d| now.plus_days(i64::from(d)));
+        let requested = match text.map(str::trim).filter(|t| !t.is_empty()) {
+            Some(t) => Some(Timestamp::parse(t).map_err(invalid)?),
+            None => None,
+        };
+        match (requested, max) {
+            (Some(at), _) if at <= now => Err(ServiceError::Invalid(format!("the expiry {at} is in the past"))),
+            (Some(at), Some(max)) if at > max => Err(ServiceError::Invalid(format!(
+                "the expiry {at} is beyond this tenant's maximum key lifetime of {} days (at most {max})",
+                policy.max_key_lifetime_days.unwrap_or_default()
+            ))),
+            (Some(at), _) => Ok(Some(at)),
+            (None, max) => Ok(max),
+        }
+    }
+
+    pub async fn key(&self, tenant: TenantId, id: KeyId) -> ServiceResult<KeyRecord> {
+        self.db().keys().by_id(tenant, id).await?.ok_or_else(|| ServiceError::NotFound(format!("key {id}")))
+    }
+
+    /// The tenant's keys with their effective status. Members of `Configurator`.
+    pub async fn list_keys(&self, caller: &Caller, tenant: TenantId) -> ServiceResult<Vec<KeyView>> {
+        caller.require_configurator(tenant)?;
+        let api_on = self.tenant_by_id(tenant).await?.policy.public_api;
+        let now = Timestamp::now();
+        let keys = self.db().keys().list(tenant).await?;
+        Ok(keys
+            .into_iter()
+            .map(|listing| {
+                let status = match listing.key.status(now) {
+                    KeyStatus::Active if !listing.user_active => "user inactive",
+                    KeyStatus::Active if !api_on => "API off",
+                    other => other.as_str(),
+                };
+                KeyView { listing, status }
+            })
+            .collect())
+    }
+
+    /// Resolves the tenant of a key: the caller's own tenant, or (command line) any tenant.
+    async fn key_tenant(&self, caller: &Caller, tenant: Option<TenantId>, id: KeyId) -> ServiceResult<TenantId> {
+        match (tenant, caller) {
+            (Some(t), _) => Ok(t),
+            (None, Caller::System { .. }) => Ok(self
+                .db()
+                .keys()
+                .find_any_tenant(id)
+                .await?
+                .ok_or_else(|| ServiceError::NotFound(format!("key {id}")))?
+                .tenant_id),
+            (None, Caller::User { tenant, .. }) => Ok(*tenant),
+        }
+    }
+
+    /// Disables (`enabled = false`) or re-enables a key; refused on the next request.
+    pub async fn set_key_enabled(
+        &self,
+        caller: &Caller,
+        tenant: Option<TenantId>,
+        id: KeyId,
+        enabled: bool,
+    ) -> ServiceResult<()> {
+        let tenant = self.key_tenant(caller, tenant, id).await?;
+        caller.require_configurator(tenant)?;
+        let action = if enabled { "key.enabled" } else { "key.disabled" };
+        self.db().keys().set_enabled(tenant, id, enabled, &caller.audit(tenant, action, format!("key {id}"))).await?;
+        self.inner.verifier.forget_key(id);
+        Ok(())
+    }
+
+    /// Revokes a key for good; refused on the next request.
+    pub async fn revoke_key(&self, caller: &Caller, tenant: Option<TenantId>, id: KeyId) -> ServiceResult<()> {
+        let tenant = self.key_tenant(caller, tenant, id).await?;
+        caller.require_configurator(tenant)?;
+        self.db().keys().revoke(tenant, id, &caller.audit(tenant, "key.revoked", format!("key {id}"))).await?;
+        self.inner.verifier.forget_key(id);
+        Ok(())
+    }
+
+    /// Issues a successor with the same owner, ranges, scopes and units; the old key keeps working
+    /// for `overlap_hours` (at most 7 days), then expires.
+    pub async fn roll_key(
+        &self,
+        caller: &Caller,
+        tenant: Option<TenantId>,
+        id: KeyId,
+        overlap_hours: i64,
+    ) -> ServiceResult<IssuedKey> {
+        let tenant = self.key_tenant(caller, tenant, id).await?;
+        caller.require_configurator(tenant)?;
+        if !(0..=MAX_ROLL_OVERLAP_DAYS * 24).contains(&overlap_hours) {
+            return Err(ServiceError::Invalid(format!(
+                "the overlap must be between 0 and {} hours",
+                MAX_ROLL_OVERLAP_DAYS * 24
+            )));
+        }
+        let old = self.key(tenant, id).await?;
+        if old.status(Timestamp::now()) != KeyStatus::Active {
+            return Err(ServiceError::Invalid(format!(
+                "key {id} is {}; only an active key can be rolled",
+                old.status(Timestamp::now()).as_str()
+            )));
+        }
+        let secret = ApiKeySecret::generate();
+        let new = NewKey {
+            tenant_id: tenant,
+            user_id: old.user_id,
+            created_by: caller.user_id(),
+            purpose: old.purpose.clone(),
+            digest: secret.digest(),
+            display: secret.display_form(),
+            ip_ranges: old.ip_ranges.clone(),
+            scopes: old.scopes.clone(),
+            units: old.units.clone(),
+            expires_at: old.expires_at,
+            rolled_from: Some(id),
+            rate_limit_per_minute: old.rate_limit_per_minute,
+        };
+        let until = Timestamp::now().plus_millis(overlap_hours * 3_600_000);
+        let audit =
+            caller.audit(tenant, "key.rolled", format!("key {id}")).details(format!("old key works until {until}"));
+        let new_id = self.db().keys().roll(id, &new, until, &audit).await?;
+        self.inner.verifier.forget_key(id);
+        let record = self.key(tenant, new_id).await?;
+        Ok(IssuedKey { warnings: warnings(&record), secret, record })
+    }
+}
+
+fn describe(new: &NewKey, owner: &str) -> String {
+    format!(
+        "for {owner}; purpose \"{}\"; ranges {}; scopes {}; expires {}",
+        new.purpose.as_str(),
+        new.ip_ranges,
+        new.scopes.as_ref().map_or("inherit".to_owned(), |s| s.to_strings().join(" ")),
+        new.expires_at.map_or("never".to_owned(), |t| t.to_rfc3339()),
+    )
+}
+
+fn warnings(record: &KeyRecord) -> Vec<String> {
+    let mut out = Vec::new();
+    if record.ip_ranges.allows_any_address() {
+        out.push("this key accepts calls from any address: use that for debugging only".to_owned());
+    }
+    if record.scopes.as_ref().is_some_and(|s| s.contains(Scope::KeysVerify)) {
+        out.push("this key may verify other keys of the tenant (keys:verify)".to_owned());
+    }
+    out
+}

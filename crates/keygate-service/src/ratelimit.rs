@@ -1,0 +1,190 @@
+//! Rate limits: a token bucket per key (the tenant's default rate, or the key's own), and a
+//! failure limiter per source IP so that guessing keys is slowed down (NIST SP 800-63B §5.2.2
+//! allows at most 100 consecutive failures).
+
+use std::{
+    collections::HashMap,
+    net::IpAddr,
+    sync::{
+        Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use keygate_domain::KeyId;
+
+/// The state reported in `RateLimit` / `RateLimit-Policy` headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateState {
+    /// Requests allowed per window.
+    pub limit: u32,
+    /// The window, in seconds.
+    pub window_secs: u32,
+    /// Requests left now.
+    pub remaining: u32,
+    /// Seconds until the quota is whole again.
+    pub reset_secs: u64,
+    /// Seconds until the next request may pass (only when refused).
+    pub retry_after_secs: Option<u64>,
+}
+
+#[derive(Debug)]
+struct Bucket {
+    tokens: f64,
+    last: Instant,
+}
+
+/// Token buckets per key: capacity = the per-minute limit, refilled continuously.
+#[derive(Debug, Default)]
+pub(crate) struct KeyRateLimiter {
+    buckets: Mutex<HashMap<KeyId, Bucket>>,
+}
+
+impl KeyRateLimiter {
+    pub(crate) fn take(&self, key: KeyId, per_minute: u32, now: Instant) -> Result<RateState, RateState> {
+        let capacity = f64::from(per_minute.max(1));
+        let per_sec = capacity / 60.0;
+        let mut buckets = self.buckets.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if buckets.len() > 1_000_000 {
+            // Bounded memory: drop buckets that have refilled completely anyway.
+            buckets.retain(|_, b| now.duration_since(b.last).as_secs_f64() * per_sec < capacity);
+        }
+        let bucket = buckets.entry(key).or_insert(Bucket { tokens: capacity, last: now });
+        let elapsed = now.saturating_duration_since(bucket.last).as_secs_f64();
+        bucket.tokens = (bucket.tokens + elapsed * per_sec).min(capacity);
+        bucket.last = now;
+        let state = |tokens: f64, retry: Option<u64>| RateState {
+            limit: per_minute,
+            window_secs: 60,
+            remaining: tokens.floor().max(0.0) as u32,
+            reset_secs: ((capacity - tokens) / per_sec).ceil().max(0.0) as u64,
+            retry_after_secs: retry,
+        };
+        if bucket.tokens >= 1.0 {
+            bucket.tokens -= 1.0;
+            Ok(state(bucket.tokens, None))
+        } else {
+            let wait = ((1.0 - bucket.tokens) / per_sec).ceil().max(1.0) as u64;
+            Err(state(bucket.tokens, Some(wait)))
+        }
+    }
+
+    pub(crate) fn forget(&self, key: KeyId) {
+        self.buckets.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&key);
+    }
+}
+
+#[derive(Debug)]
+struct Failures {
+    count: u32,
+    blocked_until: Option<Instant>,
+    last: Instant,
+}
+
+/// Counts consecutive failed verifications per IP and blocks an IP that reaches the limit.
+#[derive(Debug)]
+pub(crate) struct FailureLimiter {
+    max: u32,
+    block: Duration,
+    entries: Mutex<HashMap<IpAddr, Failures>>,
+    /// Lets the hot path skip the lock entirely while no IP has failed.
+    tracked: AtomicUsize,
+}
+
+impl FailureLimiter {
+    pub(crate) fn new(max: u32, block: Duration) -> Self {
+        Self { max, block, entries: Mutex::new(HashMap::new()), tracked: AtomicUsize::new(0) }
+    }
+
+    /// Seconds the IP must still wait, if it is blocked.
+    pub(crate) fn blocked(&self, ip: IpAddr, now: Instant) -> Option<u64> {
+        if self.tracked.load(Ordering::Relaxed) == 0 {
+            return None;
+        }
+        let mut entries = self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let entry = entries.get_mut(&ip)?;
+        match entry.blocked_until {
+            Some(until) if until > now => Some(until.duration_since(now).as_secs().max(1)),
+            Some(_) => {
+                // The block is over; the next failures count from zero again.
+                entry.blocked_until = None;
+                entry.count = 0;
+                None
+            }
+            None => None,
+        }
+    }
+
+    pub(crate) fn failed(&self, ip: IpAddr, now: Instant) {
+        let mut entries = self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if entries.len() >= 100_000 {
+            let horizon = self.block * 10;
+            entries.retain(|_, f| {
+                now.saturating_duration_since(f.last) < horizon || f.blocked_until.is_some_and(|u| u > now)
+            });
+        }
+        let entry = entries.entry(ip).or_insert(Failures { count: 0, blocked_until: None, last: now });
+        entry.count += 1;
+        entry.last = now;
+        if entry.count >= self.max {
+            entry.blocked_until = Some(now + self.block);
+        }
+        self.tracked.store(entries.len(), Ordering::Relaxed);
+    }
+
+    pub(crate) fn succeeded(&self, ip: IpAddr) {
+        if self.tracked.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        let mut entries = self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        entries.remove(&ip);
+        self.tracked.store(entries.len(), Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_gets_its_limit_then_is_told_when_to_retry() {
+        let limiter = KeyRateLimiter::default();
+        let now = Instant::now();
+        for i in 0..3 {
+            let state = limiter.take(KeyId(1), 3, now).expect("within the limit");
+            assert_eq!(state.remaining, 2 - i);
+        }
+        let refused = limiter.take(KeyId(1), 3, now).expect_err("over the limit");
+        assert_eq!(refused.retry_after_secs, Some(20));
+        assert!(limiter.take(KeyId(2), 3, now).is_ok(), "another key has its own bucket");
+        assert!(limiter.take(KeyId(1), 3, now + Duration::from_secs(20)).is_ok(), "a token came back");
+    }
+
+    #[test]
+    fn an_ip_is_blocked_after_the_maximum_of_consecutive_failures_and_released_later() {
+        let limiter = FailureLimiter::new(100, Duration::from_secs(60));
+        let ip: IpAddr = "192.0.2.1".parse().expect("ip");
+        let now = Instant::now();
+        for _ in 0..99 {
+            limiter.failed(ip, now);
+        }
+        assert_eq!(limiter.blocked(ip, now), None, "99 failures are still allowed");
+        limiter.failed(ip, now);
+        assert_eq!(limiter.blocked(ip, now), Some(60));
+        assert_eq!(limiter.blocked("192.0.2.2".parse().expect("ip"), now), None);
+        assert_eq!(limiter.blocked(ip, now + Duration::from_secs(61)), None);
+    }
+
+    #[test]
+    fn a_success_clears_the_failure_count() {
+        let limiter = FailureLimiter::new(3, Duration::from_secs(60));
+        let ip: IpAddr = "192.0.2.1".parse().expect("ip");
+        let now = Instant::now();
+        limiter.failed(ip, now);
+        limiter.failed(ip, now);
+        limiter.succeeded(ip);
+        limiter.failed(ip, now);
+        assert_eq!(limiter.blocked(ip, now), None);
+    }
+}

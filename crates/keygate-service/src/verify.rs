@@ -1,0 +1,351 @@
+//! Verification, the hot path: parse → digest → cached key, owner and tenant → validity rule →
+//! rate limit. On a cache hit no database is read. Entries are dropped by explicit invalidation
+//! (this process: at once; other processes: the change feed), with a TTL only as a safety net.
+
+use std::{
+    borrow::Cow,
+    collections::HashMap,
+    hash::{BuildHasherDefault, Hash, Hasher},
+    net::IpAddr,
+    sync::{
+        Arc, RwLock,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use keygate_domain::{
+    ApiKeySecret, KeyDigest, KeyId, KeyRecord, OwnerState, Permissions, RefusalCode, Requirement, TenantId,
+    TenantPolicy, Timestamp, UnitId, UserId,
+    validity::{Refusal, VerifyInput, check_validity},
+};
+use keygate_store::{ChangeKind, Database};
+
+use crate::{
+    Keygate, ServiceConfig, ServiceResult,
+    ratelimit::{FailureLimiter, KeyRateLimiter, RateState},
+    refusals::RefusalLog,
+    usage::UsageBuffer,
+};
+
+/// The credential as it arrived, if any.
+#[derive(Debug, Clone, Copy)]
+pub enum Credential<'a> {
+    Missing,
+    Key(&'a str),
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct VerifyRequest<'a> {
+    pub credential: Credential<'a>,
+    pub client_ip: IpAddr,
+    pub unit: Option<UnitId>,
+    pub required: Option<Requirement>,
+}
+
+/// A call that may proceed, and as whom.
+#[derive(Debug, Clone)]
+pub struct Verified {
+    pub key: Arc<KeyRecord>,
+    pub owner: Arc<OwnerState>,
+    pub tenant: Arc<TenantPolicy>,
+    pub unit: Option<UnitId>,
+    pub rate: RateState,
+    scoped: Option<Permissions>,
+}
+
+impl Verified {
+    /// The user's current permissions intersected with the key's scopes.
+    pub fn permissions(&self) -> &Permissions {
+        self.scoped.as_ref().unwrap_or(&self.owner.permissions)
+    }
+}
+
+/// A refused call: the reason, plus rate-limit state when the key was known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refused {
+    pub code: RefusalCode,
+    pub rate: Option<RateState>,
+    pub retry_after_secs: Option<u64>,
+}
+
+impl From<RefusalCode> for Refused {
+    fn from(code: RefusalCode) -> Self {
+        Self { code, rate: None, retry_after_secs: None }
+    }
+}
+
+/// A SHA-256 digest hashes to its own first eight bytes: no need to hash it again.
+#[derive(Debug, Default, Clone, Copy)]
+struct PassThrough(u64);
+
+impl Hasher for PassThrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+/// A map of cached values with a load epoch: a value loaded before an invalidation is not
+/// stored after it, so a slow cache miss can never resurrect what a change just dropped.
+#[derive(Debug)]
+struct Cache<K, V, S = std::hash::RandomState> {
+    map: RwLock<HashMap<K, (Arc<V>, Instant), S>>,
+    epoch: AtomicU64,
+}
+
+impl<K: Eq + Hash + Copy, V, S: std::hash::BuildHasher + Default> Cache<K, V, S> {
+    fn new() -> Self {
+        Self { map: RwLock::new(HashMap::default()), epoch: AtomicU64::new(0) }
+    }
+
+    fn get(&self, k: &K, now: Instant, ttl: Duration) -> Option<Arc<V>> {
+        let map = self.map.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match map.get(k) {
+            Some((v, at)) if now.saturating_duration_since(*at) < ttl => Some(Arc::clone(v)),
+            _ => None,
+        }
+    }
+
+    fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+
+    fn insert_if_unchanged(&self, k: K, v: Arc<V>, epoch: u64, now: Instant) {
+        let mut map = self.map.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if self.epoch.load(Ordering::Acquire) == epoch {
+            map.insert(k, (v, now));
+        }
+    }
+
+    fn remove(&self, k: &K) {
+        let mut map = self.map.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        map.remove(k);
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct Verifier {
+    keys: Cache<KeyDigest, KeyRecord, BuildHasherDefault<PassThrough>>,
+    key_digests: RwLock<HashMap<KeyId, KeyDigest>>,
+    owners: Cache<UserId, OwnerState>,
+    tenants: Cache<TenantId, TenantPolicy>,
+    limits: KeyRateLimiter,
+    failures: FailureLimiter,
+    pub(crate) usage: UsageBuffer,
+    pub(crate) refusals: RefusalLog,
+    ttl: Duration,
+}
+
+/// Where this process is in the change feed.
+#[derive(Debug, Default)]
+pub(crate) struct FeedCursor {
+    last_seq: Option<i64>,
+    seen: HashMap<i64, Instant>,
+}
+
+/// Changes committed out of sequence order within this window are still caught.
+const FEED_WINDOW: Duration = Duration::from_secs(5);
+
+impl Verifier {
+    pub(crate) fn new(config: &ServiceConfig) -> Self {
+        Self {
+            keys: Cache::new(),
+            key_digests: RwLock::default(),
+            owners: Cache::new(),
+            tenants: Cache::new(),
+            limits: KeyRateLimiter::default(),
+            failures: FailureLimiter::new(config.max_failures_per_ip, config.failure_block),
+            usage: UsageBuffer::default(),
+            refusals: RefusalLog::default(),
+            ttl: config.cache_ttl,
+        }
+    }
+
+    pub(crate) fn forget_key(&self, id: KeyId) {
+        let digest = self.key_digests.write().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&id);
+        match digest {
+            Some(d) => self.keys.remove(&d),
+            // Not cached, but a load may be in flight: bump the epoch all the same.
+            None => {
+                self.keys.epoch.fetch_add(1, Ordering::AcqRel);
+            }
+        }
+        self.limits.forget(id);
+    }
+
+    pub(crate) fn forget_user(&self, id: UserId) {
+        self.owners.remove(&id);
+    }
+
+    pub(crate) fn forget_tenant(&self, id: TenantId) {
+        self.tenants.remove(&id);
+    }
+
+    pub(crate) async fn apply_changes(&self, db: &Database, cursor: &mut FeedCursor) -> ServiceResult<()> {
+        let now = Instant::now();
+        let last = match cursor.last_seq {
+            Some(seq) => seq,
+            None => {
+                // A new process has nothing cached yet: start from the end of the feed.
+                cursor.last_seq = Some(db.changes().latest_seq().await?);
+                return Ok(());
+            }
+        };
+        let since = Timestamp::now().plus_millis(-(FEED_WINDOW.as_millis() as i64));
+        for change in db.changes().recent(last, since).await? {
+            if cursor.seen.insert(change.seq, now).is_some() {
+                continue;
+            }
+            match change.kind {
+                ChangeKind::Key => self.forget_key(KeyId(change.entity_id)),
+                ChangeKind::User => self.forget_user(UserId(change.entity_id)),
+                ChangeKind::Tenant => self.forget_tenant(TenantId(change.entity_id)),
+            }
+            cursor.last_seq = Some(cursor.last_seq.unwrap_or(0).max(change.seq));
+        }
+        cursor.seen.retain(|_, at| now.saturating_duration_since(*at) < FEED_WINDOW * 2);
+        Ok(())
+    }
+}
+
+impl Keygate {
+    /// Decides whether a call may proceed. Every refusal is counted and audited (aggregated).
+    pub async fn verify(&self, req: VerifyRequest<'_>) -> Result<Verified, Refused> {
+        let v = &self.inner.verifier;
+        let now = Instant::now();
+        if let Some(wait) = v.failures.blocked(req.client_ip, now) {
+            v.refusals.record(None, None, RefusalCode::TooManyFailures, req.client_ip, "too many failed verifications");
+            return Err(Refused { code: RefusalCode::TooManyFailures, rate: None, retry_after_secs: Some(wait) });
+        }
+        let text = match req.credential {
+            Credential::Missing => {
+                v.refusals.record(None, None, RefusalCode::MissingCredentials, req.client_ip, "no credential sent");
+                return Err(RefusalCode::MissingCredentials.into());
+            }
+            Credential::Key(text) => text,
+        };
+        let secret = match ApiKeySecret::parse(text) {
+            Ok(s) => s,
+            Err(_) => {
+                return Err(self.failed(req.client_ip, RefusalCode::MalformedKey, "format or checksum wrong", now));
+            }
+        };
+        let digest = secret.digest();
+        drop(secret);
+        let key = match self.cached_key(&digest, now).await {
+            Ok(Some(k)) => k,
+            Ok(None) => return Err(self.failed(req.client_ip, RefusalCode::UnknownKey, "no key has this digest", now)),
+            Err(e) => return Err(self.unavailable(e)),
+        };
+        let (owner, tenant) =
+            match (self.cached_owner(key.user_id, now).await, self.cached_tenant(key.tenant_id, now).await) {
+                (Ok(Some(o)), Ok(Some(t))) => (o, t),
+                (Ok(None), _) | (_, Ok(None)) => {
+                    return Err(self.failed(
+                        req.client_ip,
+                        RefusalCode::UnknownKey,
+                        "the key's user or tenant is gone",
+                        now,
+                    ));
+                }
+                (Err(e), _) | (_, Err(e)) => return Err(self.unavailable(e)),
+            };
+        let scoped = key.scopes.as_ref().map(|s| owner.permissions.narrowed_to(Some(s)));
+        let effective = scoped.as_ref().map_or(Cow::Borrowed(&owner.permissions), Cow::Borrowed);
+        let checked = check_validity(&VerifyInput {
+            key: &key,
+            owner: &owner,
+            tenant: &tenant,
+            effective: &effective,
+            client_ip: req.client_ip,
+            unit: req.unit,
+            required: req.required,
+            now: Timestamp::now(),
+        });
+        if let Err(Refusal { code, admin_detail }) = checked {
+            v.refusals.record(Some(tenant.id), Some((key.id, owner.id)), code, req.client_ip, admin_detail);
+            return Err(code.into());
+        }
+        let limit = key.rate_limit_per_minute.unwrap_or(tenant.rate_limit_per_minute);
+        let rate = match v.limits.take(key.id, limit, now) {
+            Ok(rate) => rate,
+            Err(rate) => {
+                let detail = "over the key's rate limit";
+                v.refusals.record(
+                    Some(tenant.id),
+                    Some((key.id, owner.id)),
+                    RefusalCode::RateLimited,
+                    req.client_ip,
+                    detail,
+                );
+                return Err(Refused {
+                    code: RefusalCode::RateLimited,
+                    rate: Some(rate),
+                    retry_after_secs: rate.retry_after_secs,
+                });
+            }
+        };
+        v.failures.succeeded(req.client_ip);
+        v.usage.touch(key.id, Timestamp::now(), req.client_ip);
+        Ok(Verified { key, owner, tenant, unit: req.unit, rate, scoped })
+    }
+
+    fn failed(&self, ip: IpAddr, code: RefusalCode, detail: &'static str, now: Instant) -> Refused {
+        let v = &self.inner.verifier;
+        v.failures.failed(ip, now);
+        v.refusals.record(None, None, code, ip, detail);
+        code.into()
+    }
+
+    fn unavailable(&self, e: crate::ServiceError) -> Refused {
+        // Fail closed: a key that cannot be checked is not accepted.
+        tracing::error!(error = %e, "verification could not read storage");
+        Refused { code: RefusalCode::UnknownKey, rate: None, retry_after_secs: None }
+    }
+
+    async fn cached_key(&self, digest: &KeyDigest, now: Instant) -> ServiceResult<Option<Arc<KeyRecord>>> {
+        let v = &self.inner.verifier;
+        if let Some(k) = v.keys.get(digest, now, v.ttl) {
+            return Ok(Some(k));
+        }
+        let epoch = v.keys.epoch();
+        let Some(record) = self.db().keys().by_digest(digest).await? else { return Ok(None) };
+        let record = Arc::new(record);
+        v.key_digests.write().unwrap_or_else(std::sync::PoisonError::into_inner).insert(record.id, *digest);
+        v.keys.insert_if_unchanged(*digest, Arc::clone(&record), epoch, now);
+        Ok(Some(record))
+    }
+
+    async fn cached_owner(&self, id: UserId, now: Instant) -> ServiceResult<Option<Arc<OwnerState>>> {
+        let v = &self.inner.verifier;
+        if let Some(o) = v.owners.get(&id, now, v.ttl) {
+            return Ok(Some(o));
+        }
+        let epoch = v.owners.epoch();
+        let Some(owner) = self.db().users().owner_state(id).await? else { return Ok(None) };
+        let owner = Arc::new(owner);
+        v.owners.insert_if_unchanged(id, Arc::clone(&owner), epoch, now);
+        Ok(Some(owner))
+    }
+
+    async fn cached_tenant(&self, id: TenantId, now: Instant) -> ServiceResult<Option<Arc<TenantPolicy>>> {
+        let v = &self.inner.verifier;
+        if let Some(t) = v.tenants.get(&id, now, v.ttl) {
+            return Ok(Some(t));
+        }
+        let epoch = v.tenants.epoch();
+        let Some(tenant) = self.db().tenants().by_id(id).await? else { return Ok(None) };
+        let policy = Arc::new(tenant.policy);
+        v.tenants.insert_if_unchanged(id, Arc::clone(&policy), epoch, now);
+        Ok(Some(policy))
+    }
+}

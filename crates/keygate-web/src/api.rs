@@ -1,0 +1,96 @@
+//! The authenticated Public API (`/rest/v1/{unitId}/…`).
+
+use std::net::SocketAddr;
+
+use axum::{
+    Json,
+    extract::{ConnectInfo, Path, State},
+    http::{HeaderMap, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use keygate_domain::UnitId;
+use keygate_service::{Credential, Verified, VerifyRequest};
+use serde_json::json;
+
+use crate::{
+    AppState,
+    client_ip::client_ip,
+    problem::{Problem, rate_headers},
+};
+
+/// The key from `Authorization: Bearer <key>` (RFC 6750) or `X-API-Key: <key>`.
+pub(crate) fn credential(headers: &HeaderMap) -> Credential<'_> {
+    if let Some(value) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+        let value = value.trim();
+        if let Some((scheme, token)) = value.split_once(' ') {
+            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() {
+                return Credential::Key(token.trim());
+            }
+        }
+    }
+    match headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
+        Some(key) if !key.trim().is_empty() => Credential::Key(key.trim()),
+        _ => Credential::Missing,
+    }
+}
+
+/// `{unitId}` must be a positive integer; anything else names no unit.
+pub(crate) fn parse_unit(text: &str) -> Option<UnitId> {
+    text.parse::<i64>().ok().filter(|n| *n > 0).map(UnitId)
+}
+
+/// Who am I: the key, its user, tenant, unit, effective permissions and the client IP as seen.
+/// Any valid key may call it for a unit it may reach.
+pub(crate) async fn capability(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(unit): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let ip = client_ip(peer, &headers, &state.config.trusted_proxies);
+    let Some(unit) = parse_unit(&unit) else {
+        return Problem::new(StatusCode::NOT_FOUND, "unknown_unit", "There is no such unit", state.next_request_id())
+            .detail(format!("`{unit}` is not a unit number"))
+            .into_response();
+    };
+    let verified = match state
+        .keygate
+        .verify(VerifyRequest { credential: credential(&headers), client_ip: ip, unit: Some(unit), required: None })
+        .await
+    {
+        Ok(v) => v,
+        Err(refused) => return Problem::refused(refused, state.next_request_id()).into_response(),
+    };
+    let body = json!({
+        "key": key_json(&verified),
+        "user": {
+            "id": verified.owner.id,
+            "name": verified.owner.name,
+            "email": verified.owner.email,
+            "category": verified.owner.category.as_str(),
+        },
+        "tenant": verified.tenant.slug.as_str(),
+        "unit": unit,
+        "permissions": verified.permissions().to_strings(),
+        "clientIp": ip.to_string(),
+    });
+    authenticated(&verified, Json(body))
+}
+
+pub(crate) fn key_json(v: &Verified) -> serde_json::Value {
+    json!({
+        "id": v.key.id,
+        "display": v.key.display,
+        "purpose": v.key.purpose.as_str(),
+        "expiresAt": v.key.expires_at.map(|t| t.to_rfc3339()),
+        "scopes": v.key.scopes.as_ref().map(|s| s.to_strings()),
+        "ipRanges": v.key.ip_ranges.to_strings(),
+    })
+}
+
+/// An answer to an authenticated call: the body plus the rate-limit headers.
+pub(crate) fn authenticated(v: &Verified, body: impl IntoResponse) -> Response {
+    let mut response = body.into_response();
+    rate_headers(response.headers_mut(), &v.rate);
+    response
+}

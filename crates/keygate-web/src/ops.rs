@@ -1,0 +1,33 @@
+//! Ops endpoints: liveness, readiness (the database answers), and Prometheus metrics.
+
+use axum::{
+    extract::State,
+    http::{StatusCode, header},
+    response::{IntoResponse, Response},
+};
+
+use crate::AppState;
+
+pub(crate) async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
+    match state.keygate.db().ping().await {
+        Ok(()) => (StatusCode::OK, "ready\n").into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness check failed");
+            (StatusCode::SERVICE_UNAVAILABLE, "database unavailable\n").into_response()
+        }
+    }
+}
+
+pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
+    let mut out = String::from(
+        "# HELP keygate_refused_calls_total Calls refused, by reason.\n# TYPE keygate_refused_calls_total counter\n",
+    );
+    for (code, n) in state.keygate.refusal_counts() {
+        out.push_str(&format!("keygate_refused_calls_total{{code=\"{code}\"}} {n}\n"));
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}

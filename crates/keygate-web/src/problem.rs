@@ -1,0 +1,96 @@
+//! RFC 9457 problem responses: the one place where refusals and errors become HTTP.
+
+use axum::{
+    Json,
+    http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use keygate_domain::RefusalCode;
+use keygate_service::{RateState, Refused};
+use serde_json::json;
+
+/// A problem document with its status and extra headers.
+#[derive(Debug)]
+pub(crate) struct Problem {
+    status: StatusCode,
+    code: &'static str,
+    title: String,
+    detail: Option<String>,
+    request_id: String,
+    headers: HeaderMap,
+}
+
+impl Problem {
+    pub(crate) fn new(status: StatusCode, code: &'static str, title: impl Into<String>, request_id: String) -> Self {
+        Self { status, code, title: title.into(), detail: None, request_id, headers: HeaderMap::new() }
+    }
+
+    pub(crate) fn detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
+    }
+
+    /// A refused call, with RFC 6750 `WWW-Authenticate` on 401/403 and rate headers on 429.
+    pub(crate) fn refused(refused: Refused, request_id: String) -> Self {
+        let code = refused.code;
+        let status = StatusCode::from_u16(code.status()).unwrap_or(StatusCode::FORBIDDEN);
+        let mut p = Self::new(status, code.code(), code.title(), request_id);
+        let challenge = match code {
+            RefusalCode::MissingCredentials => Some("Bearer realm=\"keygate\"".to_owned()),
+            c if c.is_invalid_token() => {
+                Some(format!("Bearer realm=\"keygate\", error=\"invalid_token\", error_description=\"{}\"", c.code()))
+            }
+            RefusalCode::InsufficientPermission => {
+                Some("Bearer realm=\"keygate\", error=\"insufficient_scope\"".to_owned())
+            }
+            c if c.status() == 403 => {
+                Some(format!("Bearer realm=\"keygate\", error=\"invalid_token\", error_description=\"{}\"", c.code()))
+            }
+            _ => None,
+        };
+        if let Some(value) = challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
+            p.headers.insert(header::WWW_AUTHENTICATE, value);
+        }
+        if let Some(rate) = refused.rate {
+            rate_headers(&mut p.headers, &rate);
+        }
+        if let Some(secs) = refused.retry_after_secs {
+            p.headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        p
+    }
+}
+
+/// IETF `RateLimit-Policy` and `RateLimit` (draft-ietf-httpapi-ratelimit-headers).
+pub(crate) fn rate_headers(headers: &mut HeaderMap, rate: &RateState) {
+    static POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
+    static LIMIT: HeaderName = HeaderName::from_static("ratelimit");
+    if let Ok(v) = HeaderValue::from_str(&format!("\"key\";q={};w={}", rate.limit, rate.window_secs)) {
+        headers.insert(POLICY.clone(), v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&format!("\"key\";r={};t={}", rate.remaining, rate.reset_secs)) {
+        headers.insert(LIMIT.clone(), v);
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let mut body = json!({
+            "type": format!("https://keygate.dev/problems/{}", self.code),
+            "title": self.title,
+            "status": self.status.as_u16(),
+            "code": self.code,
+            "requestId": self.request_id,
+        });
+        if let Some(detail) = self.detail {
+            body["detail"] = json!(detail);
+        }
+        let mut response = (self.status, Json(body)).into_response();
+        response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        response.headers_mut().extend(self.headers);
+        if let Ok(v) = HeaderValue::from_str(&self.request_id) {
+            response.headers_mut().insert(HeaderName::from_static("x-request-id"), v);
+        }
+        response
+    }
+}

@@ -1,0 +1,180 @@
+//! Serving: the HTTP server with graceful shutdown, the demo, and the healthcheck client.
+
+use std::{process::ExitCode, time::Duration};
+
+use anyhow::Context;
+use keygate_domain::{Grant, TenantSlug};
+use keygate_service::{Caller, CreateUser, IssueKey, KeyOwner, Keygate};
+use keygate_web::{AppState, TrustedProxies, WebConfig};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpListener,
+    sync::watch,
+};
+
+use crate::config::Config;
+
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("KEYGATE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Serves until SIGTERM or Ctrl-C, then drains requests and flushes last-used data.
+pub async fn serve(keygate: Keygate, config: &Config) -> anyhow::Result<()> {
+    let listener =
+        TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
+    run_server(keygate, config, listener).await
+}
+
+async fn run_server(keygate: Keygate, config: &Config, listener: TcpListener) -> anyhow::Result<()> {
+    let trusted_proxies = TrustedProxies::parse(&config.trusted_proxies).map_err(anyhow::Error::msg)?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let background = keygate.spawn_background(stop_rx);
+    let state = AppState::new(keygate.clone(), WebConfig { trusted_proxies });
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, storage = %config.describe_storage(), "keygate is serving");
+    keygate_web::serve(listener, state, shutdown_signal()).await.context("the server failed")?;
+    tracing::info!("shutting down: flushing last-used times and refusal counts");
+    let _ = stop_tx.send(true);
+    let _ = tokio::time::timeout(Duration::from_secs(10), background).await;
+    keygate.db().close().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}
+
+const DEMO_TENANT: &str = "demo";
+const DEMO_ADMIN: &str = "admin@demo.example";
+const DEMO_INTEGRATION: &str = "integration@demo.example";
+
+/// Creates the demo tenant the first time, issues a fresh key for its programmatic user, prints
+/// a working curl line, and serves.
+pub async fn demo(keygate: Keygate, config: &Config) -> anyhow::Result<()> {
+    let system = Caller::CLI;
+    let slug = TenantSlug::parse(DEMO_TENANT).map_err(anyhow::Error::msg)?;
+    let tenant = match keygate.db().tenants().by_slug(&slug).await? {
+        Some(t) => t.policy.id,
+        None => {
+            let outcome = keygate.create_tenant(&system, DEMO_TENANT, DEMO_ADMIN, None).await?;
+            if let Some(p) = outcome.generated_password {
+                use secrecy::ExposeSecret;
+                println!(
+                    "demo console login: tenant `demo`, {DEMO_ADMIN}, password {} (shown once)",
+                    p.expose_secret()
+                );
+            }
+            keygate.set_public_api(&system, outcome.tenant, true).await?;
+            let grants: Vec<Grant> = ["companies:read:all", "persons:read:all", "jobs:read:all", "invoices:read:all"]
+                .iter()
+                .map(|g| g.parse())
+                .collect::<Result<_, _>>()
+                .map_err(|e: keygate_domain::permission::InvalidPermission| anyhow::anyhow!(e.0))?;
+            let audit = keygate_domain::AuditEntry::new(
+                Some(outcome.tenant),
+                system.actor(),
+                "group.created",
+                "group Integration readers",
+            );
+            keygate.db().users().create_group(outcome.tenant, "Integration readers", &grants, &audit).await?;
+            keygate
+                .create_user(
+                    &system,
+                    outcome.tenant,
+                    CreateUser {
+                        email: DEMO_INTEGRATION.into(),
+                        name: "ERP integration".into(),
+                        category: "programmatic".into(),
+                        groups: vec!["Integration readers".into()],
+                        units: None,
+                        password: None,
+                    },
+                )
+                .await?;
+            outcome.tenant
+        }
+    };
+    let issued = keygate
+        .issue_key(
+            &system,
+            tenant,
+            IssueKey {
+                owner: KeyOwner::Email(DEMO_INTEGRATION.into()),
+                purpose: "keygate demo".into(),
+                ip_ranges: vec!["127.0.0.0/8".into(), "::1/128".into()],
+                expires: None,
+                scopes: None,
+                units: None,
+                rate_limit_per_minute: None,
+            },
+        )
+        .await?;
+    let listener =
+        TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    println!(
+        "demo key {} for {DEMO_INTEGRATION} (key id {}), valid from 127.0.0.0/8 and ::1:",
+        issued.record.display, issued.record.id
+    );
+    println!("{}", issued.secret.expose());
+    println!("try it:");
+    println!("curl -s -H 'Authorization: Bearer {}' http://{addr}/rest/v1/1/capability", issued.secret.expose());
+    drop(issued);
+    run_server(keygate, config, listener).await
+}
+
+/// `GET /readyz` over plain HTTP; exit 0 when it answers 200.
+pub async fn healthcheck(url: &str) -> anyhow::Result<ExitCode> {
+    let rest = url.strip_prefix("http://").context("the healthcheck URL must start with http://")?;
+    let host = rest.split('/').next().unwrap_or(rest);
+    let probe = async {
+        let mut stream = tokio::net::TcpStream::connect(host).await?;
+        stream
+            .write_all(format!("GET /readyz HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes())
+            .await?;
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).await?;
+        Ok::<_, std::io::Error>(answer)
+    };
+    match tokio::time::timeout(Duration::from_secs(5), probe).await {
+        Ok(Ok(answer)) if answer.starts_with("HTTP/1.1 200") => {
+            println!("ready");
+            Ok(ExitCode::SUCCESS)
+        }
+        Ok(Ok(answer)) => {
+            println!("not ready: {}", answer.lines().next().unwrap_or(""));
+            Ok(ExitCode::FAILURE)
+        }
+        Ok(Err(e)) => {
+            println!("not reachable: {e}");
+            Ok(ExitCode::FAILURE)
+        }
+        Err(_) => {
+            println!("no answer within 5 s");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}

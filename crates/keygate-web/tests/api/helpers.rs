@@ -1,0 +1,101 @@
+//! `spawn_app()`: a real keygate server on 127.0.0.1:0 over a fresh SQLite database, with a
+//! tenant, an API-enabled configuration and helpers to issue keys.
+
+use std::net::SocketAddr;
+
+use keygate_domain::{ApiKeySecret, Grant, TenantId, UserId};
+use keygate_service::{Caller, CreateUser, IssueKey, KeyOwner, Keygate, ServiceConfig};
+use keygate_store::testing::TestDatabase;
+use keygate_web::{AppState, TrustedProxies, WebConfig};
+use tokio::sync::oneshot;
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub keygate: Keygate,
+    pub tenant: TenantId,
+    pub user: UserId,
+    pub client: reqwest::Client,
+    _db: TestDatabase,
+    _stop: oneshot::Sender<()>,
+}
+
+pub const TENANT: &str = "acme";
+pub const USER: &str = "erp@acme.example";
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(TrustedProxies::default()).await
+}
+
+pub async fn spawn_app_with(trusted_proxies: TrustedProxies) -> TestApp {
+    let t = keygate_store::testing::fresh_sqlite().await.expect("database");
+    let keygate = Keygate::new(t.db.clone(), ServiceConfig::default());
+    let system = Caller::CLI;
+    let outcome = keygate.create_tenant(&system, TENANT, "admin@acme.example", None).await.expect("tenant");
+    keygate.set_public_api(&system, outcome.tenant, true).await.expect("api on");
+    let grants: Vec<Grant> = vec!["invoices:read:all".parse().expect("grant"), "jobs:read:own".parse().expect("grant")];
+    let audit = keygate_domain::AuditEntry::new(Some(outcome.tenant), system.actor(), "group.created", "group Readers");
+    t.db.users().create_group(outcome.tenant, "Readers", &grants, &audit).await.expect("group");
+    let user = keygate
+        .create_user(
+            &system,
+            outcome.tenant,
+            CreateUser {
+                email: USER.into(),
+                name: "ERP".into(),
+                category: "programmatic".into(),
+                groups: vec!["Readers".into()],
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("user");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (stop, stopped) = oneshot::channel::<()>();
+    let state = AppState::new(keygate.clone(), WebConfig { trusted_proxies });
+    tokio::spawn(async move {
+        let _ = keygate_web::serve(listener, state, async move {
+            let _ = stopped.await;
+        })
+        .await;
+    });
+    TestApp { addr, keygate, tenant: outcome.tenant, user, client: reqwest::Client::new(), _db: t, _stop: stop }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Issues a key for the test user from `ranges`, as the command line would.
+    pub async fn issue(&self, ranges: &[&str], scopes: Option<&[&str]>) -> (keygate_domain::KeyId, ApiKeySecret) {
+        self.issue_with(IssueKey {
+            owner: KeyOwner::Email(USER.into()),
+            purpose: "tests".into(),
+            ip_ranges: ranges.iter().map(|s| (*s).to_owned()).collect(),
+            expires: None,
+            scopes: scopes.map(|s| s.iter().map(|x| (*x).to_owned()).collect()),
+            units: None,
+            rate_limit_per_minute: None,
+        })
+        .await
+    }
+
+    pub async fn issue_with(&self, req: IssueKey) -> (keygate_domain::KeyId, ApiKeySecret) {
+        let issued = self.keygate.issue_key(&Caller::CLI, self.tenant, req).await.expect("issue");
+        (issued.record.id, issued.secret)
+    }
+
+    pub async fn capability(&self, key: &str) -> reqwest::Response {
+        self.client.get(self.url("/rest/v1/1/capability")).bearer_auth(key).send().await.expect("request")
+    }
+}
+
+/// The `code` of a problem response, after checking its content type.
+pub async fn problem_code(response: reqwest::Response) -> String {
+    let content_type = response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    assert_eq!(content_type, "application/problem+json");
+    let body: serde_json::Value = response.json().await.expect("json body");
+    assert!(body["requestId"].is_string() && body["title"].is_string() && body["type"].is_string());
+    body["code"].as_str().expect("code").to_owned()
+}

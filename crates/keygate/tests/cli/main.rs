@@ -1,0 +1,286 @@
+//! The `keygate` binary as an operator uses it: real processes over a real data directory.
+
+use std::{path::PathBuf, process::Output};
+
+struct Dir(PathBuf);
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn data_dir(name: &str) -> Dir {
+    let dir = std::env::temp_dir().join(format!("keygate-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    Dir(dir)
+}
+
+fn keygate(dir: &Dir, args: &[&str]) -> Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_keygate"))
+        .args(args)
+        .arg("--data-dir")
+        .arg(&dir.0)
+        .env_remove("KEYGATE_DATABASE_URL")
+        .env("KEYGATE_LOG", "warn")
+        .output()
+        .expect("run keygate")
+}
+
+fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn refused(out: &Output, expected: &str) {
+    assert!(!out.status.success(), "should have failed: {}", String::from_utf8_lossy(&out.stdout));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(expected), "stderr `{stderr}` should mention `{expected}`");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+fn setup(dir: &Dir) {
+    let out = keygate(dir, &["init", "--tenant", "acme", "--admin-email", "admin@acme.example"]);
+    let text = ok(&out);
+    assert!(text.contains("administrator password (shown once"), "{text}");
+    ok(&keygate(
+        dir,
+        &[
+            "users",
+            "create",
+            "--tenant",
+            "acme",
+            "--email",
+            "erp@acme.example",
+            "--name",
+            "ERP",
+            "--category",
+            "programmatic",
+        ],
+    ));
+}
+
+#[test]
+fn an_issued_key_passes_the_offline_check_and_never_reaches_the_database_files() {
+    let dir = data_dir("issue");
+    setup(&dir);
+    let out = keygate(
+        &dir,
+        &[
+            "keys",
+            "issue",
+            "--tenant",
+            "acme",
+            "--user",
+            "erp@acme.example",
+            "--purpose",
+            "ERP export",
+            "--ip",
+            "10.0.0.0/8",
+        ],
+    );
+    let key = ok(&out).trim().to_owned();
+    assert_eq!(key.len(), 41, "stdout holds the key alone: {key:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("key id: 1"));
+    ok(&keygate(&dir, &["keys", "check", &key]));
+    let mut typo = key.clone();
+    typo.replace_range(10..11, if &key[10..11] == "x" { "y" } else { "x" });
+    assert!(!keygate(&dir, &["keys", "check", &typo]).status.success());
+
+    let secret_part = &key.as_bytes()[3..35];
+    let mut files = 0;
+    for entry in std::fs::read_dir(&dir.0).expect("data dir") {
+        let path = entry.expect("entry").path();
+        let bytes = std::fs::read(&path).expect("read");
+        files += 1;
+        assert!(!bytes.windows(secret_part.len()).any(|w| w == secret_part), "{} contains the key", path.display());
+    }
+    assert!(files >= 1);
+    let listing = ok(&keygate(&dir, &["keys", "list", "--tenant", "acme"]));
+    assert!(listing.contains(&format!("{}…{}", &key[..7], &key[37..])) && !listing.contains(&key[7..37]));
+}
+
+#[test]
+fn lifecycle_commands_change_the_key_and_are_audited_as_the_cli() {
+    let dir = data_dir("lifecycle");
+    setup(&dir);
+    ok(&keygate(
+        &dir,
+        &["keys", "issue", "--tenant", "acme", "--user", "erp@acme.example", "--purpose", "p", "--ip", "10.0.0.0/8"],
+    ));
+    ok(&keygate(&dir, &["tenants", "api", "on", "--tenant", "acme"]));
+    ok(&keygate(&dir, &["tenants", "whitelist", "set", "--tenant", "acme", "10.0.0.0/8", "2001:db8::/32"]));
+    ok(&keygate(&dir, &["keys", "disable", "1"]));
+    assert!(ok(&keygate(&dir, &["keys", "list", "--tenant", "acme"])).contains("disabled"));
+    ok(&keygate(&dir, &["keys", "enable", "1"]));
+    ok(&keygate(&dir, &["users", "deactivate", "--tenant", "acme", "--email", "erp@acme.example"]));
+    assert!(ok(&keygate(&dir, &["keys", "list", "--tenant", "acme"])).contains("user inactive"));
+    ok(&keygate(&dir, &["users", "activate", "--tenant", "acme", "--email", "erp@acme.example"]));
+    ok(&keygate(&dir, &["keys", "revoke", "1"]));
+    assert!(ok(&keygate(&dir, &["keys", "list", "--tenant", "acme"])).contains("revoked"));
+    refused(&keygate(&dir, &["keys", "enable", "1"]), "not found");
+
+    let events = audit_of(&dir);
+    for action in [
+        "tenant.created",
+        "user.created",
+        "key.issued",
+        "tenant.api_enabled",
+        "tenant.whitelist_set",
+        "key.disabled",
+        "key.enabled",
+        "user.deactivated",
+        "user.activated",
+        "key.revoked",
+    ] {
+        assert!(events.contains(&("system (cli)".to_owned(), action.to_owned())), "{action} missing from {events:?}");
+    }
+    let users = ok(&keygate(&dir, &["users", "list", "--tenant", "acme"]));
+    assert!(users.contains("programmatic") && users.contains("Supervisor"));
+}
+
+#[test]
+fn bad_input_gets_a_clear_error_and_a_non_zero_exit() {
+    let dir = data_dir("bad");
+    refused(&keygate(&dir, &["init", "--tenant", "Not A Slug", "--admin-email", "a@b.example"]), "tenant slug");
+    refused(&keygate(&dir, &["init", "--tenant", "acme", "--admin-email", "nope"]), "not an email");
+    setup(&dir);
+    refused(&keygate(&dir, &["init", "--tenant", "acme", "--admin-email", "x@acme.example"]), "already exists");
+    refused(
+        &keygate(
+            &dir,
+            &["keys", "issue", "--tenant", "acme", "--user", "erp@acme.example", "--purpose", "p", "--ip", "banana"],
+        ),
+        "banana",
+    );
+    refused(
+        &keygate(
+            &dir,
+            &[
+                "keys",
+                "issue",
+                "--tenant",
+                "acme",
+                "--user",
+                "ghost@acme.example",
+                "--purpose",
+                "p",
+                "--ip",
+                "10.0.0.0/8",
+            ],
+        ),
+        "ghost@acme.example",
+    );
+    refused(
+        &keygate(
+            &dir,
+            &[
+                "keys",
+                "issue",
+                "--tenant",
+                "nope",
+                "--user",
+                "erp@acme.example",
+                "--purpose",
+                "p",
+                "--ip",
+                "10.0.0.0/8",
+            ],
+        ),
+        "nope",
+    );
+    refused(
+        &keygate(
+            &dir,
+            &[
+                "keys",
+                "issue",
+                "--tenant",
+                "acme",
+                "--user",
+                "erp@acme.example",
+                "--purpose",
+                "p",
+                "--ip",
+                "10.0.0.0/8",
+                "--expires",
+                "yesterday",
+            ],
+        ),
+        "yesterday",
+    );
+    refused(&keygate(&dir, &["keys", "disable", "abc"]), "not a key id");
+    refused(&keygate(&dir, &["keys", "disable", "999"]), "not found");
+    refused(
+        &keygate(
+            &dir,
+            &["users", "create", "--tenant", "acme", "--email", "x@acme.example", "--name", "X", "--group", "Wizards"],
+        ),
+        "Wizards",
+    );
+    refused(
+        &keygate(&dir, &["users", "create", "--tenant", "acme", "--email", "erp@acme.example", "--name", "Again"]),
+        "already exists",
+    );
+    refused(&keygate(&dir, &["tenants", "whitelist", "set", "--tenant", "acme", "300.1.1.1/8"]), "300.1.1.1/8");
+    assert!(!ok(&keygate(&dir, &["keys", "list", "--tenant", "acme"])).contains("kg_"), "no key was half-written");
+}
+
+#[test]
+fn an_admin_password_file_is_used_instead_of_a_generated_password() {
+    let dir = data_dir("password");
+    std::fs::create_dir_all(&dir.0).expect("dir");
+    let file = dir.0.join("pw");
+    std::fs::write(&file, "a long enough password\n").expect("write");
+    let out = ok(&keygate(
+        &dir,
+        &[
+            "init",
+            "--tenant",
+            "acme",
+            "--admin-email",
+            "admin@acme.example",
+            "--admin-password-file",
+            file.to_str().expect("utf8"),
+        ],
+    ));
+    assert!(!out.contains("password (shown once"), "{out}");
+    std::fs::write(&file, "short\n").expect("write");
+    refused(
+        &keygate(
+            &dir,
+            &[
+                "init",
+                "--tenant",
+                "other",
+                "--admin-email",
+                "admin@other.example",
+                "--admin-password-file",
+                file.to_str().expect("utf8"),
+            ],
+        ),
+        "at least 12",
+    );
+}
+
+/// (actor, action) of every audit event of tenant `acme`, read through the store.
+fn audit_of(dir: &Dir) -> Vec<(String, String)> {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let db = keygate_store::Database::open_data_dir(&dir.0).await.expect("open");
+        let slug = keygate_domain::TenantSlug::parse("acme").expect("slug");
+        let tenant = db.tenants().by_slug(&slug).await.expect("read").expect("tenant");
+        let events = db
+            .audit()
+            .list(tenant.policy.id, &keygate_store::AuditFilter { limit: 1000, ..Default::default() })
+            .await
+            .expect("audit");
+        db.close().await;
+        events.into_iter().map(|e| (e.actor_label, e.action)).collect()
+    })
+}

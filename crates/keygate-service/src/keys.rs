@@ -70,13 +70,14 @@ impl Keygate {
         if !owner.active {
             return Err(ServiceError::Invalid(format!("{} is deactivated; reactivate the user first", owner.email)));
         }
-        if let Some(me) = caller.user_id() {
-            if me != owner.id && owner.category != UserCategory::Programmatic {
-                return Err(ServiceError::Forbidden(format!(
-                    "{} is a personal user: keys are issued for yourself or for a programmatic user",
-                    owner.email
-                )));
-            }
+        if let Some(me) = caller.user_id()
+            && me != owner.id
+            && owner.category != UserCategory::Programmatic
+        {
+            return Err(ServiceError::Forbidden(format!(
+                "{} is a personal user: keys are issued for yourself or for a programmatic user",
+                owner.email
+            )));
         }
         let purpose = Purpose::parse(&req.purpose).map_err(invalid)?;
         let ip_ranges = IpRanges::parse(&req.ip_ranges).map_err(invalid)?;
@@ -85,10 +86,10 @@ impl Keygate {
             None => None,
         };
         let expires_at = self.expiry(&policy, req.expires.as_deref())?;
-        if let Some(units) = &req.units {
-            if let Some(u) = units.iter().find(|u| !policy.units.contains(u)) {
-                return Err(ServiceError::Invalid(format!("there is no unit {u} in this tenant")));
-            }
+        if let Some(units) = &req.units
+            && let Some(u) = units.iter().find(|u| !policy.units.contains(u))
+        {
+            return Err(ServiceError::Invalid(format!("there is no unit {u} in this tenant")));
         }
         if req.rate_limit_per_minute == Some(0) {
             return Err(ServiceError::Invalid("a key's rate limit must be at least 1 request per minute".into()));

@@ -22,10 +22,11 @@ use crate::{
 pub(crate) fn credential(headers: &HeaderMap) -> Credential<'_> {
     if let Some(value) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
         let value = value.trim();
-        if let Some((scheme, token)) = value.split_once(' ') {
-            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() {
-                return Credential::Key(token.trim());
-            }
+        if let Some((scheme, token)) = value.split_once(' ')
+            && scheme.eq_ignore_ascii_case("bearer")
+            && !token.trim().is_empty()
+        {
+            return Credential::Key(token.trim());
         }
     }
     match headers.get("x-api-key").and_then(|v| v.to_str().ok()) {

@@ -40,10 +40,10 @@ impl Config {
             .parse()
             .with_context(|| format!("`{listen_text}` is not a listen address such as 127.0.0.1:8080"))?;
         let database_url = global.database_url.clone().or(file.database_url).filter(|u| !u.is_empty());
-        if let Some(url) = &database_url {
-            if !(url.starts_with("postgres://") || url.starts_with("postgresql://") || url.starts_with("sqlite://")) {
-                bail!("KEYGATE_DATABASE_URL must start with postgres:// or sqlite://");
-            }
+        if let Some(url) = &database_url
+            && !(url.starts_with("postgres://") || url.starts_with("postgresql://") || url.starts_with("sqlite://"))
+        {
+            bail!("KEYGATE_DATABASE_URL must start with postgres:// or sqlite://");
         }
         let trusted_proxies = match &global.trusted_proxies {
             Some(list) => list.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect(),

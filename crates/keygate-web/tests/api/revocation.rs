@@ -44,10 +44,10 @@ async fn background_load(app: &TestApp) -> (Arc<AtomicBool>, Arc<AtomicU64>, Vec
         let key = key.expose().to_owned();
         tasks.push(tokio::spawn(async move {
             while !stop.load(Ordering::Relaxed) {
-                if let Ok(r) = client.get(&url).bearer_auth(&key).send().await {
-                    if r.status() == 200 {
-                        ok.fetch_add(1, Ordering::Relaxed);
-                    }
+                if let Ok(r) = client.get(&url).bearer_auth(&key).send().await
+                    && r.status() == 200
+                {
+                    ok.fetch_add(1, Ordering::Relaxed);
                 }
             }
         }));

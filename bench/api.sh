@@ -1,0 +1,346 @@
+#!/usr/bin/env bash
+# HTTP benchmark of keygate's hot and cold verify path (issue 3). One command: bench/api.sh
+#
+# What it does, in one run:
+#   1. Builds, in release mode, the `keygate` binary and two benchmark-only examples that never
+#      ship in it: `bench_seed` (crates/keygate/examples: bulk-issues keys and writes their
+#      plaintexts to a file) and `baseline` (crates/keygate-web/examples: a minimal axum server,
+#      format+checksum → SHA-256 → HashMap → check_validity → small JSON).
+#   2. Creates a throw-away data dir with the ordinary CLI: tenant `bench` (API on, rate limit
+#      10^9/min), programmatic user bench@bench.example; then BENCH_HOT_KEYS keys (127.0.0.0/8).
+#   3. Hot path, BENCH_ROUNDS rounds. Each round starts keygate (`serve`), then the baseline, each
+#      alone and pinned to CPU BENCH_SERVER_CPU, and loads it with `wrk -t1 -cBENCH_CONNECTIONS`
+#      pinned to CPU BENCH_CLIENT_CPU, BENCH_DURATION seconds per scenario, on
+#      GET /rest/v1/1/capability with
+#        a) one key,
+#        b) BENCH_HOT_KEYS keys rotating, after a warm-up pass that sends every key once, so every
+#           measured request is a cache hit (the pass and the run fit in keygate's 60 s cache TTL).
+#      Prints the median over rounds of req/s, p50 and p99, the server's CPU use, and
+#      keygate/baseline; PASS when keygate reaches BENCH_MIN_RATIO % of the baseline in both.
+#      Rounds alternate keygate and baseline, so drift of a shared machine hits both alike.
+#   4. Cold path. Seeds keys up to BENCH_COLD_KEYS in SQLite, restarts keygate (empty caches) and
+#      sends keys not used since the restart, each once, over BENCH_COLD_CONNECTIONS connections:
+#      every request is a cache miss that reads SQLite. PASS when its p99 < BENCH_COLD_P99_US.
+#
+# Fairness: both servers use the same runtime (tokio multi-thread, as crates/keygate/src/main.rs
+# builds it) with TOKIO_WORKER_THREADS=1: taskset pins the process, but tokio sizes its pool from
+# the machine's CPU count, not from the affinity mask, and two workers on one core only contend.
+# keygate runs with KEYGATE_LOG=warn. Its background work (change-feed poll every 200 ms,
+# last-used write-behind every 5 s) runs on the same core and is part of what is measured.
+# "cold" means keygate's caches are empty; the OS page cache is not dropped (that needs root).
+# Latencies are wrk's, end to end over loopback (HTTP parse + verify + response + socket).
+# A server-CPU figure well below 100 % means the load generator, not the server, was the limit.
+#
+# Knobs (environment):
+#   BENCH_ROUNDS=3             hot-path rounds (medians are reported)
+#   BENCH_DURATION=10          seconds per measured wrk run
+#   BENCH_WARMUP=3             seconds per warm-up run
+#   BENCH_CONNECTIONS=64       wrk connections for the hot path
+#   BENCH_HOT_KEYS=100000      keys rotating in the hot path
+#   BENCH_COLD_KEYS=1000000    keys in SQLite for the cold path (total, hot keys included)
+#   BENCH_COLD_CONNECTIONS=1   wrk connections for the cold path
+#   BENCH_COLD_SAMPLE=500000   at most this many cold keys are loaded into wrk
+#   BENCH_MIN_RATIO=90         required keygate/baseline throughput, in %
+#   BENCH_COLD_P99_US=1000     required cold-path p99, in µs (strictly below)
+#   BENCH_SERVER_CPU=0         CPU the servers are pinned to
+#   BENCH_CLIENT_CPU=1         CPU wrk is pinned to
+#   BENCH_PORT=18080           keygate listens on 127.0.0.1:PORT, the baseline on PORT+1
+#   BENCH_KEEP=                1: keep the work dir (logs, raw wrk output, plaintext bench keys)
+#   BENCH_SKIP_BUILD=          1: use the binaries already built
+#   BENCH_SKIP_COLD=           1: skip the cold path
+#
+# Runtime with the defaults, after compiling: about 4 minutes.
+# Exit status: 0 when every target is met, 1 when one is missed, 2 on a setup error.
+# Needs: cargo, wrk, taskset (util-linux), bash, awk; two CPUs or more; Linux (/proc).
+
+set -euo pipefail
+
+BENCH_ROUNDS=${BENCH_ROUNDS:-3}
+BENCH_DURATION=${BENCH_DURATION:-10}
+BENCH_WARMUP=${BENCH_WARMUP:-3}
+BENCH_CONNECTIONS=${BENCH_CONNECTIONS:-64}
+BENCH_HOT_KEYS=${BENCH_HOT_KEYS:-100000}
+BENCH_COLD_KEYS=${BENCH_COLD_KEYS:-1000000}
+BENCH_COLD_CONNECTIONS=${BENCH_COLD_CONNECTIONS:-1}
+BENCH_COLD_SAMPLE=${BENCH_COLD_SAMPLE:-500000}
+BENCH_MIN_RATIO=${BENCH_MIN_RATIO:-90}
+BENCH_COLD_P99_US=${BENCH_COLD_P99_US:-1000}
+BENCH_SERVER_CPU=${BENCH_SERVER_CPU:-0}
+BENCH_CLIENT_CPU=${BENCH_CLIENT_CPU:-1}
+BENCH_PORT=${BENCH_PORT:-18080}
+BENCH_KEEP=${BENCH_KEEP:-}
+BENCH_SKIP_BUILD=${BENCH_SKIP_BUILD:-}
+BENCH_SKIP_COLD=${BENCH_SKIP_COLD:-}
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+LUA="$ROOT/bench/rotate.lua"
+KEYGATE_PORT=$BENCH_PORT
+BASELINE_PORT=$((BENCH_PORT + 1))
+PATH_CAPABILITY=/rest/v1/1/capability
+TENANT=bench
+USER_EMAIL=bench@bench.example
+CLK_TCK=$(getconf CLK_TCK 2>/dev/null || echo 100)
+
+say() { printf 'bench: %s\n' "$*" >&2; }
+die() {
+    say "$*"
+    exit 2
+}
+
+for tool in cargo wrk taskset awk; do
+    command -v "$tool" >/dev/null || die "$tool is required"
+done
+if [ "$(nproc --all 2>/dev/null || echo 1)" -lt 2 ]; then
+    say "warning: fewer than two CPUs; the server and the load generator share one"
+fi
+
+# ---------------------------------------------------------------------------------------------
+# Build: the product binary and the benchmark examples in separate invocations, so the examples'
+# dev-dependencies never change the features the `keygate` binary is built with.
+cd "$ROOT"
+if [ -z "$BENCH_SKIP_BUILD" ]; then
+    say "building (release)…"
+    cargo build --release --quiet -p keygate --bin keygate --example bench_seed
+    cargo build --release --quiet -p keygate-web --example baseline
+fi
+TARGET=$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
+KEYGATE="$TARGET/release/keygate"
+SEED="$TARGET/release/examples/bench_seed"
+BASELINE="$TARGET/release/examples/baseline"
+for bin in "$KEYGATE" "$SEED" "$BASELINE"; do
+    [ -x "$bin" ] || die "$bin is missing (the build failed, or BENCH_SKIP_BUILD=1 without a build)"
+done
+
+# ---------------------------------------------------------------------------------------------
+# Work dir and clean-up: the server this script started is stopped on every exit path.
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/keygate-bench.XXXXXX")
+DATA="$WORK/data"
+SERVER_PID=
+
+stop_server() {
+    [ -n "$SERVER_PID" ] || return 0
+    kill -TERM "$SERVER_PID" 2>/dev/null || true
+    local i
+    for i in $(seq 1 150); do
+        kill -0 "$SERVER_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -KILL "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+    SERVER_PID=
+}
+
+cleanup() {
+    stop_server
+    if [ -n "$BENCH_KEEP" ]; then
+        say "work dir kept: $WORK (it holds plaintext benchmark keys)"
+    else
+        rm -rf "$WORK"
+    fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+port_free() {
+    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then
+        die "127.0.0.1:$1 is already in use (set BENCH_PORT)"
+    fi
+}
+
+wait_for_port() {
+    local i
+    for i in $(seq 1 100); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+        kill -0 "$SERVER_PID" 2>/dev/null || die "the server for port $1 exited; run with BENCH_KEEP=1 and see $WORK/*.log"
+        sleep 0.1
+    done
+    die "nothing listens on 127.0.0.1:$1 after 10 s"
+}
+
+start_keygate() {
+    port_free "$KEYGATE_PORT"
+    KEYGATE_LOG=warn TOKIO_WORKER_THREADS=1 taskset -c "$BENCH_SERVER_CPU" \
+        "$KEYGATE" --data-dir "$DATA" serve --listen "127.0.0.1:$KEYGATE_PORT" >>"$WORK/keygate.log" 2>&1 &
+    SERVER_PID=$!
+    wait_for_port "$KEYGATE_PORT"
+}
+
+start_baseline() {
+    port_free "$BASELINE_PORT"
+    TOKIO_WORKER_THREADS=1 taskset -c "$BENCH_SERVER_CPU" \
+        "$BASELINE" --listen "127.0.0.1:$BASELINE_PORT" --keys "$WORK/hot.txt" >>"$WORK/baseline.log" 2>&1 &
+    SERVER_PID=$!
+    wait_for_port "$BASELINE_PORT"
+}
+
+# CPU time (ticks, all threads) the running server has used so far.
+server_ticks() { awk '{ print $14 + $15 }' "/proc/$SERVER_PID/stat"; }
+
+# run_wrk LABEL URL KEYFILE OFFSET LIMIT CONNECTIONS SECONDS
+# Sets R_RPS R_P50 R_P99 R_REQUESTS R_SENT R_KEYS R_WRAPPED (from rotate.lua's RESULT line) and
+# R_CPU (the server's CPU use during the run, in % of one CPU).
+run_wrk() {
+    local label=$1 url=$2 keys=$3 offset=$4 limit=$5 conns=$6 secs=$7
+    local out="$WORK/wrk-$label.txt" before after line
+    before=$(server_ticks)
+    timeout $((secs + 60)) taskset -c "$BENCH_CLIENT_CPU" \
+        wrk -t1 -c"$conns" -d"${secs}s" --timeout 5s --latency -s "$LUA" "$url" -- "$keys" "$offset" "$limit" \
+        >"$out" 2>&1 || die "wrk failed ($label): $(tail -3 "$out")"
+    after=$(server_ticks)
+    line=$(grep '^RESULT ' "$out") || die "no RESULT line from wrk ($label): $(tail -3 "$out")"
+    R_RPS=$(field rps "$line")
+    R_P50=$(field p50_us "$line")
+    R_P99=$(field p99_us "$line")
+    R_REQUESTS=$(field requests "$line")
+    R_SENT=$(field sent "$line")
+    R_KEYS=$(field keys "$line")
+    R_WRAPPED=$(field wrapped "$line")
+    R_CPU=$(awk -v t=$((after - before)) -v hz="$CLK_TCK" -v s="$secs" 'BEGIN { printf "%.0f", 100 * t / hz / s }')
+    local non2xx errors
+    non2xx=$(field non2xx "$line")
+    errors=$(field socket_errors "$line")
+    if [ "$non2xx" != 0 ] || [ "$errors" != 0 ] || [ "$R_REQUESTS" = 0 ]; then
+        die "$label: $R_REQUESTS answers, $non2xx of them not 2xx, $errors socket errors: the setup is wrong ($out)"
+    fi
+}
+field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$2"; }
+
+# warm_all LABEL URL KEYFILE COUNT: sends every key of KEYFILE at least once.
+warm_all() {
+    local label=$1 url=$2 keys=$3 count=$4 offset=0 pass=0
+    while [ "$offset" -lt "$count" ]; do
+        pass=$((pass + 1))
+        [ "$pass" -le 20 ] || die "$label: could not send all $count keys in 20 warm-up runs"
+        run_wrk "$label-warm$pass" "$url" "$keys" "$offset" 0 "$BENCH_CONNECTIONS" "$BENCH_WARMUP"
+        offset=$((offset + R_REQUESTS))
+    done
+}
+
+# append VAR VALUE: adds VALUE to the space-separated list in VAR.
+append() { printf -v "$1" '%s %s' "${!1:-}" "$2"; }
+median() { tr ' ' '\n' <<<"$1" | grep . | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : int((v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
+
+# measure SERVER PORT ROUND: the two hot scenarios; appends to <SERVER>_{ONE,ROT}_{RPS,P50,P99,CPU}.
+measure() {
+    local server=$1 port=$2 round=$3 url scenario
+    url="http://127.0.0.1:$port$PATH_CAPABILITY"
+    run_wrk "$server-r$round-one-warm" "$url" "$WORK/hot.txt" 0 1 "$BENCH_CONNECTIONS" "$BENCH_WARMUP"
+    run_wrk "$server-r$round-one" "$url" "$WORK/hot.txt" 0 1 "$BENCH_CONNECTIONS" "$BENCH_DURATION"
+    for scenario in ONE ROT; do
+        if [ "$scenario" = ROT ]; then
+            warm_all "$server-r$round-rot" "$url" "$WORK/hot.txt" "$BENCH_HOT_KEYS"
+            run_wrk "$server-r$round-rot" "$url" "$WORK/hot.txt" 0 0 "$BENCH_CONNECTIONS" "$BENCH_DURATION"
+        fi
+        append "${server}_${scenario}_RPS" "$R_RPS"
+        append "${server}_${scenario}_P50" "$R_P50"
+        append "${server}_${scenario}_P99" "$R_P99"
+        append "${server}_${scenario}_CPU" "$R_CPU"
+        say "round $round: $server, $scenario: $R_RPS req/s, p50 $R_P50 µs, p99 $R_P99 µs, server CPU $R_CPU %"
+    done
+}
+
+us() { awk -v u="$1" 'BEGIN { if (u >= 1000) printf "%.2f ms", u / 1000; else printf "%d µs", u }'; }
+pct() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", 100 * a / b }'; }
+at_least() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a >= b) }'; }
+
+# ---------------------------------------------------------------------------------------------
+say "setting up tenant '$TENANT' and $BENCH_HOT_KEYS keys in $DATA…"
+(
+    export KEYGATE_LOG=warn
+    "$KEYGATE" --data-dir "$DATA" init --tenant "$TENANT" --admin-email admin@bench.example
+    "$KEYGATE" --data-dir "$DATA" tenants api on --tenant "$TENANT"
+    "$KEYGATE" --data-dir "$DATA" tenants rate-limit --tenant "$TENANT" 1000000000
+    "$KEYGATE" --data-dir "$DATA" users create --tenant "$TENANT" --email "$USER_EMAIL" \
+        --name "Bench integration" --category programmatic
+    "$SEED" --data-dir "$DATA" --tenant "$TENANT" --user "$USER_EMAIL" --count "$BENCH_HOT_KEYS" --out "$WORK/hot.txt"
+) >"$WORK/setup.log" 2>&1 || die "setup failed: $(tail -3 "$WORK/setup.log")"
+
+# ---------------------------------------------------------------------------------------------
+# Hot path.
+for round in $(seq 1 "$BENCH_ROUNDS"); do
+    start_keygate
+    measure keygate "$KEYGATE_PORT" "$round"
+    stop_server
+    start_baseline
+    measure baseline "$BASELINE_PORT" "$round"
+    if [ "$round" = "$BENCH_ROUNDS" ]; then
+        run_wrk "ceiling" "http://127.0.0.1:$BASELINE_PORT/ping" "$WORK/hot.txt" 0 1 "$BENCH_CONNECTIONS" 5
+        CEILING_RPS=$R_RPS CEILING_CPU=$R_CPU
+    fi
+    stop_server
+done
+
+# ---------------------------------------------------------------------------------------------
+# Cold path.
+if [ -z "$BENCH_SKIP_COLD" ]; then
+    COLD_NEW=$((BENCH_COLD_KEYS - BENCH_HOT_KEYS))
+    [ "$COLD_NEW" -gt 0 ] || die "BENCH_COLD_KEYS must exceed BENCH_HOT_KEYS"
+    say "seeding $COLD_NEW more keys ($BENCH_COLD_KEYS in SQLite)…"
+    "$SEED" --data-dir "$DATA" --tenant "$TENANT" --user "$USER_EMAIL" --count "$COLD_NEW" --out "$WORK/cold.txt" \
+        >>"$WORK/setup.log" 2>&1 || die "seeding failed: $(tail -3 "$WORK/setup.log")"
+    say "cold path: fresh keygate process, every request a cache miss…"
+    start_keygate
+    # Opens the pool's connections and caches the (shared) owner and tenant with a hot key, which
+    # is not among the cold keys; no cold key has been sent since the restart.
+    run_wrk "cold-warm" "http://127.0.0.1:$KEYGATE_PORT$PATH_CAPABILITY" "$WORK/hot.txt" 0 1 "$BENCH_COLD_CONNECTIONS" 1
+    run_wrk "cold" "http://127.0.0.1:$KEYGATE_PORT$PATH_CAPABILITY" "$WORK/cold.txt" 0 "$BENCH_COLD_SAMPLE" \
+        "$BENCH_COLD_CONNECTIONS" "$BENCH_DURATION"
+    stop_server
+    COLD_RPS=$R_RPS COLD_P50=$R_P50 COLD_P99=$R_P99 COLD_REQUESTS=$R_REQUESTS COLD_CPU=$R_CPU
+    COLD_SENT=$R_SENT COLD_KEYS=$R_KEYS COLD_WRAPPED=$R_WRAPPED
+fi
+
+# ---------------------------------------------------------------------------------------------
+# Report.
+FAILED=0
+# verdict VAR VALUE MIN: VAR becomes PASS when VALUE ≥ MIN, else FAIL (and the exit status 1).
+verdict() {
+    if at_least "$2" "$3"; then printf -v "$1" PASS; else printf -v "$1" FAIL; FAILED=1; fi
+}
+for s in keygate baseline; do
+    for c in ONE ROT; do
+        for m in RPS P50 P99 CPU; do
+            v="${s}_${c}_${m}"
+            printf -v "MED_${v}" %s "$(median "${!v}")"
+        done
+    done
+done
+ONE_RATIO=$(pct "$MED_keygate_ONE_RPS" "$MED_baseline_ONE_RPS")
+ROT_RATIO=$(pct "$MED_keygate_ROT_RPS" "$MED_baseline_ROT_RPS")
+verdict ONE_VERDICT "$ONE_RATIO" "$BENCH_MIN_RATIO"
+verdict ROT_VERDICT "$ROT_RATIO" "$BENCH_MIN_RATIO"
+
+med() { local n="MED_$1"; printf %s "${!n}"; }
+row() {
+    local c=$1 title=$2 ratio=$3
+    printf '%-26s │ %8s %9s %9s %4s%% │ %8s %9s %9s %4s%% │ %7s%%\n' "$title" \
+        "$(med "keygate_${c}_RPS")" "$(us "$(med "keygate_${c}_P50")")" "$(us "$(med "keygate_${c}_P99")")" \
+        "$(med "keygate_${c}_CPU")" \
+        "$(med "baseline_${c}_RPS")" "$(us "$(med "baseline_${c}_P50")")" "$(us "$(med "baseline_${c}_P99")")" \
+        "$(med "baseline_${c}_CPU")" "$ratio"
+}
+
+echo
+echo "keygate HTTP benchmark, $(date -u +%Y-%m-%dT%H:%MZ), $(uname -srm), $(nproc --all) CPUs ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1))"
+echo "servers: taskset -c $BENCH_SERVER_CPU, TOKIO_WORKER_THREADS=1; load: taskset -c $BENCH_CLIENT_CPU wrk -t1 -c$BENCH_CONNECTIONS -d${BENCH_DURATION}s"
+echo "GET $PATH_CAPABILITY, cache hits; medians of $BENCH_ROUNDS rounds (per-round figures above, on stderr)"
+echo
+printf '%-26s │ %-35s │ %-35s │ %7s\n' "" "keygate" "baseline" "keygate/"
+printf '%-26s │ %8s %9s %9s %5s │ %8s %9s %9s %5s │ %7s\n' "scenario" "req/s" "p50" "p99" "CPU" "req/s" "p50" "p99" "CPU" "baseline"
+row ONE "1 key" "$ONE_RATIO"
+row ROT "$BENCH_HOT_KEYS keys rotating" "$ROT_RATIO"
+echo "load generator ceiling: $CEILING_RPS req/s on the baseline's /ping (server CPU $CEILING_CPU %)"
+echo
+echo "$ONE_VERDICT  hot path, 1 key: keygate reaches $ONE_RATIO % of the baseline (target ≥ $BENCH_MIN_RATIO %)"
+echo "$ROT_VERDICT  hot path, $BENCH_HOT_KEYS keys: keygate reaches $ROT_RATIO % of the baseline (target ≥ $BENCH_MIN_RATIO %)"
+if [ -z "$BENCH_SKIP_COLD" ]; then
+    verdict COLD_VERDICT "$BENCH_COLD_P99_US" "$((COLD_P99 + 1))"
+    echo
+    echo "cold path: $BENCH_COLD_KEYS keys in SQLite, fresh process, wrk -t1 -c$BENCH_COLD_CONNECTIONS -d${BENCH_DURATION}s, each key sent once"
+    echo "  $COLD_REQUESTS cache misses at $COLD_RPS req/s (server CPU $COLD_CPU %): p50 $(us "$COLD_P50"), p99 $(us "$COLD_P99")"
+    if [ "$COLD_WRAPPED" = true ]; then
+        echo "  warning: $COLD_SENT requests for $COLD_KEYS cold keys: some keys were sent twice (cache hits); raise BENCH_COLD_KEYS"
+    fi
+    echo "$COLD_VERDICT  cold path, cache miss: p99 $(us "$COLD_P99") (target < $(us "$BENCH_COLD_P99_US"))"
+fi
+exit "$FAILED"

@@ -13,6 +13,7 @@ pub mod tenant;
 pub mod time;
 pub mod user;
 pub mod validity;
+pub mod views;
 
 pub use api_key::{ApiKeySecret, KeyDigest, KeyRecord, KeyStatus, MalformedKey, Purpose};
 pub use audit::{Actor, AuditEntry};

@@ -224,7 +224,7 @@ impl Scopes {
     }
 
     /// Write implies read, as it does for grants.
-    fn admits(&self, resource: Resource, access: Access) -> bool {
+    pub fn admits(&self, resource: Resource, access: Access) -> bool {
         self.contains(Scope::Resource(resource, access))
             || (access == Access::Read && self.contains(Scope::Resource(resource, Access::Write)))
     }

@@ -1,6 +1,6 @@
 //! Who is asking: the command line (system), or a logged-in console user.
 
-use keygate_domain::{Actor, AuditEntry, Permissions, TenantId, UserId};
+use keygate_domain::{Access, Actor, AuditEntry, KeyId, Permissions, Reach, Resource, TenantId, UserId};
 
 use crate::{ServiceError, ServiceResult};
 
@@ -10,6 +10,8 @@ pub enum Caller {
     System { what: &'static str },
     /// A console user, acting inside their own tenant with their own permissions.
     User { id: UserId, tenant: TenantId, email: String, permissions: Permissions, ip: Option<String> },
+    /// A Public API call, running as the key's user with the key's effective permissions.
+    Key { key_id: KeyId, user_id: UserId, tenant: TenantId, permissions: Permissions, ip: Option<String> },
 }
 
 impl Caller {
@@ -19,19 +21,20 @@ impl Caller {
         match self {
             Self::System { what } => Actor::System(what),
             Self::User { id, email, .. } => Actor::User { id: *id, email: email.clone() },
+            Self::Key { key_id, user_id, .. } => Actor::Key { id: *key_id, user_id: *user_id },
         }
     }
 
     pub fn user_id(&self) -> Option<UserId> {
         match self {
-            Self::User { id, .. } => Some(*id),
+            Self::User { id, .. } | Self::Key { user_id: id, .. } => Some(*id),
             Self::System { .. } => None,
         }
     }
 
     pub(crate) fn audit(&self, tenant: TenantId, action: &'static str, target: impl Into<String>) -> AuditEntry {
         let ip = match self {
-            Self::User { ip, .. } => ip.clone(),
+            Self::User { ip, .. } | Self::Key { ip, .. } => ip.clone(),
             Self::System { .. } => None,
         };
         AuditEntry::new(Some(tenant), self.actor(), action, target).from_ip(ip)
@@ -50,6 +53,18 @@ impl Caller {
     fn require(&self, tenant: TenantId, has: impl Fn(&Permissions) -> bool, group: &str) -> ServiceResult<()> {
         match self {
             Self::System { .. } => Ok(()),
+            // A key manages users only with full write reach on users (an unscoped key of a
+            // User configurator, or one scoped `users:write`); it never configures the system.
+            Self::Key { tenant: own, permissions, .. } if *own == tenant && group == "User configurator" => {
+                if permissions.reach(Resource::Users, Access::Write) == Some(Reach::All) {
+                    Ok(())
+                } else {
+                    Err(ServiceError::Forbidden(
+                        "the key may not manage users (it needs users:write on all users)".to_owned(),
+                    ))
+                }
+            }
+            Self::Key { .. } => Err(ServiceError::Forbidden(format!("API keys cannot act as the `{group}` group"))),
             Self::User { tenant: own, permissions, .. } if *own == tenant && has(permissions) => Ok(()),
             Self::User { tenant: own, .. } if *own != tenant => Err(ServiceError::NotFound("the tenant".to_owned())),
             Self::User { .. } => {

@@ -14,6 +14,15 @@ pub enum ServiceError {
     /// The caller may not do this; the message says which group or permission is missing.
     #[error("{0}")]
     Forbidden(String),
+    /// A request the data API cannot run, with a stable code (`invalid_filter`, `unknown_column`, …).
+    #[error("{detail}")]
+    BadRequest { code: &'static str, detail: String },
+    /// Field-by-field validation failures of a record write; nothing was written.
+    #[error("{} field(s) are not valid", .0.len())]
+    InvalidFields(Vec<FieldError>),
+    /// Even one row would exceed the response size cap.
+    #[error("{0}")]
+    TooLarge(String),
     #[error("storage failed")]
     Store(#[source] StoreError),
     #[error("internal error: {0}")]
@@ -35,4 +44,11 @@ pub type ServiceResult<T> = Result<T, ServiceError>;
 /// `Invalid` from any displayable validation error.
 pub(crate) fn invalid(e: impl std::fmt::Display) -> ServiceError {
     ServiceError::Invalid(e.to_string())
+}
+
+/// One field's validation failure.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
 }

@@ -167,7 +167,7 @@ impl Keygate {
                 .await?
                 .ok_or_else(|| ServiceError::NotFound(format!("key {id}")))?
                 .tenant_id),
-            (None, Caller::User { tenant, .. }) => Ok(*tenant),
+            (None, Caller::User { tenant, .. } | Caller::Key { tenant, .. }) => Ok(*tenant),
         }
     }
 

@@ -4,14 +4,19 @@
 //! they call the store. Every change is authorised here (the first thing each function does),
 //! audited through the store, and reflected in this process's caches at once.
 
+mod audit_log;
 mod caller;
+mod demo;
 mod error;
 mod keys;
 mod password;
 mod ratelimit;
+mod records;
 mod refusals;
+mod sessions;
 mod tenants;
 mod usage;
+mod usage_stats;
 mod users;
 mod verify;
 
@@ -20,11 +25,15 @@ use std::{sync::Arc, time::Duration};
 use keygate_store::Database;
 
 pub use caller::Caller;
-pub use error::{ServiceError, ServiceResult};
+pub use error::{FieldError, ServiceError, ServiceResult};
 pub use keys::{IssueKey, IssuedKey, KeyOwner, KeyView};
 pub use password::{generate_password, hash_password, verify_password};
 pub use ratelimit::RateState;
+pub use records::{Page, ViewParams};
+pub use sessions::{LoggedIn, LoginError, LoginRequest, Session};
 pub use tenants::InitOutcome;
+pub use usage::day_of;
+pub use usage_stats::KeyUsage;
 pub use users::{CreateUser, Deactivated};
 pub use verify::{Credential, Refused, Verified, VerifyRequest};
 
@@ -41,6 +50,8 @@ pub struct ServiceConfig {
     pub max_failures_per_ip: u32,
     /// How long an IP that reached the failure limit is refused.
     pub failure_block: Duration,
+    /// The largest body a data-API page may have; the page is cut short before it.
+    pub max_page_bytes: usize,
 }
 
 impl Default for ServiceConfig {
@@ -51,6 +62,7 @@ impl Default for ServiceConfig {
             flush_every: Duration::from_secs(5),
             max_failures_per_ip: 100,
             failure_block: Duration::from_secs(60),
+            max_page_bytes: 10 * 1024 * 1024,
         }
     }
 }
@@ -111,9 +123,12 @@ impl Keygate {
 
     /// Writes pending last-used times and refusal counts now.
     pub async fn flush(&self) {
-        let usage = self.inner.verifier.usage.take();
+        let (usage, daily) = self.inner.verifier.usage.take();
         if let Err(e) = self.inner.db.keys().record_usage(&usage).await {
             tracing::warn!(error = %e, count = usage.len(), "writing last-used times failed");
+        }
+        if let Err(e) = self.inner.db.usage().add_daily(&daily).await {
+            tracing::warn!(error = %e, count = daily.len(), "writing per-day call counts failed");
         }
         let refusals = self.inner.verifier.refusals.take_audit_entries();
         if let Err(e) = self.inner.db.audit().append(&refusals).await {

@@ -273,6 +273,7 @@ impl Keygate {
         });
         if let Err(Refusal { code, admin_detail }) = checked {
             v.refusals.record(Some(tenant.id), Some((key.id, owner.id)), code, req.client_ip, admin_detail);
+            v.usage.count_refusal(key.id, Timestamp::now(), code.code());
             return Err(code.into());
         }
         let limit = key.rate_limit_per_minute.unwrap_or(tenant.rate_limit_per_minute);
@@ -287,6 +288,7 @@ impl Keygate {
                     req.client_ip,
                     detail,
                 );
+                v.usage.count_refusal(key.id, Timestamp::now(), RefusalCode::RateLimited.code());
                 return Err(Refused {
                     code: RefusalCode::RateLimited,
                     rate: Some(rate),

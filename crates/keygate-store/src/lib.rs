@@ -16,15 +16,21 @@ use sqlx::{
 mod audit;
 mod changes;
 mod keys;
+mod records;
 mod rows;
+mod sessions;
 mod tenants;
 pub mod testing;
+mod usage;
 mod users;
 
 pub use audit::{AuditFilter, AuditRecord};
 pub use changes::{Change, ChangeKind};
 pub use keys::{KeyListing, NewKey, UsageUpdate};
+pub use records::{FieldValue, Idempotency, RecordWrite, Records, ViewQuery, Visibility};
+pub use sessions::{NewSession, SessionRecord, ThrottleState};
 pub use tenants::{NewTenant, TenantRecord};
+pub use usage::DailyCount;
 pub use users::{GroupRecord, NewUser, UserRecord};
 
 /// Errors of the storage layer. Database causes are kept for logs, never shown to callers.

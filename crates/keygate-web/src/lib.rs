@@ -6,6 +6,7 @@
 
 mod api;
 mod client_ip;
+mod data;
 mod ops;
 mod problem;
 mod verify;
@@ -73,6 +74,11 @@ fn getrandom_prefix(bytes: &mut [u8; 4]) {
 pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/rest/v1/{unit}/capability", get(api::capability))
+        .route("/rest/v1/{unit}/views/{view}", get(data::read_view))
+        .route(
+            "/rest/v1/{unit}/{resource}",
+            get(data::read_record).post(data::create_record).patch(data::update_record),
+        )
         .route("/v1/keys/verify", post(verify::verify_key))
         .route("/v1/forward-auth", any(verify::forward_auth))
         .route("/healthz", get(ops::healthz))

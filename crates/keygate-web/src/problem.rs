@@ -6,7 +6,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use keygate_domain::RefusalCode;
-use keygate_service::{RateState, Refused};
+use keygate_service::{FieldError, RateState, Refused, ServiceError};
 use serde_json::json;
 
 /// A problem document with its status and extra headers.
@@ -18,16 +18,87 @@ pub(crate) struct Problem {
     detail: Option<String>,
     request_id: String,
     headers: HeaderMap,
+    /// Field-level errors of a rejected write (RFC 9457 extension member `errors`).
+    errors: Vec<FieldError>,
 }
 
 impl Problem {
     pub(crate) fn new(status: StatusCode, code: &'static str, title: impl Into<String>, request_id: String) -> Self {
-        Self { status, code, title: title.into(), detail: None, request_id, headers: HeaderMap::new() }
+        Self {
+            status,
+            code,
+            title: title.into(),
+            detail: None,
+            request_id,
+            headers: HeaderMap::new(),
+            errors: Vec::new(),
+        }
     }
 
     pub(crate) fn detail(mut self, detail: impl Into<String>) -> Self {
         self.detail = Some(detail.into());
         self
+    }
+
+    /// A service error. Internal causes are logged with the request id, never sent.
+    pub(crate) fn from_service(e: ServiceError, request_id: String) -> Self {
+        match e {
+            ServiceError::BadRequest { code: "insufficient_permission", detail } => {
+                let mut p = Self::new(
+                    StatusCode::FORBIDDEN,
+                    "insufficient_permission",
+                    RefusalCode::InsufficientPermission.title(),
+                    request_id,
+                )
+                .detail(detail);
+                p.headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"keygate\", error=\"insufficient_scope\""),
+                );
+                p
+            }
+            ServiceError::BadRequest { code, detail } => {
+                Self::new(StatusCode::BAD_REQUEST, code, "The request cannot be run", request_id).detail(detail)
+            }
+            ServiceError::InvalidFields(errors) => {
+                let mut p = Self::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid_fields",
+                    "Some fields are not valid; nothing was written",
+                    request_id,
+                );
+                p.errors = errors;
+                p
+            }
+            ServiceError::Invalid(detail) => {
+                Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_input", "The input is not valid", request_id)
+                    .detail(detail)
+            }
+            ServiceError::NotFound(what) => Self::new(StatusCode::NOT_FOUND, "not_found", "Not found", request_id)
+                .detail(format!("{what} was not found")),
+            ServiceError::Conflict(detail) => {
+                Self::new(StatusCode::CONFLICT, "conflict", "Conflict", request_id).detail(detail)
+            }
+            ServiceError::Forbidden(detail) => {
+                Self::new(StatusCode::FORBIDDEN, "forbidden", "Forbidden", request_id).detail(detail)
+            }
+            ServiceError::TooLarge(detail) => Self::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "page_too_large",
+                "The answer would exceed the size limit",
+                request_id,
+            )
+            .detail(detail),
+            other => {
+                tracing::error!(error = ?other, request_id, "request failed");
+                Self::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal_error",
+                    "Something went wrong on our side",
+                    request_id,
+                )
+            }
+        }
     }
 
     /// A refused call, with RFC 6750 `WWW-Authenticate` on 401/403 and rate headers on 429.
@@ -84,6 +155,9 @@ impl IntoResponse for Problem {
         });
         if let Some(detail) = self.detail {
             body["detail"] = json!(detail);
+        }
+        if !self.errors.is_empty() {
+            body["errors"] = json!(self.errors);
         }
         let mut response = (self.status, Json(body)).into_response();
         response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));

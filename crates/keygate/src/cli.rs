@@ -43,8 +43,12 @@ pub struct Global {
 pub enum Command {
     /// Serve the Public API.
     Serve,
-    /// Create a demo tenant the first time, issue a fresh demo key, print a curl line, and serve.
-    Demo,
+    /// Create a demo tenant with demo data the first time, issue a fresh demo key, print a curl line, and serve.
+    Demo {
+        /// Size of the demo data set: scale × (300 companies, 600 persons, 3000 documents, 5000 time entries, …).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        scale: u32,
+    },
     /// Create the database and the first tenant with its administrator.
     Init {
         #[arg(long)]
@@ -256,7 +260,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let system = Caller::CLI;
     match cli.command {
         Command::Serve => crate::serve::serve(keygate.clone(), &config).await?,
-        Command::Demo => crate::serve::demo(keygate.clone(), &config).await?,
+        Command::Demo { scale } => crate::serve::demo(keygate.clone(), &config, scale).await?,
         Command::Migrate => println!("the database is up to date ({})", config.describe_storage()),
         Command::Init { tenant, admin_email, admin_password_file } => {
             let password = admin_password_file.as_ref().map(read_secret_file).transpose()?;

@@ -73,7 +73,7 @@ const DEMO_INTEGRATION: &str = "integration@demo.example";
 
 /// Creates the demo tenant the first time, issues a fresh key for its programmatic user, prints
 /// a working curl line, and serves.
-pub async fn demo(keygate: Keygate, config: &Config) -> anyhow::Result<()> {
+pub async fn demo(keygate: Keygate, config: &Config, scale: u32) -> anyhow::Result<()> {
     let system = Caller::CLI;
     let slug = TenantSlug::parse(DEMO_TENANT).map_err(anyhow::Error::msg)?;
     let tenant = match keygate.db().tenants().by_slug(&slug).await? {
@@ -100,7 +100,7 @@ pub async fn demo(keygate: Keygate, config: &Config) -> anyhow::Result<()> {
                 "group Integration readers",
             );
             keygate.db().users().create_group(outcome.tenant, "Integration readers", &grants, &audit).await?;
-            keygate
+            let integration = keygate
                 .create_user(
                     &system,
                     outcome.tenant,
@@ -114,6 +114,8 @@ pub async fn demo(keygate: Keygate, config: &Config) -> anyhow::Result<()> {
                     },
                 )
                 .await?;
+            let rows = keygate.seed_demo_data(&system, outcome.tenant, &[outcome.admin, integration], scale).await?;
+            println!("demo data: {rows} records in units 1-3 (scale {scale})");
             outcome.tenant
         }
     };

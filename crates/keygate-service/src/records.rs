@@ -1,0 +1,794 @@
+//! The data API's use cases: reading views with filters and paging, and reading and writing
+//! records, always as the key's user with the key's effective permissions.
+
+use keygate_domain::{
+    Access, Reach, Resource, UnitId,
+    filter::{self, Expr},
+    views::{self, Bound, FilterProblem, Guard, View, check_filter, is_date},
+};
+use keygate_store::{FieldValue, Idempotency, RecordWrite, ViewQuery, Visibility};
+use serde_json::{Map, Value as Json};
+use sha2::{Digest, Sha256};
+
+use crate::{Caller, FieldError, Keygate, ServiceError, ServiceResult, Verified};
+
+/// The query parameters of a view read, as received.
+#[derive(Debug, Clone, Default)]
+pub struct ViewParams {
+    pub columns: Option<String>,
+    pub properties: Option<String>,
+    pub filter: Option<String>,
+    pub limit: Option<String>,
+    pub offset: Option<String>,
+}
+
+/// One page of a view, already serialised: `{"metadata":{…},"data":[…]}`.
+#[derive(Debug, Clone)]
+pub struct Page {
+    pub body: String,
+    pub count: usize,
+    pub next_offset: Option<u64>,
+}
+
+pub const DEFAULT_LIMIT: u32 = 1000;
+pub const MAX_LIMIT: u32 = 10_000;
+
+fn bad(code: &'static str, detail: impl Into<String>) -> ServiceError {
+    ServiceError::BadRequest { code, detail: detail.into() }
+}
+
+fn problem(p: FilterProblem) -> ServiceError {
+    match p {
+        FilterProblem::UnknownColumn { .. } => bad("unknown_column", p.to_string()),
+        FilterProblem::TypeMismatch { .. } => bad("type_mismatch", p.to_string()),
+    }
+}
+
+/// How far a key reaches into `resource` for `access`; `None`: not at all (403).
+fn visibility(v: &Verified, resource: Resource, access: Access) -> Option<Visibility> {
+    if v.key.scopes.as_ref().is_some_and(|s| !s.admits(resource, access)) {
+        return None;
+    }
+    match v.permissions().reach(resource, access) {
+        Some(Reach::All) => Some(Visibility::All),
+        // Without a grant a user still reaches the records they own.
+        Some(Reach::Own) | None => Some(Visibility::Own(v.owner.id)),
+    }
+}
+
+fn forbidden(resource: Resource, access: Access) -> ServiceError {
+    bad_forbidden(format!("the key may not {} {}", access.as_str(), resource.as_str()))
+}
+
+fn bad_forbidden(detail: String) -> ServiceError {
+    ServiceError::BadRequest { code: "insufficient_permission", detail }
+}
+
+fn view_visibility(v: &Verified, view: &View) -> ServiceResult<Visibility> {
+    match view.guard {
+        Guard::AnyKey => Ok(Visibility::All),
+        Guard::Resource(r) => visibility(v, r, Access::Read).ok_or_else(|| forbidden(r, Access::Read)),
+    }
+}
+
+fn caller(v: &Verified, ip: Option<String>) -> Caller {
+    Caller::Key { key_id: v.key.id, user_id: v.owner.id, tenant: v.tenant.id, permissions: v.permissions().clone(), ip }
+}
+
+impl Keygate {
+    /// A page of a view. Rows come in id order; the page stops before `max_page_bytes`, and
+    /// `nextOffset` continues exactly where it stopped.
+    pub async fn read_view(&self, v: &Verified, unit: UnitId, name: &str, params: &ViewParams) -> ServiceResult<Page> {
+        let view = views::view(name).ok_or_else(|| {
+            let names: Vec<&str> = views::VIEWS.iter().map(|v| v.name).collect();
+            ServiceError::NotFound(format!("the view `{name}` (views: {})", names.join(", ")))
+        })?;
+        let visibility = view_visibility(v, view)?;
+        let limit = match params.limit.as_deref().map(str::trim) {
+            None | Some("") => DEFAULT_LIMIT,
+            Some(t) => t.parse::<u32>().ok().filter(|n| (1..=MAX_LIMIT).contains(n)).ok_or_else(|| {
+                bad("invalid_parameter", format!("limit must be a whole number from 1 to {MAX_LIMIT}, not `{t}`"))
+            })?,
+        };
+        let offset =
+            match params.offset.as_deref().map(str::trim) {
+                None | Some("") => 0,
+                Some(t) => t.parse::<u64>().ok().filter(|n| *n <= i64::MAX as u64).ok_or_else(|| {
+                    bad("invalid_parameter", format!("offset must be a whole number from 0, not `{t}`"))
+                })?,
+            };
+        let columns: Option<Vec<&'static str>> =
+            match params.columns.as_deref().map(str::trim).filter(|c| !c.is_empty()) {
+                None => None,
+                Some(list) => Some(
+                    list.split(',')
+                        .map(|c| {
+                            view.column(c.trim()).map(|c| c.name).ok_or_else(|| {
+                                problem(FilterProblem::UnknownColumn {
+                                    column: c.trim().to_owned(),
+                                    known: view.columns.iter().map(|c| c.name).collect::<Vec<_>>().join(", "),
+                                })
+                            })
+                        })
+                        .collect::<ServiceResult<_>>()?,
+                ),
+            };
+        let properties: Option<Vec<String>> =
+            match params.properties.as_deref().map(str::trim).filter(|p| !p.is_empty()) {
+                None => None,
+                Some(_) if !view.properties => {
+                    return Err(bad("unknown_column", format!("the view `{name}` has no custom properties")));
+                }
+                Some(list) => Some(list.split(',').map(|p| p.trim().to_owned()).filter(|p| !p.is_empty()).collect()),
+            };
+        let filter: Option<Expr> = match params.filter.as_deref().map(str::trim).filter(|f| !f.is_empty()) {
+            None => None,
+            Some(text) => {
+                let expr = filter::parse(text).map_err(|e| bad("invalid_filter", e.to_string()))?;
+                check_filter(view, &expr).map_err(problem)?;
+                Some(expr)
+            }
+        };
+        let q = ViewQuery {
+            view,
+            tenant: v.tenant.id,
+            unit,
+            visibility,
+            filter: filter.as_ref(),
+            fetch: limit + 1,
+            offset,
+        };
+        let rows = self.db().records().query(&q).await?;
+        let more = rows.len() > limit as usize;
+        self.paginate(
+            rows.into_iter().take(limit as usize),
+            limit,
+            offset,
+            more,
+            columns.as_deref(),
+            properties.as_deref(),
+        )
+    }
+
+    fn paginate(
+        &self,
+        rows: impl Iterator<Item = Map<String, Json>>,
+        limit: u32,
+        offset: u64,
+        more: bool,
+        columns: Option<&[&'static str]>,
+        properties: Option<&[String]>,
+    ) -> ServiceResult<Page> {
+        // Room for the metadata envelope, whose numbers are at most 20 digits each.
+        let budget = self.config().max_page_bytes.saturating_sub(128);
+        let mut data = String::from("[");
+        let mut count = 0usize;
+        let mut cut = false;
+        for mut row in rows {
+            if let Some(props) = properties {
+                if let Some(Json::Object(all)) = row.get("properties") {
+                    let picked: Map<String, Json> =
+                        all.iter().filter(|(k, _)| props.contains(k)).map(|(k, v)| (k.clone(), v.clone())).collect();
+                    row.insert("properties".to_owned(), Json::Object(picked));
+                }
+            }
+            let row = match columns {
+                None => row,
+                Some(cols) => {
+                    let keep_props = properties.is_some();
+                    row.into_iter()
+                        .filter(|(k, _)| cols.contains(&k.as_str()) || (keep_props && k == "properties"))
+                        .collect()
+                }
+            };
+            let text = serde_json::to_string(&row).map_err(|e| ServiceError::Internal(e.to_string()))?;
+            if data.len() + text.len() + 2 > budget {
+                cut = true;
+                break;
+            }
+            if count > 0 {
+                data.push(',');
+            }
+            data.push_str(&text);
+            count += 1;
+        }
+        data.push(']');
+        if cut && count == 0 {
+            return Err(ServiceError::TooLarge(format!(
+                "the row at offset {offset} alone is larger than the {} byte page limit; ask for fewer columns or properties",
+                self.config().max_page_bytes
+            )));
+        }
+        let next_offset = (cut || more).then(|| offset + count as u64);
+        let body = format!(
+            "{{\"metadata\":{{\"count\":{count},\"limit\":{limit},\"nextOffset\":{}}},\"data\":{data}}}",
+            next_offset.map_or("null".to_owned(), |n| n.to_string())
+        );
+        Ok(Page { body, count, next_offset })
+    }
+
+    /// One record by id, or `NotFound` when it is outside what the key may see.
+    pub async fn read_record(
+        &self,
+        v: &Verified,
+        unit: UnitId,
+        resource: &str,
+        id: i64,
+    ) -> ServiceResult<Map<String, Json>> {
+        let view = record_view(resource)?;
+        let visibility = view_visibility(v, view)?;
+        self.db()
+            .records()
+            .get(view, v.tenant.id, unit, visibility, id)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound(format!("{resource} {id}")))
+    }
+
+    /// Creates a record; answers `(status, body)`. With an idempotency key, a retry of the same
+    /// request gets the first answer, and a different request with the same key is refused.
+    pub async fn create_record(
+        &self,
+        v: &Verified,
+        unit: UnitId,
+        resource: &str,
+        body: &[u8],
+        idempotency_key: Option<&str>,
+        ip: Option<String>,
+    ) -> ServiceResult<(u16, String)> {
+        let spec = write_spec(resource)?;
+        let reach =
+            visibility(v, spec.resource, Access::Write).ok_or_else(|| forbidden(spec.resource, Access::Write))?;
+        let hash: [u8; 32] =
+            Sha256::new().chain_update(resource.as_bytes()).chain_update(b"\0").chain_update(body).finalize().into();
+        if let Some(key) = idempotency_key {
+            if key.is_empty() || key.len() > 255 || key.chars().any(char::is_control) {
+                return Err(bad(
+                    "invalid_parameter",
+                    "the Idempotency-Key header must be 1 to 255 printable characters",
+                ));
+            }
+            if let Some(answer) = self.idempotent(v, key, &hash).await? {
+                return Ok(answer);
+            }
+        }
+        let object = parse_object(body)?;
+        if resource == "users" {
+            return self.create_user_record(v, &object, ip).await;
+        }
+        let mut write = self.validate(v, spec, &object, true, reach).await?;
+        let mut number = None;
+        if spec.table == "documents" && !write.fields.iter().any(|(c, _)| *c == "number") {
+            let n = self.db().records().count_documents(v.tenant.id).await? + 1;
+            let doc_type = write.fields.iter().find(|(c, _)| *c == "type").and_then(|(_, f)| match f {
+                FieldValue::Bound(Bound::Text(t)) => Some(t.clone()),
+                _ => None,
+            });
+            let prefix: String = doc_type
+                .unwrap_or_default()
+                .split('.')
+                .take(2)
+                .map(|p| p.chars().take(3).collect::<String>())
+                .collect::<Vec<_>>()
+                .join("");
+            let generated = format!(
+                "{prefix}-{}-{n:06}",
+                keygate_domain::Timestamp::now().to_date_string().get(..4).unwrap_or("0000")
+            );
+            write.fields.push(("number", FieldValue::Bound(Bound::Text(generated.clone()))));
+            number = Some(generated);
+        } else if spec.table == "documents" {
+            number = write.fields.iter().find(|(c, _)| *c == "number").and_then(|(_, f)| match f {
+                FieldValue::Bound(Bound::Text(t)) => Some(t.clone()),
+                _ => None,
+            });
+        }
+        let actor = caller(v, ip);
+        let audit = actor.audit(v.tenant.id, "record.created", resource).details(format!("via key {}", v.key.id));
+        let idem = idempotency_key.map(|key| Idempotency { key_id: v.key.id.0, key, request_hash: &hash });
+        let answer = |id: i64| match &number {
+            Some(n) => serde_json::json!({ "id": id, "number": n }).to_string(),
+            None => serde_json::json!({ "id": id }).to_string(),
+        };
+        match self.db().records().insert(v.tenant.id, unit, &write, &audit, idem, answer).await {
+            Ok((_, body)) => Ok((201, body)),
+            Err(keygate_store::StoreError::Conflict(m)) if m == "idempotency" => {
+                let key = idempotency_key.unwrap_or_default();
+                self.idempotent(v, key, &hash)
+                    .await?
+                    .ok_or_else(|| ServiceError::Conflict("the idempotent request is still in progress; retry".into()))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn idempotent(&self, v: &Verified, key: &str, hash: &[u8; 32]) -> ServiceResult<Option<(u16, String)>> {
+        match self.db().records().idempotent_answer(v.tenant.id, v.key.id.0, key).await? {
+            None => Ok(None),
+            Some((stored, status, body)) if stored.as_slice() == hash.as_slice() => {
+                Ok(Some((u16::try_from(status).unwrap_or(201), body)))
+            }
+            Some(_) => {
+                Err(bad("idempotency_key_reused", "this Idempotency-Key was already used for a different request"))
+            }
+        }
+    }
+
+    /// Changes a record. A record outside what the key may see is `NotFound`.
+    pub async fn update_record(
+        &self,
+        v: &Verified,
+        unit: UnitId,
+        resource: &str,
+        id: i64,
+        body: &[u8],
+        ip: Option<String>,
+    ) -> ServiceResult<()> {
+        let spec = write_spec(resource)?;
+        let reach =
+            visibility(v, spec.resource, Access::Write).ok_or_else(|| forbidden(spec.resource, Access::Write))?;
+        let object = parse_object(body)?;
+        if resource == "users" {
+            return self.update_user_record(v, id, &object, ip).await;
+        }
+        let owner = self.db().records().owner_of(spec.table, v.tenant.id, unit, id).await?;
+        match (owner, reach) {
+            (None, _) => return Err(ServiceError::NotFound(format!("{resource} {id}"))),
+            (Some(o), Visibility::Own(me)) if o != me.0 => {
+                // Visible for reading perhaps, but not for writing: only say so when it is readable.
+                let readable = self.read_record(v, unit, resource, id).await.is_ok();
+                return Err(if readable {
+                    forbidden(spec.resource, Access::Write)
+                } else {
+                    ServiceError::NotFound(format!("{resource} {id}"))
+                });
+            }
+            _ => {}
+        }
+        let write = self.validate(v, spec, &object, false, reach).await?;
+        let actor = caller(v, ip);
+        let audit = actor.audit(v.tenant.id, "record.updated", resource).details(format!(
+            "via key {}; fields: {}",
+            v.key.id,
+            object.keys().cloned().collect::<Vec<_>>().join(", ")
+        ));
+        self.db().records().update(v.tenant.id, unit, id, &write, &audit).await?;
+        Ok(())
+    }
+
+    async fn create_user_record(
+        &self,
+        v: &Verified,
+        object: &Map<String, Json>,
+        ip: Option<String>,
+    ) -> ServiceResult<(u16, String)> {
+        let mut errors = Vec::new();
+        let text = |k: &str, errors: &mut Vec<FieldError>| match object.get(k) {
+            Some(Json::String(s)) => s.clone(),
+            Some(_) => {
+                errors.push(FieldError { field: k.into(), message: "must be a string".into() });
+                String::new()
+            }
+            None => {
+                errors.push(FieldError { field: k.into(), message: "is required".into() });
+                String::new()
+            }
+        };
+        for k in object.keys() {
+            if !["name", "email", "category", "groupNames"].contains(&k.as_str()) {
+                errors.push(FieldError {
+                    field: k.clone(),
+                    message: "is not a field of users (name, email, category, groupNames)".into(),
+                });
+            }
+        }
+        let name = text("name", &mut errors);
+        let email = text("email", &mut errors);
+        let category = match object.get("category") {
+            None => "programmatic".to_owned(),
+            Some(_) => text("category", &mut errors),
+        };
+        let groups: Vec<String> = match object.get("groupNames") {
+            None => Vec::new(),
+            Some(Json::Array(items)) if items.iter().all(Json::is_string) => {
+                items.iter().filter_map(|g| g.as_str().map(str::to_owned)).collect()
+            }
+            Some(_) => {
+                errors.push(FieldError { field: "groupNames".into(), message: "must be a list of group names".into() });
+                Vec::new()
+            }
+        };
+        if !errors.is_empty() {
+            return Err(ServiceError::InvalidFields(errors));
+        }
+        let id = self
+            .create_user(
+                &caller(v, ip),
+                v.tenant.id,
+                crate::CreateUser { email, name, category, groups, units: None, password: None },
+            )
+            .await
+            .map_err(|e| match e {
+                ServiceError::Invalid(m) => {
+                    ServiceError::InvalidFields(vec![FieldError { field: "user".into(), message: m }])
+                }
+                other => other,
+            })?;
+        Ok((201, serde_json::json!({ "id": id }).to_string()))
+    }
+
+    async fn update_user_record(
+        &self,
+        v: &Verified,
+        id: i64,
+        object: &Map<String, Json>,
+        ip: Option<String>,
+    ) -> ServiceResult<()> {
+        let errors: Vec<FieldError> = object
+            .iter()
+            .filter(|(k, val)| k.as_str() != "active" || !val.is_boolean())
+            .map(|(k, _)| FieldError {
+                field: k.clone(),
+                message: if k == "active" {
+                    "must be true or false".into()
+                } else {
+                    "cannot be changed through the API; only `active` can".into()
+                },
+            })
+            .collect();
+        if !errors.is_empty() {
+            return Err(ServiceError::InvalidFields(errors));
+        }
+        let user = keygate_domain::UserId(id);
+        // A user the key cannot see does not exist for it.
+        self.user_by_id(v.tenant.id, user).await?;
+        if let Some(active) = object.get("active").and_then(Json::as_bool) {
+            self.set_user_active(&caller(v, ip), v.tenant.id, user, active).await?;
+        }
+        Ok(())
+    }
+
+    /// Checks every field of `object` against `spec`; all errors are reported together.
+    async fn validate(
+        &self,
+        v: &Verified,
+        spec: &WriteSpec,
+        object: &Map<String, Json>,
+        creating: bool,
+        reach: Visibility,
+    ) -> ServiceResult<RecordWrite> {
+        let mut errors = Vec::new();
+        let mut fields = Vec::new();
+        for (name, value) in object {
+            let Some(field) = spec.fields.iter().find(|f| f.name == name) else {
+                let known: Vec<&str> = spec.fields.iter().map(|f| f.name).collect();
+                errors.push(FieldError {
+                    field: name.clone(),
+                    message: format!("is not a field of {}; the fields are: {}", spec.name, known.join(", ")),
+                });
+                continue;
+            };
+            match self.field_value(v, field, value).await {
+                Ok(fv) => fields.push((field.column, fv)),
+                Err(message) => errors.push(FieldError { field: name.clone(), message }),
+            }
+        }
+        if creating {
+            for f in spec.fields.iter().filter(|f| f.required) {
+                if !object.contains_key(f.name) {
+                    errors.push(FieldError { field: f.name.to_owned(), message: "is required".into() });
+                }
+            }
+        }
+        let owner_column = spec.owner_field;
+        let owner_set = fields.iter().find(|(c, _)| *c == owner_column).map(|(_, f)| f.clone());
+        match (reach, owner_set) {
+            (Visibility::Own(me), Some(FieldValue::Bound(Bound::Int(o)))) if o != me.0 => {
+                errors.push(FieldError {
+                    field: "ownerId".into(),
+                    message: "the key may only write its own user's records".into(),
+                });
+            }
+            (_, None) if creating => fields.push((owner_column, FieldValue::Bound(Bound::Int(v.owner.id.0)))),
+            _ => {}
+        }
+        if let (Visibility::Own(me), Some((_, FieldValue::Bound(Bound::Int(u))))) =
+            (reach, fields.iter().find(|(c, _)| *c == "user_id"))
+            && *u != me.0
+        {
+            errors.push(FieldError {
+                field: "userId".into(),
+                message: "the key may only record its own user's time".into(),
+            });
+        }
+        if spec.table == "time_entries" && creating && !fields.iter().any(|(c, _)| *c == "user_id") {
+            fields.push(("user_id", FieldValue::Bound(Bound::Int(v.owner.id.0))));
+        }
+        if errors.is_empty() {
+            Ok(RecordWrite { table: spec.table, fields })
+        } else {
+            Err(ServiceError::InvalidFields(errors))
+        }
+    }
+
+    async fn field_value(&self, v: &Verified, field: &FieldSpec, value: &Json) -> Result<FieldValue, String> {
+        if value.is_null() {
+            return if field.required { Err("is required and cannot be null".into()) } else { Ok(FieldValue::Null) };
+        }
+        let text = || value.as_str().map(str::to_owned).ok_or_else(|| "must be a string".to_owned());
+        Ok(FieldValue::Bound(match field.kind {
+            Kind::Text(max) => {
+                let t = text()?;
+                if t.trim().is_empty() && field.required {
+                    return Err("must not be empty".into());
+                }
+                if t.chars().count() > max {
+                    return Err(format!("must be at most {max} characters"));
+                }
+                Bound::Text(t)
+            }
+            Kind::DocType => {
+                let t = text()?;
+                if !DOCUMENT_TYPES.contains(&t.as_str()) {
+                    return Err(format!("must be one of {}", DOCUMENT_TYPES.join(", ")));
+                }
+                Bound::Text(t)
+            }
+            Kind::Bool => Bound::Bool(value.as_bool().ok_or("must be true or false")?),
+            Kind::Date => {
+                let t = text()?;
+                if !is_date(&t) {
+                    return Err("must be a date YYYY-MM-DD".into());
+                }
+                Bound::Text(t)
+            }
+            Kind::Money => {
+                let n = value
+                    .as_f64()
+                    .filter(|n| n.is_finite() && n.abs() < 1e13)
+                    .ok_or("must be an amount such as 1250.50")?;
+                Bound::Int((n * 100.0).round() as i64)
+            }
+            Kind::Hours => {
+                let n = value
+                    .as_f64()
+                    .filter(|n| *n > 0.0 && *n <= 24.0)
+                    .ok_or("must be a number of hours above 0 and at most 24")?;
+                Bound::Float(n)
+            }
+            Kind::Estimate => Bound::Float(
+                value.as_f64().filter(|n| *n >= 0.0 && *n < 1e6).ok_or("must be a non-negative number of hours")?,
+            ),
+            Kind::Ref(table) => {
+                let id = value.as_i64().filter(|i| *i > 0).ok_or("must be a record id")?;
+                if !self
+                    .db()
+                    .records()
+                    .exists(table, v.tenant.id, id)
+                    .await
+                    .map_err(|_| "could not be checked".to_owned())?
+                {
+                    return Err(format!("there is no {table} record {id}"));
+                }
+                Bound::Int(id)
+            }
+            Kind::UserRef => {
+                let id = value.as_i64().filter(|i| *i > 0).ok_or("must be a user id")?;
+                if self
+                    .db()
+                    .users()
+                    .by_id(v.tenant.id, keygate_domain::UserId(id))
+                    .await
+                    .map_err(|_| "could not be checked".to_owned())?
+                    .is_none()
+                {
+                    return Err(format!("there is no user {id}"));
+                }
+                Bound::Int(id)
+            }
+            Kind::Properties => {
+                if !value.is_object() {
+                    return Err("must be a JSON object".into());
+                }
+                let t = value.to_string();
+                if t.len() > 1_000_000 {
+                    return Err("must be at most 1 MB".into());
+                }
+                Bound::Text(t)
+            }
+            Kind::Tags => match value.as_array() {
+                Some(items) if items.iter().all(Json::is_string) && items.len() <= 100 => {
+                    Bound::Text(value.to_string())
+                }
+                _ => return Err("must be a list of at most 100 strings".into()),
+            },
+        }))
+    }
+}
+
+fn parse_object(body: &[u8]) -> ServiceResult<Map<String, Json>> {
+    match serde_json::from_slice::<Json>(body) {
+        Ok(Json::Object(m)) => Ok(m),
+        Ok(_) => Err(ServiceError::InvalidFields(vec![FieldError {
+            field: "body".into(),
+            message: "must be a JSON object".into(),
+        }])),
+        Err(e) => Err(ServiceError::InvalidFields(vec![FieldError {
+            field: "body".into(),
+            message: format!("is not valid JSON: {e}"),
+        }])),
+    }
+}
+
+fn record_view(resource: &str) -> ServiceResult<&'static View> {
+    match resource {
+        "companies" | "persons" | "jobs" | "tasks" | "documents" | "users" => views::view(resource),
+        _ => None,
+    }
+    .ok_or_else(|| ServiceError::NotFound(format!("the resource `{resource}`")))
+}
+
+pub const DOCUMENT_TYPES: &[&str] = &[
+    "INVOICE.SALES",
+    "INVOICE.SALES.PROFORMA",
+    "INVOICE.SALES.CORRECTION",
+    "INVOICE.PURCHASE",
+    "INVOICE.PURCHASE.PROFORMA",
+    "INVOICE.PURCHASE.CORRECTION",
+    "DOCUMENT.ISSUED",
+    "DOCUMENT.RECEIVED",
+    "DOCUMENT.CONTRACT",
+    "DOCUMENT.QUOTATION.SALES",
+    "DOCUMENT.ORDER.PURCHASE",
+];
+
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Text(usize),
+    DocType,
+    Bool,
+    Date,
+    Money,
+    Hours,
+    Estimate,
+    Ref(&'static str),
+    UserRef,
+    Properties,
+    Tags,
+}
+
+#[derive(Debug)]
+struct FieldSpec {
+    name: &'static str,
+    column: &'static str,
+    kind: Kind,
+    required: bool,
+}
+
+#[derive(Debug)]
+struct WriteSpec {
+    name: &'static str,
+    table: &'static str,
+    resource: Resource,
+    owner_field: &'static str,
+    fields: &'static [FieldSpec],
+}
+
+const fn f(name: &'static str, column: &'static str, kind: Kind, required: bool) -> FieldSpec {
+    FieldSpec { name, column, kind, required }
+}
+
+const OWNER: FieldSpec = f("ownerId", "owner_id", Kind::UserRef, false);
+const PROPS: FieldSpec = f("properties", "properties", Kind::Properties, false);
+
+const SPECS: &[WriteSpec] = &[
+    WriteSpec {
+        name: "companies",
+        table: "companies",
+        resource: Resource::Companies,
+        owner_field: "owner_id",
+        fields: &[
+            f("name", "name", Kind::Text(200), true),
+            f("registrationNumber", "registration_number", Kind::Text(40), false),
+            f("vatId", "vat_id", Kind::Text(40), false),
+            f("address", "address", Kind::Text(500), false),
+            f("isClient", "is_client", Kind::Bool, false),
+            f("isSupplier", "is_supplier", Kind::Bool, false),
+            f("isDisabled", "is_disabled", Kind::Bool, false),
+            OWNER,
+            PROPS,
+        ],
+    },
+    WriteSpec {
+        name: "persons",
+        table: "persons",
+        resource: Resource::Persons,
+        owner_field: "owner_id",
+        fields: &[
+            f("firstName", "first_name", Kind::Text(100), true),
+            f("lastName", "last_name", Kind::Text(100), true),
+            f("email", "email", Kind::Text(254), false),
+            f("phone", "phone", Kind::Text(40), false),
+            f("companyId", "company_id", Kind::Ref("companies"), false),
+            f("isDisabled", "is_disabled", Kind::Bool, false),
+            OWNER,
+            PROPS,
+        ],
+    },
+    WriteSpec {
+        name: "jobs",
+        table: "jobs",
+        resource: Resource::Jobs,
+        owner_field: "owner_id",
+        fields: &[
+            f("name", "name", Kind::Text(200), true),
+            f("number", "number", Kind::Text(40), false),
+            f("status", "status", Kind::Text(40), false),
+            f("companyId", "company_id", Kind::Ref("companies"), false),
+            f("startDate", "start_date", Kind::Date, false),
+            f("endDate", "end_date", Kind::Date, false),
+            f("budget", "budget_cents", Kind::Money, false),
+            OWNER,
+            PROPS,
+        ],
+    },
+    WriteSpec {
+        name: "tasks",
+        table: "tasks",
+        resource: Resource::Tasks,
+        owner_field: "owner_id",
+        fields: &[
+            f("name", "name", Kind::Text(200), true),
+            f("jobId", "job_id", Kind::Ref("jobs"), false),
+            f("assigneeId", "assignee_id", Kind::UserRef, false),
+            f("status", "status", Kind::Text(40), false),
+            f("dueDate", "due_date", Kind::Date, false),
+            f("estimate", "estimate_hours", Kind::Estimate, false),
+            OWNER,
+            PROPS,
+        ],
+    },
+    WriteSpec {
+        name: "documents",
+        table: "documents",
+        resource: Resource::Documents,
+        owner_field: "owner_id",
+        fields: &[
+            f("type", "type", Kind::DocType, true),
+            f("companyId", "company_id", Kind::Ref("companies"), true),
+            f("personId", "person_id", Kind::Ref("persons"), false),
+            f("number", "number", Kind::Text(40), false),
+            f("status", "status", Kind::Text(40), false),
+            f("issueDate", "issue_date", Kind::Date, false),
+            f("dueDate", "due_date", Kind::Date, false),
+            f("currency", "currency", Kind::Text(3), false),
+            f("amountNet", "amount_net_cents", Kind::Money, false),
+            f("amountVat", "amount_vat_cents", Kind::Money, false),
+            f("amountTotal", "amount_total_cents", Kind::Money, false),
+            f("tags", "tags", Kind::Tags, false),
+            OWNER,
+            PROPS,
+        ],
+    },
+    WriteSpec {
+        name: "time",
+        table: "time_entries",
+        resource: Resource::Time,
+        owner_field: "owner_id",
+        fields: &[
+            f("date", "date", Kind::Date, true),
+            f("hours", "hours", Kind::Hours, true),
+            f("jobId", "job_id", Kind::Ref("jobs"), false),
+            f("taskId", "task_id", Kind::Ref("tasks"), false),
+            f("note", "note", Kind::Text(2000), false),
+            f("userId", "user_id", Kind::UserRef, false),
+        ],
+    },
+    WriteSpec { name: "users", table: "users", resource: Resource::Users, owner_field: "id", fields: &[] },
+];
+
+fn write_spec(resource: &str) -> ServiceResult<&'static WriteSpec> {
+    SPECS
+        .iter()
+        .find(|s| s.name == resource)
+        .ok_or_else(|| ServiceError::NotFound(format!("the resource `{resource}`")))
+}

@@ -1,0 +1,272 @@
+//! Console sessions: log in, look a session up, log out, and throttle repeated failures.
+//!
+//! The cookie carries a random 256-bit token; the database keeps only its SHA-256 digest, so any
+//! node on the same database knows the session and a copy of the database logs nobody in.
+//! Unknown accounts, accounts without a password, inactive accounts and wrong passwords all give
+//! the same answer after the same Argon2 work. No HTTP here: the web layer sets the cookie.
+
+use std::net::IpAddr;
+
+use keygate_domain::{Actor, AuditEntry, Email, TenantSlug, Timestamp};
+use keygate_store::{NewSession, TenantRecord, UserRecord};
+use secrecy::SecretString;
+use sha2::{Digest, Sha256};
+
+use crate::{Caller, Keygate, ServiceError, ServiceResult, password};
+
+/// A session ends this long after log-in, whatever happens.
+pub const SESSION_ABSOLUTE_MS: i64 = 8 * 3_600_000;
+/// A session ends after this long without a request.
+pub const SESSION_IDLE_MS: i64 = 2 * 3_600_000;
+/// Failed log-ins of one account within [`THROTTLE_WINDOW_MS`] before it is locked.
+pub const ACCOUNT_FAILURE_LIMIT: i64 = 10;
+/// Failed log-ins from one IP address within the window before it is locked.
+pub const IP_FAILURE_LIMIT: i64 = 50;
+pub const THROTTLE_WINDOW_MS: i64 = 15 * 60_000;
+pub const THROTTLE_LOCK_MS: i64 = 15 * 60_000;
+/// The idle timer is written at most this often, not on every page.
+const TOUCH_EVERY_MS: i64 = 60_000;
+
+/// What someone typed into the log-in form.
+#[derive(Debug)]
+pub struct LoginRequest {
+    pub tenant: String,
+    pub email: String,
+    pub password: SecretString,
+    pub ip: Option<IpAddr>,
+}
+
+/// Why a log-in failed. `Invalid` is the same for every wrong combination.
+#[derive(Debug, thiserror::Error)]
+pub enum LoginError {
+    #[error("the tenant, email or password is wrong")]
+    Invalid,
+    #[error("too many failed log-ins; try again in {} minutes", retry_after_secs.div_ceil(60))]
+    Throttled { retry_after_secs: u64 },
+    #[error(transparent)]
+    Service(#[from] ServiceError),
+}
+
+/// A new session: the token goes into the cookie and nowhere else.
+#[derive(Debug)]
+pub struct LoggedIn {
+    pub token: SecretString,
+    pub max_age_secs: i64,
+}
+
+/// A live session with everything a console page needs about its user.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub caller: Caller,
+    pub user: UserRecord,
+    pub tenant: TenantRecord,
+    pub permissions: keygate_domain::Permissions,
+    pub csrf_token: String,
+    /// The one-shot message left by the previous action, if any.
+    pub flash: Option<String>,
+    digest: Vec<u8>,
+}
+
+fn digest(token: &str) -> Vec<u8> {
+    Sha256::digest(token.as_bytes()).to_vec()
+}
+
+/// 32 random bytes as 64 hex characters.
+pub(crate) fn random_token() -> String {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).expect("the operating system's random source is unavailable");
+    let out = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    zeroize::Zeroize::zeroize(&mut bytes);
+    out
+}
+
+fn account_subject(tenant: &str, email: &str) -> String {
+    format!("account:{}:{}", tenant.trim().to_ascii_lowercase(), email.trim().to_lowercase())
+}
+
+fn ip_subject(ip: IpAddr) -> String {
+    format!("ip:{ip}")
+}
+
+impl Keygate {
+    /// Logs a user in with tenant, email and password. Anyone may try; failures are throttled
+    /// per account and per IP address, and audited.
+    pub async fn login(&self, req: LoginRequest) -> Result<LoggedIn, LoginError> {
+        let now = Timestamp::now();
+        let sessions = self.db().sessions();
+        let account = account_subject(&req.tenant, &req.email);
+        let ip_key = req.ip.map(ip_subject);
+        let mut locked = sessions.locked_until(&account, now).await.map_err(ServiceError::from)?;
+        if let Some(ip_key) = &ip_key
+            && let Some(until) = sessions.locked_until(ip_key, now).await.map_err(ServiceError::from)?
+        {
+            locked = Some(locked.map_or(until, |a| a.max(until)));
+        }
+        if let Some(until) = locked {
+            return Err(LoginError::Throttled { retry_after_secs: retry_after(now, until) });
+        }
+
+        let tenant = match TenantSlug::parse(req.tenant.trim()) {
+            Ok(slug) => self.db().tenants().by_slug(&slug).await.map_err(ServiceError::from)?,
+            Err(_) => None,
+        };
+        let email = Email::parse(req.email.trim()).ok();
+        let record = match (&tenant, &email) {
+            (Some(t), Some(e)) => self.db().users().login_record(t.policy.id, e).await.map_err(ServiceError::from)?,
+            _ => None,
+        };
+        // Always one Argon2 verification: against the user's hash, or a dummy one.
+        let hash = record.as_ref().and_then(|(_, hash, _)| hash.clone());
+        let password_ok = password::verify_password(req.password, hash).await;
+        let user = match record {
+            Some((id, Some(_), true)) if password_ok => Some(id),
+            _ => None,
+        };
+        let (Some(tenant), Some(user)) = (tenant.as_ref(), user) else {
+            return Err(self.login_failed(&account, ip_key.as_deref(), tenant.as_ref(), email.as_ref(), req.ip).await);
+        };
+
+        sessions.clear_failures(&account).await.map_err(ServiceError::from)?;
+        let _ = sessions.delete_expired(now, now.plus_millis(-SESSION_IDLE_MS)).await;
+        let token = random_token();
+        let csrf = random_token();
+        let ip_text = req.ip.map(|ip| ip.to_string());
+        sessions
+            .insert(&NewSession {
+                digest: &digest(&token),
+                tenant_id: tenant.policy.id,
+                user_id: user,
+                csrf_token: &csrf,
+                expires_at: now.plus_millis(SESSION_ABSOLUTE_MS),
+                ip: ip_text.as_deref(),
+            })
+            .await
+            .map_err(ServiceError::from)?;
+        let email = email.map(|e| e.to_string()).unwrap_or_default();
+        let audit = AuditEntry::new(
+            Some(tenant.policy.id),
+            Actor::User { id: user, email: email.clone() },
+            "session.login",
+            format!("user {email}"),
+        )
+        .from_ip(ip_text);
+        self.db().audit().append(&[audit]).await.map_err(ServiceError::from)?;
+        Ok(LoggedIn { token: SecretString::from(token), max_age_secs: SESSION_ABSOLUTE_MS / 1000 })
+    }
+
+    async fn login_failed(
+        &self,
+        account: &str,
+        ip_key: Option<&str>,
+        tenant: Option<&TenantRecord>,
+        email: Option<&Email>,
+        ip: Option<IpAddr>,
+    ) -> LoginError {
+        let now = Timestamp::now();
+        let sessions = self.db().sessions();
+        let window = now.plus_millis(-THROTTLE_WINDOW_MS);
+        let lock = now.plus_millis(THROTTLE_LOCK_MS);
+        let mut counted = sessions.count_failure(account, now, window, ACCOUNT_FAILURE_LIMIT, lock).await;
+        if let Some(ip_key) = ip_key {
+            let by_ip = sessions.count_failure(ip_key, now, window, IP_FAILURE_LIMIT, lock).await;
+            if counted.is_ok() {
+                counted = by_ip;
+            }
+        }
+        if let Err(e) = counted {
+            return LoginError::Service(e.into());
+        }
+        if let Some(tenant) = tenant {
+            let target = email.map_or_else(|| "an invalid email".to_owned(), |e| format!("user {e}"));
+            let audit =
+                AuditEntry::new(Some(tenant.policy.id), Actor::System("console"), "session.login_failed", target)
+                    .details("wrong password, unknown or inactive user, or a user without a password")
+                    .from_ip(ip.map(|ip| ip.to_string()));
+            if let Err(e) = self.db().audit().append(&[audit]).await {
+                tracing::warn!(error = %e, "auditing a failed log-in failed");
+            }
+        }
+        LoginError::Invalid
+    }
+
+    /// The live session behind a cookie's token, or `None` when it is unknown, expired, or its
+    /// user has been deactivated since (the session is then deleted).
+    pub async fn session(&self, token: &str, ip: Option<IpAddr>) -> ServiceResult<Option<Session>> {
+        let now = Timestamp::now();
+        let digest = digest(token);
+        let sessions = self.db().sessions();
+        let Some(row) = sessions.by_digest(&digest).await? else { return Ok(None) };
+        if row.expires_at <= now.0 || row.last_seen_at + SESSION_IDLE_MS <= now.0 {
+            sessions.delete(&digest).await?;
+            return Ok(None);
+        }
+        let tenant_id = keygate_domain::TenantId(row.tenant_id);
+        let user_id = keygate_domain::UserId(row.user_id);
+        let (Some(owner), Some(user)) =
+            (self.db().users().owner_state(user_id).await?, self.db().users().by_id(tenant_id, user_id).await?)
+        else {
+            sessions.delete(&digest).await?;
+            return Ok(None);
+        };
+        if !owner.active || !user.has_password {
+            sessions.delete(&digest).await?;
+            return Ok(None);
+        }
+        if now.0 - row.last_seen_at >= TOUCH_EVERY_MS {
+            sessions.touch(&digest, now).await?;
+        }
+        let tenant = self.tenant_by_id(tenant_id).await?;
+        Ok(Some(Session {
+            caller: Caller::User {
+                id: user_id,
+                tenant: tenant_id,
+                email: owner.email.clone(),
+                permissions: owner.permissions.clone(),
+                ip: ip.map(|ip| ip.to_string()),
+            },
+            user,
+            tenant,
+            permissions: owner.permissions,
+            csrf_token: row.csrf_token,
+            flash: row.flash,
+            digest,
+        }))
+    }
+
+    /// Ends the session: the cookie's token no longer opens anything, on any node.
+    pub async fn logout(&self, session: &Session) -> ServiceResult<()> {
+        self.db().sessions().delete(&session.digest).await?;
+        let audit =
+            session.caller.audit(session.tenant.policy.id, "session.logout", format!("user {}", session.user.email));
+        self.db().audit().append(&[audit]).await?;
+        Ok(())
+    }
+
+    /// Leaves a one-shot message for the next page (`None` clears it).
+    pub async fn set_flash(&self, session: &Session, message: Option<&str>) -> ServiceResult<()> {
+        Ok(self.db().sessions().set_flash(&session.digest, message).await?)
+    }
+
+    /// A fresh single-use nonce for a form whose answer must not repeat (a new key).
+    pub async fn new_form_nonce(&self, session: &Session) -> ServiceResult<String> {
+        let nonce = random_token();
+        self.db().sessions().set_form_nonce(&session.digest, &nonce).await?;
+        Ok(nonce)
+    }
+
+    /// True exactly once for the nonce last handed out in this session.
+    pub async fn take_form_nonce(&self, session: &Session, nonce: &str) -> ServiceResult<bool> {
+        Ok(self.db().sessions().take_form_nonce(&session.digest, nonce).await?)
+    }
+
+    /// Checks a form's CSRF token against the session's, in constant time.
+    pub fn csrf_matches(session: &Session, submitted: &str) -> bool {
+        use subtle::ConstantTimeEq;
+        let expected = session.csrf_token.as_bytes();
+        expected.len() == submitted.len() && bool::from(expected.ct_eq(submitted.as_bytes()))
+    }
+}
+
+fn retry_after(now: Timestamp, until: Timestamp) -> u64 {
+    u64::try_from((until.0 - now.0).max(1000) / 1000).unwrap_or(1)
+}

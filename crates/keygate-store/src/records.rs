@@ -1,0 +1,480 @@
+//! Business records behind the data API: views (filtered, paged reads) and record writes.
+//!
+//! SQL text here is assembled only from catalogue constants (`keygate_domain::views`) and `$n`
+//! placeholders; every value a client sent is bound, never spliced.
+
+use keygate_domain::{
+    AuditEntry, TenantId, Timestamp, UnitId, UserId,
+    filter::{CmpOp, Expr, Value},
+    views::{Bound, Column, ColumnType, View, bind_value},
+};
+use serde_json::{Map, Value as Json};
+use sqlx::{ColumnIndex, Decode, Row, Type};
+
+use crate::{Backend, Database, StoreError, StoreResult, append_audit, on_pool, on_unique};
+
+/// Whose records a read may see.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Visibility {
+    All,
+    /// Only records whose owner column is this user.
+    Own(UserId),
+}
+
+/// One page request against a view.
+#[derive(Debug, Clone, Copy)]
+pub struct ViewQuery<'a> {
+    pub view: &'static View,
+    pub tenant: TenantId,
+    pub unit: UnitId,
+    pub visibility: Visibility,
+    pub filter: Option<&'a Expr>,
+    /// Rows to fetch (the caller asks for one more than it returns, to know if more exist).
+    pub fetch: u32,
+    pub offset: u64,
+}
+
+/// A SQL text with its bound values, numbered from `$1`.
+#[derive(Debug, Default)]
+pub(crate) struct Sql {
+    pub text: String,
+    pub binds: Vec<Bound>,
+}
+
+impl Sql {
+    fn push_bind(&mut self, b: Bound) -> String {
+        self.binds.push(b);
+        format!("${}", self.binds.len())
+    }
+}
+
+/// Compiles a checked filter into `sql`. The filter must have passed `check_filter` for `view`;
+/// anything unexpected is an error, not a guess.
+pub(crate) fn compile(expr: &Expr, view: &View, backend: Backend, sql: &mut Sql) -> StoreResult<()> {
+    let column = |name: &str| -> StoreResult<&'static Column> {
+        view.column(name).ok_or_else(|| StoreError::Conflict(format!("unknown column {name}")))
+    };
+    let bind = |c: &Column, v: &Value| bind_value(c, v).map_err(|e| StoreError::Conflict(e.to_string()));
+    match expr {
+        Expr::Or(items) | Expr::And(items) => {
+            let joiner = if matches!(expr, Expr::Or(_)) { " OR " } else { " AND " };
+            sql.text.push('(');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    sql.text.push_str(joiner);
+                }
+                compile(item, view, backend, sql)?;
+            }
+            sql.text.push(')');
+        }
+        Expr::Not(inner) => {
+            sql.text.push_str("(NOT ");
+            compile(inner, view, backend, sql)?;
+            sql.text.push(')');
+        }
+        Expr::IsNull { column: name, negated } => {
+            let c = column(name)?;
+            sql.text.push_str(&format!("({} IS {}NULL)", c.sql, if *negated { "NOT " } else { "" }));
+        }
+        Expr::Like { column: name, pattern } => {
+            let c = column(name)?;
+            let p = sql.push_bind(Bound::Text(pattern.clone()));
+            // SQLite's LIKE ignores ASCII case; PostgreSQL's ILIKE does the same, so both engines agree.
+            let op = if backend == Backend::Postgres { "ILIKE" } else { "LIKE" };
+            sql.text.push_str(&format!("({} {op} {p})", c.sql));
+        }
+        Expr::Any { column: name, values } => {
+            let c = column(name)?;
+            let mut placeholders = Vec::with_capacity(values.len());
+            for v in values {
+                let b = bind(c, v)?;
+                placeholders.push(sql.push_bind(b));
+            }
+            sql.text.push_str(&format!("({} IN ({}))", c.sql, placeholders.join(", ")));
+        }
+        Expr::Compare { column: name, op, value: Value::Null } => {
+            let c = column(name)?;
+            let not = if *op == CmpOp::NotEq { "NOT " } else { "" };
+            sql.text.push_str(&format!("({} IS {not}NULL)", c.sql));
+        }
+        Expr::Compare { column: name, op, value } => {
+            let c = column(name)?;
+            let b = bind(c, value)?;
+            let p = sql.push_bind(b);
+            sql.text.push_str(&format!("({} {} {p})", c.sql, op.as_str()));
+        }
+    }
+    Ok(())
+}
+
+/// The SELECT for a page of a view.
+pub(crate) fn view_sql(q: &ViewQuery<'_>, backend: Backend) -> StoreResult<Sql> {
+    let v = q.view;
+    let mut sql = Sql::default();
+    let mut columns: Vec<String> = v.columns.iter().map(|c| format!("{} AS \"{}\"", c.sql, c.name)).collect();
+    if v.properties {
+        columns.push("properties AS \"properties\"".to_owned());
+    }
+    let tenant = sql.push_bind(Bound::Int(q.tenant.0));
+    sql.text = format!("SELECT {} FROM {} WHERE tenant_id = {tenant}", columns.join(", "), v.table);
+    if let Some(unit) = v.unit {
+        let p = sql.push_bind(Bound::Int(q.unit.0));
+        sql.text.push_str(&format!(" AND {unit} = {p}"));
+    }
+    if let Some(base) = v.base {
+        sql.text.push_str(&format!(" AND {base}"));
+    }
+    if let Visibility::Own(user) = q.visibility {
+        let p = sql.push_bind(Bound::Int(user.0));
+        sql.text.push_str(&format!(" AND {} = {p}", v.owner));
+    }
+    if let Some(filter) = q.filter {
+        sql.text.push_str(" AND ");
+        compile(filter, v, backend, &mut sql)?;
+    }
+    let id = v.columns.first().map_or("id", |c| c.sql);
+    let limit = sql.push_bind(Bound::Int(i64::from(q.fetch)));
+    let offset = sql.push_bind(Bound::Int(i64::try_from(q.offset).unwrap_or(i64::MAX)));
+    sql.text.push_str(&format!(" ORDER BY {id} LIMIT {limit} OFFSET {offset}"));
+    Ok(sql)
+}
+
+/// Binds `$binds` (a `&[Bound]`) onto query `$q`.
+macro_rules! bind_all {
+    ($q:expr, $binds:expr) => {{
+        let mut q = $q;
+        for b in $binds {
+            q = match b {
+                Bound::Int(i) => q.bind(*i),
+                Bound::Float(f) => q.bind(*f),
+                Bound::Text(t) => q.bind(t.clone()),
+                Bound::Bool(x) => q.bind(*x),
+            };
+        }
+        q
+    }};
+}
+
+/// Renders one row as the API's JSON object, column by column, by catalogue type.
+fn row_json<'r, R>(row: &'r R, view: &View) -> StoreResult<Map<String, Json>>
+where
+    R: Row,
+    usize: ColumnIndex<R>,
+    Option<i64>: Decode<'r, R::Database> + Type<R::Database>,
+    Option<String>: Decode<'r, R::Database> + Type<R::Database>,
+    Option<bool>: Decode<'r, R::Database> + Type<R::Database>,
+    Option<f64>: Decode<'r, R::Database> + Type<R::Database>,
+{
+    let mut out = Map::new();
+    for (i, c) in view.columns.iter().enumerate() {
+        let value = match c.ty {
+            ColumnType::Int => row.try_get::<Option<i64>, _>(i)?.map(Json::from),
+            ColumnType::Text | ColumnType::Date => row.try_get::<Option<String>, _>(i)?.map(Json::from),
+            ColumnType::Bool => row.try_get::<Option<bool>, _>(i)?.map(Json::from),
+            ColumnType::Money => row.try_get::<Option<i64>, _>(i)?.map(|cents| money(cents)),
+            ColumnType::Number => row.try_get::<Option<f64>, _>(i)?.map(Json::from),
+            ColumnType::JsonList => row
+                .try_get::<Option<String>, _>(i)?
+                .map(|t| serde_json::from_str(&t).unwrap_or(Json::Array(Vec::new()))),
+        };
+        out.insert(c.name.to_owned(), value.unwrap_or(Json::Null));
+    }
+    if view.properties {
+        let text: Option<String> = row.try_get(view.columns.len())?;
+        let props =
+            text.and_then(|t| serde_json::from_str::<Json>(&t).ok()).unwrap_or_else(|| Json::Object(Map::new()));
+        out.insert("properties".to_owned(), props);
+    }
+    Ok(out)
+}
+
+/// Cents as a decimal JSON number with two places (1234 → 12.34).
+fn money(cents: i64) -> Json {
+    serde_json::Number::from_f64(cents as f64 / 100.0).map_or(Json::Null, Json::Number)
+}
+
+/// A validated value for one writable column.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FieldValue {
+    Null,
+    Bound(Bound),
+}
+
+/// A record write: the table and (column, value) pairs from the catalogue.
+#[derive(Debug, Clone)]
+pub struct RecordWrite {
+    pub table: &'static str,
+    pub fields: Vec<(&'static str, FieldValue)>,
+}
+
+/// Records repository.
+#[derive(Debug, Clone, Copy)]
+pub struct Records<'a>(&'a Database);
+
+impl Database {
+    pub fn records(&self) -> Records<'_> {
+        Records(self)
+    }
+}
+
+impl Records<'_> {
+    /// A page of a view: at most `fetch` rows in id order.
+    pub async fn query(&self, q: &ViewQuery<'_>) -> StoreResult<Vec<Map<String, Json>>> {
+        let sql = view_sql(q, self.0.backend())?;
+        on_pool!(self.0, p => {
+            let rows = bind_all!(sqlx::query(&sql.text), &sql.binds).fetch_all(p).await?;
+            rows.iter().map(|r| row_json(r, q.view)).collect()
+        })
+    }
+
+    /// One record of a view by id, if visible.
+    pub async fn get(
+        &self,
+        view: &'static View,
+        tenant: TenantId,
+        unit: UnitId,
+        visibility: Visibility,
+        id: i64,
+    ) -> StoreResult<Option<Map<String, Json>>> {
+        let filter = Expr::Compare { column: "id".into(), op: CmpOp::Eq, value: Value::Integer(id) };
+        let q = ViewQuery { view, tenant, unit, visibility, filter: Some(&filter), fetch: 1, offset: 0 };
+        Ok(self.query(&q).await?.into_iter().next())
+    }
+
+    /// True when `table` has a row `id` in the tenant (and unit, when given): references in a
+    /// write must never point into another tenant.
+    pub async fn exists(&self, table: &'static str, tenant: TenantId, id: i64) -> StoreResult<bool> {
+        let sql = format!("SELECT COUNT(*) FROM {table} WHERE tenant_id = $1 AND id = $2");
+        let n: i64 = on_pool!(self.0, p => sqlx::query_scalar(&sql).bind(tenant.0).bind(id).fetch_one(p).await)?;
+        Ok(n > 0)
+    }
+
+    /// The owner of record `id`, if it exists in the tenant and unit.
+    pub async fn owner_of(
+        &self,
+        table: &'static str,
+        tenant: TenantId,
+        unit: UnitId,
+        id: i64,
+    ) -> StoreResult<Option<i64>> {
+        let sql = format!("SELECT owner_id FROM {table} WHERE tenant_id = $1 AND unit_id = $2 AND id = $3");
+        on_pool!(self.0, p => sqlx::query_scalar(&sql).bind(tenant.0).bind(unit.0).bind(id).fetch_optional(p).await.map_err(Into::into))
+    }
+
+    /// The highest id in `table` (0 when empty), to find the rows a seeding batch added.
+    pub async fn max_id(&self, table: &'static str) -> StoreResult<i64> {
+        let sql = format!("SELECT MAX(id) FROM {table}");
+        let n: Option<i64> = on_pool!(self.0, p => sqlx::query_scalar(&sql).fetch_one(p).await)?;
+        Ok(n.unwrap_or(0))
+    }
+
+    /// Ids of the tenant's rows in `table` and `unit` above `after`, for linking seeded rows.
+    pub async fn ids_after(
+        &self,
+        table: &'static str,
+        tenant: TenantId,
+        unit: UnitId,
+        after: i64,
+    ) -> StoreResult<Vec<i64>> {
+        let sql = format!("SELECT id FROM {table} WHERE tenant_id = $1 AND unit_id = $2 AND id > $3 ORDER BY id");
+        on_pool!(self.0, p => sqlx::query_scalar(&sql).bind(tenant.0).bind(unit.0).bind(after).fetch_all(p).await.map_err(Into::into))
+    }
+
+    /// How many documents the tenant has (for numbering new ones).
+    pub async fn count_documents(&self, tenant: TenantId) -> StoreResult<i64> {
+        on_pool!(self.0, p => sqlx::query_scalar("SELECT COUNT(*) FROM documents WHERE tenant_id = $1")
+            .bind(tenant.0).fetch_one(p).await.map_err(Into::into))
+    }
+
+    /// Inserts a record with its audit event and, when given, its idempotency answer, in one
+    /// transaction. A concurrent retry with the same idempotency key loses the race and gets
+    /// `Conflict("idempotency")`.
+    pub async fn insert(
+        &self,
+        tenant: TenantId,
+        unit: UnitId,
+        write: &RecordWrite,
+        audit: &AuditEntry,
+        idempotency: Option<Idempotency<'_>>,
+        answer: impl Fn(i64) -> String,
+    ) -> StoreResult<(i64, String)> {
+        let mut columns = vec!["tenant_id", "unit_id", "created_at"];
+        let mut binds = vec![
+            FieldValue::Bound(Bound::Int(tenant.0)),
+            FieldValue::Bound(Bound::Int(unit.0)),
+            FieldValue::Bound(Bound::Int(Timestamp::now().0)),
+        ];
+        for (c, v) in &write.fields {
+            columns.push(c);
+            binds.push(v.clone());
+        }
+        let placeholders: Vec<String> = (1..=columns.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "INSERT INTO {} ({}) VALUES ({}) RETURNING id",
+            write.table,
+            columns.join(", "),
+            placeholders.join(", ")
+        );
+        on_pool!(self.0, p => {
+            let mut tx = p.begin().await?;
+            let mut q = sqlx::query_scalar::<_, i64>(&sql);
+            for b in &binds {
+                q = match b {
+                    FieldValue::Null => q.bind(None::<i64>),
+                    FieldValue::Bound(Bound::Int(i)) => q.bind(*i),
+                    FieldValue::Bound(Bound::Float(f)) => q.bind(*f),
+                    FieldValue::Bound(Bound::Text(t)) => q.bind(t.clone()),
+                    FieldValue::Bound(Bound::Bool(x)) => q.bind(*x),
+                };
+            }
+            let id = q.fetch_one(&mut *tx).await.map_err(|e| on_unique(e, || "a record with the same number already exists".to_owned()))?;
+            let body = answer(id);
+            if let Some(idem) = idempotency {
+                sqlx::query("INSERT INTO idempotency_keys (tenant_id, key_id, idem_key, request_hash, status, response, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+                    .bind(tenant.0).bind(idem.key_id).bind(idem.key).bind(idem.request_hash.to_vec()).bind(201_i64).bind(&body).bind(Timestamp::now().0)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| on_unique(e, || "idempotency".to_owned()))?;
+            }
+            let mut audit = audit.clone();
+            audit.target = format!("{} {id}", write.table);
+            append_audit!(&mut *tx, &audit)?;
+            tx.commit().await?;
+            Ok((id, body))
+        })
+    }
+
+    /// Updates the listed columns of record `id` in the tenant and unit, with its audit event.
+    pub async fn update(
+        &self,
+        tenant: TenantId,
+        unit: UnitId,
+        id: i64,
+        write: &RecordWrite,
+        audit: &AuditEntry,
+    ) -> StoreResult<()> {
+        if write.fields.is_empty() {
+            return Ok(());
+        }
+        let sets: Vec<String> =
+            write.fields.iter().enumerate().map(|(i, (c, _))| format!("{c} = ${}", i + 4)).collect();
+        let sql =
+            format!("UPDATE {} SET {} WHERE tenant_id = $1 AND unit_id = $2 AND id = $3", write.table, sets.join(", "));
+        on_pool!(self.0, p => {
+            let mut tx = p.begin().await?;
+            let mut q = sqlx::query(&sql).bind(tenant.0).bind(unit.0).bind(id);
+            for (_, v) in &write.fields {
+                q = match v {
+                    FieldValue::Null => q.bind(None::<i64>),
+                    FieldValue::Bound(Bound::Int(i)) => q.bind(*i),
+                    FieldValue::Bound(Bound::Float(f)) => q.bind(*f),
+                    FieldValue::Bound(Bound::Text(t)) => q.bind(t.clone()),
+                    FieldValue::Bound(Bound::Bool(x)) => q.bind(*x),
+                };
+            }
+            if q.execute(&mut *tx).await.map_err(|e| on_unique(e, || "a record with the same number already exists".to_owned()))?.rows_affected() == 0 {
+                return Err(StoreError::NotFound(format!("{} {id}", write.table)));
+            }
+            let mut audit = audit.clone();
+            audit.target = format!("{} {id}", write.table);
+            append_audit!(&mut *tx, &audit)?;
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    /// The stored answer for an idempotency key: (request hash, status, body).
+    pub async fn idempotent_answer(
+        &self,
+        tenant: TenantId,
+        key_id: i64,
+        idem_key: &str,
+    ) -> StoreResult<Option<(Vec<u8>, i64, String)>> {
+        on_pool!(self.0, p => sqlx::query_as(
+            "SELECT request_hash, status, response FROM idempotency_keys WHERE tenant_id = $1 AND key_id = $2 AND idem_key = $3",
+        )
+        .bind(tenant.0)
+        .bind(key_id)
+        .bind(idem_key)
+        .fetch_optional(p)
+        .await
+        .map_err(Into::into))
+    }
+
+    /// Bulk insert without audit, for demo and benchmark data: one transaction per call.
+    pub async fn seed(&self, tenant: TenantId, unit: UnitId, writes: &[RecordWrite]) -> StoreResult<()> {
+        on_pool!(self.0, p => {
+            let mut tx = p.begin().await?;
+            for write in writes {
+                let mut columns = vec!["tenant_id", "unit_id", "created_at"];
+                columns.extend(write.fields.iter().map(|(c, _)| *c));
+                let placeholders: Vec<String> = (1..=columns.len()).map(|i| format!("${i}")).collect();
+                let sql = format!("INSERT INTO {} ({}) VALUES ({})", write.table, columns.join(", "), placeholders.join(", "));
+                let mut q = sqlx::query(&sql).bind(tenant.0).bind(unit.0).bind(Timestamp::now().0);
+                for (_, v) in &write.fields {
+                    q = match v {
+                        FieldValue::Null => q.bind(None::<i64>),
+                        FieldValue::Bound(Bound::Int(i)) => q.bind(*i),
+                        FieldValue::Bound(Bound::Float(f)) => q.bind(*f),
+                        FieldValue::Bound(Bound::Text(t)) => q.bind(t.clone()),
+                        FieldValue::Bound(Bound::Bool(x)) => q.bind(*x),
+                    };
+                }
+                q.execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+}
+
+/// An idempotency key to record with a creation.
+#[derive(Debug, Clone, Copy)]
+pub struct Idempotency<'a> {
+    pub key_id: i64,
+    pub key: &'a str,
+    pub request_hash: &'a [u8; 32],
+}
+
+#[cfg(test)]
+mod tests {
+    use keygate_domain::{filter::parse, views::view};
+
+    use super::*;
+
+    #[test]
+    fn client_text_never_reaches_the_sql_text() {
+        let v = view("companies").expect("view");
+        let filter = parse("name = 'x''; DROP TABLE users; --' OR name LIKE '%'' OR 1=1 --'").expect("parses");
+        let q = ViewQuery {
+            view: v,
+            tenant: TenantId(1),
+            unit: UnitId(1),
+            visibility: Visibility::All,
+            filter: Some(&filter),
+            fetch: 10,
+            offset: 0,
+        };
+        let sql = view_sql(&q, Backend::Sqlite).expect("compiles");
+        assert!(!sql.text.contains("DROP") && !sql.text.contains("1=1"), "{}", sql.text);
+        assert!(sql.binds.contains(&Bound::Text("x'; DROP TABLE users; --".into())));
+    }
+
+    #[test]
+    fn own_reach_and_the_view_base_narrow_the_query() {
+        let v = view("invoices.sales").expect("view");
+        let q = ViewQuery {
+            view: v,
+            tenant: TenantId(1),
+            unit: UnitId(2),
+            visibility: Visibility::Own(UserId(9)),
+            filter: None,
+            fetch: 10,
+            offset: 5,
+        };
+        let sql = view_sql(&q, Backend::Postgres).expect("compiles");
+        assert!(sql.text.contains("tenant_id = $1 AND unit_id = $2 AND (type = 'INVOICE.SALES'"));
+        assert!(sql.text.contains("owner_id = $3"));
+        assert!(sql.text.ends_with("ORDER BY id LIMIT $4 OFFSET $5"));
+    }
+}

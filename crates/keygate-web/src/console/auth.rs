@@ -1,0 +1,149 @@
+//! Log in and log out. The session cookie is `HttpOnly; SameSite=Strict; Path=/`, and `Secure`
+//! unless the console is reached over plain HTTP on a loopback address (a developer's machine),
+//! which a browser could not otherwise log in to.
+
+use std::net::SocketAddr;
+
+use axum::{
+    extract::{ConnectInfo, State},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::{IntoResponse, Redirect, Response},
+};
+use keygate_service::{LoginError, LoginRequest};
+use secrecy::{ExposeSecret, SecretString};
+
+use super::{COOKIE, Ctx, Fields, pages::LoginPage, render, session_token};
+use crate::{AppState, client_ip::client_ip};
+
+/// The log-in form. Anyone may see it.
+pub(crate) async fn login_page() -> Response {
+    render(StatusCode::OK, &LoginPage::default())
+}
+
+/// Checks tenant, email and password; on success starts a new session (a new token, whatever
+/// cookie came in) and goes to the configuration page. Anyone may try; failures are throttled.
+pub(crate) async fn log_in(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    form: Fields,
+) -> Response {
+    let ip = client_ip(peer, &headers, &state.config.trusted_proxies);
+    let tenant = form.get("tenant").trim().to_owned();
+    let email = form.get("email").trim().to_owned();
+    let request = LoginRequest {
+        tenant: tenant.clone(),
+        email: email.clone(),
+        password: SecretString::from(form.get("password").to_owned()),
+        ip: Some(ip),
+    };
+    let again = |status: StatusCode, error: String| {
+        render(status, &LoginPage { tenant: tenant.clone(), email: email.clone(), error: Some(error) })
+    };
+    match state.keygate.login(request).await {
+        Ok(logged_in) => {
+            // Rotation: a session that came in with the request ends here.
+            if let Ok(old) = Ctx::load(&state, peer, &headers).await {
+                let _ = state.keygate.logout(&old.session).await;
+            }
+            let secure = !plain_http_loopback(peer, &headers, &state);
+            let cookie = session_cookie(logged_in.token.expose_secret(), logged_in.max_age_secs, secure);
+            let mut response = Redirect::to("/console/configuration").into_response();
+            if let Ok(v) = HeaderValue::from_str(&cookie) {
+                response.headers_mut().insert(header::SET_COOKIE, v);
+            }
+            response
+        }
+        Err(LoginError::Invalid) => again(
+            StatusCode::UNAUTHORIZED,
+            "The tenant, email or password is wrong. (A programmatic user without a password cannot log in.)"
+                .to_owned(),
+        ),
+        Err(LoginError::Throttled { retry_after_secs }) => {
+            let mut response = again(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!(
+                    "Too many failed log-ins for this account or address: log-in is locked for {} more minutes.",
+                    retry_after_secs.div_ceil(60)
+                ),
+            );
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+            response
+        }
+        Err(LoginError::Service(e)) => super::internal(&e),
+    }
+}
+
+/// Ends the session (on every node) and clears the cookie. Any logged-in user.
+pub(crate) async fn log_out(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    form: Fields,
+) -> Response {
+    if session_token(&headers).is_none() {
+        return Redirect::to("/console/login").into_response();
+    }
+    let ctx = match Ctx::load_post(&state, peer, &headers, &form).await {
+        Ok(ctx) => ctx,
+        Err(r) => return r,
+    };
+    if let Err(e) = state.keygate.logout(&ctx.session).await {
+        return super::internal(&e);
+    }
+    let secure = !plain_http_loopback(peer, &headers, &state);
+    let mut response = Redirect::to("/console/login").into_response();
+    if let Ok(v) = HeaderValue::from_str(&session_cookie("", 0, secure)) {
+        response.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    response
+}
+
+pub(crate) fn session_cookie(token: &str, max_age_secs: i64, secure: bool) -> String {
+    let secure = if secure { "; Secure" } else { "" };
+    format!("{COOKIE}={token}; Path=/; Max-Age={max_age_secs}; HttpOnly; SameSite=Strict{secure}")
+}
+
+/// True when the browser talks plain HTTP to a loopback address: the socket peer is loopback,
+/// the `Host` names a loopback address, and no trusted proxy says the original request was HTTPS.
+pub(crate) fn plain_http_loopback(peer: SocketAddr, headers: &HeaderMap, state: &AppState) -> bool {
+    let peer_ip = keygate_domain::ip::normalise(peer.ip());
+    if !peer_ip.is_loopback() {
+        return false;
+    }
+    let forwarded_https = state.config.trusted_proxies.contains(peer_ip)
+        && headers
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|p| p.split(',').next().is_some_and(|p| p.trim().eq_ignore_ascii_case("https")));
+    if forwarded_https {
+        return false;
+    }
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
+    host_is_loopback(host)
+}
+
+fn host_is_loopback(host: &str) -> bool {
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        rest.split(']').next().unwrap_or("")
+    } else {
+        host.rsplit_once(':').map_or(host, |(h, _)| h)
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name.parse::<std::net::IpAddr>().is_ok_and(|ip| keygate_domain::ip::normalise(ip).is_loopback())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_hosts_are_recognised_with_or_without_a_port() {
+        for host in ["localhost", "localhost:8080", "127.0.0.1:8080", "127.1.2.3", "[::1]:8080", "[::1]"] {
+            assert!(host_is_loopback(host), "{host}");
+        }
+        for host in ["keygate.example", "keygate.example:443", "10.0.0.1:80", "[2001:db8::1]:443", ""] {
+            assert!(!host_is_loopback(host), "{host}");
+        }
+    }
+}

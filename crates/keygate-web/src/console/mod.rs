@@ -1,0 +1,223 @@
+//! The console: server-rendered pages for administrators (log in, the Public API page, users,
+//! audit log, usage). Works without JavaScript; every action goes through the service layer,
+//! exactly as the command line does, and is audited with the acting user and their address.
+//!
+//! Owns sessions cookies, cross-site request refusal and HTML. No SQL and no rules here.
+
+mod audit;
+mod auth;
+mod guard;
+mod pages;
+mod public_api;
+mod usage;
+mod users;
+
+use std::net::{IpAddr, SocketAddr};
+
+use askama::Template;
+use axum::{
+    Router,
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    middleware,
+    response::{IntoResponse, Redirect, Response},
+    routing::get,
+};
+use keygate_service::{ServiceError, Session};
+
+use crate::{AppState, client_ip::client_ip};
+
+pub(crate) use pages::Chrome;
+
+/// The Public API page, at the end of the manual's path.
+pub(crate) const PUBLIC_API: &str = "/console/configuration/system/integrations/public-api";
+/// The name of the session cookie.
+pub(crate) const COOKIE: &str = "keygate_session";
+
+/// Every console route, with cross-site POSTs refused before any handler runs.
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/console", get(|| async { Redirect::to("/console/configuration") }))
+        .route("/console/style.css", get(stylesheet))
+        .route("/console/login", get(auth::login_page).post(auth::log_in))
+        .route("/console/logout", axum::routing::post(auth::log_out))
+        .route("/console/configuration", get(pages::configuration))
+        .route("/console/configuration/system", get(pages::system_configuration))
+        .route("/console/configuration/system/integrations", get(pages::integrations))
+        .route(PUBLIC_API, get(public_api::public_api_page))
+        .route(&format!("{PUBLIC_API}/switch"), axum::routing::post(public_api::switch_api))
+        .route(&format!("{PUBLIC_API}/whitelist"), axum::routing::post(public_api::set_whitelist))
+        .route(&format!("{PUBLIC_API}/keys"), axum::routing::post(public_api::generate_key))
+        .route(
+            &format!("{PUBLIC_API}/keys/{{id}}/{{action}}"),
+            get(public_api::confirm_key_action).post(public_api::change_key),
+        )
+        .route("/console/users", get(users::users_page).post(users::create_user))
+        .route("/console/users/{id}/{action}", get(users::confirm_user_action).post(users::change_user))
+        .route("/console/audit", get(audit::audit_page))
+        .route("/console/usage", get(usage::usage_page))
+        .layer(middleware::from_fn(guard::refuse_cross_site_posts))
+}
+
+async fn stylesheet() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=3600")],
+        include_str!("style.css"),
+    )
+        .into_response()
+}
+
+/// A logged-in request: the session, and the client address as keygate sees it.
+#[derive(Debug)]
+pub(crate) struct Ctx {
+    pub session: Session,
+    pub ip: IpAddr,
+}
+
+impl Ctx {
+    /// The session behind the request's cookie, or a redirect to the log-in page.
+    pub(crate) async fn load(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> Result<Self, Response> {
+        let ip = client_ip(peer, headers, &state.config.trusted_proxies);
+        let Some(token) = session_token(headers) else {
+            return Err(Redirect::to("/console/login").into_response());
+        };
+        match state.keygate.session(&token, Some(ip)).await {
+            Ok(Some(session)) => Ok(Self { session, ip }),
+            Ok(None) => Err(Redirect::to("/console/login").into_response()),
+            Err(e) => Err(internal(&e)),
+        }
+    }
+
+    /// Like [`Ctx::load`], for a form post: the form's CSRF token must be the session's.
+    pub(crate) async fn load_post(
+        state: &AppState,
+        peer: SocketAddr,
+        headers: &HeaderMap,
+        form: &Fields,
+    ) -> Result<Self, Response> {
+        let ctx = Self::load(state, peer, headers).await?;
+        if !keygate_service::Keygate::csrf_matches(&ctx.session, form.get("csrf")) {
+            return Err(pages::message_page(
+                StatusCode::FORBIDDEN,
+                Some(&ctx),
+                "Form refused",
+                "This form was not sent from this session's own page (its CSRF token is missing or wrong). \
+                 Go back, reload the page and try again.",
+            ));
+        }
+        Ok(ctx)
+    }
+
+    pub(crate) fn chrome(&self) -> Chrome {
+        Chrome::of(&self.session)
+    }
+
+    /// The one-shot message, cleared once it has been read for this page.
+    pub(crate) async fn take_flash(&self, state: &AppState) -> Option<String> {
+        let flash = self.session.flash.clone()?;
+        let _ = state.keygate.set_flash(&self.session, None).await;
+        Some(flash)
+    }
+}
+
+/// The session token from the `Cookie` header, if any.
+pub(crate) fn session_token(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == COOKIE)
+        .map(|(_, value)| value.trim().to_owned())
+        .filter(|v| !v.is_empty())
+}
+
+/// Form fields in order, repeated names kept (checkbox groups).
+#[derive(Debug, Default)]
+pub(crate) struct Fields(Vec<(String, String)>);
+
+impl Fields {
+    pub(crate) fn get(&self, name: &str) -> &str {
+        self.0.iter().find(|(k, _)| k == name).map_or("", |(_, v)| v.as_str())
+    }
+
+    pub(crate) fn all(&self, name: &str) -> Vec<String> {
+        self.0.iter().filter(|(k, _)| k == name).map(|(_, v)| v.clone()).collect()
+    }
+
+    pub(crate) fn checked(&self, name: &str) -> bool {
+        self.0.iter().any(|(k, v)| k == name && !v.is_empty())
+    }
+}
+
+impl<S: Send + Sync> axum::extract::FromRequest<S> for Fields {
+    type Rejection = Response;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Form::<Vec<(String, String)>>::from_request(req, state).await {
+            Ok(axum::Form(pairs)) => Ok(Self(pairs)),
+            Err(e) => Err((StatusCode::BAD_REQUEST, format!("the form could not be read: {e}")).into_response()),
+        }
+    }
+}
+
+/// Renders a template as an HTML response.
+pub(crate) fn render(status: StatusCode, page: &impl Template) -> Response {
+    match page.render() {
+        Ok(body) => {
+            let mut response = (status, body).into_response();
+            let h = response.headers_mut();
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            h.insert(
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static(
+                    "default-src 'none'; style-src 'self'; img-src 'self'; script-src 'unsafe-inline'; \
+                     form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+                ),
+            );
+            h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+            h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+            h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+            response
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "rendering a console page failed");
+            (StatusCode::INTERNAL_SERVER_ERROR, "the page could not be rendered").into_response()
+        }
+    }
+}
+
+/// An unexpected failure: logged with its cause, shown without it.
+pub(crate) fn internal(e: &ServiceError) -> Response {
+    tracing::error!(error = %e, "a console request failed");
+    pages::message_page(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        None,
+        "Something went wrong",
+        "keygate could not complete this request. The cause has been logged; try again in a moment.",
+    )
+}
+
+/// A service error as a page: refusals say why, invalid input says what to fix.
+pub(crate) fn service_error_page(ctx: &Ctx, e: &ServiceError) -> Response {
+    match e {
+        ServiceError::Forbidden(why) => pages::message_page(StatusCode::FORBIDDEN, Some(ctx), "Not allowed", why),
+        ServiceError::NotFound(what) => {
+            pages::message_page(StatusCode::NOT_FOUND, Some(ctx), "Not found", &format!("{what} was not found."))
+        }
+        ServiceError::Invalid(why) | ServiceError::Conflict(why) => {
+            pages::message_page(StatusCode::UNPROCESSABLE_ENTITY, Some(ctx), "Not done", why)
+        }
+        other => internal(other),
+    }
+}
+
+/// `YYYY-MM-DD HH:MM UTC`.
+pub(crate) fn when(t: keygate_domain::Timestamp) -> String {
+    let text = t.to_rfc3339();
+    match (text.get(..10), text.get(11..16)) {
+        (Some(d), Some(hm)) => format!("{d} {hm} UTC"),
+        _ => text,
+    }
+}

@@ -1,0 +1,186 @@
+//! The data API: `GET /rest/v1/{unitId}/views/{viewName}` and the record endpoints, each call
+//! verified first and then run as the key's user through the service layer.
+
+use std::net::SocketAddr;
+
+use axum::{
+    body::Bytes,
+    extract::{ConnectInfo, Path, Query, State},
+    http::{HeaderMap, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use keygate_domain::UnitId;
+use keygate_service::{Verified, VerifyRequest, ViewParams};
+use serde::Deserialize;
+
+use crate::{
+    AppState,
+    api::{authenticated, credential, parse_unit},
+    client_ip::client_ip,
+    problem::Problem,
+};
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ViewQuery {
+    columns: Option<String>,
+    properties: Option<String>,
+    external_filter: Option<String>,
+    limit: Option<String>,
+    offset: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct IdQuery {
+    id: Option<String>,
+}
+
+/// Verifies the key for `unit`; returns who the call runs as, or the refusal response.
+async fn authenticate(
+    state: &AppState,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    unit: &str,
+) -> Result<(Verified, UnitId, String), Response> {
+    let ip = client_ip(peer, headers, &state.config.trusted_proxies);
+    let Some(unit_id) = parse_unit(unit) else {
+        return Err(Problem::new(
+            StatusCode::NOT_FOUND,
+            "unknown_unit",
+            "There is no such unit",
+            state.next_request_id(),
+        )
+        .detail(format!("`{unit}` is not a unit number"))
+        .into_response());
+    };
+    match state
+        .keygate
+        .verify(VerifyRequest { credential: credential(headers), client_ip: ip, unit: Some(unit_id), required: None })
+        .await
+    {
+        Ok(v) => Ok((v, unit_id, ip.to_string())),
+        Err(refused) => Err(Problem::refused(refused, state.next_request_id()).into_response()),
+    }
+}
+
+fn json_response(v: &Verified, status: StatusCode, body: String) -> Response {
+    authenticated(v, (status, [(header::CONTENT_TYPE, "application/json")], body))
+}
+
+fn failed(state: &AppState, v: &Verified, e: keygate_service::ServiceError) -> Response {
+    authenticated(v, Problem::from_service(e, state.next_request_id()))
+}
+
+/// Reads a page of a view. Permission: read on the view's resource (own records without a grant).
+pub(crate) async fn read_view(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path((unit, view)): Path<(String, String)>,
+    query: Result<Query<ViewQuery>, axum::extract::rejection::QueryRejection>,
+    headers: HeaderMap,
+) -> Response {
+    let (v, unit, _) = match authenticate(&state, peer, &headers, &unit).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let Ok(Query(q)) = query else {
+        return failed(
+            &state,
+            &v,
+            keygate_service::ServiceError::BadRequest {
+                code: "invalid_parameter",
+                detail: "the query string is not valid".into(),
+            },
+        );
+    };
+    let params = ViewParams {
+        columns: q.columns,
+        properties: q.properties,
+        filter: q.external_filter,
+        limit: q.limit,
+        offset: q.offset,
+    };
+    match state.keygate.read_view(&v, unit, &view, &params).await {
+        Ok(page) => json_response(&v, StatusCode::OK, page.body),
+        Err(e) => failed(&state, &v, e),
+    }
+}
+
+fn record_id(state: &AppState, v: &Verified, q: &IdQuery) -> Result<i64, Response> {
+    match q.id.as_deref().map(str::parse::<i64>) {
+        Some(Ok(id)) if id > 0 => Ok(id),
+        _ => Err(failed(
+            state,
+            v,
+            keygate_service::ServiceError::BadRequest {
+                code: "invalid_parameter",
+                detail: "`id` must be given as a positive record id, e.g. ?id=42".into(),
+            },
+        )),
+    }
+}
+
+/// One record by `?id=`. A record the key's user cannot see is 404.
+pub(crate) async fn read_record(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path((unit, resource)): Path<(String, String)>,
+    Query(q): Query<IdQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let (v, unit, _) = match authenticate(&state, peer, &headers, &unit).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let id = match record_id(&state, &v, &q) {
+        Ok(id) => id,
+        Err(r) => return r,
+    };
+    match state.keygate.read_record(&v, unit, &resource, id).await {
+        Ok(record) => json_response(&v, StatusCode::OK, serde_json::Value::Object(record).to_string()),
+        Err(e) => failed(&state, &v, e),
+    }
+}
+
+/// Creates a record (`POST …/{resource}`, `POST …/time`). Honours `Idempotency-Key`.
+pub(crate) async fn create_record(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path((unit, resource)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (v, unit, ip) = match authenticate(&state, peer, &headers, &unit).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let idem = headers.get("idempotency-key").map(|h| h.to_str().unwrap_or("\u{0}"));
+    match state.keygate.create_record(&v, unit, &resource, &body, idem, Some(ip)).await {
+        Ok((status, body)) => json_response(&v, StatusCode::from_u16(status).unwrap_or(StatusCode::CREATED), body),
+        Err(e) => failed(&state, &v, e),
+    }
+}
+
+/// Changes a record (`PATCH …/{resource}?id=N`); `PATCH …/users?id=N {"active": false}`
+/// deactivates the user and with it every key of theirs.
+pub(crate) async fn update_record(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path((unit, resource)): Path<(String, String)>,
+    Query(q): Query<IdQuery>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (v, unit, ip) = match authenticate(&state, peer, &headers, &unit).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let id = match record_id(&state, &v, &q) {
+        Ok(id) => id,
+        Err(r) => return r,
+    };
+    match state.keygate.update_record(&v, unit, &resource, id, &body, Some(ip)).await {
+        Ok(()) => json_response(&v, StatusCode::OK, serde_json::json!({ "id": id }).to_string()),
+        Err(e) => failed(&state, &v, e),
+    }
+}

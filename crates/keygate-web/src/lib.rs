@@ -6,6 +6,7 @@
 
 mod api;
 mod client_ip;
+mod console;
 mod data;
 mod ops;
 mod problem;
@@ -84,6 +85,7 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
+        .merge(console::routes())
         .with_state(state)
 }
 

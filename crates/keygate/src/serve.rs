@@ -144,6 +144,9 @@ pub async fn demo(keygate: Keygate, config: &Config, scale: u32) -> anyhow::Resu
     println!("{}", issued.secret.expose());
     println!("try it:");
     println!("curl -s -H 'Authorization: Bearer {}' http://{addr}/rest/v1/1/capability", issued.secret.expose());
+    println!(
+        "console: http://{addr}/console/login (tenant `demo`, {DEMO_ADMIN}; the password was printed when the demo tenant was created)"
+    );
     drop(issued);
     run_server(keygate, config, listener).await
 }

@@ -98,7 +98,10 @@ pub(crate) async fn audit_page(
     };
     let k = &state.keygate;
     let tenant = ctx.session.tenant.policy.id;
-    let (events, users) = match (k.audit_log(&ctx.session.caller, tenant, &filter).await, k.list_users(&ctx.session.caller, tenant).await) {
+    let (events, users) = match (
+        k.audit_log(&ctx.session.caller, tenant, &filter).await,
+        k.list_users(&ctx.session.caller, tenant).await,
+    ) {
         (Ok(e), Ok(u)) => (e, u),
         (Err(e), _) | (_, Err(e)) => return service_error_page(&ctx, &e),
     };
@@ -108,7 +111,11 @@ pub(crate) async fn audit_page(
             "/console/audit?user={}&key={}&action={}&before={last}",
             filter.user.map_or(String::new(), |u| u.0.to_string()),
             filter.key.map_or(String::new(), |k| k.0.to_string()),
-            filter.action.clone().unwrap_or_default().replace(|c: char| !c.is_ascii_alphanumeric() && c != '.' && c != '_', ""),
+            filter
+                .action
+                .clone()
+                .unwrap_or_default()
+                .replace(|c: char| !c.is_ascii_alphanumeric() && c != '.' && c != '_', ""),
         )
     });
     let mut user_choices =
@@ -118,7 +125,8 @@ pub(crate) async fn audit_page(
         label: u.email.clone(),
         selected: filter.user == Some(u.id),
     }));
-    let mut actions = vec![Choice { value: String::new(), label: "any action".to_owned(), selected: filter.action.is_none() }];
+    let mut actions =
+        vec![Choice { value: String::new(), label: "any action".to_owned(), selected: filter.action.is_none() }];
     actions.extend(ACTIONS.iter().map(|(v, l)| Choice {
         value: (*v).to_owned(),
         label: format!("{l} ({v})"),

@@ -62,7 +62,11 @@ mod tests {
 
     #[test]
     fn a_form_from_the_same_origin_passes() {
-        let h = headers(&[("host", "keygate.example"), ("origin", "https://keygate.example"), ("sec-fetch-site", "same-origin")]);
+        let h = headers(&[
+            ("host", "keygate.example"),
+            ("origin", "https://keygate.example"),
+            ("sec-fetch-site", "same-origin"),
+        ]);
         assert_eq!(cross_site(&h), None);
     }
 

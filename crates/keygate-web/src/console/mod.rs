@@ -38,6 +38,7 @@ pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/console", get(|| async { Redirect::to("/console/configuration") }))
         .route("/console/style.css", get(stylesheet))
+        .route("/console/copy.js", get(copy_script))
         .route("/console/login", get(auth::login_page).post(auth::log_in))
         .route("/console/logout", axum::routing::post(auth::log_out))
         .route("/console/configuration", get(pages::configuration))
@@ -62,6 +63,14 @@ async fn stylesheet() -> Response {
     (
         [(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=3600")],
         include_str!("style.css"),
+    )
+        .into_response()
+}
+
+async fn copy_script() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=3600")],
+        include_str!("copy.js"),
     )
         .into_response()
 }
@@ -172,7 +181,7 @@ pub(crate) fn render(status: StatusCode, page: &impl Template) -> Response {
             h.insert(
                 header::CONTENT_SECURITY_POLICY,
                 HeaderValue::from_static(
-                    "default-src 'none'; style-src 'self'; img-src 'self'; script-src 'unsafe-inline'; \
+                    "default-src 'none'; style-src 'self'; img-src 'self'; script-src 'self'; \
                      form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
                 ),
             );

@@ -85,7 +85,8 @@ pub(crate) fn message_page(status: StatusCode, ctx: Option<&Ctx>, title: &str, m
 }
 
 pub(crate) const SYSTEM: Crumb = Crumb { href: "/console/configuration/system", text: "System configuration" };
-pub(crate) const INTEGRATIONS: Crumb = Crumb { href: "/console/configuration/system/integrations", text: "Integrations" };
+pub(crate) const INTEGRATIONS: Crumb =
+    Crumb { href: "/console/configuration/system/integrations", text: "Integrations" };
 
 /// The start page after log-in. Any logged-in user.
 pub(crate) async fn configuration(
@@ -111,8 +112,20 @@ pub(crate) async fn configuration(
             about: "Create users (including programmatic users for integrations), deactivate and reactivate them.",
         });
     }
-    links.push(MenuLink { href: "/console/audit", text: "Audit log", about: "Every change and every refused call." });
-    links.push(MenuLink { href: "/console/usage", text: "Usage", about: "Calls per key and day, accepted and refused." });
+    if chrome.configurator || chrome.user_configurator {
+        links.push(MenuLink {
+            href: "/console/audit",
+            text: "Audit log",
+            about: "Every change and every refused call.",
+        });
+    }
+    if chrome.configurator {
+        links.push(MenuLink {
+            href: "/console/usage",
+            text: "Usage",
+            about: "Calls per key and day, accepted and refused.",
+        });
+    }
     render(
         StatusCode::OK,
         &MenuPage {

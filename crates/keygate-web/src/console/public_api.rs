@@ -110,11 +110,8 @@ pub(crate) struct ConfirmPage {
 }
 
 fn not_configurator(ctx: &Ctx) -> Response {
-    let groups = if ctx.session.user.groups.is_empty() {
-        "no groups".to_owned()
-    } else {
-        ctx.session.user.groups.join(", ")
-    };
+    let groups =
+        if ctx.session.user.groups.is_empty() { "no groups".to_owned() } else { ctx.session.user.groups.join(", ") };
     pages::message_page(
         StatusCode::FORBIDDEN,
         Some(ctx),
@@ -146,12 +143,14 @@ async fn page(
     let k = &state.keygate;
     let caller = &ctx.session.caller;
     let tenant_id = ctx.session.tenant.policy.id;
-    let (tenant, keys, users) =
-        match (k.tenant_by_id(tenant_id).await, k.list_keys(caller, tenant_id).await, k.list_users(caller, tenant_id).await)
-        {
-            (Ok(t), Ok(keys), Ok(users)) => (t, keys, users),
-            (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return service_error_page(ctx, &e),
-        };
+    let (tenant, keys, users) = match (
+        k.tenant_by_id(tenant_id).await,
+        k.list_keys(caller, tenant_id).await,
+        k.list_users(caller, tenant_id).await,
+    ) {
+        (Ok(t), Ok(keys), Ok(users)) => (t, keys, users),
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return service_error_page(ctx, &e),
+    };
     let nonce = match k.new_form_nonce(&ctx.session).await {
         Ok(n) => n,
         Err(e) => return service_error_page(ctx, &e),
@@ -173,7 +172,11 @@ async fn page(
     for r in Resource::ALL {
         for access in ["read", "write"] {
             let value = format!("{}:{access}", r.as_str());
-            scopes.push(ScopeOption { checked: form.scopes.contains(&value), label: format!("{} — {access}", r.as_str()), value });
+            scopes.push(ScopeOption {
+                checked: form.scopes.contains(&value),
+                label: format!("{} — {access}", r.as_str()),
+                value,
+            });
         }
     }
     scopes.push(ScopeOption {
@@ -300,8 +303,15 @@ pub(crate) async fn set_whitelist(
         Ok(saved) => done(&state, &ctx, &format!("The API IP whitelist is now: {saved}.")).await,
         Err(keygate_service::ServiceError::Invalid(why)) => {
             let form = default_form(ctx.ip);
-            page(&state, &ctx, StatusCode::UNPROCESSABLE_ENTITY, form, None, Some(format!("Whitelist not saved: {why}")))
-                .await
+            page(
+                &state,
+                &ctx,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                form,
+                None,
+                Some(format!("Whitelist not saved: {why}")),
+            )
+            .await
         }
         Err(e) => service_error_page(&ctx, &e),
     }
@@ -358,8 +368,15 @@ pub(crate) async fn generate_key(
     match state.keygate.take_form_nonce(&ctx.session, form.get("nonce")).await {
         Ok(true) => {}
         Ok(false) => {
-            return page(&state, &ctx, StatusCode::CONFLICT, default_form(ctx.ip), None, Some(ALREADY_SHOWN.to_owned()))
-                .await;
+            return page(
+                &state,
+                &ctx,
+                StatusCode::CONFLICT,
+                default_form(ctx.ip),
+                None,
+                Some(ALREADY_SHOWN.to_owned()),
+            )
+            .await;
         }
         Err(e) => return service_error_page(&ctx, &e),
     }
@@ -440,7 +457,12 @@ pub(crate) async fn confirm_key_action(
             "Disable the key",
             true,
         ),
-        "enable" => ("Enable this key?", format!("{name} will be accepted again (if it is otherwise valid)."), "Enable the key", false),
+        "enable" => (
+            "Enable this key?",
+            format!("{name} will be accepted again (if it is otherwise valid)."),
+            "Enable the key",
+            false,
+        ),
         "revoke" => (
             "Revoke this key for good?",
             format!("{name} will be refused with key_revoked from the next request on. Revocation cannot be undone."),
@@ -511,8 +533,15 @@ pub(crate) async fn change_key(
             match k.take_form_nonce(&ctx.session, form.get("nonce")).await {
                 Ok(true) => {}
                 Ok(false) => {
-                    return page(&state, &ctx, StatusCode::CONFLICT, default_form(ctx.ip), None, Some(ALREADY_SHOWN.to_owned()))
-                        .await;
+                    return page(
+                        &state,
+                        &ctx,
+                        StatusCode::CONFLICT,
+                        default_form(ctx.ip),
+                        None,
+                        Some(ALREADY_SHOWN.to_owned()),
+                    )
+                    .await;
                 }
                 Err(e) => return service_error_page(&ctx, &e),
             }

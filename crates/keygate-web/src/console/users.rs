@@ -67,7 +67,14 @@ fn not_user_configurator(ctx: &Ctx) -> Response {
     )
 }
 
-async fn page(state: &AppState, ctx: &Ctx, status: StatusCode, form: NewUserForm, chosen: &Fields, error: Option<String>) -> Response {
+async fn page(
+    state: &AppState,
+    ctx: &Ctx,
+    status: StatusCode,
+    form: NewUserForm,
+    chosen: &Fields,
+    error: Option<String>,
+) -> Response {
     let k = &state.keygate;
     let caller = &ctx.session.caller;
     let tenant = ctx.session.tenant.policy.id;
@@ -104,7 +111,11 @@ async fn page(state: &AppState, ctx: &Ctx, status: StatusCode, form: NewUserForm
                 .collect(),
             groups: groups
                 .iter()
-                .map(|g| Choice { checked: picked_groups.contains(&g.name), value: g.name.clone(), label: g.name.clone() })
+                .map(|g| Choice {
+                    checked: picked_groups.contains(&g.name),
+                    value: g.name.clone(),
+                    label: g.name.clone(),
+                })
                 .collect(),
             units: t
                 .policy
@@ -174,7 +185,8 @@ pub(crate) async fn create_user(
         }
         Err(keygate_service::ServiceError::Invalid(why) | keygate_service::ServiceError::Conflict(why)) => {
             let values = NewUserForm { email, name: form.get("name").to_owned(), programmatic };
-            page(&state, &ctx, StatusCode::UNPROCESSABLE_ENTITY, values, &form, Some(format!("No user created: {why}"))).await
+            page(&state, &ctx, StatusCode::UNPROCESSABLE_ENTITY, values, &form, Some(format!("No user created: {why}")))
+                .await
         }
         Err(e) => service_error_page(&ctx, &e),
     }
@@ -201,7 +213,10 @@ pub(crate) async fn confirm_user_action(
         Err(e) => return service_error_page(&ctx, &e),
     };
     let usable = match state.keygate.list_keys(&ctx.session.caller, tenant).await {
-        Ok(keys) => keys.iter().filter(|k| k.listing.key.user_id == user.id && k.status != "revoked" && k.listing.key.enabled).count(),
+        Ok(keys) => keys
+            .iter()
+            .filter(|k| k.listing.key.user_id == user.id && k.status != "revoked" && k.listing.key.enabled)
+            .count(),
         Err(_) => 0,
     };
     let (title, message, button, danger) = match action.as_str() {
@@ -217,11 +232,16 @@ pub(crate) async fn confirm_user_action(
         ),
         "activate" => (
             format!("Reactivate {}?", user.email),
-            format!("{} becomes active again; their keys that are not disabled, revoked or expired work again.", user.email),
+            format!(
+                "{} becomes active again; their keys that are not disabled, revoked or expired work again.",
+                user.email
+            ),
             "Reactivate the user",
             false,
         ),
-        _ => return pages::message_page(StatusCode::NOT_FOUND, Some(&ctx), "Not found", "There is no such user action."),
+        _ => {
+            return pages::message_page(StatusCode::NOT_FOUND, Some(&ctx), "Not found", "There is no such user action.");
+        }
     };
     render(
         StatusCode::OK,
@@ -258,7 +278,9 @@ pub(crate) async fn change_user(
     let active = match action.as_str() {
         "deactivate" => false,
         "activate" => true,
-        _ => return pages::message_page(StatusCode::NOT_FOUND, Some(&ctx), "Not found", "There is no such user action."),
+        _ => {
+            return pages::message_page(StatusCode::NOT_FOUND, Some(&ctx), "Not found", "There is no such user action.");
+        }
     };
     let tenant = ctx.session.tenant.policy.id;
     let email = match state.keygate.user_by_id(tenant, UserId(id)).await {

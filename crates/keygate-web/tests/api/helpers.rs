@@ -14,6 +14,7 @@ pub struct TestApp {
     pub keygate: Keygate,
     pub tenant: TenantId,
     pub user: UserId,
+    pub admin: UserId,
     pub client: reqwest::Client,
     _db: TestDatabase,
     _stop: oneshot::Sender<()>,
@@ -28,7 +29,17 @@ pub async fn spawn_app() -> TestApp {
 
 pub async fn spawn_app_with(trusted_proxies: TrustedProxies) -> TestApp {
     let t = keygate_store::testing::fresh_sqlite().await.expect("database");
-    let keygate = Keygate::new(t.db.clone(), ServiceConfig::default());
+    start(t, trusted_proxies, ServiceConfig::default()).await
+}
+
+/// A server over a fresh database of `backend`; `None` when that engine is not configured here.
+pub async fn spawn_app_on(backend: keygate_store::Backend, config: ServiceConfig) -> Option<TestApp> {
+    let t = keygate_store::testing::fresh(backend).await.expect("database")?;
+    Some(start(t, TrustedProxies::default(), config).await)
+}
+
+async fn start(t: TestDatabase, trusted_proxies: TrustedProxies, config: ServiceConfig) -> TestApp {
+    let keygate = Keygate::new(t.db.clone(), config);
     let system = Caller::CLI;
     let outcome = keygate.create_tenant(&system, TENANT, "admin@acme.example", None).await.expect("tenant");
     keygate.set_public_api(&system, outcome.tenant, true).await.expect("api on");
@@ -59,7 +70,16 @@ pub async fn spawn_app_with(trusted_proxies: TrustedProxies) -> TestApp {
         })
         .await;
     });
-    TestApp { addr, keygate, tenant: outcome.tenant, user, client: reqwest::Client::new(), _db: t, _stop: stop }
+    TestApp {
+        addr,
+        keygate,
+        tenant: outcome.tenant,
+        user,
+        admin: outcome.admin,
+        client: reqwest::Client::new(),
+        _db: t,
+        _stop: stop,
+    }
 }
 
 impl TestApp {

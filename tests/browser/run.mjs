@@ -1,0 +1,304 @@
+// Browser test of the keygate console: real headless Chromium (Debian's /usr/bin/chromium)
+// driven by playwright-core, against the debug keygate binary on a fresh database.
+// It follows the original manual's path by link text, enables the API, creates a programmatic
+// user, generates a key for it, uses the key, disables it and deactivates its user, and checks
+// that the key is shown once. Screenshots go to target/screenshots/.
+// Prints `N passed, M failed` and exits non-zero on failure. With CI=true a missing Chromium or
+// keygate binary is a failure, never a skip.
+
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
+const BIN = join(ROOT, "target/debug/keygate");
+const CHROMIUM = process.env.KEYGATE_CHROMIUM || "/usr/bin/chromium";
+const SHOTS = join(ROOT, "target/screenshots");
+const CI = process.env.CI === "true";
+const TENANT = "acme";
+const ADMIN = "admin@acme.example";
+const PASSWORD = "correct horse battery staple";
+const ERP = "erp@acme.example";
+const PUBLIC_API = "/console/configuration/system/integrations/public-api";
+const OVERALL_TIMEOUT_MS = 240_000;
+
+let passed = 0;
+let failed = 0;
+let server;
+let context;
+let work;
+
+function missing(what) {
+  if (CI) {
+    console.error(`FAIL: ${what} (CI=true: a missing prerequisite is a failure, never a skip)`);
+    console.log("0 passed, 1 failed");
+    process.exit(1);
+  }
+  console.warn(`SKIP: ${what}`);
+  console.log("0 passed, 0 failed, 1 skipped");
+  process.exit(0);
+}
+
+async function cleanup() {
+  try { await context?.close(); } catch { /* already gone */ }
+  if (server && server.exitCode === null) {
+    server.kill("SIGTERM");
+    const exited = await Promise.race([
+      new Promise((r) => server.once("exit", () => r(true))),
+      new Promise((r) => setTimeout(() => r(false), 5000)),
+    ]);
+    if (!exited) server.kill("SIGKILL");
+  }
+  if (work) rmSync(work, { recursive: true, force: true });
+}
+
+const watchdog = setTimeout(async () => {
+  console.error(`FAIL: the browser test did not finish within ${OVERALL_TIMEOUT_MS / 1000} s`);
+  await cleanup();
+  console.log(`${passed} passed, ${failed + 1} failed`);
+  process.exit(1);
+}, OVERALL_TIMEOUT_MS);
+
+function freePort() {
+  return new Promise((resolvePort, reject) => {
+    const s = createServer();
+    s.once("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const { port } = s.address();
+      s.close(() => resolvePort(port));
+    });
+  });
+}
+
+async function waitUntilUp(base) {
+  const deadline = Date.now() + 30_000;
+  while (Date.now() < deadline) {
+    if (server.exitCode !== null) throw new Error(`keygate exited with ${server.exitCode}`);
+    try {
+      const r = await fetch(`${base}/healthz`, { signal: AbortSignal.timeout(1000) });
+      if (r.ok) return;
+    } catch { /* not up yet */ }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error("keygate did not answer /healthz within 30 s");
+}
+
+function assert(condition, message) {
+  if (!condition) throw new Error(message);
+}
+
+/// Runs one named check; after a failure the dependent checks that follow are not run.
+let broken = false;
+async function check(name, body) {
+  if (broken) {
+    failed++;
+    console.log(`not run (an earlier step failed): ${name}`);
+    return;
+  }
+  const started = Date.now();
+  try {
+    await body();
+    passed++;
+    console.log(`ok: ${name} (${Date.now() - started} ms)`);
+  } catch (e) {
+    failed++;
+    broken = true;
+    console.log(`FAIL: ${name}\n  ${String(e?.stack || e).split("\n").slice(0, 6).join("\n  ")}`);
+  }
+}
+
+async function callCapability(base, key) {
+  const r = await fetch(`${base}/rest/v1/1/capability`, {
+    headers: { Authorization: `Bearer ${key}` },
+    signal: AbortSignal.timeout(5000),
+  });
+  const body = await r.json().catch(() => ({}));
+  return { status: r.status, body };
+}
+
+async function main() {
+  if (!existsSync(CHROMIUM)) missing(`Chromium not found at ${CHROMIUM} (apt-get install chromium)`);
+  if (!existsSync(BIN)) missing(`${BIN} not found (cargo build -p keygate)`);
+  let chromium;
+  try {
+    ({ chromium } = await import("playwright-core"));
+  } catch {
+    missing("playwright-core is not installed (npm ci --prefix tests/browser)");
+  }
+  mkdirSync(SHOTS, { recursive: true });
+  work = mkdtempSync(join(tmpdir(), "keygate-browser-"));
+  const dataDir = join(work, "data");
+  const passwordFile = join(work, "admin-password");
+  writeFileSync(passwordFile, PASSWORD, { mode: 0o600 });
+  const init = spawnSync(BIN, ["--data-dir", dataDir, "init", "--tenant", TENANT, "--admin-email", ADMIN, "--admin-password-file", passwordFile], {
+    encoding: "utf8",
+    timeout: 30_000,
+  });
+  if (init.status !== 0) throw new Error(`keygate init failed: ${init.stderr}`);
+
+  const port = await freePort();
+  const base = `http://127.0.0.1:${port}`;
+  const log = openSync(join(work, "server.log"), "w");
+  server = spawn(BIN, ["--data-dir", dataDir, "serve", "--listen", `127.0.0.1:${port}`], {
+    stdio: ["ignore", log, log],
+    env: { ...process.env, KEYGATE_LOG: "info,sqlx=warn" },
+  });
+  await waitUntilUp(base);
+
+  context = await chromium.launchPersistentContext(join(work, "profile"), {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [
+      "--headless",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
+    viewport: { width: 1280, height: 900 },
+    timeout: 30_000,
+  });
+  context.setDefaultTimeout(10_000);
+  context.setDefaultNavigationTimeout(15_000);
+  const page = context.pages()[0] ?? (await context.newPage());
+  const main = () => page.getByRole("navigation", { name: "Main" });
+  let key;
+
+  await check("the login page asks for tenant, email and password", async () => {
+    await page.goto(`${base}/console/login`);
+    for (const label of ["Tenant", "Email", "Password"]) {
+      assert(await page.getByLabel(label, { exact: true }).isVisible(), `no field labelled ${label}`);
+    }
+    await page.screenshot({ path: join(SHOTS, "login.png"), fullPage: true });
+  });
+
+  await check("the administrator logs in", async () => {
+    await page.getByLabel("Tenant", { exact: true }).fill(TENANT);
+    await page.getByLabel("Email", { exact: true }).fill(ADMIN);
+    await page.getByLabel("Password", { exact: true }).fill(PASSWORD);
+    await page.getByRole("button", { name: "Log in" }).click();
+    await page.waitForURL(`${base}/console/configuration`);
+  });
+
+  await check("Configuration → System configuration → Integrations → Public API leads to the Public API page", async () => {
+    for (const text of ["Configuration", "System configuration", "Integrations", "Public API"]) {
+      await page.getByRole("link", { name: text, exact: true }).click();
+      await page.waitForLoadState("domcontentloaded");
+    }
+    assert(page.url() === `${base}${PUBLIC_API}`, `ended at ${page.url()}`);
+    assert((await page.getByRole("heading", { level: 1 }).textContent()) === "Public API", "no Public API heading");
+  });
+
+  await check("the administrator enables the API", async () => {
+    await page.getByRole("button", { name: "Enable the API" }).click();
+    await page.getByText("The Public API is enabled: valid keys").waitFor();
+    await page.getByRole("button", { name: "Disable the API" }).waitFor();
+  });
+
+  await check("a programmatic user is created on the Users page", async () => {
+    await main().getByRole("link", { name: "Users", exact: true }).click();
+    await page.getByLabel("Programmatic user (for an integration)").check();
+    await page.getByLabel("Name", { exact: true }).fill("ERP export");
+    await page.getByLabel("Email", { exact: true }).fill(ERP);
+    await page.getByRole("button", { name: "Create the user" }).click();
+    await page.getByText(`Created the programmatic user ${ERP}.`).waitFor();
+    const row = page.getByRole("row").filter({ hasText: ERP });
+    assert((await row.textContent()).includes("Programmatic"), "the new user is not marked programmatic");
+    await page.screenshot({ path: join(SHOTS, "users.png"), fullPage: true });
+  });
+
+  await check("a key generated for the programmatic user is shown once, with a copy button", async () => {
+    await page.goto(`${base}${PUBLIC_API}`);
+    const owner = page.getByLabel("For which user");
+    const option = await owner.locator("option", { hasText: ERP }).getAttribute("value");
+    await owner.selectOption(option);
+    await page.getByLabel("Purpose (required)").fill("ERP invoice export");
+    const ranges = await page.getByLabel("IP ranges the key may call from (required)").inputValue();
+    assert(ranges.trim() === "127.0.0.1/32", `the ranges are not prefilled with the browser's address: ${ranges}`);
+    await page.getByRole("button", { name: "Generate API key" }).click();
+    key = await page.getByLabel("API key", { exact: true }).inputValue();
+    assert(/^kg_[0-9A-Za-z]{38}$/.test(key), "the page shows no well-formed key");
+    assert(await page.getByText("It will not be shown again").isVisible(), "no warning that the key is shown once");
+    assert(await page.getByRole("button", { name: "Copy" }).isVisible(), "no copy button");
+    await page.screenshot({ path: join(SHOTS, "public-api-new-key.png"), fullPage: true });
+  });
+
+  await check("the new key calls /rest/v1/1/capability as the programmatic user (200)", async () => {
+    const { status, body } = await callCapability(base, key);
+    assert(status === 200, `status ${status}: ${JSON.stringify(body)}`);
+    assert(body.user?.email === ERP, `the call ran as ${body.user?.email}`);
+  });
+
+  await check("reloading the page after generation no longer shows the key", async () => {
+    await page.reload().catch(() => { /* a refused re-post is fine too */ });
+    assert(!(await page.content()).includes(key), "the reloaded answer still contains the key");
+    await page.goto(`${base}${PUBLIC_API}`);
+    assert(!(await page.content()).includes(key), "the Public API page still contains the key");
+  });
+
+  const keyRow = () => page.getByRole("row").filter({ hasText: "ERP invoice export" });
+
+  await check("disabling the key in the console refuses the next call with key_disabled", async () => {
+    await keyRow().getByRole("link", { name: "Disable", exact: true }).click();
+    await page.getByRole("button", { name: "Disable the key" }).click();
+    await page.getByText(/Key \d+ is disabled\./).waitFor();
+    const { status, body } = await callCapability(base, key);
+    assert(status === 401 && body.code === "key_disabled", `status ${status}, code ${body.code}`);
+  });
+
+  await check("enabling it again lets calls through", async () => {
+    await keyRow().getByRole("link", { name: "Enable", exact: true }).click();
+    await page.getByRole("button", { name: "Enable the key" }).click();
+    await page.getByText(/Key \d+ is enabled\./).waitFor();
+    const { status } = await callCapability(base, key);
+    assert(status === 200, `status ${status}`);
+  });
+
+  await check("deactivating the user says one key stops, and its key is refused with user_inactive", async () => {
+    await main().getByRole("link", { name: "Users", exact: true }).click();
+    await page.getByRole("row").filter({ hasText: ERP }).getByRole("link", { name: "Deactivate" }).click();
+    await page.getByText("1 of their API keys stop working").waitFor();
+    await page.getByRole("button", { name: "Deactivate the user" }).click();
+    await page.getByText(`${ERP} is deactivated: 1 API key stopped working.`).waitFor();
+    const { status, body } = await callCapability(base, key);
+    assert(status === 401 && body.code === "user_inactive", `status ${status}, code ${body.code}`);
+  });
+
+  await check("the usage and audit pages show the key", async () => {
+    await main().getByRole("link", { name: "Usage", exact: true }).click();
+    assert(await page.locator("svg.chart").count() >= 1, "no usage chart");
+    await main().getByRole("link", { name: "Audit log", exact: true }).click();
+    const text = await page.locator("main").textContent();
+    for (const action of ["key.issued", "key.disabled", "user.deactivated", "tenant.api_enabled"]) {
+      assert(text.includes(action), `the audit log lacks ${action}`);
+    }
+  });
+
+  await check("logging out ends the session", async () => {
+    await page.getByRole("button", { name: "Log out" }).click();
+    await page.waitForURL(`${base}/console/login`);
+    await page.goto(`${base}/console/configuration`);
+    assert(page.url() === `${base}/console/login`, `still logged in: ${page.url()}`);
+  });
+}
+
+try {
+  await main();
+} catch (e) {
+  failed++;
+  console.log(`FAIL: setting up the browser test\n  ${e?.stack || e}`);
+  if (work && existsSync(join(work, "server.log"))) {
+    console.log(readFileSync(join(work, "server.log"), "utf8").split("\n").slice(-20).join("\n"));
+  }
+} finally {
+  clearTimeout(watchdog);
+  await cleanup();
+}
+console.log(`${passed} passed, ${failed} failed`);
+process.exit(failed === 0 && passed > 0 ? 0 : 1);

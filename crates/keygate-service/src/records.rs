@@ -165,12 +165,12 @@ impl Keygate {
         let mut count = 0usize;
         let mut cut = false;
         for mut row in rows {
-            if let Some(props) = properties {
-                if let Some(Json::Object(all)) = row.get("properties") {
-                    let picked: Map<String, Json> =
-                        all.iter().filter(|(k, _)| props.contains(k)).map(|(k, v)| (k.clone(), v.clone())).collect();
-                    row.insert("properties".to_owned(), Json::Object(picked));
-                }
+            if let Some(props) = properties
+                && let Some(Json::Object(all)) = row.get("properties")
+            {
+                let picked: Map<String, Json> =
+                    all.iter().filter(|(k, _)| props.contains(k)).map(|(k, v)| (k.clone(), v.clone())).collect();
+                row.insert("properties".to_owned(), Json::Object(picked));
             }
             let row = match columns {
                 None => row,

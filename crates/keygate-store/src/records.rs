@@ -171,7 +171,7 @@ where
             ColumnType::Int => row.try_get::<Option<i64>, _>(i)?.map(Json::from),
             ColumnType::Text | ColumnType::Date => row.try_get::<Option<String>, _>(i)?.map(Json::from),
             ColumnType::Bool => row.try_get::<Option<bool>, _>(i)?.map(Json::from),
-            ColumnType::Money => row.try_get::<Option<i64>, _>(i)?.map(|cents| money(cents)),
+            ColumnType::Money => row.try_get::<Option<i64>, _>(i)?.map(money),
             ColumnType::Number => row.try_get::<Option<f64>, _>(i)?.map(Json::from),
             ColumnType::JsonList => row
                 .try_get::<Option<String>, _>(i)?

@@ -106,18 +106,14 @@ pub(crate) async fn read_view(
     }
 }
 
-fn record_id(state: &AppState, v: &Verified, q: &IdQuery) -> Result<i64, Response> {
-    match q.id.as_deref().map(str::parse::<i64>) {
-        Some(Ok(id)) if id > 0 => Ok(id),
-        _ => Err(failed(
-            state,
-            v,
-            keygate_service::ServiceError::BadRequest {
-                code: "invalid_parameter",
-                detail: "`id` must be given as a positive record id, e.g. ?id=42".into(),
-            },
-        )),
-    }
+/// The `?id=` of a record call, when it is a positive id.
+fn record_id(q: &IdQuery) -> Option<i64> {
+    q.id.as_deref().and_then(|t| t.parse::<i64>().ok()).filter(|id| *id > 0)
+}
+
+fn bad_id(state: &AppState, v: &Verified) -> Response {
+    let detail = "`id` must be given as a positive record id, e.g. ?id=42".to_owned();
+    failed(state, v, keygate_service::ServiceError::BadRequest { code: "invalid_parameter", detail })
 }
 
 /// One record by `?id=`. A record the key's user cannot see is 404.
@@ -132,9 +128,8 @@ pub(crate) async fn read_record(
         Ok(x) => x,
         Err(r) => return r,
     };
-    let id = match record_id(&state, &v, &q) {
-        Ok(id) => id,
-        Err(r) => return r,
+    let Some(id) = record_id(&q) else {
+        return bad_id(&state, &v);
     };
     match state.keygate.read_record(&v, unit, &resource, id).await {
         Ok(record) => json_response(&v, StatusCode::OK, serde_json::Value::Object(record).to_string()),
@@ -175,9 +170,8 @@ pub(crate) async fn update_record(
         Ok(x) => x,
         Err(r) => return r,
     };
-    let id = match record_id(&state, &v, &q) {
-        Ok(id) => id,
-        Err(r) => return r,
+    let Some(id) = record_id(&q) else {
+        return bad_id(&state, &v);
     };
     match state.keygate.update_record(&v, unit, &resource, id, &body, Some(ip)).await {
         Ok(()) => json_response(&v, StatusCode::OK, serde_json::json!({ "id": id }).to_string()),

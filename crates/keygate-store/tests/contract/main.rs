@@ -47,6 +47,10 @@ contract!(
     every_change_appears_in_the_change_feed,
     last_used_times_are_written_in_batches_and_never_go_back,
     rolling_a_key_caps_the_old_keys_expiry_and_links_the_new_one,
+    daily_call_counts_add_up_per_key_day_and_outcome,
+    a_console_session_is_found_by_its_digest_until_deleted,
+    a_form_nonce_can_be_taken_only_once,
+    the_limit_th_failed_log_in_locks_the_subject,
 );
 
 struct Fixture {
@@ -364,4 +368,82 @@ async fn rolling_a_key_caps_the_old_keys_expiry_and_links_the_new_one(db: &Datab
     let new = db.keys().roll(old, &next, until, &cli(Some(f.tenant), "key.rolled")).await.expect("roll");
     assert_eq!(db.keys().by_id(f.tenant, old).await.expect("read").expect("old").expires_at, Some(until));
     assert_eq!(db.keys().by_id(f.tenant, new).await.expect("read").expect("new").rolled_from, Some(old));
+}
+
+async fn daily_call_counts_add_up_per_key_day_and_outcome(db: &Database) {
+    use keygate_store::DailyCount;
+    let f = fixture(db, "acme").await;
+    let id = db
+        .keys()
+        .insert(&new_key(&f, &ApiKeySecret::generate()), &cli(Some(f.tenant), "key.issued"))
+        .await
+        .expect("insert");
+    let count = |day, outcome: &str, count| DailyCount { key_id: id.0, day, outcome: outcome.into(), count };
+    db.usage().add_daily(&[count(100, "accepted", 2), count(100, "key_disabled", 1)]).await.expect("first batch");
+    db.usage().add_daily(&[count(100, "accepted", 3), count(101, "accepted", 1)]).await.expect("second batch");
+    let rows = db.usage().daily_for_tenant(f.tenant, 100).await.expect("read");
+    let seen: Vec<(i64, &str, i64)> = rows.iter().map(|r| (r.day, r.outcome.as_str(), r.count)).collect();
+    assert_eq!(seen, vec![(100, "accepted", 5), (100, "key_disabled", 1), (101, "accepted", 1)]);
+    assert_eq!(db.usage().daily_for_tenant(f.tenant, 101).await.expect("read").len(), 1);
+    let other = fixture(db, "other").await;
+    assert!(db.usage().daily_for_tenant(other.tenant, 0).await.expect("read").is_empty());
+}
+
+async fn a_console_session_is_found_by_its_digest_until_deleted(db: &Database) {
+    let f = fixture(db, "acme").await;
+    let digest = [7u8; 32];
+    db.sessions()
+        .insert(&keygate_store::NewSession {
+            digest: &digest,
+            tenant_id: f.tenant,
+            user_id: f.admin,
+            csrf_token: "csrf",
+            expires_at: Timestamp::now().plus_days(1),
+            ip: Some("127.0.0.1"),
+        })
+        .await
+        .expect("insert");
+    let found = db.sessions().by_digest(&digest).await.expect("read").expect("found");
+    assert_eq!((found.user_id, found.csrf_token.as_str()), (f.admin.0, "csrf"));
+    assert!(db.sessions().by_digest(&[8u8; 32]).await.expect("read").is_none());
+    db.sessions().set_flash(&digest, Some("done")).await.expect("flash");
+    assert_eq!(db.sessions().by_digest(&digest).await.expect("read").expect("found").flash.as_deref(), Some("done"));
+    db.sessions().delete(&digest).await.expect("delete");
+    assert!(db.sessions().by_digest(&digest).await.expect("read").is_none());
+}
+
+async fn a_form_nonce_can_be_taken_only_once(db: &Database) {
+    let f = fixture(db, "acme").await;
+    let digest = [9u8; 32];
+    db.sessions()
+        .insert(&keygate_store::NewSession {
+            digest: &digest,
+            tenant_id: f.tenant,
+            user_id: f.admin,
+            csrf_token: "csrf",
+            expires_at: Timestamp::now().plus_days(1),
+            ip: None,
+        })
+        .await
+        .expect("insert");
+    db.sessions().set_form_nonce(&digest, "n1").await.expect("nonce");
+    assert!(!db.sessions().take_form_nonce(&digest, "n2").await.expect("take"));
+    assert!(db.sessions().take_form_nonce(&digest, "n1").await.expect("take"));
+    assert!(!db.sessions().take_form_nonce(&digest, "n1").await.expect("take again"));
+}
+
+async fn the_limit_th_failed_log_in_locks_the_subject(db: &Database) {
+    let now = Timestamp::now();
+    let window = now.plus_millis(-60_000);
+    let lock = now.plus_millis(60_000);
+    for n in 1..3 {
+        let state = db.sessions().count_failure("account:acme:a@b.example", now, window, 3, lock).await.expect("count");
+        assert_eq!((state.failures, state.locked_until), (n, None));
+    }
+    let state = db.sessions().count_failure("account:acme:a@b.example", now, window, 3, lock).await.expect("count");
+    assert_eq!(state.locked_until, Some(lock));
+    assert_eq!(db.sessions().locked_until("account:acme:a@b.example", now).await.expect("read"), Some(lock));
+    assert_eq!(db.sessions().locked_until("account:acme:a@b.example", lock.plus_millis(1)).await.expect("read"), None);
+    db.sessions().clear_failures("account:acme:a@b.example").await.expect("clear");
+    assert_eq!(db.sessions().locked_until("account:acme:a@b.example", now).await.expect("read"), None);
 }

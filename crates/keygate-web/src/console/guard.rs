@@ -13,16 +13,17 @@ use axum::{
 use super::pages;
 
 pub(crate) async fn refuse_cross_site_posts(request: Request, next: Next) -> Response {
-    if request.method() != Method::GET && request.method() != Method::HEAD {
-        if let Some(why) = cross_site(request.headers()) {
-            tracing::info!(reason = why, "refused a cross-site console form post");
-            return pages::message_page(
-                StatusCode::FORBIDDEN,
-                None,
-                "Cross-site request refused",
-                &format!("keygate only accepts console forms sent from its own pages: {why}."),
-            );
-        }
+    if request.method() != Method::GET
+        && request.method() != Method::HEAD
+        && let Some(why) = cross_site(request.headers())
+    {
+        tracing::info!(reason = why, "refused a cross-site console form post");
+        return pages::message_page(
+            StatusCode::FORBIDDEN,
+            None,
+            "Cross-site request refused",
+            &format!("keygate only accepts console forms sent from its own pages: {why}."),
+        );
     }
     next.run(request).await
 }

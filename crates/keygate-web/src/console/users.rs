@@ -240,7 +240,12 @@ pub(crate) async fn confirm_user_action(
             false,
         ),
         _ => {
-            return pages::message_page(StatusCode::NOT_FOUND, Some(&ctx), "Not found", "There is no such user action.");
+            return pages::message_page(
+                StatusCode::NOT_FOUND,
+                Some(&ctx),
+                "Not found",
+                "There is no such user action.",
+            );
         }
     };
     render(
@@ -279,7 +284,12 @@ pub(crate) async fn change_user(
         "deactivate" => false,
         "activate" => true,
         _ => {
-            return pages::message_page(StatusCode::NOT_FOUND, Some(&ctx), "Not found", "There is no such user action.");
+            return pages::message_page(
+                StatusCode::NOT_FOUND,
+                Some(&ctx),
+                "Not found",
+                "There is no such user action.",
+            );
         }
     };
     let tenant = ctx.session.tenant.policy.id;

@@ -261,7 +261,11 @@ async fn a_generated_key_is_shown_once_and_a_resent_form_does_not_show_it_again(
     assert!(!again.contains(&key) && again.contains("already sent"));
     let (_, page) = get(&app, PUBLIC_API, &cookie).await;
     assert!(!page.contains(&key));
-    assert_eq!(app.keygate.list_keys(&Caller::CLI, app.tenant).await.expect("keys").len(), 1, "the resent form issued a key");
+    assert_eq!(
+        app.keygate.list_keys(&Caller::CLI, app.tenant).await.expect("keys").len(),
+        1,
+        "the resent form issued a key"
+    );
 }
 
 fn hidden_key(html: &str) -> String {
@@ -282,8 +286,13 @@ async fn any_address_needs_the_debugging_only_confirmation() {
         ("purpose", "debugging".to_owned()),
         ("ranges", "0.0.0.0/0".to_owned()),
     ];
-    let response =
-        client().post(app.url(&format!("{PUBLIC_API}/keys"))).header("cookie", &cookie).form(&form).send().await.expect("post");
+    let response = client()
+        .post(app.url(&format!("{PUBLIC_API}/keys")))
+        .header("cookie", &cookie)
+        .form(&form)
+        .send()
+        .await
+        .expect("post");
     assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert!(response.text().await.expect("body").contains("for debugging only"));
     assert!(app.keygate.list_keys(&Caller::CLI, app.tenant).await.expect("keys").is_empty());
@@ -304,4 +313,44 @@ async fn accepted_and_refused_calls_are_counted_per_key_and_day() {
     assert_eq!(mine.total("key_disabled"), 1);
     assert_eq!(mine.days.len(), 30);
     assert_eq!(mine.days[29].values().sum::<i64>(), 3, "today's calls are on the last day");
+}
+
+#[tokio::test]
+async fn rolling_a_key_in_the_console_shows_the_new_key_once_and_keeps_the_old_one_working_for_the_overlap() {
+    let app = spawn_app().await;
+    person(&app, ADMIN, &["Configurator"]).await;
+    let (old_id, old_key) = app.issue(&["127.0.0.1/32"], None).await;
+    let cookie = session(&app, ADMIN).await;
+    let confirm = format!("{PUBLIC_API}/keys/{old_id}/roll");
+    let (status, page) = get(&app, &confirm, &cookie).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("The old key keeps working for"));
+    let form = [("csrf", hidden(&page, "csrf")), ("nonce", hidden(&page, "nonce")), ("overlap_hours", "24".to_owned())];
+    let response = client().post(app.url(&confirm)).header("cookie", &cookie).form(&form).send().await.expect("roll");
+    assert_eq!(response.status(), StatusCode::OK);
+    let body = response.text().await.expect("body");
+    assert!(body.contains("It will not be shown again"));
+    let new_key = hidden_key(&body);
+    assert_ne!(new_key, old_key.expose());
+    assert_eq!(app.capability(&new_key).await.status(), StatusCode::OK);
+    assert_eq!(
+        app.capability(old_key.expose()).await.status(),
+        StatusCode::OK,
+        "the old key stops before the overlap ends"
+    );
+    let again = client().post(app.url(&confirm)).header("cookie", &cookie).form(&form).send().await.expect("resend");
+    assert!(!again.text().await.expect("body").contains(&new_key));
+}
+
+#[tokio::test]
+async fn the_users_page_is_for_user_configurators_only() {
+    let app = spawn_app().await;
+    person(&app, ADMIN, &["Configurator"]).await;
+    person(&app, "hr@acme.example", &["User configurator"]).await;
+    let (status, body) = get(&app, "/console/users", &session(&app, ADMIN).await).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(body.contains("User configurator group"));
+    let (status, body) = get(&app, "/console/users", &session(&app, "hr@acme.example").await).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains(USER) && body.contains("Programmatic"), "the programmatic user is not listed and marked");
 }

@@ -2,7 +2,7 @@
 //! always produces the same rows.
 
 use keygate_domain::{AuditEntry, TenantId, UnitId, UserId, views::Bound};
-use keygate_store::{FieldValue, RecordWrite};
+use keygate_store::{FieldValue, RecordWrite, SqlType};
 
 use crate::{Caller, Keygate, ServiceResult};
 
@@ -137,7 +137,7 @@ impl Keygate {
                         ("first_name", text(rng.pick(FIRST))),
                         ("last_name", text(rng.pick(LAST))),
                         ("email", text(format!("person{}@example.com", rng.below(1_000_000)))),
-                        ("company_id", if ids_exist { int(company(&mut rng)) } else { FieldValue::Null }),
+                        ("company_id", if ids_exist { int(company(&mut rng)) } else { FieldValue::Null(SqlType::Int) }),
                     ],
                 });
             }
@@ -152,7 +152,7 @@ impl Keygate {
                         ("number", text(format!("J{unit}-{:05}", i + 1))),
                         ("name", text(format!("Campaign {}", i + 1))),
                         ("status", text(rng.pick(JOB_STATUSES))),
-                        ("company_id", if ids_exist { int(company(&mut rng)) } else { FieldValue::Null }),
+                        ("company_id", if ids_exist { int(company(&mut rng)) } else { FieldValue::Null(SqlType::Int) }),
                         ("start_date", text(date(&mut rng))),
                         ("budget_cents", int(100_000 * (1 + rng.below(500) as i64))),
                     ],
@@ -167,7 +167,7 @@ impl Keygate {
                     table: "tasks",
                     fields: vec![
                         ("owner_id", int(owner(&mut rng))),
-                        ("job_id", if jobs > 0 { int(job(&mut rng)) } else { FieldValue::Null }),
+                        ("job_id", if jobs > 0 { int(job(&mut rng)) } else { FieldValue::Null(SqlType::Int) }),
                         ("name", text(format!("Task {}", i + 1))),
                         ("status", text(rng.pick(JOB_STATUSES))),
                         ("due_date", text(date(&mut rng))),
@@ -186,7 +186,7 @@ impl Keygate {
                         ("type", text(rng.pick(TYPES))),
                         ("number", text(format!("D{unit}-{:08}", base_doc + i as i64 + 1))),
                         ("status", text(rng.pick(STATUSES))),
-                        ("company_id", if ids_exist { int(company(&mut rng)) } else { FieldValue::Null }),
+                        ("company_id", if ids_exist { int(company(&mut rng)) } else { FieldValue::Null(SqlType::Int) }),
                         ("issue_date", text(date(&mut rng))),
                         ("currency", text(rng.pick(&["CZK", "EUR", "EUR"]))),
                         ("amount_net_cents", int(net)),
@@ -205,7 +205,7 @@ impl Keygate {
                     fields: vec![
                         ("owner_id", int(user)),
                         ("user_id", int(user)),
-                        ("job_id", if jobs > 0 { int(job(&mut rng)) } else { FieldValue::Null }),
+                        ("job_id", if jobs > 0 { int(job(&mut rng)) } else { FieldValue::Null(SqlType::Int) }),
                         ("date", text(date(&mut rng))),
                         ("hours", FieldValue::Bound(Bound::Float((1 + rng.below(16)) as f64 / 2.0))),
                         ("note", text("Design work")),

@@ -6,7 +6,7 @@ use keygate_domain::{
     filter::{self, Expr},
     views::{self, Bound, FilterProblem, Guard, View, check_filter, is_date},
 };
-use keygate_store::{FieldValue, Idempotency, RecordWrite, ViewQuery, Visibility};
+use keygate_store::{FieldValue, Idempotency, RecordWrite, SqlType, ViewQuery, Visibility};
 use serde_json::{Map, Value as Json};
 use sha2::{Digest, Sha256};
 
@@ -512,7 +512,17 @@ impl Keygate {
 
     async fn field_value(&self, v: &Verified, field: &FieldSpec, value: &Json) -> Result<FieldValue, String> {
         if value.is_null() {
-            return if field.required { Err("is required and cannot be null".into()) } else { Ok(FieldValue::Null) };
+            let ty = match field.kind {
+                Kind::Bool => SqlType::Bool,
+                Kind::Money | Kind::Ref(_) | Kind::UserRef => SqlType::Int,
+                Kind::Hours | Kind::Estimate => SqlType::Float,
+                Kind::Text(_) | Kind::DocType | Kind::Date | Kind::Properties | Kind::Tags => SqlType::Text,
+            };
+            return if field.required || NOT_NULL.contains(&field.column) {
+                Err("cannot be null".into())
+            } else {
+                Ok(FieldValue::Null(ty))
+            };
         }
         let text = || value.as_str().map(str::to_owned).ok_or_else(|| "must be a string".to_owned());
         Ok(FieldValue::Bound(match field.kind {
@@ -626,6 +636,26 @@ fn record_view(resource: &str) -> ServiceResult<&'static View> {
     }
     .ok_or_else(|| ServiceError::NotFound(format!("the resource `{resource}`")))
 }
+
+/// Columns the schema declares NOT NULL: a JSON null for them is a field error, not a 500.
+const NOT_NULL: &[&str] = &[
+    "is_client",
+    "is_supplier",
+    "is_disabled",
+    "properties",
+    "tags",
+    "status",
+    "currency",
+    "number",
+    "type",
+    "amount_net_cents",
+    "amount_vat_cents",
+    "amount_total_cents",
+    "owner_id",
+    "user_id",
+    "date",
+    "hours",
+];
 
 pub const DOCUMENT_TYPES: &[&str] = &[
     "INVOICE.SALES",

@@ -155,6 +155,23 @@ macro_rules! bind_all {
     }};
 }
 
+/// Binds each `&FieldValue` of `$values` onto query `$q`.
+macro_rules! bind_fields {
+    ($q:expr, $values:expr) => {{
+        let mut q = $q;
+        for v in $values {
+            q = match v {
+                FieldValue::Null(SqlType::Int) => q.bind(None::<i64>),
+                FieldValue::Null(SqlType::Float) => q.bind(None::<f64>),
+                FieldValue::Null(SqlType::Text) => q.bind(None::<String>),
+                FieldValue::Null(SqlType::Bool) => q.bind(None::<bool>),
+                FieldValue::Bound(b) => bind_all!(q, std::iter::once(b)),
+            };
+        }
+        q
+    }};
+}
+
 /// Renders one row as the API's JSON object, column by column, by catalogue type.
 fn row_json<'r, R>(row: &'r R, view: &View) -> StoreResult<Map<String, Json>>
 where
@@ -196,8 +213,18 @@ fn money(cents: i64) -> Json {
 /// A validated value for one writable column.
 #[derive(Debug, Clone, PartialEq)]
 pub enum FieldValue {
-    Null,
+    /// SQL NULL, typed so that PostgreSQL accepts it for the column.
+    Null(SqlType),
     Bound(Bound),
+}
+
+/// The SQL type of a NULL being written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SqlType {
+    Int,
+    Float,
+    Text,
+    Bool,
 }
 
 /// A record write: the table and (column, value) pairs from the catalogue.
@@ -318,15 +345,7 @@ impl Records<'_> {
         on_pool!(self.0, p => {
             let mut tx = p.begin().await?;
             let mut q = sqlx::query_scalar::<_, i64>(&sql);
-            for b in &binds {
-                q = match b {
-                    FieldValue::Null => q.bind(None::<i64>),
-                    FieldValue::Bound(Bound::Int(i)) => q.bind(*i),
-                    FieldValue::Bound(Bound::Float(f)) => q.bind(*f),
-                    FieldValue::Bound(Bound::Text(t)) => q.bind(t.clone()),
-                    FieldValue::Bound(Bound::Bool(x)) => q.bind(*x),
-                };
-            }
+            q = bind_fields!(q, binds.iter());
             let id = q.fetch_one(&mut *tx).await.map_err(|e| on_unique(e, || "a record with the same number already exists".to_owned()))?;
             let body = answer(id);
             if let Some(idem) = idempotency {
@@ -363,15 +382,7 @@ impl Records<'_> {
         on_pool!(self.0, p => {
             let mut tx = p.begin().await?;
             let mut q = sqlx::query(&sql).bind(tenant.0).bind(unit.0).bind(id);
-            for (_, v) in &write.fields {
-                q = match v {
-                    FieldValue::Null => q.bind(None::<i64>),
-                    FieldValue::Bound(Bound::Int(i)) => q.bind(*i),
-                    FieldValue::Bound(Bound::Float(f)) => q.bind(*f),
-                    FieldValue::Bound(Bound::Text(t)) => q.bind(t.clone()),
-                    FieldValue::Bound(Bound::Bool(x)) => q.bind(*x),
-                };
-            }
+            q = bind_fields!(q, write.fields.iter().map(|(_, v)| v));
             if q.execute(&mut *tx).await.map_err(|e| on_unique(e, || "a record with the same number already exists".to_owned()))?.rows_affected() == 0 {
                 return Err(StoreError::NotFound(format!("{} {id}", write.table)));
             }
@@ -411,15 +422,7 @@ impl Records<'_> {
                 let placeholders: Vec<String> = (1..=columns.len()).map(|i| format!("${i}")).collect();
                 let sql = format!("INSERT INTO {} ({}) VALUES ({})", write.table, columns.join(", "), placeholders.join(", "));
                 let mut q = sqlx::query(&sql).bind(tenant.0).bind(unit.0).bind(Timestamp::now().0);
-                for (_, v) in &write.fields {
-                    q = match v {
-                        FieldValue::Null => q.bind(None::<i64>),
-                        FieldValue::Bound(Bound::Int(i)) => q.bind(*i),
-                        FieldValue::Bound(Bound::Float(f)) => q.bind(*f),
-                        FieldValue::Bound(Bound::Text(t)) => q.bind(t.clone()),
-                        FieldValue::Bound(Bound::Bool(x)) => q.bind(*x),
-                    };
-                }
+                q = bind_fields!(q, write.fields.iter().map(|(_, v)| v));
                 q.execute(&mut *tx).await?;
             }
             tx.commit().await?;

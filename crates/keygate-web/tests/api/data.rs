@@ -499,9 +499,22 @@ async fn records_are_created_read_and_changed_and_every_write_is_audited(app: Te
         .await
         .expect("send");
     assert_eq!(r.status(), 200);
+    let patch = |body: Value| {
+        app.client
+            .patch(app.url(&format!("/rest/v1/1/companies?id={company}")))
+            .bearer_auth(admin.expose())
+            .json(&body)
+            .send()
+    };
+    let r = patch(json!({"vatId": null, "address": "Main St 1"})).await.expect("send");
+    assert_eq!(r.status(), 200, "a nullable field can be cleared");
+    let r = patch(json!({"isClient": null})).await.expect("send");
+    assert_eq!(r.status(), 422, "a NOT NULL field cannot");
     let read: Value =
         get(&app, &admin, &format!("/rest/v1/1/companies?id={company}")).await.json().await.expect("json");
     assert_eq!(read["isDisabled"], true);
+    assert_eq!(read["vatId"], Value::Null);
+    assert_eq!(read["address"], "Main St 1");
     assert_eq!(read["properties"]["segment"], "media");
     assert_eq!(read["ownerId"], app.admin.0);
     let invoice: Value =
@@ -517,7 +530,7 @@ async fn records_are_created_read_and_changed_and_every_write_is_audited(app: Te
         )
         .await
         .expect("audit");
-    assert_eq!(events.len(), 4);
+    assert_eq!(events.len(), 5, "three creations and two changes: {events:?}");
     assert!(events.iter().all(|e| e.actor_kind == "key" && e.actor_label.contains(&format!("user {}", app.admin))));
 }
 

@@ -78,12 +78,13 @@ struct Inner {
     db: Database,
     config: ServiceConfig,
     verifier: verify::Verifier,
+    page_hints: records::PageHints,
 }
 
 impl Keygate {
     pub fn new(db: Database, config: ServiceConfig) -> Self {
         let verifier = verify::Verifier::new(&config);
-        Self { inner: Arc::new(Inner { db, config, verifier }) }
+        Self { inner: Arc::new(Inner { db, config, verifier, page_hints: records::PageHints::default() }) }
     }
 
     pub fn db(&self) -> &Database {

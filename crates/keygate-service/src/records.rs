@@ -4,9 +4,11 @@
 use keygate_domain::{
     Access, Reach, Resource, UnitId,
     filter::{self, Expr},
-    views::{self, Bound, FilterProblem, Guard, View, check_filter, is_date},
+    views::{self, Bound, Column, FilterProblem, Guard, View, check_filter, is_date},
 };
-use keygate_store::{FieldValue, Idempotency, RecordWrite, SqlType, ViewQuery, Visibility};
+use keygate_store::{
+    FieldValue, Idempotency, Properties, RecordWrite, RenderedRow, RowShape, SqlType, ViewQuery, Visibility,
+};
 use serde_json::{Map, Value as Json};
 use sha2::{Digest, Sha256};
 
@@ -28,6 +30,45 @@ pub struct Page {
     pub body: String,
     pub count: usize,
     pub next_offset: Option<u64>,
+    /// The id of the page's last row, where the next page continues.
+    pub last_id: Option<i64>,
+}
+
+/// Identifies "the same listing at this offset": tenant, unit, view, reach and filter.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct HintKey {
+    tenant: keygate_domain::TenantId,
+    unit: UnitId,
+    view: &'static str,
+    visibility: Visibility,
+    filter: String,
+    offset: u64,
+}
+
+/// Keyset continuations behind offset paging: after serving a page, remember the id of its last
+/// row under the next page's offset, so that the next page is read with `id > last` instead of
+/// skipping `offset` rows again. Paging a view through stays linear instead of quadratic, and a
+/// client walking `nextOffset` sees every row exactly once even while rows are inserted or
+/// deleted before its position. Bounded: cleared when full.
+#[derive(Debug, Default)]
+pub(crate) struct PageHints {
+    map: std::sync::Mutex<std::collections::HashMap<HintKey, i64>>,
+}
+
+impl PageHints {
+    const MAX: usize = 100_000;
+
+    fn get(&self, key: &HintKey) -> Option<i64> {
+        self.map.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(key).copied()
+    }
+
+    fn put(&self, key: HintKey, last_id: i64) {
+        let mut map = self.map.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if map.len() >= Self::MAX {
+            map.clear();
+        }
+        map.insert(key, last_id);
+    }
 }
 
 pub const DEFAULT_LIMIT: u32 = 1000;
@@ -97,23 +138,21 @@ impl Keygate {
                     bad("invalid_parameter", format!("offset must be a whole number from 0, not `{t}`"))
                 })?,
             };
-        let columns: Option<Vec<&'static str>> =
-            match params.columns.as_deref().map(str::trim).filter(|c| !c.is_empty()) {
-                None => None,
-                Some(list) => Some(
-                    list.split(',')
-                        .map(|c| {
-                            view.column(c.trim()).map(|c| c.name).ok_or_else(|| {
-                                problem(FilterProblem::UnknownColumn {
-                                    column: c.trim().to_owned(),
-                                    known: view.columns.iter().map(|c| c.name).collect::<Vec<_>>().join(", "),
-                                })
-                            })
+        let columns: Vec<&'static Column> = match params.columns.as_deref().map(str::trim).filter(|c| !c.is_empty()) {
+            None => view.columns.iter().collect(),
+            Some(list) => list
+                .split(',')
+                .map(|c| {
+                    view.column(c.trim()).ok_or_else(|| {
+                        problem(FilterProblem::UnknownColumn {
+                            column: c.trim().to_owned(),
+                            known: view.columns.iter().map(|c| c.name).collect::<Vec<_>>().join(", "),
                         })
-                        .collect::<ServiceResult<_>>()?,
-                ),
-            };
-        let properties: Option<Vec<String>> =
+                    })
+                })
+                .collect::<ServiceResult<_>>()?,
+        };
+        let wanted_properties: Option<Vec<String>> =
             match params.properties.as_deref().map(str::trim).filter(|p| !p.is_empty()) {
                 None => None,
                 Some(_) if !view.properties => {
@@ -121,6 +160,12 @@ impl Keygate {
                 }
                 Some(list) => Some(list.split(',').map(|p| p.trim().to_owned()).filter(|p| !p.is_empty()).collect()),
             };
+        let properties = match (&wanted_properties, view.properties, params.columns.is_some()) {
+            (Some(keys), _, _) => Properties::Only(keys),
+            // Asking for columns leaves properties out unless they are asked for too.
+            (None, true, false) => Properties::All,
+            _ => Properties::Omit,
+        };
         let filter: Option<Expr> = match params.filter.as_deref().map(str::trim).filter(|f| !f.is_empty()) {
             None => None,
             Some(text) => {
@@ -129,6 +174,16 @@ impl Keygate {
                 Some(expr)
             }
         };
+        let shape = RowShape { columns, properties };
+        let hint = HintKey {
+            tenant: v.tenant.id,
+            unit,
+            view: view.name,
+            visibility,
+            filter: filter.as_ref().map(ToString::to_string).unwrap_or_default(),
+            offset,
+        };
+        let after_id = if offset == 0 { None } else { self.inner.page_hints.get(&hint) };
         let q = ViewQuery {
             view,
             tenant: v.tenant.id,
@@ -137,59 +192,34 @@ impl Keygate {
             filter: filter.as_ref(),
             fetch: limit + 1,
             offset,
+            after_id,
+            shape: &shape,
         };
         let rows = self.db().records().query(&q).await?;
         let more = rows.len() > limit as usize;
-        self.paginate(
-            rows.into_iter().take(limit as usize),
-            limit,
-            offset,
-            more,
-            columns.as_deref(),
-            properties.as_deref(),
-        )
+        let page = self.paginate(&rows[..rows.len().min(limit as usize)], limit, offset, more)?;
+        if let (Some(next), Some(last)) = (page.next_offset, page.last_id) {
+            self.inner.page_hints.put(HintKey { offset: next, ..hint }, last);
+        }
+        Ok(page)
     }
 
-    fn paginate(
-        &self,
-        rows: impl Iterator<Item = Map<String, Json>>,
-        limit: u32,
-        offset: u64,
-        more: bool,
-        columns: Option<&[&'static str]>,
-        properties: Option<&[String]>,
-    ) -> ServiceResult<Page> {
+    fn paginate(&self, rows: &[RenderedRow], limit: u32, offset: u64, more: bool) -> ServiceResult<Page> {
         // Room for the metadata envelope, whose numbers are at most 20 digits each.
         let budget = self.config().max_page_bytes.saturating_sub(128);
-        let mut data = String::from("[");
+        let mut data = String::with_capacity(rows.iter().map(|r| r.json.len() + 1).sum::<usize>().min(budget) + 2);
+        data.push('[');
         let mut count = 0usize;
         let mut cut = false;
-        for mut row in rows {
-            if let Some(props) = properties
-                && let Some(Json::Object(all)) = row.get("properties")
-            {
-                let picked: Map<String, Json> =
-                    all.iter().filter(|(k, _)| props.contains(k)).map(|(k, v)| (k.clone(), v.clone())).collect();
-                row.insert("properties".to_owned(), Json::Object(picked));
-            }
-            let row = match columns {
-                None => row,
-                Some(cols) => {
-                    let keep_props = properties.is_some();
-                    row.into_iter()
-                        .filter(|(k, _)| cols.contains(&k.as_str()) || (keep_props && k == "properties"))
-                        .collect()
-                }
-            };
-            let text = serde_json::to_string(&row).map_err(|e| ServiceError::Internal(e.to_string()))?;
-            if data.len() + text.len() + 2 > budget {
+        for row in rows {
+            if data.len() + row.json.len() + 2 > budget {
                 cut = true;
                 break;
             }
             if count > 0 {
                 data.push(',');
             }
-            data.push_str(&text);
+            data.push_str(&row.json);
             count += 1;
         }
         data.push(']');
@@ -204,17 +234,11 @@ impl Keygate {
             "{{\"metadata\":{{\"count\":{count},\"limit\":{limit},\"nextOffset\":{}}},\"data\":{data}}}",
             next_offset.map_or("null".to_owned(), |n| n.to_string())
         );
-        Ok(Page { body, count, next_offset })
+        Ok(Page { body, count, next_offset, last_id: count.checked_sub(1).map(|i| rows[i].id) })
     }
 
     /// One record by id, or `NotFound` when it is outside what the key may see.
-    pub async fn read_record(
-        &self,
-        v: &Verified,
-        unit: UnitId,
-        resource: &str,
-        id: i64,
-    ) -> ServiceResult<Map<String, Json>> {
+    pub async fn read_record(&self, v: &Verified, unit: UnitId, resource: &str, id: i64) -> ServiceResult<String> {
         let view = record_view(resource)?;
         let visibility = view_visibility(v, view)?;
         self.db()

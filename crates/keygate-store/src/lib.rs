@@ -27,7 +27,9 @@ mod users;
 pub use audit::{AuditFilter, AuditRecord};
 pub use changes::{Change, ChangeKind};
 pub use keys::{KeyListing, NewKey, UsageUpdate};
-pub use records::{FieldValue, Idempotency, RecordWrite, Records, SqlType, ViewQuery, Visibility};
+pub use records::{
+    FieldValue, Idempotency, Properties, RecordWrite, Records, RenderedRow, RowShape, SqlType, ViewQuery, Visibility,
+};
 pub use sessions::{NewSession, SessionRecord, ThrottleState};
 pub use tenants::{NewTenant, TenantRecord};
 pub use usage::DailyCount;

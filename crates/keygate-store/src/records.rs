@@ -14,7 +14,7 @@ use sqlx::{ColumnIndex, Decode, Row, Type};
 use crate::{Backend, Database, StoreError, StoreResult, append_audit, on_pool, on_unique};
 
 /// Whose records a read may see.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Visibility {
     All,
     /// Only records whose owner column is this user.
@@ -32,6 +32,44 @@ pub struct ViewQuery<'a> {
     /// Rows to fetch (the caller asks for one more than it returns, to know if more exist).
     pub fetch: u32,
     pub offset: u64,
+    /// Keyset continuation: rows with an id above this one (then `offset` is not applied).
+    pub after_id: Option<i64>,
+    /// Which columns and properties each row carries.
+    pub shape: &'a RowShape<'a>,
+}
+
+/// The columns of a rendered row, and which custom properties it carries.
+#[derive(Debug, Clone)]
+pub struct RowShape<'a> {
+    pub columns: Vec<&'static Column>,
+    pub properties: Properties<'a>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Properties<'a> {
+    /// No `properties` member.
+    Omit,
+    /// Every property, as stored.
+    All,
+    /// Only these keys.
+    Only(&'a [String]),
+}
+
+impl RowShape<'static> {
+    /// Every column of the view, and every property when it has them.
+    pub fn full(view: &'static View) -> Self {
+        Self {
+            columns: view.columns.iter().collect(),
+            properties: if view.properties { Properties::All } else { Properties::Omit },
+        }
+    }
+}
+
+/// A row rendered as the API's JSON object text, with its id (for keyset continuation).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenderedRow {
+    pub id: i64,
+    pub json: String,
 }
 
 /// A SQL text with its bound values, numbered from `$1`.
@@ -111,9 +149,11 @@ pub(crate) fn compile(expr: &Expr, view: &View, backend: Backend, sql: &mut Sql)
 pub(crate) fn view_sql(q: &ViewQuery<'_>, backend: Backend) -> StoreResult<Sql> {
     let v = q.view;
     let mut sql = Sql::default();
-    let mut columns: Vec<String> = v.columns.iter().map(|c| format!("{} AS \"{}\"", c.sql, c.name)).collect();
-    if v.properties {
-        columns.push("properties AS \"properties\"".to_owned());
+    let id = v.columns.first().map_or("id", |c| c.sql);
+    let mut columns: Vec<&str> = vec![id];
+    columns.extend(q.shape.columns.iter().map(|c| c.sql));
+    if v.properties && q.shape.properties != Properties::Omit {
+        columns.push("properties");
     }
     let tenant = sql.push_bind(Bound::Int(q.tenant.0));
     sql.text = format!("SELECT {} FROM {} WHERE tenant_id = {tenant}", columns.join(", "), v.table);
@@ -132,9 +172,13 @@ pub(crate) fn view_sql(q: &ViewQuery<'_>, backend: Backend) -> StoreResult<Sql> 
         sql.text.push_str(" AND ");
         compile(filter, v, backend, &mut sql)?;
     }
-    let id = v.columns.first().map_or("id", |c| c.sql);
+    if let Some(after) = q.after_id {
+        let p = sql.push_bind(Bound::Int(after));
+        sql.text.push_str(&format!(" AND {id} > {p}"));
+    }
     let limit = sql.push_bind(Bound::Int(i64::from(q.fetch)));
-    let offset = sql.push_bind(Bound::Int(i64::try_from(q.offset).unwrap_or(i64::MAX)));
+    let offset =
+        sql.push_bind(Bound::Int(if q.after_id.is_some() { 0 } else { i64::try_from(q.offset).unwrap_or(i64::MAX) }));
     sql.text.push_str(&format!(" ORDER BY {id} LIMIT {limit} OFFSET {offset}"));
     Ok(sql)
 }
@@ -172,42 +216,105 @@ macro_rules! bind_fields {
     }};
 }
 
-/// Renders one row as the API's JSON object, column by column, by catalogue type.
-fn row_json<'r, R>(row: &'r R, view: &View) -> StoreResult<Map<String, Json>>
+/// Renders one row as the API's JSON object text, column by column, by catalogue type, without
+/// building an intermediate tree (a page can hold 10 000 rows).
+fn render_row<'r, R>(row: &'r R, shape: &RowShape<'_>, out: &mut String) -> StoreResult<i64>
 where
     R: Row,
     usize: ColumnIndex<R>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
     Option<i64>: Decode<'r, R::Database> + Type<R::Database>,
     Option<String>: Decode<'r, R::Database> + Type<R::Database>,
     Option<bool>: Decode<'r, R::Database> + Type<R::Database>,
     Option<f64>: Decode<'r, R::Database> + Type<R::Database>,
 {
-    let mut out = Map::new();
-    for (i, c) in view.columns.iter().enumerate() {
-        let value = match c.ty {
-            ColumnType::Int => row.try_get::<Option<i64>, _>(i)?.map(Json::from),
-            ColumnType::Text | ColumnType::Date => row.try_get::<Option<String>, _>(i)?.map(Json::from),
-            ColumnType::Bool => row.try_get::<Option<bool>, _>(i)?.map(Json::from),
-            ColumnType::Money => row.try_get::<Option<i64>, _>(i)?.map(money),
-            ColumnType::Number => row.try_get::<Option<f64>, _>(i)?.map(Json::from),
-            ColumnType::JsonList => row
-                .try_get::<Option<String>, _>(i)?
-                .map(|t| serde_json::from_str(&t).unwrap_or(Json::Array(Vec::new()))),
-        };
-        out.insert(c.name.to_owned(), value.unwrap_or(Json::Null));
+    use std::fmt::Write as _;
+    let id: i64 = row.try_get(0)?;
+    out.push('{');
+    for (n, c) in shape.columns.iter().enumerate() {
+        let i = n + 1;
+        if n > 0 {
+            out.push(',');
+        }
+        json_string(out, c.name);
+        out.push(':');
+        match c.ty {
+            ColumnType::Int => match row.try_get::<Option<i64>, _>(i)? {
+                Some(v) => {
+                    let _ = write!(out, "{v}");
+                }
+                None => out.push_str("null"),
+            },
+            ColumnType::Text | ColumnType::Date => match row.try_get::<Option<String>, _>(i)? {
+                Some(v) => json_string(out, &v),
+                None => out.push_str("null"),
+            },
+            ColumnType::Bool => out.push_str(match row.try_get::<Option<bool>, _>(i)? {
+                Some(true) => "true",
+                Some(false) => "false",
+                None => "null",
+            }),
+            ColumnType::Money => match row.try_get::<Option<i64>, _>(i)? {
+                Some(cents) => {
+                    let sign = if cents < 0 { "-" } else { "" };
+                    let _ = write!(out, "{sign}{}.{:02}", (cents / 100).unsigned_abs(), (cents % 100).unsigned_abs());
+                }
+                None => out.push_str("null"),
+            },
+            ColumnType::Number => match row.try_get::<Option<f64>, _>(i)? {
+                Some(v) if v.is_finite() => {
+                    let _ = write!(out, "{v}");
+                }
+                _ => out.push_str("null"),
+            },
+            ColumnType::JsonList => match row.try_get::<Option<String>, _>(i)? {
+                // Written by keygate as a JSON list; re-checked so a bad row cannot break the page.
+                Some(v) if serde_json::from_str::<Vec<Json>>(&v).is_ok() => out.push_str(&v),
+                _ => out.push_str("[]"),
+            },
+        }
     }
-    if view.properties {
-        let text: Option<String> = row.try_get(view.columns.len())?;
-        let props =
-            text.and_then(|t| serde_json::from_str::<Json>(&t).ok()).unwrap_or_else(|| Json::Object(Map::new()));
-        out.insert("properties".to_owned(), props);
+    if shape.properties != Properties::Omit {
+        let text: Option<String> = row.try_get(shape.columns.len() + 1)?;
+        if !shape.columns.is_empty() {
+            out.push(',');
+        }
+        out.push_str("\"properties\":");
+        match (shape.properties, text) {
+            (Properties::All, Some(t)) if serde_json::from_str::<serde::de::IgnoredAny>(&t).is_ok() => out.push_str(&t),
+            (Properties::Only(keys), Some(t)) => {
+                let picked: Map<String, Json> = serde_json::from_str::<Map<String, Json>>(&t)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|(k, _)| keys.contains(k))
+                    .collect();
+                out.push_str(&Json::Object(picked).to_string());
+            }
+            _ => out.push_str("{}"),
+        }
     }
-    Ok(out)
+    out.push('}');
+    Ok(id)
 }
 
-/// Cents as a decimal JSON number with two places (1234 → 12.34).
-fn money(cents: i64) -> Json {
-    serde_json::Number::from_f64(cents as f64 / 100.0).map_or(Json::Null, Json::Number)
+/// Appends `s` as a JSON string literal.
+fn json_string(out: &mut String, s: &str) {
+    use std::fmt::Write as _;
+    out.push('"');
+    for ch in s.chars() {
+        match ch {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
 }
 
 /// A validated value for one writable column.
@@ -246,11 +353,16 @@ impl Database {
 
 impl Records<'_> {
     /// A page of a view: at most `fetch` rows in id order.
-    pub async fn query(&self, q: &ViewQuery<'_>) -> StoreResult<Vec<Map<String, Json>>> {
+    pub async fn query(&self, q: &ViewQuery<'_>) -> StoreResult<Vec<RenderedRow>> {
         let sql = view_sql(q, self.0.backend())?;
         on_pool!(self.0, p => {
             let rows = bind_all!(sqlx::query(&sql.text), &sql.binds).fetch_all(p).await?;
-            rows.iter().map(|r| row_json(r, q.view)).collect()
+            rows.iter()
+                .map(|r| {
+                    let mut json = String::with_capacity(256);
+                    render_row(r, q.shape, &mut json).map(|id| RenderedRow { id, json })
+                })
+                .collect()
         })
     }
 
@@ -262,10 +374,21 @@ impl Records<'_> {
         unit: UnitId,
         visibility: Visibility,
         id: i64,
-    ) -> StoreResult<Option<Map<String, Json>>> {
+    ) -> StoreResult<Option<String>> {
         let filter = Expr::Compare { column: "id".into(), op: CmpOp::Eq, value: Value::Integer(id) };
-        let q = ViewQuery { view, tenant, unit, visibility, filter: Some(&filter), fetch: 1, offset: 0 };
-        Ok(self.query(&q).await?.into_iter().next())
+        let shape = RowShape::full(view);
+        let q = ViewQuery {
+            view,
+            tenant,
+            unit,
+            visibility,
+            filter: Some(&filter),
+            fetch: 1,
+            offset: 0,
+            after_id: None,
+            shape: &shape,
+        };
+        Ok(self.query(&q).await?.into_iter().next().map(|r| r.json))
     }
 
     /// True when `table` has a row `id` in the tenant (and unit, when given): references in a
@@ -479,5 +602,15 @@ mod tests {
         assert!(sql.text.contains("tenant_id = $1 AND unit_id = $2 AND (type = 'INVOICE.SALES'"));
         assert!(sql.text.contains("owner_id = $3"));
         assert!(sql.text.ends_with("ORDER BY id LIMIT $4 OFFSET $5"));
+    }
+}
+
+#[cfg(test)]
+mod render_tests {
+    #[test]
+    fn strings_are_escaped_as_json() {
+        let mut out = String::new();
+        super::json_string(&mut out, "a\"b\\c\nd\u{1}é");
+        assert_eq!(serde_json::from_str::<String>(&out).expect("valid JSON"), "a\"b\\c\nd\u{1}é");
     }
 }

@@ -15,8 +15,6 @@
 //! line); every key gets the record `bench_seed` stores (127.0.0.0/8, no scopes, all units, no
 //! expiry). It uses the same runtime as the `keygate` binary (tokio multi-thread, default worker
 //! count, so `TOKIO_WORKER_THREADS` applies to both) and the same `ConnectInfo` peer address.
-//! `GET /ping` answers a fixed body with no key work: the benchmark uses it to show the ceiling of
-//! the load generator.
 
 use std::{collections::HashMap, net::SocketAddr, path::PathBuf, sync::Arc};
 
@@ -52,7 +50,6 @@ fn main() -> Result<(), Failure> {
     runtime.block_on(async move {
         let app = Router::new()
             .route("/rest/v1/{unit}/capability", get(capability))
-            .route("/ping", get(|| async { "pong" }))
             .with_state(state);
         let listener = tokio::net::TcpListener::bind(listen).await?;
         axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await

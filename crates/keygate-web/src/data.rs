@@ -132,7 +132,7 @@ pub(crate) async fn read_record(
         return bad_id(&state, &v);
     };
     match state.keygate.read_record(&v, unit, &resource, id).await {
-        Ok(record) => json_response(&v, StatusCode::OK, serde_json::Value::Object(record).to_string()),
+        Ok(record) => json_response(&v, StatusCode::OK, record),
         Err(e) => failed(&state, &v, e),
     }
 }

@@ -6,9 +6,7 @@ use keygate_domain::{
     filter::{self, Expr},
     views::{self, Bound, Column, FilterProblem, Guard, View, check_filter, is_date},
 };
-use keygate_store::{
-    FieldValue, Idempotency, Properties, RecordWrite, RenderedRow, RowShape, SqlType, ViewQuery, Visibility,
-};
+use keygate_store::{FieldValue, Idempotency, Properties, RecordWrite, RowShape, SqlType, ViewQuery, Visibility};
 use serde_json::{Map, Value as Json};
 use sha2::{Digest, Sha256};
 
@@ -158,7 +156,20 @@ impl Keygate {
                 Some(_) if !view.properties => {
                     return Err(bad("unknown_column", format!("the view `{name}` has no custom properties")));
                 }
-                Some(list) => Some(list.split(',').map(|p| p.trim().to_owned()).filter(|p| !p.is_empty()).collect()),
+                Some(list) => {
+                    let keys: Vec<String> =
+                        list.split(',').map(|p| p.trim().to_owned()).filter(|p| !p.is_empty()).collect();
+                    if let Some(bad_key) = keys
+                        .iter()
+                        .find(|k| k.len() > 64 || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+                    {
+                        return Err(bad(
+                            "invalid_parameter",
+                            format!("`{bad_key}` is not a property name (letters, digits, `_` and `-`, at most 64)"),
+                        ));
+                    }
+                    Some(keys)
+                }
             };
         let properties = match (&wanted_properties, view.properties, params.columns.is_some()) {
             (Some(keys), _, _) => Properties::Only(keys),
@@ -184,57 +195,40 @@ impl Keygate {
             offset,
         };
         let after_id = if offset == 0 { None } else { self.inner.page_hints.get(&hint) };
+        // Room for the metadata envelope, whose numbers are at most 20 digits each.
+        let max_bytes = self.config().max_page_bytes.saturating_sub(128);
         let q = ViewQuery {
             view,
             tenant: v.tenant.id,
             unit,
             visibility,
             filter: filter.as_ref(),
-            fetch: limit + 1,
+            limit,
             offset,
+            max_bytes,
             after_id,
             shape: &shape,
         };
         let rows = self.db().records().query(&q).await?;
-        let more = rows.len() > limit as usize;
-        let page = self.paginate(&rows[..rows.len().min(limit as usize)], limit, offset, more)?;
-        if let (Some(next), Some(last)) = (page.next_offset, page.last_id) {
-            self.inner.page_hints.put(HintKey { offset: next, ..hint }, last);
-        }
-        Ok(page)
-    }
-
-    fn paginate(&self, rows: &[RenderedRow], limit: u32, offset: u64, more: bool) -> ServiceResult<Page> {
-        // Room for the metadata envelope, whose numbers are at most 20 digits each.
-        let budget = self.config().max_page_bytes.saturating_sub(128);
-        let mut data = String::with_capacity(rows.iter().map(|r| r.json.len() + 1).sum::<usize>().min(budget) + 2);
-        data.push('[');
-        let mut count = 0usize;
-        let mut cut = false;
-        for row in rows {
-            if data.len() + row.json.len() + 2 > budget {
-                cut = true;
-                break;
-            }
-            if count > 0 {
-                data.push(',');
-            }
-            data.push_str(&row.json);
-            count += 1;
-        }
-        data.push(']');
-        if cut && count == 0 {
+        let fetched = u64::try_from(rows.fetched).unwrap_or(0);
+        let count = u64::try_from(rows.kept).unwrap_or(0);
+        if count == 0 && fetched > 0 {
             return Err(ServiceError::TooLarge(format!(
                 "the row at offset {offset} alone is larger than the {} byte page limit; ask for fewer columns or properties",
                 self.config().max_page_bytes
             )));
         }
-        let next_offset = (cut || more).then(|| offset + count as u64);
+        // More rows exist when the database found more than the page holds (by count or by size).
+        let next_offset = (fetched > count).then_some(offset + count);
+        if let (Some(next), Some(last)) = (next_offset, rows.last_id) {
+            self.inner.page_hints.put(HintKey { offset: next, ..hint }, last);
+        }
         let body = format!(
-            "{{\"metadata\":{{\"count\":{count},\"limit\":{limit},\"nextOffset\":{}}},\"data\":{data}}}",
-            next_offset.map_or("null".to_owned(), |n| n.to_string())
+            "{{\"metadata\":{{\"count\":{count},\"limit\":{limit},\"nextOffset\":{}}},\"data\":{}}}",
+            next_offset.map_or("null".to_owned(), |n| n.to_string()),
+            rows.data
         );
-        Ok(Page { body, count, next_offset, last_id: count.checked_sub(1).map(|i| rows[i].id) })
+        Ok(Page { body, count: count as usize, next_offset, last_id: rows.last_id })
     }
 
     /// One record by id, or `NotFound` when it is outside what the key may see.

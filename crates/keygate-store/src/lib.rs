@@ -28,7 +28,7 @@ pub use audit::{AuditFilter, AuditRecord};
 pub use changes::{Change, ChangeKind};
 pub use keys::{KeyListing, NewKey, UsageUpdate};
 pub use records::{
-    FieldValue, Idempotency, Properties, RecordWrite, Records, RenderedRow, RowShape, SqlType, ViewQuery, Visibility,
+    FieldValue, Idempotency, PageRows, Properties, RecordWrite, Records, RowShape, SqlType, ViewQuery, Visibility,
 };
 pub use sessions::{NewSession, SessionRecord, ThrottleState};
 pub use tenants::{NewTenant, TenantRecord};

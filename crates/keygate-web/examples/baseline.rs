@@ -48,9 +48,7 @@ fn main() -> Result<(), Failure> {
     // The same runtime the keygate binary builds (crates/keygate/src/main.rs).
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
-        let app = Router::new()
-            .route("/rest/v1/{unit}/capability", get(capability))
-            .with_state(state);
+        let app = Router::new().route("/rest/v1/{unit}/capability", get(capability)).with_state(state);
         let listener = tokio::net::TcpListener::bind(listen).await?;
         axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await
     })?;

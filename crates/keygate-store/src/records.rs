@@ -529,6 +529,7 @@ mod tests {
     #[test]
     fn client_text_never_reaches_the_sql_text() {
         let v = view("companies").expect("view");
+        let shape = RowShape::full(v);
         let filter = parse("name = 'x''; DROP TABLE users; --' OR name LIKE '%'' OR 1=1 --'").expect("parses");
         let q = ViewQuery {
             view: v,
@@ -539,6 +540,8 @@ mod tests {
             limit: 10,
             max_bytes: 1 << 20,
             offset: 0,
+            after_id: None,
+            shape: &shape,
         };
         let sql = view_sql(&q, Backend::Sqlite).expect("compiles");
         assert!(!sql.text.contains("DROP") && !sql.text.contains("1=1"), "{}", sql.text);
@@ -548,6 +551,7 @@ mod tests {
     #[test]
     fn own_reach_and_the_view_base_narrow_the_query() {
         let v = view("invoices.sales").expect("view");
+        let shape = RowShape::full(v);
         let q = ViewQuery {
             view: v,
             tenant: TenantId(1),
@@ -557,6 +561,8 @@ mod tests {
             limit: 10,
             max_bytes: 1 << 20,
             offset: 5,
+            after_id: None,
+            shape: &shape,
         };
         let sql = view_sql(&q, Backend::Postgres).expect("compiles");
         assert!(sql.text.contains("tenant_id = $1 AND unit_id = $2 AND (type = 'INVOICE.SALES'"), "{}", sql.text);

@@ -53,7 +53,11 @@ fi
 python3 -c 'import datasette' 2>/dev/null || { say "installing datasette from PyPI"; pip install -q datasette >&2; }
 
 say "seeding demo data at scale $BENCH_SCALE and starting keygate on CPU $BENCH_SERVER_CPU"
-(cd "$WORK" && TOKIO_WORKER_THREADS=1 KEYGATE_LOG=warn taskset -c "$BENCH_SERVER_CPU" "$KEYGATE" demo --scale "$BENCH_SCALE" \
+for port in "$BENCH_PORT" "$((BENCH_PORT + 1))"; do
+    ! curl -s -o /dev/null "http://127.0.0.1:$port/" || { say "port $port is already in use"; exit 2; }
+done
+# `exec` so that the recorded PID is keygate itself and the cleanup stops it.
+(cd "$WORK" && exec env TOKIO_WORKER_THREADS=1 KEYGATE_LOG=warn taskset -c "$BENCH_SERVER_CPU" "$KEYGATE" demo --scale "$BENCH_SCALE" \
     --data-dir "$WORK/data" --listen "127.0.0.1:$BENCH_PORT" >"$WORK/demo.out" 2>"$WORK/demo.err") &
 PIDS+=($!)
 wait_http "http://127.0.0.1:$BENCH_PORT/healthz"

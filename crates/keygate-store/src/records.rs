@@ -217,10 +217,13 @@ pub(crate) fn view_sql(q: &ViewQuery<'_>, backend: Backend) -> StoreResult<Sql> 
         sql.push_bind(Bound::Int(if q.after_id.is_some() { 0 } else { i64::try_from(q.offset).unwrap_or(i64::MAX) }));
     let limit = sql.push_bind(Bound::Int(i64::from(q.limit)));
     let budget = sql.push_bind(Bound::Int(i64::try_from(q.max_bytes).unwrap_or(i64::MAX)));
+    // Each `obj` is already valid JSON text: joining them with commas needs no re-parsing.
     let (len, agg) = match backend {
-        Backend::Sqlite => ("length(CAST(obj AS BLOB))", "(SELECT json_group_array(json(obj) ORDER BY id) FROM kept)"),
+        Backend::Sqlite => {
+            ("length(CAST(obj AS BLOB))", "(SELECT '[' || group_concat(obj, ',' ORDER BY id) || ']' FROM kept)")
+        }
         Backend::Postgres => {
-            ("octet_length(obj::text)", "(SELECT COALESCE(json_agg(obj ORDER BY id), '[]'::json)::text FROM kept)")
+            ("octet_length(obj::text)", "(SELECT '[' || string_agg(obj::text, ',' ORDER BY id) || ']' FROM kept)")
         }
     };
     sql.text = format!(

@@ -516,7 +516,10 @@ async fn records_are_created_read_and_changed_and_every_write_is_audited(app: Te
     assert_eq!(read["vatId"], Value::Null);
     assert_eq!(read["address"], "Main St 1");
     let picked = page(&app, &admin, "/rest/v1/1/views/companies?columns=id,name&properties=segment,missing").await;
-    assert_eq!(picked["data"][0], json!({"id": company, "name": "Acme Client", "properties": {"segment": "media", "missing": null}}));
+    assert_eq!(
+        picked["data"][0],
+        json!({"id": company, "name": "Acme Client", "properties": {"segment": "media", "missing": null}})
+    );
     let plain = page(&app, &admin, "/rest/v1/1/views/companies?columns=name").await;
     assert_eq!(plain["data"][0], json!({"name": "Acme Client"}), "asking for columns leaves properties out");
     assert_eq!(read["properties"]["segment"], "media");

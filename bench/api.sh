@@ -65,6 +65,7 @@
 # Needs: cargo, wrk, taskset (util-linux), bash, awk; two CPUs or more; Linux (/proc).
 
 set -euo pipefail
+export RUST_BACKTRACE=0 # a failing setup step prints its error, not pages of frames
 
 BENCH_ROUNDS=${BENCH_ROUNDS:-3}
 BENCH_DURATION=${BENCH_DURATION:-10}
@@ -209,11 +210,17 @@ run_wrk() {
     R_KEYS=$(field keys "$line")
     R_WRAPPED=$(field wrapped "$line")
     R_CPU=$(awk -v t=$((after - before)) -v hz="$CLK_TCK" -v s="$secs" 'BEGIN { printf "%.0f", 100 * t / hz / s }')
-    local non2xx errors
+    local non2xx connect io
     non2xx=$(field non2xx "$line")
-    errors=$(field socket_errors "$line")
-    if [ "$non2xx" != 0 ] || [ "$errors" != 0 ] || [ "$R_REQUESTS" = 0 ]; then
-        die "$label: $R_REQUESTS answers, $non2xx of them not 2xx, $errors socket errors: the setup is wrong ($out)"
+    connect=$(field connect_errors "$line")
+    io=$(field io_errors "$line")
+    if [ "$non2xx" != 0 ] || [ "$connect" != 0 ]; then
+        die "$label: $non2xx answers not 2xx, $connect connections refused: the setup is wrong ($out)"
+    fi
+    if [ "$io" != 0 ] || [ "$R_REQUESTS" = 0 ]; then
+        # Timeouts or silence with a live server: the machine stalled. Count the run as disturbed.
+        say "$label: $R_REQUESTS answers, $io timeouts or read/write errors: the machine stalled"
+        R_CPU=0
     fi
 }
 field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$2"; }

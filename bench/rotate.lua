@@ -6,7 +6,7 @@
 -- LIMIT (optional) reads only the first LIMIT keys. Requests are formatted once, in init, so the
 -- per-request Lua cost is a table lookup: the load generator must not be what is measured.
 -- done() prints one machine-readable line for the script:
---   RESULT rps=… p50_us=… p99_us=… requests=… non2xx=… socket_errors=… sent=… keys=… wrapped=…
+--   RESULT rps=… p50_us=… p99_us=… requests=… non2xx=… connect_errors=… io_errors=… sent=… keys=… wrapped=…
 
 local requests = {}
 local n = 0
@@ -49,11 +49,10 @@ function done(summary, latency, _)
     keys = t:get("keys")
   end
   local errors = summary.errors
-  local socket_errors = errors.connect + errors.read + errors.write + errors.timeout
   io.write(string.format(
-    "RESULT rps=%.0f p50_us=%d p99_us=%d requests=%d non2xx=%d socket_errors=%d sent=%d keys=%d wrapped=%s\n",
+    "RESULT rps=%.0f p50_us=%d p99_us=%d requests=%d non2xx=%d connect_errors=%d io_errors=%d sent=%d keys=%d wrapped=%s\n",
     summary.requests / (summary.duration / 1e6),
     latency:percentile(50), latency:percentile(99),
-    summary.requests, errors.status, socket_errors, sent, keys,
+    summary.requests, errors.status, errors.connect, errors.read + errors.write + errors.timeout, sent, keys,
     tostring(sent > keys)))
 end

@@ -215,31 +215,52 @@ pub(crate) fn view_sql(q: &ViewQuery<'_>, backend: Backend) -> StoreResult<Sql> 
     let fetch = sql.push_bind(Bound::Int(i64::from(q.limit) + 1));
     let offset =
         sql.push_bind(Bound::Int(if q.after_id.is_some() { 0 } else { i64::try_from(q.offset).unwrap_or(i64::MAX) }));
-    let limit = sql.push_bind(Bound::Int(i64::from(q.limit)));
-    let budget = sql.push_bind(Bound::Int(i64::try_from(q.max_bytes).unwrap_or(i64::MAX)));
-    // Each `obj` is already valid JSON text: joining them with commas needs no re-parsing.
-    let (len, agg) = match backend {
-        Backend::Sqlite => {
-            ("length(CAST(obj AS BLOB))", "(SELECT '[' || group_concat(obj, ',' ORDER BY id) || ']' FROM kept)")
-        }
-        Backend::Postgres => {
-            ("octet_length(obj::text)", "(SELECT '[' || string_agg(obj::text, ',' ORDER BY id) || ']' FROM kept)")
-        }
+    // One text for the whole page: `id US obj RS id US obj …`. The unit and record separators are
+    // control characters, which JSON text always escapes, so they can never occur inside `obj`.
+    let agg = match backend {
+        Backend::Sqlite => "group_concat(id || char(31) || obj, char(30) ORDER BY id)",
+        Backend::Postgres => "string_agg(id::text || chr(31) || obj::text, chr(30) ORDER BY id)",
     };
     sql.text = format!(
-        "WITH page AS (SELECT {id} AS id, {object} AS obj FROM {table} WHERE {filter} ORDER BY {id} LIMIT {fetch} OFFSET {offset}), \
-         sized AS (SELECT id, obj, SUM({len} + 1) OVER (ORDER BY id ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS running, \
-                   ROW_NUMBER() OVER (ORDER BY id) AS n FROM page), \
-         kept AS (SELECT id, obj FROM sized WHERE running <= {budget} AND n <= {limit}) \
-         SELECT (SELECT COUNT(*) FROM page) AS fetched, (SELECT COUNT(*) FROM kept) AS kept, \
-                (SELECT MAX(id) FROM kept) AS last_id, COALESCE({agg}, '[]') AS data",
+        "SELECT COUNT(*) AS fetched, COALESCE({agg}, '') AS packed FROM \
+         (SELECT {id} AS id, {object} AS obj FROM {table} WHERE {filter} ORDER BY {id} LIMIT {fetch} OFFSET {offset}) page",
         table = v.table,
     );
     Ok(sql)
 }
 
+#[derive(sqlx::FromRow)]
+struct PackedPage {
+    fetched: i64,
+    packed: String,
+}
+
+impl PackedPage {
+    /// Keeps rows in order while they fit `limit` and `max_bytes` (the `data` array included).
+    fn unpack(self, limit: u32, max_bytes: usize) -> StoreResult<PageRows> {
+        let mut data = String::with_capacity(self.packed.len().min(max_bytes) + 2);
+        data.push('[');
+        let (mut kept, mut last_id) = (0i64, None);
+        for record in self.packed.split('\u{1e}').filter(|r| !r.is_empty()) {
+            let (id, obj) =
+                record.split_once('\u{1f}').ok_or_else(|| StoreError::Corrupt("a page row has no id".into()))?;
+            if kept >= i64::from(limit) || data.len() + obj.len() + 2 > max_bytes {
+                break;
+            }
+            if kept > 0 {
+                data.push(',');
+            }
+            data.push_str(obj);
+            kept += 1;
+            last_id = Some(id.parse::<i64>().map_err(|_| StoreError::Corrupt("a page row id is not a number".into()))?);
+        }
+        data.push(']');
+        Ok(PageRows { fetched: self.fetched, kept, last_id, data })
+    }
+}
+
 /// One page as the database rendered it.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PageRows {
     /// Rows found, up to limit + 1 (more than `limit` means more pages follow).
     pub fetched: i64,
@@ -321,7 +342,8 @@ impl Records<'_> {
     /// A page of a view: at most `fetch` rows in id order.
     pub async fn query(&self, q: &ViewQuery<'_>) -> StoreResult<PageRows> {
         let sql = view_sql(q, self.0.backend())?;
-        on_pool!(self.0, p => bind_all!(sqlx::query_as::<_, PageRows>(&sql.text), &sql.binds).fetch_one(p).await.map_err(Into::into))
+        let packed: PackedPage = on_pool!(self.0, p => bind_all!(sqlx::query_as::<_, PackedPage>(&sql.text), &sql.binds).fetch_one(p).await)?;
+        packed.unpack(q.limit, q.max_bytes)
     }
 
     /// One record of a view by id, if visible.

@@ -19,6 +19,7 @@ mod keys;
 mod records;
 mod rows;
 mod sessions;
+mod sqlite_reader;
 mod tenants;
 pub mod testing;
 mod usage;
@@ -83,6 +84,8 @@ pub(crate) enum Pool {
 #[derive(Debug, Clone)]
 pub struct Database {
     pub(crate) pool: Pool,
+    /// Read-only connections for data-API pages on SQLite (see `sqlite_reader`).
+    pub(crate) sqlite_readers: Option<std::sync::Arc<sqlite_reader::Readers>>,
 }
 
 /// Runs `$body` with `$p` bound to the concrete pool, once compiled per engine.
@@ -117,13 +120,21 @@ impl Database {
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10))
             // Reads straight from the mapped file instead of copying pages through read(2).
-            .pragma("mmap_size", "268435456");
+            .pragma("mmap_size", "268435456")
+            // 32 MiB of page cache per connection (SQLite's default is 2 MiB).
+            .pragma("cache_size", "-32768");
+        // SQLite work is CPU-bound in this process: connections beyond a few per core only add
+        // thread switches (and memory), whatever the load.
+        let cores = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
         let pool = SqlitePoolOptions::new()
-            .max_connections(8)
+            .max_connections(u32::try_from((2 * cores).clamp(4, 16)).unwrap_or(4))
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options)
             .await?;
-        Ok(Self { pool: Pool::Sqlite(pool) })
+        Ok(Self {
+            pool: Pool::Sqlite(pool),
+            sqlite_readers: Some(std::sync::Arc::new(sqlite_reader::Readers::new(path))),
+        })
     }
 
     /// Connects to `postgres://…` or `sqlite://…` URLs.
@@ -135,7 +146,7 @@ impl Database {
                 .acquire_timeout(Duration::from_secs(10))
                 .connect_with(options)
                 .await?;
-            Ok(Self { pool: Pool::Postgres(pool) })
+            Ok(Self { pool: Pool::Postgres(pool), sqlite_readers: None })
         } else if let Some(path) = url.strip_prefix("sqlite://") {
             Self::open_sqlite_file(Path::new(path)).await
         } else {

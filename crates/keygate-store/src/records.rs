@@ -9,7 +9,7 @@ use keygate_domain::{
     views::{Bound, Column, ColumnType, View, bind_value},
 };
 
-use crate::{Backend, Database, StoreError, StoreResult, append_audit, on_pool, on_unique};
+use crate::{Backend, Database, Pool, StoreError, StoreResult, append_audit, on_pool, on_unique};
 
 /// Whose records a read may see.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -138,55 +138,52 @@ pub(crate) fn compile(expr: &Expr, view: &View, backend: Backend, sql: &mut Sql)
     Ok(())
 }
 
-/// The JSON expression of one column value, per engine: the database renders rows itself, so a
-/// page crosses from the database to keygate as one text instead of 16 000 values.
-fn json_value(c: &Column, backend: Backend) -> String {
-    let col = c.sql;
-    match (c.ty, backend) {
-        (ColumnType::Bool, Backend::Sqlite) => {
-            format!("CASE WHEN {col} IS NULL THEN NULL WHEN {col} THEN json('true') ELSE json('false') END")
-        }
-        (ColumnType::Money, _) => format!("({col} / 100.0)"),
-        (ColumnType::JsonList, Backend::Sqlite) => format!("json({col})"),
-        (ColumnType::JsonList, Backend::Postgres) => format!("({col})::json"),
-        _ => col.to_owned(),
+/// PostgreSQL: the JSON expression of one column value, for `json_build_object`.
+fn postgres_value(c: &Column) -> String {
+    match c.ty {
+        ColumnType::Money => format!("({} / 100.0)", c.sql),
+        ColumnType::JsonList => format!("({})::json", c.sql),
+        _ => c.sql.to_owned(),
     }
 }
 
-/// The SQL for one page of a view: the rows, rendered as JSON objects by the database, cut at
-/// `limit` rows and at `max_bytes`, aggregated into one JSON array. It answers one row:
-/// `fetched` (rows found, up to limit + 1), `kept` (rows in the page), `last_id`, `data`.
+/// The SQL for one page of a view.
+///
+/// - SQLite: `SELECT id, columns…, [properties] … LIMIT limit + 1`, read and rendered by
+///   [`crate::sqlite_reader`].
+/// - PostgreSQL: the rows rendered by `json_build_object` and packed into one text (see
+///   [`PackedPage`]), so that a page crosses the wire as one value instead of 16 000.
 pub(crate) fn view_sql(q: &ViewQuery<'_>, backend: Backend) -> StoreResult<Sql> {
     let v = q.view;
     let mut sql = Sql::default();
     let id = v.columns.first().map_or("id", |c| c.sql);
-    let mut members: Vec<String> =
-        q.shape.columns.iter().map(|c| format!("'{}', {}", c.name, json_value(c, backend))).collect();
-    match (v.properties, q.shape.properties) {
-        (true, Properties::All) => members.push(match backend {
-            Backend::Sqlite => "'properties', json(properties)".to_owned(),
-            Backend::Postgres => "'properties', (properties)::json".to_owned(),
-        }),
-        (true, Properties::Only(keys)) => {
-            let mut picked = Vec::new();
-            for key in keys {
-                let label = sql.push_bind(Bound::Text(key.clone()));
-                picked.push(match backend {
-                    Backend::Sqlite => {
-                        let path = sql.push_bind(Bound::Text(format!("$.\"{key}\"")));
-                        format!("{label}, json_extract(properties, {path})")
-                    }
-                    Backend::Postgres => format!("{label}::text, (properties)::json -> {label}::text"),
-                });
+    let with_properties = v.properties && q.shape.properties != Properties::Omit;
+    let selected = match backend {
+        Backend::Sqlite => {
+            let mut columns: Vec<&str> = vec![id];
+            columns.extend(q.shape.columns.iter().map(|c| c.sql));
+            if with_properties {
+                columns.push("properties");
             }
-            let object = if backend == Backend::Sqlite { "json_object" } else { "json_build_object" };
-            members.push(format!("'properties', {object}({})", picked.join(", ")));
+            columns.join(", ")
         }
-        _ => {}
-    }
-    let object = match backend {
-        Backend::Sqlite => format!("json_object({})", members.join(", ")),
-        Backend::Postgres => format!("json_build_object({})", members.join(", ")),
+        Backend::Postgres => {
+            let mut members: Vec<String> =
+                q.shape.columns.iter().map(|c| format!("'{}', {}", c.name, postgres_value(c))).collect();
+            match q.shape.properties {
+                Properties::All if v.properties => members.push("'properties', (properties)::json".to_owned()),
+                Properties::Only(keys) if v.properties => {
+                    let mut picked = Vec::new();
+                    for key in keys {
+                        let label = sql.push_bind(Bound::Text(key.clone()));
+                        picked.push(format!("{label}::text, (properties)::json -> {label}::text"));
+                    }
+                    members.push(format!("'properties', json_build_object({})", picked.join(", ")));
+                }
+                _ => {}
+            }
+            format!("{id} AS id, json_build_object({}) AS obj", members.join(", "))
+        }
     };
     let tenant = sql.push_bind(Bound::Int(q.tenant.0));
     let mut filter = format!("tenant_id = {tenant}");
@@ -215,35 +212,34 @@ pub(crate) fn view_sql(q: &ViewQuery<'_>, backend: Backend) -> StoreResult<Sql> 
     let fetch = sql.push_bind(Bound::Int(i64::from(q.limit) + 1));
     let offset =
         sql.push_bind(Bound::Int(if q.after_id.is_some() { 0 } else { i64::try_from(q.offset).unwrap_or(i64::MAX) }));
-    // One text for the whole page: `id US obj RS id US obj …`. The unit and record separators are
-    // control characters, which JSON text always escapes, so they can never occur inside `obj`.
-    let agg = match backend {
-        Backend::Sqlite => "group_concat(id || char(31) || obj, char(30) ORDER BY id)",
-        Backend::Postgres => "string_agg(id::text || chr(31) || obj::text, chr(30) ORDER BY id)",
+    let rows = format!("SELECT {selected} FROM {} WHERE {filter} ORDER BY {id} LIMIT {fetch} OFFSET {offset}", v.table);
+    sql.text = match backend {
+        Backend::Sqlite => rows,
+        // The page as two texts: the ids joined by commas, and the row objects joined by the record
+        // separator, a control character that JSON text always escapes, so it never occurs in one.
+        Backend::Postgres => format!(
+            "SELECT COUNT(*) AS fetched, COALESCE(string_agg(id::text, ',' ORDER BY id), '') AS ids, \
+             COALESCE(string_agg(obj::text, chr(30) ORDER BY id), '') AS objs FROM ({rows}) page"
+        ),
     };
-    sql.text = format!(
-        "SELECT COUNT(*) AS fetched, COALESCE({agg}, '') AS packed FROM \
-         (SELECT {id} AS id, {object} AS obj FROM {table} WHERE {filter} ORDER BY {id} LIMIT {fetch} OFFSET {offset}) page",
-        table = v.table,
-    );
     Ok(sql)
 }
 
 #[derive(sqlx::FromRow)]
 struct PackedPage {
     fetched: i64,
-    packed: String,
+    ids: String,
+    objs: String,
 }
 
 impl PackedPage {
     /// Keeps rows in order while they fit `limit` and `max_bytes` (the `data` array included).
     fn unpack(self, limit: u32, max_bytes: usize) -> StoreResult<PageRows> {
-        let mut data = String::with_capacity(self.packed.len().min(max_bytes) + 2);
+        let mut data = String::with_capacity(self.objs.len().min(max_bytes) + 2);
         data.push('[');
         let (mut kept, mut last_id) = (0i64, None);
-        for record in self.packed.split('\u{1e}').filter(|r| !r.is_empty()) {
-            let (id, obj) =
-                record.split_once('\u{1f}').ok_or_else(|| StoreError::Corrupt("a page row has no id".into()))?;
+        let ids = self.ids.split(',').filter(|i| !i.is_empty());
+        for (id, obj) in ids.zip(self.objs.split('\u{1e}')) {
             if kept >= i64::from(limit) || data.len() + obj.len() + 2 > max_bytes {
                 break;
             }
@@ -342,8 +338,24 @@ impl Records<'_> {
     /// A page of a view: at most `fetch` rows in id order.
     pub async fn query(&self, q: &ViewQuery<'_>) -> StoreResult<PageRows> {
         let sql = view_sql(q, self.0.backend())?;
-        let packed: PackedPage = on_pool!(self.0, p => bind_all!(sqlx::query_as::<_, PackedPage>(&sql.text), &sql.binds).fetch_one(p).await)?;
-        packed.unpack(q.limit, q.max_bytes)
+        match (&self.0.pool, &self.0.sqlite_readers) {
+            (Pool::Sqlite(_), Some(readers)) => {
+                let properties = match q.shape.properties {
+                    _ if !q.view.properties => None,
+                    Properties::Omit => None,
+                    Properties::All => Some(None),
+                    Properties::Only(keys) => Some(Some(keys.to_vec())),
+                };
+                let shape = crate::sqlite_reader::Shape { columns: q.shape.columns.clone(), properties };
+                readers.page(sql.text, sql.binds, shape, q.limit, q.max_bytes).await
+            }
+            (Pool::Postgres(p), _) => {
+                let packed: PackedPage =
+                    bind_all!(sqlx::query_as::<_, PackedPage>(&sql.text), &sql.binds).fetch_one(p).await?;
+                packed.unpack(q.limit, q.max_bytes)
+            }
+            (Pool::Sqlite(_), None) => Err(StoreError::Corrupt("the SQLite database has no read connections".into())),
+        }
     }
 
     /// One record of a view by id, if visible.

@@ -1,0 +1,230 @@
+//! Page reads of the data API on SQLite, through rusqlite on a few read-only connections.
+//!
+//! sqlx hands SQLite rows from its worker thread to the async side one by one, which for a
+//! 1000-row page costs more than reading the rows. Here a blocking task steps the statement and
+//! writes each row straight into the page's JSON text. Same SQL (built by `records::view_sql`),
+//! same bound values, read-only connections: this path cannot write.
+
+use std::{
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use keygate_domain::views::{Bound, Column, ColumnType};
+use rusqlite::{OpenFlags, types::ValueRef};
+use serde_json::{Map, Value as Json};
+
+use crate::{PageRows, StoreError, StoreResult};
+
+/// Idle read-only connections to one SQLite file.
+pub(crate) struct Readers {
+    path: PathBuf,
+    idle: Mutex<Vec<rusqlite::Connection>>,
+}
+
+impl std::fmt::Debug for Readers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Readers").field("path", &self.path).finish_non_exhaustive()
+    }
+}
+
+/// What a page row carries, owned so that it can cross into a blocking task.
+#[derive(Debug, Clone)]
+pub(crate) struct Shape {
+    pub columns: Vec<&'static Column>,
+    /// `None`: no properties; `Some(None)`: all; `Some(Some(keys))`: only these.
+    pub properties: Option<Option<Vec<String>>>,
+}
+
+fn failed(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Database(sqlx::Error::Protocol(format!("sqlite read: {e}")))
+}
+
+impl Readers {
+    pub(crate) fn new(path: &Path) -> Self {
+        Self { path: path.to_owned(), idle: Mutex::new(Vec::new()) }
+    }
+
+    fn connection(&self) -> StoreResult<rusqlite::Connection> {
+        if let Some(c) = self.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pop() {
+            return Ok(c);
+        }
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let c = rusqlite::Connection::open_with_flags(&self.path, flags).map_err(failed)?;
+        c.busy_timeout(Duration::from_secs(10)).map_err(failed)?;
+        c.execute_batch("PRAGMA mmap_size = 268435456; PRAGMA cache_size = -32768;").map_err(failed)?;
+        Ok(c)
+    }
+
+    fn give_back(&self, c: rusqlite::Connection) {
+        let mut idle = self.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if idle.len() < 8 {
+            idle.push(c);
+        }
+    }
+
+    /// Runs a page query (`SELECT id, columns…, [properties] … LIMIT limit + 1`) and renders the
+    /// rows that fit `limit` and `max_bytes` as a JSON array.
+    pub(crate) async fn page(
+        self: &Arc<Self>,
+        sql: String,
+        binds: Vec<Bound>,
+        shape: Shape,
+        limit: u32,
+        max_bytes: usize,
+    ) -> StoreResult<PageRows> {
+        let this = Arc::clone(self);
+        tokio::task::spawn_blocking(move || {
+            let conn = this.connection()?;
+            let page = read_page(&conn, &sql, &binds, &shape, limit, max_bytes);
+            this.give_back(conn);
+            page
+        })
+        .await
+        .map_err(failed)?
+    }
+}
+
+fn read_page(
+    conn: &rusqlite::Connection,
+    sql: &str,
+    binds: &[Bound],
+    shape: &Shape,
+    limit: u32,
+    max_bytes: usize,
+) -> StoreResult<PageRows> {
+    let mut stmt = conn.prepare_cached(sql).map_err(failed)?;
+    for (i, b) in binds.iter().enumerate() {
+        let index = stmt
+            .parameter_index(&format!("${}", i + 1))
+            .map_err(failed)?
+            .ok_or_else(|| failed(format!("parameter ${} is not in the statement", i + 1)))?;
+        match b {
+            Bound::Int(v) => stmt.raw_bind_parameter(index, v),
+            Bound::Float(v) => stmt.raw_bind_parameter(index, v),
+            Bound::Text(v) => stmt.raw_bind_parameter(index, v),
+            Bound::Bool(v) => stmt.raw_bind_parameter(index, v),
+        }
+        .map_err(failed)?;
+    }
+    let mut rows = stmt.raw_query();
+    let mut data = String::with_capacity(64 * 1024);
+    data.push('[');
+    let (mut fetched, mut kept, mut last_id, mut full) = (0i64, 0i64, None, false);
+    let mut row_text = String::with_capacity(1024);
+    while let Some(row) = rows.next().map_err(failed)? {
+        fetched += 1;
+        if full || kept >= i64::from(limit) {
+            // Only counted: it tells the caller that more rows follow.
+            full = true;
+            continue;
+        }
+        row_text.clear();
+        let id = render(row, shape, &mut row_text)?;
+        if data.len() + row_text.len() + 2 > max_bytes {
+            full = true;
+            continue;
+        }
+        if kept > 0 {
+            data.push(',');
+        }
+        data.push_str(&row_text);
+        kept += 1;
+        last_id = Some(id);
+    }
+    data.push(']');
+    Ok(PageRows { fetched, kept, last_id, data })
+}
+
+/// Writes one row as a JSON object; returns its id (column 0).
+fn render(row: &rusqlite::Row<'_>, shape: &Shape, out: &mut String) -> StoreResult<i64> {
+    use std::fmt::Write as _;
+    let value = |i: usize| row.get_ref(i).map_err(failed);
+    let id = match value(0)? {
+        ValueRef::Integer(i) => i,
+        _ => return Err(StoreError::Corrupt("a row id is not an integer".into())),
+    };
+    out.push('{');
+    for (n, c) in shape.columns.iter().enumerate() {
+        if n > 0 {
+            out.push(',');
+        }
+        json_string(out, c.name);
+        out.push(':');
+        match (c.ty, value(n + 1)?) {
+            (_, ValueRef::Null) => out.push_str("null"),
+            (ColumnType::Bool, ValueRef::Integer(i)) => out.push_str(if i != 0 { "true" } else { "false" }),
+            (ColumnType::Money, ValueRef::Integer(cents)) => {
+                let sign = if cents < 0 { "-" } else { "" };
+                let _ = write!(out, "{sign}{}.{:02}", (cents / 100).unsigned_abs(), (cents % 100).unsigned_abs());
+            }
+            (ColumnType::Int | ColumnType::Number, ValueRef::Integer(i)) => {
+                let _ = write!(out, "{i}");
+            }
+            (ColumnType::Number, ValueRef::Real(f)) if f.is_finite() => {
+                let _ = write!(out, "{f}");
+            }
+            (ColumnType::JsonList, ValueRef::Text(t)) => match std::str::from_utf8(t) {
+                Ok(t) if serde_json::from_str::<serde::de::IgnoredAny>(t).is_ok() => out.push_str(t),
+                _ => out.push_str("[]"),
+            },
+            (ColumnType::Text | ColumnType::Date, ValueRef::Text(t)) => {
+                json_string(out, std::str::from_utf8(t).map_err(|_| StoreError::Corrupt("text is not UTF-8".into()))?);
+            }
+            (_, other) => return Err(StoreError::Corrupt(format!("column {} holds {:?}", c.name, other.data_type()))),
+        }
+    }
+    if let Some(which) = &shape.properties {
+        if !shape.columns.is_empty() {
+            out.push(',');
+        }
+        out.push_str("\"properties\":");
+        let text = match value(shape.columns.len() + 1)? {
+            ValueRef::Text(t) => std::str::from_utf8(t).unwrap_or("{}"),
+            _ => "{}",
+        };
+        match which {
+            None if serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok() => out.push_str(text),
+            None => out.push_str("{}"),
+            Some(keys) => {
+                let all: Map<String, Json> = serde_json::from_str(text).unwrap_or_default();
+                let picked: Map<String, Json> =
+                    keys.iter().map(|k| (k.clone(), all.get(k).cloned().unwrap_or(Json::Null))).collect();
+                out.push_str(&Json::Object(picked).to_string());
+            }
+        }
+    }
+    out.push('}');
+    Ok(id)
+}
+
+/// Appends `s` as a JSON string literal.
+fn json_string(out: &mut String, s: &str) {
+    use std::fmt::Write as _;
+    out.push('"');
+    for ch in s.chars() {
+        match ch {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn strings_are_escaped_as_json() {
+        let mut out = String::new();
+        super::json_string(&mut out, "a\"b\\c\nd\u{1}é");
+        assert_eq!(serde_json::from_str::<String>(&out).expect("valid JSON"), "a\"b\\c\nd\u{1}é");
+    }
+}

@@ -365,20 +365,8 @@ pub(crate) async fn generate_key(
         owner: form.get("owner").to_owned(),
         scopes: form.all("scope"),
     };
-    match state.keygate.take_form_nonce(&ctx.session, form.get("nonce")).await {
-        Ok(true) => {}
-        Ok(false) => {
-            return page(
-                &state,
-                &ctx,
-                StatusCode::CONFLICT,
-                default_form(ctx.ip),
-                None,
-                Some(ALREADY_SHOWN.to_owned()),
-            )
-            .await;
-        }
-        Err(e) => return service_error_page(&ctx, &e),
+    if let Some(refused) = spend_nonce(&state, &ctx, &form).await {
+        return refused;
     }
     let ranges = split_ranges(&values.ranges);
     if let Ok(parsed) = IpRanges::parse(&ranges)
@@ -530,20 +518,8 @@ pub(crate) async fn change_key(
         "enable" => k.set_key_enabled(caller, tenant, id, true).await.map(|()| format!("Key {id} is enabled.")),
         "revoke" => k.revoke_key(caller, tenant, id).await.map(|()| format!("Key {id} is revoked for good.")),
         _ => {
-            match k.take_form_nonce(&ctx.session, form.get("nonce")).await {
-                Ok(true) => {}
-                Ok(false) => {
-                    return page(
-                        &state,
-                        &ctx,
-                        StatusCode::CONFLICT,
-                        default_form(ctx.ip),
-                        None,
-                        Some(ALREADY_SHOWN.to_owned()),
-                    )
-                    .await;
-                }
-                Err(e) => return service_error_page(&ctx, &e),
+            if let Some(refused) = spend_nonce(&state, &ctx, &form).await {
+                return refused;
             }
             let hours = form.get("overlap_hours").parse::<i64>().unwrap_or(24);
             return match k.roll_key(caller, tenant, id, hours).await {
@@ -563,5 +539,17 @@ pub(crate) async fn change_key(
     match result {
         Ok(message) => done(&state, &ctx, &message).await,
         Err(e) => service_error_page(&ctx, &e),
+    }
+}
+
+/// Spends the form's single-use nonce. A second submission of the same form (a reload after a key
+/// was shown) gets a 409 page without any key; `None` means go ahead.
+async fn spend_nonce(state: &AppState, ctx: &Ctx, form: &Fields) -> Option<Response> {
+    match state.keygate.take_form_nonce(&ctx.session, form.get("nonce")).await {
+        Ok(true) => None,
+        Ok(false) => Some(
+            page(state, ctx, StatusCode::CONFLICT, default_form(ctx.ip), None, Some(ALREADY_SHOWN.to_owned())).await,
+        ),
+        Err(e) => Some(service_error_page(ctx, &e)),
     }
 }

@@ -38,7 +38,8 @@
 # last-used write-behind every 5 s) runs on the same core and is part of what is measured.
 # "cold" means keygate's caches are empty; the OS page cache is not dropped (that needs root).
 # Latencies are wrk's, end to end over loopback (HTTP parse + verify + response + socket).
-# A server-CPU figure well below 100 % means the load generator, not the server, was the limit.
+# A server-CPU figure well below 100 % means something else was the limit: the load generator,
+# or other work on the machine taking one of the two CPUs.
 #
 # Knobs (environment):
 #   BENCH_ROUNDS=3             hot-path rounds (medians are reported)
@@ -60,7 +61,8 @@
 #   BENCH_SKIP_BUILD=          1: use the binaries already built
 #   BENCH_SKIP_COLD=           1: skip the cold path
 #
-# Runtime with the defaults, after compiling: about 5 minutes.
+# Runtime with the defaults, after compiling: about 5 minutes (more when other work on the
+# machine forces repeats).
 # Exit status: 0 when every target is met, 1 when one is missed, 2 on a setup error.
 # Needs: cargo, wrk, taskset (util-linux), bash, awk; two CPUs or more; Linux (/proc).
 

@@ -79,12 +79,22 @@ struct Inner {
     config: ServiceConfig,
     verifier: verify::Verifier,
     page_hints: records::PageHints,
+    /// When per-day counts were last written (Unix ms).
+    last_counts_flush: std::sync::Mutex<i64>,
 }
 
 impl Keygate {
     pub fn new(db: Database, config: ServiceConfig) -> Self {
         let verifier = verify::Verifier::new(&config);
-        Self { inner: Arc::new(Inner { db, config, verifier, page_hints: records::PageHints::default() }) }
+        Self {
+            inner: Arc::new(Inner {
+                db,
+                config,
+                verifier,
+                page_hints: records::PageHints::default(),
+                last_counts_flush: std::sync::Mutex::new(0),
+            }),
+        }
     }
 
     pub fn db(&self) -> &Database {
@@ -115,7 +125,7 @@ impl Keygate {
                         tracing::warn!(error = %e, "reading the change feed failed; caches fall back to their TTL");
                     }
                 }
-                _ = flush.tick() => self.flush().await,
+                _ = flush.tick() => self.flush_due(false).await,
                 _ = shutdown.changed() => break,
             }
         }
@@ -124,7 +134,22 @@ impl Keygate {
 
     /// Writes pending last-used times and refusal counts now.
     pub async fn flush(&self) {
-        let (usage, daily) = self.inner.verifier.usage.take();
+        self.flush_due(true).await;
+    }
+
+    /// Writes what is due: last-used times a minute newer than stored ones, counts once a minute,
+    /// refused calls always; with `everything`, all that is pending.
+    async fn flush_due(&self, everything: bool) {
+        let now = keygate_domain::Timestamp::now();
+        let with_counts = {
+            let mut last = self.inner.last_counts_flush.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let due = now.0 - *last >= 60_000;
+            if due || everything {
+                *last = now.0;
+            }
+            due
+        };
+        let (usage, daily) = self.inner.verifier.usage.take(now, with_counts, everything);
         if let Err(e) = self.inner.db.keys().record_usage(&usage).await {
             tracing::warn!(error = %e, count = usage.len(), "writing last-used times failed");
         }

@@ -15,8 +15,9 @@ use std::{
 };
 
 use keygate_domain::{
-    ApiKeySecret, KeyDigest, KeyId, KeyRecord, OwnerState, Permissions, RefusalCode, Requirement, TenantId,
-    TenantPolicy, Timestamp, UnitId, UserId,
+    KeyDigest, KeyId, KeyRecord, OwnerState, Permissions, RefusalCode, Requirement, TenantId, TenantPolicy, Timestamp,
+    UnitId, UserId,
+    api_key::check_format,
     validity::{Refusal, VerifyInput, check_validity},
 };
 use keygate_store::{ChangeKind, Database};
@@ -233,14 +234,13 @@ impl Keygate {
             }
             Credential::Key(text) => text,
         };
-        let secret = match ApiKeySecret::parse(text) {
-            Ok(s) => s,
-            Err(_) => {
-                return Err(self.failed(req.client_ip, RefusalCode::MalformedKey, "format or checksum wrong", now));
-            }
-        };
-        let digest = secret.digest();
-        drop(secret);
+        // Checked and hashed where it lies in the request: a copy would only add one more place
+        // the secret sits in memory.
+        if check_format(text).is_err() {
+            return Err(self.failed(req.client_ip, RefusalCode::MalformedKey, "format or checksum wrong", now));
+        }
+        let digest = KeyDigest::of(text);
+        let clock = Timestamp::now();
         let key = match self.cached_key(&digest, now).await {
             Ok(Some(k)) => k,
             Ok(None) => return Err(self.failed(req.client_ip, RefusalCode::UnknownKey, "no key has this digest", now)),
@@ -269,11 +269,11 @@ impl Keygate {
             client_ip: req.client_ip,
             unit: req.unit,
             required: req.required,
-            now: Timestamp::now(),
+            now: clock,
         });
         if let Err(Refusal { code, admin_detail }) = checked {
             v.refusals.record(Some(tenant.id), Some((key.id, owner.id)), code, req.client_ip, admin_detail);
-            v.usage.count_refusal(key.id, Timestamp::now(), code.code());
+            v.usage.count_refusal(key.id, clock, code.code());
             return Err(code.into());
         }
         let limit = key.rate_limit_per_minute.unwrap_or(tenant.rate_limit_per_minute);
@@ -288,7 +288,7 @@ impl Keygate {
                     req.client_ip,
                     detail,
                 );
-                v.usage.count_refusal(key.id, Timestamp::now(), RefusalCode::RateLimited.code());
+                v.usage.count_refusal(key.id, clock, RefusalCode::RateLimited.code());
                 return Err(Refused {
                     code: RefusalCode::RateLimited,
                     rate: Some(rate),
@@ -297,7 +297,7 @@ impl Keygate {
             }
         };
         v.failures.succeeded(req.client_ip);
-        v.usage.touch(key.id, Timestamp::now(), req.client_ip);
+        v.usage.touch(key.id, clock, req.client_ip);
         Ok(Verified { key, owner, tenant, unit: req.unit, rate, scoped })
     }
 

@@ -3,7 +3,6 @@
 use std::net::SocketAddr;
 
 use axum::{
-    Json,
     extract::{ConnectInfo, Path, State},
     http::{HeaderMap, StatusCode, header},
     response::{IntoResponse, Response},
@@ -70,11 +69,11 @@ pub(crate) async fn capability(
             display: &v.key.display,
             expires_at: v.key.expires_at.map(|t| t.to_rfc3339()),
             id: v.key.id,
-            ip_ranges: v.key.ip_ranges.iter().collect(),
+            ip_ranges: Displayed(&v.key.ip_ranges),
             purpose: v.key.purpose.as_str(),
             scopes: v.key.scopes.as_ref().map(|s| s.to_strings()),
         },
-        permissions: v.permissions().to_strings(),
+        permissions: PermissionList(v.permissions()),
         tenant: v.tenant.slug.as_str(),
         unit,
         user: UserBody {
@@ -84,7 +83,60 @@ pub(crate) async fn capability(
             name: &v.owner.name,
         },
     };
-    authenticated(&verified, Json(body))
+    // Sized once for a typical answer instead of grown from axum's default.
+    let mut bytes = Vec::with_capacity(512);
+    if let Err(e) = serde_json::to_writer(&mut bytes, &body) {
+        tracing::error!(error = %e, "serialising a capability answer failed");
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    }
+    authenticated(&verified, ([(header::CONTENT_TYPE, "application/json")], bytes))
+}
+
+/// A list serialised element by element through `Display`, without collecting strings first.
+struct Displayed<'a>(&'a keygate_domain::IpRanges);
+
+impl serde::Serialize for Displayed<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let mut seq = s.serialize_seq(None)?;
+        for net in self.0.iter() {
+            seq.serialize_element(&AsStr(net))?;
+        }
+        seq.end()
+    }
+}
+
+/// The permission list as `Permissions::to_strings` spells it, written without allocating.
+struct PermissionList<'a>(&'a keygate_domain::Permissions);
+
+impl serde::Serialize for PermissionList<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let p = self.0;
+        let mut seq = s.serialize_seq(None)?;
+        for (on, name) in [
+            (p.supervisor, "supervisor"),
+            (p.configurator, "configurator"),
+            (p.user_configurator, "user-configurator"),
+            (p.verify_keys, "keys:verify"),
+        ] {
+            if on {
+                seq.serialize_element(name)?;
+            }
+        }
+        for grant in p.grants() {
+            seq.serialize_element(&AsStr(grant))?;
+        }
+        seq.end()
+    }
+}
+
+struct AsStr<'a, T: std::fmt::Display>(&'a T);
+
+impl<T: std::fmt::Display> serde::Serialize for AsStr<'_, T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self.0)
+    }
 }
 
 #[derive(serde::Serialize)]
@@ -92,7 +144,7 @@ pub(crate) async fn capability(
 struct CapabilityBody<'a> {
     client_ip: std::net::IpAddr,
     key: KeyBody<'a>,
-    permissions: Vec<String>,
+    permissions: PermissionList<'a>,
     tenant: &'a str,
     unit: UnitId,
     user: UserBody<'a>,
@@ -104,7 +156,7 @@ struct KeyBody<'a> {
     display: &'a str,
     expires_at: Option<String>,
     id: keygate_domain::KeyId,
-    ip_ranges: Vec<&'a ipnet::IpNet>,
+    ip_ranges: Displayed<'a>,
     purpose: &'a str,
     scopes: Option<Vec<String>>,
 }

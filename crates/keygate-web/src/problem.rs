@@ -136,10 +136,12 @@ impl Problem {
 pub(crate) fn rate_headers(headers: &mut HeaderMap, rate: &RateState) {
     static POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
     static LIMIT: HeaderName = HeaderName::from_static("ratelimit");
-    if let Ok(v) = HeaderValue::from_str(&format!("\"key\";q={};w={}", rate.limit, rate.window_secs)) {
+    // Built straight into the header's buffer: this runs on every authenticated answer.
+    let value = |text: String| HeaderValue::from_maybe_shared(axum::body::Bytes::from(text)).ok();
+    if let Some(v) = value(format!("\"key\";q={};w={}", rate.limit, rate.window_secs)) {
         headers.insert(POLICY.clone(), v);
     }
-    if let Ok(v) = HeaderValue::from_str(&format!("\"key\";r={};t={}", rate.remaining, rate.reset_secs)) {
+    if let Some(v) = value(format!("\"key\";r={};t={}", rate.remaining, rate.reset_secs)) {
         headers.insert(LIMIT.clone(), v);
     }
 }

@@ -38,7 +38,7 @@ struct Bucket {
 /// Token buckets per key: capacity = the per-minute limit, refilled continuously.
 #[derive(Debug, Default)]
 pub(crate) struct KeyRateLimiter {
-    buckets: Mutex<HashMap<KeyId, Bucket>>,
+    buckets: Mutex<crate::verify::IdMap<KeyId, Bucket>>,
 }
 
 impl KeyRateLimiter {

@@ -9,6 +9,8 @@ use std::{collections::HashMap, net::IpAddr, sync::Mutex};
 use keygate_domain::{KeyId, Timestamp};
 use keygate_store::{DailyCount, UsageUpdate};
 
+use crate::verify::IdMap;
+
 /// The outcome recorded for an accepted call; refusals record their code.
 pub(crate) const ACCEPTED: &str = "accepted";
 
@@ -24,7 +26,10 @@ const LAST_USED_RESOLUTION_MS: i64 = 60_000;
 
 #[derive(Debug, Default)]
 struct Pending {
-    last_used: HashMap<KeyId, (Timestamp, IpAddr)>,
+    last_used: IdMap<KeyId, (Timestamp, IpAddr)>,
+    /// Accepted calls per key and day: the hot path's count, kept apart from refusals so that an
+    /// accepted call hashes only an integer id.
+    accepted: IdMap<KeyId, (i64, u64)>,
     counts: HashMap<(KeyId, i64, &'static str), u64>,
     /// What was last written per key, to skip writes that would change nothing a reader needs.
     written: HashMap<KeyId, (Timestamp, IpAddr)>,
@@ -40,7 +45,19 @@ impl UsageBuffer {
     pub(crate) fn touch(&self, key: KeyId, at: Timestamp, ip: IpAddr) {
         let mut pending = self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         pending.last_used.insert(key, (at, ip));
-        *pending.counts.entry((key, day_of(at), ACCEPTED)).or_insert(0) += 1;
+        let day = day_of(at);
+        let Pending { accepted, counts, .. } = &mut *pending;
+        match accepted.get_mut(&key) {
+            Some((d, n)) if *d == day => *n += 1,
+            Some(entry) => {
+                // A new day: the old day's count moves to the general counts.
+                let (old_day, n) = std::mem::replace(entry, (day, 1));
+                *counts.entry((key, old_day, ACCEPTED)).or_insert(0) += n;
+            }
+            None => {
+                accepted.insert(key, (day, 1));
+            }
+        }
     }
 
     /// A refused call of a known key, counted under its refusal code.
@@ -59,7 +76,7 @@ impl UsageBuffer {
         everything: bool,
     ) -> (Vec<UsageUpdate>, Vec<DailyCount>) {
         let mut pending = self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let Pending { last_used, counts, written } = &mut *pending;
+        let Pending { last_used, accepted, counts, written } = &mut *pending;
         let mut due = Vec::new();
         last_used.retain(|key, (at, ip)| {
             let fresh =
@@ -76,6 +93,9 @@ impl UsageBuffer {
             written.retain(|_, (at, _)| now.0 - at.0 < 10 * LAST_USED_RESOLUTION_MS);
         }
         let counts = if with_counts || everything {
+            for (key, (day, n)) in accepted.drain() {
+                *counts.entry((key, day, ACCEPTED)).or_insert(0) += n;
+            }
             std::mem::take(counts)
                 .into_iter()
                 .map(|((key, day, outcome), count)| DailyCount {

@@ -76,9 +76,11 @@ impl From<RefusalCode> for Refused {
     }
 }
 
-/// A SHA-256 digest hashes to its own first eight bytes: no need to hash it again.
+/// A SHA-256 digest hashes to its own first eight bytes: no need to hash it again. Integer ids
+/// (written with `write_i64`/`write_u64`) are spread with a multiplication (Fibonacci hashing);
+/// they come from the database, not from callers, so flooding is not a concern.
 #[derive(Debug, Default, Clone, Copy)]
-struct PassThrough(u64);
+pub(crate) struct PassThrough(u64);
 
 impl Hasher for PassThrough {
     fn finish(&self) -> u64 {
@@ -92,7 +94,13 @@ impl Hasher for PassThrough {
     fn write_u64(&mut self, n: u64) {
         self.0 = n;
     }
+    fn write_i64(&mut self, n: i64) {
+        self.0 = (n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
 }
+
+/// A map keyed by integer ids, hashed with [`PassThrough`].
+pub(crate) type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<PassThrough>>;
 
 /// A map of cached values with a load epoch: a value loaded before an invalidation is not
 /// stored after it, so a slow cache miss can never resurrect what a change just dropped.

@@ -245,13 +245,10 @@ pub(crate) async fn public_api_page(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Response {
-    let ctx = match Ctx::load(&state, peer, &headers).await {
+    let ctx = match configurator(Ctx::load(&state, peer, &headers).await) {
         Ok(ctx) => ctx,
         Err(r) => return r,
     };
-    if !ctx.session.permissions.configurator {
-        return not_configurator(&ctx);
-    }
     let form = default_form(ctx.ip);
     page(&state, &ctx, StatusCode::OK, form, None, None).await
 }
@@ -263,13 +260,10 @@ pub(crate) async fn switch_api(
     headers: HeaderMap,
     form: Fields,
 ) -> Response {
-    let ctx = match Ctx::load_post(&state, peer, &headers, &form).await {
+    let ctx = match configurator(Ctx::load_post(&state, peer, &headers, &form).await) {
         Ok(ctx) => ctx,
         Err(r) => return r,
     };
-    if !ctx.session.permissions.configurator {
-        return not_configurator(&ctx);
-    }
     let on = form.get("enabled") == "on";
     match state.keygate.set_public_api(&ctx.session.caller, ctx.session.tenant.policy.id, on).await {
         Ok(()) => {
@@ -291,13 +285,10 @@ pub(crate) async fn set_whitelist(
     headers: HeaderMap,
     form: Fields,
 ) -> Response {
-    let ctx = match Ctx::load_post(&state, peer, &headers, &form).await {
+    let ctx = match configurator(Ctx::load_post(&state, peer, &headers, &form).await) {
         Ok(ctx) => ctx,
         Err(r) => return r,
     };
-    if !ctx.session.permissions.configurator {
-        return not_configurator(&ctx);
-    }
     let ranges = split_ranges(form.get("ranges"));
     match state.keygate.set_whitelist(&ctx.session.caller, ctx.session.tenant.policy.id, &ranges).await {
         Ok(saved) => done(&state, &ctx, &format!("The API IP whitelist is now: {saved}.")).await,
@@ -350,13 +341,10 @@ pub(crate) async fn generate_key(
     headers: HeaderMap,
     form: Fields,
 ) -> Response {
-    let ctx = match Ctx::load_post(&state, peer, &headers, &form).await {
+    let ctx = match configurator(Ctx::load_post(&state, peer, &headers, &form).await) {
         Ok(ctx) => ctx,
         Err(r) => return r,
     };
-    if !ctx.session.permissions.configurator {
-        return not_configurator(&ctx);
-    }
     let values = GenerateForm {
         purpose: form.get("purpose").to_owned(),
         ranges: form.get("ranges").to_owned(),
@@ -423,13 +411,10 @@ pub(crate) async fn confirm_key_action(
     Path((id, action)): Path<(i64, String)>,
     headers: HeaderMap,
 ) -> Response {
-    let ctx = match Ctx::load(&state, peer, &headers).await {
+    let ctx = match configurator(Ctx::load(&state, peer, &headers).await) {
         Ok(ctx) => ctx,
         Err(r) => return r,
     };
-    if !ctx.session.permissions.configurator {
-        return not_configurator(&ctx);
-    }
     let Some(action) = parse_action(&action) else {
         return pages::message_page(StatusCode::NOT_FOUND, Some(&ctx), "Not found", "There is no such key action.");
     };
@@ -499,13 +484,10 @@ pub(crate) async fn change_key(
     headers: HeaderMap,
     form: Fields,
 ) -> Response {
-    let ctx = match Ctx::load_post(&state, peer, &headers, &form).await {
+    let ctx = match configurator(Ctx::load_post(&state, peer, &headers, &form).await) {
         Ok(ctx) => ctx,
         Err(r) => return r,
     };
-    if !ctx.session.permissions.configurator {
-        return not_configurator(&ctx);
-    }
     let Some(action) = parse_action(&action) else {
         return pages::message_page(StatusCode::NOT_FOUND, Some(&ctx), "Not found", "There is no such key action.");
     };
@@ -552,4 +534,12 @@ async fn spend_nonce(state: &AppState, ctx: &Ctx, form: &Fields) -> Option<Respo
         ),
         Err(e) => Some(service_error_page(ctx, &e)),
     }
+}
+
+/// Every page and form here is for members of `Configurator`: a logged-in non-member gets the
+/// 403 page that says why.
+#[allow(clippy::result_large_err, reason = "it filters the `Result<Ctx, Response>` that `Ctx::load` returns")]
+fn configurator(loaded: Result<Ctx, Response>) -> Result<Ctx, Response> {
+    let ctx = loaded?;
+    if ctx.session.permissions.configurator { Ok(ctx) } else { Err(not_configurator(&ctx)) }
 }

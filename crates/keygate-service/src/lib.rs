@@ -137,8 +137,8 @@ impl Keygate {
         self.flush_due(true).await;
     }
 
-    /// Writes what is due: last-used times a minute newer than stored ones, counts once a minute,
-    /// refused calls always; with `everything`, all that is pending.
+    /// Writes what is due: first uses and uses from a new address always, counts and the latest
+    /// use of each key once a minute, refused calls always; with `everything`, all that is pending.
     async fn flush_due(&self, everything: bool) {
         let now = keygate_domain::Timestamp::now();
         let with_counts = {
@@ -149,7 +149,8 @@ impl Keygate {
             }
             due
         };
-        let (usage, daily) = self.inner.verifier.usage.take(now, with_counts, everything);
+        let started = std::time::Instant::now();
+        let (usage, daily) = self.inner.verifier.usage.take(with_counts || everything);
         if let Err(e) = self.inner.db.keys().record_usage(&usage).await {
             tracing::warn!(error = %e, count = usage.len(), "writing last-used times failed");
         }
@@ -159,6 +160,15 @@ impl Keygate {
         let refusals = self.inner.verifier.refusals.take_audit_entries();
         if let Err(e) = self.inner.db.audit().append(&refusals).await {
             tracing::warn!(error = %e, count = refusals.len(), "writing refused calls to the audit log failed");
+        }
+        if !usage.is_empty() || !daily.is_empty() || !refusals.is_empty() {
+            tracing::debug!(
+                last_used = usage.len(),
+                daily_counts = daily.len(),
+                refusals = refusals.len(),
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "usage written behind"
+            );
         }
     }
 

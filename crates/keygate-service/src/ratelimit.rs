@@ -12,8 +12,6 @@ use std::{
     time::{Duration, Instant},
 };
 
-use keygate_domain::KeyId;
-
 /// The state reported in `RateLimit` / `RateLimit-Policy` headers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RateState {
@@ -29,31 +27,27 @@ pub struct RateState {
     pub retry_after_secs: Option<u64>,
 }
 
-#[derive(Debug)]
-struct Bucket {
+/// One key's token bucket: capacity = the per-minute limit, refilled continuously. It lives in
+/// the key's cache entry, beside its usage, so an accepted call takes one lock for both.
+#[derive(Debug, Clone)]
+pub(crate) struct Bucket {
     tokens: f64,
     last: Instant,
 }
 
-/// Token buckets per key: capacity = the per-minute limit, refilled continuously.
-#[derive(Debug, Default)]
-pub(crate) struct KeyRateLimiter {
-    buckets: Mutex<crate::verify::IdMap<KeyId, Bucket>>,
-}
+impl Bucket {
+    /// A full bucket: a key starts with its whole quota.
+    pub(crate) fn full(per_minute: u32, now: Instant) -> Self {
+        Self { tokens: f64::from(per_minute.max(1)), last: now }
+    }
 
-impl KeyRateLimiter {
-    pub(crate) fn take(&self, key: KeyId, per_minute: u32, now: Instant) -> Result<RateState, RateState> {
+    /// Takes one token if there is one; either way reports the state for the rate headers.
+    pub(crate) fn take(&mut self, per_minute: u32, now: Instant) -> Result<RateState, RateState> {
         let capacity = f64::from(per_minute.max(1));
         let per_sec = capacity / 60.0;
-        let mut buckets = self.buckets.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if buckets.len() > 1_000_000 {
-            // Bounded memory: drop buckets that have refilled completely anyway.
-            buckets.retain(|_, b| now.duration_since(b.last).as_secs_f64() * per_sec < capacity);
-        }
-        let bucket = buckets.entry(key).or_insert(Bucket { tokens: capacity, last: now });
-        let elapsed = now.saturating_duration_since(bucket.last).as_secs_f64();
-        bucket.tokens = (bucket.tokens + elapsed * per_sec).min(capacity);
-        bucket.last = now;
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * per_sec).min(capacity);
+        self.last = now;
         let state = |tokens: f64, retry: Option<u64>| RateState {
             limit: per_minute,
             window_secs: 60,
@@ -61,17 +55,13 @@ impl KeyRateLimiter {
             reset_secs: ((capacity - tokens) / per_sec).ceil().max(0.0) as u64,
             retry_after_secs: retry,
         };
-        if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
-            Ok(state(bucket.tokens, None))
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            Ok(state(self.tokens, None))
         } else {
-            let wait = ((1.0 - bucket.tokens) / per_sec).ceil().max(1.0) as u64;
-            Err(state(bucket.tokens, Some(wait)))
+            let wait = ((1.0 - self.tokens) / per_sec).ceil().max(1.0) as u64;
+            Err(state(self.tokens, Some(wait)))
         }
-    }
-
-    pub(crate) fn forget(&self, key: KeyId) {
-        self.buckets.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&key);
     }
 }
 
@@ -149,16 +139,23 @@ mod tests {
 
     #[test]
     fn a_key_gets_its_limit_then_is_told_when_to_retry() {
-        let limiter = KeyRateLimiter::default();
         let now = Instant::now();
+        let mut bucket = Bucket::full(3, now);
         for i in 0..3 {
-            let state = limiter.take(KeyId(1), 3, now).expect("within the limit");
+            let state = bucket.take(3, now).expect("within the limit");
             assert_eq!(state.remaining, 2 - i);
         }
-        let refused = limiter.take(KeyId(1), 3, now).expect_err("over the limit");
+        let refused = bucket.take(3, now).expect_err("over the limit");
         assert_eq!(refused.retry_after_secs, Some(20));
-        assert!(limiter.take(KeyId(2), 3, now).is_ok(), "another key has its own bucket");
-        assert!(limiter.take(KeyId(1), 3, now + Duration::from_secs(20)).is_ok(), "a token came back");
+        assert!(bucket.take(3, now + Duration::from_secs(20)).is_ok(), "a token came back");
+    }
+
+    #[test]
+    fn a_bucket_never_holds_more_than_a_minute_of_quota() {
+        let now = Instant::now();
+        let mut bucket = Bucket::full(60, now);
+        let state = bucket.take(60, now + Duration::from_secs(3600)).expect("within the limit");
+        assert_eq!(state.remaining, 59, "an idle hour does not save up more than the limit");
     }
 
     #[test]

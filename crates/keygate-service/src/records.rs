@@ -85,7 +85,7 @@ fn problem(p: FilterProblem) -> ServiceError {
 
 /// How far a key reaches into `resource` for `access`; `None`: not at all (403).
 fn visibility(v: &Verified, resource: Resource, access: Access) -> Option<Visibility> {
-    if v.key.scopes.as_ref().is_some_and(|s| !s.admits(resource, access)) {
+    if v.key().scopes.as_ref().is_some_and(|s| !s.admits(resource, access)) {
         return None;
     }
     match v.permissions().reach(resource, access) {
@@ -111,7 +111,13 @@ fn view_visibility(v: &Verified, view: &View) -> ServiceResult<Visibility> {
 }
 
 fn caller(v: &Verified, ip: Option<String>) -> Caller {
-    Caller::Key { key_id: v.key.id, user_id: v.owner.id, tenant: v.tenant.id, permissions: v.permissions().clone(), ip }
+    Caller::Key {
+        key_id: v.key().id,
+        user_id: v.owner.id,
+        tenant: v.tenant.id,
+        permissions: v.permissions().clone(),
+        ip,
+    }
 }
 
 impl Keygate {
@@ -301,8 +307,8 @@ impl Keygate {
             });
         }
         let actor = caller(v, ip);
-        let audit = actor.audit(v.tenant.id, "record.created", resource).details(format!("via key {}", v.key.id));
-        let idem = idempotency_key.map(|key| Idempotency { key_id: v.key.id.0, key, request_hash: &hash });
+        let audit = actor.audit(v.tenant.id, "record.created", resource).details(format!("via key {}", v.key().id));
+        let idem = idempotency_key.map(|key| Idempotency { key_id: v.key().id.0, key, request_hash: &hash });
         let answer = |id: i64| match &number {
             Some(n) => serde_json::json!({ "id": id, "number": n }).to_string(),
             None => serde_json::json!({ "id": id }).to_string(),
@@ -320,7 +326,7 @@ impl Keygate {
     }
 
     async fn idempotent(&self, v: &Verified, key: &str, hash: &[u8; 32]) -> ServiceResult<Option<(u16, String)>> {
-        match self.db().records().idempotent_answer(v.tenant.id, v.key.id.0, key).await? {
+        match self.db().records().idempotent_answer(v.tenant.id, v.key().id.0, key).await? {
             None => Ok(None),
             Some((stored, status, body)) if stored.as_slice() == hash.as_slice() => {
                 Ok(Some((u16::try_from(status).unwrap_or(201), body)))
@@ -366,7 +372,7 @@ impl Keygate {
         let actor = caller(v, ip);
         let audit = actor.audit(v.tenant.id, "record.updated", resource).details(format!(
             "via key {}; fields: {}",
-            v.key.id,
+            v.key().id,
             object.keys().cloned().collect::<Vec<_>>().join(", ")
         ));
         self.db().records().update(v.tenant.id, unit, id, &write, &audit).await?;

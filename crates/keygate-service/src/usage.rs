@@ -1,15 +1,23 @@
 //! Last-used time and IP per key, and calls per key, day and outcome, kept in memory and written
-//! behind in batches. Last-used times are kept to the minute: a key's row is written again only
-//! when a minute has passed since its last write or the address changed, so a busy key costs one
-//! write a minute, not one per flush. Counts are written once a minute. A crash loses at most that
-//! minute; a shutdown writes everything. The hot path takes one lock and touches two map entries.
+//! behind in batches.
+//!
+//! An accepted call updates only its key's own [`KeyUsage`] (in the key's cache entry, under the
+//! lock its rate bucket already takes). The shared buffer hears of a key when it is first used in
+//! a count period, and when it is used from a new address. Once a minute the counts are gathered
+//! from the keys used in that minute, together with their latest use: a busy key costs one
+//! last-used write a minute, not one per call. A crash loses at most that minute; a shutdown
+//! writes everything.
 
-use std::{collections::HashMap, net::IpAddr, sync::Mutex};
+use std::{
+    collections::HashMap,
+    net::IpAddr,
+    sync::{Arc, Mutex},
+};
 
 use keygate_domain::{KeyId, Timestamp};
 use keygate_store::{DailyCount, UsageUpdate};
 
-use crate::verify::IdMap;
+use crate::verify::{CachedKey, IdMap};
 
 /// The outcome recorded for an accepted call; refusals record their code.
 pub(crate) const ACCEPTED: &str = "accepted";
@@ -21,18 +29,72 @@ pub fn day_of(at: Timestamp) -> i64 {
     at.0.div_euclid(DAY_MS)
 }
 
-/// How stale a stored last-used time may be.
-const LAST_USED_RESOLUTION_MS: i64 = 60_000;
+/// One key's accepted calls since its counts were last gathered.
+#[derive(Debug, Default)]
+pub(crate) struct KeyUsage {
+    day: i64,
+    accepted: u64,
+    latest: Option<(Timestamp, IpAddr)>,
+    /// The last use handed to the buffer for writing.
+    reported: Option<(Timestamp, IpAddr)>,
+    /// Whether the buffer holds this key among those to gather.
+    listed: bool,
+}
+
+/// What the shared buffer must hear of after an accepted call. Usually nothing.
+#[derive(Debug, Default)]
+#[must_use]
+pub(crate) struct Notice {
+    list: bool,
+    last_used: Option<(Timestamp, IpAddr)>,
+    /// A finished day's count, when the first call of a new day arrives before the gathering.
+    finished_day: Option<(i64, u64)>,
+}
+
+impl KeyUsage {
+    pub(crate) fn accept(&mut self, at: Timestamp, ip: IpAddr) -> Notice {
+        let mut notice = Notice::default();
+        let day = day_of(at);
+        if day != self.day && self.accepted > 0 {
+            notice.finished_day = Some((self.day, std::mem::take(&mut self.accepted)));
+        }
+        self.day = day;
+        self.accepted += 1;
+        self.latest = Some((at, ip));
+        if !self.listed {
+            self.listed = true;
+            notice.list = true;
+        }
+        // The first use, and a use from a new address, are worth writing at once.
+        if self.reported.is_none_or(|(_, reported_ip)| reported_ip != ip) {
+            self.reported = self.latest;
+            notice.last_used = self.latest;
+        }
+        notice
+    }
+
+    /// For a reloaded cache entry: what was written stays written; counts stay to be gathered
+    /// from the entry they were counted in.
+    pub(crate) fn successor(&self) -> Self {
+        Self { reported: self.reported, ..Self::default() }
+    }
+
+    /// The counts since the last gathering, and the latest use if it was not reported yet.
+    fn gather(&mut self) -> (Option<(i64, u64)>, Option<(Timestamp, IpAddr)>) {
+        self.listed = false;
+        let count = (self.accepted > 0).then(|| (self.day, std::mem::take(&mut self.accepted)));
+        let unreported = if self.latest == self.reported { None } else { self.latest };
+        self.reported = self.latest;
+        (count, unreported)
+    }
+}
 
 #[derive(Debug, Default)]
 struct Pending {
     last_used: IdMap<KeyId, (Timestamp, IpAddr)>,
-    /// Accepted calls per key and day: the hot path's count, kept apart from refusals so that an
-    /// accepted call hashes only an integer id.
-    accepted: IdMap<KeyId, (i64, u64)>,
     counts: HashMap<(KeyId, i64, &'static str), u64>,
-    /// What was last written per key, to skip writes that would change nothing a reader needs.
-    written: HashMap<KeyId, (Timestamp, IpAddr)>,
+    /// Keys with accepted calls not yet gathered.
+    listed: Vec<Arc<CachedKey>>,
 }
 
 #[derive(Debug, Default)]
@@ -41,22 +103,21 @@ pub(crate) struct UsageBuffer {
 }
 
 impl UsageBuffer {
-    /// An accepted call: remembers the last use and counts the call.
-    pub(crate) fn touch(&self, key: KeyId, at: Timestamp, ip: IpAddr) {
+    /// Takes in what an accepted call of `key` left to note; locks only when there is something.
+    pub(crate) fn note(&self, entry: &Arc<CachedKey>, notice: Notice) {
+        if !notice.list && notice.last_used.is_none() && notice.finished_day.is_none() {
+            return;
+        }
+        let key = entry.id();
         let mut pending = self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        pending.last_used.insert(key, (at, ip));
-        let day = day_of(at);
-        let Pending { accepted, counts, .. } = &mut *pending;
-        match accepted.get_mut(&key) {
-            Some((d, n)) if *d == day => *n += 1,
-            Some(entry) => {
-                // A new day: the old day's count moves to the general counts.
-                let (old_day, n) = std::mem::replace(entry, (day, 1));
-                *counts.entry((key, old_day, ACCEPTED)).or_insert(0) += n;
-            }
-            None => {
-                accepted.insert(key, (day, 1));
-            }
+        if notice.list {
+            pending.listed.push(Arc::clone(entry));
+        }
+        if let Some(used) = notice.last_used {
+            pending.last_used.insert(key, used);
+        }
+        if let Some((day, n)) = notice.finished_day {
+            *pending.counts.entry((key, day, ACCEPTED)).or_insert(0) += n;
         }
     }
 
@@ -66,38 +127,33 @@ impl UsageBuffer {
         *pending.counts.entry((key, day_of(at), code)).or_insert(0) += 1;
     }
 
-    /// What is due for writing at `now`: last-used times at least a minute newer than what was
-    /// written (or from a new address), and the counts when `with_counts`. With `everything`
-    /// (shutdown, tests) all of it.
-    pub(crate) fn take(
-        &self,
-        now: Timestamp,
-        with_counts: bool,
-        everything: bool,
-    ) -> (Vec<UsageUpdate>, Vec<DailyCount>) {
+    /// What is due for writing: the last uses reported since the last call, and, when
+    /// `with_counts` (once a minute, and at shutdown), the counts and latest uses gathered from
+    /// every key used since the last gathering.
+    pub(crate) fn take(&self, with_counts: bool) -> (Vec<UsageUpdate>, Vec<DailyCount>) {
+        let listed = if with_counts {
+            let mut pending = self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            std::mem::take(&mut pending.listed)
+        } else {
+            Vec::new()
+        };
+        // Each key's lock is taken with the buffer's released: the hot path takes them in the
+        // other order (key, then buffer), never both at once.
+        let gathered: Vec<_> = listed.iter().map(|entry| (entry.id(), entry.live().usage.gather())).collect();
         let mut pending = self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let Pending { last_used, accepted, counts, written } = &mut *pending;
-        let mut due = Vec::new();
-        last_used.retain(|key, (at, ip)| {
-            let fresh =
-                written.get(key).is_some_and(|(w_at, w_ip)| w_ip == ip && at.0 - w_at.0 < LAST_USED_RESOLUTION_MS);
-            if fresh && !everything {
-                return true;
-            }
-            written.insert(*key, (*at, *ip));
-            due.push(UsageUpdate { key_id: *key, at: *at, ip: ip.to_string() });
-            false
-        });
-        // Forget old writes so the map stays as small as the set of recently used keys.
-        if written.len() > 10_000 {
-            written.retain(|_, (at, _)| now.0 - at.0 < 10 * LAST_USED_RESOLUTION_MS);
-        }
-        let counts = if with_counts || everything {
-            for (key, (day, n)) in accepted.drain() {
+        let Pending { last_used, counts, .. } = &mut *pending;
+        for (key, (count, unreported)) in gathered {
+            if let Some((day, n)) = count {
                 *counts.entry((key, day, ACCEPTED)).or_insert(0) += n;
             }
-            std::mem::take(counts)
-                .into_iter()
+            if let Some(used) = unreported {
+                last_used.insert(key, used);
+            }
+        }
+        let due = last_used.drain().map(|(key_id, (at, ip))| UsageUpdate { key_id, at, ip: ip.to_string() }).collect();
+        let counts = if with_counts {
+            counts
+                .drain()
                 .map(|((key, day, outcome), count)| DailyCount {
                     key_id: key.0,
                     day,
@@ -116,38 +172,63 @@ impl UsageBuffer {
 mod tests {
     use super::*;
 
+    fn accept(buffer: &UsageBuffer, entry: &Arc<CachedKey>, at: Timestamp, ip: IpAddr) {
+        let notice = entry.live().usage.accept(at, ip);
+        buffer.note(entry, notice);
+    }
+
     #[test]
     fn calls_are_counted_per_key_day_and_outcome() {
         let buffer = UsageBuffer::default();
+        let live = CachedKey::for_test(KeyId(1));
         let ip: IpAddr = "192.0.2.1".parse().expect("ip");
         let day1 = Timestamp(10 * DAY_MS + 5);
-        buffer.touch(KeyId(1), day1, ip);
-        buffer.touch(KeyId(1), day1.plus_millis(1000), ip);
+        accept(&buffer, &live, day1, ip);
+        accept(&buffer, &live, day1.plus_millis(1000), ip);
         buffer.count_refusal(KeyId(1), day1, "key_disabled");
-        buffer.touch(KeyId(1), day1.plus_days(1), ip);
-        let (last, mut counts) = buffer.take(day1, true, true);
+        accept(&buffer, &live, day1.plus_days(1), ip);
+        let (last, mut counts) = buffer.take(true);
         counts.sort_by(|a, b| (a.day, &a.outcome).cmp(&(b.day, &b.outcome)));
         assert_eq!(last.len(), 1);
         assert_eq!(last[0].at, day1.plus_days(1));
         let seen: Vec<(i64, &str, i64)> = counts.iter().map(|c| (c.day, c.outcome.as_str(), c.count)).collect();
         assert_eq!(seen, vec![(10, "accepted", 2), (10, "key_disabled", 1), (11, "accepted", 1)]);
-        assert!(buffer.take(day1, true, true).1.is_empty(), "a flush takes the counts away");
+        assert!(buffer.take(true).1.is_empty(), "a gathering takes the counts away");
+        accept(&buffer, &live, day1.plus_days(1).plus_millis(1), ip);
+        assert_eq!(buffer.take(true).1.len(), 1, "a key gathered once is gathered again when used again");
     }
 
     #[test]
-    fn a_busy_key_is_written_again_only_after_a_minute_or_from_a_new_address() {
+    fn a_busy_key_is_written_once_a_minute_or_when_its_address_changes() {
         let buffer = UsageBuffer::default();
+        let live = CachedKey::for_test(KeyId(1));
         let (a, b): (IpAddr, IpAddr) = ("192.0.2.1".parse().expect("ip"), "192.0.2.2".parse().expect("ip"));
         let t = Timestamp(1_000_000);
-        buffer.touch(KeyId(1), t, a);
-        assert_eq!(buffer.take(t, false, false).0.len(), 1, "the first use is written");
-        buffer.touch(KeyId(1), t.plus_millis(5_000), a);
-        assert!(buffer.take(t.plus_millis(5_000), false, false).0.is_empty(), "five seconds later: nothing to write");
-        buffer.touch(KeyId(1), t.plus_millis(61_000), a);
-        assert_eq!(buffer.take(t.plus_millis(61_000), false, false).0.len(), 1, "a minute later it is");
-        buffer.touch(KeyId(1), t.plus_millis(62_000), b);
-        assert_eq!(buffer.take(t.plus_millis(62_000), false, false).0[0].ip, "192.0.2.2", "a new address at once");
-        buffer.touch(KeyId(1), t.plus_millis(63_000), b);
-        assert_eq!(buffer.take(t.plus_millis(63_000), false, true).0.len(), 1, "shutdown writes everything");
+        accept(&buffer, &live, t, a);
+        assert_eq!(buffer.take(false).0.len(), 1, "the first use is written at once");
+        accept(&buffer, &live, t.plus_millis(5_000), a);
+        assert!(buffer.take(false).0.is_empty(), "more calls from the same address wait for the minute");
+        accept(&buffer, &live, t.plus_millis(6_000), b);
+        assert_eq!(buffer.take(false).0[0].ip, "192.0.2.2", "a new address is written at once");
+        accept(&buffer, &live, t.plus_millis(7_000), b);
+        let (last, _) = buffer.take(true);
+        assert_eq!(last.len(), 1, "the minute's gathering writes the latest use");
+        assert_eq!(last[0].at, t.plus_millis(7_000));
+        assert!(buffer.take(true).0.is_empty(), "nothing new, nothing written");
+    }
+
+    #[test]
+    fn a_reloaded_entry_neither_loses_counts_nor_writes_a_written_use_again() {
+        let buffer = UsageBuffer::default();
+        let old = CachedKey::for_test(KeyId(1));
+        let ip: IpAddr = "192.0.2.1".parse().expect("ip");
+        let t = Timestamp(1_000_000);
+        accept(&buffer, &old, t, ip);
+        assert_eq!(buffer.take(false).0.len(), 1, "the first use is written at once");
+        let new = Arc::new(CachedKey::new_for_test_successor(&old));
+        accept(&buffer, &new, t.plus_millis(1_000), ip);
+        assert!(buffer.take(false).0.is_empty(), "the successor knows this use was written");
+        let (_, counts) = buffer.take(true);
+        assert_eq!(counts.iter().map(|c| c.count).sum::<i64>(), 2, "calls counted in both entries are gathered");
     }
 }

@@ -8,7 +8,7 @@ use std::{
     hash::{BuildHasherDefault, Hash, Hasher},
     net::IpAddr,
     sync::{
-        Arc, RwLock,
+        Arc, Mutex, RwLock,
         atomic::{AtomicU64, Ordering},
     },
     time::{Duration, Instant},
@@ -24,9 +24,9 @@ use keygate_store::{ChangeKind, Database};
 
 use crate::{
     Keygate, ServiceConfig, ServiceResult,
-    ratelimit::{FailureLimiter, KeyRateLimiter, RateState},
+    ratelimit::{Bucket, FailureLimiter, RateState},
     refusals::RefusalLog,
-    usage::UsageBuffer,
+    usage::{KeyUsage, UsageBuffer},
 };
 
 /// The credential as it arrived, if any.
@@ -47,7 +47,7 @@ pub struct VerifyRequest<'a> {
 /// A call that may proceed, and as whom.
 #[derive(Debug, Clone)]
 pub struct Verified {
-    pub key: Arc<KeyRecord>,
+    entry: Arc<CachedKey>,
     pub owner: Arc<OwnerState>,
     pub tenant: Arc<TenantPolicy>,
     pub unit: Option<UnitId>,
@@ -56,9 +56,120 @@ pub struct Verified {
 }
 
 impl Verified {
+    /// The key, as stored.
+    pub fn key(&self) -> &KeyRecord {
+        &self.entry.record
+    }
+
     /// The user's current permissions intersected with the key's scopes.
     pub fn permissions(&self) -> &Permissions {
         self.scoped.as_ref().unwrap_or(&self.owner.permissions)
+    }
+
+    /// Bytes that depend only on the key, its user and its tenant as verified here (never on the
+    /// request), made once and kept with the cached key until one of the three changes. The
+    /// capability answer keeps its fixed part here, rendered once per key instead of per call.
+    /// The key has one such slot.
+    pub fn rendered(&self, render: impl FnOnce(&Verified) -> Vec<u8>) -> Arc<[u8]> {
+        let lock = || self.entry.memo.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(m) = &*lock()
+            && Arc::ptr_eq(&m.owner, &self.owner)
+            && Arc::ptr_eq(&m.tenant, &self.tenant)
+        {
+            return Arc::clone(&m.bytes);
+        }
+        let bytes: Arc<[u8]> = render(self).into();
+        // The memo holds the owner and tenant it was made from, so neither allocation can be
+        // reused for another value while the comparison above relies on its address.
+        *lock() =
+            Some(Memo { owner: Arc::clone(&self.owner), tenant: Arc::clone(&self.tenant), bytes: Arc::clone(&bytes) });
+        bytes
+    }
+}
+
+/// A key as the cache holds it: the stored record; what accepted calls change (rate bucket and
+/// usage not yet written), behind one lock; and the bytes of [`Verified::rendered`]. One
+/// allocation, so a call on a key that is not in the CPU cache touches as little memory as can be.
+#[derive(Debug)]
+pub(crate) struct CachedKey {
+    record: KeyRecord,
+    live: Mutex<LiveKey>,
+    memo: Mutex<Option<Memo>>,
+}
+
+impl CachedKey {
+    fn new(record: KeyRecord, live: LiveKey) -> Self {
+        Self { record, live: Mutex::new(live), memo: Mutex::new(None) }
+    }
+
+    pub(crate) fn id(&self) -> KeyId {
+        self.record.id
+    }
+
+    /// An entry for key `id` with a plain record, for tests of what hangs off an entry.
+    #[cfg(test)]
+    pub(crate) fn for_test(id: KeyId) -> Arc<Self> {
+        use keygate_domain::{ApiKeySecret, IpRanges, Purpose, UserId};
+        let secret = ApiKeySecret::generate();
+        let record = KeyRecord {
+            id,
+            tenant_id: TenantId(1),
+            user_id: UserId(2),
+            created_by: None,
+            purpose: Purpose::parse("test").expect("valid"),
+            digest: secret.digest(),
+            display: secret.display_form(),
+            ip_ranges: IpRanges::any(),
+            scopes: None,
+            units: None,
+            expires_at: None,
+            enabled: true,
+            revoked_at: None,
+            created_at: Timestamp(0),
+            last_used_at: None,
+            last_used_ip: None,
+            rolled_from: None,
+            rate_limit_per_minute: None,
+        };
+        Arc::new(Self::new(record, LiveKey::default()))
+    }
+
+    /// The entry a TTL reload of `old` makes.
+    #[cfg(test)]
+    pub(crate) fn new_for_test_successor(old: &Self) -> Self {
+        Self::new(old.record.clone(), old.live().successor())
+    }
+
+    pub(crate) fn live(&self) -> std::sync::MutexGuard<'_, LiveKey> {
+        self.live.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// What accepted calls of one key change.
+#[derive(Debug, Default)]
+pub(crate) struct LiveKey {
+    bucket: Option<Bucket>,
+    pub(crate) usage: KeyUsage,
+}
+
+impl LiveKey {
+    /// The state of the entry that replaces this one when its TTL ran out: a reload is not a
+    /// change, so the bucket is not refilled and a use already written is not written again.
+    /// Counts not yet gathered stay here and are gathered from here.
+    fn successor(&self) -> Self {
+        Self { bucket: self.bucket.clone(), usage: self.usage.successor() }
+    }
+}
+
+struct Memo {
+    owner: Arc<OwnerState>,
+    tenant: Arc<TenantPolicy>,
+    bytes: Arc<[u8]>,
+}
+
+impl std::fmt::Debug for Memo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Memo").field("owner", &self.owner.id).field("tenant", &self.tenant.id).finish_non_exhaustive()
     }
 }
 
@@ -123,6 +234,12 @@ impl<K: Eq + Hash + Copy, V, S: std::hash::BuildHasher + Default> Cache<K, V, S>
         }
     }
 
+    /// The entry even when its TTL has run out.
+    fn get_stale(&self, k: &K) -> Option<Arc<V>> {
+        let map = self.map.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.get(k).map(|(v, _)| Arc::clone(v))
+    }
+
     fn epoch(&self) -> u64 {
         self.epoch.load(Ordering::Acquire)
     }
@@ -143,11 +260,10 @@ impl<K: Eq + Hash + Copy, V, S: std::hash::BuildHasher + Default> Cache<K, V, S>
 
 #[derive(Debug)]
 pub(crate) struct Verifier {
-    keys: Cache<KeyDigest, KeyRecord, BuildHasherDefault<PassThrough>>,
+    keys: Cache<KeyDigest, CachedKey, BuildHasherDefault<PassThrough>>,
     key_digests: RwLock<HashMap<KeyId, KeyDigest>>,
     owners: Cache<UserId, OwnerState>,
     tenants: Cache<TenantId, TenantPolicy>,
-    limits: KeyRateLimiter,
     failures: FailureLimiter,
     pub(crate) usage: UsageBuffer,
     pub(crate) refusals: RefusalLog,
@@ -171,7 +287,6 @@ impl Verifier {
             key_digests: RwLock::default(),
             owners: Cache::new(),
             tenants: Cache::new(),
-            limits: KeyRateLimiter::default(),
             failures: FailureLimiter::new(config.max_failures_per_ip, config.failure_block),
             usage: UsageBuffer::default(),
             refusals: RefusalLog::default(),
@@ -188,7 +303,6 @@ impl Verifier {
                 self.keys.epoch.fetch_add(1, Ordering::AcqRel);
             }
         }
-        self.limits.forget(id);
     }
 
     pub(crate) fn forget_user(&self, id: UserId) {
@@ -249,11 +363,12 @@ impl Keygate {
         }
         let digest = KeyDigest::of(text);
         let clock = Timestamp::now();
-        let key = match self.cached_key(&digest, now).await {
+        let entry = match self.cached_key(&digest, now).await {
             Ok(Some(k)) => k,
             Ok(None) => return Err(self.failed(req.client_ip, RefusalCode::UnknownKey, "no key has this digest", now)),
             Err(e) => return Err(self.unavailable(e)),
         };
+        let key = &entry.record;
         let (owner, tenant) =
             match (self.cached_owner(key.user_id, now).await, self.cached_tenant(key.tenant_id, now).await) {
                 (Ok(Some(o)), Ok(Some(t))) => (o, t),
@@ -270,7 +385,7 @@ impl Keygate {
         let scoped = key.scopes.as_ref().map(|s| owner.permissions.narrowed_to(Some(s)));
         let effective = scoped.as_ref().map_or(Cow::Borrowed(&owner.permissions), Cow::Borrowed);
         let checked = check_validity(&VerifyInput {
-            key: &key,
+            key,
             owner: &owner,
             tenant: &tenant,
             effective: &effective,
@@ -285,7 +400,13 @@ impl Keygate {
             return Err(code.into());
         }
         let limit = key.rate_limit_per_minute.unwrap_or(tenant.rate_limit_per_minute);
-        let rate = match v.limits.take(key.id, limit, now) {
+        let (taken, notice) = {
+            let mut live = entry.live();
+            let taken = live.bucket.get_or_insert_with(|| Bucket::full(limit, now)).take(limit, now);
+            let notice = taken.is_ok().then(|| live.usage.accept(clock, req.client_ip));
+            (taken, notice)
+        };
+        let rate = match taken {
             Ok(rate) => rate,
             Err(rate) => {
                 let detail = "over the key's rate limit";
@@ -305,8 +426,10 @@ impl Keygate {
             }
         };
         v.failures.succeeded(req.client_ip);
-        v.usage.touch(key.id, clock, req.client_ip);
-        Ok(Verified { key, owner, tenant, unit: req.unit, rate, scoped })
+        if let Some(notice) = notice {
+            v.usage.note(&entry, notice);
+        }
+        Ok(Verified { entry, owner, tenant, unit: req.unit, rate, scoped })
     }
 
     fn failed(&self, ip: IpAddr, code: RefusalCode, detail: &'static str, now: Instant) -> Refused {
@@ -322,17 +445,23 @@ impl Keygate {
         Refused { code: RefusalCode::UnknownKey, rate: None, retry_after_secs: None }
     }
 
-    async fn cached_key(&self, digest: &KeyDigest, now: Instant) -> ServiceResult<Option<Arc<KeyRecord>>> {
+    async fn cached_key(&self, digest: &KeyDigest, now: Instant) -> ServiceResult<Option<Arc<CachedKey>>> {
         let v = &self.inner.verifier;
         if let Some(k) = v.keys.get(digest, now, v.ttl) {
             return Ok(Some(k));
         }
         let epoch = v.keys.epoch();
         let Some(record) = self.db().keys().by_digest(digest).await? else { return Ok(None) };
-        let record = Arc::new(record);
-        v.key_digests.write().unwrap_or_else(std::sync::PoisonError::into_inner).insert(record.id, *digest);
-        v.keys.insert_if_unchanged(*digest, Arc::clone(&record), epoch, now);
-        Ok(Some(record))
+        // An entry whose TTL ran out hands its state on (a change removes the entry instead, so
+        // its successor starts afresh).
+        let live = match v.keys.get_stale(digest) {
+            Some(old) if old.record.id == record.id => old.live().successor(),
+            _ => LiveKey::default(),
+        };
+        let entry = Arc::new(CachedKey::new(record, live));
+        v.key_digests.write().unwrap_or_else(std::sync::PoisonError::into_inner).insert(entry.record.id, *digest);
+        v.keys.insert_if_unchanged(*digest, Arc::clone(&entry), epoch, now);
+        Ok(Some(entry))
     }
 
     async fn cached_owner(&self, id: UserId, now: Instant) -> ServiceResult<Option<Arc<OwnerState>>> {

@@ -236,16 +236,18 @@ impl Keys<'_> {
         }
         on_pool!(self.0, p => {
             let mut tx = p.begin().await?;
-            for u in batch {
-                sqlx::query(
-                    "UPDATE api_keys SET last_used_at = $2, last_used_ip = $3 \
-                     WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $2)",
-                )
-                .bind(u.key_id.0)
-                .bind(u.at.0)
-                .bind(&u.ip)
-                .execute(&mut *tx)
-                .await?;
+            // Many rows per statement: one statement per row costs a round trip each, and a
+            // busy server has a row per key used in the last minute.
+            for chunk in batch.chunks(crate::ROWS_PER_STATEMENT) {
+                let mut q = sqlx::QueryBuilder::new("WITH u(id, at, ip) AS (");
+                q.push_values(chunk, |mut row, u| {
+                    row.push_bind(u.key_id.0).push_bind(u.at.0).push_bind(u.ip.as_str());
+                });
+                q.push(
+                    ") UPDATE api_keys SET last_used_at = u.at, last_used_ip = u.ip FROM u \
+                     WHERE api_keys.id = u.id AND (api_keys.last_used_at IS NULL OR api_keys.last_used_at < u.at)",
+                );
+                q.build().execute(&mut *tx).await?;
             }
             tx.commit().await?;
             Ok(())

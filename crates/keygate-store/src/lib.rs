@@ -89,6 +89,10 @@ pub struct Database {
 }
 
 /// Runs `$body` with `$p` bound to the concrete pool, once compiled per engine.
+/// Rows per multi-row statement in batch writes: far below SQLite's 32 766 and PostgreSQL's
+/// 65 535 bind parameters, large enough that round trips stop mattering.
+pub(crate) const ROWS_PER_STATEMENT: usize = 500;
+
 macro_rules! on_pool {
     ($db:expr, $p:ident => $body:expr) => {
         match &$db.pool {

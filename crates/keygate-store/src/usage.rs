@@ -32,17 +32,15 @@ impl Usage<'_> {
         }
         on_pool!(self.0, p => {
             let mut tx = p.begin().await?;
-            for c in batch {
-                sqlx::query(
-                    "INSERT INTO key_usage_daily (key_id, day, outcome, count) VALUES ($1, $2, $3, $4) \
-                     ON CONFLICT (key_id, day, outcome) DO UPDATE SET count = key_usage_daily.count + excluded.count",
-                )
-                .bind(c.key_id)
-                .bind(c.day)
-                .bind(&c.outcome)
-                .bind(c.count)
-                .execute(&mut *tx)
-                .await?;
+            // The rows come from a map, so no (key, day, outcome) is twice in one statement
+            // (PostgreSQL refuses to update a row twice in one INSERT … ON CONFLICT).
+            for chunk in batch.chunks(crate::ROWS_PER_STATEMENT) {
+                let mut q = sqlx::QueryBuilder::new("INSERT INTO key_usage_daily (key_id, day, outcome, count) ");
+                q.push_values(chunk, |mut row, c| {
+                    row.push_bind(c.key_id).push_bind(c.day).push_bind(c.outcome.as_str()).push_bind(c.count);
+                });
+                q.push(" ON CONFLICT (key_id, day, outcome) DO UPDATE SET count = key_usage_daily.count + excluded.count");
+                q.build().execute(&mut *tx).await?;
             }
             tx.commit().await?;
             Ok(())

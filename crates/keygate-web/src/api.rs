@@ -1,9 +1,9 @@
 //! The authenticated Public API (`/rest/v1/{unitId}/…`).
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use axum::{
-    extract::{ConnectInfo, Path, State},
+    extract::{ConnectInfo, RawPathParams, Request, State},
     http::{HeaderMap, StatusCode, header},
     response::{IntoResponse, Response},
 };
@@ -43,53 +43,100 @@ pub(crate) fn parse_unit(text: &str) -> Option<UnitId> {
 pub(crate) async fn capability(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    Path(unit): Path<String>,
-    headers: HeaderMap,
+    params: RawPathParams,
+    request: Request,
 ) -> Response {
-    let ip = client_ip(peer, &headers, &state.config.trusted_proxies);
-    let Some(unit) = parse_unit(&unit) else {
+    // The request is taken whole, not as a `HeaderMap` extractor, which would copy every header.
+    let headers = request.headers();
+    let ip = client_ip(peer, headers, &state.config.trusted_proxies);
+    // `{unit}` as it arrived, borrowed from the matched path rather than copied into a String.
+    let raw_unit = params.iter().find_map(|(name, value)| (name == "unit").then_some(value)).unwrap_or_default();
+    let Some(unit) = parse_unit(raw_unit) else {
         return Problem::new(StatusCode::NOT_FOUND, "unknown_unit", "There is no such unit", state.next_request_id())
-            .detail(format!("`{unit}` is not a unit number"))
+            .detail(format!("`{raw_unit}` is not a unit number"))
             .into_response();
     };
     let verified = match state
         .keygate
-        .verify(VerifyRequest { credential: credential(&headers), client_ip: ip, unit: Some(unit), required: None })
+        .verify(VerifyRequest { credential: credential(headers), client_ip: ip, unit: Some(unit), required: None })
         .await
     {
         Ok(v) => v,
         Err(refused) => return Problem::refused(refused, state.next_request_id()).into_response(),
     };
-    let v = &verified;
-    // Typed, borrowed fields: no serde_json::Value tree (BTreeMap + owned Strings) per request.
-    // Field order is alphabetical, so the bytes are the same as the json! version produced.
-    let body = CapabilityBody {
-        client_ip: ip,
-        key: KeyBody {
-            display: &v.key.display,
-            expires_at: v.key.expires_at.map(|t| t.to_rfc3339()),
-            id: v.key.id,
-            ip_ranges: Displayed(&v.key.ip_ranges),
-            purpose: v.key.purpose.as_str(),
-            scopes: v.key.scopes.as_ref().map(|s| s.to_strings()),
-        },
-        permissions: PermissionList(v.permissions()),
-        tenant: v.tenant.slug.as_str(),
-        unit,
-        user: UserBody {
-            category: v.owner.category.as_str(),
-            email: &v.owner.email,
-            id: v.owner.id,
-            name: &v.owner.name,
-        },
-    };
-    // Sized once for a typical answer instead of grown from axum's default.
-    let mut bytes = Vec::with_capacity(512);
-    if let Err(e) = serde_json::to_writer(&mut bytes, &body) {
-        tracing::error!(error = %e, "serialising a capability answer failed");
+    let fixed = verified.rendered(render_capability_rest);
+    if fixed.is_empty() {
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     }
-    authenticated(&verified, ([(header::CONTENT_TYPE, "application/json")], bytes))
+    let body = capability_answer(ip, unit, &fixed);
+    authenticated(&verified, ([(header::CONTENT_TYPE, "application/json")], body))
+}
+
+/// The capability answer is `{"clientIp":…,"unit":…,` + the rest. Only the two leading fields
+/// vary per call; the rest depends only on the key, its user and its tenant, so it is rendered
+/// once per (key, user, tenant) and kept with the cached key ([`Verified::rendered`]).
+fn capability_answer(ip: IpAddr, unit: UnitId, rest: &[u8]) -> Vec<u8> {
+    const HEAD: &[u8] = br#"{"clientIp":""#;
+    const UNIT: &[u8] = br#"","unit":"#;
+    // The longest IPv6 text is 45 bytes, the longest unit number 19.
+    let mut out = Vec::with_capacity(HEAD.len() + 45 + UNIT.len() + 19 + rest.len());
+    out.extend_from_slice(HEAD);
+    // An IP address and a number never need JSON escaping.
+    match ip {
+        IpAddr::V4(v4) => {
+            // Four small numbers: cheaper than the formatting machinery of `Display`.
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b'.');
+                }
+                out.extend_from_slice(itoa::Buffer::new().format(octet).as_bytes());
+            }
+        }
+        IpAddr::V6(v6) => {
+            use std::io::Write as _;
+            // Writing to a Vec cannot fail.
+            let _ = write!(out, "{v6}");
+        }
+    }
+    out.extend_from_slice(UNIT);
+    out.extend_from_slice(itoa::Buffer::new().format(unit.0).as_bytes());
+    out.extend_from_slice(rest);
+    out
+}
+
+/// `,"key":{…},"permissions":[…],"tenant":"…","user":{…}}`; empty if serialising failed.
+fn render_capability_rest(v: &Verified) -> Vec<u8> {
+    let render = || -> serde_json::Result<Vec<u8>> {
+        let key = v.key();
+        let mut out = br#","key":"#.to_vec();
+        serde_json::to_writer(
+            &mut out,
+            &KeyBody {
+                display: &key.display,
+                expires_at: key.expires_at.map(|t| t.to_rfc3339()),
+                id: key.id,
+                ip_ranges: Displayed(&key.ip_ranges),
+                purpose: key.purpose.as_str(),
+                scopes: key.scopes.as_ref().map(|s| s.to_strings()),
+            },
+        )?;
+        out.extend_from_slice(br#","permissions":"#);
+        serde_json::to_writer(&mut out, &PermissionList(v.permissions()))?;
+        out.extend_from_slice(br#","tenant":"#);
+        serde_json::to_writer(&mut out, v.tenant.slug.as_str())?;
+        out.extend_from_slice(br#","user":"#);
+        let owner = &v.owner;
+        serde_json::to_writer(
+            &mut out,
+            &UserBody { category: owner.category.as_str(), email: &owner.email, id: owner.id, name: &owner.name },
+        )?;
+        out.push(b'}');
+        Ok(out)
+    };
+    render().unwrap_or_else(|e| {
+        tracing::error!(error = %e, key = %v.key().id, "serialising a capability answer failed");
+        Vec::new()
+    })
 }
 
 /// A list serialised element by element through `Display`, without collecting strings first.
@@ -141,17 +188,6 @@ impl<T: std::fmt::Display> serde::Serialize for AsStr<'_, T> {
 
 #[derive(serde::Serialize)]
 #[serde(rename_all = "camelCase")]
-struct CapabilityBody<'a> {
-    client_ip: std::net::IpAddr,
-    key: KeyBody<'a>,
-    permissions: PermissionList<'a>,
-    tenant: &'a str,
-    unit: UnitId,
-    user: UserBody<'a>,
-}
-
-#[derive(serde::Serialize)]
-#[serde(rename_all = "camelCase")]
 struct KeyBody<'a> {
     display: &'a str,
     expires_at: Option<String>,
@@ -174,4 +210,21 @@ pub(crate) fn authenticated(v: &Verified, body: impl IntoResponse) -> Response {
     let mut response = body.into_response();
     rate_headers(response.headers_mut(), &v.rate);
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_answer_around_the_rendered_rest_is_one_json_document_for_either_ip_version() {
+        let rest = br#","tenant":"acme"}"#;
+        for (ip, text) in [("203.0.113.255", "203.0.113.255"), ("2001:db8::1", "2001:db8::1"), ("0.0.0.0", "0.0.0.0")] {
+            let body = capability_answer(ip.parse().expect("ip"), UnitId(4_000_000_000), rest);
+            let json: serde_json::Value = serde_json::from_slice(&body).expect("valid JSON");
+            assert_eq!(json["clientIp"], text);
+            assert_eq!(json["unit"], 4_000_000_000_i64);
+            assert_eq!(json["tenant"], "acme");
+        }
+    }
 }

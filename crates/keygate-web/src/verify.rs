@@ -90,7 +90,7 @@ pub(crate) async fn verify_key(
         Ok(v) if v.tenant.id == caller.tenant.id => json!({
             "valid": true,
             "code": null,
-            "keyId": v.key.id,
+            "keyId": v.key().id,
             "userId": v.owner.id,
             "tenant": v.tenant.slug.as_str(),
             "permissions": v.permissions().to_strings(),
@@ -136,7 +136,7 @@ pub(crate) async fn forward_auth(
             };
             set("x-keygate-tenant", v.tenant.slug.to_string());
             set("x-keygate-user-id", v.owner.id.to_string());
-            set("x-keygate-key-id", v.key.id.to_string());
+            set("x-keygate-key-id", v.key().id.to_string());
             set("x-keygate-permissions", v.permissions().to_strings().join(" "));
             response
         }

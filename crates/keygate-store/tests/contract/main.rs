@@ -48,6 +48,7 @@ contract!(
     last_used_times_are_written_in_batches_and_never_go_back,
     rolling_a_key_caps_the_old_keys_expiry_and_links_the_new_one,
     daily_call_counts_add_up_per_key_day_and_outcome,
+    a_batch_of_more_rows_than_one_statement_takes_writes_every_row,
     a_console_session_is_found_by_its_digest_until_deleted,
     a_form_nonce_can_be_taken_only_once,
     the_limit_th_failed_log_in_locks_the_subject,
@@ -387,6 +388,40 @@ async fn daily_call_counts_add_up_per_key_day_and_outcome(db: &Database) {
     assert_eq!(db.usage().daily_for_tenant(f.tenant, 101).await.expect("read").len(), 1);
     let other = fixture(db, "other").await;
     assert!(db.usage().daily_for_tenant(other.tenant, 0).await.expect("read").is_empty());
+}
+
+async fn a_batch_of_more_rows_than_one_statement_takes_writes_every_row(db: &Database) {
+    use keygate_store::DailyCount;
+    let f = fixture(db, "acme").await;
+    let keys: Vec<NewKey> = (0..1203).map(|_| new_key(&f, &ApiKeySecret::generate())).collect();
+    db.keys().insert_many_unaudited(&keys).await.expect("insert");
+    let listed = db.keys().list(f.tenant).await.expect("list");
+    assert_eq!(listed.len(), 1203);
+    let t = Timestamp::now();
+    let updates: Vec<UsageUpdate> = listed
+        .iter()
+        .enumerate()
+        .map(|(i, k)| UsageUpdate {
+            key_id: k.key.id,
+            at: t.plus_millis(i as i64),
+            ip: format!("10.0.{}.{}", i / 256, i % 256),
+        })
+        .collect();
+    db.keys().record_usage(&updates).await.expect("write");
+    let counts: Vec<DailyCount> = listed
+        .iter()
+        .map(|k| DailyCount { key_id: k.key.id.0, day: 100, outcome: "accepted".into(), count: 2 })
+        .collect();
+    db.usage().add_daily(&counts).await.expect("first");
+    db.usage().add_daily(&counts).await.expect("second");
+    for (i, k) in listed.iter().enumerate() {
+        let key = db.keys().by_id(f.tenant, k.key.id).await.expect("read").expect("exists");
+        assert_eq!(key.last_used_at, Some(t.plus_millis(i as i64)), "key {i}");
+        assert_eq!(key.last_used_ip, Some(format!("10.0.{}.{}", i / 256, i % 256)), "key {i}");
+    }
+    let rows = db.usage().daily_for_tenant(f.tenant, 100).await.expect("read");
+    assert_eq!(rows.len(), 1203);
+    assert!(rows.iter().all(|r| r.count == 4), "both batches were added to every row");
 }
 
 async fn a_console_session_is_found_by_its_digest_until_deleted(db: &Database) {

@@ -10,6 +10,7 @@ mod console;
 mod data;
 mod ops;
 mod problem;
+mod server;
 mod verify;
 
 use std::sync::{
@@ -96,7 +97,5 @@ pub async fn serve(
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app(state).into_make_service_with_connect_info::<std::net::SocketAddr>())
-        .with_graceful_shutdown(shutdown)
-        .await
+    server::run(listener, app(state), shutdown).await
 }

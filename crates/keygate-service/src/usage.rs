@@ -29,14 +29,17 @@ pub fn day_of(at: Timestamp) -> i64 {
     at.0.div_euclid(DAY_MS)
 }
 
+/// A use of a key: when, and from where.
+type Use = (Timestamp, IpAddr);
+
 /// One key's accepted calls since its counts were last gathered.
 #[derive(Debug, Default)]
 pub(crate) struct KeyUsage {
     day: i64,
     accepted: u64,
-    latest: Option<(Timestamp, IpAddr)>,
+    latest: Option<Use>,
     /// The last use handed to the buffer for writing.
-    reported: Option<(Timestamp, IpAddr)>,
+    reported: Option<Use>,
     /// Whether the buffer holds this key among those to gather.
     listed: bool,
 }
@@ -46,7 +49,7 @@ pub(crate) struct KeyUsage {
 #[must_use]
 pub(crate) struct Notice {
     list: bool,
-    last_used: Option<(Timestamp, IpAddr)>,
+    last_used: Option<Use>,
     /// A finished day's count, when the first call of a new day arrives before the gathering.
     finished_day: Option<(i64, u64)>,
 }
@@ -80,7 +83,7 @@ impl KeyUsage {
     }
 
     /// The counts since the last gathering, and the latest use if it was not reported yet.
-    fn gather(&mut self) -> (Option<(i64, u64)>, Option<(Timestamp, IpAddr)>) {
+    fn gather(&mut self) -> (Option<(i64, u64)>, Option<Use>) {
         self.listed = false;
         let count = (self.accepted > 0).then(|| (self.day, std::mem::take(&mut self.accepted)));
         let unreported = if self.latest == self.reported { None } else { self.latest };
@@ -91,7 +94,7 @@ impl KeyUsage {
 
 #[derive(Debug, Default)]
 struct Pending {
-    last_used: IdMap<KeyId, (Timestamp, IpAddr)>,
+    last_used: IdMap<KeyId, Use>,
     counts: HashMap<(KeyId, i64, &'static str), u64>,
     /// Keys with accepted calls not yet gathered.
     listed: Vec<Arc<CachedKey>>,

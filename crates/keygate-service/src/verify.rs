@@ -53,6 +53,8 @@ pub struct Verified {
     pub unit: Option<UnitId>,
     pub rate: RateState,
     scoped: Option<Permissions>,
+    /// The key's [`Self::rendered`] bytes, when they were made under this owner and tenant.
+    rendered: Option<Arc<[u8]>>,
 }
 
 impl Verified {
@@ -71,17 +73,13 @@ impl Verified {
     /// capability answer keeps its fixed part here, rendered once per key instead of per call.
     /// The key has one such slot.
     pub fn rendered(&self, render: impl FnOnce(&Verified) -> Vec<u8>) -> Arc<[u8]> {
-        let lock = || self.entry.memo.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(m) = &*lock()
-            && Arc::ptr_eq(&m.owner, &self.owner)
-            && Arc::ptr_eq(&m.tenant, &self.tenant)
-        {
-            return Arc::clone(&m.bytes);
+        if let Some(bytes) = &self.rendered {
+            return Arc::clone(bytes);
         }
         let bytes: Arc<[u8]> = render(self).into();
         // The memo holds the owner and tenant it was made from, so neither allocation can be
-        // reused for another value while the comparison above relies on its address.
-        *lock() =
+        // reused for another value while `Memo::bytes_for` compares addresses.
+        self.entry.live().memo =
             Some(Memo { owner: Arc::clone(&self.owner), tenant: Arc::clone(&self.tenant), bytes: Arc::clone(&bytes) });
         bytes
     }
@@ -94,12 +92,11 @@ impl Verified {
 pub(crate) struct CachedKey {
     record: KeyRecord,
     live: Mutex<LiveKey>,
-    memo: Mutex<Option<Memo>>,
 }
 
 impl CachedKey {
     fn new(record: KeyRecord, live: LiveKey) -> Self {
-        Self { record, live: Mutex::new(live), memo: Mutex::new(None) }
+        Self { record, live: Mutex::new(live) }
     }
 
     pub(crate) fn id(&self) -> KeyId {
@@ -145,11 +142,12 @@ impl CachedKey {
     }
 }
 
-/// What accepted calls of one key change.
+/// What accepted calls of one key change, and the bytes of [`Verified::rendered`]: one lock.
 #[derive(Debug, Default)]
 pub(crate) struct LiveKey {
     bucket: Option<Bucket>,
     pub(crate) usage: KeyUsage,
+    memo: Option<Memo>,
 }
 
 impl LiveKey {
@@ -157,7 +155,7 @@ impl LiveKey {
     /// change, so the bucket is not refilled and a use already written is not written again.
     /// Counts not yet gathered stay here and are gathered from here.
     fn successor(&self) -> Self {
-        Self { bucket: self.bucket.clone(), usage: self.usage.successor() }
+        Self { bucket: self.bucket.clone(), usage: self.usage.successor(), memo: None }
     }
 }
 
@@ -165,6 +163,13 @@ struct Memo {
     owner: Arc<OwnerState>,
     tenant: Arc<TenantPolicy>,
     bytes: Arc<[u8]>,
+}
+
+impl Memo {
+    /// The bytes, if they were made under this owner and tenant.
+    fn bytes_for(&self, owner: &Arc<OwnerState>, tenant: &Arc<TenantPolicy>) -> Option<Arc<[u8]>> {
+        (Arc::ptr_eq(&self.owner, owner) && Arc::ptr_eq(&self.tenant, tenant)).then(|| Arc::clone(&self.bytes))
+    }
 }
 
 impl std::fmt::Debug for Memo {
@@ -262,8 +267,8 @@ impl<K: Eq + Hash + Copy, V, S: std::hash::BuildHasher + Default> Cache<K, V, S>
 pub(crate) struct Verifier {
     keys: Cache<KeyDigest, CachedKey, BuildHasherDefault<PassThrough>>,
     key_digests: RwLock<HashMap<KeyId, KeyDigest>>,
-    owners: Cache<UserId, OwnerState>,
-    tenants: Cache<TenantId, TenantPolicy>,
+    owners: Cache<UserId, OwnerState, BuildHasherDefault<PassThrough>>,
+    tenants: Cache<TenantId, TenantPolicy, BuildHasherDefault<PassThrough>>,
     failures: FailureLimiter,
     pub(crate) usage: UsageBuffer,
     pub(crate) refusals: RefusalLog,
@@ -400,11 +405,12 @@ impl Keygate {
             return Err(code.into());
         }
         let limit = key.rate_limit_per_minute.unwrap_or(tenant.rate_limit_per_minute);
-        let (taken, notice) = {
+        let (taken, notice, rendered) = {
             let mut live = entry.live();
             let taken = live.bucket.get_or_insert_with(|| Bucket::full(limit, now)).take(limit, now);
             let notice = taken.is_ok().then(|| live.usage.accept(clock, req.client_ip));
-            (taken, notice)
+            let rendered = live.memo.as_ref().and_then(|m| m.bytes_for(&owner, &tenant));
+            (taken, notice, rendered)
         };
         let rate = match taken {
             Ok(rate) => rate,
@@ -429,7 +435,7 @@ impl Keygate {
         if let Some(notice) = notice {
             v.usage.note(&entry, notice);
         }
-        Ok(Verified { entry, owner, tenant, unit: req.unit, rate, scoped })
+        Ok(Verified { entry, owner, tenant, unit: req.unit, rate, scoped, rendered })
     }
 
     fn failed(&self, ip: IpAddr, code: RefusalCode, detail: &'static str, now: Instant) -> Refused {

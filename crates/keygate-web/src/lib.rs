@@ -33,17 +33,29 @@ pub struct WebConfig {
     pub trusted_proxies: TrustedProxies,
 }
 
-/// Everything a handler needs. Passed, never global.
+/// Everything a handler needs. Passed, never global. One `Arc`, so extracting it per request
+/// costs one reference count.
 #[derive(Debug, Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+/// What [`AppState`] shares between requests.
+#[derive(Debug)]
+pub struct Shared {
     pub keygate: Keygate,
-    pub config: Arc<WebConfig>,
-    request_ids: Arc<RequestIds>,
+    pub config: WebConfig,
+    request_ids: RequestIds,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
 }
 
 impl AppState {
     pub fn new(keygate: Keygate, config: WebConfig) -> Self {
-        Self { keygate, config: Arc::new(config), request_ids: Arc::new(RequestIds::new()) }
+        Self(Arc::new(Shared { keygate, config, request_ids: RequestIds::new() }))
     }
 
     /// A short id unique within this process run, for correlating a response with logs.

@@ -81,6 +81,8 @@ struct Inner {
     page_hints: records::PageHints,
     /// When per-day counts were last written (Unix ms).
     last_counts_flush: std::sync::Mutex<i64>,
+    /// Where this process is in the change feed; read by the poll and by [`Keygate::catch_up`].
+    feed: tokio::sync::Mutex<verify::FeedCursor>,
 }
 
 impl Keygate {
@@ -93,6 +95,7 @@ impl Keygate {
                 verifier,
                 page_hints: records::PageHints::default(),
                 last_counts_flush: std::sync::Mutex::new(0),
+                feed: tokio::sync::Mutex::default(),
             }),
         }
     }
@@ -117,11 +120,10 @@ impl Keygate {
         let mut flush = tokio::time::interval(self.inner.config.flush_every);
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut feed = verify::FeedCursor::default();
         loop {
             tokio::select! {
                 _ = poll.tick() => {
-                    if let Err(e) = self.inner.verifier.apply_changes(&self.inner.db, &mut feed).await {
+                    if let Err(e) = self.catch_up().await {
                         tracing::warn!(error = %e, "reading the change feed failed; caches fall back to their TTL");
                     }
                 }
@@ -130,6 +132,14 @@ impl Keygate {
             }
         }
         self.flush().await;
+    }
+
+    /// Reads the change feed now and drops what it names from the caches, as the periodic poll
+    /// does. A process that changed keys, users or tenants (the CLI) asks a running server for
+    /// this, so that the server refuses on the very next request what was just disabled.
+    pub async fn catch_up(&self) -> ServiceResult<()> {
+        let mut feed = self.inner.feed.lock().await;
+        self.inner.verifier.apply_changes(&self.inner.db, &mut feed).await
     }
 
     /// Writes pending last-used times and refusal counts now.

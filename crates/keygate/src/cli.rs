@@ -37,6 +37,9 @@ pub struct Global {
     /// Comma-separated addresses or CIDR ranges of trusted reverse proxies.
     #[arg(long, global = true, env = "KEYGATE_TRUSTED_PROXIES")]
     pub trusted_proxies: Option<String>,
+    /// How often a server reads the change feed for changes made by other processes, in ms (10-1000).
+    #[arg(long, global = true, env = "KEYGATE_CHANGE_POLL_MS")]
+    pub change_poll_ms: Option<u64>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -208,7 +211,7 @@ pub async fn open(config: &Config) -> anyhow::Result<Keygate> {
     }
     .with_context(|| format!("cannot open the database ({})", config.describe_storage()))?;
     db.migrate().await.context("cannot migrate the database")?;
-    Ok(Keygate::new(db, ServiceConfig::default()))
+    Ok(Keygate::new(db, ServiceConfig { change_poll: config.change_poll, ..ServiceConfig::default() }))
 }
 
 fn read_secret_file(path: &PathBuf) -> anyhow::Result<SecretString> {
@@ -258,6 +261,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     crate::serve::init_logging();
     let keygate = open(&config).await?;
     let system = Caller::CLI;
+    let invalidates = cli.command.invalidates();
     match cli.command {
         Command::Serve => crate::serve::serve(keygate.clone(), &config).await?,
         Command::Demo { scale } => crate::serve::demo(keygate.clone(), &config, scale).await?,
@@ -277,7 +281,40 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Healthcheck { .. } => {} // answered before the database is opened
     }
     keygate.db().close().await;
+    if invalidates {
+        match crate::control::notify(&config.data_dir).await {
+            crate::control::Notified::NoServer => {}
+            crate::control::Notified::Applied => println!("the server running on this data directory applied it"),
+            crate::control::Notified::Unconfirmed(why) => eprintln!(
+                "note: the server running on this data directory did not confirm ({why}); \
+                 it applies the change from the change feed within a second"
+            ),
+        }
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+impl Command {
+    /// Whether the command changes what a running server may have cached (keys, users,
+    /// tenants), so that the server must hear of it before the command returns.
+    fn invalidates(&self) -> bool {
+        match self {
+            Command::Users(cmd) => matches!(cmd, UsersCommand::Deactivate { .. } | UsersCommand::Activate { .. }),
+            Command::Keys(cmd) => matches!(
+                cmd,
+                KeysCommand::Disable { .. }
+                    | KeysCommand::Enable { .. }
+                    | KeysCommand::Revoke { .. }
+                    | KeysCommand::Roll { .. }
+            ),
+            Command::Tenants(cmd) => !matches!(cmd, TenantsCommand::List),
+            Command::Serve
+            | Command::Demo { .. }
+            | Command::Init { .. }
+            | Command::Migrate
+            | Command::Healthcheck { .. } => false,
+        }
+    }
 }
 
 async fn users(keygate: &Keygate, cmd: UsersCommand) -> anyhow::Result<()> {

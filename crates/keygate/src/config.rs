@@ -14,6 +14,7 @@ pub struct FileConfig {
     pub data_dir: Option<PathBuf>,
     pub database_url: Option<String>,
     pub trusted_proxies: Option<Vec<String>>,
+    pub change_poll_ms: Option<u64>,
 }
 
 /// The settings in force.
@@ -23,7 +24,13 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub database_url: Option<String>,
     pub trusted_proxies: Vec<String>,
+    /// How often a server reads the change feed (changes made by other processes).
+    pub change_poll: std::time::Duration,
 }
+
+/// Bounds of the change-feed interval: more often is load without use; less often than a
+/// second misses the promise that other processes' changes arrive within one.
+const CHANGE_POLL_MS: std::ops::RangeInclusive<u64> = 10..=1000;
 
 impl Config {
     pub fn load(global: &crate::cli::Global) -> anyhow::Result<Self> {
@@ -49,7 +56,16 @@ impl Config {
             Some(list) => list.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect(),
             None => file.trusted_proxies.unwrap_or_default(),
         };
+        let change_poll_ms = global.change_poll_ms.or(file.change_poll_ms).unwrap_or(200);
+        if !CHANGE_POLL_MS.contains(&change_poll_ms) {
+            bail!(
+                "change_poll_ms must be between {} and {} milliseconds, not {change_poll_ms}",
+                CHANGE_POLL_MS.start(),
+                CHANGE_POLL_MS.end()
+            );
+        }
         Ok(Self {
+            change_poll: std::time::Duration::from_millis(change_poll_ms),
             listen,
             data_dir: global.data_dir.clone().or(file.data_dir).unwrap_or_else(|| PathBuf::from("./keygate-data")),
             database_url,

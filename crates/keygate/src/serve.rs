@@ -37,8 +37,20 @@ async fn run_server(keygate: Keygate, config: &Config, listener: TcpListener) ->
     let background = keygate.spawn_background(stop_rx);
     let state = AppState::new(keygate.clone(), WebConfig { trusted_proxies });
     let addr = listener.local_addr()?;
+    // With PostgreSQL the data directory holds nothing else: it is used only if it exists.
+    let control = if config.database_url.is_none() || config.data_dir.is_dir() {
+        crate::control::Control::bind(&config.data_dir).await
+    } else {
+        None
+    };
+    let control = control.map(|c| tokio::spawn(c.serve(keygate.clone())));
     tracing::info!(%addr, storage = %config.describe_storage(), "keygate is serving");
     keygate_web::serve(listener, state, shutdown_signal()).await.context("the server failed")?;
+    if let Some(task) = control {
+        // Dropping the task drops the socket, which removes its file.
+        task.abort();
+        let _ = task.await;
+    }
     tracing::info!("shutting down: flushing last-used times and refusal counts");
     let _ = stop_tx.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(10), background).await;

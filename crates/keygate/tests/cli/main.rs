@@ -148,6 +148,10 @@ fn lifecycle_commands_change_the_key_and_are_audited_as_the_cli() {
 fn bad_input_gets_a_clear_error_and_a_non_zero_exit() {
     let dir = data_dir("bad");
     refused(&keygate(&dir, &["init", "--tenant", "Not A Slug", "--admin-email", "a@b.example"]), "tenant slug");
+    refused(
+        &keygate(&dir, &["tenants", "list", "--change-poll-ms", "5"]),
+        "change_poll_ms must be between 10 and 1000",
+    );
     refused(&keygate(&dir, &["init", "--tenant", "acme", "--admin-email", "nope"]), "not an email");
     setup(&dir);
     refused(&keygate(&dir, &["init", "--tenant", "acme", "--admin-email", "x@acme.example"]), "already exists");
@@ -283,4 +287,92 @@ fn audit_of(dir: &Dir) -> Vec<(String, String)> {
         db.close().await;
         events.into_iter().map(|e| (e.actor_label, e.action)).collect()
     })
+}
+
+/// A `keygate serve` process on a data directory, stopped (SIGTERM) when dropped.
+struct Server {
+    child: std::process::Child,
+    addr: std::net::SocketAddr,
+}
+
+impl Server {
+    /// Starts a server that reads the change feed only once a second, so that whatever it
+    /// refuses sooner it learned from the control socket.
+    fn start(dir: &Dir) -> Self {
+        use std::io::BufRead as _;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_keygate"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(&dir.0)
+            .env_remove("KEYGATE_DATABASE_URL")
+            .env("KEYGATE_LOG", "info")
+            .env("KEYGATE_CHANGE_POLL_MS", "1000")
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start keygate serve");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(addr) = line.split("addr=").nth(1).and_then(|rest| rest.split_whitespace().next()) {
+                    let _ = tx.send(addr.to_owned());
+                }
+            }
+        });
+        let addr = rx.recv_timeout(std::time::Duration::from_secs(20)).expect("the server reports its address");
+        Self { child, addr: addr.parse().expect("an address") }
+    }
+
+    /// The status code of `GET /rest/v1/1/capability` with `key`, on a new connection.
+    fn capability_status(&self, key: &str) -> u16 {
+        use std::io::{Read as _, Write as _};
+        let mut stream = std::net::TcpStream::connect(self.addr).expect("connect");
+        write!(
+            stream,
+            "GET /rest/v1/1/capability HTTP/1.1\r\nHost: keygate\r\nAuthorization: Bearer {key}\r\nConnection: close\r\n\r\n"
+        )
+        .expect("send");
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).expect("read");
+        answer.split_whitespace().nth(1).and_then(|s| s.parse().ok()).expect("a status line")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_change_from_the_cli_is_refused_by_a_running_server_on_the_very_next_request() {
+    let dir = data_dir("running");
+    setup(&dir);
+    ok(&keygate(&dir, &["tenants", "api", "on", "--tenant", "acme"]));
+    let issued = keygate(
+        &dir,
+        &["keys", "issue", "--tenant", "acme", "--user", "erp@acme.example", "--purpose", "p", "--ip", "127.0.0.0/8"],
+    );
+    let key = ok(&issued).trim().to_owned();
+    let server = Server::start(&dir);
+    assert_eq!(server.capability_status(&key), 200, "the key works and is now cached");
+    for round in 0..3 {
+        let said = ok(&keygate(&dir, &["keys", "disable", "1"]));
+        assert!(said.contains("the server running on this data directory applied it"), "{said}");
+        assert_eq!(server.capability_status(&key), 401, "round {round}: disabled, refused at once");
+        ok(&keygate(&dir, &["keys", "enable", "1"]));
+        assert_eq!(server.capability_status(&key), 200, "round {round}: enabled, accepted at once");
+    }
+    ok(&keygate(&dir, &["users", "deactivate", "--tenant", "acme", "--email", "erp@acme.example"]));
+    assert_eq!(server.capability_status(&key), 401, "user deactivated");
+    ok(&keygate(&dir, &["users", "activate", "--tenant", "acme", "--email", "erp@acme.example"]));
+    assert_eq!(server.capability_status(&key), 200, "user active again");
+    ok(&keygate(&dir, &["tenants", "api", "off", "--tenant", "acme"]));
+    assert_eq!(server.capability_status(&key), 403, "the tenant's API is off");
+    let socket = dir.0.join("control.sock");
+    assert!(socket.exists());
+    drop(server);
+    assert!(!socket.exists(), "a server that stops removes its control socket");
+    let said = ok(&keygate(&dir, &["tenants", "api", "on", "--tenant", "acme"]));
+    assert!(!said.contains("applied"), "with no server running there is nobody to tell: {said}");
 }

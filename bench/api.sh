@@ -9,8 +9,9 @@
 #      format+checksum → SHA-256 → HashMap → check_validity → small JSON).
 #   2. Creates a throw-away data dir with the ordinary CLI: tenant `bench` (API on, rate limit
 #      10^9/min), programmatic user bench@bench.example; then BENCH_HOT_KEYS keys (127.0.0.0/8).
-#   3. Hot path, BENCH_ROUNDS rounds. Each round starts keygate (`serve`), then the baseline, each
-#      alone and pinned to CPU BENCH_SERVER_CPU, and loads it with `wrk -t1 -cBENCH_CONNECTIONS`
+#   3. Hot path, BENCH_ROUNDS rounds. Each round starts keygate (`serve`) and the baseline, one
+#      after the other (odd rounds keygate first, even rounds the baseline first), each alone and
+#      pinned to CPU BENCH_SERVER_CPU, and loads it with `wrk -t1 -cBENCH_CONNECTIONS`
 #      pinned to CPU BENCH_CLIENT_CPU, BENCH_DURATION seconds per scenario, on
 #      GET /rest/v1/1/capability with
 #        a) one key,
@@ -21,10 +22,11 @@
 #           the measured run. The once-a-minute write-behind of counts and latest uses is never
 #           due in a round (each server is fresh and measured for less than a minute); its cost
 #           is in the README, measured apart.
-#      Prints the median over undisturbed rounds of req/s, p50 and p99, the server's CPU use, and
-#      keygate/baseline; PASS when keygate reaches BENCH_MIN_RATIO % of the baseline in both.
-#      Rounds alternate keygate and baseline, so drift of a shared machine hits both alike; a
-#      server measured while something else took a CPU (server CPU < BENCH_MIN_CPU %) is
+#      Prints the median over undisturbed rounds of req/s, p50 and p99 and the server's CPU use,
+#      and keygate/baseline as the median of the rounds' own ratios (a ratio taken within a round
+#      compares two servers measured minutes apart at most, so the drift of a shared machine
+#      cancels); PASS when keygate reaches BENCH_MIN_RATIO % of the baseline in both scenarios.
+#      A server measured while something else took a CPU (server CPU < BENCH_MIN_CPU %) is
 #      restarted and measured again, at most three times; a round disturbed every time is left out.
 #   4. Cold path. Seeds keys up to BENCH_COLD_KEYS in SQLite, then
 #        a) verify step in process (`bench_verify`, pinned like the server): a fresh process
@@ -47,7 +49,7 @@
 # or other work on the machine taking one of the two CPUs.
 #
 # Knobs (environment):
-#   BENCH_ROUNDS=3             hot-path rounds (medians are reported)
+#   BENCH_ROUNDS=5             hot-path rounds (medians are reported)
 #   BENCH_DURATION=10          seconds per measured wrk run
 #   BENCH_WARMUP=3             seconds per warm-up run
 #   BENCH_CONNECTIONS=64       wrk connections for the hot path
@@ -67,7 +69,7 @@
 #   BENCH_SKIP_BUILD=          1: use the binaries already built
 #   BENCH_SKIP_COLD=           1: skip the cold path
 #
-# Runtime with the defaults, after compiling: about 5 minutes (more when other work on the
+# Runtime with the defaults, after compiling: about 10 minutes (more when other work on the
 # machine forces repeats).
 # Exit status: 0 when every target is met, 1 when one is missed, 2 on a setup error.
 # Needs: cargo, wrk, taskset (util-linux), bash, awk; two CPUs or more; Linux (/proc).
@@ -75,7 +77,7 @@
 set -euo pipefail
 export RUST_BACKTRACE=0 # a failing setup step prints its error, not pages of frames
 
-BENCH_ROUNDS=${BENCH_ROUNDS:-3}
+BENCH_ROUNDS=${BENCH_ROUNDS:-5}
 BENCH_DURATION=${BENCH_DURATION:-10}
 BENCH_WARMUP=${BENCH_WARMUP:-3}
 BENCH_CONNECTIONS=${BENCH_CONNECTIONS:-64}
@@ -247,6 +249,7 @@ warm_all() {
 
 # append VAR VALUE: adds VALUE to the space-separated list in VAR.
 append() { printf -v "$1" '%s %s' "${!1:-}" "$2"; }
+fmedian() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{ v[NR] = $1 } END { printf "%.1f", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 median() { tr ' ' '\n' <<<"$1" | grep . | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : int((v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
 
 # measure SERVER PORT ROUND: the two hot scenarios on a server just started. Sets M_{ONE,ROT}
@@ -286,7 +289,7 @@ measure_fresh() {
         if [ "$attempt" = 3 ]; then
             say "round $round: $server: still disturbed after 3 attempts; this round does not count"
             DISTURBED="$DISTURBED $server/round-$round"
-            return 0
+            return 1
         else
             say "round $round: $server: server CPU below $BENCH_MIN_CPU % (something else ran); measuring again"
         fi
@@ -298,6 +301,7 @@ measure_fresh() {
         append "${server}_${scenario}_P50" "$p50"
         append "${server}_${scenario}_P99" "$p99"
         append "${server}_${scenario}_CPU" "$cpu"
+        printf -v "LAST_${server}_${scenario}" %s "$rps"
     done
 }
 
@@ -319,10 +323,25 @@ say "setting up tenant '$TENANT' and $BENCH_HOT_KEYS keys in $DATA…"
 
 # ---------------------------------------------------------------------------------------------
 # Hot path.
+# Each round measures both servers, one right after the other, and its ratio keygate/baseline
+# is what counts: the machine's speed drifts over minutes, and a ratio taken within a round is
+# measured under the same conditions on both sides. Odd rounds start with keygate, even rounds
+# with the baseline, so whatever drifts within a round favours neither.
 DISTURBED=
+ONE_RATIOS=
+ROT_RATIOS=
 for round in $(seq 1 "$BENCH_ROUNDS"); do
-    measure_fresh keygate "$KEYGATE_PORT" "$round"
-    measure_fresh baseline "$BASELINE_PORT" "$round"
+    if [ $((round % 2)) = 1 ]; then order="keygate baseline"; else order="baseline keygate"; fi
+    complete=1
+    for server in $order; do
+        if [ "$server" = keygate ]; then port=$KEYGATE_PORT; else port=$BASELINE_PORT; fi
+        measure_fresh "$server" "$port" "$round" || complete=0
+    done
+    if [ "$complete" = 1 ]; then
+        append ONE_RATIOS "$(pct "$LAST_keygate_ONE" "$LAST_baseline_ONE")"
+        append ROT_RATIOS "$(pct "$LAST_keygate_ROT" "$LAST_baseline_ROT")"
+        say "round $round: keygate/baseline: 1 key ${ONE_RATIOS##* } %, $BENCH_HOT_KEYS keys ${ROT_RATIOS##* } %"
+    fi
 done
 
 # ---------------------------------------------------------------------------------------------
@@ -372,8 +391,9 @@ for s in keygate baseline; do
         done
     done
 done
-ONE_RATIO=$(pct "$MED_keygate_ONE_RPS" "$MED_baseline_ONE_RPS")
-ROT_RATIO=$(pct "$MED_keygate_ROT_RPS" "$MED_baseline_ROT_RPS")
+[ -n "$ONE_RATIOS" ] || die "no round measured both servers undisturbed; run again when the machine is idle"
+ONE_RATIO=$(fmedian "$ONE_RATIOS")
+ROT_RATIO=$(fmedian "$ROT_RATIOS")
 verdict ONE_VERDICT "$ONE_RATIO" "$BENCH_MIN_RATIO"
 verdict ROT_VERDICT "$ROT_RATIO" "$BENCH_MIN_RATIO"
 
@@ -393,6 +413,7 @@ echo "servers: taskset -c $BENCH_SERVER_CPU, TOKIO_WORKER_THREADS=1; load: tasks
 CLEAN_K=$(wc -w <<<"$keygate_ONE_RPS")
 CLEAN_B=$(wc -w <<<"$baseline_ONE_RPS")
 echo "GET $PATH_CAPABILITY, cache hits; medians of the undisturbed rounds: keygate $CLEAN_K, baseline $CLEAN_B of $BENCH_ROUNDS (per-round figures on stderr)"
+echo "keygate/baseline: the median of the ratios of the rounds that measured both undisturbed:$(wc -w <<<"$ONE_RATIOS") (1 key:$ONE_RATIOS; $BENCH_HOT_KEYS keys:$ROT_RATIOS)"
 echo
 printf '%-26s │ %-35s │ %-35s │ %7s\n' "" "keygate" "baseline" "keygate/"
 printf '%-26s │ %8s %9s %9s %5s │ %8s %9s %9s %5s │ %7s\n' "scenario" "req/s" "p50" "p99" "CPU" "req/s" "p50" "p99" "CPU" "baseline"

@@ -3,6 +3,7 @@
 use std::net::{IpAddr, SocketAddr};
 
 use axum::{
+    body::Bytes,
     extract::{ConnectInfo, RawPathParams, Request, State},
     http::{HeaderMap, StatusCode, header},
     response::{IntoResponse, Response},
@@ -68,18 +69,19 @@ pub(crate) async fn capability(
     if fixed.is_empty() {
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     }
-    let body = capability_answer(ip, unit, &fixed);
-    authenticated(&verified, ([(header::CONTENT_TYPE, "application/json")], body))
+    let head = capability_head(ip, unit);
+    authenticated(&verified, ([(header::CONTENT_TYPE, "application/json")], Chunks::new(head.into(), fixed)))
 }
 
-/// The capability answer is `{"clientIp":…,"unit":…,` + the rest. Only the two leading fields
+/// The capability answer is `{"clientIp":…,"unit":…` + the rest. Only the two leading fields
 /// vary per call; the rest depends only on the key, its user and its tenant, so it is rendered
-/// once per (key, user, tenant) and kept with the cached key ([`Verified::rendered`]).
-fn capability_answer(ip: IpAddr, unit: UnitId, rest: &[u8]) -> Vec<u8> {
+/// once per (key, user, tenant) and kept with the cached key ([`Verified::rendered`]), and sent
+/// from there: it is not copied per call.
+fn capability_head(ip: IpAddr, unit: UnitId) -> Vec<u8> {
     const HEAD: &[u8] = br#"{"clientIp":""#;
     const UNIT: &[u8] = br#"","unit":"#;
     // The longest IPv6 text is 45 bytes, the longest unit number 19.
-    let mut out = Vec::with_capacity(HEAD.len() + 45 + UNIT.len() + 19 + rest.len());
+    let mut out = Vec::with_capacity(HEAD.len() + 45 + UNIT.len() + 19);
     out.extend_from_slice(HEAD);
     // An IP address and a number never need JSON escaping.
     match ip {
@@ -100,8 +102,53 @@ fn capability_answer(ip: IpAddr, unit: UnitId, rest: &[u8]) -> Vec<u8> {
     }
     out.extend_from_slice(UNIT);
     out.extend_from_slice(itoa::Buffer::new().format(unit.0).as_bytes());
-    out.extend_from_slice(rest);
     out
+}
+
+/// A body of two buffers sent one after the other, with its exact length (so the answer has a
+/// `Content-Length`): the per-call head, and bytes shared with the cache.
+struct Chunks {
+    parts: [Option<Bytes>; 2],
+    len: u64,
+}
+
+impl Chunks {
+    fn new(head: Bytes, shared: std::sync::Arc<[u8]>) -> Self {
+        let shared = Bytes::from_owner(shared);
+        let len = (head.len() + shared.len()) as u64;
+        Self { parts: [Some(head), Some(shared)], len }
+    }
+}
+
+impl http_body::Body for Chunks {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        let this = self.get_mut();
+        let next = this.parts.iter_mut().find_map(Option::take);
+        if let Some(part) = &next {
+            this.len -= part.len() as u64;
+        }
+        std::task::Poll::Ready(next.map(|part| Ok(http_body::Frame::data(part))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.parts.iter().all(Option::is_none)
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(self.len)
+    }
+}
+
+impl IntoResponse for Chunks {
+    fn into_response(self) -> Response {
+        Response::new(axum::body::Body::new(self))
+    }
 }
 
 /// `,"key":{…},"permissions":[…],"tenant":"…","user":{…}}`; empty if serialising failed.
@@ -220,7 +267,8 @@ mod tests {
     fn the_answer_around_the_rendered_rest_is_one_json_document_for_either_ip_version() {
         let rest = br#","tenant":"acme"}"#;
         for (ip, text) in [("203.0.113.255", "203.0.113.255"), ("2001:db8::1", "2001:db8::1"), ("0.0.0.0", "0.0.0.0")] {
-            let body = capability_answer(ip.parse().expect("ip"), UnitId(4_000_000_000), rest);
+            let mut body = capability_head(ip.parse().expect("ip"), UnitId(4_000_000_000));
+            body.extend_from_slice(rest);
             let json: serde_json::Value = serde_json::from_slice(&body).expect("valid JSON");
             assert_eq!(json["clientIp"], text);
             assert_eq!(json["unit"], 4_000_000_000_i64);

@@ -27,10 +27,20 @@ use keygate_service::Keygate;
 pub use client_ip::TrustedProxies;
 
 /// Settings of the HTTP layer.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct WebConfig {
     /// Peers whose `X-Forwarded-For` / `X-Real-IP` are believed.
     pub trusted_proxies: TrustedProxies,
+    /// How long a connection may go without progress while none of its requests is being
+    /// handled: a request's head must arrive within it, and an idle keep-alive connection is
+    /// closed after it.
+    pub idle_timeout: std::time::Duration,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        Self { trusted_proxies: TrustedProxies::default(), idle_timeout: std::time::Duration::from_secs(30) }
+    }
 }
 
 /// Everything a handler needs. Passed, never global. One `Arc`, so extracting it per request
@@ -109,5 +119,6 @@ pub async fn serve(
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    server::run(listener, app(state), shutdown).await
+    let idle_timeout = state.config.idle_timeout;
+    server::run(listener, app(state), idle_timeout, shutdown).await
 }

@@ -35,7 +35,7 @@ async fn run_server(keygate: Keygate, config: &Config, listener: TcpListener) ->
     let trusted_proxies = TrustedProxies::parse(&config.trusted_proxies).map_err(anyhow::Error::msg)?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let background = keygate.spawn_background(stop_rx);
-    let state = AppState::new(keygate.clone(), WebConfig { trusted_proxies });
+    let state = AppState::new(keygate.clone(), WebConfig { trusted_proxies, ..WebConfig::default() });
     let addr = listener.local_addr()?;
     // With PostgreSQL the data directory holds nothing else: it is used only if it exists.
     let control = if config.database_url.is_none() || config.data_dir.is_dir() {

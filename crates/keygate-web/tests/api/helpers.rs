@@ -28,17 +28,21 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(trusted_proxies: TrustedProxies) -> TestApp {
+    spawn_app_with_web(WebConfig { trusted_proxies, ..WebConfig::default() }).await
+}
+
+pub async fn spawn_app_with_web(web: WebConfig) -> TestApp {
     let t = keygate_store::testing::fresh_sqlite().await.expect("database");
-    start(t, trusted_proxies, ServiceConfig::default()).await
+    start(t, web, ServiceConfig::default()).await
 }
 
 /// A server over a fresh database of `backend`; `None` when that engine is not configured here.
 pub async fn spawn_app_on(backend: keygate_store::Backend, config: ServiceConfig) -> Option<TestApp> {
     let t = keygate_store::testing::fresh(backend).await.expect("database")?;
-    Some(start(t, TrustedProxies::default(), config).await)
+    Some(start(t, WebConfig::default(), config).await)
 }
 
-async fn start(t: TestDatabase, trusted_proxies: TrustedProxies, config: ServiceConfig) -> TestApp {
+async fn start(t: TestDatabase, web: WebConfig, config: ServiceConfig) -> TestApp {
     let keygate = Keygate::new(t.db.clone(), config);
     let system = Caller::CLI;
     let outcome = keygate.create_tenant(&system, TENANT, "admin@acme.example", None).await.expect("tenant");
@@ -63,7 +67,7 @@ async fn start(t: TestDatabase, trusted_proxies: TrustedProxies, config: Service
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let (stop, stopped) = oneshot::channel::<()>();
-    let state = AppState::new(keygate.clone(), WebConfig { trusted_proxies });
+    let state = AppState::new(keygate.clone(), web);
     tokio::spawn(async move {
         let _ = keygate_web::serve(listener, state, async move {
             let _ = stopped.await;

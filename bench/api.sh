@@ -9,25 +9,28 @@
 #      format+checksum → SHA-256 → HashMap → check_validity → small JSON).
 #   2. Creates a throw-away data dir with the ordinary CLI: tenant `bench` (API on, rate limit
 #      10^9/min), programmatic user bench@bench.example; then BENCH_HOT_KEYS keys (127.0.0.0/8).
-#   3. Hot path, BENCH_ROUNDS rounds. Each round starts keygate (`serve`) and the baseline, one
-#      after the other (odd rounds keygate first, even rounds the baseline first), each alone and
-#      pinned to CPU BENCH_SERVER_CPU, and loads it with `wrk -t1 -cBENCH_CONNECTIONS`
-#      pinned to CPU BENCH_CLIENT_CPU, BENCH_DURATION seconds per scenario, on
-#      GET /rest/v1/1/capability with
+#   3. Hot path, BENCH_ROUNDS rounds of two scenarios on GET /rest/v1/1/capability:
 #        a) one key,
 #        b) BENCH_HOT_KEYS keys rotating, after a warm-up pass that sends every key once, so every
-#           measured request is a cache hit (the pass and the run fit in keygate's 60 s cache TTL),
-#           and BENCH_SETTLE seconds of rest, so that the write-behind of those keys' first uses
-#           (one row per key, once after a start; keygate writes it within 5 s) is over before
-#           the measured run. The once-a-minute write-behind of counts and latest uses is never
-#           due in a round (each server is fresh and measured for less than a minute); its cost
-#           is in the README, measured apart.
-#      Prints the median over undisturbed rounds of req/s, p50 and p99 and the server's CPU use,
-#      and keygate/baseline as the median of the rounds' own ratios (a ratio taken within a round
-#      compares two servers measured minutes apart at most, so the drift of a shared machine
-#      cancels); PASS when keygate reaches BENCH_MIN_RATIO % of the baseline in both scenarios.
-#      A server measured while something else took a CPU (server CPU < BENCH_MIN_CPU %) is
-#      restarted and measured again, at most three times; a round disturbed every time is left out.
+#           measured request is a cache hit, and BENCH_SETTLE seconds of rest, so that the
+#           write-behind of those keys' first uses (one row per key, once after a start; keygate
+#           writes it within 5 s) is over before the measured runs. The pass and the runs fit in
+#           keygate's 60 s cache TTL. The once-a-minute write-behind of counts and latest uses is
+#           never due (each server is fresh and lives for less than a minute); its cost is in the
+#           README, measured apart.
+#      For each scenario of a round, keygate (`serve`) and the baseline are started afresh, both
+#      pinned to CPU BENCH_SERVER_CPU, and warmed up. Then BENCH_PAIRS times, each server in turn
+#      is loaded for BENCH_DURATION seconds with `wrk -t1 -cBENCH_CONNECTIONS` pinned to CPU
+#      BENCH_CLIENT_CPU, while the other one is paused (SIGSTOP), so it takes no CPU at all; the
+#      pairs alternate which server goes first. Each pair gives a ratio keygate/baseline measured
+#      seconds apart: this VM's speed drifts by 10–15 % over minutes, and between processes, and a
+#      ratio of two runs this close cancels most of that.
+#      Prints, per server and scenario, the median over all runs of req/s, p50 and p99 and the
+#      server's CPU use, and keygate/baseline as the median of all pairs' ratios (with each
+#      round's median on stderr); PASS when keygate reaches BENCH_MIN_RATIO % of the baseline in
+#      both scenarios. A pair in which either run found its server below BENCH_MIN_CPU % of a CPU
+#      (something else took the server's or the client's CPU) is measured again, at most three
+#      times, and left out if disturbed every time.
 #   4. Cold path. Seeds keys up to BENCH_COLD_KEYS in SQLite, then
 #        a) verify step in process (`bench_verify`, pinned like the server): a fresh process
 #           verifies keys one after another, each once, so each is a cache miss that reads SQLite.
@@ -49,8 +52,9 @@
 # or other work on the machine taking one of the two CPUs.
 #
 # Knobs (environment):
-#   BENCH_ROUNDS=5             hot-path rounds (medians are reported)
-#   BENCH_DURATION=10          seconds per measured wrk run
+#   BENCH_ROUNDS=5             hot-path rounds (fresh servers for each scenario of each round)
+#   BENCH_PAIRS=3              measured pairs (one run of each server) per scenario and round
+#   BENCH_DURATION=4           seconds per measured wrk run (the cold path's HTTP runs: 10)
 #   BENCH_WARMUP=3             seconds per warm-up run
 #   BENCH_CONNECTIONS=64       wrk connections for the hot path
 #   BENCH_HOT_KEYS=100000      keys rotating in the hot path
@@ -69,8 +73,8 @@
 #   BENCH_SKIP_BUILD=          1: use the binaries already built
 #   BENCH_SKIP_COLD=           1: skip the cold path
 #
-# Runtime with the defaults, after compiling: about 10 minutes (more when other work on the
-# machine forces repeats).
+# Runtime with the defaults, after compiling: about 8 minutes, half of it the cold path's seeding
+# (more when other work on the machine forces repeats).
 # Exit status: 0 when every target is met, 1 when one is missed, 2 on a setup error.
 # Needs: cargo, wrk, taskset (util-linux), bash, awk; two CPUs or more; Linux (/proc).
 
@@ -78,7 +82,8 @@ set -euo pipefail
 export RUST_BACKTRACE=0 # a failing setup step prints its error, not pages of frames
 
 BENCH_ROUNDS=${BENCH_ROUNDS:-5}
-BENCH_DURATION=${BENCH_DURATION:-10}
+BENCH_PAIRS=${BENCH_PAIRS:-3}
+BENCH_DURATION=${BENCH_DURATION:-4}
 BENCH_WARMUP=${BENCH_WARMUP:-3}
 BENCH_CONNECTIONS=${BENCH_CONNECTIONS:-64}
 BENCH_HOT_KEYS=${BENCH_HOT_KEYS:-100000}
@@ -114,6 +119,10 @@ die() {
 for tool in cargo wrk taskset awk; do
     command -v "$tool" >/dev/null || die "$tool is required"
 done
+# keygate's cache TTL is 60 s: the rotating scenario's runs must end within it after the warm-up.
+if [ $((BENCH_SETTLE + 2 * BENCH_PAIRS * (BENCH_DURATION + 1))) -gt 45 ]; then
+    die "BENCH_SETTLE + 2 × BENCH_PAIRS × (BENCH_DURATION + 1) must stay within 45 s (keygate's 60 s cache TTL)"
+fi
 if [ "$(nproc --all 2>/dev/null || echo 1)" -lt 2 ]; then
     say "warning: fewer than two CPUs; the server and the load generator share one"
 fi
@@ -137,26 +146,34 @@ for bin in "$KEYGATE" "$SEED" "$VERIFY" "$BASELINE"; do
 done
 
 # ---------------------------------------------------------------------------------------------
-# Work dir and clean-up: the server this script started is stopped on every exit path.
+# Work dir and clean-up: the servers this script started are stopped on every exit path.
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/keygate-bench.XXXXXX")
 DATA="$WORK/data"
-SERVER_PID=
+KEYGATE_PID=
+BASELINE_PID=
 
+# stop_server VAR: stops the server whose PID is in VAR (resuming it first if it is paused).
 stop_server() {
-    [ -n "$SERVER_PID" ] || return 0
-    kill -TERM "$SERVER_PID" 2>/dev/null || true
+    local pid=${!1}
+    [ -n "$pid" ] || return 0
+    kill -TERM "$pid" 2>/dev/null || true
+    kill -CONT "$pid" 2>/dev/null || true
     local i
     for i in $(seq 1 150); do
-        kill -0 "$SERVER_PID" 2>/dev/null || break
+        kill -0 "$pid" 2>/dev/null || break
         sleep 0.1
     done
-    kill -KILL "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
-    SERVER_PID=
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    printf -v "$1" %s ""
+}
+stop_servers() {
+    stop_server KEYGATE_PID
+    stop_server BASELINE_PID
 }
 
 cleanup() {
-    stop_server
+    stop_servers
     if [ -n "$BENCH_KEEP" ]; then
         say "work dir kept: $WORK (it holds plaintext benchmark keys)"
     else
@@ -172,11 +189,12 @@ port_free() {
     fi
 }
 
+# wait_for_port PORT PID
 wait_for_port() {
     local i
     for i in $(seq 1 100); do
         if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-        kill -0 "$SERVER_PID" 2>/dev/null || die "the server for port $1 exited; run with BENCH_KEEP=1 and see $WORK/*.log"
+        kill -0 "$2" 2>/dev/null || die "the server for port $1 exited; run with BENCH_KEEP=1 and see $WORK/*.log"
         sleep 0.1
     done
     die "nothing listens on 127.0.0.1:$1 after 10 s"
@@ -186,32 +204,41 @@ start_keygate() {
     port_free "$KEYGATE_PORT"
     KEYGATE_LOG=warn TOKIO_WORKER_THREADS=1 taskset -c "$BENCH_SERVER_CPU" \
         "$KEYGATE" --data-dir "$DATA" serve --listen "127.0.0.1:$KEYGATE_PORT" >>"$WORK/keygate.log" 2>&1 &
-    SERVER_PID=$!
-    wait_for_port "$KEYGATE_PORT"
+    KEYGATE_PID=$!
+    wait_for_port "$KEYGATE_PORT" "$KEYGATE_PID"
 }
 
 start_baseline() {
     port_free "$BASELINE_PORT"
     TOKIO_WORKER_THREADS=1 taskset -c "$BENCH_SERVER_CPU" \
         "$BASELINE" --listen "127.0.0.1:$BASELINE_PORT" --keys "$WORK/hot.txt" >>"$WORK/baseline.log" 2>&1 &
-    SERVER_PID=$!
-    wait_for_port "$BASELINE_PORT"
+    BASELINE_PID=$!
+    wait_for_port "$BASELINE_PORT" "$BASELINE_PID"
 }
 
-# CPU time (ticks, all threads) the running server has used so far.
-server_ticks() { awk '{ print $14 + $15 }' "/proc/$SERVER_PID/stat"; }
+# only SERVER: resumes SERVER (keygate or baseline) and pauses the other, so that while SERVER is
+# measured the other takes no CPU time at all (keygate's timers would otherwise wake it).
+only() {
+    local run=KEYGATE_PID pause=BASELINE_PID
+    if [ "$1" = baseline ]; then run=BASELINE_PID pause=KEYGATE_PID; fi
+    [ -z "${!pause}" ] || kill -STOP "${!pause}"
+    [ -z "${!run}" ] || kill -CONT "${!run}"
+}
 
-# run_wrk LABEL URL KEYFILE OFFSET LIMIT CONNECTIONS SECONDS
+# CPU time (ticks, all threads) process PID has used so far.
+server_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+
+# run_wrk PID LABEL URL KEYFILE OFFSET LIMIT CONNECTIONS SECONDS
 # Sets R_RPS R_P50 R_P99 R_REQUESTS R_SENT R_KEYS R_WRAPPED (from rotate.lua's RESULT line) and
-# R_CPU (the server's CPU use during the run, in % of one CPU).
+# R_CPU (the CPU use of the server PID during the run, in % of one CPU).
 run_wrk() {
-    local label=$1 url=$2 keys=$3 offset=$4 limit=$5 conns=$6 secs=$7
+    local pid=$1 label=$2 url=$3 keys=$4 offset=$5 limit=$6 conns=$7 secs=$8
     local out="$WORK/wrk-$label.txt" before after line
-    before=$(server_ticks)
+    before=$(server_ticks "$pid")
     timeout $((secs + 60)) taskset -c "$BENCH_CLIENT_CPU" \
         wrk -t1 -c"$conns" -d"${secs}s" --timeout 5s --latency -s "$LUA" "$url" -- "$keys" "$offset" "$limit" \
         >"$out" 2>&1 || die "wrk failed ($label): $(tail -3 "$out")"
-    after=$(server_ticks)
+    after=$(server_ticks "$pid")
     line=$(grep '^RESULT ' "$out") || die "no RESULT line from wrk ($label): $(tail -3 "$out")"
     R_RPS=$(field rps "$line")
     R_P50=$(field p50_us "$line")
@@ -236,13 +263,13 @@ run_wrk() {
 }
 field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$2"; }
 
-# warm_all LABEL URL KEYFILE COUNT: sends every key of KEYFILE at least once.
+# warm_all PID LABEL URL KEYFILE COUNT: sends every key of KEYFILE at least once.
 warm_all() {
-    local label=$1 url=$2 keys=$3 count=$4 offset=0 pass=0
+    local pid=$1 label=$2 url=$3 keys=$4 count=$5 offset=0 pass=0
     while [ "$offset" -lt "$count" ]; do
         pass=$((pass + 1))
         [ "$pass" -le 20 ] || die "$label: could not send all $count keys in 20 warm-up runs"
-        run_wrk "$label-warm$pass" "$url" "$keys" "$offset" 0 "$BENCH_CONNECTIONS" "$BENCH_WARMUP"
+        run_wrk "$pid" "$label-warm$pass" "$url" "$keys" "$offset" 0 "$BENCH_CONNECTIONS" "$BENCH_WARMUP"
         offset=$((offset + R_REQUESTS))
     done
 }
@@ -252,57 +279,66 @@ append() { printf -v "$1" '%s %s' "${!1:-}" "$2"; }
 fmedian() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{ v[NR] = $1 } END { printf "%.1f", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 median() { tr ' ' '\n' <<<"$1" | grep . | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : int((v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
 
-# measure SERVER PORT ROUND: the two hot scenarios on a server just started. Sets M_{ONE,ROT}
-# ("rps p50 p99 cpu") and fails when the server's CPU use in a measured run fell below
-# BENCH_MIN_CPU %: something else took the server's or the client's CPU during it.
-measure() {
-    local server=$1 port=$2 round=$3 url scenario label disturbed=0
-    url="http://127.0.0.1:$port$PATH_CAPABILITY"
-    for scenario in ONE ROT; do
+url_of() {
+    if [ "$1" = keygate ]; then echo "http://127.0.0.1:$KEYGATE_PORT$PATH_CAPABILITY"; else echo "http://127.0.0.1:$BASELINE_PORT$PATH_CAPABILITY"; fi
+}
+pid_of() { if [ "$1" = keygate ]; then echo "$KEYGATE_PID"; else echo "$BASELINE_PID"; fi; }
+
+# measure_scenario ROUND SCENARIO: fresh servers, warm-up, then BENCH_PAIRS pairs of runs (see
+# the top of this file). Appends each accepted run's figures to <server>_<SCENARIO>_{RPS,P50,P99,CPU}
+# and each pair's ratio to <SCENARIO>_RATIOS.
+measure_scenario() {
+    local round=$1 scenario=$2 limit=1 server pair attempt order label ok round_ratios=
+    [ "$scenario" = ONE ] || limit=0
+    start_keygate
+    start_baseline
+    for server in keygate baseline; do
+        only "$server"
         label="$server-r$round-$scenario"
         if [ "$scenario" = ONE ]; then
-            run_wrk "$label-warm" "$url" "$WORK/hot.txt" 0 1 "$BENCH_CONNECTIONS" "$BENCH_WARMUP"
-            run_wrk "$label" "$url" "$WORK/hot.txt" 0 1 "$BENCH_CONNECTIONS" "$BENCH_DURATION"
+            run_wrk "$(pid_of "$server")" "$label-warm" "$(url_of "$server")" "$WORK/hot.txt" 0 1 "$BENCH_CONNECTIONS" "$BENCH_WARMUP"
         else
-            warm_all "$label" "$url" "$WORK/hot.txt" "$BENCH_HOT_KEYS"
-            sleep "$BENCH_SETTLE"
-            run_wrk "$label" "$url" "$WORK/hot.txt" 0 0 "$BENCH_CONNECTIONS" "$BENCH_DURATION"
-        fi
-        printf -v "M_$scenario" '%s %s %s %s' "$R_RPS" "$R_P50" "$R_P99" "$R_CPU"
-        say "round $round: $server, $scenario: $R_RPS req/s, p50 $R_P50 µs, p99 $R_P99 µs, server CPU $R_CPU %"
-        at_least "$R_CPU" "$BENCH_MIN_CPU" || disturbed=1
-    done
-    return "$disturbed"
-}
-
-# measure_fresh SERVER PORT ROUND: measure on a fresh server process, again (up to three times)
-# when disturbed; appends the accepted figures to <SERVER>_{ONE,ROT}_{RPS,P50,P99,CPU}.
-measure_fresh() {
-    local server=$1 port=$2 round=$3 attempt scenario m
-    for attempt in 1 2 3; do
-        "start_$server"
-        if measure "$server" "$port" "$round"; then
-            stop_server
-            break
-        fi
-        stop_server
-        if [ "$attempt" = 3 ]; then
-            say "round $round: $server: still disturbed after 3 attempts; this round does not count"
-            DISTURBED="$DISTURBED $server/round-$round"
-            return 1
-        else
-            say "round $round: $server: server CPU below $BENCH_MIN_CPU % (something else ran); measuring again"
+            warm_all "$(pid_of "$server")" "$label" "$(url_of "$server")" "$WORK/hot.txt" "$BENCH_HOT_KEYS"
         fi
     done
-    for scenario in ONE ROT; do
-        m="M_$scenario"
-        read -r rps p50 p99 cpu <<<"${!m}"
-        append "${server}_${scenario}_RPS" "$rps"
-        append "${server}_${scenario}_P50" "$p50"
-        append "${server}_${scenario}_P99" "$p99"
-        append "${server}_${scenario}_CPU" "$cpu"
-        printf -v "LAST_${server}_${scenario}" %s "$rps"
+    if [ "$scenario" = ROT ]; then
+        only keygate
+        sleep "$BENCH_SETTLE"
+    fi
+    for pair in $(seq 1 "$BENCH_PAIRS"); do
+        if [ $(((round + pair) % 2)) = 0 ]; then order="keygate baseline"; else order="baseline keygate"; fi
+        for attempt in 1 2 3; do
+            ok=1
+            for server in $order; do
+                only "$server"
+                label="$server-r$round-$scenario-p$pair-a$attempt"
+                run_wrk "$(pid_of "$server")" "$label" "$(url_of "$server")" "$WORK/hot.txt" 0 "$limit" "$BENCH_CONNECTIONS" "$BENCH_DURATION"
+                printf -v "P_$server" '%s %s %s %s' "$R_RPS" "$R_P50" "$R_P99" "$R_CPU"
+                at_least "$R_CPU" "$BENCH_MIN_CPU" || ok=0
+            done
+            [ "$ok" = 0 ] || break
+            say "round $round, $scenario, pair $pair: a server had less than $BENCH_MIN_CPU % of a CPU (something else ran); measuring again"
+        done
+        if [ "$ok" = 0 ]; then
+            DISTURBED="$DISTURBED round-$round/$scenario/pair-$pair"
+            continue
+        fi
+        for server in keygate baseline; do
+            local p="P_$server"
+            read -r rps p50 p99 cpu <<<"${!p}"
+            append "${server}_${scenario}_RPS" "$rps"
+            append "${server}_${scenario}_P50" "$p50"
+            append "${server}_${scenario}_P99" "$p99"
+            append "${server}_${scenario}_CPU" "$cpu"
+        done
+        read -r k_rps _ <<<"$P_keygate"
+        read -r b_rps _ <<<"$P_baseline"
+        append "${scenario}_RATIOS" "$(pct "$k_rps" "$b_rps")"
+        append round_ratios "$(pct "$k_rps" "$b_rps")"
+        say "round $round, $scenario, pair $pair: keygate $k_rps req/s, baseline $b_rps req/s: ${round_ratios##* } %"
     done
+    stop_servers
+    [ -z "$round_ratios" ] || say "round $round, $scenario: keygate/baseline median $(fmedian "$round_ratios") % ($round_ratios )"
 }
 
 us() { awk -v u="$1" 'BEGIN { if (u >= 1000) printf "%.2f ms", u / 1000; else printf "%d µs", u }'; }
@@ -323,25 +359,13 @@ say "setting up tenant '$TENANT' and $BENCH_HOT_KEYS keys in $DATA…"
 
 # ---------------------------------------------------------------------------------------------
 # Hot path.
-# Each round measures both servers, one right after the other, and its ratio keygate/baseline
-# is what counts: the machine's speed drifts over minutes, and a ratio taken within a round is
-# measured under the same conditions on both sides. Odd rounds start with keygate, even rounds
-# with the baseline, so whatever drifts within a round favours neither.
 DISTURBED=
 ONE_RATIOS=
 ROT_RATIOS=
 for round in $(seq 1 "$BENCH_ROUNDS"); do
-    if [ $((round % 2)) = 1 ]; then order="keygate baseline"; else order="baseline keygate"; fi
-    complete=1
-    for server in $order; do
-        if [ "$server" = keygate ]; then port=$KEYGATE_PORT; else port=$BASELINE_PORT; fi
-        measure_fresh "$server" "$port" "$round" || complete=0
+    for scenario in ONE ROT; do
+        measure_scenario "$round" "$scenario"
     done
-    if [ "$complete" = 1 ]; then
-        append ONE_RATIOS "$(pct "$LAST_keygate_ONE" "$LAST_baseline_ONE")"
-        append ROT_RATIOS "$(pct "$LAST_keygate_ROT" "$LAST_baseline_ROT")"
-        say "round $round: keygate/baseline: 1 key ${ONE_RATIOS##* } %, $BENCH_HOT_KEYS keys ${ROT_RATIOS##* } %"
-    fi
 done
 
 # ---------------------------------------------------------------------------------------------
@@ -357,17 +381,17 @@ if [ -z "$BENCH_SKIP_COLD" ]; then
     # Opens the pool's connections and caches the (shared) owner and tenant with a hot key, which
     # is not among the cold keys; no cold key has been sent since the restart.
     url="http://127.0.0.1:$KEYGATE_PORT$PATH_CAPABILITY"
-    run_wrk "cold-warm" "$url" "$WORK/hot.txt" 0 1 "$BENCH_COLD_CONNECTIONS" 1
-    run_wrk "cold" "$url" "$WORK/cold.txt" 0 "$BENCH_COLD_SAMPLE" "$BENCH_COLD_CONNECTIONS" "$BENCH_DURATION"
+    run_wrk "$KEYGATE_PID" "cold-warm" "$url" "$WORK/hot.txt" 0 1 "$BENCH_COLD_CONNECTIONS" 1
+    run_wrk "$KEYGATE_PID" "cold" "$url" "$WORK/cold.txt" 0 "$BENCH_COLD_SAMPLE" "$BENCH_COLD_CONNECTIONS" 10
     COLD_RPS=$R_RPS COLD_P50=$R_P50 COLD_P99=$R_P99 COLD_REQUESTS=$R_REQUESTS COLD_CPU=$R_CPU
     COLD_SENT=$R_SENT COLD_KEYS=$R_KEYS COLD_WRAPPED=$R_WRAPPED
     say "cold path over HTTP: the same process and connections, one cached key (the floor)…"
-    run_wrk "cold-floor" "$url" "$WORK/hot.txt" 0 1 "$BENCH_COLD_CONNECTIONS" "$BENCH_DURATION"
+    run_wrk "$KEYGATE_PID" "cold-floor" "$url" "$WORK/hot.txt" 0 1 "$BENCH_COLD_CONNECTIONS" 10
     FLOOR_RPS=$R_RPS FLOOR_P50=$R_P50 FLOOR_P99=$R_P99
-    stop_server
+    stop_server KEYGATE_PID
     say "cold path in process: bench_verify, fresh process, every verify a cache miss…"
     line=$(TOKIO_WORKER_THREADS=1 KEYGATE_LOG=warn taskset -c "$BENCH_SERVER_CPU" "$VERIFY" --data-dir "$DATA" \
-        --keys "$WORK/cold.txt" --skip "$COLD_SENT" --seconds "$BENCH_DURATION" 2>>"$WORK/verify.log" | grep '^RESULT ') ||
+        --keys "$WORK/cold.txt" --skip "$COLD_SENT" --seconds 10 2>>"$WORK/verify.log" | grep '^RESULT ') ||
         die "bench_verify failed: $(tail -3 "$WORK/verify.log")"
     for f in misses rate p50_us p90_us p99_us p999_us max_us; do
         printf -v "V_$f" %s "$(field "$f" "$line")"
@@ -383,15 +407,15 @@ verdict() {
 }
 for s in keygate baseline; do
     v="${s}_ONE_RPS"
-    [ -n "${!v:-}" ] || die "every round of $s was disturbed by other work on this machine; run again when it is idle"
     for c in ONE ROT; do
+        v="${s}_${c}_RPS"
+        [ -n "${!v:-}" ] || die "every pair of $c was disturbed by other work on this machine; run again when it is idle"
         for m in RPS P50 P99 CPU; do
             v="${s}_${c}_${m}"
             printf -v "MED_${v}" %s "$(median "${!v}")"
         done
     done
 done
-[ -n "$ONE_RATIOS" ] || die "no round measured both servers undisturbed; run again when the machine is idle"
 ONE_RATIO=$(fmedian "$ONE_RATIOS")
 ROT_RATIO=$(fmedian "$ROT_RATIOS")
 verdict ONE_VERDICT "$ONE_RATIO" "$BENCH_MIN_RATIO"
@@ -410,17 +434,17 @@ row() {
 echo
 echo "keygate HTTP benchmark, $(date -u +%Y-%m-%dT%H:%MZ), $(uname -srm), $(nproc --all) CPUs ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1))"
 echo "servers: taskset -c $BENCH_SERVER_CPU, TOKIO_WORKER_THREADS=1; load: taskset -c $BENCH_CLIENT_CPU wrk -t1 -c$BENCH_CONNECTIONS -d${BENCH_DURATION}s"
-CLEAN_K=$(wc -w <<<"$keygate_ONE_RPS")
-CLEAN_B=$(wc -w <<<"$baseline_ONE_RPS")
-echo "GET $PATH_CAPABILITY, cache hits; medians of the undisturbed rounds: keygate $CLEAN_K, baseline $CLEAN_B of $BENCH_ROUNDS (per-round figures on stderr)"
-echo "keygate/baseline: the median of the ratios of the rounds that measured both undisturbed:$(wc -w <<<"$ONE_RATIOS") (1 key:$ONE_RATIOS; $BENCH_HOT_KEYS keys:$ROT_RATIOS)"
+echo "GET $PATH_CAPABILITY, cache hits; $BENCH_ROUNDS rounds × $BENCH_PAIRS pairs of runs, the other server paused; medians of all runs (per-pair figures on stderr)"
+echo "keygate/baseline: the median of the pairs' ratios, in %:"
+echo "  1 key ($(wc -w <<<"$ONE_RATIOS") pairs):$ONE_RATIOS"
+echo "  $BENCH_HOT_KEYS keys ($(wc -w <<<"$ROT_RATIOS") pairs):$ROT_RATIOS"
 echo
 printf '%-26s │ %-35s │ %-35s │ %7s\n' "" "keygate" "baseline" "keygate/"
 printf '%-26s │ %8s %9s %9s %5s │ %8s %9s %9s %5s │ %7s\n' "scenario" "req/s" "p50" "p99" "CPU" "req/s" "p50" "p99" "CPU" "baseline"
 row ONE "1 key" "$ONE_RATIO"
 row ROT "$BENCH_HOT_KEYS keys rotating" "$ROT_RATIO"
 echo "CPU: the server's CPU use during the run; near 100 % means the server, not wrk, was the limit"
-[ -z "$DISTURBED" ] || echo "warning: left out, disturbed by other work on the machine in 3 attempts:$DISTURBED"
+[ -z "$DISTURBED" ] || echo "warning: pairs left out, disturbed by other work on the machine in 3 attempts:$DISTURBED"
 echo
 echo "$ONE_VERDICT  hot path, 1 key: keygate reaches $ONE_RATIO % of the baseline (target ≥ $BENCH_MIN_RATIO %)"
 echo "$ROT_VERDICT  hot path, $BENCH_HOT_KEYS keys: keygate reaches $ROT_RATIO % of the baseline (target ≥ $BENCH_MIN_RATIO %)"

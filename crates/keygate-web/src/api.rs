@@ -4,7 +4,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use axum::{
     body::Bytes,
-    extract::{ConnectInfo, RawPathParams, Request, State},
+    extract::Request,
     http::{HeaderMap, StatusCode, header},
     response::{IntoResponse, Response},
 };
@@ -41,17 +41,11 @@ pub(crate) fn parse_unit(text: &str) -> Option<UnitId> {
 
 /// Who am I: the key, its user, tenant, unit, effective permissions and the client IP as seen.
 /// Any valid key may call it for a unit it may reach.
-pub(crate) async fn capability(
-    State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    params: RawPathParams,
-    request: Request,
-) -> Response {
-    // The request is taken whole, not as a `HeaderMap` extractor, which would copy every header.
+pub(crate) async fn capability(state: AppState, peer: SocketAddr, request: Request) -> Response {
     let headers = request.headers();
     let ip = client_ip(peer, headers, &state.config.trusted_proxies);
-    // `{unit}` as it arrived, borrowed from the matched path rather than copied into a String.
-    let raw_unit = params.iter().find_map(|(name, value)| (name == "unit").then_some(value)).unwrap_or_default();
+    // `{unit}` as it arrived, borrowed from the path.
+    let (raw_unit, _, _) = crate::public_api::segments(request.uri().path());
     let Some(unit) = parse_unit(raw_unit) else {
         return Problem::new(StatusCode::NOT_FOUND, "unknown_unit", "There is no such unit", state.next_request_id())
             .detail(format!("`{raw_unit}` is not a unit number"))

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 
 use axum::{
     body::Bytes,
-    extract::{ConnectInfo, Path, Query, State},
+    extract::{Query, Request},
     http::{HeaderMap, StatusCode, header},
     response::{IntoResponse, Response},
 };
@@ -18,6 +18,7 @@ use crate::{
     api::{authenticated, credential, parse_unit},
     client_ip::client_ip,
     problem::Problem,
+    public_api::{BODY_LIMIT, decoded, segments},
 };
 
 #[derive(Debug, Deserialize)]
@@ -72,18 +73,16 @@ fn failed(state: &AppState, v: &Verified, e: keygate_service::ServiceError) -> R
 }
 
 /// Reads a page of a view. Permission: read on the view's resource (own records without a grant).
-pub(crate) async fn read_view(
-    State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    Path((unit, view)): Path<(String, String)>,
-    query: Result<Query<ViewQuery>, axum::extract::rejection::QueryRejection>,
-    headers: HeaderMap,
-) -> Response {
-    let (v, unit, _) = match authenticate(&state, peer, &headers, &unit).await {
+pub(crate) async fn read_view(state: AppState, peer: SocketAddr, request: Request) -> Response {
+    let (unit, _, view) = segments(request.uri().path());
+    let (v, unit, _) = match authenticate(&state, peer, request.headers(), unit).await {
         Ok(x) => x,
         Err(r) => return r,
     };
-    let Ok(Query(q)) = query else {
+    let Some(view) = decoded(view) else {
+        return not_found(&state, &v, "the view");
+    };
+    let Ok(Query(q)) = Query::<ViewQuery>::try_from_uri(request.uri()) else {
         return failed(
             &state,
             &v,
@@ -107,8 +106,32 @@ pub(crate) async fn read_view(
 }
 
 /// The `?id=` of a record call, when it is a positive id.
-fn record_id(q: &IdQuery) -> Option<i64> {
+fn record_id(request: &Request) -> Option<i64> {
+    record_id_of(request.uri())
+}
+
+fn record_id_of(uri: &axum::http::Uri) -> Option<i64> {
+    let Query(q) = Query::<IdQuery>::try_from_uri(uri).ok()?;
     q.id.as_deref().and_then(|t| t.parse::<i64>().ok()).filter(|id| *id > 0)
+}
+
+/// A path segment that does not decode to text names nothing.
+fn not_found(state: &AppState, v: &Verified, what: &str) -> Response {
+    failed(state, v, keygate_service::ServiceError::NotFound(what.to_owned()))
+}
+
+/// The request body, up to [`BODY_LIMIT`].
+async fn read_body(state: &AppState, v: &Verified, body: axum::body::Body) -> Result<Bytes, Response> {
+    axum::body::to_bytes(body, BODY_LIMIT).await.map_err(|e| {
+        let p = Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            "The request body is too large or could not be read",
+            state.next_request_id(),
+        )
+        .detail(format!("{e}; at most {BODY_LIMIT} bytes are accepted"));
+        authenticated(v, p)
+    })
 }
 
 fn bad_id(state: &AppState, v: &Verified) -> Response {
@@ -117,18 +140,16 @@ fn bad_id(state: &AppState, v: &Verified) -> Response {
 }
 
 /// One record by `?id=`. A record the key's user cannot see is 404.
-pub(crate) async fn read_record(
-    State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    Path((unit, resource)): Path<(String, String)>,
-    Query(q): Query<IdQuery>,
-    headers: HeaderMap,
-) -> Response {
-    let (v, unit, _) = match authenticate(&state, peer, &headers, &unit).await {
+pub(crate) async fn read_record(state: AppState, peer: SocketAddr, request: Request) -> Response {
+    let (unit, resource, _) = segments(request.uri().path());
+    let (v, unit, _) = match authenticate(&state, peer, request.headers(), unit).await {
         Ok(x) => x,
         Err(r) => return r,
     };
-    let Some(id) = record_id(&q) else {
+    let Some(resource) = decoded(resource) else {
+        return not_found(&state, &v, "the resource");
+    };
+    let Some(id) = record_id(&request) else {
         return bad_id(&state, &v);
     };
     match state.keygate.read_record(&v, unit, &resource, id).await {
@@ -138,15 +159,18 @@ pub(crate) async fn read_record(
 }
 
 /// Creates a record (`POST …/{resource}`, `POST …/time`). Honours `Idempotency-Key`.
-pub(crate) async fn create_record(
-    State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    Path((unit, resource)): Path<(String, String)>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let (v, unit, ip) = match authenticate(&state, peer, &headers, &unit).await {
+pub(crate) async fn create_record(state: AppState, peer: SocketAddr, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let (headers, (unit, resource, _)) = (&parts.headers, segments(parts.uri.path()));
+    let (v, unit, ip) = match authenticate(&state, peer, headers, unit).await {
         Ok(x) => x,
+        Err(r) => return r,
+    };
+    let Some(resource) = decoded(resource) else {
+        return not_found(&state, &v, "the resource");
+    };
+    let body = match read_body(&state, &v, body).await {
+        Ok(body) => body,
         Err(r) => return r,
     };
     let idem = headers.get("idempotency-key").map(|h| h.to_str().unwrap_or("\u{0}"));
@@ -158,20 +182,22 @@ pub(crate) async fn create_record(
 
 /// Changes a record (`PATCH …/{resource}?id=N`); `PATCH …/users?id=N {"active": false}`
 /// deactivates the user and with it every key of theirs.
-pub(crate) async fn update_record(
-    State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    Path((unit, resource)): Path<(String, String)>,
-    Query(q): Query<IdQuery>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let (v, unit, ip) = match authenticate(&state, peer, &headers, &unit).await {
+pub(crate) async fn update_record(state: AppState, peer: SocketAddr, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let (headers, (unit, resource, _)) = (&parts.headers, segments(parts.uri.path()));
+    let (v, unit, ip) = match authenticate(&state, peer, headers, unit).await {
         Ok(x) => x,
         Err(r) => return r,
     };
-    let Some(id) = record_id(&q) else {
+    let Some(resource) = decoded(resource) else {
+        return not_found(&state, &v, "the resource");
+    };
+    let Some(id) = record_id_of(&parts.uri) else {
         return bad_id(&state, &v);
+    };
+    let body = match read_body(&state, &v, body).await {
+        Ok(body) => body,
+        Err(r) => return r,
     };
     match state.keygate.update_record(&v, unit, &resource, id, &body, Some(ip)).await {
         Ok(()) => json_response(&v, StatusCode::OK, serde_json::json!({ "id": id }).to_string()),

@@ -10,6 +10,7 @@ mod console;
 mod data;
 mod ops;
 mod problem;
+mod public_api;
 mod server;
 mod verify;
 
@@ -94,15 +95,10 @@ fn getrandom_prefix(bytes: &mut [u8; 4]) {
     *bytes = (nanos ^ std::process::id().rotate_left(16)).to_le_bytes();
 }
 
-/// The whole HTTP application.
-pub fn app(state: AppState) -> Router {
+/// The HTTP application apart from the Public API (`/rest/v1/…`), which [`serve`] dispatches
+/// itself (see `public_api`).
+fn app(state: AppState) -> Router {
     Router::new()
-        .route("/rest/v1/{unit}/capability", get(api::capability))
-        .route("/rest/v1/{unit}/views/{view}", get(data::read_view))
-        .route(
-            "/rest/v1/{unit}/{resource}",
-            get(data::read_record).post(data::create_record).patch(data::update_record),
-        )
         .route("/v1/keys/verify", post(verify::verify_key))
         .route("/v1/forward-auth", any(verify::forward_auth))
         .route("/healthz", get(ops::healthz))
@@ -119,6 +115,5 @@ pub async fn serve(
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let idle_timeout = state.config.idle_timeout;
-    server::run(listener, app(state), idle_timeout, shutdown).await
+    server::run(listener, app(state.clone()), state, shutdown).await
 }

@@ -27,6 +27,11 @@ use hyper::body::Incoming;
 use hyper_util::{rt::TokioIo, server::graceful::GracefulShutdown};
 use tower::ServiceExt;
 
+use crate::{
+    AppState,
+    public_api::{self, Dispatch},
+};
+
 /// How long shutdown waits for requests in flight before it closes their connections.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -41,9 +46,10 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 pub(crate) async fn run(
     listener: tokio::net::TcpListener,
     app: Router,
-    idle_timeout: Duration,
+    state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let idle_timeout = state.config.idle_timeout;
     let http = hyper::server::conn::http1::Builder::new();
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
@@ -66,7 +72,8 @@ pub(crate) async fn run(
         }
         let activity = Arc::new(Activity::default());
         let io = Watched { io: TokioIo::new(stream), activity: Arc::clone(&activity) };
-        let service = hyper::service::service_fn(connection_service(app.clone(), peer, Arc::clone(&activity)));
+        let service =
+            hyper::service::service_fn(connection_service(app.clone(), state.clone(), peer, Arc::clone(&activity)));
         let connection = graceful.watch(http.serve_connection(io, service));
         tokio::spawn(async move {
             tokio::select! {
@@ -86,18 +93,24 @@ pub(crate) async fn run(
     Ok(())
 }
 
-/// Each request of a connection from `peer`, handed to the router with the peer address (what
-/// axum's `ConnectInfo` extractor reads). Its head's arrival is progress, and the connection is
-/// busy from then until the answer's first bytes are written.
+/// Each request of a connection from `peer`: a Public API call goes to [`public_api`], anything
+/// else to axum's router with the peer address (what axum's `ConnectInfo` extractor reads). Its
+/// head's arrival is progress, and the connection is busy from then until the answer's first
+/// bytes are written.
 fn connection_service(
     app: Router,
+    state: AppState,
     peer: SocketAddr,
     activity: Arc<Activity>,
-) -> impl Fn(Request<Incoming>) -> tower::util::Oneshot<Router, Request<Body>> + Clone {
+) -> impl Fn(Request<Incoming>) -> Dispatch<tower::util::Oneshot<Router, Request<Body>>> + Clone {
     move |mut request: Request<Incoming>| {
         activity.head_received();
+        if let Some(endpoint) = public_api::endpoint(request.method(), request.uri().path()) {
+            let call = public_api::serve(state.clone(), peer, endpoint, request.map(Body::new));
+            return Dispatch::PublicApi(Box::pin(call));
+        }
         request.extensions_mut().insert(ConnectInfo(peer));
-        app.clone().oneshot(request.map(Body::new))
+        Dispatch::Router(app.clone().oneshot(request.map(Body::new)))
     }
 }
 

@@ -6,4 +6,5 @@ mod data;
 mod helpers;
 mod refusals;
 mod revocation;
+mod routing;
 mod verify;

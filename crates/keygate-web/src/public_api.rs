@@ -1,0 +1,193 @@
+//! The Public API's own router: `/rest/v1/{unitId}/…`, the calls integrations make at volume.
+//!
+//! These requests are dispatched here, before axum's router, which serves everything else (the
+//! console, verification for services and proxies, ops). axum's general routing costs more per
+//! call than keygate's whole key check on a cache hit: matching, a map of path parameters, the
+//! matched path and the peer address put into the request's extensions, a boxed future per
+//! route (about 8 000 instructions per request, callgrind; see the README's Performance). The
+//! Public API has five endpoints of fixed shape, so a `match` on the path's segments does.
+//!
+//! Nothing axum would add is skipped: no layer wraps these routes, and request bodies get the
+//! same 2 MiB limit as axum's default.
+
+use std::{
+    future::Future,
+    net::SocketAddr,
+    pin::Pin,
+    task::{Context, Poll},
+};
+
+use axum::{
+    body::Body,
+    http::{HeaderValue, Method, Request, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+
+use crate::{AppState, api, data, problem::Problem};
+
+/// The largest request body a Public API call may send (axum's default limit).
+pub(crate) const BODY_LIMIT: usize = 2 * 1024 * 1024;
+
+/// A Public API endpoint, found from the method and the path alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Endpoint {
+    /// `GET /rest/v1/{unitId}/capability`
+    Capability,
+    /// `GET /rest/v1/{unitId}/views/{viewName}`
+    ReadView,
+    /// `GET /rest/v1/{unitId}/{resource}?id=N`
+    ReadRecord,
+    /// `POST /rest/v1/{unitId}/{resource}`
+    CreateRecord,
+    /// `PATCH /rest/v1/{unitId}/{resource}?id=N`
+    UpdateRecord,
+    /// A Public API path with a method it does not answer; carries the `Allow` header.
+    MethodNotAllowed(&'static str),
+}
+
+/// The endpoint for `method` on `path`, or `None` when the path is not a Public API path (axum's
+/// router then answers it, with 404).
+pub(crate) fn endpoint(method: &Method, path: &str) -> Option<Endpoint> {
+    let rest = path.strip_prefix("/rest/v1/")?;
+    let mut segments = rest.split('/');
+    let (unit, first, second, more) = (segments.next()?, segments.next()?, segments.next(), segments.next());
+    if unit.is_empty() || first.is_empty() || more.is_some() || second.is_some_and(str::is_empty) {
+        return None;
+    }
+    let read = *method == Method::GET || *method == Method::HEAD;
+    Some(match (first, second) {
+        ("capability", None) if read => Endpoint::Capability,
+        ("capability", None) => Endpoint::MethodNotAllowed("GET, HEAD"),
+        ("views", Some(_)) if read => Endpoint::ReadView,
+        ("views", Some(_)) => Endpoint::MethodNotAllowed("GET, HEAD"),
+        (_, Some(_)) => return None,
+        (_, None) if read => Endpoint::ReadRecord,
+        (_, None) if *method == Method::POST => Endpoint::CreateRecord,
+        (_, None) if *method == Method::PATCH => Endpoint::UpdateRecord,
+        (_, None) => Endpoint::MethodNotAllowed("GET, HEAD, POST, PATCH"),
+    })
+}
+
+/// The path's `{unitId}` and its third segment (`capability`, `views`, or the resource), and the
+/// fourth if any (the view's name); as they arrived, not decoded. Only called for paths that
+/// [`endpoint`] accepted.
+pub(crate) fn segments(path: &str) -> (&str, &str, &str) {
+    let mut parts = path.strip_prefix("/rest/v1/").unwrap_or_default().splitn(3, '/');
+    (parts.next().unwrap_or_default(), parts.next().unwrap_or_default(), parts.next().unwrap_or_default())
+}
+
+/// A path segment with its percent-escapes decoded, as axum's `Path` extractor did; `None` when
+/// the escapes do not decode to UTF-8.
+pub(crate) fn decoded(segment: &str) -> Option<std::borrow::Cow<'_, str>> {
+    if !segment.contains('%') {
+        return Some(std::borrow::Cow::Borrowed(segment));
+    }
+    let bytes = segment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (bytes[i], bytes.get(i + 1).copied().and_then(hex), bytes.get(i + 2).copied().and_then(hex)) {
+            (b'%', Some(high), Some(low)) => {
+                out.push((high * 16 + low) as u8);
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok().map(std::borrow::Cow::Owned)
+}
+
+/// Answers a Public API request for `endpoint`.
+pub(crate) async fn serve(state: AppState, peer: SocketAddr, endpoint: Endpoint, request: Request<Body>) -> Response {
+    match endpoint {
+        Endpoint::Capability => api::capability(state, peer, request).await,
+        Endpoint::ReadView => data::read_view(state, peer, request).await,
+        Endpoint::ReadRecord => data::read_record(state, peer, request).await,
+        Endpoint::CreateRecord => data::create_record(state, peer, request).await,
+        Endpoint::UpdateRecord => data::update_record(state, peer, request).await,
+        Endpoint::MethodNotAllowed(allow) => {
+            let mut response = Problem::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "This endpoint does not answer this method",
+                state.next_request_id(),
+            )
+            .detail(format!("allowed: {allow}"))
+            .into_response();
+            response.headers_mut().insert(header::ALLOW, HeaderValue::from_static(allow));
+            response
+        }
+    }
+}
+
+/// The future of one request: a Public API call, or axum's router for everything else.
+pub(crate) enum Dispatch<R> {
+    PublicApi(Pin<Box<dyn Future<Output = Response> + Send>>),
+    Router(R),
+}
+
+impl<R> Future for Dispatch<R>
+where
+    R: Future<Output = Result<Response, std::convert::Infallible>> + Unpin,
+{
+    type Output = Result<Response, std::convert::Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.get_mut() {
+            Self::PublicApi(call) => call.as_mut().poll(cx).map(Ok),
+            Self::Router(call) => Pin::new(call).poll(cx),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_public_api_path_finds_its_endpoint() {
+        let get = Method::GET;
+        assert_eq!(endpoint(&get, "/rest/v1/3/capability"), Some(Endpoint::Capability));
+        assert_eq!(endpoint(&Method::HEAD, "/rest/v1/3/capability"), Some(Endpoint::Capability));
+        assert_eq!(endpoint(&get, "/rest/v1/3/views/jobs"), Some(Endpoint::ReadView));
+        assert_eq!(endpoint(&get, "/rest/v1/3/invoices"), Some(Endpoint::ReadRecord));
+        assert_eq!(endpoint(&Method::POST, "/rest/v1/3/invoices"), Some(Endpoint::CreateRecord));
+        assert_eq!(endpoint(&Method::PATCH, "/rest/v1/3/invoices"), Some(Endpoint::UpdateRecord));
+        assert_eq!(
+            endpoint(&Method::DELETE, "/rest/v1/3/invoices"),
+            Some(Endpoint::MethodNotAllowed("GET, HEAD, POST, PATCH"))
+        );
+        assert_eq!(endpoint(&Method::POST, "/rest/v1/3/capability"), Some(Endpoint::MethodNotAllowed("GET, HEAD")));
+    }
+
+    #[test]
+    fn other_paths_are_left_to_the_general_router() {
+        for path in [
+            "/rest/v1/3",
+            "/rest/v1/3/",
+            "/rest/v1//capability",
+            "/rest/v1/3/capability/",
+            "/rest/v1/3/views/",
+            "/rest/v1/3/views/jobs/extra",
+            "/rest/v1/3/invoices/7",
+            "/rest/v2/3/capability",
+            "/console",
+        ] {
+            assert_eq!(endpoint(&Method::GET, path), None, "{path}");
+        }
+    }
+
+    #[test]
+    fn segments_are_read_as_sent_and_decoded_on_request() {
+        assert_eq!(segments("/rest/v1/3/views/my%20jobs"), ("3", "views", "my%20jobs"));
+        assert_eq!(segments("/rest/v1/3/capability"), ("3", "capability", ""));
+        assert_eq!(decoded("my%20jobs").as_deref(), Some("my jobs"));
+        assert_eq!(decoded("plain").as_deref(), Some("plain"));
+        assert_eq!(decoded("bad%zz").as_deref(), Some("bad%zz"));
+        assert_eq!(decoded("%ff"), None);
+    }
+}

@@ -73,7 +73,7 @@
 #   BENCH_SKIP_BUILD=          1: use the binaries already built
 #   BENCH_SKIP_COLD=           1: skip the cold path
 #
-# Runtime with the defaults, after compiling: about 8 minutes, half of it the cold path's seeding
+# Runtime with the defaults, after compiling: about 12 minutes, 5 of them the cold path's seeding
 # (more when other work on the machine forces repeats).
 # Exit status: 0 when every target is met, 1 when one is missed, 2 on a setup error.
 # Needs: cargo, wrk, taskset (util-linux), bash, awk; two CPUs or more; Linux (/proc).

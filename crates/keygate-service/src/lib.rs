@@ -186,4 +186,10 @@ impl Keygate {
     pub fn refusal_counts(&self) -> Vec<(&'static str, u64)> {
         self.inner.verifier.refusals.counts()
     }
+
+    /// Database reads the verification caches have made since the start, per cache (`key`,
+    /// `user`, `tenant`): cache misses, concurrent misses of one entry counted once.
+    pub fn cache_loads(&self) -> [(&'static str, u64); 3] {
+        self.inner.verifier.loads()
+    }
 }

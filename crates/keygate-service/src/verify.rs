@@ -220,15 +220,59 @@ pub(crate) type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<PassThrough>>;
 
 /// A map of cached values with a load epoch: a value loaded before an invalidation is not
 /// stored after it, so a slow cache miss can never resurrect what a change just dropped.
+/// Concurrent misses of one entry take turns ([`Cache::load_turn`]), so that a burst of calls
+/// for an entry not cached (at a start, or when its TTL ran out) makes one database read, not one
+/// per call.
 #[derive(Debug)]
 struct Cache<K, V, S = std::hash::RandomState> {
     map: RwLock<HashMap<K, (Arc<V>, Instant), S>>,
     epoch: AtomicU64,
+    /// Entries being loaded, each with the lock its loaders take turns on.
+    loading: Mutex<HashMap<K, Arc<tokio::sync::Mutex<()>>, S>>,
+    /// Database reads made for this cache (for `/metrics`).
+    loads: AtomicU64,
+}
+
+/// A task's turn to load an entry; the next task waiting for that entry gets its turn when this
+/// is dropped (also when the loading call is cancelled).
+struct LoadTurn<'a, K: Eq + Hash + Copy, V, S: std::hash::BuildHasher> {
+    cache: &'a Cache<K, V, S>,
+    key: K,
+    _held: tokio::sync::OwnedMutexGuard<()>,
+}
+
+impl<K: Eq + Hash + Copy, V, S: std::hash::BuildHasher> Drop for LoadTurn<'_, K, V, S> {
+    fn drop(&mut self) {
+        let mut loading = self.cache.loading.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Two references: the map's and the one inside this turn's guard. More: others wait.
+        if loading.get(&self.key).is_some_and(|lock| Arc::strong_count(lock) <= 2) {
+            loading.remove(&self.key);
+        }
+    }
 }
 
 impl<K: Eq + Hash + Copy, V, S: std::hash::BuildHasher + Default> Cache<K, V, S> {
     fn new() -> Self {
-        Self { map: RwLock::new(HashMap::default()), epoch: AtomicU64::new(0) }
+        Self {
+            map: RwLock::new(HashMap::default()),
+            epoch: AtomicU64::new(0),
+            loading: Mutex::new(HashMap::default()),
+            loads: AtomicU64::new(0),
+        }
+    }
+
+    /// Waits until no other task is loading `k`. Whoever held the turn before has stored what it
+    /// loaded (unless a change intervened), so look in the cache again before loading.
+    async fn load_turn(&self, k: K) -> LoadTurn<'_, K, V, S> {
+        let lock = {
+            let mut loading = self.loading.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            Arc::clone(loading.entry(k).or_default())
+        };
+        LoadTurn { cache: self, key: k, _held: lock.lock_owned().await }
+    }
+
+    fn counted_load(&self) {
+        self.loads.fetch_add(1, Ordering::Relaxed);
     }
 
     fn get(&self, k: &K, now: Instant, ttl: Duration) -> Option<Arc<V>> {
@@ -308,6 +352,15 @@ impl Verifier {
                 self.keys.epoch.fetch_add(1, Ordering::AcqRel);
             }
         }
+    }
+
+    /// Database reads each cache has made since the start: keys, users, tenants.
+    pub(crate) fn loads(&self) -> [(&'static str, u64); 3] {
+        [
+            ("key", self.keys.loads.load(Ordering::Relaxed)),
+            ("user", self.owners.loads.load(Ordering::Relaxed)),
+            ("tenant", self.tenants.loads.load(Ordering::Relaxed)),
+        ]
     }
 
     pub(crate) fn forget_user(&self, id: UserId) {
@@ -456,7 +509,12 @@ impl Keygate {
         if let Some(k) = v.keys.get(digest, now, v.ttl) {
             return Ok(Some(k));
         }
+        let _turn = v.keys.load_turn(*digest).await;
+        if let Some(k) = v.keys.get(digest, now, v.ttl) {
+            return Ok(Some(k));
+        }
         let epoch = v.keys.epoch();
+        v.keys.counted_load();
         let Some(record) = self.db().keys().by_digest(digest).await? else { return Ok(None) };
         // An entry whose TTL ran out hands its state on (a change removes the entry instead, so
         // its successor starts afresh).
@@ -475,7 +533,12 @@ impl Keygate {
         if let Some(o) = v.owners.get(&id, now, v.ttl) {
             return Ok(Some(o));
         }
+        let _turn = v.owners.load_turn(id).await;
+        if let Some(o) = v.owners.get(&id, now, v.ttl) {
+            return Ok(Some(o));
+        }
         let epoch = v.owners.epoch();
+        v.owners.counted_load();
         let Some(owner) = self.db().users().owner_state(id).await? else { return Ok(None) };
         let owner = Arc::new(owner);
         v.owners.insert_if_unchanged(id, Arc::clone(&owner), epoch, now);
@@ -487,7 +550,12 @@ impl Keygate {
         if let Some(t) = v.tenants.get(&id, now, v.ttl) {
             return Ok(Some(t));
         }
+        let _turn = v.tenants.load_turn(id).await;
+        if let Some(t) = v.tenants.get(&id, now, v.ttl) {
+            return Ok(Some(t));
+        }
         let epoch = v.tenants.epoch();
+        v.tenants.counted_load();
         let Some(tenant) = self.db().tenants().by_id(id).await? else { return Ok(None) };
         let policy = Arc::new(tenant.policy);
         v.tenants.insert_if_unchanged(id, Arc::clone(&policy), epoch, now);

@@ -29,5 +29,12 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
     for (code, n) in state.keygate.refusal_counts() {
         out.push_str(&format!("keygate_refused_calls_total{{code=\"{code}\"}} {n}\n"));
     }
+    out.push_str(
+        "# HELP keygate_cache_loads_total Database reads of the verification caches (misses), by cache.\n\
+         # TYPE keygate_cache_loads_total counter\n",
+    );
+    for (cache, n) in state.keygate.cache_loads() {
+        out.push_str(&format!("keygate_cache_loads_total{{cache=\"{cache}\"}} {n}\n"));
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }

@@ -128,3 +128,44 @@ async fn a_change_made_by_another_process_reaches_the_server_within_a_second() {
     let _ = stop_tx.send(true);
     let _ = background.await;
 }
+
+/// `keygate_cache_loads_total{cache="…"}` from `/metrics`.
+async fn cache_loads(app: &TestApp, cache: &str) -> u64 {
+    let text = app.client.get(app.url("/metrics")).send().await.expect("metrics").text().await.expect("text");
+    let prefix = format!("keygate_cache_loads_total{{cache=\"{cache}\"}} ");
+    text.lines().find_map(|l| l.strip_prefix(&prefix)).and_then(|n| n.parse().ok()).expect("the counter is exported")
+}
+
+/// Calls capability with every key at once; each must succeed.
+async fn burst(app: &TestApp, keys: &[keygate_domain::ApiKeySecret]) {
+    let calls: Vec<_> = keys
+        .iter()
+        .map(|key| {
+            let (client, url, key) = (app.client.clone(), app.url("/rest/v1/1/capability"), key.expose().to_owned());
+            tokio::spawn(async move { client.get(url).bearer_auth(key).send().await.expect("request").status() })
+        })
+        .collect();
+    for call in calls {
+        assert_eq!(call.await.expect("task"), 200);
+    }
+}
+
+#[tokio::test]
+async fn a_burst_of_calls_for_a_user_not_cached_reads_that_user_once() {
+    let app = spawn_app().await;
+    let mut keys = Vec::new();
+    for _ in 0..24 {
+        keys.push(app.issue(&["127.0.0.0/8"], None).await.1);
+    }
+    // Caches the keys, and opens one connection per key, so the next burst arrives at once.
+    burst(&app, &keys).await;
+    // Deactivating and reactivating the user drops the cached user, and only it: the 24 keys stay
+    // cached, so every call of the next burst misses on the user at the same moment.
+    for active in [false, true] {
+        app.keygate.set_user_active(&Caller::CLI, app.tenant, app.user, active).await.expect("(de)activate");
+    }
+    let (users, key_loads) = (cache_loads(&app, "user").await, cache_loads(&app, "key").await);
+    burst(&app, &keys).await;
+    assert_eq!(cache_loads(&app, "key").await - key_loads, 0, "the keys were still cached");
+    assert_eq!(cache_loads(&app, "user").await - users, 1, "24 concurrent calls of one user read it once");
+}

@@ -157,6 +157,42 @@ impl SystemGroup {
     }
 }
 
+/// The name of a custom group: 1–60 printable characters, not the name of a system group.
+/// Names are unique per tenant whatever their case; [`GroupName::same`] compares them so.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupName(String);
+
+impl GroupName {
+    pub fn parse(text: &str) -> Result<Self, InvalidPermission> {
+        let s = text.trim();
+        if s.is_empty() || s.chars().count() > 60 || s.chars().any(char::is_control) {
+            return Err(InvalidPermission("a group name must be 1 to 60 printable characters".to_owned()));
+        }
+        if let Some(system) = SystemGroup::from_name(s) {
+            return Err(InvalidPermission(format!("`{}` is a system group; choose another name", system.name())));
+        }
+        Ok(Self(s.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Case-insensitive equality, the rule of the unique index.
+    pub fn same(a: &str, b: &str) -> bool {
+        a.trim().to_lowercase() == b.trim().to_lowercase()
+    }
+}
+
+/// A list of grants from text, e.g. `["documents:read:all", "companies:read:own"]`, deduplicated.
+pub fn parse_grants<S: AsRef<str>>(items: &[S]) -> Result<Vec<Grant>, InvalidPermission> {
+    let mut set = BTreeSet::new();
+    for item in items {
+        set.insert(item.as_ref().parse::<Grant>()?);
+    }
+    Ok(set.into_iter().collect())
+}
+
 /// A key scope: `resource:read`, `resource:write`, or `keys:verify` (the verify endpoint).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Scope {
@@ -367,6 +403,14 @@ mod tests {
         assert!("invoices:read:everything".parse::<Grant>().expect_err("bad").0.contains("own or all"));
         assert!("money:read".parse::<Scope>().expect_err("bad").0.contains("not a resource"));
         assert_eq!("keys:verify".parse::<Scope>(), Ok(Scope::KeysVerify));
+    }
+
+    #[test]
+    fn group_names_are_trimmed_and_may_not_be_a_system_group() {
+        assert_eq!(GroupName::parse("  Invoice export ").expect("valid").as_str(), "Invoice export");
+        assert!(GroupName::parse("supervisor").expect_err("system").0.contains("system group"));
+        assert!(GroupName::parse("").is_err() && GroupName::parse(&"x".repeat(61)).is_err());
+        assert!(GroupName::same("Sales", " sales"));
     }
 
     #[test]

@@ -6,8 +6,10 @@
 
 mod audit_log;
 mod caller;
+mod ceiling;
 mod demo;
 mod error;
+mod groups;
 mod keys;
 mod password;
 mod ratelimit;
@@ -15,6 +17,7 @@ mod records;
 mod refusals;
 mod sessions;
 mod tenants;
+mod units;
 mod usage;
 mod usage_stats;
 mod users;
@@ -26,6 +29,7 @@ use keygate_store::Database;
 
 pub use caller::Caller;
 pub use error::{FieldError, ServiceError, ServiceResult};
+pub use groups::GroupView;
 pub use keys::{IssueKey, IssuedKey, KeyOwner, KeyView};
 pub use password::{generate_password, hash_password, verify_password};
 pub use ratelimit::RateState;

@@ -116,6 +116,13 @@ fn caller(v: &Verified, ip: Option<String>) -> Caller {
         user_id: v.owner.id,
         tenant: v.tenant.id,
         permissions: v.permissions().clone(),
+        units: keygate_domain::Power::of_key(
+            &keygate_domain::Power::new(v.owner.permissions.clone(), v.owner.units.as_deref()),
+            v.key().scopes.as_ref(),
+            v.key().units.as_deref(),
+        )
+        .units
+        .map(|u| u.into_iter().collect()),
         ip,
     }
 }

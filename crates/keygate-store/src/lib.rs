@@ -15,6 +15,7 @@ use sqlx::{
 
 mod audit;
 mod changes;
+mod groups;
 mod keys;
 mod records;
 mod rows;
@@ -27,6 +28,7 @@ mod users;
 
 pub use audit::{AuditFilter, AuditRecord};
 pub use changes::{Change, ChangeKind};
+pub use groups::Groups;
 pub use keys::{KeyListing, NewKey, UsageUpdate};
 pub use records::{
     FieldValue, Idempotency, PageRows, Properties, RecordWrite, Records, RowShape, SqlType, ViewQuery, Visibility,

@@ -82,6 +82,13 @@ impl Problem {
             ServiceError::Forbidden(detail) => {
                 Self::new(StatusCode::FORBIDDEN, "forbidden", "Forbidden", request_id).detail(detail)
             }
+            ServiceError::GrantExceedsActor(detail) => Self::new(
+                StatusCode::FORBIDDEN,
+                "grant_exceeds_actor",
+                "This would give a power the caller does not hold",
+                request_id,
+            )
+            .detail(detail),
             ServiceError::TooLarge(detail) => Self::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "page_too_large",

@@ -111,7 +111,7 @@ pub async fn demo(keygate: Keygate, config: &Config, scale: u32) -> anyhow::Resu
                 "group.created",
                 "group Integration readers",
             );
-            keygate.db().users().create_group(outcome.tenant, "Integration readers", &grants, &audit).await?;
+            keygate.db().groups().create(outcome.tenant, "Integration readers", &grants, &audit).await?;
             let integration = keygate
                 .create_user(
                     &system,

@@ -211,7 +211,9 @@ pub(crate) fn internal(e: &ServiceError) -> Response {
 /// A service error as a page: refusals say why, invalid input says what to fix.
 pub(crate) fn service_error_page(ctx: &Ctx, e: &ServiceError) -> Response {
     match e {
-        ServiceError::Forbidden(why) => pages::message_page(StatusCode::FORBIDDEN, Some(ctx), "Not allowed", why),
+        ServiceError::Forbidden(why) | ServiceError::GrantExceedsActor(why) => {
+            pages::message_page(StatusCode::FORBIDDEN, Some(ctx), "Not allowed", why)
+        }
         ServiceError::NotFound(what) => {
             pages::message_page(StatusCode::NOT_FOUND, Some(ctx), "Not found", &format!("{what} was not found."))
         }

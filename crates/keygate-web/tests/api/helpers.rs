@@ -49,7 +49,7 @@ async fn start(t: TestDatabase, web: WebConfig, config: ServiceConfig) -> TestAp
     keygate.set_public_api(&system, outcome.tenant, true).await.expect("api on");
     let grants: Vec<Grant> = vec!["invoices:read:all".parse().expect("grant"), "jobs:read:own".parse().expect("grant")];
     let audit = keygate_domain::AuditEntry::new(Some(outcome.tenant), system.actor(), "group.created", "group Readers");
-    t.db.users().create_group(outcome.tenant, "Readers", &grants, &audit).await.expect("group");
+    t.db.groups().create(outcome.tenant, "Readers", &grants, &audit).await.expect("group");
     let user = keygate
         .create_user(
             &system,

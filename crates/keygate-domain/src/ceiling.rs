@@ -240,6 +240,29 @@ fn lacks(holder: &Power, wanted: &Power) -> BTreeSet<Lack> {
     out
 }
 
+/// The scopes `actor` may put on a key of a user holding `owner`: those whose reach the actor
+/// holds too (a console offers only these; a refusal suggests them). `keys:verify` included when
+/// the actor holds it.
+pub fn giveable_scopes(actor: Authority<'_>, owner: &Power) -> Vec<Scope> {
+    let everything = Power { permissions: Permissions::of_user(&[SystemGroup::Supervisor], []), units: None };
+    let holder = match actor {
+        Authority::Everything => &everything,
+        Authority::Holder(p) => p,
+    };
+    let mut out = fitting_scopes(holder, owner);
+    // Scopes of resources the owner holds no grant for reach only the owner's own records.
+    for resource in Resource::ALL {
+        if owner.permissions.reach(resource, Access::Read).is_none() {
+            out.push(Scope::Resource(resource, Access::Write));
+        }
+    }
+    if holds_verify(&holder.permissions) {
+        out.push(Scope::KeysVerify);
+    }
+    out.sort();
+    out
+}
+
 /// The scopes of a key's owner that lie within `holder`'s permissions, for the refusal message.
 fn fitting_scopes(holder: &Power, key: &Power) -> Vec<Scope> {
     let mut out = Vec::new();

@@ -334,6 +334,47 @@ impl Permissions {
         }
     }
 
+    /// How far a key with `scopes` (`None`: inherit) reaches into `resource` for `access`:
+    /// `None` when the scopes leave it out; otherwise the widest grant, and without one the
+    /// records the user owns — every user reaches their own records.
+    pub fn effective_reach(&self, scopes: Option<&Scopes>, resource: Resource, access: Access) -> Option<Reach> {
+        if scopes.is_some_and(|s| !s.admits(resource, access)) {
+            return None;
+        }
+        Some(self.reach(resource, access).unwrap_or(Reach::Own))
+    }
+
+    /// Everything a key with `scopes` may do, the own-records rule spelled out: the system
+    /// powers it carries, `keys:verify`, then `resource:access:reach` for every resource and
+    /// access it reaches, e.g. `["companies:read:all", "companies:write:own", …]`.
+    pub fn effective_list(&self, scopes: Option<&Scopes>) -> Vec<String> {
+        let narrowed = self.narrowed_to(scopes);
+        let mut out: Vec<String> =
+            narrowed.to_strings().into_iter().filter(|p| !p.contains(':') || p == "keys:verify").collect();
+        for resource in Resource::ALL {
+            for access in [Access::Read, Access::Write] {
+                if let Some(reach) = self.effective_reach(scopes, resource, access) {
+                    out.push(Grant { resource, access, reach }.to_string());
+                }
+            }
+        }
+        out
+    }
+
+    /// The scopes of a key that its user holds no grant for now: they reach only the user's own
+    /// records today, and wake up if the user gains a grant (live inheritance).
+    pub fn dormant_scopes(&self, scopes: Option<&Scopes>) -> Vec<String> {
+        let Some(scopes) = scopes else { return Vec::new() };
+        scopes
+            .iter()
+            .filter(|s| match s {
+                Scope::Resource(resource, access) => self.reach(*resource, *access).is_none(),
+                Scope::KeysVerify => false,
+            })
+            .map(ToString::to_string)
+            .collect()
+    }
+
     /// Stable, human-readable list, e.g. `["companies:read:all", "supervisor"]`.
     pub fn to_strings(&self) -> Vec<String> {
         let mut out = Vec::new();
@@ -396,6 +437,19 @@ mod tests {
         assert!(!eff.configurator && !eff.supervisor);
         assert_eq!(eff.reach(Resource::Jobs, Access::Read), Some(Reach::All));
         assert_eq!(eff.reach(Resource::Tasks, Access::Read), None);
+    }
+
+    #[test]
+    fn the_effective_list_spells_out_the_own_records_rule_and_dormant_scopes_are_named() {
+        let p = Permissions::of_user(&[], [grant("companies:read:all")]);
+        let scopes = Scopes::parse(&["companies:write", "jobs:read"]).expect("valid");
+        assert_eq!(
+            p.effective_list(Some(&scopes)),
+            ["companies:read:all", "companies:write:own", "jobs:read:own"].map(String::from)
+        );
+        assert_eq!(p.dormant_scopes(Some(&scopes)), ["companies:write", "jobs:read"].map(String::from));
+        assert_eq!(p.effective_reach(Some(&scopes), Resource::Tasks, Access::Read), None);
+        assert_eq!(p.effective_list(None).len(), 16, "an unscoped key reaches every resource, at least its own");
     }
 
     #[test]

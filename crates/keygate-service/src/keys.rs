@@ -258,7 +258,31 @@ impl Keygate {
     }
 }
 
+/// What a key for one user may carry when the caller issues it: the console offers only these.
+#[derive(Debug, Clone)]
+pub struct KeyChoices {
+    /// Scopes the user holds and the caller may give (or that reach only the user's own records).
+    pub scopes: Vec<Scope>,
+    /// The user's units that the caller reaches too, with their names.
+    pub units: Vec<(UnitId, String)>,
+}
+
 impl Keygate {
+    /// The scopes and units the caller may put on a key for `owner`. Members of `Configurator`.
+    pub async fn key_choices(&self, caller: &Caller, tenant: TenantId, owner: UserId) -> ServiceResult<KeyChoices> {
+        caller.require_configurator(tenant)?;
+        let (_, owner_power) = self.user_power(tenant, owner).await?;
+        let power = caller.power();
+        let authority = power.as_ref().map_or(keygate_domain::Authority::Everything, keygate_domain::Authority::Holder);
+        let scopes = keygate_domain::giveable_scopes(authority, &owner_power);
+        let reach = |u: &UnitId| {
+            owner_power.units.as_ref().is_none_or(|s| s.contains(u))
+                && power.as_ref().and_then(|p| p.units.as_ref()).is_none_or(|s| s.contains(u))
+        };
+        let units = self.db().tenants().units(tenant).await?.into_iter().filter(|(u, _)| reach(u)).collect();
+        Ok(KeyChoices { scopes, units })
+    }
+
     /// Enabling or rolling a key gives what it reaches to whoever holds it: the grant ceiling.
     async fn judge_key(&self, caller: &Caller, tenant: TenantId, key: &KeyRecord) -> ServiceResult<()> {
         let (owner, owner_power) = self.user_power(tenant, key.user_id).await?;

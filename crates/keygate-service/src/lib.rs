@@ -30,7 +30,7 @@ use keygate_store::Database;
 pub use caller::Caller;
 pub use error::{FieldError, ServiceError, ServiceResult};
 pub use groups::GroupView;
-pub use keys::{IssueKey, IssuedKey, KeyOwner, KeyView};
+pub use keys::{IssueKey, IssuedKey, KeyChoices, KeyOwner, KeyView};
 pub use password::{generate_password, hash_password, verify_password};
 pub use ratelimit::RateState;
 pub use records::{Page, ViewParams};

@@ -273,6 +273,9 @@ pub struct Permissions {
     pub configurator: bool,
     pub user_configurator: bool,
     pub verify_keys: bool,
+    /// The own-records rule: without a grant a *personal* user still reaches the records they
+    /// own. A programmatic user reaches only what its groups grant (the manual's least privilege).
+    pub own_records: bool,
     grants: BTreeSet<Grant>,
 }
 
@@ -284,8 +287,16 @@ impl Permissions {
             configurator: system.contains(&SystemGroup::Configurator),
             user_configurator: system.contains(&SystemGroup::UserConfigurator),
             verify_keys: false,
+            own_records: false,
             grants: grants.into_iter().collect(),
         }
+    }
+
+    /// The same permissions with the own-records rule on or off (on for personal users).
+    #[must_use]
+    pub fn with_own_records(mut self, on: bool) -> Self {
+        self.own_records = on;
+        self
     }
 
     /// How far `access` on `resource` reaches; `None` means "only records the user owns" is *not*
@@ -330,18 +341,19 @@ impl Permissions {
             configurator: false,
             user_configurator: false,
             verify_keys: scopes.contains(Scope::KeysVerify),
+            own_records: self.own_records,
             grants,
         }
     }
 
     /// How far a key with `scopes` (`None`: inherit) reaches into `resource` for `access`:
     /// `None` when the scopes leave it out; otherwise the widest grant, and without one the
-    /// records the user owns — every user reaches their own records.
+    /// records the user owns when the own-records rule applies (personal users).
     pub fn effective_reach(&self, scopes: Option<&Scopes>, resource: Resource, access: Access) -> Option<Reach> {
         if scopes.is_some_and(|s| !s.admits(resource, access)) {
             return None;
         }
-        Some(self.reach(resource, access).unwrap_or(Reach::Own))
+        self.reach(resource, access).or(self.own_records.then_some(Reach::Own))
     }
 
     /// Everything a key with `scopes` may do, the own-records rule spelled out: the system
@@ -361,8 +373,8 @@ impl Permissions {
         out
     }
 
-    /// The scopes of a key that its user holds no grant for now: they reach only the user's own
-    /// records today, and wake up if the user gains a grant (live inheritance).
+    /// The scopes of a key that its user holds no grant for now: they reach nothing (or only the
+    /// user's own records) today, and wake up if the user gains a grant (live inheritance).
     pub fn dormant_scopes(&self, scopes: Option<&Scopes>) -> Vec<String> {
         let Some(scopes) = scopes else { return Vec::new() };
         scopes
@@ -441,7 +453,11 @@ mod tests {
 
     #[test]
     fn the_effective_list_spells_out_the_own_records_rule_and_dormant_scopes_are_named() {
-        let p = Permissions::of_user(&[], [grant("companies:read:all")]);
+        let programmatic = Permissions::of_user(&[], [grant("companies:read:all")]);
+        let scopes = Scopes::parse(&["companies:write", "jobs:read"]).expect("valid");
+        assert_eq!(programmatic.effective_list(Some(&scopes)), ["companies:read:all"].map(String::from));
+        assert_eq!(programmatic.effective_reach(None, Resource::Jobs, Access::Read), None);
+        let p = programmatic.with_own_records(true);
         let scopes = Scopes::parse(&["companies:write", "jobs:read"]).expect("valid");
         assert_eq!(
             p.effective_list(Some(&scopes)),

@@ -85,13 +85,9 @@ fn problem(p: FilterProblem) -> ServiceError {
 
 /// How far a key reaches into `resource` for `access`; `None`: not at all (403).
 fn visibility(v: &Verified, resource: Resource, access: Access) -> Option<Visibility> {
-    if v.key().scopes.as_ref().is_some_and(|s| !s.admits(resource, access)) {
-        return None;
-    }
-    match v.permissions().reach(resource, access) {
-        Some(Reach::All) => Some(Visibility::All),
-        // Without a grant a user still reaches the records they own.
-        Some(Reach::Own) | None => Some(Visibility::Own(v.owner.id)),
+    match v.owner.permissions.effective_reach(v.key().scopes.as_ref(), resource, access)? {
+        Reach::All => Some(Visibility::All),
+        Reach::Own => Some(Visibility::Own(v.owner.id)),
     }
 }
 
@@ -404,11 +400,12 @@ impl Keygate {
                 String::new()
             }
         };
+        const FIELDS: [&str; 6] = ["name", "email", "category", "groupNames", "groups", "units"];
         for k in object.keys() {
-            if !["name", "email", "category", "groupNames"].contains(&k.as_str()) {
+            if !FIELDS.contains(&k.as_str()) {
                 errors.push(FieldError {
                     field: k.clone(),
-                    message: "is not a field of users (name, email, category, groupNames)".into(),
+                    message: format!("is not a field of users ({})", FIELDS.join(", ")),
                 });
             }
         }
@@ -418,16 +415,8 @@ impl Keygate {
             None => "programmatic".to_owned(),
             Some(_) => text("category", &mut errors),
         };
-        let groups: Vec<String> = match object.get("groupNames") {
-            None => Vec::new(),
-            Some(Json::Array(items)) if items.iter().all(Json::is_string) => {
-                items.iter().filter_map(|g| g.as_str().map(str::to_owned)).collect()
-            }
-            Some(_) => {
-                errors.push(FieldError { field: "groupNames".into(), message: "must be a list of group names".into() });
-                Vec::new()
-            }
-        };
+        let groups = user_groups_field(object, &mut errors).unwrap_or_default();
+        let units = user_units_field(object, &mut errors).flatten();
         if !errors.is_empty() {
             return Err(ServiceError::InvalidFields(errors));
         }
@@ -435,18 +424,15 @@ impl Keygate {
             .create_user(
                 &caller(v, ip),
                 v.tenant.id,
-                crate::CreateUser { email, name, category, groups, units: None, password: None },
+                crate::CreateUser { email, name, category, groups, units, password: None },
             )
             .await
-            .map_err(|e| match e {
-                ServiceError::Invalid(m) => {
-                    ServiceError::InvalidFields(vec![FieldError { field: "user".into(), message: m }])
-                }
-                other => other,
-            })?;
+            .map_err(as_field_error)?;
         Ok((201, serde_json::json!({ "id": id }).to_string()))
     }
 
+    /// `active`, `groups` (or the original's `groupNames`) and `units` of a user; each change
+    /// passes the grant ceiling, and nothing is written unless every field is valid.
     async fn update_user_record(
         &self,
         v: &Verified,
@@ -454,26 +440,50 @@ impl Keygate {
         object: &Map<String, Json>,
         ip: Option<String>,
     ) -> ServiceResult<()> {
-        let errors: Vec<FieldError> = object
-            .iter()
-            .filter(|(k, val)| k.as_str() != "active" || !val.is_boolean())
-            .map(|(k, _)| FieldError {
-                field: k.clone(),
-                message: if k == "active" {
-                    "must be true or false".into()
-                } else {
-                    "cannot be changed through the API; only `active` can".into()
-                },
-            })
-            .collect();
+        let mut errors: Vec<FieldError> = Vec::new();
+        for (k, val) in object {
+            match k.as_str() {
+                "active" if !val.is_boolean() => {
+                    errors.push(FieldError { field: k.clone(), message: "must be true or false".into() });
+                }
+                "active" | "groups" | "groupNames" | "units" => {}
+                _ => errors.push(FieldError {
+                    field: k.clone(),
+                    message: "cannot be changed through the API; only `active`, `groups` and `units` can".into(),
+                }),
+            }
+        }
+        let groups = user_groups_field(object, &mut errors);
+        let units = user_units_field(object, &mut errors);
         if !errors.is_empty() {
             return Err(ServiceError::InvalidFields(errors));
         }
         let user = keygate_domain::UserId(id);
         // A user the key cannot see does not exist for it.
         self.user_by_id(v.tenant.id, user).await?;
+        let caller = caller(v, ip);
+        // Judge every change before writing any of them, so that a refusal writes nothing.
+        let (_, power) = self.user_power(v.tenant.id, user).await?;
         if let Some(active) = object.get("active").and_then(Json::as_bool) {
-            self.set_user_active(&caller(v, ip), v.tenant.id, user, active).await?;
+            let gift = if active {
+                keygate_domain::Gift::HandOver { target: &power }
+            } else {
+                keygate_domain::Gift::Edit { target: &power }
+            };
+            self.judge(&caller, v.tenant.id, &format!("user {id}"), gift).await?;
+        }
+        let mut plans = Vec::new();
+        if let Some(groups) = &groups {
+            plans.push(self.plan_user_groups(&caller, v.tenant.id, user, groups).await.map_err(as_field_error)?);
+        }
+        if let Some(units) = units {
+            plans.push(self.plan_user_units(&caller, v.tenant.id, user, units).await.map_err(as_field_error)?);
+        }
+        for plan in plans {
+            self.apply(plan).await?;
+        }
+        if let Some(active) = object.get("active").and_then(Json::as_bool) {
+            self.set_user_active(&caller, v.tenant.id, user, active).await?;
         }
         Ok(())
     }
@@ -643,6 +653,49 @@ impl Keygate {
                 _ => return Err("must be a list of at most 100 strings".into()),
             },
         }))
+    }
+}
+
+/// `groups` or `groupNames`: a list of group names; `None` when absent.
+fn user_groups_field(object: &Map<String, Json>, errors: &mut Vec<FieldError>) -> Option<Vec<String>> {
+    let (field, value) = ["groups", "groupNames"].into_iter().find_map(|k| object.get(k).map(|v| (k, v)))?;
+    if object.contains_key("groups") && object.contains_key("groupNames") {
+        errors.push(FieldError { field: "groups".into(), message: "give `groups` or `groupNames`, not both".into() });
+        return None;
+    }
+    match value {
+        Json::Array(items) if items.iter().all(Json::is_string) => {
+            Some(items.iter().filter_map(|g| g.as_str().map(str::to_owned)).collect())
+        }
+        _ => {
+            errors.push(FieldError { field: field.into(), message: "must be a list of group names".into() });
+            None
+        }
+    }
+}
+
+/// `units`: a list of unit numbers, or `null` for every unit; `None` when absent.
+fn user_units_field(object: &Map<String, Json>, errors: &mut Vec<FieldError>) -> Option<Option<Vec<UnitId>>> {
+    match object.get("units")? {
+        Json::Null => Some(None),
+        Json::Array(items) if !items.is_empty() && items.iter().all(|u| u.as_i64().is_some()) => {
+            Some(Some(items.iter().filter_map(Json::as_i64).map(UnitId).collect()))
+        }
+        _ => {
+            errors.push(FieldError {
+                field: "units".into(),
+                message: "must be a non-empty list of unit numbers, or null for every unit".into(),
+            });
+            None
+        }
+    }
+}
+
+/// Invalid input of a user write, reported as a field error like the record endpoints do.
+fn as_field_error(e: ServiceError) -> ServiceError {
+    match e {
+        ServiceError::Invalid(m) => ServiceError::InvalidFields(vec![FieldError { field: "user".into(), message: m }]),
+        other => other,
     }
 }
 

@@ -3,7 +3,10 @@
 
 use std::collections::BTreeSet;
 
-use keygate_domain::{Email, Gift, GroupPower, PersonName, Power, SystemGroup, TenantId, UnitId, UserCategory, UserId};
+use keygate_domain::{
+    AuditEntry, Email, Gift, GroupId, GroupPower, PersonName, Power, SystemGroup, TenantId, UnitId, UserCategory,
+    UserId,
+};
 use keygate_store::{GroupRecord, NewUser, UserRecord};
 use secrecy::SecretString;
 
@@ -18,6 +21,21 @@ pub struct CreateUser {
     pub groups: Vec<String>,
     pub units: Option<Vec<UnitId>>,
     pub password: Option<SecretString>,
+}
+
+/// A change of a user that passed every check and is ready to be written.
+#[derive(Debug)]
+pub(crate) struct Planned {
+    tenant: TenantId,
+    user: UserId,
+    change: Change,
+    audit: AuditEntry,
+}
+
+#[derive(Debug)]
+enum Change {
+    Groups(Vec<GroupId>),
+    Units(Option<Vec<UnitId>>),
 }
 
 /// The outcome of a deactivation: how many keys stopped working with it.
@@ -128,6 +146,18 @@ impl Keygate {
         user: UserId,
         names: &[String],
     ) -> ServiceResult<()> {
+        let plan = self.plan_user_groups(caller, tenant, user, names).await?;
+        self.apply(plan).await
+    }
+
+    /// Checks a change of groups against the rules and the ceiling, writing nothing yet.
+    pub(crate) async fn plan_user_groups(
+        &self,
+        caller: &Caller,
+        tenant: TenantId,
+        user: UserId,
+        names: &[String],
+    ) -> ServiceResult<Planned> {
         caller.require_user_configurator(tenant)?;
         let (record, power) = self.user_power(tenant, user).await?;
         let wanted = self.resolve_groups(tenant, names).await?;
@@ -155,9 +185,7 @@ impl Keygate {
             names_or_none(after.iter().copied())
         ));
         let ids: Vec<_> = wanted.iter().map(|g| g.id).collect();
-        self.db().users().set_groups(tenant, user, &ids, &audit).await?;
-        self.inner.verifier.forget_user(user);
-        Ok(())
+        Ok(Planned { tenant, user, change: Change::Groups(ids), audit })
     }
 
     /// Sets the units a user reaches (`None`: every unit). Members of `User configurator`; units
@@ -169,6 +197,18 @@ impl Keygate {
         user: UserId,
         units: Option<Vec<UnitId>>,
     ) -> ServiceResult<()> {
+        let plan = self.plan_user_units(caller, tenant, user, units).await?;
+        self.apply(plan).await
+    }
+
+    /// Checks a change of units against the rules and the ceiling, writing nothing yet.
+    pub(crate) async fn plan_user_units(
+        &self,
+        caller: &Caller,
+        tenant: TenantId,
+        user: UserId,
+        units: Option<Vec<UnitId>>,
+    ) -> ServiceResult<Planned> {
         caller.require_user_configurator(tenant)?;
         let (record, power) = self.user_power(tenant, user).await?;
         let units = self.existing_units(tenant, units).await?;
@@ -180,7 +220,16 @@ impl Keygate {
             describe_units(&record.units),
             describe_units(&units)
         ));
-        self.db().users().set_units(tenant, user, &units, &audit).await?;
+        Ok(Planned { tenant, user, change: Change::Units(units), audit })
+    }
+
+    /// Writes a change that [`Self::plan_user_groups`] or [`Self::plan_user_units`] allowed.
+    pub(crate) async fn apply(&self, plan: Planned) -> ServiceResult<()> {
+        let Planned { tenant, user, change, audit } = plan;
+        match change {
+            Change::Groups(ids) => self.db().users().set_groups(tenant, user, &ids, &audit).await?,
+            Change::Units(units) => self.db().users().set_units(tenant, user, &units, &audit).await?,
+        }
         self.inner.verifier.forget_user(user);
         Ok(())
     }

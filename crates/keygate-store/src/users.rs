@@ -270,15 +270,16 @@ impl Users<'_> {
         let groups = self.groups_of(user).await?;
         let system: Vec<SystemGroup> = groups.iter().filter_map(|g| g.system).collect();
         let grants = groups.iter().flat_map(|g| g.grants.iter().copied());
+        let category = UserCategory::parse(&row.category)
+            .map_err(|_| StoreError::Corrupt(format!("user {}: category", row.id)))?;
         Ok(Some(OwnerState {
             id: user,
             tenant_id: TenantId(row.tenant_id),
-            category: UserCategory::parse(&row.category)
-                .map_err(|_| StoreError::Corrupt(format!("user {}: category", row.id)))?,
+            category,
             name: row.name,
             email: row.email,
             active: row.active,
-            permissions: Permissions::of_user(&system, grants),
+            permissions: Permissions::of_user(&system, grants).with_own_records(category == UserCategory::Personal),
             units: units_from_json(row.units.as_deref())?,
         }))
     }

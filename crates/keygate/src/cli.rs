@@ -78,6 +78,101 @@ pub enum Command {
     /// Tenant settings.
     #[command(subcommand)]
     Tenants(TenantsCommand),
+    /// Custom groups and their grants (resource:read|write:own|all).
+    #[command(subcommand)]
+    Groups(GroupsCommand),
+    /// Units: the {unitId} of the Public API.
+    #[command(subcommand)]
+    Units(UnitsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GroupsCommand {
+    /// Create a custom group, e.g. `groups create --tenant acme "Invoice export" --grant documents:read:all`.
+    Create {
+        #[arg(long)]
+        tenant: String,
+        /// The group's name (unique per tenant, whatever the case).
+        name: String,
+        /// A grant resource:read|write:own|all (repeatable), e.g. companies:read:all.
+        #[arg(long = "grant")]
+        grants: Vec<String>,
+    },
+    /// List the tenant's groups with their grants and member counts.
+    List {
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Show one group: its grants and members.
+    Show {
+        #[arg(long)]
+        tenant: String,
+        name: String,
+    },
+    /// Rename a custom group.
+    Rename {
+        #[arg(long)]
+        tenant: String,
+        name: String,
+        new_name: String,
+    },
+    /// Add grants to a custom group; every member's keys follow on the next request.
+    Grant {
+        #[arg(long)]
+        tenant: String,
+        name: String,
+        #[arg(required = true)]
+        grants: Vec<String>,
+    },
+    /// Remove grants from a custom group; every member's keys follow on the next request.
+    Ungrant {
+        #[arg(long)]
+        tenant: String,
+        name: String,
+        #[arg(required = true)]
+        grants: Vec<String>,
+    },
+    /// Delete a custom group (refused while it has members, unless --force).
+    Delete {
+        #[arg(long)]
+        tenant: String,
+        name: String,
+        /// Remove the group's memberships too (audited).
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UnitsCommand {
+    /// Create a unit.
+    Create {
+        #[arg(long)]
+        tenant: String,
+        /// The unit's name.
+        name: String,
+        /// The unit's number (default: the next free one).
+        #[arg(long)]
+        id: Option<i64>,
+    },
+    /// List the tenant's units.
+    List {
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Rename a unit.
+    Rename {
+        #[arg(long)]
+        tenant: String,
+        id: i64,
+        name: String,
+    },
+    /// Delete a unit that holds no records.
+    Delete {
+        #[arg(long)]
+        tenant: String,
+        id: i64,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -120,6 +215,43 @@ pub enum UsersCommand {
         tenant: String,
         #[arg(long)]
         email: String,
+    },
+    /// Replace a user's groups (no --group: no groups at all).
+    SetGroups {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        email: String,
+        /// A group (repeatable).
+        #[arg(long = "group")]
+        groups: Vec<String>,
+    },
+    /// Set the units a user reaches.
+    SetUnits {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        email: String,
+        /// A unit (repeatable).
+        #[arg(long = "unit", required_unless_present = "all", conflicts_with = "all")]
+        units: Vec<i64>,
+        /// Every unit of the tenant, now and later.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Set or reset a user's password (ends their console sessions). The password is read from a
+    /// file, or from standard input with `--password-file -`, never from an argument.
+    SetPassword {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        email: String,
+        /// A file whose first line is the password; `-` reads standard input.
+        #[arg(long, required_unless_present = "remove", conflicts_with = "remove")]
+        password_file: Option<PathBuf>,
+        /// Remove the password (programmatic users only: they then cannot log in).
+        #[arg(long)]
+        remove: bool,
     },
 }
 
@@ -215,7 +347,13 @@ pub async fn open(config: &Config) -> anyhow::Result<Keygate> {
 }
 
 fn read_secret_file(path: &PathBuf) -> anyhow::Result<SecretString> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text = if path.as_os_str() == "-" {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin().lock(), &mut text).context("cannot read standard input")?;
+        text
+    } else {
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?
+    };
     let line = text.lines().next().unwrap_or("").to_owned();
     if line.is_empty() {
         bail!("{} is empty; put the password on its first line", path.display());
@@ -278,6 +416,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Users(cmd) => users(&keygate, cmd).await?,
         Command::Keys(cmd) => keys(&keygate, cmd).await?,
         Command::Tenants(cmd) => tenants(&keygate, cmd).await?,
+        Command::Groups(cmd) => groups(&keygate, cmd).await?,
+        Command::Units(cmd) => units_command(&keygate, cmd).await?,
         Command::Healthcheck { .. } => {} // answered before the database is opened
     }
     keygate.db().close().await;
@@ -299,7 +439,18 @@ impl Command {
     /// tenants), so that the server must hear of it before the command returns.
     fn invalidates(&self) -> bool {
         match self {
-            Command::Users(cmd) => matches!(cmd, UsersCommand::Deactivate { .. } | UsersCommand::Activate { .. }),
+            Command::Users(cmd) => matches!(
+                cmd,
+                UsersCommand::Deactivate { .. }
+                    | UsersCommand::Activate { .. }
+                    | UsersCommand::SetGroups { .. }
+                    | UsersCommand::SetUnits { .. }
+            ),
+            Command::Groups(cmd) => matches!(
+                cmd,
+                GroupsCommand::Grant { .. } | GroupsCommand::Ungrant { .. } | GroupsCommand::Delete { .. }
+            ),
+            Command::Units(cmd) => matches!(cmd, UnitsCommand::Create { .. } | UnitsCommand::Delete { .. }),
             Command::Keys(cmd) => matches!(
                 cmd,
                 KeysCommand::Disable { .. }
@@ -353,6 +504,125 @@ async fn users(keygate: &Keygate, cmd: UsersCommand) -> anyhow::Result<()> {
             let user = keygate.user_by_email(t.policy.id, &email).await?;
             keygate.set_user_active(&system, t.policy.id, user.id, true).await?;
             println!("activated {email}");
+        }
+        UsersCommand::SetGroups { tenant, email, groups } => {
+            let t = keygate.tenant(&tenant).await?;
+            let user = keygate.user_by_email(t.policy.id, &email).await?;
+            keygate.set_user_groups(&system, t.policy.id, user.id, &groups).await?;
+            let now = keygate.user_by_id(t.policy.id, user.id).await?.groups;
+            println!("{email} is now in: {}", if now.is_empty() { "no group".to_owned() } else { now.join(", ") });
+        }
+        UsersCommand::SetUnits { tenant, email, units: unit_list, all } => {
+            let t = keygate.tenant(&tenant).await?;
+            let user = keygate.user_by_email(t.policy.id, &email).await?;
+            let chosen = if all { None } else { units(&unit_list)? };
+            keygate.set_user_units(&system, t.policy.id, user.id, chosen.clone()).await?;
+            match chosen {
+                None => println!("{email} now reaches every unit"),
+                Some(u) => println!(
+                    "{email} now reaches units {}",
+                    u.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+                ),
+            }
+        }
+        UsersCommand::SetPassword { tenant, email, password_file, remove } => {
+            let t = keygate.tenant(&tenant).await?;
+            let user = keygate.user_by_email(t.policy.id, &email).await?;
+            let password = if remove { None } else { password_file.as_ref().map(read_secret_file).transpose()? };
+            keygate.set_user_password(&system, t.policy.id, user.id, password).await?;
+            if remove {
+                println!("removed the password of {email}; their console sessions ended");
+            } else {
+                println!("set the password of {email}; their console sessions ended");
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn groups(keygate: &Keygate, cmd: GroupsCommand) -> anyhow::Result<()> {
+    let system = Caller::CLI;
+    let grants_text = |grants: &[keygate_domain::Grant]| {
+        if grants.is_empty() {
+            "no grants".to_owned()
+        } else {
+            grants.iter().map(ToString::to_string).collect::<Vec<_>>().join(" ")
+        }
+    };
+    match cmd {
+        GroupsCommand::Create { tenant, name, grants } => {
+            let t = keygate.tenant(&tenant).await?;
+            let group = keygate.create_group(&system, t.policy.id, &name, &grants).await?;
+            println!("created group `{}` (id {}) granting {}", group.name, group.id.0, grants_text(&group.grants));
+        }
+        GroupsCommand::List { tenant } => {
+            let t = keygate.tenant(&tenant).await?;
+            println!("{:<24} {:<8} {:<8} grants", "name", "kind", "members");
+            for g in keygate.list_groups(&system, t.policy.id).await? {
+                let members = keygate.db().groups().members(t.policy.id, g.id).await?.len();
+                let (kind, grants) = match g.system {
+                    Some(_) => ("system", "(fixed meaning)".to_owned()),
+                    None => ("custom", grants_text(&g.grants)),
+                };
+                println!("{:<24} {kind:<8} {members:<8} {grants}", g.name);
+            }
+        }
+        GroupsCommand::Show { tenant, name } => {
+            let t = keygate.tenant(&tenant).await?;
+            let view = keygate.group(&system, t.policy.id, &name).await?;
+            println!("group:   {}", view.group.name);
+            println!("kind:    {}", if view.group.system.is_some() { "system" } else { "custom" });
+            println!("grants:  {}", grants_text(&view.group.grants));
+            println!("members: {}", if view.members.is_empty() { "none".to_owned() } else { view.members.join(", ") });
+        }
+        GroupsCommand::Rename { tenant, name, new_name } => {
+            let t = keygate.tenant(&tenant).await?;
+            keygate.rename_group(&system, t.policy.id, &name, &new_name).await?;
+            println!("renamed group `{name}` to `{new_name}`");
+        }
+        GroupsCommand::Grant { tenant, name, grants } => {
+            let t = keygate.tenant(&tenant).await?;
+            let group = keygate.change_group_grants(&system, t.policy.id, &name, &grants, &[]).await?;
+            println!("group `{}` now grants {}", group.name, grants_text(&group.grants));
+        }
+        GroupsCommand::Ungrant { tenant, name, grants } => {
+            let t = keygate.tenant(&tenant).await?;
+            let group = keygate.change_group_grants(&system, t.policy.id, &name, &[], &grants).await?;
+            println!("group `{}` now grants {}", group.name, grants_text(&group.grants));
+        }
+        GroupsCommand::Delete { tenant, name, force } => {
+            let t = keygate.tenant(&tenant).await?;
+            keygate.delete_group(&system, t.policy.id, &name, force).await?;
+            println!("deleted group `{name}`");
+        }
+    }
+    Ok(())
+}
+
+async fn units_command(keygate: &Keygate, cmd: UnitsCommand) -> anyhow::Result<()> {
+    let system = Caller::CLI;
+    match cmd {
+        UnitsCommand::Create { tenant, name, id } => {
+            let t = keygate.tenant(&tenant).await?;
+            let unit = keygate.create_unit(&system, t.policy.id, id, &name).await?;
+            println!("created unit {unit} `{}`", name.trim());
+        }
+        UnitsCommand::List { tenant } => {
+            let t = keygate.tenant(&tenant).await?;
+            println!("{:<8} name", "unit");
+            for (id, name) in keygate.list_units(&system, t.policy.id).await? {
+                println!("{:<8} {name}", id.to_string());
+            }
+        }
+        UnitsCommand::Rename { tenant, id, name } => {
+            let t = keygate.tenant(&tenant).await?;
+            keygate.rename_unit(&system, t.policy.id, UnitId(id), &name).await?;
+            println!("renamed unit {id} to `{}`", name.trim());
+        }
+        UnitsCommand::Delete { tenant, id } => {
+            let t = keygate.tenant(&tenant).await?;
+            keygate.delete_unit(&system, t.policy.id, UnitId(id)).await?;
+            println!("deleted unit {id}");
         }
     }
     Ok(())

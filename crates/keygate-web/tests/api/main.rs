@@ -1,9 +1,12 @@
 //! The authenticated Public API over real HTTP: a server on 127.0.0.1:0 per test.
 
+#[macro_use]
+mod helpers;
+
 mod connections;
 mod console;
 mod data;
-mod helpers;
+mod permissions;
 mod refusals;
 mod revocation;
 mod routing;

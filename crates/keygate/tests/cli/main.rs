@@ -324,11 +324,18 @@ impl Server {
 
     /// The status code of `GET /rest/v1/1/capability` with `key`, on a new connection.
     fn capability_status(&self, key: &str) -> u16 {
+        self.status("GET", "/rest/v1/1/capability", key, "")
+    }
+
+    /// The status code of `METHOD PATH` with `key` and a JSON `body`, on a new connection.
+    fn status(&self, method: &str, path: &str, key: &str, body: &str) -> u16 {
         use std::io::{Read as _, Write as _};
         let mut stream = std::net::TcpStream::connect(self.addr).expect("connect");
         write!(
             stream,
-            "GET /rest/v1/1/capability HTTP/1.1\r\nHost: keygate\r\nAuthorization: Bearer {key}\r\nConnection: close\r\n\r\n"
+            "{method} {path} HTTP/1.1\r\nHost: keygate\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
         )
         .expect("send");
         let mut answer = String::new();
@@ -375,4 +382,137 @@ fn a_change_from_the_cli_is_refused_by_a_running_server_on_the_very_next_request
     assert!(!socket.exists(), "a server that stops removes its control socket");
     let said = ok(&keygate(&dir, &["tenants", "api", "on", "--tenant", "acme"]));
     assert!(!said.contains("applied"), "with no server running there is nobody to tell: {said}");
+}
+
+#[test]
+fn a_group_made_from_the_cli_alone_gives_a_programmatic_users_key_exactly_its_grants_live() {
+    let dir = data_dir("groups");
+    ok(&keygate(&dir, &["init", "--tenant", "acme", "--admin-email", "admin@acme.example"]));
+    let made = ok(&keygate(
+        &dir,
+        &[
+            "groups",
+            "create",
+            "--tenant",
+            "acme",
+            "Invoice export",
+            "--grant",
+            "documents:read:all",
+            "--grant",
+            "companies:read:all",
+        ],
+    ));
+    assert!(made.contains("companies:read:all documents:read:all"), "{made}");
+    refused(
+        &keygate(&dir, &["groups", "create", "--tenant", "acme", "invoice EXPORT"]),
+        "a group named `Invoice export` already exists",
+    );
+    refused(
+        &keygate(&dir, &["groups", "create", "--tenant", "acme", "Bad", "--grant", "money:read:all"]),
+        "not a resource",
+    );
+    ok(&keygate(
+        &dir,
+        &[
+            "users",
+            "create",
+            "--tenant",
+            "acme",
+            "--email",
+            "export@acme.example",
+            "--name",
+            "Invoice export",
+            "--category",
+            "programmatic",
+            "--group",
+            "Invoice export",
+        ],
+    ));
+    let shown = ok(&keygate(&dir, &["groups", "show", "--tenant", "acme", "invoice export"]));
+    assert!(shown.contains("members: export@acme.example"), "{shown}");
+    ok(&keygate(&dir, &["tenants", "api", "on", "--tenant", "acme"]));
+    let key = ok(&keygate(
+        &dir,
+        &[
+            "keys",
+            "issue",
+            "--tenant",
+            "acme",
+            "--user",
+            "export@acme.example",
+            "--purpose",
+            "export",
+            "--ip",
+            "127.0.0.0/8",
+        ],
+    ))
+    .trim()
+    .to_owned();
+    let server = Server::start(&dir);
+    assert_eq!(server.status("GET", "/rest/v1/1/views/documents", &key, ""), 200);
+    assert_eq!(server.status("GET", "/rest/v1/1/views/persons", &key, ""), 403);
+    assert_eq!(server.status("POST", "/rest/v1/1/documents", &key, r#"{"type":"INVOICE.SALES","name":"x"}"#), 403);
+    let said = ok(&keygate(&dir, &["groups", "ungrant", "--tenant", "acme", "Invoice export", "documents:read:all"]));
+    assert!(said.contains("now grants companies:read:all") && said.contains("applied it"), "{said}");
+    assert_eq!(server.status("GET", "/rest/v1/1/views/documents", &key, ""), 403, "the very next call");
+    assert_eq!(server.status("GET", "/rest/v1/1/views/companies", &key, ""), 200);
+    refused(&keygate(&dir, &["groups", "delete", "--tenant", "acme", "Invoice export"]), "has 1 member");
+    ok(&keygate(&dir, &["groups", "delete", "--tenant", "acme", "Invoice export", "--force"]));
+    assert_eq!(server.status("GET", "/rest/v1/1/views/companies", &key, ""), 403, "the group is gone");
+    refused(&keygate(&dir, &["groups", "rename", "--tenant", "acme", "Supervisor", "Boss"]), "system group");
+}
+
+#[test]
+fn units_and_memberships_are_administered_from_the_cli() {
+    let dir = data_dir("units");
+    setup(&dir);
+    assert!(ok(&keygate(&dir, &["units", "create", "--tenant", "acme", "Prague"])).contains("created unit 2"));
+    ok(&keygate(&dir, &["units", "rename", "--tenant", "acme", "2", "Praha"]));
+    assert!(ok(&keygate(&dir, &["units", "list", "--tenant", "acme"])).contains("Praha"));
+    refused(&keygate(&dir, &["units", "create", "--tenant", "acme", "Again", "--id", "2"]), "unit 2 already exists");
+    ok(&keygate(&dir, &["users", "set-units", "--tenant", "acme", "--email", "erp@acme.example", "--unit", "2"]));
+    refused(
+        &keygate(&dir, &["users", "set-units", "--tenant", "acme", "--email", "erp@acme.example", "--unit", "9"]),
+        "there is no unit 9",
+    );
+    let said = ok(&keygate(
+        &dir,
+        &["users", "set-groups", "--tenant", "acme", "--email", "erp@acme.example", "--group", "configurator"],
+    ));
+    assert!(said.contains("now in: Configurator"), "{said}");
+    ok(&keygate(&dir, &["users", "set-groups", "--tenant", "acme", "--email", "erp@acme.example"]));
+    let pw = dir.0.with_extension("pw");
+    std::fs::write(&pw, "a long enough password\n").expect("write");
+    ok(&keygate(
+        &dir,
+        &[
+            "users",
+            "set-password",
+            "--tenant",
+            "acme",
+            "--email",
+            "erp@acme.example",
+            "--password-file",
+            pw.to_str().expect("utf-8"),
+        ],
+    ));
+    ok(&keygate(&dir, &["users", "set-password", "--tenant", "acme", "--email", "erp@acme.example", "--remove"]));
+    refused(
+        &keygate(&dir, &["users", "set-password", "--tenant", "acme", "--email", "admin@acme.example", "--remove"]),
+        "personal user",
+    );
+    let _ = std::fs::remove_file(&pw);
+    ok(&keygate(&dir, &["units", "delete", "--tenant", "acme", "2"]));
+    refused(&keygate(&dir, &["units", "delete", "--tenant", "acme", "1"]), "only unit");
+    let actions: Vec<String> = audit_of(&dir).into_iter().map(|(_, action)| action).collect();
+    for expected in [
+        "unit.created",
+        "unit.renamed",
+        "user.units_changed",
+        "user.groups_changed",
+        "user.password_set",
+        "unit.deleted",
+    ] {
+        assert!(actions.iter().any(|a| a == expected), "{expected} in {actions:?}");
+    }
 }

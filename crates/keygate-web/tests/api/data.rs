@@ -31,6 +31,10 @@ fn small_pages() -> ServiceConfig {
     ServiceConfig { max_page_bytes: 20_000, ..Default::default() }
 }
 
+async fn seed(app: &TestApp) {
+    app.keygate.seed_demo_data(&Caller::CLI, app.tenant, &[app.admin, app.user], 1).await.expect("seed");
+}
+
 async fn get(app: &TestApp, key: &ApiKeySecret, path_and_query: &str) -> reqwest::Response {
     app.client.get(app.url(path_and_query)).bearer_auth(key.expose()).send().await.expect("request")
 }

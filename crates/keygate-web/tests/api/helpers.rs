@@ -145,10 +145,6 @@ pub async fn key_for(app: &TestApp, owner: &str, scopes: Option<&[&str]>) -> Api
         .secret
 }
 
-async fn seed(app: &TestApp) {
-    app.keygate.seed_demo_data(&Caller::CLI, app.tenant, &[app.admin, app.user], 1).await.expect("seed");
-}
-
 /// One test function per backend: `mod sqlite` always, `mod postgres` when
 /// `KEYGATE_TEST_POSTGRES_URL` is set. The calling module imports `spawn_app_on` and `Backend`.
 macro_rules! on_both_backends {

@@ -163,7 +163,7 @@ impl Keygate {
         let wanted = self.resolve_groups(tenant, names).await?;
         let current: Vec<GroupRecord> = {
             let known = self.db().groups().list(tenant).await?;
-            known.into_iter().filter(|g| record.groups.iter().any(|n| *n == g.name)).collect()
+            known.into_iter().filter(|g| record.groups.contains(&g.name)).collect()
         };
         let removed: Vec<GroupRecord> =
             current.iter().filter(|g| !wanted.iter().any(|w| w.id == g.id)).cloned().collect();

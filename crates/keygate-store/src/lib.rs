@@ -14,6 +14,7 @@ use sqlx::{
 };
 
 mod audit;
+mod backup;
 mod changes;
 mod groups;
 mod keys;

@@ -21,8 +21,9 @@ pub struct Cli {
 }
 
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Global options")]
 pub struct Global {
-    /// Directory of the embedded SQLite database.
+    /// Directory of the embedded SQLite database [default: ./keygate-data].
     #[arg(long, global = true, env = "KEYGATE_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
     /// `postgres://…` to use PostgreSQL instead of the embedded SQLite.
@@ -54,8 +55,10 @@ pub enum Command {
     },
     /// Create the database and the first tenant with its administrator.
     Init {
+        /// The tenant's slug, e.g. `acme`.
         #[arg(long)]
         tenant: String,
+        /// The administrator's email address (their log-in).
         #[arg(long)]
         admin_email: String,
         /// A file holding the administrator's password; without it a strong one is generated and printed once.
@@ -64,6 +67,16 @@ pub enum Command {
     },
     /// Apply database migrations and exit.
     Migrate,
+    /// Write a consistent copy of the embedded database to FILE while keygate keeps serving.
+    Backup {
+        /// Where to write the copy (must not exist yet); created readable by its owner only.
+        file: PathBuf,
+    },
+    /// Print a shell completion script, e.g. `keygate completions bash > /etc/bash_completion.d/keygate`.
+    Completions {
+        #[arg(value_parser = ["bash", "zsh", "fish"])]
+        shell: String,
+    },
     /// Exit 0 when the server at URL answers /readyz.
     Healthcheck {
         #[arg(long, default_value = "http://127.0.0.1:8080")]
@@ -90,6 +103,7 @@ pub enum Command {
 pub enum GroupsCommand {
     /// Create a custom group, e.g. `groups create --tenant acme "Invoice export" --grant documents:read:all`.
     Create {
+        /// The tenant's slug, e.g. `acme`.
         #[arg(long)]
         tenant: String,
         /// The group's name (unique per tenant, whatever the case).
@@ -100,17 +114,20 @@ pub enum GroupsCommand {
     },
     /// List the tenant's groups with their grants and member counts.
     List {
+        /// The tenant's slug, e.g. `acme`.
         #[arg(long)]
         tenant: String,
     },
     /// Show one group: its grants and members.
     Show {
+        /// The tenant's slug, e.g. `acme`.
         #[arg(long)]
         tenant: String,
         name: String,
     },
     /// Rename a custom group.
     Rename {
+        /// The tenant's slug, e.g. `acme`.
         #[arg(long)]
         tenant: String,
         name: String,
@@ -118,6 +135,7 @@ pub enum GroupsCommand {
     },
     /// Add grants to a custom group; every member's keys follow on the next request.
     Grant {
+        /// The tenant's slug, e.g. `acme`.
         #[arg(long)]
         tenant: String,
         name: String,
@@ -126,6 +144,7 @@ pub enum GroupsCommand {
     },
     /// Remove grants from a custom group; every member's keys follow on the next request.
     Ungrant {
+        /// The tenant's slug, e.g. `acme`.
         #[arg(long)]
         tenant: String,
         name: String,
@@ -134,6 +153,7 @@ pub enum GroupsCommand {
     },
     /// Delete a custom group (refused while it has members, unless --force).
     Delete {
+        /// The tenant's slug, e.g. `acme`.
         #[arg(long)]
         tenant: String,
         name: String,
@@ -147,6 +167,7 @@ pub enum GroupsCommand {
 pub enum UnitsCommand {
     /// Create a unit.
     Create {
+        /// The tenant's slug, e.g. `acme`.
         #[arg(long)]
         tenant: String,
         /// The unit's name.
@@ -157,11 +178,13 @@ pub enum UnitsCommand {
     },
     /// List the tenant's units.
     List {
+        /// The tenant's slug, e.g. `acme`.
         #[arg(long)]
         tenant: String,
     },
     /// Rename a unit.
     Rename {
+        /// The tenant's slug, e.g. `acme`.
         #[arg(long)]
         tenant: String,
         id: i64,
@@ -169,6 +192,7 @@ pub enum UnitsCommand {
     },
     /// Delete a unit that holds no records.
     Delete {
+        /// The tenant's slug, e.g. `acme`.
         #[arg(long)]
         tenant: String,
         id: i64,
@@ -179,13 +203,17 @@ pub enum UnitsCommand {
 pub enum UsersCommand {
     /// Create a user.
     Create {
+        /// The tenant's slug, e.g. `acme`.
         #[arg(long)]
         tenant: String,
+        /// The user's email address.
         #[arg(long)]
         email: String,
+        /// The user's display name.
         #[arg(long)]
         name: String,
-        #[arg(long, default_value = "personal")]
+        /// `personal` (a person who logs in) or `programmatic` (an integration; reaches only its grants).
+        #[arg(long, default_value = "personal", value_parser = ["personal", "programmatic"])]
         category: String,
         /// A group to add the user to (repeatable), e.g. "Configurator".
         #[arg(long = "group")]
@@ -199,27 +227,34 @@ pub enum UsersCommand {
     },
     /// List a tenant's users.
     List {
+        /// The tenant's slug, e.g. `acme`.
         #[arg(long)]
         tenant: String,
     },
     /// Deactivate a user: their keys stop working on the next request.
     Deactivate {
+        /// The tenant's slug, e.g. `acme`.
         #[arg(long)]
         tenant: String,
+        /// The user's email address.
         #[arg(long)]
         email: String,
     },
     /// Reactivate a user.
     Activate {
+        /// The tenant's slug, e.g. `acme`.
         #[arg(long)]
         tenant: String,
+        /// The user's email address.
         #[arg(long)]
         email: String,
     },
     /// Replace a user's groups (no --group: no groups at all).
     SetGroups {
+        /// The tenant's slug, e.g. `acme`.
         #[arg(long)]
         tenant: String,
+        /// The user's email address.
         #[arg(long)]
         email: String,
         /// A group (repeatable).
@@ -228,8 +263,10 @@ pub enum UsersCommand {
     },
     /// Set the units a user reaches.
     SetUnits {
+        /// The tenant's slug, e.g. `acme`.
         #[arg(long)]
         tenant: String,
+        /// The user's email address.
         #[arg(long)]
         email: String,
         /// A unit (repeatable).
@@ -242,8 +279,10 @@ pub enum UsersCommand {
     /// Set or reset a user's password (ends their console sessions). The password is read from a
     /// file, or from standard input with `--password-file -`, never from an argument.
     SetPassword {
+        /// The tenant's slug, e.g. `acme`.
         #[arg(long)]
         tenant: String,
+        /// The user's email address.
         #[arg(long)]
         email: String,
         /// A file whose first line is the password; `-` reads standard input.
@@ -259,10 +298,13 @@ pub enum UsersCommand {
 pub enum KeysCommand {
     /// Issue a key: prints the key alone on standard output and its id on standard error.
     Issue {
+        /// The tenant's slug, e.g. `acme`.
         #[arg(long)]
         tenant: String,
+        /// The email of the user the key runs as.
         #[arg(long)]
         user: String,
+        /// What the key is for, shown in lists and the audit log.
         #[arg(long)]
         purpose: String,
         /// An allowed IP range in CIDR notation (repeatable, at least one).
@@ -283,23 +325,37 @@ pub enum KeysCommand {
     },
     /// List a tenant's keys.
     List {
+        /// The tenant's slug, e.g. `acme`.
         #[arg(long)]
         tenant: String,
     },
     /// Disable a key (it can be enabled again).
-    Disable { key_id: String },
+    Disable {
+        /// The key's id, as `keygate keys list` prints it.
+        key_id: String,
+    },
     /// Enable a disabled key.
-    Enable { key_id: String },
+    Enable {
+        /// The key's id, as `keygate keys list` prints it.
+        key_id: String,
+    },
     /// Revoke a key for good.
-    Revoke { key_id: String },
+    Revoke {
+        /// The key's id, as `keygate keys list` prints it.
+        key_id: String,
+    },
     /// Issue a successor; the old key keeps working for --overlap-hours (at most 168).
     Roll {
+        /// The key's id, as `keygate keys list` prints it.
         key_id: String,
         #[arg(long, default_value_t = 24)]
         overlap_hours: i64,
     },
     /// Check a key's format and checksum offline (for secret scanning): exit 0 or 1.
-    Check { key: String },
+    Check {
+        /// The key, or `-` to read it from standard input (keeps it out of shell history and `ps`).
+        key: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -308,6 +364,7 @@ pub enum TenantsCommand {
     Api {
         #[arg(value_parser = ["on", "off"])]
         state: String,
+        /// The tenant's slug, e.g. `acme`.
         #[arg(long)]
         tenant: String,
     },
@@ -316,6 +373,7 @@ pub enum TenantsCommand {
     Whitelist(WhitelistCommand),
     /// Set the default per-key rate limit, in requests per minute.
     RateLimit {
+        /// The tenant's slug, e.g. `acme`.
         #[arg(long)]
         tenant: String,
         per_minute: u32,
@@ -328,6 +386,7 @@ pub enum TenantsCommand {
 pub enum WhitelistCommand {
     /// Replace the whitelist with these CIDR ranges.
     Set {
+        /// The tenant's slug, e.g. `acme`.
         #[arg(long)]
         tenant: String,
         #[arg(required = true)]
@@ -335,14 +394,23 @@ pub enum WhitelistCommand {
     },
 }
 
-/// Opens the configured database and brings its schema up to date.
-pub async fn open(config: &Config) -> anyhow::Result<Keygate> {
+/// Opens the configured database and brings its schema up to date. Only the commands that set
+/// keygate up (`init`, `demo`, `serve`, `migrate`) may create an embedded database; the others
+/// say which one they looked for, so that a command run in the wrong directory creates nothing.
+pub async fn open(config: &Config, may_create: bool) -> anyhow::Result<Keygate> {
+    config.check_storage(may_create).await?;
     let db = match &config.database_url {
         Some(url) => Database::connect_url(url).await,
         None => Database::open_data_dir(&config.data_dir).await,
     }
     .with_context(|| format!("cannot open the database ({})", config.describe_storage()))?;
-    db.migrate().await.context("cannot migrate the database")?;
+    db.migrate().await.with_context(|| {
+        format!(
+            "cannot bring the database up to date ({}); keygate needs write access to it and its directory, \
+             even to list",
+            config.describe_storage()
+        )
+    })?;
     Ok(Keygate::new(db, ServiceConfig { change_poll: config.change_poll, ..ServiceConfig::default() }))
 }
 
@@ -381,6 +449,13 @@ fn units(list: &[i64]) -> anyhow::Result<Option<Vec<UnitId>>> {
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     // Offline commands first: they touch no storage.
     if let Command::Keys(KeysCommand::Check { key }) = &cli.command {
+        let key = if key == "-" {
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line).context("cannot read the key from standard input")?;
+            line
+        } else {
+            key.clone()
+        };
         return Ok(match check_format(key.trim()) {
             Ok(()) => {
                 println!("ok: well-formed keygate key");
@@ -396,8 +471,24 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     if let Command::Healthcheck { url } = &cli.command {
         return crate::serve::healthcheck(url).await;
     }
+    if let Command::Completions { shell } = &cli.command {
+        let shell = match shell.as_str() {
+            "bash" => clap_complete::Shell::Bash,
+            "zsh" => clap_complete::Shell::Zsh,
+            _ => clap_complete::Shell::Fish,
+        };
+        clap_complete::generate(
+            shell,
+            &mut <Cli as clap::CommandFactory>::command(),
+            "keygate",
+            &mut std::io::stdout(),
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     crate::serve::init_logging();
-    let keygate = open(&config).await?;
+    let may_create =
+        matches!(cli.command, Command::Init { .. } | Command::Demo { .. } | Command::Serve | Command::Migrate);
+    let keygate = open(&config, may_create).await?;
     let system = Caller::CLI;
     let invalidates = cli.command.invalidates();
     match cli.command {
@@ -418,7 +509,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Tenants(cmd) => tenants(&keygate, cmd).await?,
         Command::Groups(cmd) => groups(&keygate, cmd).await?,
         Command::Units(cmd) => units_command(&keygate, cmd).await?,
-        Command::Healthcheck { .. } => {} // answered before the database is opened
+        Command::Backup { file } => {
+            let written = keygate.db().backup_to(&file).await?;
+            println!("wrote a consistent copy of the database to {} ({written} bytes)", file.display());
+        }
+        // Answered before the database is opened.
+        Command::Healthcheck { .. } | Command::Completions { .. } => {}
     }
     keygate.db().close().await;
     if invalidates {
@@ -463,6 +559,8 @@ impl Command {
             | Command::Demo { .. }
             | Command::Init { .. }
             | Command::Migrate
+            | Command::Backup { .. }
+            | Command::Completions { .. }
             | Command::Healthcheck { .. } => false,
         }
     }

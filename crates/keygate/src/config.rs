@@ -50,7 +50,11 @@ impl Config {
         if let Some(url) = &database_url
             && !(url.starts_with("postgres://") || url.starts_with("postgresql://") || url.starts_with("sqlite://"))
         {
-            bail!("KEYGATE_DATABASE_URL must start with postgres:// or sqlite://");
+            let scheme = url.split_once("://").map_or(url.as_str(), |(s, _)| s);
+            bail!(
+                "the database URL (--database-url, KEYGATE_DATABASE_URL or database_url in the settings file) must \
+                 start with postgres:// or sqlite://, not `{scheme}://`; leave it unset for the embedded SQLite"
+            );
         }
         let trusted_proxies = match &global.trusted_proxies {
             Some(list) => list.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect(),
@@ -73,6 +77,51 @@ impl Config {
         })
     }
 
+    /// Fails early, with a message that says what to do, when the configured storage cannot work:
+    /// a data directory that is a file, an embedded database that does not exist (unless this
+    /// command may create one), or a PostgreSQL server that cannot be reached.
+    pub async fn check_storage(&self, may_create: bool) -> anyhow::Result<()> {
+        match &self.database_url {
+            None => {
+                let dir = &self.data_dir;
+                if dir.exists() && !dir.is_dir() {
+                    bail!(
+                        "the data directory {} is a file, not a directory; choose another with --data-dir",
+                        dir.display()
+                    );
+                }
+                let db = dir.join("keygate.db");
+                if !may_create && !db.exists() {
+                    bail!(
+                        "there is no keygate database at {}; create one with `keygate init --tenant SLUG --admin-email \
+                         EMAIL`, or choose an existing one with --data-dir DIR (KEYGATE_DATA_DIR) or --database-url",
+                        db.display()
+                    );
+                }
+            }
+            Some(url) if url.starts_with("sqlite://") => {
+                let path = std::path::Path::new(&url["sqlite://".len()..]);
+                if !may_create && !path.exists() {
+                    bail!("there is no keygate database at {}; create one with `keygate init`", path.display());
+                }
+            }
+            Some(url) => {
+                if let Some(addr) = postgres_address(url) {
+                    let reach = tokio::time::timeout(
+                        std::time::Duration::from_secs(3),
+                        tokio::net::TcpStream::connect(addr.as_str()),
+                    );
+                    match reach.await {
+                        Ok(Ok(_)) => {}
+                        Ok(Err(e)) => bail!("cannot reach PostgreSQL at {addr}: {e}"),
+                        Err(_) => bail!("cannot reach PostgreSQL at {addr}: no answer within 3 s"),
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Where the data lives, for messages: never the URL itself (it may hold a password).
     pub fn describe_storage(&self) -> String {
         match &self.database_url {
@@ -80,5 +129,33 @@ impl Config {
             Some(_) => "PostgreSQL (KEYGATE_DATABASE_URL)".to_owned(),
             None => format!("SQLite in {}", self.data_dir.join("keygate.db").display()),
         }
+    }
+}
+
+/// `host:port` of a `postgres://user:password@host:port/db` URL, for a reachability check;
+/// `None` for forms this does not understand (sockets, several hosts), which are left to the driver.
+fn postgres_address(url: &str) -> Option<String> {
+    let rest = url.split_once("://")?.1;
+    let authority = rest.split(['/', '?']).next()?;
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    if host_port.is_empty() || host_port.contains(',') {
+        return None;
+    }
+    let has_port =
+        host_port.rsplit_once(':').is_some_and(|(h, p)| !h.ends_with(':') && p.parse::<u16>().is_ok() && !h.is_empty())
+            && !host_port.ends_with(']');
+    Some(if has_port { host_port.to_owned() } else { format!("{host_port}:5432") })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::postgres_address;
+
+    #[test]
+    fn the_postgres_address_is_read_from_the_url_without_its_credentials() {
+        assert_eq!(postgres_address("postgres://u:secret@db.example:6432/keygate").as_deref(), Some("db.example:6432"));
+        assert_eq!(postgres_address("postgresql://db.example/keygate").as_deref(), Some("db.example:5432"));
+        assert_eq!(postgres_address("postgres://u@[::1]:5433/k").as_deref(), Some("[::1]:5433"));
+        assert_eq!(postgres_address("postgres://u@h1:1,h2:2/k"), None);
     }
 }

@@ -516,3 +516,176 @@ fn units_and_memberships_are_administered_from_the_cli() {
         assert!(actions.iter().any(|a| a == expected), "{expected} in {actions:?}");
     }
 }
+
+#[test]
+fn a_command_run_where_there_is_no_database_creates_nothing_and_says_where_it_looked() {
+    let dir = data_dir("nowhere");
+    let out = keygate(&dir, &["users", "list", "--tenant", "acme"]);
+    refused(&out, "there is no keygate database at");
+    refused(&out, "--data-dir");
+    assert!(!dir.0.exists(), "nothing was created");
+    std::fs::write(&dir.0, "not a directory").expect("write");
+    refused(
+        &keygate(&dir, &["init", "--tenant", "acme", "--admin-email", "a@acme.example"]),
+        "is a file, not a directory",
+    );
+    let _ = std::fs::remove_file(&dir.0);
+    let mysql = std::process::Command::new(env!("CARGO_BIN_EXE_keygate"))
+        .args(["users", "list", "--tenant", "acme", "--database-url", "mysql://u@localhost/k"])
+        .output()
+        .expect("run");
+    refused(&mysql, "must start with postgres:// or sqlite://, not `mysql://`");
+    let unreachable = std::process::Command::new(env!("CARGO_BIN_EXE_keygate"))
+        .args(["users", "list", "--tenant", "acme", "--database-url", "postgres://u:hunter2@127.0.0.1:1/k"])
+        .output()
+        .expect("run");
+    refused(&unreachable, "cannot reach PostgreSQL at 127.0.0.1:1");
+    assert!(!String::from_utf8_lossy(&unreachable.stderr).contains("hunter2"), "the password is never printed");
+}
+
+#[test]
+fn exit_codes_are_two_for_usage_errors_and_one_for_bad_input() {
+    let dir = data_dir("codes");
+    setup(&dir);
+    assert_eq!(keygate(&dir, &["users", "create", "--tenant", "acme"]).status.code(), Some(2), "missing flags");
+    let bad = keygate(&dir, &["users", "create", "--tenant", "acme", "--email", "nope", "--name", "N"]);
+    assert_eq!(bad.status.code(), Some(1));
+    refused(&bad, "is not an email address");
+}
+
+#[test]
+fn keys_check_reads_the_key_from_standard_input_when_given_a_dash() {
+    let dir = data_dir("stdin");
+    setup(&dir);
+    let key = ok(&keygate(
+        &dir,
+        &["keys", "issue", "--tenant", "acme", "--user", "erp@acme.example", "--purpose", "p", "--ip", "10.0.0.0/8"],
+    ));
+    let check = |input: &str| {
+        use std::io::Write as _;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_keygate"))
+            .args(["keys", "check", "-"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write");
+        child.wait_with_output().expect("wait")
+    };
+    assert!(check(&key).status.success());
+    assert!(!check("kg_notakey\n").status.success());
+}
+
+#[test]
+fn a_backup_taken_while_serving_restores_into_a_working_server() {
+    let dir = data_dir("backup");
+    setup(&dir);
+    ok(&keygate(&dir, &["tenants", "api", "on", "--tenant", "acme"]));
+    let key = ok(&keygate(
+        &dir,
+        &["keys", "issue", "--tenant", "acme", "--user", "erp@acme.example", "--purpose", "p", "--ip", "127.0.0.0/8"],
+    ))
+    .trim()
+    .to_owned();
+    let server = Server::start(&dir);
+    assert_eq!(server.capability_status(&key), 200);
+    let copy = dir.0.with_extension("backup.db");
+    let _ = std::fs::remove_file(&copy);
+    let said = ok(&keygate(&dir, &["backup", copy.to_str().expect("utf-8")]));
+    assert!(said.contains("wrote a consistent copy"), "{said}");
+    refused(&keygate(&dir, &["backup", copy.to_str().expect("utf-8")]), "already exists");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&copy).expect("copy").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "a backup holds every tenant's data: owner-only");
+    }
+    drop(server);
+    let restored = data_dir("restored");
+    std::fs::create_dir_all(&restored.0).expect("dir");
+    std::fs::copy(&copy, restored.0.join("keygate.db")).expect("restore");
+    let _ = std::fs::remove_file(&copy);
+    let server = Server::start(&restored);
+    assert_eq!(server.capability_status(&key), 200, "the key issued before the backup works on the restored copy");
+}
+
+#[test]
+fn completions_are_printed_for_bash_zsh_and_fish() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_keygate"))
+            .args(["completions", shell])
+            .output()
+            .expect("run");
+        let text = ok(&out);
+        assert!(text.contains("keygate") && text.contains("set-groups"), "{shell}");
+    }
+}
+
+/// Runs `keygate demo` on `listen` until it prints its curl line (then stops it), or until it exits.
+fn run_demo(dir: &Dir, listen: &str) -> (bool, String) {
+    use std::io::BufRead as _;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_keygate"))
+        .args(["demo", "--listen", listen, "--data-dir"])
+        .arg(&dir.0)
+        .env_remove("KEYGATE_DATABASE_URL")
+        .env("KEYGATE_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the demo");
+    let mut seen = String::new();
+    let mut served = false;
+    for line in std::io::BufReader::new(child.stdout.take().expect("stdout")).lines().map_while(Result::ok) {
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.starts_with("curl ") {
+            served = true;
+            break;
+        }
+    }
+    let _ = std::process::Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+    let out = child.wait_with_output().expect("wait");
+    seen.push_str(&String::from_utf8_lossy(&out.stderr));
+    (served, seen)
+}
+
+#[test]
+fn the_demo_checks_its_address_before_issuing_and_keeps_one_demo_key() {
+    let dir = data_dir("demo");
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let (served, said) = run_demo(&dir, &busy.local_addr().expect("addr").to_string());
+    assert!(!served && said.contains("cannot listen on"), "{said}");
+    drop(busy);
+    let (served, said) = run_demo(&dir, "127.0.0.1:0");
+    assert!(served, "{said}");
+    let keys = ok(&keygate(&dir, &["keys", "list", "--tenant", "demo"]));
+    assert_eq!(keys.lines().count(), 2, "the failed run issued no key: {keys}");
+    let (served, said) = run_demo(&dir, "127.0.0.1:0");
+    assert!(served && said.contains("revoked 1 demo key(s) of earlier runs"), "{said}");
+    let keys = ok(&keygate(&dir, &["keys", "list", "--tenant", "demo"]));
+    assert_eq!(keys.lines().filter(|l| l.contains(" active ")).count(), 1, "{keys}");
+}
+
+#[test]
+fn serving_a_database_without_a_tenant_says_how_to_make_one() {
+    use std::io::BufRead as _;
+    let dir = data_dir("empty");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_keygate"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&dir.0)
+        .env_remove("KEYGATE_DATABASE_URL")
+        .env("KEYGATE_LOG", "info")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("serve");
+    let mut warned = false;
+    for line in std::io::BufReader::new(child.stderr.take().expect("stderr")).lines().map_while(Result::ok) {
+        warned |= line.contains("no tenant yet") && line.contains("keygate init");
+        if line.contains("keygate is serving") {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(warned);
+}

@@ -23,7 +23,7 @@ use crate::AppState;
 
 /// The session of the request, loaded once per request and kept in its extensions so that a
 /// guard and a [`CsrfForm`] in the same signature share it.
-async fn ctx_of(parts: &mut Parts, state: &AppState) -> Result<Ctx, Response> {
+pub(super) async fn ctx_of(parts: &mut Parts, state: &AppState) -> Result<Ctx, Response> {
     if let Some(ctx) = parts.extensions.get::<Ctx>() {
         return Ok(ctx.clone());
     }

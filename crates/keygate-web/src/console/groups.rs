@@ -8,8 +8,8 @@
 
 use askama::Template;
 use axum::{
-    extract::{Path, State},
-    http::StatusCode,
+    extract::{FromRequestParts, Path, State},
+    http::{StatusCode, request::Parts},
     response::{IntoResponse, Redirect, Response},
 };
 use keygate_domain::{Access, Grant, Reach, Resource, SystemGroup};
@@ -184,16 +184,30 @@ pub(crate) async fn create_group(
     }
 }
 
-/// The group with this id, or the page that says it is not there.
-async fn find(state: &AppState, ctx: &Ctx, id: i64) -> Result<GroupRecord, Response> {
-    let groups = state
-        .keygate
-        .list_groups(&ctx.session.caller, ctx.session.tenant.policy.id)
-        .await
-        .map_err(|e| service_error_page(ctx, &e))?;
-    groups.into_iter().find(|g| g.id.0 == id).ok_or_else(|| {
-        pages::message_page(StatusCode::NOT_FOUND, Some(ctx), "Not found", "There is no such group in this tenant.")
-    })
+/// The group of the path's `{id}`, found among the caller's tenant's groups; a 404 page when it is
+/// not there. Comes after the guard in a signature, so that a caller without the power gets the 403.
+#[derive(Debug)]
+pub(crate) struct PathGroup(pub GroupRecord);
+
+impl FromRequestParts<AppState> for PathGroup {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let ctx = super::extract::ctx_of(parts, state).await?;
+        let Ok(Path(id)) = Path::<i64>::from_request_parts(parts, state).await else {
+            return Err(not_found(&ctx));
+        };
+        let groups = state
+            .keygate
+            .list_groups(&ctx.session.caller, ctx.session.tenant.policy.id)
+            .await
+            .map_err(|e| service_error_page(&ctx, &e))?;
+        groups.into_iter().find(|g| g.id.0 == id).map(Self).ok_or_else(|| not_found(&ctx))
+    }
+}
+
+fn not_found(ctx: &Ctx) -> Response {
+    pages::message_page(StatusCode::NOT_FOUND, Some(ctx), "Not found", "There is no such group in this tenant.")
 }
 
 /// What the group page's forms show again after a mistake.
@@ -205,11 +219,8 @@ struct Again {
     rename_error: Option<String>,
 }
 
-async fn group_view(state: &AppState, ctx: &Ctx, id: i64, status: StatusCode, again: Again) -> Response {
-    let group = match find(state, ctx, id).await {
-        Ok(g) => g,
-        Err(r) => return r,
-    };
+async fn group_view(state: &AppState, ctx: &Ctx, group: GroupRecord, status: StatusCode, again: Again) -> Response {
+    let id = group.id.0;
     let view = match state.keygate.group(&ctx.session.caller, ctx.session.tenant.policy.id, &group.name).await {
         Ok(v) => v,
         Err(e) => return service_error_page(ctx, &e),
@@ -238,9 +249,9 @@ async fn group_view(state: &AppState, ctx: &Ctx, id: i64, status: StatusCode, ag
 pub(crate) async fn group_page(
     State(state): State<AppState>,
     UserConfigurator(ctx): UserConfigurator,
-    Path(id): Path<i64>,
+    PathGroup(group): PathGroup,
 ) -> Response {
-    group_view(&state, &ctx, id, StatusCode::OK, Again::default()).await
+    group_view(&state, &ctx, group, StatusCode::OK, Again::default()).await
 }
 
 async fn done(state: &AppState, ctx: &Ctx, to: &str, message: &str) -> Response {
@@ -255,13 +266,10 @@ async fn done(state: &AppState, ctx: &Ctx, to: &str, message: &str) -> Response 
 pub(crate) async fn set_group_grants(
     State(state): State<AppState>,
     UserConfigurator(ctx): UserConfigurator,
-    Path(id): Path<i64>,
+    PathGroup(group): PathGroup,
     CsrfForm(form): CsrfForm,
 ) -> Response {
-    let group = match find(&state, &ctx, id).await {
-        Ok(g) => g,
-        Err(r) => return r,
-    };
+    let id = group.id.0;
     let grants = form.all("grant");
     let tenant = ctx.session.tenant.policy.id;
     match state.keygate.set_group_grants(&ctx.session.caller, tenant, &group.name, &grants).await {
@@ -280,7 +288,7 @@ pub(crate) async fn set_group_grants(
                 grants_error: Some(format!("Grants not changed: {why}")),
                 ..Again::default()
             };
-            group_view(&state, &ctx, id, status, again).await
+            group_view(&state, &ctx, group, status, again).await
         }
     }
 }
@@ -289,13 +297,10 @@ pub(crate) async fn set_group_grants(
 pub(crate) async fn rename_group(
     State(state): State<AppState>,
     UserConfigurator(ctx): UserConfigurator,
-    Path(id): Path<i64>,
+    PathGroup(group): PathGroup,
     CsrfForm(form): CsrfForm,
 ) -> Response {
-    let group = match find(&state, &ctx, id).await {
-        Ok(g) => g,
-        Err(r) => return r,
-    };
+    let id = group.id.0;
     let new_name = form.get("new_name").trim().to_owned();
     let tenant = ctx.session.tenant.policy.id;
     match state.keygate.rename_group(&ctx.session.caller, tenant, &group.name, &new_name).await {
@@ -310,7 +315,7 @@ pub(crate) async fn rename_group(
                 rename_error: Some(format!("Not renamed: {why}")),
                 ..Again::default()
             };
-            group_view(&state, &ctx, id, status, again).await
+            group_view(&state, &ctx, group, status, again).await
         }
     }
 }
@@ -320,16 +325,19 @@ pub(crate) async fn rename_group(
 pub(crate) async fn confirm_delete_group(
     State(state): State<AppState>,
     UserConfigurator(ctx): UserConfigurator,
-    Path(id): Path<i64>,
+    PathGroup(group): PathGroup,
 ) -> Response {
-    delete_view(&state, &ctx, id, StatusCode::OK, None).await
+    delete_view(&state, &ctx, group, StatusCode::OK, None).await
 }
 
-async fn delete_view(state: &AppState, ctx: &Ctx, id: i64, status: StatusCode, error: Option<String>) -> Response {
-    let group = match find(state, ctx, id).await {
-        Ok(g) => g,
-        Err(r) => return r,
-    };
+async fn delete_view(
+    state: &AppState,
+    ctx: &Ctx,
+    group: GroupRecord,
+    status: StatusCode,
+    error: Option<String>,
+) -> Response {
+    let id = group.id.0;
     if group.system.is_some() {
         let why = format!("`{}` is a system group: it cannot be deleted.", group.name);
         return pages::message_page(StatusCode::UNPROCESSABLE_ENTITY, Some(ctx), "Not done", &why);
@@ -346,20 +354,16 @@ async fn delete_view(state: &AppState, ctx: &Ctx, id: i64, status: StatusCode, e
 pub(crate) async fn delete_group(
     State(state): State<AppState>,
     UserConfigurator(ctx): UserConfigurator,
-    Path(id): Path<i64>,
+    PathGroup(group): PathGroup,
     CsrfForm(form): CsrfForm,
 ) -> Response {
-    let group = match find(&state, &ctx, id).await {
-        Ok(g) => g,
-        Err(r) => return r,
-    };
     let force = form.checked("force");
     let tenant = ctx.session.tenant.policy.id;
     match state.keygate.delete_group(&ctx.session.caller, tenant, &group.name, force).await {
         Ok(()) => done(&state, &ctx, "/console/groups", &format!("The group {} is deleted.", group.name)).await,
         Err(e) => {
             let (status, why) = form_error(e);
-            delete_view(&state, &ctx, id, status, Some(format!("Not deleted: {why}"))).await
+            delete_view(&state, &ctx, group, status, Some(format!("Not deleted: {why}"))).await
         }
     }
 }

@@ -15,7 +15,7 @@ use keygate_domain::{UnitId, UserCategory, UserId};
 use secrecy::SecretString;
 
 use super::{
-    Chrome, CsrfForm, Ctx, UserConfigurator, render, service_error_page,
+    Chrome, CsrfForm, Ctx, PUBLIC_API, UserConfigurator, render, service_error_page,
     users::{Choice, form_error, group_label, permissions_of},
     when,
 };
@@ -67,6 +67,9 @@ pub(crate) struct UserPage {
     pub units: Vec<Choice>,
     /// `None`: the viewer may not list keys (they are not a Configurator).
     pub keys: Option<Vec<UserKeyRow>>,
+    /// The Public API page's generate form for this user, for a Configurator and an active
+    /// programmatic user.
+    pub key_link: Option<String>,
     pub groups_error: Option<String>,
     pub units_error: Option<String>,
     pub password_error: Option<String>,
@@ -165,6 +168,8 @@ async fn page(
                     Choice { checked: picked_units.contains(&value), label: format!("unit {id} — {name}"), value }
                 })
                 .collect(),
+            key_link: (keys.is_some() && user.active && user.category == UserCategory::Programmatic)
+                .then(|| format!("{PUBLIC_API}?for={}", user.id.0)),
             keys,
             groups_error,
             units_error,

@@ -584,7 +584,8 @@ async fn the_key_form_offers_only_the_scopes_the_chosen_user_holds_and_the_admin
         .skip(1)
         .map(|rest| rest.split('"').next().expect("value").to_owned())
         .collect();
-    let choices = app.keygate.key_choices(&admin_caller(&app).await, app.tenant, app.user).await.expect("choices");
+    let choices =
+        app.keygate.key_choices(&caller_of(&app, &cookie).await, app.tenant, app.user).await.expect("choices");
     let giveable: Vec<String> = choices.scopes.iter().map(ToString::to_string).collect();
     assert_eq!(offered, giveable, "the page offers other scopes than key_choices");
     assert!(offered.contains(&"invoices:read".to_owned()));
@@ -592,21 +593,10 @@ async fn the_key_form_offers_only_the_scopes_the_chosen_user_holds_and_the_admin
     assert!(page.contains("name=\"unit\" type=\"checkbox\" value=\"1\""), "no unit picker");
 }
 
-/// The console caller of the admin, as a session would build it.
-async fn admin_caller(app: &TestApp) -> Caller {
-    let user = app.keygate.user_by_email(app.tenant, ADMIN).await.expect("admin");
-    let groups = app.keygate.list_groups(&Caller::CLI, app.tenant).await.expect("groups");
-    let mine: Vec<_> = groups.iter().filter(|g| user.groups.contains(&g.name)).collect();
-    let system: Vec<_> = mine.iter().filter_map(|g| g.system).collect();
-    Caller::User {
-        id: user.id,
-        tenant: app.tenant,
-        email: user.email.clone(),
-        permissions: keygate_domain::Permissions::of_user(&system, mine.iter().flat_map(|g| g.grants.iter().copied()))
-            .with_own_records(true),
-        units: user.units.clone(),
-        ip: None,
-    }
+/// The caller behind a console session cookie, as the console's handlers see it.
+async fn caller_of(app: &TestApp, cookie: &str) -> Caller {
+    let token = cookie.split_once('=').expect("cookie pair").1;
+    app.keygate.session(token, None).await.expect("session").expect("a live session").caller
 }
 
 #[tokio::test]
@@ -650,6 +640,7 @@ async fn the_user_page_changes_groups_and_units_within_the_ceiling_and_shows_the
     assert_eq!(status, StatusCode::OK);
     assert!(page.contains("invoices:read:all"), "the key's effective permissions are missing: {page}");
     assert!(page.contains("<code>companies:write</code>"), "the dormant scope is not named");
+    assert!(page.contains(&format!("{PUBLIC_API}?for={}", app.user.0)), "no link to generate a key for the user");
 
     let hr = session(&app, HR).await;
     let (_, page) = get(&app, &path, &hr).await;

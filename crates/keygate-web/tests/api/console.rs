@@ -709,3 +709,32 @@ async fn the_users_list_links_each_user_to_their_page_and_the_nav_offers_groups_
     assert!(page.contains(&format!("href=\"/console/users/{}\"", app.user.0)));
     assert!(page.contains("href=\"/console/groups\"") && page.contains("href=\"/console/units\""));
 }
+
+#[tokio::test]
+async fn the_guard_runs_before_the_form_is_read() {
+    let app = spawn_app().await;
+    let response = client()
+        .post(app.url("/console/groups"))
+        .header("content-type", "application/json")
+        .body("{not a form")
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(response.status(), StatusCode::SEE_OTHER, "an unreadable body was judged before the session");
+    assert_eq!(response.headers()["location"], "/console/login");
+
+    person(&app, CLERK, &[]).await;
+    let cookie = session(&app, CLERK).await;
+    let response = client()
+        .post(app.url("/console/groups"))
+        .header("cookie", &cookie)
+        .header("content-type", "application/json")
+        .body("{not a form")
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(response.status(), StatusCode::FORBIDDEN, "the group check comes before the body");
+    let (status, body) = get(&app, "/console/audit", &cookie).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(body.contains("Only Configurators and User configurators may read the audit log"));
+}

@@ -16,6 +16,7 @@ use sqlx::{
 mod audit;
 mod backup;
 mod changes;
+mod copy;
 mod groups;
 mod keys;
 mod records;
@@ -29,6 +30,7 @@ mod users;
 
 pub use audit::{AuditFilter, AuditRecord};
 pub use changes::{Change, ChangeKind};
+pub use copy::{CopyReport, TableCopy, copy_sqlite_to_postgres};
 pub use groups::Groups;
 pub use keys::{KeyListing, NewKey, UsageUpdate};
 pub use records::{

@@ -299,11 +299,18 @@ impl Server {
     /// Starts a server that reads the change feed only once a second, so that whatever it
     /// refuses sooner it learned from the control socket.
     fn start(dir: &Dir) -> Self {
+        Self::start_on(dir, None)
+    }
+
+    /// Like [`Server::start`], on PostgreSQL at `url` when given.
+    fn start_on(dir: &Dir, url: Option<&str>) -> Self {
         use std::io::BufRead as _;
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_keygate"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(&dir.0)
-            .env_remove("KEYGATE_DATABASE_URL")
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_keygate"));
+        command.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"]).arg(&dir.0).env_remove("KEYGATE_DATABASE_URL");
+        if let Some(url) = url {
+            command.env("KEYGATE_DATABASE_URL", url);
+        }
+        let mut child = command
             .env("KEYGATE_LOG", "info")
             .env("KEYGATE_CHANGE_POLL_MS", "1000")
             .stderr(std::process::Stdio::piped())
@@ -688,4 +695,71 @@ fn serving_a_database_without_a_tenant_says_how_to_make_one() {
     let _ = child.kill();
     let _ = child.wait();
     assert!(warned);
+}
+
+#[test]
+fn the_embedded_database_moves_to_postgresql_whole_and_its_keys_keep_working() {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let Some(url) = rt.block_on(keygate_store::testing::empty_postgres_url()).expect("postgres") else {
+        eprintln!("skipped: KEYGATE_TEST_POSTGRES_URL is not set");
+        return;
+    };
+    let dir = data_dir("copy");
+    setup(&dir);
+    ok(&keygate(&dir, &["tenants", "api", "on", "--tenant", "acme"]));
+    ok(&keygate(&dir, &["groups", "create", "--tenant", "acme", "Readers", "--grant", "companies:read:all"]));
+    ok(&keygate(
+        &dir,
+        &["users", "set-groups", "--tenant", "acme", "--email", "erp@acme.example", "--group", "Readers"],
+    ));
+    let key = ok(&keygate(
+        &dir,
+        &["keys", "issue", "--tenant", "acme", "--user", "erp@acme.example", "--purpose", "p", "--ip", "127.0.0.0/8"],
+    ))
+    .trim()
+    .to_owned();
+    {
+        let server = Server::start(&dir);
+        assert_eq!(server.capability_status(&key), 200, "usage and last-used rows exist before the copy");
+    }
+    let files = |d: &Dir| -> Vec<Vec<u8>> {
+        ["keygate.db", "keygate.db-wal"].iter().map(|f| std::fs::read(d.0.join(f)).unwrap_or_default()).collect()
+    };
+    let (before, audit_before) = (files(&dir), audit_of(&dir));
+    let copied = ok(&keygate(&dir, &["database", "copy", "--to", &url]));
+    assert!(copied.contains("every table's rows read back equal"), "{copied}");
+    let audit_line = copied.lines().find(|l| l.starts_with("audit_events")).expect("audit line");
+    let counts: Vec<&str> = audit_line.split_whitespace().collect();
+    assert_eq!(counts[1], counts[2], "{audit_line}");
+    assert!(counts[1].parse::<u64>().expect("count") >= 5, "{audit_line}");
+    assert!(!copied.contains("hunter") && !copied.contains(&url), "the URL is never printed");
+    assert_eq!(files(&dir), before, "the source files were not written");
+    assert_eq!(audit_of(&dir), audit_before);
+    refused(&keygate(&dir, &["database", "copy", "--to", &url]), "not empty");
+
+    let server = Server::start_on(&dir, Some(&url));
+    assert_eq!(server.capability_status(&key), 200, "a key issued before the copy works on PostgreSQL");
+    let on_pg = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_keygate"))
+            .args(args)
+            .env("KEYGATE_DATABASE_URL", &url)
+            .env("KEYGATE_LOG", "warn")
+            .output()
+            .expect("run")
+    };
+    let issued = on_pg(&[
+        "keys",
+        "issue",
+        "--tenant",
+        "acme",
+        "--user",
+        "erp@acme.example",
+        "--purpose",
+        "q",
+        "--ip",
+        "127.0.0.0/8",
+    ]);
+    ok(&issued);
+    assert!(String::from_utf8_lossy(&issued.stderr).contains("key id: 2"), "ids continue past the copied ones");
+    assert!(ok(&on_pg(&["groups", "show", "--tenant", "acme", "Readers"])).contains("erp@acme.example"));
 }

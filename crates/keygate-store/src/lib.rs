@@ -19,6 +19,7 @@ mod changes;
 mod copy;
 mod groups;
 mod keys;
+mod listen;
 mod records;
 mod rows;
 mod sessions;
@@ -33,6 +34,7 @@ pub use changes::{Change, ChangeKind};
 pub use copy::{CopyReport, TableCopy, copy_sqlite_to_postgres};
 pub use groups::Groups;
 pub use keys::{KeyListing, NewKey, UsageUpdate};
+pub use listen::{CHANGE_CHANNEL, ChangeListener};
 pub use records::{
     FieldValue, Idempotency, PageRows, Properties, RecordWrite, Records, RowShape, SqlType, ViewQuery, Visibility,
 };

@@ -41,6 +41,10 @@ pub struct Global {
     /// How often a server reads the change feed for changes made by other processes, in ms (10-1000).
     #[arg(long, global = true, env = "KEYGATE_CHANGE_POLL_MS")]
     pub change_poll_ms: Option<u64>,
+    /// On PostgreSQL, hold a LISTEN connection so that changes reach this node at once (default
+    /// true; false behind a transaction-mode pooler, which cannot carry LISTEN).
+    #[arg(long, global = true, env = "KEYGATE_CHANGE_LISTENER")]
+    pub change_listener: Option<bool>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -425,7 +429,14 @@ pub async fn open(config: &Config, may_create: bool) -> anyhow::Result<Keygate> 
             config.describe_storage()
         )
     })?;
-    Ok(Keygate::new(db, ServiceConfig { change_poll: config.change_poll, ..ServiceConfig::default() }))
+    Ok(Keygate::new(
+        db,
+        ServiceConfig {
+            change_poll: config.change_poll,
+            change_listener: config.change_listener,
+            ..ServiceConfig::default()
+        },
+    ))
 }
 
 fn read_secret_file(path: &PathBuf) -> anyhow::Result<SecretString> {

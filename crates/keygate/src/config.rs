@@ -15,6 +15,7 @@ pub struct FileConfig {
     pub database_url: Option<String>,
     pub trusted_proxies: Option<Vec<String>>,
     pub change_poll_ms: Option<u64>,
+    pub change_listener: Option<bool>,
 }
 
 /// The settings in force.
@@ -26,6 +27,8 @@ pub struct Config {
     pub trusted_proxies: Vec<String>,
     /// How often a server reads the change feed (changes made by other processes).
     pub change_poll: std::time::Duration,
+    /// On PostgreSQL, whether to hold the LISTEN connection for pushed invalidation.
+    pub change_listener: bool,
 }
 
 /// Bounds of the change-feed interval: more often is load without use; less often than a
@@ -70,6 +73,7 @@ impl Config {
         }
         Ok(Self {
             change_poll: std::time::Duration::from_millis(change_poll_ms),
+            change_listener: global.change_listener.or(file.change_listener).unwrap_or(true),
             listen,
             data_dir: global.data_dir.clone().or(file.data_dir).unwrap_or_else(|| PathBuf::from("./keygate-data")),
             database_url,

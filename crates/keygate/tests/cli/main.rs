@@ -1,5 +1,8 @@
 //! The `keygate` binary as an operator uses it: real processes over a real data directory.
 
+mod cluster;
+mod nodes;
+
 use std::{path::PathBuf, process::Output};
 
 struct Dir(PathBuf);
@@ -725,7 +728,18 @@ fn the_embedded_database_moves_to_postgresql_whole_and_its_keys_keep_working() {
     let files = |d: &Dir| -> Vec<Vec<u8>> {
         ["keygate.db", "keygate.db-wal"].iter().map(|f| std::fs::read(d.0.join(f)).unwrap_or_default()).collect()
     };
-    let (before, audit_before) = (files(&dir), audit_of(&dir));
+    // The audit is read first: opening the database read-write (as audit_of does) checkpoints it,
+    // and SQLite's last connection may finish that just after closing; wait until the files rest.
+    let audit_before = audit_of(&dir);
+    let mut before = files(&dir);
+    for _ in 0..20 {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let now = files(&dir);
+        if now == before {
+            break;
+        }
+        before = now;
+    }
     let copied = ok(&keygate(&dir, &["database", "copy", "--to", &url]));
     assert!(copied.contains("every table's rows read back equal"), "{copied}");
     let audit_line = copied.lines().find(|l| l.starts_with("audit_events")).expect("audit line");

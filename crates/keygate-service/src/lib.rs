@@ -35,7 +35,7 @@ pub use tenants::InitOutcome;
 pub use usage::day_of;
 pub use usage_stats::KeyUsage;
 pub use users::{CreateUser, Deactivated};
-pub use verify::{Credential, Refused, Verified, VerifyRequest};
+pub use verify::{CheckRequest, Credential, Refused, Verified, VerifyRequest};
 
 /// Tunables of the service layer.
 #[derive(Debug, Clone)]
@@ -50,6 +50,9 @@ pub struct ServiceConfig {
     pub max_failures_per_ip: u32,
     /// How long an IP that reached the failure limit is refused.
     pub failure_block: Duration,
+    /// Sources the failed-verification map holds at most (IPv6 per /64); 32 bytes each plus
+    /// their locks, allocated at the start (65 536: 2.2 MiB).
+    pub failure_capacity: usize,
     /// The largest body a data-API page may have; the page is cut short before it.
     pub max_page_bytes: usize,
 }
@@ -62,6 +65,7 @@ impl Default for ServiceConfig {
             flush_every: Duration::from_secs(5),
             max_failures_per_ip: 100,
             failure_block: Duration::from_secs(60),
+            failure_capacity: ratelimit::DEFAULT_FAILURE_CAPACITY,
             max_page_bytes: 10 * 1024 * 1024,
         }
     }
@@ -185,6 +189,11 @@ impl Keygate {
     /// Refused calls since start, per code (for metrics).
     pub fn refusal_counts(&self) -> Vec<(&'static str, u64)> {
         self.inner.verifier.refusals.counts()
+    }
+
+    /// Sources the failed-verification map tracks now, its capacity, and the bytes it takes (fixed).
+    pub fn failure_map(&self) -> (usize, usize, usize) {
+        self.inner.verifier.failure_map()
     }
 
     /// Database reads the verification caches have made since the start, per cache (`key`,

@@ -27,7 +27,7 @@ use keygate_store::Database;
 pub use caller::Caller;
 pub use error::{FieldError, ServiceError, ServiceResult};
 pub use keys::{IssueKey, IssuedKey, KeyOwner, KeyView};
-pub use password::{generate_password, hash_password, verify_password};
+pub use password::{ARGON2_MEMORY_BYTES, generate_password, hash_password, verify_password};
 pub use ratelimit::RateState;
 pub use records::{Page, ViewParams};
 pub use sessions::{LoggedIn, LoginError, LoginRequest, Session};
@@ -55,6 +55,11 @@ pub struct ServiceConfig {
     pub failure_capacity: usize,
     /// The largest body a data-API page may have; the page is cut short before it.
     pub max_page_bytes: usize,
+    /// Memory log-in password checks may take at once: `budget / 19 MiB` run concurrently (at
+    /// least one), the rest wait.
+    pub password_hash_memory: usize,
+    /// How long a log-in waits for a hashing slot before it is refused as busy (503).
+    pub password_hash_wait: Duration,
 }
 
 impl Default for ServiceConfig {
@@ -67,6 +72,8 @@ impl Default for ServiceConfig {
             failure_block: Duration::from_secs(60),
             failure_capacity: ratelimit::DEFAULT_FAILURE_CAPACITY,
             max_page_bytes: 10 * 1024 * 1024,
+            password_hash_memory: 4 * password::ARGON2_MEMORY_BYTES,
+            password_hash_wait: Duration::from_secs(2),
         }
     }
 }
@@ -83,6 +90,8 @@ struct Inner {
     config: ServiceConfig,
     verifier: verify::Verifier,
     page_hints: records::PageHints,
+    /// Log-in password checks, bounded by their memory.
+    hashing: password::HashingGate,
     /// When per-day counts were last written (Unix ms).
     last_counts_flush: std::sync::Mutex<i64>,
     /// Where this process is in the change feed; read by the poll and by [`Keygate::catch_up`].
@@ -92,8 +101,10 @@ struct Inner {
 impl Keygate {
     pub fn new(db: Database, config: ServiceConfig) -> Self {
         let verifier = verify::Verifier::new(&config);
+        let hashing = password::HashingGate::new(config.password_hash_memory, config.password_hash_wait);
         Self {
             inner: Arc::new(Inner {
+                hashing,
                 db,
                 config,
                 verifier,
@@ -171,6 +182,13 @@ impl Keygate {
         if let Err(e) = self.inner.db.usage().add_daily(&daily).await {
             tracing::warn!(error = %e, count = daily.len(), "writing per-day call counts failed");
         }
+        if with_counts || everything {
+            match self.prune_login_throttle(now).await {
+                Ok(0) => {}
+                Ok(n) => tracing::debug!(rows = n, "pruned the log-in throttle"),
+                Err(e) => tracing::warn!(error = %e, "pruning the log-in throttle failed"),
+            }
+        }
         let refusals = self.inner.verifier.refusals.take_audit_entries();
         if let Err(e) = self.inner.db.audit().append(&refusals).await {
             tracing::warn!(error = %e, count = refusals.len(), "writing refused calls to the audit log failed");
@@ -189,6 +207,11 @@ impl Keygate {
     /// Refused calls since start, per code (for metrics).
     pub fn refusal_counts(&self) -> Vec<(&'static str, u64)> {
         self.inner.verifier.refusals.counts()
+    }
+
+    /// Log-in password checks that may run at once, and how many have been started.
+    pub fn password_hashing(&self) -> (usize, u64) {
+        (self.inner.hashing.limit(), self.inner.hashing.started())
     }
 
     /// Sources the failed-verification map tracks now, its capacity, and the bytes it takes (fixed).

@@ -70,6 +70,14 @@ pub(crate) async fn log_in(
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
             response
         }
+        Err(LoginError::Busy { retry_after_secs }) => {
+            let mut response = again(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Too many log-ins at once: please try again in a moment.".to_owned(),
+            );
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+            response
+        }
         Err(LoginError::Service(e)) => super::internal(&e),
     }
 }

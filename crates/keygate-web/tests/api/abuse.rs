@@ -220,3 +220,141 @@ async fn failures_from_more_sources_than_the_map_holds_keep_it_at_its_capacity()
     assert!(gauge("keygate_failure_sources") <= 64, "{} sources tracked", gauge("keygate_failure_sources"));
     assert!(gauge("keygate_failure_map_bytes") < 4096, "{} bytes for 64 sources", gauge("keygate_failure_map_bytes"));
 }
+
+// --- item 4: password hashing is bounded by a memory budget; the throttle counts first -----------
+
+/// The peak resident memory of this test process (each test runs in a process of its own).
+fn peak_rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("status");
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).expect("VmHWM");
+    let kib: u64 = line.split_whitespace().nth(1).and_then(|n| n.parse().ok()).expect("number");
+    kib * 1024
+}
+
+/// A request over a fresh connection from `ip`, written by hand (a reqwest client per source
+/// address would weigh more than the server under test): the status and the response head.
+async fn raw_request(app: &TestApp, ip: &str, head: &str, body: &[u8]) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.bind(std::net::SocketAddr::new(ip.parse().expect("ip"), 0)).expect("bind");
+    let mut stream = socket.connect(app.addr).await.expect("connect");
+    stream.write_all(head.as_bytes()).await.expect("head");
+    stream.write_all(body).await.expect("body");
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = stream.read(&mut buf).await.expect("read");
+        if n == 0 {
+            break;
+        }
+        answer.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&answer).into_owned();
+    let status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    (status, text)
+}
+
+/// A log-in attempt from `ip`; the answer's status and `Retry-After`.
+async fn log_in_from(app: &TestApp, ip: &str, email: &str, password: &str) -> (u16, Option<String>) {
+    let body = format!(
+        "tenant={}&email={}&password={}",
+        crate::helpers::TENANT,
+        email.replace('@', "%40"),
+        password.replace(' ', "+")
+    );
+    let head = format!(
+        "POST /console/login HTTP/1.1\r\nHost: {}\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n",
+        app.addr,
+        body.len()
+    );
+    let (status, head) = raw_request(app, ip, &head, body.as_bytes()).await;
+    let retry = head
+        .lines()
+        .find_map(|l| l.strip_prefix("retry-after: ").or_else(|| l.strip_prefix("Retry-After: ")))
+        .map(|v| v.trim().to_owned());
+    (status, retry)
+}
+
+const CONCURRENT_LOG_INS: u32 = 200;
+
+#[tokio::test]
+async fn concurrent_wrong_log_ins_hash_within_the_memory_budget() {
+    let app = spawn_app().await;
+    let attempts = (0..CONCURRENT_LOG_INS).map(|i| {
+        let app = &app;
+        async move {
+            let ip = format!("127.2.{}.{}", i / 200, 1 + i % 200);
+            log_in_from(app, &ip, &format!("nobody{i}@acme.example"), "wrong horse battery staple").await
+        }
+    });
+    let answers = futures_join_all(attempts).await;
+    let peak = peak_rss_bytes();
+    let (slots, started) = app.keygate.password_hashing();
+    eprintln!("peak RSS {} MiB; {started} hashings, {slots} at a time", peak >> 20);
+    assert!(peak <= 256 * 1024 * 1024, "peak RSS {} MiB under {CONCURRENT_LOG_INS} log-ins", peak >> 20);
+    assert!(answers.iter().any(|(s, _)| *s == 401), "some attempts were checked: {answers:?}");
+    for (status, retry) in &answers {
+        assert!([401, 429, 503].contains(status), "{status}");
+        assert!(*status == 401 || retry.is_some(), "a refusal for load says when to retry");
+    }
+}
+
+/// Runs every future to completion, concurrently, in order of the input.
+async fn futures_join_all<F: std::future::Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
+    let mut set = Vec::new();
+    for f in futures {
+        set.push(Box::pin(f));
+    }
+    let mut out = Vec::with_capacity(set.len());
+    let mut pending: Vec<_> = set.into_iter().map(Some).collect();
+    let mut results: Vec<Option<F::Output>> = (0..pending.len()).map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut all = true;
+        for (slot, result) in pending.iter_mut().zip(results.iter_mut()) {
+            if let Some(f) = slot {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => {
+                        *result = Some(v);
+                        *slot = None;
+                    }
+                    std::task::Poll::Pending => all = false,
+                }
+            }
+        }
+        if all { std::task::Poll::Ready(()) } else { std::task::Poll::Pending }
+    })
+    .await;
+    out.extend(results.into_iter().map(|r| r.expect("finished")));
+    out
+}
+
+#[tokio::test]
+async fn a_burst_of_wrong_log_ins_for_one_account_is_locked_after_the_limit_however_concurrent() {
+    let app = spawn_app().await;
+    let attempts = (0..60u32).map(|i| {
+        let app = &app;
+        async move { log_in_from(app, &format!("127.3.0.{}", 1 + i), "admin@acme.example", "wrong horse battery").await }
+    });
+    let answers = futures_join_all(attempts).await;
+    let checked = answers.iter().filter(|(s, _)| *s == 401).count();
+    assert!(checked <= 10, "{checked} of 60 concurrent attempts on one account were checked; the limit is 10");
+}
+
+// --- item 6: log-in throttle rows are small and pruned -------------------------------------------
+
+#[tokio::test]
+async fn long_emails_do_not_grow_the_throttle_table() {
+    let app = spawn_app().await;
+    let long = format!("{}@acme.example", "a".repeat(100_000));
+    for i in 0..20u32 {
+        let (status, _) = log_in_from(&app, &format!("127.4.0.{}", 1 + i), &long, "wrong horse battery").await;
+        assert!([401, 429].contains(&status), "{status}");
+    }
+    let pool = keygate_store::testing::sqlite_pool(app.keygate.db()).expect("sqlite");
+    let bytes: i64 = sqlx::query_scalar("SELECT coalesce(sum(length(subject)), 0) FROM login_throttle")
+        .fetch_one(&pool)
+        .await
+        .expect("sum");
+    assert!(bytes <= 40 * 100, "{bytes} bytes of throttle subjects after 20 log-ins with 100 kB emails");
+}

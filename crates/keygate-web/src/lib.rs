@@ -36,11 +36,25 @@ pub struct WebConfig {
     /// handled: a request's head must arrive within it, and an idle keep-alive connection is
     /// closed after it.
     pub idle_timeout: std::time::Duration,
+    /// How long a request's body may take to arrive in full, from the end of its head. A body
+    /// late past it ends the request and its connection.
+    pub body_timeout: std::time::Duration,
+    /// Connections served at once; more wait in the kernel's backlog (the accept loop waits).
+    /// Lowered at the start to what the process's file-descriptor limit leaves room for.
+    pub max_connections: usize,
+    /// Connections one address (an IPv6 /64) may hold at once; more are closed at once.
+    pub max_connections_per_address: usize,
 }
 
 impl Default for WebConfig {
     fn default() -> Self {
-        Self { trusted_proxies: TrustedProxies::default(), idle_timeout: std::time::Duration::from_secs(30) }
+        Self {
+            trusted_proxies: TrustedProxies::default(),
+            idle_timeout: std::time::Duration::from_secs(30),
+            body_timeout: std::time::Duration::from_secs(10),
+            max_connections: 10_000,
+            max_connections_per_address: 256,
+        }
     }
 }
 

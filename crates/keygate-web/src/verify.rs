@@ -5,7 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use axum::{
     Json,
-    extract::{ConnectInfo, State, rejection::JsonRejection},
+    extract::{ConnectInfo, State},
     http::{HeaderMap, HeaderName, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
 };
@@ -20,6 +20,9 @@ use crate::{
     client_ip::client_ip,
     problem::Problem,
 };
+
+/// A verify body is a key and three short fields.
+const VERIFY_BODY_LIMIT: usize = 16 * 1024;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -38,7 +41,7 @@ pub(crate) async fn verify_key(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    body: Result<Json<VerifyBody>, JsonRejection>,
+    body: axum::body::Body,
 ) -> Response {
     let ip = client_ip(peer, &headers, &state.config.trusted_proxies);
     let caller = match state
@@ -64,8 +67,14 @@ pub(crate) async fn verify_key(
         .detail(detail)
         .into_response()
     };
-    let body = match body {
-        Ok(Json(b)) => b,
+    // Read only now that the caller is known: an unauthenticated client cannot make keygate wait
+    // for a body.
+    let bytes = match axum::body::to_bytes(body, VERIFY_BODY_LIMIT).await {
+        Ok(bytes) => bytes,
+        Err(_) => return invalid(format!("the body is over {VERIFY_BODY_LIMIT} bytes or did not arrive in time")),
+    };
+    let body: VerifyBody = match serde_json::from_slice(&bytes) {
+        Ok(b) => b,
         Err(e) => return invalid(format!("{e}; expected {{\"key\", \"ip\"?, \"unitId\"?, \"permission\"?}}")),
     };
     let claimed_ip = match body.ip.as_deref().map(str::parse::<IpAddr>) {

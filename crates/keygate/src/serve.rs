@@ -5,7 +5,7 @@ use std::{process::ExitCode, time::Duration};
 use anyhow::Context;
 use keygate_domain::{Grant, TenantSlug};
 use keygate_service::{Caller, CreateUser, IssueKey, KeyOwner, Keygate};
-use keygate_web::{AppState, TrustedProxies, WebConfig};
+use keygate_web::{AppState, TrustedProxies};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpListener,
@@ -35,7 +35,7 @@ async fn run_server(keygate: Keygate, config: &Config, listener: TcpListener) ->
     let trusted_proxies = TrustedProxies::parse(&config.trusted_proxies).map_err(anyhow::Error::msg)?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let background = keygate.spawn_background(stop_rx);
-    let state = AppState::new(keygate.clone(), WebConfig { trusted_proxies, ..WebConfig::default() });
+    let state = AppState::new(keygate.clone(), config.web_config(trusted_proxies));
     let addr = listener.local_addr()?;
     // With PostgreSQL the data directory holds nothing else: it is used only if it exists.
     let control = if config.database_url.is_none() || config.data_dir.is_dir() {

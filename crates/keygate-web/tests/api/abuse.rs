@@ -358,3 +358,123 @@ async fn long_emails_do_not_grow_the_throttle_table() {
         .expect("sum");
     assert!(bytes <= 40 * 100, "{bytes} bytes of throttle subjects after 20 log-ins with 100 kB emails");
 }
+
+// --- item 5: slow bodies have a deadline; connections are capped overall and per address --------
+
+/// Opens a connection from `ip` that sends a head announcing a 1 MB body, and then nothing.
+async fn slow_body(app: &TestApp, ip: &str, path: &str) -> tokio::net::TcpStream {
+    slow_body_with(app, ip, path, "").await
+}
+
+/// [`slow_body`] with extra header lines (each ending in `\r\n`).
+async fn slow_body_with(app: &TestApp, ip: &str, path: &str, extra: &str) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.bind(std::net::SocketAddr::new(ip.parse().expect("ip"), 0)).expect("bind");
+    let mut stream = socket.connect(app.addr).await.expect("connect");
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: x\r\n{extra}Content-Type: application/json\r\nContent-Length: 1000000\r\n\r\n{{"
+    );
+    // The server may already have closed a connection over its cap: a failed write is an answer.
+    let _ = stream.write_all(head.as_bytes()).await;
+    stream
+}
+
+/// Whether the server still holds `stream` open: no bytes, no end within 20 ms.
+async fn still_open(stream: &mut tokio::net::TcpStream) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 512];
+    loop {
+        match tokio::time::timeout(std::time::Duration::from_millis(20), stream.read(&mut buf)).await {
+            Err(_) => return true,
+            Ok(Ok(0) | Err(_)) => return false,
+            // An answer (408, 503) may come before the close.
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
+#[tokio::test]
+async fn slow_bodies_are_capped_per_address_closed_at_their_deadline_and_healthz_stays_fast() {
+    let web = keygate_web::WebConfig {
+        body_timeout: std::time::Duration::from_secs(2),
+        max_connections_per_address: 32,
+        ..keygate_web::WebConfig::default()
+    };
+    let app = crate::helpers::spawn_app_with_web(web).await;
+    // An authenticated verify call waits for its body; so would a data-API write.
+    let (_, service) = app.issue(&["127.0.0.0/8"], Some(&["keys:verify"])).await;
+    let auth = format!("Authorization: Bearer {}\r\n", service.expose());
+    let started = std::time::Instant::now();
+    let mut slow = Vec::new();
+    for _ in 0..300 {
+        slow.push(slow_body_with(&app, "127.0.0.2", "/v1/keys/verify", &auth).await);
+    }
+    let mut latencies = Vec::new();
+    for _ in 0..50 {
+        let t = std::time::Instant::now();
+        let (status, _) =
+            raw_request(&app, "127.0.0.1", "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", b"").await;
+        latencies.push(t.elapsed());
+        assert_eq!(status, 200);
+    }
+    latencies.sort();
+    let p99 = latencies[latencies.len() * 99 / 100 - 1];
+    assert!(p99 < std::time::Duration::from_millis(50), "/healthz p99 {p99:?} with 300 slow bodies open");
+    let mut open = 0;
+    for stream in &mut slow {
+        open += usize::from(still_open(stream).await);
+    }
+    assert!(open >= 16, "only {open} slow connections open: the attack did not take");
+    assert!(open <= 32, "{open} slow connections from one address held open; the cap is 32");
+    tokio::time::sleep(
+        std::time::Duration::from_secs(2).saturating_sub(started.elapsed()) + std::time::Duration::from_millis(700),
+    )
+    .await;
+    let mut open = 0;
+    for stream in &mut slow {
+        open += usize::from(still_open(stream).await);
+    }
+    assert_eq!(open, 0, "slow bodies still open {:?} after they started, the deadline is 2 s", started.elapsed());
+}
+
+#[tokio::test]
+async fn a_verify_call_without_a_key_is_answered_before_its_body_arrives() {
+    let app = spawn_app().await;
+    let mut stream = slow_body(&app, "127.0.0.1", "/v1/keys/verify").await;
+    let started = std::time::Instant::now();
+    let mut answer = [0u8; 12];
+    let read = tokio::time::timeout(std::time::Duration::from_secs(1), async {
+        use tokio::io::AsyncReadExt;
+        stream.read_exact(&mut answer).await
+    })
+    .await;
+    assert!(read.is_ok(), "no answer within 1 s: the body was waited for before authentication");
+    assert_eq!(&answer, b"HTTP/1.1 401", "answered in {:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn connections_over_the_global_cap_wait_in_the_backlog_until_a_place_is_free() {
+    let web = keygate_web::WebConfig {
+        body_timeout: std::time::Duration::from_secs(1),
+        max_connections: 8,
+        ..keygate_web::WebConfig::default()
+    };
+    let app = crate::helpers::spawn_app_with_web(web).await;
+    let (_, service) = app.issue(&["127.0.0.0/8"], Some(&["keys:verify"])).await;
+    let auth = format!("Authorization: Bearer {}\r\n", service.expose());
+    let mut slow = Vec::new();
+    for i in 0..8 {
+        slow.push(slow_body_with(&app, &format!("127.0.5.{}", 1 + i), "/v1/keys/verify", &auth).await);
+    }
+    let started = std::time::Instant::now();
+    let (status, _) =
+        raw_request(&app, "127.0.6.1", "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", b"").await;
+    assert_eq!(status, 200);
+    let waited = started.elapsed();
+    assert!(
+        waited >= std::time::Duration::from_millis(500),
+        "served after {waited:?} with 8 of 8 places held: the cap was not kept"
+    );
+    assert!(waited < std::time::Duration::from_secs(3), "served after {waited:?}: the slow bodies' deadline is 1 s");
+}

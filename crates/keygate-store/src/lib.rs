@@ -15,6 +15,7 @@ use sqlx::{
 
 mod audit;
 mod changes;
+pub mod files;
 mod keys;
 mod records;
 mod rows;
@@ -108,19 +109,25 @@ static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations
 
 impl Database {
     /// Opens (creating if needed) the SQLite file `keygate.db` in `data_dir`: WAL, foreign keys on.
+    /// A directory made here is 0700 and the database 0600, whatever the umask (see [`files`]).
     pub async fn open_data_dir(data_dir: &Path) -> StoreResult<Self> {
-        std::fs::create_dir_all(data_dir).map_err(|e| {
+        files::create_private_dir(data_dir).map_err(|e| {
             StoreError::Conflict(format!("cannot create the data directory {}: {e}", data_dir.display()))
         })?;
         Self::open_sqlite_file(&data_dir.join("keygate.db")).await
     }
 
+    /// Opens (creating if needed, 0600) a SQLite database file. `synchronous=FULL`: a committed
+    /// change (a revocation, an issued key, an audit row) survives a power loss or an OS crash,
+    /// not only a crash of keygate; WAL keeps the cost to one fsync per commit.
     pub async fn open_sqlite_file(path: &Path) -> StoreResult<Self> {
+        files::create_private_file(path)
+            .map_err(|e| StoreError::Conflict(format!("cannot create the database file {}: {e}", path.display())))?;
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
+            .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10))
             // Reads straight from the mapped file instead of copying pages through read(2).

@@ -44,6 +44,15 @@ async fn run_server(keygate: Keygate, config: &Config, listener: TcpListener) ->
         None
     };
     let control = control.map(|c| tokio::spawn(c.serve(keygate.clone())));
+    if config.database_url.is_none() {
+        for (path, mode) in keygate_store::files::readable_by_others(&config.data_dir) {
+            tracing::warn!(
+                path = %path.display(),
+                mode = format!("{mode:o}"),
+                "other users of this machine may read keygate's data here; chmod it 0700 (directory) or 0600 (files)"
+            );
+        }
+    }
     tracing::info!(%addr, storage = %config.describe_storage(), "keygate is serving");
     keygate_web::serve(listener, state, shutdown_signal()).await.context("the server failed")?;
     if let Some(task) = control {

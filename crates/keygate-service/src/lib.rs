@@ -78,6 +78,20 @@ impl Default for ServiceConfig {
     }
 }
 
+/// Refused-call audit entries kept after a failed write, at most this many (then counted only).
+const MAX_UNWRITTEN: usize = 10_000;
+
+/// Audit entries a flush could not write, and when to try again (exponential backoff from one
+/// flush interval to a minute; at shutdown, a few quick tries whatever the backoff).
+#[derive(Debug, Default)]
+struct Unwritten {
+    entries: Vec<keygate_domain::AuditEntry>,
+    /// Entries given up on because [`MAX_UNWRITTEN`] was reached.
+    dropped: u64,
+    failures: u32,
+    next_try: Option<std::time::Instant>,
+}
+
 /// The service handle: cheap to clone, shared by every request.
 #[derive(Debug, Clone)]
 pub struct Keygate {
@@ -94,6 +108,8 @@ struct Inner {
     hashing: password::HashingGate,
     /// When per-day counts were last written (Unix ms).
     last_counts_flush: std::sync::Mutex<i64>,
+    /// Refused-call audit entries whose write failed, kept for the next flush.
+    unwritten: std::sync::Mutex<Unwritten>,
     /// Where this process is in the change feed; read by the poll and by [`Keygate::catch_up`].
     feed: tokio::sync::Mutex<verify::FeedCursor>,
 }
@@ -110,6 +126,7 @@ impl Keygate {
                 verifier,
                 page_hints: records::PageHints::default(),
                 last_counts_flush: std::sync::Mutex::new(0),
+                unwritten: std::sync::Mutex::default(),
                 feed: tokio::sync::Mutex::default(),
             }),
         }
@@ -189,18 +206,83 @@ impl Keygate {
                 Err(e) => tracing::warn!(error = %e, "pruning the log-in throttle failed"),
             }
         }
-        let refusals = self.inner.verifier.refusals.take_audit_entries();
-        if let Err(e) = self.inner.db.audit().append(&refusals).await {
-            tracing::warn!(error = %e, count = refusals.len(), "writing refused calls to the audit log failed");
-        }
-        if !usage.is_empty() || !daily.is_empty() || !refusals.is_empty() {
+        let refusals = self.write_refusals(everything).await;
+        if !usage.is_empty() || !daily.is_empty() || refusals > 0 {
             tracing::debug!(
                 last_used = usage.len(),
                 daily_counts = daily.len(),
-                refusals = refusals.len(),
+                refusals,
                 elapsed_ms = started.elapsed().as_millis() as u64,
                 "usage written behind"
             );
+        }
+    }
+
+    /// Writes the refused calls recorded since the last flush, with those a failed write left.
+    /// A failed write keeps them (up to [`MAX_UNWRITTEN`]) and backs off; at shutdown
+    /// (`everything`) it tries three times, 100 ms, 400 ms and 1.6 s apart. Returns how many were
+    /// written.
+    async fn write_refusals(&self, everything: bool) -> usize {
+        let fresh = self.inner.verifier.refusals.take_audit_entries();
+        let now = std::time::Instant::now();
+        let mut batch = {
+            let mut unwritten = self.inner.unwritten.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let waiting = unwritten.next_try.is_some_and(|at| at > now) && !everything;
+            if waiting {
+                Self::keep_unwritten(&mut unwritten, fresh);
+                return 0;
+            }
+            let mut batch = std::mem::take(&mut unwritten.entries);
+            batch.extend(fresh);
+            let dropped = std::mem::take(&mut unwritten.dropped);
+            if dropped > 0 {
+                batch.push(
+                    keygate_domain::AuditEntry::new(None, keygate_domain::Actor::System("api"), "call.refused", "lost")
+                        .details(format!("{dropped} refused-call entries could not be written and were dropped")),
+                );
+            }
+            batch
+        };
+        if batch.is_empty() {
+            return 0;
+        }
+        let tries = if everything { 4 } else { 1 };
+        let mut pause = Duration::from_millis(100);
+        for attempt in 1..=tries {
+            match self.inner.db.audit().append(&batch).await {
+                Ok(()) => {
+                    let mut unwritten = self.inner.unwritten.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                    unwritten.failures = 0;
+                    unwritten.next_try = None;
+                    return batch.len();
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, count = batch.len(), attempt, "writing refused calls to the audit log failed; kept for a retry");
+                    if attempt < tries {
+                        tokio::time::sleep(pause).await;
+                        pause *= 4;
+                    }
+                }
+            }
+        }
+        let mut unwritten = self.inner.unwritten.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        unwritten.failures = unwritten.failures.saturating_add(1);
+        let backoff =
+            (self.inner.config.flush_every * 2u32.saturating_pow(unwritten.failures - 1)).min(Duration::from_secs(60));
+        unwritten.next_try = Some(std::time::Instant::now() + backoff);
+        let later = std::mem::take(&mut unwritten.entries);
+        batch.extend(later);
+        Self::keep_unwritten(&mut unwritten, batch);
+        0
+    }
+
+    fn keep_unwritten(unwritten: &mut Unwritten, entries: Vec<keygate_domain::AuditEntry>) {
+        for entry in entries {
+            if unwritten.entries.len() < MAX_UNWRITTEN {
+                unwritten.entries.push(entry);
+            } else {
+                unwritten.dropped += 1;
+            }
         }
     }
 

@@ -478,3 +478,34 @@ async fn connections_over_the_global_cap_wait_in_the_backlog_until_a_place_is_fr
     );
     assert!(waited < std::time::Duration::from_secs(3), "served after {waited:?}: the slow bodies' deadline is 1 s");
 }
+
+// --- item 7: refused calls reach the audit log even when a write of them fails -------------------
+
+#[tokio::test]
+async fn refused_calls_whose_audit_write_failed_are_written_by_a_later_flush() {
+    let app = spawn_app().await;
+    let pool = keygate_store::testing::sqlite_pool(app.keygate.db()).expect("sqlite");
+    let refused_rows = || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM audit_events WHERE action = 'call.refused'")
+            .fetch_one(&pool)
+            .await
+            .expect("count")
+    };
+    sqlx::query(
+        "CREATE TRIGGER audit_down BEFORE INSERT ON audit_events WHEN NEW.action = 'call.refused' \
+         BEGIN SELECT RAISE(ABORT, 'the disk is full'); END",
+    )
+    .execute(&pool)
+    .await
+    .expect("trigger");
+    for i in 0..5u32 {
+        let client = client_from(&format!("127.0.7.{}", 1 + i));
+        let r = client.get(app.url("/rest/v1/1/capability")).bearer_auth(ApiKeySecret::generate().expose()).send();
+        assert_eq!(r.await.expect("send").status(), 401);
+    }
+    app.keygate.flush().await;
+    assert_eq!(refused_rows().await, 0, "the write failed");
+    sqlx::query("DROP TRIGGER audit_down").execute(&pool).await.expect("drop");
+    app.keygate.flush().await;
+    assert_eq!(refused_rows().await, 5, "one aggregated row per source address, kept and written later");
+}

@@ -509,3 +509,21 @@ async fn refused_calls_whose_audit_write_failed_are_written_by_a_later_flush() {
     app.keygate.flush().await;
     assert_eq!(refused_rows().await, 5, "one aggregated row per source address, kept and written later");
 }
+
+// --- strict requests ------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_misspelt_query_parameter_is_400_unknown_parameter_naming_the_accepted_ones() {
+    let app = spawn_app().await;
+    let (_, key) = app.issue(&["127.0.0.0/8"], None).await;
+    let get = |path: &str| app.client.get(app.url(path)).bearer_auth(key.expose()).send();
+    let r = get("/rest/v1/1/views/jobs?externalfilter=status%3D%27X%27").await.expect("send");
+    assert_eq!(r.status(), 400);
+    let body: serde_json::Value = r.json().await.expect("json");
+    assert_eq!(body["code"], "unknown_parameter");
+    let detail = body["detail"].as_str().expect("detail");
+    assert!(detail.contains("`externalfilter`") && detail.contains("externalFilter, limit, offset"), "{detail}");
+    assert_eq!(get("/rest/v1/1/views/jobs?limit=5&offset=0").await.expect("send").status(), 200);
+    let r = get("/rest/v1/1/jobs?id=1&expand=all").await.expect("send");
+    assert_eq!(r.status(), 400, "record calls take `id` only");
+}

@@ -34,6 +34,8 @@ use crate::{
 pub enum Credential<'a> {
     Missing,
     Key(&'a str),
+    /// More than one, and not all the same: which one is meant cannot be known.
+    Ambiguous,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -501,6 +503,12 @@ impl Keygate {
                 let tenant = scope.audit_tenant();
                 v.refusals.record(tenant, None, RefusalCode::MissingCredentials, source, None, "no credential sent");
                 return Err(RefusalCode::MissingCredentials.into());
+            }
+            Credential::Ambiguous => {
+                let tenant = scope.audit_tenant();
+                let detail = "more than one credential sent";
+                v.refusals.record(tenant, None, RefusalCode::AmbiguousCredentials, source, None, detail);
+                return Err(RefusalCode::AmbiguousCredentials.into());
             }
             Credential::Key(text) => text,
         };

@@ -527,3 +527,28 @@ async fn a_misspelt_query_parameter_is_400_unknown_parameter_naming_the_accepted
     let r = get("/rest/v1/1/jobs?id=1&expand=all").await.expect("send");
     assert_eq!(r.status(), 400, "record calls take `id` only");
 }
+
+#[tokio::test]
+async fn two_different_credentials_are_400_ambiguous_credentials() {
+    let app = spawn_app().await;
+    let (_, key) = app.issue(&["127.0.0.0/8"], None).await;
+    let other = ApiKeySecret::generate();
+    let url = app.url("/rest/v1/1/capability");
+    let bearer = format!("Bearer {}", key.expose());
+    let cases = [
+        app.client
+            .get(&url)
+            .header("authorization", &bearer)
+            .header("authorization", format!("Bearer {}", other.expose())),
+        app.client.get(&url).bearer_auth(key.expose()).header("x-api-key", other.expose()),
+        app.client.get(&url).header("x-api-key", key.expose()).header("x-api-key", other.expose()),
+    ];
+    for (i, request) in cases.into_iter().enumerate() {
+        let r = request.send().await.expect("send");
+        assert_eq!(r.status(), 400, "case {i}");
+        assert!(r.headers()["www-authenticate"].to_str().expect("ascii").contains("invalid_request"));
+        assert_eq!(crate::helpers::problem_code(r).await, "ambiguous_credentials", "case {i}");
+    }
+    let same = app.client.get(&url).bearer_auth(key.expose()).header("x-api-key", key.expose());
+    assert_eq!(same.send().await.expect("send").status(), 200, "the same key twice is one credential");
+}

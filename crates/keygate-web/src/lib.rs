@@ -44,6 +44,33 @@ pub struct WebConfig {
     pub max_connections: usize,
     /// Connections one address (an IPv6 /64) may hold at once; more are closed at once.
     pub max_connections_per_address: usize,
+    /// Whether the console's session cookie is marked `Secure`.
+    pub cookie_secure: CookieSecure,
+}
+
+/// When the session cookie carries `Secure` (setting `cookie_secure`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum CookieSecure {
+    /// Always, except when the socket peer is a loopback address and no trusted proxy forwarded
+    /// the request: a browser on the same machine speaking plain HTTP (a developer's).
+    #[default]
+    Auto,
+    Always,
+    /// Never: only for plain-HTTP deployments that accept the risk.
+    Never,
+}
+
+impl std::str::FromStr for CookieSecure {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "auto" => Ok(Self::Auto),
+            "always" => Ok(Self::Always),
+            "never" => Ok(Self::Never),
+            other => Err(format!("cookie_secure is auto, always or never, not `{other}`")),
+        }
+    }
 }
 
 impl Default for WebConfig {
@@ -54,6 +81,7 @@ impl Default for WebConfig {
             body_timeout: std::time::Duration::from_secs(10),
             max_connections: 10_000,
             max_connections_per_address: 256,
+            cookie_secure: CookieSecure::Auto,
         }
     }
 }

@@ -23,6 +23,8 @@ pub struct FileConfig {
     pub request_body_timeout_secs: Option<u64>,
     /// Memory log-in password checks may take at once, in MiB (19 MiB per concurrent check).
     pub password_hash_memory_mib: Option<usize>,
+    /// `auto` (default), `always` or `never`: when the session cookie is `Secure`.
+    pub cookie_secure: Option<String>,
 }
 
 /// The settings in force.
@@ -39,6 +41,7 @@ pub struct Config {
     pub request_body_timeout: std::time::Duration,
     /// Bytes of Argon2 memory log-ins may use at once.
     pub password_hash_memory: usize,
+    pub cookie_secure: keygate_web::CookieSecure,
 }
 
 /// Bounds of the change-feed interval: more often is load without use; less often than a
@@ -94,7 +97,12 @@ impl Config {
         if password_hash_memory < keygate_service::ARGON2_MEMORY_BYTES {
             bail!("password_hash_memory_mib must be at least 19 (one Argon2 check takes 19 MiB)");
         }
+        let cookie_secure = match std::env::var("KEYGATE_COOKIE_SECURE").ok().or(file.cookie_secure) {
+            Some(text) => text.parse().map_err(anyhow::Error::msg)?,
+            None => keygate_web::CookieSecure::default(),
+        };
         Ok(Self {
+            cookie_secure,
             max_connections,
             max_connections_per_address,
             request_body_timeout,
@@ -123,6 +131,7 @@ impl Config {
             max_connections: self.max_connections,
             max_connections_per_address: self.max_connections_per_address,
             body_timeout: self.request_body_timeout,
+            cookie_secure: self.cookie_secure,
             ..keygate_web::WebConfig::default()
         }
     }

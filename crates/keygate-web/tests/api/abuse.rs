@@ -552,3 +552,43 @@ async fn two_different_credentials_are_400_ambiguous_credentials() {
     let same = app.client.get(&url).bearer_auth(key.expose()).header("x-api-key", key.expose());
     assert_eq!(same.send().await.expect("send").status(), 200, "the same key twice is one credential");
 }
+
+#[tokio::test]
+async fn a_trusted_proxy_on_this_machine_with_a_loopback_host_still_gets_a_secure_cookie() {
+    let proxies = keygate_web::TrustedProxies::parse(&["127.0.0.1".into()]).expect("valid");
+    let app = crate::helpers::spawn_app_with(proxies).await;
+    let password = "correct horse battery staple";
+    app.keygate
+        .create_user(
+            &Caller::CLI,
+            app.tenant,
+            keygate_service::CreateUser {
+                email: "ada@acme.example".into(),
+                name: "Ada".into(),
+                category: "personal".into(),
+                groups: vec!["Configurator".into()],
+                units: None,
+                password: Some(secrecy::SecretString::from(password)),
+            },
+        )
+        .await
+        .expect("user");
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    let form = [("tenant", crate::helpers::TENANT), ("email", "ada@acme.example"), ("password", password)];
+    let log_in = |forwarded: bool| {
+        let mut request = client.post(app.url("/console/login")).header("host", "127.0.0.1:8080").form(&form);
+        if forwarded {
+            request = request.header("x-forwarded-for", "203.0.113.5");
+        }
+        request.send()
+    };
+    let secure = |r: &reqwest::Response| {
+        let cookie = r.headers()["set-cookie"].to_str().expect("ascii").to_owned();
+        cookie.split(';').any(|a| a.trim() == "Secure")
+    };
+    let r = log_in(true).await.expect("log in");
+    assert_eq!(r.status(), 303);
+    assert!(secure(&r), "a remote browser behind the local proxy gets a Secure cookie");
+    let r = log_in(false).await.expect("log in");
+    assert!(!secure(&r), "a browser on this machine, no proxy in between, over plain HTTP");
+}

@@ -16,6 +16,8 @@ use sqlx::{
 mod audit;
 mod changes;
 pub mod files;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 mod keys;
 mod records;
 mod rows;

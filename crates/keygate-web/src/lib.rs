@@ -8,6 +8,8 @@ mod api;
 mod client_ip;
 mod console;
 mod data;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 mod ops;
 mod problem;
 mod public_api;

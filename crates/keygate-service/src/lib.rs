@@ -200,6 +200,10 @@ impl Keygate {
             tracing::warn!(error = %e, count = daily.len(), "writing per-day call counts failed");
         }
         if with_counts || everything {
+            let before = now.plus_millis(-keygate_store::CHANGE_RETENTION_MS);
+            if let Err(e) = self.inner.db.changes().prune(before).await {
+                tracing::warn!(error = %e, "pruning the change feed failed");
+            }
             match self.prune_login_throttle(now).await {
                 Ok(0) => {}
                 Ok(n) => tracing::debug!(rows = n, "pruned the log-in throttle"),

@@ -29,7 +29,7 @@ mod usage;
 mod users;
 
 pub use audit::{AuditFilter, AuditRecord};
-pub use changes::{Change, ChangeKind};
+pub use changes::{CHANGE_RETENTION_MS, Change, ChangeKind};
 pub use keys::{KeyListing, NewKey, UsageUpdate};
 pub use records::{
     FieldValue, Idempotency, PageRows, Properties, RecordWrite, Records, RowShape, SqlType, ViewQuery, Visibility,

@@ -592,3 +592,37 @@ async fn a_trusted_proxy_on_this_machine_with_a_loopback_host_still_gets_a_secur
     let r = log_in(false).await.expect("log in");
     assert!(!secure(&r), "a browser on this machine, no proxy in between, over plain HTTP");
 }
+
+// --- tables an outsider grows are pruned ---------------------------------------------------------
+
+#[tokio::test]
+async fn old_change_feed_and_throttle_rows_are_pruned_by_the_background_flush() {
+    let app = spawn_app().await;
+    let pool = keygate_store::testing::sqlite_pool(app.keygate.db()).expect("sqlite");
+    let long_ago = keygate_domain::Timestamp::now().plus_millis(-2 * 3_600_000).0;
+    for i in 0..100i64 {
+        sqlx::query("INSERT INTO changes (at, kind, entity_id) VALUES ($1, 'key', $2)")
+            .bind(long_ago)
+            .bind(i)
+            .execute(&pool)
+            .await
+            .expect("change");
+        sqlx::query(
+            "INSERT INTO login_throttle (subject, failures, window_start, locked_until) VALUES ($1, 3, $2, NULL)",
+        )
+        .bind(format!("ip:192.0.2.{i}"))
+        .bind(long_ago)
+        .execute(&pool)
+        .await
+        .expect("throttle");
+    }
+    app.keygate.flush().await;
+    let old_changes: i64 = sqlx::query_scalar("SELECT count(*) FROM changes WHERE at = $1")
+        .bind(long_ago)
+        .fetch_one(&pool)
+        .await
+        .expect("n");
+    let old_throttle: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM login_throttle").fetch_one(&pool).await.expect("n");
+    assert_eq!((old_changes, old_throttle), (0, 0), "rows two hours old left after a flush");
+}

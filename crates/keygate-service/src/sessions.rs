@@ -80,6 +80,16 @@ fn digest(token: &str) -> Vec<u8> {
     Sha256::digest(token.as_bytes()).to_vec()
 }
 
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The CSRF token of the session whose cookie carries `token`: a digest of it under its own
+/// label, so it neither reveals the cookie's token nor matches the stored session digest.
+fn csrf_for(token: &str) -> String {
+    hex(&Sha256::digest(format!("keygate csrf\n{token}").as_bytes()))
+}
+
 /// 32 random bytes as 64 hex characters.
 pub(crate) fn random_token() -> String {
     let mut bytes = [0u8; 32];
@@ -162,14 +172,16 @@ impl Keygate {
         }
         let _ = sessions.delete_expired(now, now.plus_millis(-SESSION_IDLE_MS)).await;
         let token = random_token();
-        let csrf = random_token();
+        // The form token is derived from the cookie's token and only its digest is stored: a
+        // copy of the database holds neither.
+        let csrf_digest = hex(&digest(&csrf_for(&token)));
         let ip_text = req.ip.map(|ip| ip.to_string());
         sessions
             .insert(&NewSession {
                 digest: &digest(&token),
                 tenant_id: tenant.policy.id,
                 user_id: user,
-                csrf_token: &csrf,
+                csrf_token: &csrf_digest,
                 expires_at: now.plus_millis(SESSION_ABSOLUTE_MS),
                 ip: ip_text.as_deref(),
             })
@@ -265,7 +277,7 @@ impl Keygate {
             user,
             tenant,
             permissions: owner.permissions,
-            csrf_token: row.csrf_token,
+            csrf_token: csrf_for(token),
             flash: row.flash,
             digest,
         }))

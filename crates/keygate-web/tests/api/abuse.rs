@@ -626,3 +626,46 @@ async fn old_change_feed_and_throttle_rows_are_pruned_by_the_background_flush() 
         sqlx::query_scalar("SELECT count(*) FROM login_throttle").fetch_one(&pool).await.expect("n");
     assert_eq!((old_changes, old_throttle), (0, 0), "rows two hours old left after a flush");
 }
+
+#[tokio::test]
+async fn the_database_holds_no_csrf_token_a_page_carries() {
+    let app = spawn_app().await;
+    let password = "correct horse battery staple";
+    app.keygate
+        .create_user(
+            &Caller::CLI,
+            app.tenant,
+            keygate_service::CreateUser {
+                email: "ada@acme.example".into(),
+                name: "Ada".into(),
+                category: "personal".into(),
+                groups: vec!["Configurator".into()],
+                units: None,
+                password: Some(secrecy::SecretString::from(password)),
+            },
+        )
+        .await
+        .expect("user");
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    let form = [("tenant", crate::helpers::TENANT), ("email", "ada@acme.example"), ("password", password)];
+    let r = client.post(app.url("/console/login")).form(&form).send().await.expect("log in");
+    let cookie = r.headers()["set-cookie"].to_str().expect("ascii").split(';').next().expect("pair").to_owned();
+    let page = client
+        .get(app.url("/console/configuration/system/integrations/public-api"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .expect("page")
+        .text()
+        .await
+        .expect("html");
+    let marker = "name=\"csrf\" value=\"";
+    let start = page.find(marker).expect("a csrf field") + marker.len();
+    let csrf = page[start..].split('"').next().expect("value");
+    let pool = keygate_store::testing::sqlite_pool(app.keygate.db()).expect("sqlite");
+    let stored: Vec<String> =
+        sqlx::query_scalar("SELECT csrf_token FROM console_sessions").fetch_all(&pool).await.expect("rows");
+    assert_eq!(stored.len(), 1);
+    assert_ne!(stored[0], csrf, "the CSRF token is stored as it is sent");
+    assert!(!stored[0].contains(csrf) && !cookie.contains(&stored[0]));
+}

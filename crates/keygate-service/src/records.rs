@@ -262,8 +262,15 @@ impl Keygate {
         let spec = write_spec(resource)?;
         let reach =
             visibility(v, spec.resource, Access::Write).ok_or_else(|| forbidden(spec.resource, Access::Write))?;
-        let hash: [u8; 32] =
-            Sha256::new().chain_update(resource.as_bytes()).chain_update(b"\0").chain_update(body).finalize().into();
+        // The unit is part of the request: the same key and body sent to another unit is another
+        // request (refused as a reuse), never answered with the first unit's record.
+        let hash: [u8; 32] = Sha256::new()
+            .chain_update(unit.0.to_le_bytes())
+            .chain_update(resource.as_bytes())
+            .chain_update(b"\0")
+            .chain_update(body)
+            .finalize()
+            .into();
         if let Some(key) = idempotency_key {
             if key.is_empty() || key.len() > 255 || key.chars().any(char::is_control) {
                 return Err(bad(
@@ -279,7 +286,7 @@ impl Keygate {
         if resource == "users" {
             return self.create_user_record(v, &object, ip).await;
         }
-        let mut write = self.validate(v, spec, &object, true, reach).await?;
+        let mut write = self.validate(v, unit, spec, &object, true, reach).await?;
         let mut number = None;
         if spec.table == "documents" && !write.fields.iter().any(|(c, _)| *c == "number") {
             let n = self.db().records().count_documents(v.tenant.id).await? + 1;
@@ -368,7 +375,7 @@ impl Keygate {
             }
             _ => {}
         }
-        let write = self.validate(v, spec, &object, false, reach).await?;
+        let write = self.validate(v, unit, spec, &object, false, reach).await?;
         let actor = caller(v, ip);
         let audit = actor.audit(v.tenant.id, "record.updated", resource).details(format!(
             "via key {}; fields: {}",
@@ -475,6 +482,7 @@ impl Keygate {
     async fn validate(
         &self,
         v: &Verified,
+        unit: UnitId,
         spec: &WriteSpec,
         object: &Map<String, Json>,
         creating: bool,
@@ -491,7 +499,7 @@ impl Keygate {
                 });
                 continue;
             };
-            match self.field_value(v, field, value).await {
+            match self.field_value(v, unit, field, value).await {
                 Ok(fv) => fields.push((field.column, fv)),
                 Err(message) => errors.push(FieldError { field: name.clone(), message }),
             }
@@ -534,7 +542,13 @@ impl Keygate {
         }
     }
 
-    async fn field_value(&self, v: &Verified, field: &FieldSpec, value: &Json) -> Result<FieldValue, String> {
+    async fn field_value(
+        &self,
+        v: &Verified,
+        unit: UnitId,
+        field: &FieldSpec,
+        value: &Json,
+    ) -> Result<FieldValue, String> {
         if value.is_null() {
             let ty = match field.kind {
                 Kind::Bool => SqlType::Bool,
@@ -594,13 +608,22 @@ impl Keygate {
             ),
             Kind::Ref(table) => {
                 let id = value.as_i64().filter(|i| *i > 0).ok_or("must be a record id")?;
-                if !self
+                // Only a record of this unit that the key may read can be referred to; any other
+                // gets the answer a missing one gets, so a reference is no existence oracle.
+                let reach =
+                    SPECS.iter().find(|s| s.table == table).and_then(|s| visibility(v, s.resource, Access::Read));
+                let owner = self
                     .db()
                     .records()
-                    .exists(table, v.tenant.id, id)
+                    .owner_of(table, v.tenant.id, unit, id)
                     .await
-                    .map_err(|_| "could not be checked".to_owned())?
-                {
+                    .map_err(|_| "could not be checked".to_owned())?;
+                let visible = match (owner, reach) {
+                    (Some(_), Some(Visibility::All)) => true,
+                    (Some(owner), Some(Visibility::Own(me))) => owner == me.0,
+                    _ => false,
+                };
+                if !visible {
                     return Err(format!("there is no {table} record {id}"));
                 }
                 Bound::Int(id)

@@ -669,3 +669,75 @@ async fn the_database_holds_no_csrf_token_a_page_carries() {
     assert_ne!(stored[0], csrf, "the CSRF token is stored as it is sent");
     assert!(!stored[0].contains(csrf) && !cookie.contains(&stored[0]));
 }
+
+// --- records: idempotency and references respect the unit and what the key may see --------------
+
+async fn key_of(app: &TestApp, owner: &str) -> ApiKeySecret {
+    let (_, key) = app
+        .issue_with(IssueKey {
+            owner: KeyOwner::Email(owner.into()),
+            purpose: "records".into(),
+            ip_ranges: vec!["127.0.0.0/8".into()],
+            expires: None,
+            scopes: None,
+            units: None,
+            rate_limit_per_minute: None,
+        })
+        .await;
+    key
+}
+
+#[tokio::test]
+async fn an_idempotency_key_replayed_on_another_unit_does_not_answer_the_first_units_record() {
+    let app = spawn_app().await;
+    let audit = keygate_domain::AuditEntry::new(Some(app.tenant), Caller::CLI.actor(), "unit.created", "unit 2");
+    app.keygate
+        .db()
+        .tenants()
+        .create_unit(app.tenant, keygate_domain::UnitId(2), "Second", &audit)
+        .await
+        .expect("unit");
+    let admin = key_of(&app, "admin@acme.example").await;
+    let send = |unit: u32| {
+        app.client
+            .post(app.url(&format!("/rest/v1/{unit}/companies")))
+            .bearer_auth(admin.expose())
+            .header("idempotency-key", "order-42")
+            .json(&json!({"name": "Once"}))
+            .send()
+    };
+    let first = send(1).await.expect("send");
+    assert_eq!(first.status(), 201);
+    let first: serde_json::Value = first.json().await.expect("json");
+    let other = send(2).await.expect("send");
+    let status = other.status();
+    let body: serde_json::Value = other.json().await.expect("json");
+    assert!(!(status == 201 && body == first), "unit 2 was answered with unit 1's record {first}");
+}
+
+#[tokio::test]
+async fn a_reference_to_a_record_the_key_cannot_see_is_refused_like_one_that_does_not_exist() {
+    let app = spawn_app().await;
+    let admin = key_of(&app, "admin@acme.example").await;
+    let r =
+        app.client.post(app.url("/rest/v1/1/companies")).bearer_auth(admin.expose()).json(&json!({"name": "Theirs"}));
+    let company: serde_json::Value = r.send().await.expect("send").json().await.expect("json");
+    // The test user holds no grant on companies: it sees only the companies it owns.
+    let erp = key_of(&app, crate::helpers::USER).await;
+    let job = |company_id: &serde_json::Value| {
+        app.client
+            .post(app.url("/rest/v1/1/jobs"))
+            .bearer_auth(erp.expose())
+            .json(&json!({"name": "A job", "companyId": company_id}))
+            .send()
+    };
+    let hidden = job(&company["id"]).await.expect("send");
+    let hidden_status = hidden.status();
+    let hidden: serde_json::Value = hidden.json().await.expect("json");
+    let missing: serde_json::Value = job(&json!(987_654)).await.expect("send").json().await.expect("json");
+    assert_eq!(hidden_status, 422, "{hidden}");
+    let message = |v: &serde_json::Value| {
+        v["errors"][0]["message"].as_str().unwrap_or_default().replace(|c: char| c.is_ascii_digit(), "")
+    };
+    assert_eq!(message(&hidden), message(&missing), "the answer tells nothing about someone else's record");
+}

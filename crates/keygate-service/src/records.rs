@@ -32,15 +32,21 @@ pub struct Page {
     pub last_id: Option<i64>,
 }
 
-/// Identifies "the same listing at this offset": tenant, unit, view, reach and filter.
+/// Identifies "the same listing at this offset": tenant, unit, view, reach and filter. The filter
+/// is held as the SHA-256 of its canonical text, so an entry has a fixed size (no heap) whatever
+/// the filter's length: the hints' memory is bounded by [`PageHints::MAX`] × the entry size.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct HintKey {
     tenant: keygate_domain::TenantId,
     unit: UnitId,
     view: &'static str,
     visibility: Visibility,
-    filter: String,
+    filter: [u8; 32],
     offset: u64,
+}
+
+fn filter_digest(canonical: &str) -> [u8; 32] {
+    Sha256::digest(canonical.as_bytes()).into()
 }
 
 /// Keyset continuations behind offset paging: after serving a page, remember the id of its last
@@ -54,6 +60,7 @@ pub(crate) struct PageHints {
 }
 
 impl PageHints {
+    /// Entries kept before the map is cleared: at most ~13 MB (entry and hash-table overhead).
     const MAX: usize = 100_000;
 
     fn get(&self, key: &HintKey) -> Option<i64> {
@@ -197,7 +204,7 @@ impl Keygate {
             unit,
             view: view.name,
             visibility,
-            filter: filter.as_ref().map(ToString::to_string).unwrap_or_default(),
+            filter: filter_digest(&filter.as_ref().map(ToString::to_string).unwrap_or_default()),
             offset,
         };
         let after_id = if offset == 0 { None } else { self.inner.page_hints.get(&hint) };
@@ -868,4 +875,16 @@ fn write_spec(resource: &str) -> ServiceResult<&'static WriteSpec> {
         .iter()
         .find(|s| s.name == resource)
         .ok_or_else(|| ServiceError::NotFound(format!("the resource `{resource}`")))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_paging_hint_owns_no_heap_memory_so_the_hints_are_bounded_in_bytes() {
+        // No String inside: whatever filter text arrives, an entry is its fixed size.
+        assert!(!std::mem::needs_drop::<super::HintKey>());
+        // Key, value (i64) and the hash table's control byte, rounded up, per entry.
+        let bound = super::PageHints::MAX * (std::mem::size_of::<super::HintKey>() + 8 + 8);
+        assert!(bound <= 16 * 1024 * 1024, "{bound} bytes for a full map of hints");
+    }
 }

@@ -62,7 +62,7 @@ pub struct View {
     pub guard: Guard,
     /// A constant SQL condition narrowing the table (e.g. sales invoices only).
     pub base: Option<&'static str>,
-    /// The column naming the record's owner, for "own records only" reach.
+    /// The column naming the record's owner, for "own records only" reach (`NULL`: no owner).
     pub owner: &'static str,
     /// The column holding the unit, when records belong to units.
     pub unit: Option<&'static str>,
@@ -208,7 +208,9 @@ pub const VIEWS: &[View] = &[
         table: "user_groups",
         guard: Guard::Resource(Resource::Users),
         base: None,
-        owner: "id",
+        // A group has no owner: without a grant on users a key sees no group (`id` here made a
+        // user see the group whose id happened to equal theirs).
+        owner: "NULL",
         unit: None,
         columns: GROUP,
         properties: false,

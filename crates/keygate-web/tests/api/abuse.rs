@@ -741,3 +741,15 @@ async fn a_reference_to_a_record_the_key_cannot_see_is_refused_like_one_that_doe
     };
     assert_eq!(message(&hidden), message(&missing), "the answer tells nothing about someone else's record");
 }
+
+#[tokio::test]
+async fn a_key_without_a_grant_on_users_sees_no_group_by_the_accident_of_its_ids() {
+    let app = spawn_app().await;
+    let erp = key_of(&app, crate::helpers::USER).await;
+    let r = app.client.get(app.url("/rest/v1/1/views/groups")).bearer_auth(erp.expose()).send().await.expect("send");
+    let status = r.status();
+    let body: serde_json::Value = r.json().await.expect("json");
+    let ids: Vec<i64> =
+        body["data"].as_array().map_or_else(Vec::new, |rows| rows.iter().filter_map(|g| g["id"].as_i64()).collect());
+    assert!(status == 403 || ids.is_empty(), "user {} sees groups {ids:?} ({status})", app.user.0);
+}

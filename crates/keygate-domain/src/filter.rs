@@ -408,6 +408,9 @@ fn lex_string(chars: &[char], start: usize) -> Token {
             Some('\'') => {
                 return Token { kind: TokenKind::Str(value), start, end: i + 1 };
             }
+            // PostgreSQL text cannot hold NUL, and SQLite would cut the value short at it: a
+            // string with one is no value either engine can compare.
+            Some('\0') => return invalid(chars, i, "a character other than NUL in the string"),
             Some(&c) => {
                 value.push(c);
                 i += 1;
@@ -737,6 +740,13 @@ mod tests {
     }
 
     #[test]
+    fn a_nul_inside_a_string_is_refused_where_it_is() {
+        let e = error("name = 'a\u{0}b'");
+        assert_eq!(e.position, 9);
+        assert!(e.expected.contains("NUL"), "{e}");
+    }
+
+    #[test]
     fn a_doubled_quote_is_an_escaped_quote() {
         assert_eq!(parse("name = 'O''Brien'"), Ok(compare("name", CmpOp::Eq, string("O'Brien"))));
         assert_eq!(parse("name = ''''"), Ok(compare("name", CmpOp::Eq, string("'"))));
@@ -1013,7 +1023,11 @@ mod tests {
     }
 
     fn text_literal() -> impl Strategy<Value = String> {
-        prop_oneof!["[a-z' %_]{0,8}", proptest::collection::vec(any::<char>(), 0..8).prop_map(String::from_iter),]
+        prop_oneof![
+            "[a-z' %_]{0,8}",
+            proptest::collection::vec(any::<char>().prop_filter("NUL is refused", |c| *c != '\0'), 0..8)
+                .prop_map(String::from_iter),
+        ]
     }
 
     fn value() -> impl Strategy<Value = Value> {

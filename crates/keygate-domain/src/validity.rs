@@ -29,10 +29,11 @@ pub enum RefusalCode {
     InsufficientPermission,
     RateLimited,
     TooManyFailures,
+    AmbiguousCredentials,
 }
 
 impl RefusalCode {
-    pub const ALL: [RefusalCode; 14] = [
+    pub const ALL: [RefusalCode; 15] = [
         Self::MissingCredentials,
         Self::MalformedKey,
         Self::UnknownKey,
@@ -47,6 +48,7 @@ impl RefusalCode {
         Self::InsufficientPermission,
         Self::RateLimited,
         Self::TooManyFailures,
+        Self::AmbiguousCredentials,
     ];
 
     pub fn code(self) -> &'static str {
@@ -65,6 +67,7 @@ impl RefusalCode {
             Self::InsufficientPermission => "insufficient_permission",
             Self::RateLimited => "rate_limited",
             Self::TooManyFailures => "too_many_failures",
+            Self::AmbiguousCredentials => "ambiguous_credentials",
         }
     }
 
@@ -85,6 +88,7 @@ impl RefusalCode {
             Self::ApiDisabled | Self::IpNotAllowed | Self::UnitNotAllowed | Self::InsufficientPermission => 403,
             Self::UnknownUnit => 404,
             Self::RateLimited | Self::TooManyFailures => 429,
+            Self::AmbiguousCredentials => 400,
         }
     }
 
@@ -105,6 +109,10 @@ impl RefusalCode {
             Self::InsufficientPermission => "The API key's user or scopes do not permit this",
             Self::RateLimited => "Too many requests for this key; retry later",
             Self::TooManyFailures => "Too many failed attempts from this address; retry later",
+            Self::AmbiguousCredentials => {
+                "More than one credential was sent (two `Authorization` headers, or a Bearer key and a different \
+                 `X-API-Key`); send exactly one"
+            }
         }
     }
 

@@ -62,7 +62,7 @@ pub struct View {
     pub guard: Guard,
     /// A constant SQL condition narrowing the table (e.g. sales invoices only).
     pub base: Option<&'static str>,
-    /// The column naming the record's owner, for "own records only" reach.
+    /// The column naming the record's owner, for "own records only" reach (`NULL`: no owner).
     pub owner: &'static str,
     /// The column holding the unit, when records belong to units.
     pub unit: Option<&'static str>,
@@ -208,7 +208,9 @@ pub const VIEWS: &[View] = &[
         table: "user_groups",
         guard: Guard::Resource(Resource::Users),
         base: None,
-        owner: "id",
+        // A group has no owner: without a grant on users a key sees no group (`id` here made a
+        // user see the group whose id happened to equal theirs).
+        owner: "NULL",
         unit: None,
         columns: GROUP,
         properties: false,
@@ -274,8 +276,15 @@ pub enum Bound {
     Bool(bool),
 }
 
+/// A value as an error names it: a long string is cut to its first 32 characters, so an error
+/// never echoes kilobytes of what was sent.
 fn describe(v: &Value) -> String {
+    const SHOWN: usize = 32;
     match v {
+        Value::String(s) if s.chars().count() > SHOWN => {
+            let head: String = s.chars().take(SHOWN).collect();
+            format!("the string '{head}…' ({} characters)", s.chars().count())
+        }
         Value::String(s) => format!("the string '{s}'"),
         Value::Integer(i) => format!("the number {i}"),
         Value::Decimal(d) => format!("the number {}", d.as_str()),
@@ -415,6 +424,9 @@ mod tests {
     #[test]
     fn values_of_the_wrong_type_are_refused() {
         assert!(matches!(check("jobs", "id = 'five'"), Err(FilterProblem::TypeMismatch { .. })));
+        let long = format!("id = '{}'", "x".repeat(4000));
+        let message = check("jobs", &long).expect_err("mismatch").to_string();
+        assert!(message.len() < 120, "a type mismatch echoes {} bytes: {message}", message.len());
         assert!(matches!(check("companies", "isDisabled = 1"), Err(FilterProblem::TypeMismatch { .. })));
         assert!(matches!(check("documents", "issueDate = '2026-13-01'"), Err(FilterProblem::TypeMismatch { .. })));
         assert!(matches!(check("documents", "amountNet LIKE '1%'"), Err(FilterProblem::TypeMismatch { .. })));

@@ -33,7 +33,7 @@ pub use error::{FieldError, ServiceError, ServiceResult};
 pub use groups::GroupView;
 pub use keys::{IssueKey, IssuedKey, KeyChoices, KeyOwner, KeyView};
 pub use listener::ListenerHealth;
-pub use password::{generate_password, hash_password, verify_password};
+pub use password::{ARGON2_MEMORY_BYTES, generate_password, hash_password, verify_password};
 pub use ratelimit::RateState;
 pub use records::{Page, ViewParams};
 pub use sessions::{LoggedIn, LoginError, LoginRequest, Session};
@@ -41,7 +41,7 @@ pub use tenants::InitOutcome;
 pub use usage::day_of;
 pub use usage_stats::KeyUsage;
 pub use users::{CreateUser, Deactivated};
-pub use verify::{Credential, Refused, Verified, VerifyRequest};
+pub use verify::{CheckRequest, Credential, Refused, Verified, VerifyRequest};
 
 /// Tunables of the service layer.
 #[derive(Debug, Clone)]
@@ -63,8 +63,16 @@ pub struct ServiceConfig {
     pub max_failures_per_ip: u32,
     /// How long an IP that reached the failure limit is refused.
     pub failure_block: Duration,
+    /// Sources the failed-verification map holds at most (IPv6 per /64); 32 bytes each plus
+    /// their locks, allocated at the start (65 536: 2.2 MiB).
+    pub failure_capacity: usize,
     /// The largest body a data-API page may have; the page is cut short before it.
     pub max_page_bytes: usize,
+    /// Memory log-in password checks may take at once: `budget / 19 MiB` run concurrently (at
+    /// least one), the rest wait.
+    pub password_hash_memory: usize,
+    /// How long a log-in waits for a hashing slot before it is refused as busy (503).
+    pub password_hash_wait: Duration,
 }
 
 impl Default for ServiceConfig {
@@ -77,9 +85,26 @@ impl Default for ServiceConfig {
             flush_every: Duration::from_secs(5),
             max_failures_per_ip: 100,
             failure_block: Duration::from_secs(60),
+            failure_capacity: ratelimit::DEFAULT_FAILURE_CAPACITY,
             max_page_bytes: 10 * 1024 * 1024,
+            password_hash_memory: 4 * password::ARGON2_MEMORY_BYTES,
+            password_hash_wait: Duration::from_secs(2),
         }
     }
+}
+
+/// Refused-call audit entries kept after a failed write, at most this many (then counted only).
+const MAX_UNWRITTEN: usize = 10_000;
+
+/// Audit entries a flush could not write, and when to try again (exponential backoff from one
+/// flush interval to a minute; at shutdown, a few quick tries whatever the backoff).
+#[derive(Debug, Default)]
+struct Unwritten {
+    entries: Vec<keygate_domain::AuditEntry>,
+    /// Entries given up on because [`MAX_UNWRITTEN`] was reached.
+    dropped: u64,
+    failures: u32,
+    next_try: Option<std::time::Instant>,
 }
 
 /// The service handle: cheap to clone, shared by every request.
@@ -94,8 +119,12 @@ struct Inner {
     config: ServiceConfig,
     verifier: verify::Verifier,
     page_hints: records::PageHints,
+    /// Log-in password checks, bounded by their memory.
+    hashing: password::HashingGate,
     /// When per-day counts were last written (Unix ms).
     last_counts_flush: std::sync::Mutex<i64>,
+    /// Refused-call audit entries whose write failed, kept for the next flush.
+    unwritten: std::sync::Mutex<Unwritten>,
     /// Where this process is in the change feed; read by the poll and by [`Keygate::catch_up`].
     feed: tokio::sync::Mutex<verify::FeedCursor>,
     listener: listener::ListenerState,
@@ -104,13 +133,16 @@ struct Inner {
 impl Keygate {
     pub fn new(db: Database, config: ServiceConfig) -> Self {
         let verifier = verify::Verifier::new(&config);
+        let hashing = password::HashingGate::new(config.password_hash_memory, config.password_hash_wait);
         Self {
             inner: Arc::new(Inner {
+                hashing,
                 db,
                 config,
                 verifier,
                 page_hints: records::PageHints::default(),
                 last_counts_flush: std::sync::Mutex::new(0),
+                unwritten: std::sync::Mutex::default(),
                 feed: tokio::sync::Mutex::default(),
                 listener: listener::ListenerState::default(),
             }),
@@ -205,24 +237,110 @@ impl Keygate {
             let daily = if daily_failed.is_some() { daily } else { Vec::new() };
             self.inner.verifier.usage.give_back(usage, daily);
         }
-        let refusals = self.inner.verifier.refusals.take_audit_entries();
-        if let Err(e) = self.inner.db.audit().append(&refusals).await {
-            tracing::warn!(error = %e, count = refusals.len(), "writing refused calls to the audit log failed");
+        if with_counts || everything {
+            let before = now.plus_millis(-keygate_store::CHANGE_RETENTION_MS);
+            if let Err(e) = self.inner.db.changes().prune(before).await {
+                tracing::warn!(error = %e, "pruning the change feed failed");
+            }
+            match self.prune_login_throttle(now).await {
+                Ok(0) => {}
+                Ok(n) => tracing::debug!(rows = n, "pruned the log-in throttle"),
+                Err(e) => tracing::warn!(error = %e, "pruning the log-in throttle failed"),
+            }
         }
-        if written_usage > 0 || written_daily > 0 || !refusals.is_empty() {
+        let refusals = self.write_refusals(everything).await;
+        if written_usage > 0 || written_daily > 0 || refusals > 0 {
             tracing::debug!(
                 last_used = written_usage,
                 daily_counts = written_daily,
-                refusals = refusals.len(),
+                refusals,
                 elapsed_ms = started.elapsed().as_millis() as u64,
                 "usage written behind"
             );
         }
     }
 
+    /// Writes the refused calls recorded since the last flush, with those a failed write left.
+    /// A failed write keeps them (up to [`MAX_UNWRITTEN`]) and backs off; at shutdown
+    /// (`everything`) it tries three times, 100 ms, 400 ms and 1.6 s apart. Returns how many were
+    /// written.
+    async fn write_refusals(&self, everything: bool) -> usize {
+        let fresh = self.inner.verifier.refusals.take_audit_entries();
+        let now = std::time::Instant::now();
+        let mut batch = {
+            let mut unwritten = self.inner.unwritten.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let waiting = unwritten.next_try.is_some_and(|at| at > now) && !everything;
+            if waiting {
+                Self::keep_unwritten(&mut unwritten, fresh);
+                return 0;
+            }
+            let mut batch = std::mem::take(&mut unwritten.entries);
+            batch.extend(fresh);
+            let dropped = std::mem::take(&mut unwritten.dropped);
+            if dropped > 0 {
+                batch.push(
+                    keygate_domain::AuditEntry::new(None, keygate_domain::Actor::System("api"), "call.refused", "lost")
+                        .details(format!("{dropped} refused-call entries could not be written and were dropped")),
+                );
+            }
+            batch
+        };
+        if batch.is_empty() {
+            return 0;
+        }
+        let tries = if everything { 4 } else { 1 };
+        let mut pause = Duration::from_millis(100);
+        for attempt in 1..=tries {
+            match self.inner.db.audit().append(&batch).await {
+                Ok(()) => {
+                    let mut unwritten = self.inner.unwritten.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                    unwritten.failures = 0;
+                    unwritten.next_try = None;
+                    return batch.len();
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, count = batch.len(), attempt, "writing refused calls to the audit log failed; kept for a retry");
+                    if attempt < tries {
+                        tokio::time::sleep(pause).await;
+                        pause *= 4;
+                    }
+                }
+            }
+        }
+        let mut unwritten = self.inner.unwritten.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        unwritten.failures = unwritten.failures.saturating_add(1);
+        let backoff =
+            (self.inner.config.flush_every * 2u32.saturating_pow(unwritten.failures - 1)).min(Duration::from_secs(60));
+        unwritten.next_try = Some(std::time::Instant::now() + backoff);
+        let later = std::mem::take(&mut unwritten.entries);
+        batch.extend(later);
+        Self::keep_unwritten(&mut unwritten, batch);
+        0
+    }
+
+    fn keep_unwritten(unwritten: &mut Unwritten, entries: Vec<keygate_domain::AuditEntry>) {
+        for entry in entries {
+            if unwritten.entries.len() < MAX_UNWRITTEN {
+                unwritten.entries.push(entry);
+            } else {
+                unwritten.dropped += 1;
+            }
+        }
+    }
+
     /// Refused calls since start, per code (for metrics).
     pub fn refusal_counts(&self) -> Vec<(&'static str, u64)> {
         self.inner.verifier.refusals.counts()
+    }
+
+    /// Log-in password checks that may run at once, and how many have been started.
+    pub fn password_hashing(&self) -> (usize, u64) {
+        (self.inner.hashing.limit(), self.inner.hashing.started())
+    }
+
+    /// Sources the failed-verification map tracks now, its capacity, and the bytes it takes (fixed).
+    pub fn failure_map(&self) -> (usize, usize, usize) {
+        self.inner.verifier.failure_map()
     }
 
     /// Database reads the verification caches have made since the start, per cache (`key`,

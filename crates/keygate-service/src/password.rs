@@ -1,5 +1,17 @@
 //! Passwords: Argon2id hashes, computed off the async runtime, with a dummy verification for
 //! unknown users so that timing does not tell whether an account exists.
+//!
+//! Each Argon2id computation takes [`ARGON2_MEMORY_BYTES`]. What anyone can start (a log-in)
+//! runs behind a [`HashingGate`] sized from a memory budget, so a burst of attempts waits for
+//! its turn instead of taking memory without bound.
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
 
 use argon2::{
     Argon2,
@@ -30,17 +42,120 @@ pub async fn hash_password(password: SecretString) -> ServiceResult<String> {
 
 /// True when `password` matches `hash`. With no hash, verifies against a dummy and returns false.
 pub async fn verify_password(password: SecretString, hash: Option<String>) -> bool {
-    tokio::task::spawn_blocking(move || {
-        let (hash, real) = match hash {
-            Some(h) => (h, true),
-            None => (DUMMY_HASH.to_owned(), false),
-        };
-        let Ok(parsed) = PasswordHash::new(&hash) else { return false };
-        let ok = Argon2::default().verify_password(password.expose_secret().as_bytes(), &parsed).is_ok();
-        ok && real
-    })
-    .await
-    .unwrap_or(false)
+    tokio::task::spawn_blocking(move || verify_blocking(&password, hash)).await.unwrap_or(false)
+}
+
+/// [`verify_blocking`] with the Argon2 working memory in `blocks` (when the hash's parameters fit
+/// in it; a hash made with more memory gets its own, as before).
+fn verify_in(password: &SecretString, hash: Option<String>, blocks: &mut [argon2::Block]) -> bool {
+    use subtle::ConstantTimeEq;
+    let (hash, real) = match hash {
+        Some(h) => (h, true),
+        None => (DUMMY_HASH.to_owned(), false),
+    };
+    let Ok(parsed) = PasswordHash::new(&hash) else { return false };
+    let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else { return false };
+    let (Ok(params), Ok(algorithm)) =
+        (argon2::Params::try_from(&parsed), argon2::Algorithm::try_from(parsed.algorithm))
+    else {
+        return false;
+    };
+    let version = match parsed.version.map(argon2::Version::try_from) {
+        None => argon2::Version::default(),
+        Some(Ok(v)) => v,
+        Some(Err(_)) => return false,
+    };
+    let mut salt_bytes = [0u8; 64];
+    let Ok(salt) = salt.decode_b64(&mut salt_bytes) else { return false };
+    let argon = Argon2::new(algorithm, version, params);
+    let mut out = vec![0u8; expected.len()];
+    let needed = argon.params().block_count();
+    let computed = match blocks.get_mut(..needed) {
+        Some(memory) => {
+            argon.hash_password_into_with_memory(password.expose_secret().as_bytes(), salt, &mut out, memory)
+        }
+        None => argon.hash_password_into(password.expose_secret().as_bytes(), salt, &mut out),
+    };
+    let ok = computed.is_ok() && bool::from(out.as_slice().ct_eq(expected.as_bytes()));
+    ok && real
+}
+
+fn verify_blocking(password: &SecretString, hash: Option<String>) -> bool {
+    let (hash, real) = match hash {
+        Some(h) => (h, true),
+        None => (DUMMY_HASH.to_owned(), false),
+    };
+    let Ok(parsed) = PasswordHash::new(&hash) else { return false };
+    let ok = Argon2::default().verify_password(password.expose_secret().as_bytes(), &parsed).is_ok();
+    ok && real
+}
+
+/// Memory of one Argon2id computation with keygate's parameters (m = 19 456 KiB, OWASP's minimum).
+pub const ARGON2_MEMORY_BYTES: usize = 19_456 * 1024;
+
+/// Bounds concurrent password hashing: at most `budget / ARGON2_MEMORY_BYTES` at once (at least
+/// one). An attempt that cannot start within `wait` is refused as [`Busy`].
+///
+/// The Argon2 working memory is the gate's own: one buffer per slot, made when first needed and
+/// reused after. Freed and reallocated per attempt, it would land in whichever allocator arena
+/// the blocking thread has, and those keep what they were given: 200 attempts over 4 slots still
+/// grew the process past 1 GB that way. With the buffers here, the ceiling is slots × 19 MiB.
+#[derive(Debug)]
+pub(crate) struct HashingGate {
+    permits: Arc<tokio::sync::Semaphore>,
+    buffers: Arc<std::sync::Mutex<Vec<Vec<argon2::Block>>>>,
+    limit: usize,
+    wait: Duration,
+    /// Argon2 computations started through the gate.
+    started: AtomicU64,
+}
+
+/// No hashing slot became free in time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Busy;
+
+impl HashingGate {
+    pub(crate) fn new(memory_budget: usize, wait: Duration) -> Self {
+        let limit = (memory_budget / ARGON2_MEMORY_BYTES).max(1);
+        Self {
+            permits: Arc::new(tokio::sync::Semaphore::new(limit)),
+            buffers: Arc::default(),
+            limit,
+            wait,
+            started: AtomicU64::new(0),
+        }
+    }
+
+    /// Hashings that may run at once.
+    pub(crate) fn limit(&self) -> usize {
+        self.limit
+    }
+
+    pub(crate) fn started(&self) -> u64 {
+        self.started.load(Ordering::Relaxed)
+    }
+
+    /// [`verify_password`] once a slot is free. The slot is held by the hashing itself, so an
+    /// attempt whose caller went away still counts until its Argon2 work is done.
+    pub(crate) async fn verify(&self, password: SecretString, hash: Option<String>) -> Result<bool, Busy> {
+        let permit = tokio::time::timeout(self.wait, Arc::clone(&self.permits).acquire_owned())
+            .await
+            .map_err(|_| Busy)?
+            .map_err(|_| Busy)?;
+        self.started.fetch_add(1, Ordering::Relaxed);
+        let buffers = Arc::clone(&self.buffers);
+        Ok(tokio::task::spawn_blocking(move || {
+            let taken = buffers.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pop();
+            let mut blocks =
+                taken.unwrap_or_else(|| vec![argon2::Block::default(); ARGON2_MEMORY_BYTES / argon2::Block::SIZE]);
+            let ok = verify_in(&password, hash, &mut blocks);
+            buffers.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(blocks);
+            drop(permit);
+            ok
+        })
+        .await
+        .unwrap_or(false))
+    }
 }
 
 /// A strong random password of 24 base62 characters (≈142 bits), for `keygate init`.
@@ -81,6 +196,39 @@ mod tests {
     #[tokio::test]
     async fn short_passwords_are_refused() {
         assert!(matches!(hash_password(SecretString::from("short")).await, Err(ServiceError::Invalid(_))));
+    }
+
+    #[test]
+    fn a_check_in_the_gates_own_memory_agrees_with_argon2s_own() {
+        let salt = SaltString::generate(&mut OsRng);
+        let hash = Argon2::default().hash_password(b"correct horse battery", &salt).expect("hash").to_string();
+        let mut blocks = vec![argon2::Block::default(); ARGON2_MEMORY_BYTES / argon2::Block::SIZE];
+        assert!(verify_in(&SecretString::from("correct horse battery"), Some(hash.clone()), &mut blocks));
+        assert!(!verify_in(&SecretString::from("correct horse batterz"), Some(hash.clone()), &mut blocks));
+        assert!(!verify_in(&SecretString::from("correct horse battery"), None, &mut blocks));
+        let mut small = vec![argon2::Block::default(); 8];
+        assert!(
+            verify_in(&SecretString::from("correct horse battery"), Some(hash), &mut small),
+            "too little memory: its own"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_gate_runs_no_more_hashings_at_once_than_its_budget_holds_and_refuses_after_the_wait() {
+        let gate = Arc::new(HashingGate::new(2 * ARGON2_MEMORY_BYTES + 1, Duration::from_millis(1)));
+        assert_eq!(gate.limit(), 2);
+        let tries = (0..16).map(|_| {
+            let gate = Arc::clone(&gate);
+            tokio::spawn(async move { gate.verify(SecretString::from("wrong horse battery"), None).await })
+        });
+        let mut busy = 0;
+        for t in tries.collect::<Vec<_>>() {
+            if t.await.expect("task") == Err(Busy) {
+                busy += 1;
+            }
+        }
+        assert!(busy >= 1, "16 attempts at once, 2 slots, 1 ms of patience: some are refused");
+        assert_eq!(gate.started() + busy, 16);
     }
 
     #[test]

@@ -3,7 +3,6 @@
 //! allows at most 100 consecutive failures).
 
 use std::{
-    collections::HashMap,
     net::IpAddr,
     sync::{
         Mutex,
@@ -65,26 +64,94 @@ impl Bucket {
     }
 }
 
-#[derive(Debug)]
-struct Failures {
+/// One source's failures, in 32 bytes: times are whole seconds since the limiter was made.
+#[derive(Debug, Clone, Copy, Default)]
+struct Slot {
+    /// The source: an IPv4 address as `::ffff:a.b.c.d`, an IPv6 address as its /64 prefix.
+    source: [u64; 2],
     count: u32,
-    blocked_until: Option<Instant>,
-    last: Instant,
+    /// Second after which the source is no longer blocked; 0 when it is not blocked.
+    blocked_until: u32,
+    /// Second of the last failure, plus one; 0 marks an empty slot.
+    last: u32,
 }
 
-/// Counts consecutive failed verifications per IP and blocks an IP that reaches the limit.
+/// Slots per bucket: a source is looked for, admitted and evicted among these four only.
+const WAYS: usize = 4;
+
+/// The failure map's default capacity: 65 536 sources in a fixed 2.2 MiB
+/// ([`FailureLimiter::memory_bytes`]), allocated once at the start.
+pub(crate) const DEFAULT_FAILURE_CAPACITY: usize = 65_536;
+
+/// Counts consecutive failed verifications per source and blocks a source that reaches the limit.
+///
+/// Bounded by construction: a fixed table of `capacity` slots in buckets of [`WAYS`], each bucket
+/// behind its own lock. A source hashes (with a per-process random key, so nobody can aim at one
+/// bucket) to one bucket; looking it up, admitting it and evicting for it touch that bucket's
+/// four slots and nothing else, however full the table is. When a bucket is full the victim is the
+/// source not blocked whose last failure is oldest, so a flood of new sources cannot free a
+/// blocked one; only when all four are blocked does the block that ends first go. IPv6 sources
+/// are counted per /64, the smallest block a single subscriber is usually given.
 #[derive(Debug)]
 pub(crate) struct FailureLimiter {
     max: u32,
-    block: Duration,
-    entries: Mutex<HashMap<IpAddr, Failures>>,
-    /// Lets the hot path skip the lock entirely while no IP has failed.
+    block_secs: u32,
+    origin: Instant,
+    hasher: std::hash::RandomState,
+    buckets: Box<[Mutex<[Slot; WAYS]>]>,
+    /// Occupied slots. Lets the hot path skip the lock entirely while no source has failed.
     tracked: AtomicUsize,
 }
 
 impl FailureLimiter {
+    #[cfg(test)]
     pub(crate) fn new(max: u32, block: Duration) -> Self {
-        Self { max, block, entries: Mutex::new(HashMap::new()), tracked: AtomicUsize::new(0) }
+        Self::with_capacity(max, block, DEFAULT_FAILURE_CAPACITY)
+    }
+
+    pub(crate) fn with_capacity(max: u32, block: Duration, capacity: usize) -> Self {
+        let buckets = capacity.div_ceil(WAYS).max(1);
+        Self {
+            max: max.max(1),
+            block_secs: u32::try_from(block.as_secs()).unwrap_or(u32::MAX).max(1),
+            origin: Instant::now(),
+            hasher: std::hash::RandomState::new(),
+            buckets: (0..buckets).map(|_| Mutex::new([Slot::default(); WAYS])).collect(),
+            tracked: AtomicUsize::new(0),
+        }
+    }
+
+    /// Sources tracked now; never more than the capacity.
+    pub(crate) fn len(&self) -> usize {
+        self.tracked.load(Ordering::Relaxed)
+    }
+
+    /// Sources the table can hold.
+    pub(crate) fn capacity(&self) -> usize {
+        self.buckets.len() * WAYS
+    }
+
+    /// What the table takes in memory, whatever arrives: it is allocated in full at the start.
+    pub(crate) fn memory_bytes(&self) -> usize {
+        std::mem::size_of_val(&*self.buckets) + std::mem::size_of::<Self>()
+    }
+
+    fn source(ip: IpAddr) -> [u64; 2] {
+        match keygate_domain::ip::normalise(ip) {
+            IpAddr::V4(v4) => [0, 0xffff_0000_0000 | u64::from(u32::from(v4))],
+            IpAddr::V6(v6) => [(u128::from(v6) >> 64) as u64, 0],
+        }
+    }
+
+    /// Seconds since the start, plus one (so that 0 can mean "never").
+    fn second(&self, now: Instant) -> u32 {
+        u32::try_from(now.saturating_duration_since(self.origin).as_secs()).unwrap_or(u32::MAX - 1) + 1
+    }
+
+    fn bucket(&self, source: [u64; 2]) -> std::sync::MutexGuard<'_, [Slot; WAYS]> {
+        use std::hash::BuildHasher;
+        let index = (self.hasher.hash_one(source) % self.buckets.len() as u64) as usize;
+        self.buckets[index].lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Seconds the IP must still wait, if it is blocked.
@@ -92,44 +159,66 @@ impl FailureLimiter {
         if self.tracked.load(Ordering::Relaxed) == 0 {
             return None;
         }
-        let mut entries = self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let entry = entries.get_mut(&ip)?;
-        match entry.blocked_until {
-            Some(until) if until > now => Some(until.duration_since(now).as_secs().max(1)),
-            Some(_) => {
+        let source = Self::source(ip);
+        let second = self.second(now);
+        let mut bucket = self.bucket(source);
+        let slot = bucket.iter_mut().find(|s| s.last != 0 && s.source == source)?;
+        match slot.blocked_until {
+            0 => None,
+            until if until > second => Some(u64::from(until - second)),
+            _ => {
                 // The block is over; the next failures count from zero again.
-                entry.blocked_until = None;
-                entry.count = 0;
+                slot.blocked_until = 0;
+                slot.count = 0;
                 None
             }
-            None => None,
         }
     }
 
     pub(crate) fn failed(&self, ip: IpAddr, now: Instant) {
-        let mut entries = self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if entries.len() >= 100_000 {
-            let horizon = self.block * 10;
-            entries.retain(|_, f| {
-                now.saturating_duration_since(f.last) < horizon || f.blocked_until.is_some_and(|u| u > now)
-            });
+        let source = Self::source(ip);
+        let second = self.second(now);
+        let mut bucket = self.bucket(source);
+        let index = match bucket.iter().position(|s| s.last != 0 && s.source == source) {
+            Some(i) => i,
+            None => {
+                let victim = Self::victim(&bucket, second);
+                if bucket[victim].last == 0 {
+                    self.tracked.fetch_add(1, Ordering::Relaxed);
+                }
+                bucket[victim] = Slot { source, ..Slot::default() };
+                victim
+            }
+        };
+        let slot = &mut bucket[index];
+        slot.count = slot.count.saturating_add(1);
+        slot.last = second;
+        if slot.count >= self.max {
+            slot.blocked_until = second.saturating_add(self.block_secs);
         }
-        let entry = entries.entry(ip).or_insert(Failures { count: 0, blocked_until: None, last: now });
-        entry.count += 1;
-        entry.last = now;
-        if entry.count >= self.max {
-            entry.blocked_until = Some(now + self.block);
-        }
-        self.tracked.store(entries.len(), Ordering::Relaxed);
+    }
+
+    /// The slot a new source takes: an empty one, else the one not blocked (or no longer) whose
+    /// last failure is oldest, else the one whose block ends first.
+    fn victim(bucket: &[Slot; WAYS], second: u32) -> usize {
+        let rank = |s: &Slot| match s.last {
+            0 => (0, 0),
+            _ if s.blocked_until <= second => (1, s.last),
+            _ => (2, s.blocked_until),
+        };
+        (0..WAYS).min_by_key(|i| rank(&bucket[*i])).unwrap_or(0)
     }
 
     pub(crate) fn succeeded(&self, ip: IpAddr) {
         if self.tracked.load(Ordering::Relaxed) == 0 {
             return;
         }
-        let mut entries = self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        entries.remove(&ip);
-        self.tracked.store(entries.len(), Ordering::Relaxed);
+        let source = Self::source(ip);
+        let mut bucket = self.bucket(source);
+        if let Some(slot) = bucket.iter_mut().find(|s| s.last != 0 && s.source == source) {
+            *slot = Slot::default();
+            self.tracked.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 }
 
@@ -171,6 +260,58 @@ mod tests {
         assert_eq!(limiter.blocked(ip, now), Some(60));
         assert_eq!(limiter.blocked("192.0.2.2".parse().expect("ip"), now), None);
         assert_eq!(limiter.blocked(ip, now + Duration::from_secs(61)), None);
+    }
+
+    #[test]
+    fn the_failure_map_stays_within_its_capacity_and_a_failure_costs_the_same_when_it_is_full() {
+        let capacity = 65_536;
+        let limiter = FailureLimiter::with_capacity(100, Duration::from_secs(60), capacity);
+        let now = Instant::now();
+        let timed = |range: std::ops::Range<u32>| {
+            let started = Instant::now();
+            for i in range {
+                limiter.failed(IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + i)), now);
+            }
+            started.elapsed()
+        };
+        let first = timed(0..10_000);
+        timed(10_000..190_000);
+        let last = timed(190_000..200_000);
+        assert!(limiter.len() <= capacity, "{} entries after 200 000 distinct failures", limiter.len());
+        assert!(limiter.memory_bytes() <= 2_400_000, "{} bytes for 65 536 sources", limiter.memory_bytes());
+        assert!(
+            last < first * 10 + Duration::from_millis(50),
+            "the last 10 000 failures took {last:?}, the first {first:?}: a full map must not be scanned"
+        );
+    }
+
+    #[test]
+    fn ipv6_sources_are_counted_per_64_bit_prefix() {
+        let limiter = FailureLimiter::with_capacity(100, Duration::from_secs(60), 1024);
+        let now = Instant::now();
+        for i in 0..1_000u128 {
+            let ip = std::net::Ipv6Addr::from(0x2001_0db8_0000_0001_0000_0000_0000_0000_u128 + i * 7919);
+            limiter.failed(IpAddr::V6(ip), now);
+        }
+        assert_eq!(limiter.len(), 1, "one /64, one entry");
+        let any_in_prefix: IpAddr = "2001:db8:0:1:ffff::1".parse().expect("ip");
+        assert_eq!(limiter.blocked(any_in_prefix, now), Some(60), "the whole /64 is blocked");
+        assert_eq!(limiter.blocked("2001:db8:0:2::1".parse().expect("ip"), now), None, "its neighbour is not");
+    }
+
+    #[test]
+    fn a_flood_of_new_sources_does_not_evict_a_blocked_one() {
+        let limiter = FailureLimiter::with_capacity(3, Duration::from_secs(60), 1024);
+        let now = Instant::now();
+        let guesser: IpAddr = "192.0.2.1".parse().expect("ip");
+        for _ in 0..3 {
+            limiter.failed(guesser, now);
+        }
+        for i in 0..100_000u32 {
+            limiter.failed(IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + i)), now);
+        }
+        assert!(limiter.len() <= 1024);
+        assert_eq!(limiter.blocked(guesser, now), Some(60), "still blocked after 100 000 other sources failed");
     }
 
     #[test]

@@ -32,15 +32,21 @@ pub struct Page {
     pub last_id: Option<i64>,
 }
 
-/// Identifies "the same listing at this offset": tenant, unit, view, reach and filter.
+/// Identifies "the same listing at this offset": tenant, unit, view, reach and filter. The filter
+/// is held as the SHA-256 of its canonical text, so an entry has a fixed size (no heap) whatever
+/// the filter's length: the hints' memory is bounded by [`PageHints::MAX`] × the entry size.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct HintKey {
     tenant: keygate_domain::TenantId,
     unit: UnitId,
     view: &'static str,
     visibility: Visibility,
-    filter: String,
+    filter: [u8; 32],
     offset: u64,
+}
+
+fn filter_digest(canonical: &str) -> [u8; 32] {
+    Sha256::digest(canonical.as_bytes()).into()
 }
 
 /// Keyset continuations behind offset paging: after serving a page, remember the id of its last
@@ -54,6 +60,7 @@ pub(crate) struct PageHints {
 }
 
 impl PageHints {
+    /// Entries kept before the map is cleared: at most ~13 MB (entry and hash-table overhead).
     const MAX: usize = 100_000;
 
     fn get(&self, key: &HintKey) -> Option<i64> {
@@ -200,7 +207,7 @@ impl Keygate {
             unit,
             view: view.name,
             visibility,
-            filter: filter.as_ref().map(ToString::to_string).unwrap_or_default(),
+            filter: filter_digest(&filter.as_ref().map(ToString::to_string).unwrap_or_default()),
             offset,
         };
         let after_id = if offset == 0 { None } else { self.inner.page_hints.get(&hint) };
@@ -265,8 +272,15 @@ impl Keygate {
         let spec = write_spec(resource)?;
         let reach =
             visibility(v, spec.resource, Access::Write).ok_or_else(|| forbidden(spec.resource, Access::Write))?;
-        let hash: [u8; 32] =
-            Sha256::new().chain_update(resource.as_bytes()).chain_update(b"\0").chain_update(body).finalize().into();
+        // The unit is part of the request: the same key and body sent to another unit is another
+        // request (refused as a reuse), never answered with the first unit's record.
+        let hash: [u8; 32] = Sha256::new()
+            .chain_update(unit.0.to_le_bytes())
+            .chain_update(resource.as_bytes())
+            .chain_update(b"\0")
+            .chain_update(body)
+            .finalize()
+            .into();
         if let Some(key) = idempotency_key {
             if key.is_empty() || key.len() > 255 || key.chars().any(char::is_control) {
                 return Err(bad(
@@ -282,7 +296,7 @@ impl Keygate {
         if resource == "users" {
             return self.create_user_record(v, &object, ip).await;
         }
-        let mut write = self.validate(v, spec, &object, true, reach).await?;
+        let mut write = self.validate(v, unit, spec, &object, true, reach).await?;
         let mut number = None;
         if spec.table == "documents" && !write.fields.iter().any(|(c, _)| *c == "number") {
             let n = self.db().records().count_documents(v.tenant.id).await? + 1;
@@ -371,7 +385,7 @@ impl Keygate {
             }
             _ => {}
         }
-        let write = self.validate(v, spec, &object, false, reach).await?;
+        let write = self.validate(v, unit, spec, &object, false, reach).await?;
         let actor = caller(v, ip);
         let audit = actor.audit(v.tenant.id, "record.updated", resource).details(format!(
             "via key {}; fields: {}",
@@ -492,6 +506,7 @@ impl Keygate {
     async fn validate(
         &self,
         v: &Verified,
+        unit: UnitId,
         spec: &WriteSpec,
         object: &Map<String, Json>,
         creating: bool,
@@ -508,7 +523,7 @@ impl Keygate {
                 });
                 continue;
             };
-            match self.field_value(v, field, value).await {
+            match self.field_value(v, unit, field, value).await {
                 Ok(fv) => fields.push((field.column, fv)),
                 Err(message) => errors.push(FieldError { field: name.clone(), message }),
             }
@@ -551,7 +566,13 @@ impl Keygate {
         }
     }
 
-    async fn field_value(&self, v: &Verified, field: &FieldSpec, value: &Json) -> Result<FieldValue, String> {
+    async fn field_value(
+        &self,
+        v: &Verified,
+        unit: UnitId,
+        field: &FieldSpec,
+        value: &Json,
+    ) -> Result<FieldValue, String> {
         if value.is_null() {
             let ty = match field.kind {
                 Kind::Bool => SqlType::Bool,
@@ -611,13 +632,22 @@ impl Keygate {
             ),
             Kind::Ref(table) => {
                 let id = value.as_i64().filter(|i| *i > 0).ok_or("must be a record id")?;
-                if !self
+                // Only a record of this unit that the key may read can be referred to; any other
+                // gets the answer a missing one gets, so a reference is no existence oracle.
+                let reach =
+                    SPECS.iter().find(|s| s.table == table).and_then(|s| visibility(v, s.resource, Access::Read));
+                let owner = self
                     .db()
                     .records()
-                    .exists(table, v.tenant.id, id)
+                    .owner_of(table, v.tenant.id, unit, id)
                     .await
-                    .map_err(|_| "could not be checked".to_owned())?
-                {
+                    .map_err(|_| "could not be checked".to_owned())?;
+                let visible = match (owner, reach) {
+                    (Some(_), Some(Visibility::All)) => true,
+                    (Some(owner), Some(Visibility::Own(me))) => owner == me.0,
+                    _ => false,
+                };
+                if !visible {
                     return Err(format!("there is no {table} record {id}"));
                 }
                 Bound::Int(id)
@@ -905,4 +935,16 @@ fn write_spec(resource: &str) -> ServiceResult<&'static WriteSpec> {
         .iter()
         .find(|s| s.name == resource)
         .ok_or_else(|| ServiceError::NotFound(format!("the resource `{resource}`")))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_paging_hint_owns_no_heap_memory_so_the_hints_are_bounded_in_bytes() {
+        // No String inside: whatever filter text arrives, an entry is its fixed size.
+        assert!(!std::mem::needs_drop::<super::HintKey>());
+        // Key, value (i64) and the hash table's control byte, rounded up, per entry.
+        let bound = super::PageHints::MAX * (std::mem::size_of::<super::HintKey>() + 8 + 8);
+        assert!(bound <= 16 * 1024 * 1024, "{bound} bytes for a full map of hints");
+    }
 }

@@ -16,7 +16,8 @@ use keygate_domain::{Actor, AuditEntry, KeyId, RefusalCode, TenantId, Timestamp,
 /// At most this many distinct groups per flush interval; the rest are only counted.
 const MAX_GROUPS: usize = 10_000;
 
-type GroupKey = (Option<TenantId>, Option<(KeyId, UserId)>, RefusalCode, IpAddr);
+/// Tenant, key, reason, source address, and the address a verifying service claimed, if any.
+type GroupKey = (Option<TenantId>, Option<(KeyId, UserId)>, RefusalCode, IpAddr, Option<IpAddr>);
 
 #[derive(Debug)]
 struct Group {
@@ -49,16 +50,17 @@ impl RefusalLog {
         key: Option<(KeyId, UserId)>,
         code: RefusalCode,
         ip: IpAddr,
+        claimed: Option<IpAddr>,
         detail: &'static str,
     ) {
         let index = RefusalCode::ALL.iter().position(|c| *c == code).unwrap_or(0);
         self.counts[index].fetch_add(1, Ordering::Relaxed);
         let mut groups = self.groups.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let len = groups.len();
-        match groups.get_mut(&(tenant, key, code, ip)) {
+        match groups.get_mut(&(tenant, key, code, ip, claimed)) {
             Some(group) => group.count += 1,
             None if len < MAX_GROUPS => {
-                groups.insert((tenant, key, code, ip), Group { count: 1, first: Timestamp::now(), detail });
+                groups.insert((tenant, key, code, ip, claimed), Group { count: 1, first: Timestamp::now(), detail });
             }
             None => {
                 self.overflow.fetch_add(1, Ordering::Relaxed);
@@ -75,13 +77,14 @@ impl RefusalLog {
         let groups = std::mem::take(&mut *self.groups.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
         let mut out: Vec<AuditEntry> = groups
             .into_iter()
-            .map(|((tenant, key, code, ip), g)| {
+            .map(|((tenant, key, code, ip, claimed), g)| {
                 let (actor, target) = match key {
                     Some((id, user_id)) => (Actor::Key { id, user_id }, format!("key {id}")),
                     None => (Actor::System("api"), "unknown key".to_owned()),
                 };
+                let claim = claimed.map(|c| format!("; checked for the claimed address {c}")).unwrap_or_default();
                 let mut entry = AuditEntry::new(tenant, actor, "call.refused", target)
-                    .details(format!("{}: {} (×{})", code.code(), g.detail, g.count))
+                    .details(format!("{}: {} (×{}){claim}", code.code(), g.detail, g.count))
                     .from_ip(Some(ip.to_string()));
                 entry.at = g.first;
                 entry

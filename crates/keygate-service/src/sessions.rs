@@ -9,7 +9,7 @@ use std::net::IpAddr;
 
 use keygate_domain::{Actor, AuditEntry, Email, TenantSlug, Timestamp};
 use keygate_store::{NewSession, TenantRecord, UserRecord};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 
 use crate::{Caller, Keygate, ServiceError, ServiceResult, password};
@@ -24,6 +24,12 @@ pub const ACCOUNT_FAILURE_LIMIT: i64 = 10;
 pub const IP_FAILURE_LIMIT: i64 = 50;
 pub const THROTTLE_WINDOW_MS: i64 = 15 * 60_000;
 pub const THROTTLE_LOCK_MS: i64 = 15 * 60_000;
+/// The longest email a log-in looks at (RFC 5321's path limit); longer is refused unread.
+pub const MAX_EMAIL_LEN: usize = 254;
+/// The longest password a log-in hashes; longer is refused unhashed.
+pub const MAX_PASSWORD_LEN: usize = 1024;
+/// The longest tenant slug a log-in looks up.
+pub const MAX_TENANT_LEN: usize = 63;
 /// The idle timer is written at most this often, not on every page.
 const TOUCH_EVERY_MS: i64 = 60_000;
 
@@ -43,6 +49,9 @@ pub enum LoginError {
     Invalid,
     #[error("too many failed log-ins; try again in {} minutes", retry_after_secs.div_ceil(60))]
     Throttled { retry_after_secs: u64 },
+    /// Every password-hashing slot stayed taken while the attempt waited.
+    #[error("too many log-ins at once; try again in {retry_after_secs} s")]
+    Busy { retry_after_secs: u64 },
     #[error(transparent)]
     Service(#[from] ServiceError),
 }
@@ -71,6 +80,16 @@ fn digest(token: &str) -> Vec<u8> {
     Sha256::digest(token.as_bytes()).to_vec()
 }
 
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The CSRF token of the session whose cookie carries `token`: a digest of it under its own
+/// label, so it neither reveals the cookie's token nor matches the stored session digest.
+fn csrf_for(token: &str) -> String {
+    hex(&Sha256::digest(format!("keygate csrf\n{token}").as_bytes()))
+}
+
 /// 32 random bytes as 64 hex characters.
 pub(crate) fn random_token() -> String {
     let mut bytes = [0u8; 32];
@@ -80,8 +99,13 @@ pub(crate) fn random_token() -> String {
     out
 }
 
+/// The throttle row of an account: a digest of the normalised tenant and email, so the row has
+/// the same size whatever was typed and the table holds no email address.
 fn account_subject(tenant: &str, email: &str) -> String {
-    format!("account:{}:{}", tenant.trim().to_ascii_lowercase(), email.trim().to_lowercase())
+    let normalised = format!("{}\n{}", tenant.trim().to_ascii_lowercase(), email.trim().to_lowercase());
+    let digest = Sha256::digest(normalised.as_bytes());
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("account:{hex}")
 }
 
 fn ip_subject(ip: IpAddr) -> String {
@@ -92,6 +116,13 @@ impl Keygate {
     /// Logs a user in with tenant, email and password. Anyone may try; failures are throttled
     /// per account and per IP address, and audited.
     pub async fn login(&self, req: LoginRequest) -> Result<LoggedIn, LoginError> {
+        // Lengths first: an over-long input costs nothing, not even a throttle row.
+        if req.tenant.len() > MAX_TENANT_LEN
+            || req.email.len() > MAX_EMAIL_LEN
+            || req.password.expose_secret().len() > MAX_PASSWORD_LEN
+        {
+            return Err(LoginError::Invalid);
+        }
         let now = Timestamp::now();
         let sessions = self.db().sessions();
         let account = account_subject(&req.tenant, &req.email);
@@ -103,6 +134,11 @@ impl Keygate {
             locked = Some(locked.map_or(until, |a| a.max(until)));
         }
         if let Some(until) = locked {
+            return Err(LoginError::Throttled { retry_after_secs: retry_after(now, until) });
+        }
+        // The attempt is counted before the password is hashed, so a burst cannot all pass the
+        // check above before the first failure is written; a success takes its count back.
+        if let Some(until) = self.count_attempt(&account, ip_key.as_deref(), now).await? {
             return Err(LoginError::Throttled { retry_after_secs: retry_after(now, until) });
         }
 
@@ -117,26 +153,35 @@ impl Keygate {
         };
         // Always one Argon2 verification: against the user's hash, or a dummy one.
         let hash = record.as_ref().and_then(|(_, hash, _)| hash.clone());
-        let password_ok = password::verify_password(req.password, hash).await;
+        let password_ok = match self.inner.hashing.verify(req.password, hash).await {
+            Ok(ok) => ok,
+            Err(password::Busy) => return Err(LoginError::Busy { retry_after_secs: 1 }),
+        };
         let user = match record {
             Some((id, Some(_), true)) if password_ok => Some(id),
             _ => None,
         };
         let (Some(tenant), Some(user)) = (tenant.as_ref(), user) else {
-            return Err(self.login_failed(&account, ip_key.as_deref(), tenant.as_ref(), email.as_ref(), req.ip).await);
+            self.login_failed(tenant.as_ref(), email.as_ref(), req.ip).await;
+            return Err(LoginError::Invalid);
         };
 
         sessions.clear_failures(&account).await.map_err(ServiceError::from)?;
+        if let Some(ip_key) = &ip_key {
+            sessions.forgive_one(ip_key).await.map_err(ServiceError::from)?;
+        }
         let _ = sessions.delete_expired(now, now.plus_millis(-SESSION_IDLE_MS)).await;
         let token = random_token();
-        let csrf = random_token();
+        // The form token is derived from the cookie's token and only its digest is stored: a
+        // copy of the database holds neither.
+        let csrf_digest = hex(&digest(&csrf_for(&token)));
         let ip_text = req.ip.map(|ip| ip.to_string());
         sessions
             .insert(&NewSession {
                 digest: &digest(&token),
                 tenant_id: tenant.policy.id,
                 user_id: user,
-                csrf_token: &csrf,
+                csrf_token: &csrf_digest,
                 expires_at: now.plus_millis(SESSION_ABSOLUTE_MS),
                 ip: ip_text.as_deref(),
             })
@@ -154,28 +199,28 @@ impl Keygate {
         Ok(LoggedIn { token: SecretString::from(token), max_age_secs: SESSION_ABSOLUTE_MS / 1000 })
     }
 
-    async fn login_failed(
+    /// Counts an attempt against the account and the address; the lock, if either is now locked.
+    /// The limits allow that many failures: the attempt after them is the one refused.
+    async fn count_attempt(
         &self,
         account: &str,
         ip_key: Option<&str>,
-        tenant: Option<&TenantRecord>,
-        email: Option<&Email>,
-        ip: Option<IpAddr>,
-    ) -> LoginError {
-        let now = Timestamp::now();
+        now: Timestamp,
+    ) -> ServiceResult<Option<Timestamp>> {
         let sessions = self.db().sessions();
         let window = now.plus_millis(-THROTTLE_WINDOW_MS);
         let lock = now.plus_millis(THROTTLE_LOCK_MS);
-        let mut counted = sessions.count_failure(account, now, window, ACCOUNT_FAILURE_LIMIT, lock).await;
+        let mut locked =
+            sessions.count_failure(account, now, window, ACCOUNT_FAILURE_LIMIT + 1, lock).await?.locked_until;
         if let Some(ip_key) = ip_key {
-            let by_ip = sessions.count_failure(ip_key, now, window, IP_FAILURE_LIMIT, lock).await;
-            if counted.is_ok() {
-                counted = by_ip;
-            }
+            let by_ip = sessions.count_failure(ip_key, now, window, IP_FAILURE_LIMIT + 1, lock).await?.locked_until;
+            locked = locked.max(by_ip);
         }
-        if let Err(e) = counted {
-            return LoginError::Service(e.into());
-        }
+        Ok(locked)
+    }
+
+    /// Audits a failed log-in in the tenant it named, if that tenant exists.
+    async fn login_failed(&self, tenant: Option<&TenantRecord>, email: Option<&Email>, ip: Option<IpAddr>) {
         if let Some(tenant) = tenant {
             let target = email.map_or_else(|| "an invalid email".to_owned(), |e| format!("user {e}"));
             let audit =
@@ -186,7 +231,12 @@ impl Keygate {
                 tracing::warn!(error = %e, "auditing a failed log-in failed");
             }
         }
-        LoginError::Invalid
+    }
+
+    /// Forgets throttle rows whose window is over and whose lock, if any, has ended.
+    pub(crate) async fn prune_login_throttle(&self, now: Timestamp) -> ServiceResult<u64> {
+        let window_start = now.plus_millis(-THROTTLE_WINDOW_MS);
+        Ok(self.db().sessions().prune_throttle(window_start, now).await?)
     }
 
     /// The live session behind a cookie's token, or `None` when it is unknown, expired, or its
@@ -228,7 +278,7 @@ impl Keygate {
             user,
             tenant,
             permissions: owner.permissions,
-            csrf_token: row.csrf_token,
+            csrf_token: csrf_for(token),
             flash: row.flash,
             digest,
         }))

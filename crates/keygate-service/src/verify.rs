@@ -34,6 +34,8 @@ use crate::{
 pub enum Credential<'a> {
     Missing,
     Key(&'a str),
+    /// More than one, and not all the same: which one is meant cannot be known.
+    Ambiguous,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -42,6 +44,41 @@ pub struct VerifyRequest<'a> {
     pub client_ip: IpAddr,
     pub unit: Option<UnitId>,
     pub required: Option<Requirement>,
+}
+
+/// A key a verified service asks about (`POST /v1/keys/verify`).
+#[derive(Debug, Clone, Copy)]
+pub struct CheckRequest<'a> {
+    pub key: &'a str,
+    /// The address the service's own call came from.
+    pub source: IpAddr,
+    /// The address the service says the key is used from: a claim, checked against the key's
+    /// ranges and used for nothing else.
+    pub claimed_ip: Option<IpAddr>,
+    pub unit: Option<UnitId>,
+    pub required: Option<Requirement>,
+}
+
+/// The one tenant whose keys a verification may know.
+#[derive(Debug, Clone, Copy)]
+enum OnlyTenant<'a> {
+    Id(TenantId),
+    Slug(&'a str),
+}
+
+/// Whom a verification is for, and what it may touch.
+#[derive(Debug, Clone, Copy)]
+struct Scope<'a> {
+    /// Only keys of this tenant exist: any other is `unknown_key`, and nothing of its tenant
+    /// (last use, usage, rate budget, audit) is touched.
+    tenant: Option<OnlyTenant<'a>>,
+    /// Where the call came from: the failure throttle, usage and audit source use this alone.
+    source: IpAddr,
+    /// An address claimed for the key: its ranges are checked against it; audit says "claimed".
+    claimed: Option<IpAddr>,
+    /// Whether failures count against `source`. Not for a service asking about other keys: its
+    /// own key was checked and paid for the call, and the answers are its clients' business.
+    throttled: bool,
 }
 
 /// A call that may proceed, and as whom.
@@ -336,7 +373,11 @@ impl Verifier {
             key_digests: RwLock::default(),
             owners: Cache::new(),
             tenants: Cache::new(),
-            failures: FailureLimiter::new(config.max_failures_per_ip, config.failure_block),
+            failures: FailureLimiter::with_capacity(
+                config.max_failures_per_ip,
+                config.failure_block,
+                config.failure_capacity,
+            ),
             usage: UsageBuffer::default(),
             refusals: RefusalLog::default(),
             ttl: config.cache_ttl,
@@ -352,6 +393,10 @@ impl Verifier {
                 self.keys.epoch.fetch_add(1, Ordering::AcqRel);
             }
         }
+    }
+
+    pub(crate) fn failure_map(&self) -> (usize, usize, usize) {
+        (self.failures.len(), self.failures.capacity(), self.failures.memory_bytes())
     }
 
     /// Database reads each cache has made since the start: keys, users, tenants.
@@ -398,48 +443,108 @@ impl Verifier {
     }
 }
 
+impl Scope<'_> {
+    /// The tenant a refusal without a key of it is audited in: the verifying service's own (it is
+    /// that service's call), never one an unauthenticated caller named.
+    fn audit_tenant(&self) -> Option<TenantId> {
+        match self.tenant {
+            Some(OnlyTenant::Id(t)) if !self.throttled => Some(t),
+            _ => None,
+        }
+    }
+}
+
 impl Keygate {
     /// Decides whether a call may proceed. Every refusal is counted and audited (aggregated).
     pub async fn verify(&self, req: VerifyRequest<'_>) -> Result<Verified, Refused> {
+        let scope = Scope { tenant: None, source: req.client_ip, claimed: None, throttled: true };
+        self.verify_scoped(req, scope).await
+    }
+
+    /// [`Self::verify`] for a caller that knows which tenant the key must be of (forward-auth
+    /// with `?tenant=`): a key of any other tenant is `unknown_key`, and touches nothing there.
+    pub async fn verify_in_tenant(&self, slug: &str, req: VerifyRequest<'_>) -> Result<Verified, Refused> {
+        let scope =
+            Scope { tenant: Some(OnlyTenant::Slug(slug)), source: req.client_ip, claimed: None, throttled: true };
+        self.verify_scoped(req, scope).await
+    }
+
+    /// Checks a key on behalf of `caller`, a verified service: only keys of the caller's tenant
+    /// are known. The claimed address feeds no throttle, usage or audit source: the key's use is
+    /// recorded from the service's own address, and audited there with the claim as a detail.
+    pub async fn check_key(&self, caller: &Verified, req: CheckRequest<'_>) -> Result<Verified, Refused> {
+        let scope = Scope {
+            tenant: Some(OnlyTenant::Id(caller.tenant.id)),
+            source: req.source,
+            claimed: req.claimed_ip,
+            throttled: false,
+        };
+        let verify = VerifyRequest {
+            credential: Credential::Key(req.key),
+            client_ip: req.claimed_ip.unwrap_or(req.source),
+            unit: req.unit,
+            required: req.required,
+        };
+        self.verify_scoped(verify, scope).await
+    }
+
+    async fn verify_scoped(&self, req: VerifyRequest<'_>, scope: Scope<'_>) -> Result<Verified, Refused> {
         let v = &self.inner.verifier;
         let now = Instant::now();
-        if let Some(wait) = v.failures.blocked(req.client_ip, now) {
-            v.refusals.record(None, None, RefusalCode::TooManyFailures, req.client_ip, "too many failed verifications");
+        let source = scope.source;
+        if scope.throttled
+            && let Some(wait) = v.failures.blocked(source, now)
+        {
+            v.refusals.record(None, None, RefusalCode::TooManyFailures, source, None, "too many failed verifications");
             return Err(Refused { code: RefusalCode::TooManyFailures, rate: None, retry_after_secs: Some(wait) });
         }
         let text = match req.credential {
             Credential::Missing => {
-                v.refusals.record(None, None, RefusalCode::MissingCredentials, req.client_ip, "no credential sent");
+                let tenant = scope.audit_tenant();
+                v.refusals.record(tenant, None, RefusalCode::MissingCredentials, source, None, "no credential sent");
                 return Err(RefusalCode::MissingCredentials.into());
+            }
+            Credential::Ambiguous => {
+                let tenant = scope.audit_tenant();
+                let detail = "more than one credential sent";
+                v.refusals.record(tenant, None, RefusalCode::AmbiguousCredentials, source, None, detail);
+                return Err(RefusalCode::AmbiguousCredentials.into());
             }
             Credential::Key(text) => text,
         };
         // Checked and hashed where it lies in the request: a copy would only add one more place
         // the secret sits in memory.
         if check_format(text).is_err() {
-            return Err(self.failed(req.client_ip, RefusalCode::MalformedKey, "format or checksum wrong", now));
+            return Err(self.failed(&scope, RefusalCode::MalformedKey, "format or checksum wrong", now));
         }
         let digest = KeyDigest::of(text);
         let clock = Timestamp::now();
         let entry = match self.cached_key(&digest, now).await {
             Ok(Some(k)) => k,
-            Ok(None) => return Err(self.failed(req.client_ip, RefusalCode::UnknownKey, "no key has this digest", now)),
+            Ok(None) => return Err(self.failed(&scope, RefusalCode::UnknownKey, "no key has this digest", now)),
             Err(e) => return Err(self.unavailable(e)),
         };
         let key = &entry.record;
+        let other_tenant = "no key of this tenant has this digest";
+        if let Some(OnlyTenant::Id(t)) = scope.tenant
+            && t != key.tenant_id
+        {
+            // Another tenant's key, whatever its state: unknown here, and nothing of it is touched.
+            return Err(self.failed(&scope, RefusalCode::UnknownKey, other_tenant, now));
+        }
         let (owner, tenant) =
             match (self.cached_owner(key.user_id, now).await, self.cached_tenant(key.tenant_id, now).await) {
                 (Ok(Some(o)), Ok(Some(t))) => (o, t),
                 (Ok(None), _) | (_, Ok(None)) => {
-                    return Err(self.failed(
-                        req.client_ip,
-                        RefusalCode::UnknownKey,
-                        "the key's user or tenant is gone",
-                        now,
-                    ));
+                    return Err(self.failed(&scope, RefusalCode::UnknownKey, "the key's user or tenant is gone", now));
                 }
                 (Err(e), _) | (_, Err(e)) => return Err(self.unavailable(e)),
             };
+        if let Some(OnlyTenant::Slug(slug)) = scope.tenant
+            && tenant.slug.as_str() != slug
+        {
+            return Err(self.failed(&scope, RefusalCode::UnknownKey, other_tenant, now));
+        }
         let scoped = key.scopes.as_ref().map(|s| owner.permissions.narrowed_to(Some(s)));
         let effective = scoped.as_ref().map_or(Cow::Borrowed(&owner.permissions), Cow::Borrowed);
         let checked = check_validity(&VerifyInput {
@@ -453,7 +558,7 @@ impl Keygate {
             now: clock,
         });
         if let Err(Refusal { code, admin_detail }) = checked {
-            v.refusals.record(Some(tenant.id), Some((key.id, owner.id)), code, req.client_ip, admin_detail);
+            v.refusals.record(Some(tenant.id), Some((key.id, owner.id)), code, source, scope.claimed, admin_detail);
             v.usage.count_refusal(key.id, clock, code.code());
             return Err(code.into());
         }
@@ -461,7 +566,7 @@ impl Keygate {
         let (taken, notice, rendered) = {
             let mut live = entry.live();
             let taken = live.bucket.get_or_insert_with(|| Bucket::full(limit, now)).take(limit, now);
-            let notice = taken.is_ok().then(|| live.usage.accept(clock, req.client_ip));
+            let notice = taken.is_ok().then(|| live.usage.accept(clock, source));
             let rendered = live.memo.as_ref().and_then(|m| m.bytes_for(&owner, &tenant));
             (taken, notice, rendered)
         };
@@ -473,7 +578,8 @@ impl Keygate {
                     Some(tenant.id),
                     Some((key.id, owner.id)),
                     RefusalCode::RateLimited,
-                    req.client_ip,
+                    source,
+                    scope.claimed,
                     detail,
                 );
                 v.usage.count_refusal(key.id, clock, RefusalCode::RateLimited.code());
@@ -484,17 +590,23 @@ impl Keygate {
                 });
             }
         };
-        v.failures.succeeded(req.client_ip);
+        if scope.throttled {
+            v.failures.succeeded(source);
+        }
         if let Some(notice) = notice {
             v.usage.note(&entry, notice);
         }
         Ok(Verified { entry, owner, tenant, unit: req.unit, rate, scoped, rendered })
     }
 
-    fn failed(&self, ip: IpAddr, code: RefusalCode, detail: &'static str, now: Instant) -> Refused {
+    /// A refusal before any key of a tenant was found (or one of another tenant): counted against
+    /// the source when the scope throttles, audited in the scope's tenant (or none).
+    fn failed(&self, scope: &Scope<'_>, code: RefusalCode, detail: &'static str, now: Instant) -> Refused {
         let v = &self.inner.verifier;
-        v.failures.failed(ip, now);
-        v.refusals.record(None, None, code, ip, detail);
+        if scope.throttled {
+            v.failures.failed(scope.source, now);
+        }
+        v.refusals.record(scope.audit_tenant(), None, code, scope.source, scope.claimed, detail);
         code.into()
     }
 

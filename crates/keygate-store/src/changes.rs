@@ -38,6 +38,13 @@ pub struct Change {
     pub entity_id: i64,
 }
 
+const RECENT: &str = "SELECT seq, kind, entity_id FROM changes WHERE seq > $1 \
+     UNION ALL SELECT seq, kind, entity_id FROM changes WHERE at >= $2";
+
+/// How long change-feed rows are kept: far longer than any cache's TTL and the window for
+/// out-of-order commits, so pruning never hides a change from a process that is polling.
+pub const CHANGE_RETENTION_MS: i64 = 3_600_000;
+
 /// Change-feed repository.
 #[derive(Debug, Clone, Copy)]
 pub struct Changes<'a>(&'a Database);
@@ -51,14 +58,13 @@ impl Database {
 impl Changes<'_> {
     /// Changes with a sequence number above `after_seq`, or written at or after `since`
     /// (the time window catches transactions that committed out of sequence order).
+    /// Two index searches (the key, and `changes_at`) rather than one `OR`, which SQLite answers
+    /// with a scan of the whole table on every poll; a row in both halves is kept once.
     pub async fn recent(&self, after_seq: i64, since: Timestamp) -> StoreResult<Vec<Change>> {
-        let rows: Vec<(i64, String, i64)> = on_pool!(self.0, p => sqlx::query_as(
-            "SELECT seq, kind, entity_id FROM changes WHERE seq > $1 OR at >= $2 ORDER BY seq",
-        )
-        .bind(after_seq)
-        .bind(since.0)
-        .fetch_all(p)
-        .await)?;
+        let mut rows: Vec<(i64, String, i64)> =
+            on_pool!(self.0, p => sqlx::query_as(RECENT).bind(after_seq).bind(since.0).fetch_all(p).await)?;
+        rows.sort_unstable_by_key(|(seq, _, _)| *seq);
+        rows.dedup_by_key(|(seq, _, _)| *seq);
         Ok(rows
             .into_iter()
             .filter_map(|(seq, kind, entity_id)| ChangeKind::parse(&kind).map(|kind| Change { seq, kind, entity_id }))
@@ -80,5 +86,22 @@ impl Changes<'_> {
             .await
             .map(|r| r.rows_affected())
             .map_err(Into::into))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[tokio::test]
+    async fn a_poll_of_the_change_feed_reads_through_indexes_not_the_whole_table() {
+        let t = crate::testing::fresh_sqlite().await.expect("db");
+        let pool = crate::testing::sqlite_pool(&t.db).expect("sqlite");
+        let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(&format!("EXPLAIN QUERY PLAN {}", super::RECENT))
+            .bind(5)
+            .bind(7)
+            .fetch_all(&pool)
+            .await
+            .expect("plan");
+        let steps: Vec<&str> = plan.iter().map(|(_, _, _, step)| step.as_str()).collect();
+        assert!(steps.iter().all(|s| !s.starts_with("SCAN")), "{steps:?}");
     }
 }

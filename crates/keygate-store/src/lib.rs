@@ -17,6 +17,9 @@ mod audit;
 mod backup;
 mod changes;
 mod copy;
+pub mod files;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 mod groups;
 mod keys;
 mod listen;
@@ -30,7 +33,8 @@ mod usage;
 mod users;
 
 pub use audit::{AuditFilter, AuditRecord};
-pub use changes::{Change, ChangeKind};
+
+pub use changes::{CHANGE_RETENTION_MS, Change, ChangeKind};
 pub use copy::{CopyReport, TableCopy, copy_sqlite_to_postgres};
 pub use groups::Groups;
 pub use keys::{KeyListing, NewKey, UsageUpdate};
@@ -115,19 +119,25 @@ static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations
 
 impl Database {
     /// Opens (creating if needed) the SQLite file `keygate.db` in `data_dir`: WAL, foreign keys on.
+    /// A directory made here is 0700 and the database 0600, whatever the umask (see [`files`]).
     pub async fn open_data_dir(data_dir: &Path) -> StoreResult<Self> {
-        std::fs::create_dir_all(data_dir).map_err(|e| {
+        files::create_private_dir(data_dir).map_err(|e| {
             StoreError::Conflict(format!("cannot create the data directory {}: {e}", data_dir.display()))
         })?;
         Self::open_sqlite_file(&data_dir.join("keygate.db")).await
     }
 
+    /// Opens (creating if needed, 0600) a SQLite database file. `synchronous=FULL`: a committed
+    /// change (a revocation, an issued key, an audit row) survives a power loss or an OS crash,
+    /// not only a crash of keygate; WAL keeps the cost to one fsync per commit.
     pub async fn open_sqlite_file(path: &Path) -> StoreResult<Self> {
+        files::create_private_file(path)
+            .map_err(|e| StoreError::Conflict(format!("cannot create the database file {}: {e}", path.display())))?;
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
+            .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10))
             // Reads straight from the mapped file instead of copying pages through read(2).

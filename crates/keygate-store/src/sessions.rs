@@ -199,6 +199,32 @@ impl Sessions<'_> {
         })
     }
 
+    /// Takes one counted attempt of `subject` back (a log-in counted before it succeeded).
+    pub async fn forgive_one(&self, subject: &str) -> StoreResult<()> {
+        on_pool!(self.0, p => sqlx::query(
+            "UPDATE login_throttle SET failures = failures - 1 WHERE subject = $1 AND failures > 0",
+        )
+        .bind(subject)
+        .execute(p)
+        .await
+        .map(|_| ())
+        .map_err(Into::into))
+    }
+
+    /// Deletes throttle rows whose window started before `window_start_before` and that are not
+    /// locked at `now`. Returns how many went.
+    pub async fn prune_throttle(&self, window_start_before: Timestamp, now: Timestamp) -> StoreResult<u64> {
+        on_pool!(self.0, p => sqlx::query(
+            "DELETE FROM login_throttle WHERE window_start < $1 AND (locked_until IS NULL OR locked_until <= $2)",
+        )
+        .bind(window_start_before.0)
+        .bind(now.0)
+        .execute(p)
+        .await
+        .map(|done| done.rows_affected())
+        .map_err(Into::into))
+    }
+
     /// Forgets the failures of `subject` (after a successful log-in).
     pub async fn clear_failures(&self, subject: &str) -> StoreResult<()> {
         on_pool!(self.0, p => sqlx::query("DELETE FROM login_throttle WHERE subject = $1")

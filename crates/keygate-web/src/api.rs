@@ -17,20 +17,26 @@ use crate::{
     problem::{Problem, rate_headers},
 };
 
-/// The key from `Authorization: Bearer <key>` (RFC 6750) or `X-API-Key: <key>`.
+/// The key from `Authorization: Bearer <key>` (RFC 6750) or `X-API-Key: <key>`. Two
+/// `Authorization` headers, two `X-API-Key` headers, or a Bearer key and a different `X-API-Key`
+/// are [`Credential::Ambiguous`]: the first is not silently preferred.
 pub(crate) fn credential(headers: &HeaderMap) -> Credential<'_> {
-    if let Some(value) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
-        let value = value.trim();
-        if let Some((scheme, token)) = value.split_once(' ')
-            && scheme.eq_ignore_ascii_case("bearer")
-            && !token.trim().is_empty()
-        {
-            return Credential::Key(token.trim());
-        }
+    let mut authorization = headers.get_all(header::AUTHORIZATION).iter();
+    let mut api_key = headers.get_all("x-api-key").iter();
+    let (bearer, second) = (authorization.next(), authorization.next());
+    let (x_api_key, second_x) = (api_key.next(), api_key.next());
+    if second.is_some() || second_x.is_some() {
+        return Credential::Ambiguous;
     }
-    match headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
-        Some(key) if !key.trim().is_empty() => Credential::Key(key.trim()),
-        _ => Credential::Missing,
+    let bearer = bearer.and_then(|v| v.to_str().ok()).and_then(|value| {
+        let (scheme, token) = value.trim().split_once(' ')?;
+        (scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty()).then(|| token.trim())
+    });
+    let x_api_key = x_api_key.and_then(|v| v.to_str().ok()).map(str::trim).filter(|k| !k.is_empty());
+    match (bearer, x_api_key) {
+        (Some(a), Some(b)) if a != b => Credential::Ambiguous,
+        (Some(key), _) | (None, Some(key)) => Credential::Key(key),
+        (None, None) => Credential::Missing,
     }
 }
 

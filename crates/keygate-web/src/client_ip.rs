@@ -43,22 +43,41 @@ pub(crate) fn client_ip(peer: SocketAddr, headers: &HeaderMap, trusted: &Trusted
     if trusted.is_empty() || !trusted.contains(peer_ip) {
         return peer_ip;
     }
-    // Walk X-Forwarded-For from the right: the first address that is not one of our proxies is
-    // the client. Entries left of it were written by the client and prove nothing.
-    let forwarded: Vec<IpAddr> = headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|s| parse_forwarded(s.trim()))
-        .collect();
-    if let Some(ip) = forwarded.iter().rev().find(|ip| !trusted.contains(**ip)) {
-        return normalise(*ip);
+    let mut forwarded = headers.get_all("x-forwarded-for").iter().peekable();
+    if forwarded.peek().is_none() {
+        // X-Real-IP only when the proxy sent no X-Forwarded-For at all: a proxy that appends to
+        // the chain does not also vouch for a header the client may have sent.
+        return headers
+            .get("x-real-ip")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|s| parse_forwarded(s.trim()))
+            .map_or(peer_ip, normalise);
     }
-    if let Some(ip) = headers.get("x-real-ip").and_then(|v| v.to_str().ok()).and_then(|s| parse_forwarded(s.trim())) {
-        return normalise(ip);
+    forwarded_client(peer_ip, forwarded, trusted)
+}
+
+/// Walks `X-Forwarded-For` from the right: each entry a trusted proxy wrote is stepped over, and
+/// the first address that is not one of ours is the client. An entry that does not parse ends the
+/// chain: what lies left of it came through a hop that cannot be read, so the client is the last
+/// address that was (a trusted proxy, or the peer). Entries left of the client prove nothing.
+pub(crate) fn forwarded_client<'a>(
+    peer_ip: IpAddr,
+    values: impl Iterator<Item = &'a axum::http::HeaderValue>,
+    trusted: &TrustedProxies,
+) -> IpAddr {
+    let values: Vec<&axum::http::HeaderValue> = values.collect();
+    let mut last = peer_ip;
+    for value in values.iter().rev() {
+        let Ok(text) = value.to_str() else { return last };
+        for entry in text.rsplit(',') {
+            let Some(ip) = parse_forwarded(entry.trim()).map(normalise) else { return last };
+            if !trusted.contains(ip) {
+                return ip;
+            }
+            last = ip;
+        }
     }
-    forwarded.first().copied().map_or(peer_ip, normalise)
+    last
 }
 
 /// Accepts `1.2.3.4`, `1.2.3.4:5678`, `2001:db8::1` and `[2001:db8::1]:443`.
@@ -91,6 +110,25 @@ mod tests {
         let trusted = TrustedProxies::parse(&["10.0.0.0/8".into()]).expect("valid");
         let ip = client_ip(peer, &headers("6.6.6.6, 203.0.113.9, 10.0.0.3"), &trusted);
         assert_eq!(ip, "203.0.113.9".parse::<IpAddr>().expect("ip"));
+    }
+
+    #[test]
+    fn an_unparseable_entry_ends_the_trusted_chain() {
+        let peer: SocketAddr = "10.0.0.2:5000".parse().expect("addr");
+        let trusted = TrustedProxies::parse(&["10.0.0.0/8".into()]).expect("valid");
+        let ip = client_ip(peer, &headers("6.6.6.6, garbage"), &trusted);
+        assert_eq!(ip, peer.ip(), "6.6.6.6 came through a hop nobody can read");
+        let ip = client_ip(peer, &headers("6.6.6.6, nonsense, 10.0.0.3"), &trusted);
+        assert_eq!(ip, "10.0.0.3".parse::<IpAddr>().expect("ip"), "the last readable trusted hop");
+    }
+
+    #[test]
+    fn x_real_ip_is_ignored_beside_a_forwarded_chain_of_trusted_proxies() {
+        let peer: SocketAddr = "10.0.0.2:5000".parse().expect("addr");
+        let trusted = TrustedProxies::parse(&["10.0.0.0/8".into()]).expect("valid");
+        let mut h = headers("10.0.0.9");
+        h.insert("x-real-ip", HeaderValue::from_static("6.6.6.6"));
+        assert_eq!(client_ip(peer, &h, &trusted), "10.0.0.9".parse::<IpAddr>().expect("ip"));
     }
 
     #[test]

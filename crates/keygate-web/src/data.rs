@@ -82,6 +82,9 @@ pub(crate) async fn read_view(state: AppState, peer: SocketAddr, request: Reques
     let Some(view) = decoded(view) else {
         return not_found(&state, &v, "the view");
     };
+    if let Some(refused) = unknown_parameter(&state, &v, request.uri(), VIEW_PARAMETERS) {
+        return refused;
+    }
     let Ok(Query(q)) = Query::<ViewQuery>::try_from_uri(request.uri()) else {
         return failed(
             &state,
@@ -113,6 +116,29 @@ fn record_id(request: &Request) -> Option<i64> {
 fn record_id_of(uri: &axum::http::Uri) -> Option<i64> {
     let Query(q) = Query::<IdQuery>::try_from_uri(uri).ok()?;
     q.id.as_deref().and_then(|t| t.parse::<i64>().ok()).filter(|id| *id > 0)
+}
+
+/// The parameters of a view read, as the original documents them.
+const VIEW_PARAMETERS: &[&str] = &["columns", "properties", "externalFilter", "limit", "offset"];
+/// The parameter of a single-record call.
+const RECORD_PARAMETERS: &[&str] = &["id"];
+
+/// A `400 unknown_parameter` naming the first query parameter not in `accepted`, and the
+/// accepted ones: a misspelt `externalfilter` must not silently return every row.
+fn unknown_parameter(state: &AppState, v: &Verified, uri: &axum::http::Uri, accepted: &[&str]) -> Option<Response> {
+    let query = uri.query()?;
+    let unknown = query
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| pair.split_once('=').map_or(pair, |(name, _)| name))
+        .find(|name| !accepted.contains(name))?;
+    // The name as sent, cut short and without what a problem body should not echo.
+    let shown: String = unknown.chars().take(64).filter(|c| !c.is_control()).collect();
+    let error = keygate_service::ServiceError::BadRequest {
+        code: "unknown_parameter",
+        detail: format!("`{shown}` is not a parameter of this endpoint; the parameters are: {}", accepted.join(", ")),
+    };
+    Some(failed(state, v, error))
 }
 
 /// A path segment that does not decode to text names nothing.
@@ -149,6 +175,9 @@ pub(crate) async fn read_record(state: AppState, peer: SocketAddr, request: Requ
     let Some(resource) = decoded(resource) else {
         return not_found(&state, &v, "the resource");
     };
+    if let Some(refused) = unknown_parameter(&state, &v, request.uri(), RECORD_PARAMETERS) {
+        return refused;
+    }
     let Some(id) = record_id(&request) else {
         return bad_id(&state, &v);
     };
@@ -169,6 +198,9 @@ pub(crate) async fn create_record(state: AppState, peer: SocketAddr, request: Re
     let Some(resource) = decoded(resource) else {
         return not_found(&state, &v, "the resource");
     };
+    if let Some(refused) = unknown_parameter(&state, &v, &parts.uri, &[]) {
+        return refused;
+    }
     let body = match read_body(&state, &v, body).await {
         Ok(body) => body,
         Err(r) => return r,
@@ -192,6 +224,9 @@ pub(crate) async fn update_record(state: AppState, peer: SocketAddr, request: Re
     let Some(resource) = decoded(resource) else {
         return not_found(&state, &v, "the resource");
     };
+    if let Some(refused) = unknown_parameter(&state, &v, &parts.uri, RECORD_PARAMETERS) {
+        return refused;
+    }
     let Some(id) = record_id_of(&parts.uri) else {
         return bad_id(&state, &v);
     };

@@ -8,6 +8,8 @@ mod api;
 mod client_ip;
 mod console;
 mod data;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 mod ops;
 mod problem;
 mod public_api;
@@ -36,11 +38,53 @@ pub struct WebConfig {
     /// handled: a request's head must arrive within it, and an idle keep-alive connection is
     /// closed after it.
     pub idle_timeout: std::time::Duration,
+    /// How long a request's body may take to arrive in full, from the end of its head. A body
+    /// late past it ends the request and its connection.
+    pub body_timeout: std::time::Duration,
+    /// Connections served at once; more wait in the kernel's backlog (the accept loop waits).
+    /// Lowered at the start to what the process's file-descriptor limit leaves room for.
+    pub max_connections: usize,
+    /// Connections one address (an IPv6 /64) may hold at once; more are closed at once.
+    pub max_connections_per_address: usize,
+    /// Whether the console's session cookie is marked `Secure`.
+    pub cookie_secure: CookieSecure,
+}
+
+/// When the session cookie carries `Secure` (setting `cookie_secure`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum CookieSecure {
+    /// Always, except when the socket peer is a loopback address and no trusted proxy forwarded
+    /// the request: a browser on the same machine speaking plain HTTP (a developer's).
+    #[default]
+    Auto,
+    Always,
+    /// Never: only for plain-HTTP deployments that accept the risk.
+    Never,
+}
+
+impl std::str::FromStr for CookieSecure {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "auto" => Ok(Self::Auto),
+            "always" => Ok(Self::Always),
+            "never" => Ok(Self::Never),
+            other => Err(format!("cookie_secure is auto, always or never, not `{other}`")),
+        }
+    }
 }
 
 impl Default for WebConfig {
     fn default() -> Self {
-        Self { trusted_proxies: TrustedProxies::default(), idle_timeout: std::time::Duration::from_secs(30) }
+        Self {
+            trusted_proxies: TrustedProxies::default(),
+            idle_timeout: std::time::Duration::from_secs(30),
+            body_timeout: std::time::Duration::from_secs(10),
+            max_connections: 10_000,
+            max_connections_per_address: 256,
+            cookie_secure: CookieSecure::Auto,
+        }
     }
 }
 

@@ -71,5 +71,17 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
             ago.as_secs_f64()
         ));
     }
+    let (sources, capacity, bytes) = state.keygate.failure_map();
+    out.push_str(&format!(
+        "# HELP keygate_failure_sources Sources with failed verifications tracked (fixed capacity).\n\
+         # TYPE keygate_failure_sources gauge\n\
+         keygate_failure_sources {sources}\n\
+         # HELP keygate_failure_capacity Sources the failed-verification map holds at most.\n\
+         # TYPE keygate_failure_capacity gauge\n\
+         keygate_failure_capacity {capacity}\n\
+         # HELP keygate_failure_map_bytes Memory the failed-verification map takes (allocated at start).\n\
+         # TYPE keygate_failure_map_bytes gauge\n\
+         keygate_failure_map_bytes {bytes}\n"
+    ));
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }

@@ -115,6 +115,7 @@ impl Problem {
         let mut p = Self::new(status, code.code(), code.title(), request_id);
         let challenge = match code {
             RefusalCode::MissingCredentials => Some("Bearer realm=\"keygate\"".to_owned()),
+            RefusalCode::AmbiguousCredentials => Some("Bearer realm=\"keygate\", error=\"invalid_request\"".to_owned()),
             c if c.is_invalid_token() => {
                 Some(format!("Bearer realm=\"keygate\", error=\"invalid_token\", error_description=\"{}\"", c.code()))
             }

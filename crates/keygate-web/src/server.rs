@@ -6,13 +6,20 @@
 //! trickles header bytes cannot hold a connection open forever), `TCP_NODELAY`, and a bound on how
 //! long shutdown waits for connections. It also skips the HTTP/2 detection keygate has no use for.
 //!
+//! Bounded by construction: at most `max_connections` are served at once (the accept loop waits
+//! for a free place, so further clients queue in the kernel's backlog instead of taking file
+//! descriptors), at most `max_connections_per_address` per address (an IPv6 /64; more are
+//! closed at once), and a request body must arrive in full within `body_timeout` of its head.
+//! Accept errors (`EMFILE`) back off exponentially up to a second, logged once per run of them.
+//!
 //! The deadline is kept by one watchdog per connection, not by hyper's `header_read_timeout`:
 //! that one arms a fresh timer for every request on a keep-alive connection (an allocation and
 //! two trips through the runtime's timer wheel), about 1 200 instructions per request
 //! (bench/instructions.sh). The watchdog wakes a few times per deadline and reads one counter.
 
 use std::{
-    net::SocketAddr,
+    collections::HashMap,
+    net::{IpAddr, SocketAddr},
     pin::Pin,
     sync::{
         Arc,
@@ -52,20 +59,42 @@ pub(crate) async fn run(
     let idle_timeout = state.config.idle_timeout;
     let http = hyper::server::conn::http1::Builder::new();
     let graceful = GracefulShutdown::new();
+    let max_connections = connection_limit(state.config.max_connections);
+    let places = Arc::new(tokio::sync::Semaphore::new(max_connections));
+    let per_address = Arc::new(PerAddress::new(state.config.max_connections_per_address));
+    let mut backoff = Duration::ZERO;
     tokio::pin!(shutdown);
     loop {
+        let place = tokio::select! {
+            place = Arc::clone(&places).acquire_owned() => match place {
+                Ok(place) => place,
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+        };
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
+                Ok(accepted) => {
+                    backoff = Duration::ZERO;
+                    accepted
+                }
                 Err(e) => {
                     // Out of file descriptors, a connection reset before accept: the listener
-                    // itself is fine. Wait a little so a persistent condition does not spin.
-                    tracing::warn!(error = %e, "accepting a connection failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    // itself is fine. Back off so a persistent condition does not spin.
+                    if backoff.is_zero() {
+                        tracing::warn!(error = %e, "accepting a connection failed; backing off");
+                    }
+                    backoff = (backoff * 2).clamp(Duration::from_millis(10), Duration::from_secs(1));
+                    tokio::time::sleep(backoff).await;
                     continue;
                 }
             },
             () = &mut shutdown => break,
+        };
+        let Some(held) = PerAddress::admit(&per_address, peer.ip()) else {
+            tracing::debug!(%peer, "closing a connection over the per-address cap");
+            drop(stream);
+            continue;
         };
         if let Err(e) = stream.set_nodelay(true) {
             tracing::debug!(error = %e, %peer, "could not set TCP_NODELAY");
@@ -76,6 +105,7 @@ pub(crate) async fn run(
             hyper::service::service_fn(connection_service(app.clone(), state.clone(), peer, Arc::clone(&activity)));
         let connection = graceful.watch(http.serve_connection(io, service));
         tokio::spawn(async move {
+            let _held = (place, held);
             tokio::select! {
                 result = connection => if let Err(e) = result {
                     tracing::debug!(error = %e, %peer, "connection ended with an error");
@@ -105,12 +135,133 @@ fn connection_service(
 ) -> impl Fn(Request<Incoming>) -> Dispatch<tower::util::Oneshot<Router, Request<Body>>> + Clone {
     move |mut request: Request<Incoming>| {
         activity.head_received();
+        let body_timeout = state.config.body_timeout;
         if let Some(endpoint) = public_api::endpoint(request.method(), request.uri().path()) {
-            let call = public_api::serve(state.clone(), peer, endpoint, request.map(Body::new));
+            let call =
+                public_api::serve(state.clone(), peer, endpoint, request.map(|b| with_deadline(b, body_timeout)));
             return Dispatch::PublicApi(Box::pin(call));
         }
         request.extensions_mut().insert(ConnectInfo(peer));
-        Dispatch::Router(app.clone().oneshot(request.map(Body::new)))
+        Dispatch::Router(app.clone().oneshot(request.map(|b| with_deadline(b, body_timeout))))
+    }
+}
+
+/// The body, failing once `timeout` has passed before its end arrived. A request without a body
+/// gets no timer (the hot path's GETs cost nothing more).
+fn with_deadline(body: Incoming, timeout: Duration) -> Body {
+    use http_body::Body as _;
+    if body.is_end_stream() {
+        return Body::new(body);
+    }
+    Body::new(Deadline { body, sleep: Box::pin(tokio::time::sleep(timeout)) })
+}
+
+/// A request body with a deadline for its last byte.
+struct Deadline {
+    body: Incoming,
+    sleep: Pin<Box<tokio::time::Sleep>>,
+}
+
+/// The request body did not arrive in time.
+#[derive(Debug)]
+struct BodyTimedOut;
+
+impl std::fmt::Display for BodyTimedOut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the request body did not arrive in time")
+    }
+}
+
+impl std::error::Error for BodyTimedOut {}
+
+impl http_body::Body for Deadline {
+    type Data = axum::body::Bytes;
+    type Error = axum::BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let this = self.get_mut();
+        if let Poll::Ready(frame) = Pin::new(&mut this.body).poll_frame(cx) {
+            return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
+        }
+        match this.sleep.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Some(Err(BodyTimedOut.into()))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// `wanted`, lowered so that connections leave room in the file-descriptor limit (read from
+/// `/proc/self/limits`; the database, the listener and logs need some) .
+fn connection_limit(wanted: usize) -> usize {
+    let soft = std::fs::read_to_string("/proc/self/limits").ok().and_then(|limits| {
+        let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+        line.split_whitespace().nth(3)?.parse::<usize>().ok()
+    });
+    match soft {
+        Some(soft) => wanted.min(soft.saturating_sub(64).max(16)),
+        None => wanted,
+    }
+    .max(1)
+}
+
+/// Connections held per address (IPv6 per /64). Never more entries than connections held, so it
+/// is bounded by the global cap.
+#[derive(Debug)]
+struct PerAddress {
+    max: usize,
+    held: std::sync::Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// One connection's place in [`PerAddress`], given back on drop.
+struct AddressHeld {
+    map: Arc<PerAddress>,
+    key: IpAddr,
+}
+
+impl PerAddress {
+    fn new(max: usize) -> Self {
+        Self { max: max.max(1), held: std::sync::Mutex::default() }
+    }
+
+    fn key(ip: IpAddr) -> IpAddr {
+        match keygate_domain::ip::normalise(ip) {
+            IpAddr::V6(v6) => IpAddr::V6(std::net::Ipv6Addr::from(u128::from(v6) & !u128::from(u64::MAX))),
+            v4 => v4,
+        }
+    }
+
+    fn admit(this: &Arc<Self>, ip: IpAddr) -> Option<AddressHeld> {
+        let key = Self::key(ip);
+        let mut held = this.held.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let n = held.entry(key).or_insert(0);
+        if *n >= this.max {
+            return None;
+        }
+        *n += 1;
+        Some(AddressHeld { map: Arc::clone(this), key })
+    }
+}
+
+impl Drop for AddressHeld {
+    fn drop(&mut self) {
+        let mut held = self.map.held.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(n) = held.get_mut(&self.key) {
+            *n -= 1;
+            if *n == 0 {
+                held.remove(&self.key);
+            }
+        }
     }
 }
 

@@ -5,12 +5,12 @@ use std::net::{IpAddr, SocketAddr};
 
 use axum::{
     Json,
-    extract::{ConnectInfo, State, rejection::JsonRejection},
+    extract::{ConnectInfo, State},
     http::{HeaderMap, HeaderName, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
 };
 use keygate_domain::{Requirement, Scope, UnitId};
-use keygate_service::{Credential, VerifyRequest};
+use keygate_service::{CheckRequest, VerifyRequest};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -20,6 +20,9 @@ use crate::{
     client_ip::client_ip,
     problem::Problem,
 };
+
+/// A verify body is a key and three short fields.
+const VERIFY_BODY_LIMIT: usize = 16 * 1024;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -31,12 +34,14 @@ pub(crate) struct VerifyBody {
 }
 
 /// Verifies another key of the caller's tenant. Requires a key with the `keys:verify` scope.
-/// Without `ip`, the target key's ranges are checked against the calling service's address.
+/// Without `ip`, the target key's ranges are checked against the calling service's address. A
+/// key of another tenant is `unknown_key` whatever its state, and nothing of it is touched; `ip`
+/// is a claim, checked against the key's ranges and used for nothing else.
 pub(crate) async fn verify_key(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    body: Result<Json<VerifyBody>, JsonRejection>,
+    body: axum::body::Body,
 ) -> Response {
     let ip = client_ip(peer, &headers, &state.config.trusted_proxies);
     let caller = match state
@@ -62,13 +67,19 @@ pub(crate) async fn verify_key(
         .detail(detail)
         .into_response()
     };
-    let body = match body {
-        Ok(Json(b)) => b,
+    // Read only now that the caller is known: an unauthenticated client cannot make keygate wait
+    // for a body.
+    let bytes = match axum::body::to_bytes(body, VERIFY_BODY_LIMIT).await {
+        Ok(bytes) => bytes,
+        Err(_) => return invalid(format!("the body is over {VERIFY_BODY_LIMIT} bytes or did not arrive in time")),
+    };
+    let body: VerifyBody = match serde_json::from_slice(&bytes) {
+        Ok(b) => b,
         Err(e) => return invalid(format!("{e}; expected {{\"key\", \"ip\"?, \"unitId\"?, \"permission\"?}}")),
     };
-    let target_ip = match body.ip.as_deref().map(str::parse::<IpAddr>) {
-        None => ip,
-        Some(Ok(addr)) => addr,
+    let claimed_ip = match body.ip.as_deref().map(str::parse::<IpAddr>) {
+        None => None,
+        Some(Ok(addr)) => Some(keygate_domain::ip::normalise(addr)),
         Some(Err(_)) => return invalid(format!("`{}` is not an IP address", body.ip.unwrap_or_default())),
     };
     let required = match body.permission.as_deref().map(str::parse::<Scope>) {
@@ -82,12 +93,10 @@ pub(crate) async fn verify_key(
         Some(n) if n > 0 => Some(UnitId(n)),
         Some(n) => return invalid(format!("unitId {n} is not a unit number")),
     };
-    let result = state
-        .keygate
-        .verify(VerifyRequest { credential: Credential::Key(&body.key), client_ip: target_ip, unit, required })
-        .await;
+    let result =
+        state.keygate.check_key(&caller, CheckRequest { key: &body.key, source: ip, claimed_ip, unit, required }).await;
     let answer = match result {
-        Ok(v) if v.tenant.id == caller.tenant.id => json!({
+        Ok(v) => json!({
             "valid": true,
             "code": null,
             "keyId": v.key().id,
@@ -95,10 +104,6 @@ pub(crate) async fn verify_key(
             "tenant": v.tenant.slug.as_str(),
             "permissions": v.permissions().to_strings(),
         }),
-        // A key of another tenant is, to this caller, simply unknown.
-        Ok(_) => {
-            json!({ "valid": false, "code": "unknown_key", "keyId": null, "userId": null, "tenant": null, "permissions": [] })
-        }
         Err(refused) => {
             json!({ "valid": false, "code": refused.code.code(), "keyId": null, "userId": null, "tenant": null, "permissions": [] })
         }
@@ -107,10 +112,12 @@ pub(crate) async fn verify_key(
 }
 
 /// Verifies the key of the request a proxy is about to forward. Answers 200 with identity
-/// headers, or the refusal (401/403/429) for the proxy to return.
+/// headers, or the refusal (401/403/429) for the proxy to return. With `?tenant=SLUG` in the
+/// proxy's auth URL, a key of any other tenant is `unknown_key` and touches nothing there.
 pub(crate) async fn forward_auth(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    own: axum::http::Uri,
     headers: HeaderMap,
 ) -> Response {
     let ip = client_ip(peer, &headers, &state.config.trusted_proxies);
@@ -121,11 +128,13 @@ pub(crate) async fn forward_auth(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     let unit = unit_of(uri);
-    match state
-        .keygate
-        .verify(VerifyRequest { credential: credential(&headers), client_ip: ip, unit, required: None })
-        .await
-    {
+    let tenant = own.query().and_then(|q| q.split('&').find_map(|pair| pair.strip_prefix("tenant=")));
+    let req = VerifyRequest { credential: credential(&headers), client_ip: ip, unit, required: None };
+    let verified = match tenant {
+        Some(slug) => state.keygate.verify_in_tenant(slug, req).await,
+        None => state.keygate.verify(req).await,
+    };
+    match verified {
         Ok(v) => {
             let mut response = authenticated(&v, StatusCode::OK);
             let h = response.headers_mut();

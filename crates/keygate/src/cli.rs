@@ -5,7 +5,7 @@ use std::{path::PathBuf, process::ExitCode};
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use keygate_domain::{KeyId, UnitId, api_key::check_format};
-use keygate_service::{Caller, CreateUser, IssueKey, KeyOwner, Keygate, ServiceConfig};
+use keygate_service::{Caller, CreateUser, IssueKey, KeyOwner, Keygate};
 use keygate_store::Database;
 use secrecy::SecretString;
 
@@ -429,14 +429,7 @@ pub async fn open(config: &Config, may_create: bool) -> anyhow::Result<Keygate> 
             config.describe_storage()
         )
     })?;
-    Ok(Keygate::new(
-        db,
-        ServiceConfig {
-            change_poll: config.change_poll,
-            change_listener: config.change_listener,
-            ..ServiceConfig::default()
-        },
-    ))
+    Ok(Keygate::new(db, config.service_config()))
 }
 
 fn read_secret_file(path: &PathBuf) -> anyhow::Result<SecretString> {

@@ -16,6 +16,16 @@ pub struct FileConfig {
     pub trusted_proxies: Option<Vec<String>>,
     pub change_poll_ms: Option<u64>,
     pub change_listener: Option<bool>,
+    /// Connections served at once (lowered to what the file-descriptor limit leaves room for).
+    pub max_connections: Option<usize>,
+    /// Connections one address (IPv6: one /64) may hold at once.
+    pub max_connections_per_address: Option<usize>,
+    /// Seconds a request body may take to arrive in full.
+    pub request_body_timeout_secs: Option<u64>,
+    /// Memory log-in password checks may take at once, in MiB (19 MiB per concurrent check).
+    pub password_hash_memory_mib: Option<usize>,
+    /// `auto` (default), `always` or `never`: when the session cookie is `Secure`.
+    pub cookie_secure: Option<String>,
 }
 
 /// The settings in force.
@@ -29,6 +39,12 @@ pub struct Config {
     pub change_poll: std::time::Duration,
     /// On PostgreSQL, whether to hold the LISTEN connection for pushed invalidation.
     pub change_listener: bool,
+    pub max_connections: usize,
+    pub max_connections_per_address: usize,
+    pub request_body_timeout: std::time::Duration,
+    /// Bytes of Argon2 memory log-ins may use at once.
+    pub password_hash_memory: usize,
+    pub cookie_secure: keygate_web::CookieSecure,
 }
 
 /// Bounds of the change-feed interval: more often is load without use; less often than a
@@ -71,7 +87,33 @@ impl Config {
                 CHANGE_POLL_MS.end()
             );
         }
+        let web = keygate_web::WebConfig::default();
+        let service = keygate_service::ServiceConfig::default();
+        let max_connections = file.max_connections.unwrap_or(web.max_connections);
+        let max_connections_per_address = file.max_connections_per_address.unwrap_or(web.max_connections_per_address);
+        if max_connections == 0 || max_connections_per_address == 0 {
+            bail!("max_connections and max_connections_per_address must be at least 1");
+        }
+        let request_body_timeout =
+            file.request_body_timeout_secs.map_or(web.body_timeout, std::time::Duration::from_secs);
+        if request_body_timeout.is_zero() {
+            bail!("request_body_timeout_secs must be at least 1");
+        }
+        let password_hash_memory =
+            file.password_hash_memory_mib.map_or(service.password_hash_memory, |mib| mib.saturating_mul(1024 * 1024));
+        if password_hash_memory < keygate_service::ARGON2_MEMORY_BYTES {
+            bail!("password_hash_memory_mib must be at least 19 (one Argon2 check takes 19 MiB)");
+        }
+        let cookie_secure = match std::env::var("KEYGATE_COOKIE_SECURE").ok().or(file.cookie_secure) {
+            Some(text) => text.parse().map_err(anyhow::Error::msg)?,
+            None => keygate_web::CookieSecure::default(),
+        };
         Ok(Self {
+            cookie_secure,
+            max_connections,
+            max_connections_per_address,
+            request_body_timeout,
+            password_hash_memory,
             change_poll: std::time::Duration::from_millis(change_poll_ms),
             change_listener: global.change_listener.or(file.change_listener).unwrap_or(true),
             listen,
@@ -124,6 +166,28 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// The service layer's settings.
+    pub fn service_config(&self) -> keygate_service::ServiceConfig {
+        keygate_service::ServiceConfig {
+            change_poll: self.change_poll,
+            change_listener: self.change_listener,
+            password_hash_memory: self.password_hash_memory,
+            ..keygate_service::ServiceConfig::default()
+        }
+    }
+
+    /// The HTTP layer's settings.
+    pub fn web_config(&self, trusted_proxies: keygate_web::TrustedProxies) -> keygate_web::WebConfig {
+        keygate_web::WebConfig {
+            trusted_proxies,
+            max_connections: self.max_connections,
+            max_connections_per_address: self.max_connections_per_address,
+            body_timeout: self.request_body_timeout,
+            cookie_secure: self.cookie_secure,
+            ..keygate_web::WebConfig::default()
+        }
     }
 
     /// Where the data lives, for messages: never the URL itself (it may hold a password).

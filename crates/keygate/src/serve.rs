@@ -5,7 +5,7 @@ use std::{process::ExitCode, time::Duration};
 use anyhow::Context;
 use keygate_domain::{Grant, TenantSlug};
 use keygate_service::{Caller, CreateUser, IssueKey, KeyOwner, Keygate};
-use keygate_web::{AppState, TrustedProxies, WebConfig};
+use keygate_web::{AppState, TrustedProxies};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpListener,
@@ -42,7 +42,7 @@ async fn run_server(keygate: Keygate, config: &Config, listener: TcpListener) ->
     let trusted_proxies = TrustedProxies::parse(&config.trusted_proxies).map_err(anyhow::Error::msg)?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let background = keygate.spawn_background(stop_rx);
-    let state = AppState::new(keygate.clone(), WebConfig { trusted_proxies, ..WebConfig::default() });
+    let state = AppState::new(keygate.clone(), config.web_config(trusted_proxies));
     let addr = listener.local_addr()?;
     // With PostgreSQL the data directory holds nothing else: it is used only if it exists.
     let control = if config.database_url.is_none() || config.data_dir.is_dir() {
@@ -51,6 +51,15 @@ async fn run_server(keygate: Keygate, config: &Config, listener: TcpListener) ->
         None
     };
     let control = control.map(|c| tokio::spawn(c.serve(keygate.clone())));
+    if config.database_url.is_none() {
+        for (path, mode) in keygate_store::files::readable_by_others(&config.data_dir) {
+            tracing::warn!(
+                path = %path.display(),
+                mode = format!("{mode:o}"),
+                "other users of this machine may read keygate's data here; chmod it 0700 (directory) or 0600 (files)"
+            );
+        }
+    }
     tracing::info!(%addr, storage = %config.describe_storage(), "keygate is serving");
     keygate_web::serve(listener, state, shutdown_signal()).await.context("the server failed")?;
     if let Some(task) = control {

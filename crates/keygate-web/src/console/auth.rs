@@ -1,6 +1,7 @@
 //! Log in and log out. The session cookie is `HttpOnly; SameSite=Strict; Path=/`, and `Secure`
-//! unless the console is reached over plain HTTP on a loopback address (a developer's machine),
-//! which a browser could not otherwise log in to.
+//! as the `cookie_secure` setting says: by default always, unless the browser itself is on this
+//! machine (the socket peer is loopback and no trusted proxy forwarded the request), which over
+//! plain HTTP could not otherwise log in.
 
 use std::net::SocketAddr;
 
@@ -13,7 +14,7 @@ use keygate_service::{LoginError, LoginRequest};
 use secrecy::{ExposeSecret, SecretString};
 
 use super::{COOKIE, CsrfForm, Ctx, Fields, Session, pages::LoginPage, render};
-use crate::{AppState, client_ip::client_ip};
+use crate::{AppState, CookieSecure, client_ip::client_ip};
 
 /// The log-in form. Anyone may see it.
 pub(crate) async fn login_page() -> Response {
@@ -46,7 +47,7 @@ pub(crate) async fn log_in(
             if let Ok(old) = Ctx::load(&state, peer, &headers).await {
                 let _ = state.keygate.logout(&old.session).await;
             }
-            let secure = !plain_http_loopback(peer, &headers, &state);
+            let secure = cookie_secure(peer, &headers, &state);
             let cookie = session_cookie(logged_in.token.expose_secret(), logged_in.max_age_secs, secure);
             let mut response = Redirect::to("/console/configuration").into_response();
             if let Ok(v) = HeaderValue::from_str(&cookie) {
@@ -70,6 +71,14 @@ pub(crate) async fn log_in(
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
             response
         }
+        Err(LoginError::Busy { retry_after_secs }) => {
+            let mut response = again(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Too many log-ins at once: please try again in a moment.".to_owned(),
+            );
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+            response
+        }
         Err(LoginError::Service(e)) => super::internal(&e),
     }
 }
@@ -85,7 +94,7 @@ pub(crate) async fn log_out(
     if let Err(e) = state.keygate.logout(&ctx.session).await {
         return super::internal(&e);
     }
-    let secure = !plain_http_loopback(peer, &headers, &state);
+    let secure = cookie_secure(peer, &headers, &state);
     let mut response = Redirect::to("/console/login").into_response();
     if let Ok(v) = HeaderValue::from_str(&session_cookie("", 0, secure)) {
         response.headers_mut().insert(header::SET_COOKIE, v);
@@ -98,46 +107,19 @@ pub(crate) fn session_cookie(token: &str, max_age_secs: i64, secure: bool) -> St
     format!("{COOKIE}={token}; Path=/; Max-Age={max_age_secs}; HttpOnly; SameSite=Strict{secure}")
 }
 
-/// True when the browser talks plain HTTP to a loopback address: the socket peer is loopback,
-/// the `Host` names a loopback address, and no trusted proxy says the original request was HTTPS.
-pub(crate) fn plain_http_loopback(peer: SocketAddr, headers: &HeaderMap, state: &AppState) -> bool {
-    let peer_ip = keygate_domain::ip::normalise(peer.ip());
-    if !peer_ip.is_loopback() {
-        return false;
-    }
-    let forwarded_https = state.config.trusted_proxies.contains(peer_ip)
-        && headers
-            .get("x-forwarded-proto")
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|p| p.split(',').next().is_some_and(|p| p.trim().eq_ignore_ascii_case("https")));
-    if forwarded_https {
-        return false;
-    }
-    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
-    host_is_loopback(host)
-}
-
-fn host_is_loopback(host: &str) -> bool {
-    let name = if let Some(rest) = host.strip_prefix('[') {
-        rest.split(']').next().unwrap_or("")
-    } else {
-        host.rsplit_once(':').map_or(host, |(h, _)| h)
-    };
-    name.eq_ignore_ascii_case("localhost")
-        || name.parse::<std::net::IpAddr>().is_ok_and(|ip| keygate_domain::ip::normalise(ip).is_loopback())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn loopback_hosts_are_recognised_with_or_without_a_port() {
-        for host in ["localhost", "localhost:8080", "127.0.0.1:8080", "127.1.2.3", "[::1]:8080", "[::1]"] {
-            assert!(host_is_loopback(host), "{host}");
-        }
-        for host in ["keygate.example", "keygate.example:443", "10.0.0.1:80", "[2001:db8::1]:443", ""] {
-            assert!(!host_is_loopback(host), "{host}");
+/// Whether the session cookie is `Secure` for a request from `peer`. The `Host` header is not
+/// consulted: a reverse proxy on the same machine sends a loopback one for remote browsers.
+pub(crate) fn cookie_secure(peer: SocketAddr, headers: &HeaderMap, state: &AppState) -> bool {
+    match state.config.cookie_secure {
+        CookieSecure::Always => true,
+        CookieSecure::Never => false,
+        CookieSecure::Auto => {
+            let peer_ip = keygate_domain::ip::normalise(peer.ip());
+            let forwarded = state.config.trusted_proxies.contains(peer_ip)
+                && ["x-forwarded-for", "x-forwarded-proto", "x-real-ip", "forwarded"]
+                    .iter()
+                    .any(|name| headers.contains_key(*name));
+            !peer_ip.is_loopback() || forwarded
         }
     }
 }

@@ -150,10 +150,11 @@ async fn the_session_cookie_is_http_only_same_site_strict_for_the_whole_site_and
 }
 
 #[tokio::test]
-async fn the_session_cookie_is_secure_when_the_console_is_not_reached_on_loopback() {
-    let app = spawn_app().await;
+async fn the_session_cookie_is_secure_on_loopback_too_when_the_setting_says_always() {
+    let web = keygate_web::WebConfig { cookie_secure: keygate_web::CookieSecure::Always, ..Default::default() };
+    let app = crate::helpers::spawn_app_with_web(web).await;
     person(&app, ADMIN, &["Configurator"]).await;
-    let cookie = set_cookie(&log_in(&app, ADMIN, PASSWORD, &[("host", "keygate.example")]).await);
+    let cookie = set_cookie(&log_in(&app, ADMIN, PASSWORD, &[]).await);
     assert!(cookie.split(';').any(|a| a.trim() == "Secure"), "{cookie}");
 }
 

@@ -3,6 +3,7 @@
 #[macro_use]
 mod helpers;
 
+mod abuse;
 mod connections;
 mod console;
 mod data;

@@ -1,0 +1,763 @@
+//! The abuse suite: each attack of issue 11, reproduced at a scale that fits CI, with the bound
+//! it must meet asserted as a number. Bounded loops only; every server on 127.0.0.1:0.
+
+use keygate_domain::{ApiKeySecret, KeyId, TenantId};
+use keygate_service::{Caller, IssueKey, KeyOwner};
+use serde_json::json;
+
+use crate::helpers::{TestApp, spawn_app};
+
+/// A second tenant `other` in the app's database, its API on, with an administrator.
+async fn other_tenant(app: &TestApp) -> TenantId {
+    let other = app.keygate.create_tenant(&Caller::CLI, "other", "boss@other.example", None).await.expect("tenant");
+    app.keygate.set_public_api(&Caller::CLI, other.tenant, true).await.expect("on");
+    other.tenant
+}
+
+/// Issues a key of tenant `other` for its administrator.
+async fn issue_in(
+    app: &TestApp,
+    tenant: TenantId,
+    ranges: &[&str],
+    rate_limit_per_minute: Option<u32>,
+) -> (KeyId, ApiKeySecret) {
+    let issued = app
+        .keygate
+        .issue_key(
+            &Caller::CLI,
+            tenant,
+            IssueKey {
+                owner: KeyOwner::Email("boss@other.example".into()),
+                purpose: "foreign".into(),
+                ip_ranges: ranges.iter().map(|s| (*s).to_owned()).collect(),
+                expires: None,
+                scopes: None,
+                units: None,
+                rate_limit_per_minute,
+            },
+        )
+        .await
+        .expect("issue");
+    (issued.record.id, issued.secret)
+}
+
+async fn verify(app: &TestApp, service: &ApiKeySecret, body: serde_json::Value) -> serde_json::Value {
+    verify_from(&app.client, app, service, body).await
+}
+
+/// A client whose connections come from `ip` (any address of 127.0.0.0/8 is this machine).
+fn client_from(ip: &str) -> reqwest::Client {
+    reqwest::Client::builder().local_address(ip.parse::<std::net::IpAddr>().expect("ip")).build().expect("client")
+}
+
+async fn verify_from(
+    client: &reqwest::Client,
+    app: &TestApp,
+    service: &ApiKeySecret,
+    body: serde_json::Value,
+) -> serde_json::Value {
+    let r = client.post(app.url("/v1/keys/verify")).bearer_auth(service.expose()).json(&body).send().await;
+    let r = r.expect("send");
+    assert_eq!(r.status(), 200, "the verifying service itself is not refused");
+    r.json().await.expect("json")
+}
+
+/// Rows of the whole audit log (every tenant and none) whose source address is `ip`.
+async fn audit_rows_from(app: &TestApp, ip: &str) -> i64 {
+    let pool = keygate_store::testing::sqlite_pool(app.keygate.db()).expect("sqlite");
+    sqlx::query_scalar("SELECT count(*) FROM audit_events WHERE source_ip = $1")
+        .bind(ip)
+        .fetch_one(&pool)
+        .await
+        .expect("count")
+}
+
+/// Rows of the audit log, of usage counts and keys with a last use, that belong to `tenant`.
+async fn footprint(app: &TestApp, tenant: TenantId) -> (i64, i64, i64) {
+    let pool = keygate_store::testing::sqlite_pool(app.keygate.db()).expect("sqlite");
+    let audit: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_events WHERE tenant_id = $1")
+        .bind(tenant.0)
+        .fetch_one(&pool)
+        .await
+        .expect("audit");
+    let usage: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM key_usage_daily WHERE key_id IN (SELECT id FROM api_keys WHERE tenant_id = $1)",
+    )
+    .bind(tenant.0)
+    .fetch_one(&pool)
+    .await
+    .expect("usage");
+    let used: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM api_keys WHERE tenant_id = $1 AND last_used_at IS NOT NULL")
+            .bind(tenant.0)
+            .fetch_one(&pool)
+            .await
+            .expect("keys");
+    (audit, usage, used)
+}
+
+// --- items 1 and 2: verification is scoped to the caller's tenant; a claimed address is a claim --
+
+#[tokio::test]
+async fn a_verify_call_about_another_tenants_key_is_unknown_key_whatever_its_state_and_writes_nothing_there() {
+    let app = spawn_app().await;
+    let (_, service) = app.issue(&["127.0.0.0/8"], Some(&["keys:verify"])).await;
+    let other = other_tenant(&app).await;
+    let (_, narrow) = issue_in(&app, other, &["203.0.113.0/24"], None).await;
+    let (disabled_id, disabled) = issue_in(&app, other, &["0.0.0.0/0"], None).await;
+    app.keygate.set_key_enabled(&Caller::CLI, Some(other), disabled_id, false).await.expect("disable");
+    let (_, budget) = issue_in(&app, other, &["0.0.0.0/0"], Some(3)).await;
+    app.keygate.flush().await;
+    let before = footprint(&app, other).await;
+
+    let asks = [
+        json!({"key": narrow.expose(), "ip": "198.51.100.1"}),
+        json!({"key": narrow.expose(), "ip": "203.0.113.5", "unitId": 999}),
+        json!({"key": disabled.expose(), "ip": "127.0.0.1"}),
+        json!({"key": budget.expose(), "ip": "127.0.0.1"}),
+    ];
+    let mut codes = Vec::new();
+    for ask in &asks {
+        for _ in 0..5 {
+            let body = verify(&app, &service, ask.clone()).await;
+            codes.push(body["code"].as_str().unwrap_or("null").to_owned());
+        }
+    }
+    let unknown = codes.iter().filter(|c| *c == "unknown_key").count();
+    assert_eq!(unknown, 20, "every answer about another tenant's key is unknown_key: {codes:?}");
+    app.keygate.flush().await;
+    assert_eq!(footprint(&app, other).await, before, "(audit rows, usage rows, keys used) of the other tenant");
+
+    // Its rate budget is untouched: the key still has all three calls of its minute.
+    for i in 0..3 {
+        assert_eq!(app.capability(budget.expose()).await.status(), 200, "call {i} of the key's own budget");
+    }
+}
+
+#[tokio::test]
+async fn a_claimed_address_never_feeds_the_failure_throttle_nor_the_audit_source() {
+    let app = spawn_app().await;
+    let (_, service) = app.issue(&["127.0.0.0/8"], Some(&["keys:verify"])).await;
+    let (_, victim) = app.issue(&["127.0.0.0/8"], None).await;
+    // The verifying service calls from 127.0.0.2 and claims 127.0.0.1, where the victim is.
+    let service_client = client_from("127.0.0.2");
+    let garbage = ApiKeySecret::generate();
+    for _ in 0..120 {
+        let body =
+            verify_from(&service_client, &app, &service, json!({"key": garbage.expose(), "ip": "127.0.0.1"})).await;
+        assert_eq!(body["code"], "unknown_key");
+        verify_from(&service_client, &app, &service, json!({"key": "kg_garbage", "ip": "198.51.100.9"})).await;
+    }
+    let r = app.capability(victim.expose()).await;
+    assert_eq!(r.status(), 200, "240 failures claimed for 127.0.0.1 lock nobody out");
+    // Nor does a valid key claimed for an address clear that address's own failures.
+    let guesser = client_from("127.0.0.3");
+    for _ in 0..99 {
+        let r = guesser.get(app.url("/rest/v1/1/capability")).bearer_auth(garbage.expose()).send().await;
+        assert_eq!(r.expect("send").status(), 401);
+    }
+    let body = verify_from(&service_client, &app, &service, json!({"key": victim.expose(), "ip": "127.0.0.3"})).await;
+    assert_eq!(body["valid"], true);
+    let r = guesser.get(app.url("/rest/v1/1/capability")).bearer_auth(garbage.expose()).send().await;
+    assert_eq!(r.expect("send").status(), 401, "the 100th failure");
+    let r = guesser.get(app.url("/rest/v1/1/capability")).bearer_auth(garbage.expose()).send().await;
+    assert_eq!(r.expect("send").status(), 429, "blocked after 100 failures of its own, whatever was claimed");
+    app.keygate.flush().await;
+    assert_eq!(audit_rows_from(&app, "198.51.100.9").await, 0, "a claimed address is no audit source");
+}
+
+#[tokio::test]
+async fn a_key_verified_for_a_claimed_address_keeps_the_real_caller_as_its_last_use() {
+    let app = spawn_app().await;
+    let (_, service) = app.issue(&["127.0.0.0/8"], Some(&["keys:verify"])).await;
+    let (id, target) = app.issue(&["203.0.113.0/24"], None).await;
+    let body = verify(&app, &service, json!({"key": target.expose(), "ip": "203.0.113.5"})).await;
+    assert_eq!(body["valid"], true);
+    app.keygate.flush().await;
+    let record = app.keygate.key(app.tenant, id).await.expect("key");
+    assert_eq!(record.last_used_ip.as_deref(), Some("127.0.0.1"), "the address the call came from, not the claim");
+}
+
+#[tokio::test]
+async fn forward_auth_for_a_named_tenant_finds_no_key_of_another_and_writes_nothing_there() {
+    let app = spawn_app().await;
+    let other = other_tenant(&app).await;
+    let (disabled_id, disabled) = issue_in(&app, other, &["0.0.0.0/0"], None).await;
+    app.keygate.set_key_enabled(&Caller::CLI, Some(other), disabled_id, false).await.expect("disable");
+    let (_, valid) = issue_in(&app, other, &["0.0.0.0/0"], None).await;
+    app.keygate.flush().await;
+    let before = footprint(&app, other).await;
+    for key in [&disabled, &valid] {
+        let r = app.client.get(app.url("/v1/forward-auth?tenant=acme")).bearer_auth(key.expose()).send().await;
+        let r = r.expect("send");
+        assert_eq!(r.status(), 401);
+        assert_eq!(crate::helpers::problem_code(r).await, "unknown_key");
+    }
+    app.keygate.flush().await;
+    assert_eq!(footprint(&app, other).await, before, "(audit rows, usage rows, keys used) of the other tenant");
+    let r = app.client.get(app.url("/v1/forward-auth?tenant=other")).bearer_auth(valid.expose()).send().await;
+    assert_eq!(r.expect("send").status(), 200, "its own tenant's key passes");
+}
+
+// --- item 3: the failed-verification map has a fixed capacity ------------------------------------
+
+#[tokio::test]
+async fn failures_from_more_sources_than_the_map_holds_keep_it_at_its_capacity() {
+    let config = keygate_service::ServiceConfig { failure_capacity: 64, ..Default::default() };
+    let app = crate::helpers::spawn_app_on(keygate_store::Backend::Sqlite, config).await.expect("sqlite");
+    let garbage = ApiKeySecret::generate();
+    for i in 0..400u32 {
+        let client = client_from(&format!("127.0.{}.{}", 1 + i / 200, 1 + i % 200));
+        let r = client.get(app.url("/rest/v1/1/capability")).bearer_auth(garbage.expose()).send().await;
+        assert_eq!(r.expect("send").status(), 401);
+    }
+    let metrics = app.client.get(app.url("/metrics")).send().await.expect("send").text().await.expect("text");
+    let gauge = |name: &str| -> u64 {
+        let line = metrics.lines().find(|l| l.starts_with(&format!("{name} "))).expect("gauge");
+        line.rsplit(' ').next().and_then(|n| n.parse().ok()).expect("number")
+    };
+    assert_eq!(gauge("keygate_failure_capacity"), 64);
+    assert!(gauge("keygate_failure_sources") <= 64, "{} sources tracked", gauge("keygate_failure_sources"));
+    assert!(gauge("keygate_failure_map_bytes") < 4096, "{} bytes for 64 sources", gauge("keygate_failure_map_bytes"));
+}
+
+// --- item 4: password hashing is bounded by a memory budget; the throttle counts first -----------
+
+/// The peak resident memory of this test process (each test runs in a process of its own).
+fn peak_rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("status");
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).expect("VmHWM");
+    let kib: u64 = line.split_whitespace().nth(1).and_then(|n| n.parse().ok()).expect("number");
+    kib * 1024
+}
+
+/// A request over a fresh connection from `ip`, written by hand (a reqwest client per source
+/// address would weigh more than the server under test): the status and the response head.
+async fn raw_request(app: &TestApp, ip: &str, head: &str, body: &[u8]) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.bind(std::net::SocketAddr::new(ip.parse().expect("ip"), 0)).expect("bind");
+    let mut stream = socket.connect(app.addr).await.expect("connect");
+    stream.write_all(head.as_bytes()).await.expect("head");
+    stream.write_all(body).await.expect("body");
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = stream.read(&mut buf).await.expect("read");
+        if n == 0 {
+            break;
+        }
+        answer.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&answer).into_owned();
+    let status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    (status, text)
+}
+
+/// A log-in attempt from `ip`; the answer's status and `Retry-After`.
+async fn log_in_from(app: &TestApp, ip: &str, email: &str, password: &str) -> (u16, Option<String>) {
+    let body = format!(
+        "tenant={}&email={}&password={}",
+        crate::helpers::TENANT,
+        email.replace('@', "%40"),
+        password.replace(' ', "+")
+    );
+    let head = format!(
+        "POST /console/login HTTP/1.1\r\nHost: {}\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n",
+        app.addr,
+        body.len()
+    );
+    let (status, head) = raw_request(app, ip, &head, body.as_bytes()).await;
+    let retry = head
+        .lines()
+        .find_map(|l| l.strip_prefix("retry-after: ").or_else(|| l.strip_prefix("Retry-After: ")))
+        .map(|v| v.trim().to_owned());
+    (status, retry)
+}
+
+const CONCURRENT_LOG_INS: u32 = 200;
+
+#[tokio::test]
+async fn concurrent_wrong_log_ins_hash_within_the_memory_budget() {
+    let app = spawn_app().await;
+    let attempts = (0..CONCURRENT_LOG_INS).map(|i| {
+        let app = &app;
+        async move {
+            let ip = format!("127.2.{}.{}", i / 200, 1 + i % 200);
+            log_in_from(app, &ip, &format!("nobody{i}@acme.example"), "wrong horse battery staple").await
+        }
+    });
+    let answers = futures_join_all(attempts).await;
+    let peak = peak_rss_bytes();
+    let (slots, started) = app.keygate.password_hashing();
+    eprintln!("peak RSS {} MiB; {started} hashings, {slots} at a time", peak >> 20);
+    assert!(peak <= 256 * 1024 * 1024, "peak RSS {} MiB under {CONCURRENT_LOG_INS} log-ins", peak >> 20);
+    assert!(answers.iter().any(|(s, _)| *s == 401), "some attempts were checked: {answers:?}");
+    for (status, retry) in &answers {
+        assert!([401, 429, 503].contains(status), "{status}");
+        assert!(*status == 401 || retry.is_some(), "a refusal for load says when to retry");
+    }
+}
+
+/// Runs every future to completion, concurrently, in order of the input.
+async fn futures_join_all<F: std::future::Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
+    let mut set = Vec::new();
+    for f in futures {
+        set.push(Box::pin(f));
+    }
+    let mut out = Vec::with_capacity(set.len());
+    let mut pending: Vec<_> = set.into_iter().map(Some).collect();
+    let mut results: Vec<Option<F::Output>> = (0..pending.len()).map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut all = true;
+        for (slot, result) in pending.iter_mut().zip(results.iter_mut()) {
+            if let Some(f) = slot {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => {
+                        *result = Some(v);
+                        *slot = None;
+                    }
+                    std::task::Poll::Pending => all = false,
+                }
+            }
+        }
+        if all { std::task::Poll::Ready(()) } else { std::task::Poll::Pending }
+    })
+    .await;
+    out.extend(results.into_iter().map(|r| r.expect("finished")));
+    out
+}
+
+#[tokio::test]
+async fn a_burst_of_wrong_log_ins_for_one_account_is_locked_after_the_limit_however_concurrent() {
+    let app = spawn_app().await;
+    let attempts = (0..60u32).map(|i| {
+        let app = &app;
+        async move { log_in_from(app, &format!("127.3.0.{}", 1 + i), "admin@acme.example", "wrong horse battery").await }
+    });
+    let answers = futures_join_all(attempts).await;
+    let checked = answers.iter().filter(|(s, _)| *s == 401).count();
+    assert!(checked <= 10, "{checked} of 60 concurrent attempts on one account were checked; the limit is 10");
+}
+
+// --- item 6: log-in throttle rows are small and pruned -------------------------------------------
+
+#[tokio::test]
+async fn long_emails_do_not_grow_the_throttle_table() {
+    let app = spawn_app().await;
+    let long = format!("{}@acme.example", "a".repeat(100_000));
+    for i in 0..20u32 {
+        let (status, _) = log_in_from(&app, &format!("127.4.0.{}", 1 + i), &long, "wrong horse battery").await;
+        assert!([401, 429].contains(&status), "{status}");
+    }
+    let pool = keygate_store::testing::sqlite_pool(app.keygate.db()).expect("sqlite");
+    let bytes: i64 = sqlx::query_scalar("SELECT coalesce(sum(length(subject)), 0) FROM login_throttle")
+        .fetch_one(&pool)
+        .await
+        .expect("sum");
+    assert!(bytes <= 40 * 100, "{bytes} bytes of throttle subjects after 20 log-ins with 100 kB emails");
+}
+
+// --- item 5: slow bodies have a deadline; connections are capped overall and per address --------
+
+/// Opens a connection from `ip` that sends a head announcing a 1 MB body, and then nothing.
+async fn slow_body(app: &TestApp, ip: &str, path: &str) -> tokio::net::TcpStream {
+    slow_body_with(app, ip, path, "").await
+}
+
+/// [`slow_body`] with extra header lines (each ending in `\r\n`).
+async fn slow_body_with(app: &TestApp, ip: &str, path: &str, extra: &str) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.bind(std::net::SocketAddr::new(ip.parse().expect("ip"), 0)).expect("bind");
+    let mut stream = socket.connect(app.addr).await.expect("connect");
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: x\r\n{extra}Content-Type: application/json\r\nContent-Length: 1000000\r\n\r\n{{"
+    );
+    // The server may already have closed a connection over its cap: a failed write is an answer.
+    let _ = stream.write_all(head.as_bytes()).await;
+    stream
+}
+
+/// Whether the server still holds `stream` open: no bytes, no end within 20 ms.
+async fn still_open(stream: &mut tokio::net::TcpStream) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 512];
+    loop {
+        match tokio::time::timeout(std::time::Duration::from_millis(20), stream.read(&mut buf)).await {
+            Err(_) => return true,
+            Ok(Ok(0) | Err(_)) => return false,
+            // An answer (408, 503) may come before the close.
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
+#[tokio::test]
+async fn slow_bodies_are_capped_per_address_closed_at_their_deadline_and_healthz_stays_fast() {
+    let web = keygate_web::WebConfig {
+        body_timeout: std::time::Duration::from_secs(2),
+        max_connections_per_address: 32,
+        ..keygate_web::WebConfig::default()
+    };
+    let app = crate::helpers::spawn_app_with_web(web).await;
+    // An authenticated verify call waits for its body; so would a data-API write.
+    let (_, service) = app.issue(&["127.0.0.0/8"], Some(&["keys:verify"])).await;
+    let auth = format!("Authorization: Bearer {}\r\n", service.expose());
+    let started = std::time::Instant::now();
+    let mut slow = Vec::new();
+    for _ in 0..300 {
+        slow.push(slow_body_with(&app, "127.0.0.2", "/v1/keys/verify", &auth).await);
+    }
+    let mut latencies = Vec::new();
+    for _ in 0..50 {
+        let t = std::time::Instant::now();
+        let (status, _) =
+            raw_request(&app, "127.0.0.1", "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", b"").await;
+        latencies.push(t.elapsed());
+        assert_eq!(status, 200);
+    }
+    latencies.sort();
+    let p99 = latencies[latencies.len() * 99 / 100 - 1];
+    assert!(p99 < std::time::Duration::from_millis(50), "/healthz p99 {p99:?} with 300 slow bodies open");
+    let mut open = 0;
+    for stream in &mut slow {
+        open += usize::from(still_open(stream).await);
+    }
+    assert!(open >= 16, "only {open} slow connections open: the attack did not take");
+    assert!(open <= 32, "{open} slow connections from one address held open; the cap is 32");
+    tokio::time::sleep(
+        std::time::Duration::from_secs(2).saturating_sub(started.elapsed()) + std::time::Duration::from_millis(700),
+    )
+    .await;
+    let mut open = 0;
+    for stream in &mut slow {
+        open += usize::from(still_open(stream).await);
+    }
+    assert_eq!(open, 0, "slow bodies still open {:?} after they started, the deadline is 2 s", started.elapsed());
+}
+
+#[tokio::test]
+async fn a_verify_call_without_a_key_is_answered_before_its_body_arrives() {
+    let app = spawn_app().await;
+    let mut stream = slow_body(&app, "127.0.0.1", "/v1/keys/verify").await;
+    let started = std::time::Instant::now();
+    let mut answer = [0u8; 12];
+    let read = tokio::time::timeout(std::time::Duration::from_secs(1), async {
+        use tokio::io::AsyncReadExt;
+        stream.read_exact(&mut answer).await
+    })
+    .await;
+    assert!(read.is_ok(), "no answer within 1 s: the body was waited for before authentication");
+    assert_eq!(&answer, b"HTTP/1.1 401", "answered in {:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn connections_over_the_global_cap_wait_in_the_backlog_until_a_place_is_free() {
+    let web = keygate_web::WebConfig {
+        body_timeout: std::time::Duration::from_secs(1),
+        max_connections: 8,
+        ..keygate_web::WebConfig::default()
+    };
+    let app = crate::helpers::spawn_app_with_web(web).await;
+    let (_, service) = app.issue(&["127.0.0.0/8"], Some(&["keys:verify"])).await;
+    let auth = format!("Authorization: Bearer {}\r\n", service.expose());
+    let mut slow = Vec::new();
+    for i in 0..8 {
+        slow.push(slow_body_with(&app, &format!("127.0.5.{}", 1 + i), "/v1/keys/verify", &auth).await);
+    }
+    let started = std::time::Instant::now();
+    let (status, _) =
+        raw_request(&app, "127.0.6.1", "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", b"").await;
+    assert_eq!(status, 200);
+    let waited = started.elapsed();
+    assert!(
+        waited >= std::time::Duration::from_millis(500),
+        "served after {waited:?} with 8 of 8 places held: the cap was not kept"
+    );
+    assert!(waited < std::time::Duration::from_secs(3), "served after {waited:?}: the slow bodies' deadline is 1 s");
+}
+
+// --- item 7: refused calls reach the audit log even when a write of them fails -------------------
+
+#[tokio::test]
+async fn refused_calls_whose_audit_write_failed_are_written_by_a_later_flush() {
+    let app = spawn_app().await;
+    let pool = keygate_store::testing::sqlite_pool(app.keygate.db()).expect("sqlite");
+    let refused_rows = || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM audit_events WHERE action = 'call.refused'")
+            .fetch_one(&pool)
+            .await
+            .expect("count")
+    };
+    sqlx::query(
+        "CREATE TRIGGER audit_down BEFORE INSERT ON audit_events WHEN NEW.action = 'call.refused' \
+         BEGIN SELECT RAISE(ABORT, 'the disk is full'); END",
+    )
+    .execute(&pool)
+    .await
+    .expect("trigger");
+    for i in 0..5u32 {
+        let client = client_from(&format!("127.0.7.{}", 1 + i));
+        let r = client.get(app.url("/rest/v1/1/capability")).bearer_auth(ApiKeySecret::generate().expose()).send();
+        assert_eq!(r.await.expect("send").status(), 401);
+    }
+    app.keygate.flush().await;
+    assert_eq!(refused_rows().await, 0, "the write failed");
+    sqlx::query("DROP TRIGGER audit_down").execute(&pool).await.expect("drop");
+    app.keygate.flush().await;
+    assert_eq!(refused_rows().await, 5, "one aggregated row per source address, kept and written later");
+}
+
+// --- strict requests ------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_misspelt_query_parameter_is_400_unknown_parameter_naming_the_accepted_ones() {
+    let app = spawn_app().await;
+    let (_, key) = app.issue(&["127.0.0.0/8"], None).await;
+    let get = |path: &str| app.client.get(app.url(path)).bearer_auth(key.expose()).send();
+    let r = get("/rest/v1/1/views/jobs?externalfilter=status%3D%27X%27").await.expect("send");
+    assert_eq!(r.status(), 400);
+    let body: serde_json::Value = r.json().await.expect("json");
+    assert_eq!(body["code"], "unknown_parameter");
+    let detail = body["detail"].as_str().expect("detail");
+    assert!(detail.contains("`externalfilter`") && detail.contains("externalFilter, limit, offset"), "{detail}");
+    assert_eq!(get("/rest/v1/1/views/jobs?limit=5&offset=0").await.expect("send").status(), 200);
+    let r = get("/rest/v1/1/jobs?id=1&expand=all").await.expect("send");
+    assert_eq!(r.status(), 400, "record calls take `id` only");
+}
+
+#[tokio::test]
+async fn two_different_credentials_are_400_ambiguous_credentials() {
+    let app = spawn_app().await;
+    let (_, key) = app.issue(&["127.0.0.0/8"], None).await;
+    let other = ApiKeySecret::generate();
+    let url = app.url("/rest/v1/1/capability");
+    let bearer = format!("Bearer {}", key.expose());
+    let cases = [
+        app.client
+            .get(&url)
+            .header("authorization", &bearer)
+            .header("authorization", format!("Bearer {}", other.expose())),
+        app.client.get(&url).bearer_auth(key.expose()).header("x-api-key", other.expose()),
+        app.client.get(&url).header("x-api-key", key.expose()).header("x-api-key", other.expose()),
+    ];
+    for (i, request) in cases.into_iter().enumerate() {
+        let r = request.send().await.expect("send");
+        assert_eq!(r.status(), 400, "case {i}");
+        assert!(r.headers()["www-authenticate"].to_str().expect("ascii").contains("invalid_request"));
+        assert_eq!(crate::helpers::problem_code(r).await, "ambiguous_credentials", "case {i}");
+    }
+    let same = app.client.get(&url).bearer_auth(key.expose()).header("x-api-key", key.expose());
+    assert_eq!(same.send().await.expect("send").status(), 200, "the same key twice is one credential");
+}
+
+#[tokio::test]
+async fn a_trusted_proxy_on_this_machine_with_a_loopback_host_still_gets_a_secure_cookie() {
+    let proxies = keygate_web::TrustedProxies::parse(&["127.0.0.1".into()]).expect("valid");
+    let app = crate::helpers::spawn_app_with(proxies).await;
+    let password = "correct horse battery staple";
+    app.keygate
+        .create_user(
+            &Caller::CLI,
+            app.tenant,
+            keygate_service::CreateUser {
+                email: "ada@acme.example".into(),
+                name: "Ada".into(),
+                category: "personal".into(),
+                groups: vec!["Configurator".into()],
+                units: None,
+                password: Some(secrecy::SecretString::from(password)),
+            },
+        )
+        .await
+        .expect("user");
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    let form = [("tenant", crate::helpers::TENANT), ("email", "ada@acme.example"), ("password", password)];
+    let log_in = |forwarded: bool| {
+        let mut request = client.post(app.url("/console/login")).header("host", "127.0.0.1:8080").form(&form);
+        if forwarded {
+            request = request.header("x-forwarded-for", "203.0.113.5");
+        }
+        request.send()
+    };
+    let secure = |r: &reqwest::Response| {
+        let cookie = r.headers()["set-cookie"].to_str().expect("ascii").to_owned();
+        cookie.split(';').any(|a| a.trim() == "Secure")
+    };
+    let r = log_in(true).await.expect("log in");
+    assert_eq!(r.status(), 303);
+    assert!(secure(&r), "a remote browser behind the local proxy gets a Secure cookie");
+    let r = log_in(false).await.expect("log in");
+    assert!(!secure(&r), "a browser on this machine, no proxy in between, over plain HTTP");
+}
+
+// --- tables an outsider grows are pruned ---------------------------------------------------------
+
+#[tokio::test]
+async fn old_change_feed_and_throttle_rows_are_pruned_by_the_background_flush() {
+    let app = spawn_app().await;
+    let pool = keygate_store::testing::sqlite_pool(app.keygate.db()).expect("sqlite");
+    let long_ago = keygate_domain::Timestamp::now().plus_millis(-2 * 3_600_000).0;
+    for i in 0..100i64 {
+        sqlx::query("INSERT INTO changes (at, kind, entity_id) VALUES ($1, 'key', $2)")
+            .bind(long_ago)
+            .bind(i)
+            .execute(&pool)
+            .await
+            .expect("change");
+        sqlx::query(
+            "INSERT INTO login_throttle (subject, failures, window_start, locked_until) VALUES ($1, 3, $2, NULL)",
+        )
+        .bind(format!("ip:192.0.2.{i}"))
+        .bind(long_ago)
+        .execute(&pool)
+        .await
+        .expect("throttle");
+    }
+    app.keygate.flush().await;
+    let old_changes: i64 = sqlx::query_scalar("SELECT count(*) FROM changes WHERE at = $1")
+        .bind(long_ago)
+        .fetch_one(&pool)
+        .await
+        .expect("n");
+    let old_throttle: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM login_throttle").fetch_one(&pool).await.expect("n");
+    assert_eq!((old_changes, old_throttle), (0, 0), "rows two hours old left after a flush");
+}
+
+#[tokio::test]
+async fn the_database_holds_no_csrf_token_a_page_carries() {
+    let app = spawn_app().await;
+    let password = "correct horse battery staple";
+    app.keygate
+        .create_user(
+            &Caller::CLI,
+            app.tenant,
+            keygate_service::CreateUser {
+                email: "ada@acme.example".into(),
+                name: "Ada".into(),
+                category: "personal".into(),
+                groups: vec!["Configurator".into()],
+                units: None,
+                password: Some(secrecy::SecretString::from(password)),
+            },
+        )
+        .await
+        .expect("user");
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    let form = [("tenant", crate::helpers::TENANT), ("email", "ada@acme.example"), ("password", password)];
+    let r = client.post(app.url("/console/login")).form(&form).send().await.expect("log in");
+    let cookie = r.headers()["set-cookie"].to_str().expect("ascii").split(';').next().expect("pair").to_owned();
+    let page = client
+        .get(app.url("/console/configuration/system/integrations/public-api"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .expect("page")
+        .text()
+        .await
+        .expect("html");
+    let marker = "name=\"csrf\" value=\"";
+    let start = page.find(marker).expect("a csrf field") + marker.len();
+    let csrf = page[start..].split('"').next().expect("value");
+    let pool = keygate_store::testing::sqlite_pool(app.keygate.db()).expect("sqlite");
+    let stored: Vec<String> =
+        sqlx::query_scalar("SELECT csrf_token FROM console_sessions").fetch_all(&pool).await.expect("rows");
+    assert_eq!(stored.len(), 1);
+    assert_ne!(stored[0], csrf, "the CSRF token is stored as it is sent");
+    assert!(!stored[0].contains(csrf) && !cookie.contains(&stored[0]));
+}
+
+// --- records: idempotency and references respect the unit and what the key may see --------------
+
+async fn key_of(app: &TestApp, owner: &str) -> ApiKeySecret {
+    let (_, key) = app
+        .issue_with(IssueKey {
+            owner: KeyOwner::Email(owner.into()),
+            purpose: "records".into(),
+            ip_ranges: vec!["127.0.0.0/8".into()],
+            expires: None,
+            scopes: None,
+            units: None,
+            rate_limit_per_minute: None,
+        })
+        .await;
+    key
+}
+
+#[tokio::test]
+async fn an_idempotency_key_replayed_on_another_unit_does_not_answer_the_first_units_record() {
+    let app = spawn_app().await;
+    let audit = keygate_domain::AuditEntry::new(Some(app.tenant), Caller::CLI.actor(), "unit.created", "unit 2");
+    app.keygate
+        .db()
+        .tenants()
+        .create_unit(app.tenant, keygate_domain::UnitId(2), "Second", &audit)
+        .await
+        .expect("unit");
+    let admin = key_of(&app, "admin@acme.example").await;
+    let send = |unit: u32| {
+        app.client
+            .post(app.url(&format!("/rest/v1/{unit}/companies")))
+            .bearer_auth(admin.expose())
+            .header("idempotency-key", "order-42")
+            .json(&json!({"name": "Once"}))
+            .send()
+    };
+    let first = send(1).await.expect("send");
+    assert_eq!(first.status(), 201);
+    let first: serde_json::Value = first.json().await.expect("json");
+    let other = send(2).await.expect("send");
+    let status = other.status();
+    let body: serde_json::Value = other.json().await.expect("json");
+    assert!(!(status == 201 && body == first), "unit 2 was answered with unit 1's record {first}");
+}
+
+#[tokio::test]
+async fn a_reference_to_a_record_the_key_cannot_see_is_refused_like_one_that_does_not_exist() {
+    let app = spawn_app().await;
+    let admin = key_of(&app, "admin@acme.example").await;
+    let r =
+        app.client.post(app.url("/rest/v1/1/companies")).bearer_auth(admin.expose()).json(&json!({"name": "Theirs"}));
+    let company: serde_json::Value = r.send().await.expect("send").json().await.expect("json");
+    // A personal user without any grant sees only the companies it owns (a programmatic user
+    // would see none at all).
+    let pat = keygate_service::CreateUser {
+        email: "pat@acme.example".into(),
+        name: "Pat".into(),
+        category: "personal".into(),
+        ..Default::default()
+    };
+    app.keygate.create_user(&Caller::CLI, app.tenant, pat).await.expect("user");
+    let erp = key_of(&app, "pat@acme.example").await;
+    let job = |company_id: &serde_json::Value| {
+        app.client
+            .post(app.url("/rest/v1/1/jobs"))
+            .bearer_auth(erp.expose())
+            .json(&json!({"name": "A job", "companyId": company_id}))
+            .send()
+    };
+    let hidden = job(&company["id"]).await.expect("send");
+    let hidden_status = hidden.status();
+    let hidden: serde_json::Value = hidden.json().await.expect("json");
+    let missing: serde_json::Value = job(&json!(987_654)).await.expect("send").json().await.expect("json");
+    assert_eq!(hidden_status, 422, "{hidden}");
+    let message = |v: &serde_json::Value| {
+        v["errors"][0]["message"].as_str().unwrap_or_default().replace(|c: char| c.is_ascii_digit(), "")
+    };
+    assert_eq!(message(&hidden), message(&missing), "the answer tells nothing about someone else's record");
+}
+
+#[tokio::test]
+async fn a_key_without_a_grant_on_users_sees_no_group_by_the_accident_of_its_ids() {
+    let app = spawn_app().await;
+    let erp = key_of(&app, crate::helpers::USER).await;
+    let r = app.client.get(app.url("/rest/v1/1/views/groups")).bearer_auth(erp.expose()).send().await.expect("send");
+    let status = r.status();
+    let body: serde_json::Value = r.json().await.expect("json");
+    let ids: Vec<i64> =
+        body["data"].as_array().map_or_else(Vec::new, |rows| rows.iter().filter_map(|g| g["id"].as_i64()).collect());
+    assert!(status == 403 || ids.is_empty(), "user {} sees groups {ids:?} ({status})", app.user.0);
+}

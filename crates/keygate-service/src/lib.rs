@@ -7,6 +7,7 @@
 mod audit_log;
 mod caller;
 mod ceiling;
+mod cluster;
 mod demo;
 mod error;
 mod groups;
@@ -55,6 +56,9 @@ pub struct ServiceConfig {
     /// Whether to hold the PostgreSQL listening connection (off behind a transaction-mode
     /// pooler, which cannot carry `LISTEN`: every node then learns of changes from the poll).
     pub change_listener: bool,
+    /// On PostgreSQL, whether rate limits and the failure throttle hold across nodes (counts
+    /// exchanged every 100 ms); off, each node limits on its own.
+    pub cluster_limits: bool,
     /// Safety net: a cached entry older than this is reloaded even without a change.
     pub cache_ttl: Duration,
     /// How often last-used times and refusal counts are written.
@@ -81,6 +85,7 @@ impl Default for ServiceConfig {
             change_poll: Duration::from_millis(200),
             listener_poll: Duration::from_secs(2),
             change_listener: true,
+            cluster_limits: true,
             cache_ttl: Duration::from_secs(60),
             flush_every: Duration::from_secs(5),
             max_failures_per_ip: 100,
@@ -128,6 +133,8 @@ struct Inner {
     /// Where this process is in the change feed; read by the poll and by [`Keygate::catch_up`].
     feed: tokio::sync::Mutex<verify::FeedCursor>,
     listener: listener::ListenerState,
+    /// What the hot path counted for the next exchange with the other nodes.
+    cluster: cluster::ClusterCounts,
 }
 
 impl Keygate {
@@ -145,6 +152,7 @@ impl Keygate {
                 unwritten: std::sync::Mutex::default(),
                 feed: tokio::sync::Mutex::default(),
                 listener: listener::ListenerState::default(),
+                cluster: cluster::ClusterCounts::default(),
             }),
         }
     }
@@ -172,6 +180,11 @@ impl Keygate {
             let shutdown = shutdown.clone();
             tokio::spawn(async move { this.listen(shutdown).await })
         };
+        let reconciling = {
+            let this = self.clone();
+            let shutdown = shutdown.clone();
+            tokio::spawn(async move { this.reconcile(shutdown).await })
+        };
         let every = if pushed { self.inner.config.listener_poll } else { self.inner.config.change_poll };
         let mut poll = tokio::time::interval(every);
         let mut flush = tokio::time::interval(self.inner.config.flush_every);
@@ -189,6 +202,7 @@ impl Keygate {
             }
         }
         let _ = listening.await;
+        let _ = reconciling.await;
         self.flush().await;
     }
 

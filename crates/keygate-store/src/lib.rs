@@ -16,6 +16,7 @@ use sqlx::{
 mod audit;
 mod backup;
 mod changes;
+mod cluster;
 mod copy;
 pub mod files;
 #[cfg(feature = "fuzzing")]
@@ -35,6 +36,7 @@ mod users;
 pub use audit::{AuditFilter, AuditRecord};
 
 pub use changes::{CHANGE_RETENTION_MS, Change, ChangeKind};
+pub use cluster::{Count, CountKind, ReportedCount};
 pub use copy::{CopyReport, TableCopy, copy_sqlite_to_postgres};
 pub use groups::Groups;
 pub use keys::{KeyListing, NewKey, UsageUpdate};

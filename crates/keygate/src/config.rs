@@ -16,6 +16,7 @@ pub struct FileConfig {
     pub trusted_proxies: Option<Vec<String>>,
     pub change_poll_ms: Option<u64>,
     pub change_listener: Option<bool>,
+    pub cluster_limits: Option<bool>,
     /// Connections served at once (lowered to what the file-descriptor limit leaves room for).
     pub max_connections: Option<usize>,
     /// Connections one address (IPv6: one /64) may hold at once.
@@ -39,6 +40,8 @@ pub struct Config {
     pub change_poll: std::time::Duration,
     /// On PostgreSQL, whether to hold the LISTEN connection for pushed invalidation.
     pub change_listener: bool,
+    /// On PostgreSQL, whether rate limits and the failure throttle hold across nodes.
+    pub cluster_limits: bool,
     pub max_connections: usize,
     pub max_connections_per_address: usize,
     pub request_body_timeout: std::time::Duration,
@@ -116,6 +119,12 @@ impl Config {
             password_hash_memory,
             change_poll: std::time::Duration::from_millis(change_poll_ms),
             change_listener: global.change_listener.or(file.change_listener).unwrap_or(true),
+            cluster_limits: std::env::var("KEYGATE_CLUSTER_LIMITS")
+                .ok()
+                .map(|v| v.parse::<bool>().context("KEYGATE_CLUSTER_LIMITS must be true or false"))
+                .transpose()?
+                .or(file.cluster_limits)
+                .unwrap_or(true),
             listen,
             data_dir: global.data_dir.clone().or(file.data_dir).unwrap_or_else(|| PathBuf::from("./keygate-data")),
             database_url,
@@ -173,6 +182,7 @@ impl Config {
         keygate_service::ServiceConfig {
             change_poll: self.change_poll,
             change_listener: self.change_listener,
+            cluster_limits: self.cluster_limits,
             password_hash_memory: self.password_hash_memory,
             ..keygate_service::ServiceConfig::default()
         }

@@ -8,7 +8,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::cluster::{Node, OwnPostgres, cli_ok, load, seed, within};
+use crate::cluster::{Node, OwnPostgres, cli, cli_ok, load, seed, within};
 
 fn bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_keygate"))
@@ -144,4 +144,84 @@ fn three_nodes_on_one_postgresql_learn_of_every_change_and_survive_faults() {
         }
         eprintln!("node {i}: {calls} calls served, {counted} counted");
     }
+
+    // 5. Limits hold across the cluster: three fresh nodes share the load evenly.
+    let nodes: Vec<Node> = (0..3).map(|_| Node::start(bin(), &url, &[])).collect();
+    let limited = cli(
+        bin(),
+        &url,
+        &[
+            "keys",
+            "issue",
+            "--tenant",
+            "acme",
+            "--user",
+            "erp@acme.example",
+            "--purpose",
+            "limited",
+            "--ip",
+            "127.0.0.0/8",
+            "--rate-limit",
+            "120",
+        ],
+    );
+    assert!(limited.status.success());
+    let limited = String::from_utf8_lossy(&limited.stdout).trim().to_owned();
+    let seconds = 10;
+    let accepted: u64 = std::thread::scope(|s| {
+        let runs: Vec<_> = nodes
+            .iter()
+            .map(|node| {
+                let key = limited.clone();
+                s.spawn(move || {
+                    let mut client = crate::cluster::Client::connect(node.addr).expect("connect");
+                    let started = Instant::now();
+                    let mut accepted = 0u64;
+                    while started.elapsed() < Duration::from_secs(seconds) {
+                        if client.get("/rest/v1/1/capability", &key).0 == 200 {
+                            accepted += 1;
+                        }
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                    accepted
+                })
+            })
+            .collect();
+        runs.into_iter().map(|r| r.join().expect("client")).sum()
+    });
+    // One bucket of 120 plus 10 s of refill is 140; each node alone would allow 140, 420 in all.
+    let bound = (1.1 * (120.0 + 2.0 * seconds as f64)) as u64 + 3 * 10;
+    eprintln!(
+        "a key limited to 120/min, 3 nodes, {seconds} s at ~150 calls/s: {accepted} accepted (bound {bound}; per node alone: 420)"
+    );
+    assert!(accepted <= bound, "{accepted} accepted across the cluster");
+    assert!(accepted >= 120, "the key got its quota: {accepted}");
+
+    // 6. A guessing address is slowed down after about 100 failures in all, not 100 per node.
+    let guesses = std::thread::scope(|s| {
+        let runs: Vec<_> = nodes
+            .iter()
+            .map(|node| {
+                s.spawn(move || {
+                    let mut client = crate::cluster::Client::connect(node.addr).expect("connect");
+                    let mut refused_as_failure = 0u64;
+                    for _ in 0..200 {
+                        match client.get("/rest/v1/1/capability", "kg_0000000000000000000000000000000000000").0 {
+                            401 => refused_as_failure += 1,
+                            429 => break,
+                            0 => client = crate::cluster::Client::connect(node.addr).expect("reconnect"),
+                            _ => {}
+                        }
+                        std::thread::sleep(Duration::from_millis(30));
+                    }
+                    refused_as_failure
+                })
+            })
+            .collect();
+        runs.into_iter().map(|r| r.join().expect("guesser")).sum::<u64>()
+    });
+    eprintln!(
+        "one address guessing on 3 nodes: {guesses} failures before every node slowed it down (per node alone: 300)"
+    );
+    assert!(guesses <= 130, "{guesses} guesses before the cluster-wide block");
 }

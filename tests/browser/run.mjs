@@ -209,7 +209,7 @@ async function main() {
     for (const label of ["Tenant", "Email", "Password"]) {
       assert(await page.getByLabel(label, { exact: true }).isVisible(), `no field labelled ${label}`);
     }
-    await page.screenshot({ path: join(SHOTS, "login.png"), fullPage: true });
+    await shot(page, "login.png", { docs: true });
   });
 
   await check("the administrator logs in", async () => {
@@ -244,7 +244,7 @@ async function main() {
     await page.getByText(`Created the programmatic user ${ERP}.`).waitFor();
     const row = page.getByRole("row").filter({ hasText: ERP });
     assert((await row.textContent()).includes("Programmatic"), "the new user is not marked programmatic");
-    await page.screenshot({ path: join(SHOTS, "users.png"), fullPage: true });
+    await shot(page, "users.png", { docs: true });
   });
 
   await check("a key generated for the programmatic user is shown once, with a copy button", async () => {

@@ -63,7 +63,7 @@ pub(crate) async fn capability(state: AppState, peer: SocketAddr, request: Reque
         .await
     {
         Ok(v) => v,
-        Err(refused) => return Problem::refused(refused, state.next_request_id()).into_response(),
+        Err(refused) => return Problem::refused(refused, state.next_request_id()).seen_from(ip).into_response(),
     };
     let fixed = verified.rendered(render_capability_rest);
     if fixed.is_empty() {

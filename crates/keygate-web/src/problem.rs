@@ -108,6 +108,17 @@ impl Problem {
         }
     }
 
+    /// Says which address keygate judged, on `ip_not_allowed` (the caller may be behind a proxy or
+    /// NAT and not know what address it calls from).
+    pub(crate) fn seen_from(mut self, ip: std::net::IpAddr) -> Self {
+        if self.code == RefusalCode::IpNotAllowed.code() {
+            self.detail = Some(format!(
+                "keygate saw this call come from {ip}, which is outside the key's IP ranges or the tenant's API whitelist"
+            ));
+        }
+        self
+    }
+
     /// A refused call, with RFC 6750 `WWW-Authenticate` on 401/403 and rate headers on 429.
     pub(crate) fn refused(refused: Refused, request_id: String) -> Self {
         let code = refused.code;

@@ -133,7 +133,11 @@ pub(crate) struct ConfirmPage {
 #[derive(Debug)]
 enum Mistake {
     Page(String),
-    Whitelist(String),
+    /// What was wrong with the whitelist, and what was typed (shown again, not thrown away).
+    Whitelist {
+        message: String,
+        typed: String,
+    },
     Generate(String),
 }
 
@@ -224,7 +228,10 @@ async fn page(
             chrome,
             crumbs: vec![pages::SYSTEM, pages::INTEGRATIONS],
             api_on: policy.public_api,
-            whitelist: policy.ip_whitelist.to_strings().join("\n"),
+            whitelist: match &error {
+                Some(Mistake::Whitelist { typed, .. }) => typed.clone(),
+                _ => policy.ip_whitelist.to_strings().join("\n"),
+            },
             whitelist_any: policy.ip_whitelist.allows_any_address(),
             client_ip: ctx.ip.to_string(),
             max_days: policy.max_key_lifetime_days,
@@ -245,7 +252,7 @@ async fn page(
                 _ => None,
             },
             whitelist_error: match &error {
-                Some(Mistake::Whitelist(m)) => Some(m.clone()),
+                Some(Mistake::Whitelist { message, .. }) => Some(message.clone()),
                 _ => None,
             },
             generate_error: match error {
@@ -339,6 +346,7 @@ pub(crate) async fn set_whitelist(
     CsrfForm(form): CsrfForm,
 ) -> Response {
     let ranges = split_ranges(form.get("ranges"));
+    let form_typed = form.get("ranges").to_owned();
     match state.keygate.set_whitelist(&ctx.session.caller, ctx.session.tenant.policy.id, &ranges).await {
         Ok(saved) => done(&state, &ctx, &format!("The API IP whitelist is now: {saved}.")).await,
         Err(ServiceError::Invalid(why)) => {
@@ -349,7 +357,7 @@ pub(crate) async fn set_whitelist(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 form,
                 None,
-                Some(Mistake::Whitelist(format!("Whitelist not saved: {why}"))),
+                Some(Mistake::Whitelist { message: format!("Whitelist not saved: {why}"), typed: form_typed.clone() }),
             )
             .await
         }

@@ -739,3 +739,15 @@ async fn the_guard_runs_before_the_form_is_read() {
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert!(body.contains("Only Configurators and User configurators may read the audit log"));
 }
+
+#[tokio::test]
+async fn an_invalid_whitelist_names_every_bad_line_and_keeps_what_was_typed() {
+    let app = spawn_app().await;
+    person(&app, ADMIN, &["Configurator"]).await;
+    let cookie = session(&app, ADMIN).await;
+    let typed = "10.0.0.0/8\nexample.com\n192.168.1.300";
+    let (status, _, body) = post(&app, &format!("{PUBLIC_API}/whitelist"), &cookie, &[("ranges", typed)]).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(body.contains("`example.com` and `192.168.1.300` are not IP ranges"), "{body}");
+    assert!(body.contains(typed), "what was typed is shown again, not thrown away");
+}

@@ -930,6 +930,101 @@ const SPECS: &[WriteSpec] = &[
     WriteSpec { name: "users", table: "users", resource: Resource::Users, owner_field: "id", fields: &[] },
 ];
 
+/// A writable field of a record endpoint, described for the API contract (keygate-web's
+/// OpenAPI document), read from the same specs that validate writes so the two cannot drift.
+#[derive(Debug, Clone, Copy)]
+pub struct WritableField {
+    /// The JSON member name.
+    pub name: &'static str,
+    /// Required when creating.
+    pub required: bool,
+    /// Whether `null` is accepted (it clears the field).
+    pub nullable: bool,
+    /// The JSON type: `string`, `boolean`, `number`, `integer`, `object` or `array` (of strings).
+    pub json_type: &'static str,
+    /// `date` for `YYYY-MM-DD` strings.
+    pub format: Option<&'static str>,
+    pub max_length: Option<usize>,
+    /// The values a string may take, when they are fixed.
+    pub one_of: &'static [&'static str],
+    /// Bounds of a number: (minimum, exclusive), (maximum, exclusive).
+    pub minimum: Option<(f64, bool)>,
+    pub maximum: Option<(f64, bool)>,
+    /// What the value means or must be, in a few words.
+    pub about: &'static str,
+}
+
+impl Keygate {
+    /// The most rows a page of a view holds (`limit`).
+    pub const MAX_VIEW_LIMIT: u32 = MAX_LIMIT;
+
+    /// The record endpoints that take writes (`POST`, and `PATCH` but for `time`), each with its
+    /// writable fields. `users` has its own fields (see `create_user_record`) and lists none here.
+    pub fn writable_records() -> Vec<(&'static str, Vec<WritableField>)> {
+        SPECS.iter().map(|spec| (spec.name, spec.fields.iter().map(WritableField::of).collect())).collect()
+    }
+}
+
+impl WritableField {
+    fn of(f: &FieldSpec) -> Self {
+        let base = Self {
+            name: f.name,
+            required: f.required,
+            nullable: !(f.required || NOT_NULL.contains(&f.column)),
+            json_type: "string",
+            format: None,
+            max_length: None,
+            one_of: &[],
+            minimum: None,
+            maximum: None,
+            about: "",
+        };
+        match f.kind {
+            Kind::Text(max) => Self { max_length: Some(max), about: "text", ..base },
+            Kind::DocType => Self { one_of: DOCUMENT_TYPES, about: "the document's type", ..base },
+            Kind::Bool => Self { json_type: "boolean", ..base },
+            Kind::Date => Self { format: Some("date"), about: "a date YYYY-MM-DD", ..base },
+            Kind::Money => Self {
+                json_type: "number",
+                minimum: Some((-1e13, true)),
+                maximum: Some((1e13, true)),
+                about: "an amount such as 1250.50 (kept in cents)",
+                ..base
+            },
+            Kind::Hours => Self {
+                json_type: "number",
+                minimum: Some((0.0, true)),
+                maximum: Some((24.0, false)),
+                about: "hours, above 0 and at most 24",
+                ..base
+            },
+            Kind::Estimate => Self {
+                json_type: "number",
+                minimum: Some((0.0, false)),
+                maximum: Some((1e6, true)),
+                about: "a non-negative number of hours",
+                ..base
+            },
+            Kind::Ref(_) => Self {
+                json_type: "integer",
+                minimum: Some((1.0, false)),
+                about: "the id of a record of this unit that the key may read",
+                ..base
+            },
+            Kind::UserRef => Self {
+                json_type: "integer",
+                minimum: Some((1.0, false)),
+                about: "the id of a user of the tenant",
+                ..base
+            },
+            Kind::Properties => {
+                Self { json_type: "object", about: "custom properties, a JSON object of at most 1 MB", ..base }
+            }
+            Kind::Tags => Self { json_type: "array", about: "at most 100 strings", ..base },
+        }
+    }
+}
+
 fn write_spec(resource: &str) -> ServiceResult<&'static WriteSpec> {
     SPECS
         .iter()

@@ -81,6 +81,8 @@ pub enum Command {
         #[arg(value_parser = ["bash", "zsh", "fish"])]
         shell: String,
     },
+    /// Print the OpenAPI 3.1 document of the HTTP API (as served at /openapi.json; docs/openapi.json holds a copy).
+    Openapi,
     /// Exit 0 when the server at URL answers /readyz.
     Healthcheck {
         #[arg(long, default_value = "http://127.0.0.1:8080")]
@@ -485,6 +487,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         });
     }
+    if let Command::Openapi = &cli.command {
+        print!("{}", keygate_web::openapi::document_text());
+        return Ok(ExitCode::SUCCESS);
+    }
     let config = Config::load(&cli.global)?;
     if let Command::Healthcheck { url } = &cli.command {
         return crate::serve::healthcheck(url).await;
@@ -535,7 +541,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("wrote a consistent copy of the database to {} ({written} bytes)", file.display());
         }
         // Answered before the database is opened.
-        Command::Healthcheck { .. } | Command::Completions { .. } | Command::Database(_) => {}
+        Command::Healthcheck { .. } | Command::Completions { .. } | Command::Database(_) | Command::Openapi => {}
     }
     keygate.db().close().await;
     if invalidates {
@@ -583,6 +589,7 @@ impl Command {
             | Command::Backup { .. }
             | Command::Database(_)
             | Command::Completions { .. }
+            | Command::Openapi
             | Command::Healthcheck { .. } => false,
         }
     }

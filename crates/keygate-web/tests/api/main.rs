@@ -7,6 +7,7 @@ mod abuse;
 mod connections;
 mod console;
 mod data;
+mod openapi;
 mod permissions;
 mod refusals;
 mod revocation;

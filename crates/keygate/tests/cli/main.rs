@@ -2,6 +2,7 @@
 
 mod cluster;
 mod nodes;
+mod openapi;
 
 use std::{path::PathBuf, process::Output};
 

@@ -113,8 +113,10 @@ pub fn document() -> Value {
     paths.insert("/rest/v1/{unitId}/capability".into(), capability_path());
     for view in VIEWS {
         let row = format!("{}Row", schema_name(view.name));
+        let page = format!("{}Page", schema_name(view.name));
         schemas.insert(row.clone(), row_schema(view, false));
-        paths.insert(format!("/rest/v1/{{unitId}}/views/{}", view.name), view_path(view, &row));
+        schemas.insert(page.clone(), page_schema(&row));
+        paths.insert(format!("/rest/v1/{{unitId}}/views/{}", view.name), view_path(view, &page));
     }
     let writable = Keygate::writable_records();
     for (resource, fields) in &writable {
@@ -496,6 +498,19 @@ fn row_schema(view: &View, full: bool) -> Value {
     schema
 }
 
+/// `{"metadata":{"count","limit","nextOffset"},"data":[row…]}`
+fn page_schema(row: &str) -> Value {
+    json!({
+        "type": "object",
+        "required": ["metadata", "data"],
+        "additionalProperties": false,
+        "properties": {
+            "metadata": ref_schema("PageMetadata"),
+            "data": { "type": "array", "items": ref_schema(row) },
+        },
+    })
+}
+
 fn guard_text(view: &View) -> String {
     match view.guard {
         Guard::AnyKey => "Any valid key of the tenant.".to_owned(),
@@ -505,7 +520,7 @@ fn guard_text(view: &View) -> String {
     }
 }
 
-fn view_path(view: &View, row: &str) -> Value {
+fn view_path(view: &View, page: &str) -> Value {
     let columns: Vec<&str> = view.columns.iter().map(|c| c.name).collect();
     let mut parameters = vec![
         json!({ "$ref": "#/components/parameters/unitId" }),
@@ -543,17 +558,8 @@ fn view_path(view: &View, row: &str) -> Value {
             "schema": { "type": "string" },
         }));
     }
-    let page = json!({
-        "type": "object",
-        "required": ["metadata", "data"],
-        "additionalProperties": false,
-        "properties": {
-            "metadata": ref_schema("PageMetadata"),
-            "data": { "type": "array", "items": ref_schema(row) },
-        },
-    });
     let mut responses = refusals(&[413]);
-    responses.insert("200".into(), json_ok("a page of rows in id order, at most 10 MB", page));
+    responses.insert("200".into(), json_ok("a page of rows in id order, at most 10 MB", ref_schema(page)));
     json!({ "get": {
         "operationId": format!("readView{}", schema_name(view.name)),
         "tags": ["views"],

@@ -6,6 +6,7 @@
 //!
 //! Owns sessions cookies, cross-site request refusal and HTML. No SQL and no rules here.
 
+mod api_reference;
 mod audit;
 mod auth;
 mod extract;
@@ -75,6 +76,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/console/units/{id}/delete", get(units::confirm_delete_unit).post(units::delete_unit))
         .route("/console/audit", get(audit::audit_page))
         .route("/console/usage", get(usage::usage_page))
+        .route("/console/api", get(api_reference::api_reference_page))
         .layer(middleware::from_fn(guard::refuse_cross_site_posts))
 }
 

@@ -751,3 +751,27 @@ async fn an_invalid_whitelist_names_every_bad_line_and_keeps_what_was_typed() {
     assert!(body.contains("`example.com` and `192.168.1.300` are not IP ranges"), "{body}");
     assert!(body.contains(typed), "what was typed is shown again, not thrown away");
 }
+
+#[tokio::test]
+async fn the_api_reference_page_renders_the_served_contract_for_any_logged_in_user() {
+    let app = spawn_app().await;
+    person(&app, CLERK, &[]).await;
+    let (status, _) = get(&app, "/console/api", "keygate_session=none").await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "no session: the log-in page");
+    let cookie = session(&app, CLERK).await;
+    let (status, html) = get(&app, "/console/api", &cookie).await;
+    assert_eq!(status, StatusCode::OK);
+    for text in [
+        "GET /rest/v1/{unitId}/capability",
+        "GET /rest/v1/{unitId}/views/invoices.sales",
+        "PATCH /rest/v1/{unitId}/users",
+        "POST /v1/keys/verify",
+        "<code>key_revoked</code>",
+        "id=\"schema-Problem\"",
+        "href=\"/console/api\"",
+    ] {
+        assert!(html.contains(text), "the page should show `{text}`");
+    }
+    assert!(!html.contains("<script"), "no script");
+    assert!(!html.contains("src=\"http") && !html.contains("href=\"http"), "no external assets or links");
+}

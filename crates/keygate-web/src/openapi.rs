@@ -559,7 +559,17 @@ fn view_path(view: &View, page: &str) -> Value {
         }));
     }
     let mut responses = refusals(&[413]);
-    responses.insert("200".into(), json_ok("a page of rows in id order, at most 10 MB", ref_schema(page)));
+    let mut ok = json_ok("a page of rows in id order, at most 10 MB", ref_schema(page));
+    // A view of a record endpoint's records links to reading its first row by id.
+    if ["companies", "persons", "jobs", "tasks", "documents", "users"].contains(&view.name) {
+        let name = schema_name(view.name);
+        ok["links"] = json!({ format!("Get{name}FirstRow"): {
+            "operationId": format!("get{name}Record"),
+            "parameters": { "unitId": "$request.path.unitId", "id": "$response.body#/data/0/id" },
+            "description": "the first row of the page, read by id",
+        } });
+    }
+    responses.insert("200".into(), ok);
     json!({ "get": {
         "operationId": format!("readView{}", schema_name(view.name)),
         "tags": ["views"],

@@ -10,7 +10,10 @@
 # and a high rate limit, then runs schemathesis with a fixed example budget and seed
 # (CONTRACT_MAX_EXAMPLES, default 25; CONTRACT_SEED, default 1) and a time bound
 # (CONTRACT_MAX_TIME seconds for the whole run, default 600). Exits non-zero on any server error or any
-# answer that does not match the document. Schemathesis is installed into a venv under target/
+# answer that does not match the document. With CONTRACT_POSTGRES_URL (a PostgreSQL URL whose user
+# may create databases, e.g. CI's KEYGATE_TEST_POSTGRES_URL) it runs on a fresh PostgreSQL database
+# instead of the embedded SQLite (rows are rendered by different code there), dropped at the end.
+# Schemathesis is installed into a venv under target/
 # when missing; a failed install is an error, never a skip.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
@@ -48,7 +51,18 @@ mkdir -p "$WORK"
 DATA="$WORK/data"
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 base="http://127.0.0.1:$port"
-kg() { KEYGATE_LOG=warn "$BIN" --data-dir "$DATA" "$@"; }
+storage=(--data-dir "$DATA")
+pg_db=
+if [[ -n ${CONTRACT_POSTGRES_URL:-} ]]; then
+    pg_db="keygate_contract_$$_$RANDOM"
+    psql -q -v ON_ERROR_STOP=1 "$CONTRACT_POSTGRES_URL" -c "CREATE DATABASE $pg_db" >/dev/null
+    # The same URL with the new database's name in place of its own.
+    pg_url=$(python3 -c 'import sys, urllib.parse as u; p = u.urlsplit(sys.argv[1]); print(u.urlunsplit(p._replace(path="/" + sys.argv[2])))' \
+        "$CONTRACT_POSTGRES_URL" "$pg_db")
+    storage=(--database-url "$pg_url")
+    say "on PostgreSQL, a fresh database $pg_db"
+fi
+kg() { KEYGATE_LOG=warn "$BIN" "${storage[@]}" "$@"; }
 
 server_pid=
 cleanup() {
@@ -56,13 +70,16 @@ cleanup() {
         kill -TERM "$server_pid" 2>/dev/null || true
         wait "$server_pid" 2>/dev/null || true
     fi
+    if [[ -n $pg_db ]]; then
+        psql -q "$CONTRACT_POSTGRES_URL" -c "DROP DATABASE IF EXISTS $pg_db" >/dev/null 2>&1 || true
+    fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
 say "serving the demo tenant on $base (log: $WORK/server.log)"
-KEYGATE_LOG=${KEYGATE_LOG:-warn} "$BIN" --data-dir "$DATA" --listen "127.0.0.1:$port" demo >"$WORK/server.log" 2>&1 &
+KEYGATE_LOG=${KEYGATE_LOG:-warn} "$BIN" "${storage[@]}" --listen "127.0.0.1:$port" demo >"$WORK/server.log" 2>&1 &
 server_pid=$!
 for _ in $(seq 1 300); do
     curl -fsS "$base/readyz" >/dev/null 2>&1 && break

@@ -806,8 +806,8 @@ fn verify_path() -> Value {
 
 fn forward_auth_path() -> Value {
     let header = |about: &str| json!({ "description": about, "schema": { "type": "string" } });
+    // 404 `unknown_unit` too: a forwarded `/rest/v1/{unitId}/…` URI names the unit checked.
     let mut responses = refusals(&[]);
-    responses.remove("404");
     responses.insert(
         "200".into(),
         json!({

@@ -848,11 +848,13 @@ fn forward_auth_path() -> Value {
 
 fn text_path(name: &str, about: &str, answers: &[(u16, &str)]) -> Value {
     let mut responses = Map::new();
+    let mut content = json!({ "text/plain": { "schema": { "type": "string" } } });
+    if name == "metrics" {
+        // The OpenMetrics exposition format, or Prometheus's text format.
+        content["application/openmetrics-text"] = json!({ "schema": { "type": "string" } });
+    }
     for (status, text) in answers {
-        responses.insert(
-            status.to_string(),
-            json!({ "description": text, "content": { "text/plain": { "schema": { "type": "string" } } } }),
-        );
+        responses.insert(status.to_string(), json!({ "description": text, "content": content }));
     }
     json!({ "get": {
         "operationId": name,

@@ -10,6 +10,7 @@ mod console;
 mod data;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
+mod metrics;
 pub mod openapi;
 mod ops;
 mod problem;
@@ -100,6 +101,7 @@ pub struct Shared {
     pub keygate: Keygate,
     pub config: WebConfig,
     request_ids: RequestIds,
+    metrics: metrics::Metrics,
 }
 
 impl std::ops::Deref for AppState {
@@ -111,7 +113,8 @@ impl std::ops::Deref for AppState {
 
 impl AppState {
     pub fn new(keygate: Keygate, config: WebConfig) -> Self {
-        Self(Arc::new(Shared { keygate, config, request_ids: RequestIds::new() }))
+        let metrics = metrics::Metrics::new(keygate.clone());
+        Self(Arc::new(Shared { keygate, config, request_ids: RequestIds::new(), metrics }))
     }
 
     /// A short id unique within this process run, for correlating a response with logs.
@@ -143,6 +146,7 @@ fn getrandom_prefix(bytes: &mut [u8; 4]) {
 /// The HTTP application apart from the Public API (`/rest/v1/…`), which [`serve`] dispatches
 /// itself (see `public_api`).
 fn app(state: AppState) -> Router {
+    let tracked = state.clone();
     Router::new()
         .route("/v1/keys/verify", post(verify::verify_key))
         .route("/v1/forward-auth", any(verify::forward_auth))
@@ -153,7 +157,24 @@ fn app(state: AppState) -> Router {
         .route("/", get(|| async { axum::response::Redirect::to("/console") }))
         .merge(console::routes())
         .fallback(not_found)
+        .layer(axum::middleware::from_fn(move |request, next| track(tracked.clone(), request, next)))
         .with_state(state)
+}
+
+/// Counts and times every request axum's router answers, by its route template (requests that
+/// match no route count as `unmatched`).
+async fn track(
+    state: AppState,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let started = std::time::Instant::now();
+    // A template of the router's fixed set of routes: a bounded label, whatever the path was.
+    let route = request.extensions().get::<axum::extract::MatchedPath>().map(|m| m.as_str().to_owned());
+    let response = next.run(request).await;
+    let route = route.map_or(std::borrow::Cow::Borrowed("unmatched"), std::borrow::Cow::Owned);
+    state.metrics.record(route, response.status().as_u16(), started.elapsed());
+    response
 }
 
 /// Every unknown path gets an answer that says so: a page under `/console`, a problem document

@@ -37,51 +37,6 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
 }
 
 pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
-    let mut out = String::from(
-        "# HELP keygate_refused_calls_total Calls refused, by reason.\n# TYPE keygate_refused_calls_total counter\n",
-    );
-    for (code, n) in state.keygate.refusal_counts() {
-        out.push_str(&format!("keygate_refused_calls_total{{code=\"{code}\"}} {n}\n"));
-    }
-    out.push_str(
-        "# HELP keygate_cache_loads_total Database reads of the verification caches (misses), by cache.\n\
-         # TYPE keygate_cache_loads_total counter\n",
-    );
-    for (cache, n) in state.keygate.cache_loads() {
-        out.push_str(&format!("keygate_cache_loads_total{{cache=\"{cache}\"}} {n}\n"));
-    }
-    let l = state.keygate.listener_health();
-    if l.enabled {
-        out.push_str(&format!(
-            "# HELP keygate_change_listener_up Whether the change listener (PostgreSQL LISTEN) is connected.\n\
-             # TYPE keygate_change_listener_up gauge\nkeygate_change_listener_up {}\n\
-             # HELP keygate_change_listener_connects_total Connections the change listener has made.\n\
-             # TYPE keygate_change_listener_connects_total counter\nkeygate_change_listener_connects_total {}\n\
-             # HELP keygate_change_notifications_total Change notifications received.\n\
-             # TYPE keygate_change_notifications_total counter\nkeygate_change_notifications_total {}\n",
-            u8::from(l.connected),
-            l.reconnects,
-            l.notifications
-        ));
-    }
-    if let Some(ago) = l.feed_read_ago {
-        out.push_str(&format!(
-            "# HELP keygate_change_feed_read_age_seconds Seconds since the change feed was last read.\n\
-             # TYPE keygate_change_feed_read_age_seconds gauge\nkeygate_change_feed_read_age_seconds {:.3}\n",
-            ago.as_secs_f64()
-        ));
-    }
-    let (sources, capacity, bytes) = state.keygate.failure_map();
-    out.push_str(&format!(
-        "# HELP keygate_failure_sources Sources with failed verifications tracked (fixed capacity).\n\
-         # TYPE keygate_failure_sources gauge\n\
-         keygate_failure_sources {sources}\n\
-         # HELP keygate_failure_capacity Sources the failed-verification map holds at most.\n\
-         # TYPE keygate_failure_capacity gauge\n\
-         keygate_failure_capacity {capacity}\n\
-         # HELP keygate_failure_map_bytes Memory the failed-verification map takes (allocated at start).\n\
-         # TYPE keygate_failure_map_bytes gauge\n\
-         keygate_failure_map_bytes {bytes}\n"
-    ));
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], state.metrics.render())
+        .into_response()
 }

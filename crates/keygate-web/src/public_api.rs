@@ -107,6 +107,26 @@ pub(crate) fn decoded(segment: &str) -> Option<std::borrow::Cow<'_, str>> {
 
 /// Answers a Public API request for `endpoint`.
 pub(crate) async fn serve(state: AppState, peer: SocketAddr, endpoint: Endpoint, request: Request<Body>) -> Response {
+    let started = std::time::Instant::now();
+    let metrics = state.clone();
+    let response = answer(state, peer, endpoint, request).await;
+    metrics.metrics.record(endpoint.route(), response.status().as_u16(), started.elapsed());
+    response
+}
+
+impl Endpoint {
+    /// The route template, for metrics (bounded: one per endpoint).
+    pub(crate) fn route(self) -> &'static str {
+        match self {
+            Self::Capability => "/rest/v1/{unitId}/capability",
+            Self::ReadView => "/rest/v1/{unitId}/views/{viewName}",
+            Self::ReadRecord | Self::CreateRecord | Self::UpdateRecord => "/rest/v1/{unitId}/{resource}",
+            Self::MethodNotAllowed(_) => "/rest/v1/… (method not allowed)",
+        }
+    }
+}
+
+async fn answer(state: AppState, peer: SocketAddr, endpoint: Endpoint, request: Request<Body>) -> Response {
     match endpoint {
         Endpoint::Capability => api::capability(state, peer, request).await,
         Endpoint::ReadView => data::read_view(state, peer, request).await,

@@ -84,3 +84,28 @@ async fn every_unknown_path_is_answered_with_a_page_or_a_problem_document_and_th
     assert!(page.headers()["content-type"].to_str().expect("ascii").starts_with("text/html"));
     assert!(page.text().await.expect("body").contains("There is no console page at /console/no-such-page"));
 }
+
+#[tokio::test]
+async fn metrics_count_and_time_requests_by_route_template_for_every_part_of_keygate() {
+    let app = spawn_app().await;
+    let (_, key) = app.issue(&["127.0.0.0/8"], None).await;
+    for unit in ["1", "2", "3"] {
+        app.client
+            .get(app.url(&format!("/rest/v1/{unit}/capability")))
+            .bearer_auth(key.expose())
+            .send()
+            .await
+            .expect("send");
+    }
+    app.client.post(app.url("/v1/keys/verify")).send().await.expect("send");
+    app.client.get(app.url("/v1/forward-auth")).send().await.expect("send");
+    app.client.get(app.url("/console/login")).send().await.expect("send");
+    app.client.get(app.url("/no/such/path/12345")).send().await.expect("send");
+    let text = app.client.get(app.url("/metrics")).send().await.expect("send").text().await.expect("text");
+    for route in ["/rest/v1/{unitId}/capability", "/v1/keys/verify", "/v1/forward-auth", "/console/login"] {
+        let histogram = format!("keygate_http_request_duration_seconds_count{{route=\"{route}\"}}");
+        assert!(text.lines().any(|l| l.starts_with(&histogram)), "{histogram} in\n{text}");
+    }
+    assert!(text.contains("keygate_http_requests_total{route=\"/rest/v1/{unitId}/capability\",status=\"200\"}"));
+    assert!(!text.contains("12345") && !text.contains("/rest/v1/2/"), "labels are templates, never raw paths");
+}

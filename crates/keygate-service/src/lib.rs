@@ -25,7 +25,7 @@ use std::{sync::Arc, time::Duration};
 use keygate_store::Database;
 
 pub use caller::Caller;
-pub use error::{FieldError, ServiceError, ServiceResult};
+pub use error::{BadRequest, FieldError, ServiceError, ServiceResult};
 pub use keys::{IssueKey, IssuedKey, KeyOwner, KeyView};
 pub use password::{ARGON2_MEMORY_BYTES, generate_password, hash_password, verify_password};
 pub use ratelimit::RateState;

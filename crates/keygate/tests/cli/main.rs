@@ -490,3 +490,29 @@ fn with_128_file_descriptors_healthz_stays_reachable_while_200_slow_bodies_are_s
     assert!(worst < std::time::Duration::from_millis(500), "/healthz took up to {worst:?}");
     assert!(accept_errors <= 1, "{accept_errors} accept errors logged: the loop spins on EMFILE");
 }
+
+#[test]
+fn refused_calls_written_by_a_flush_survive_a_kill_9() {
+    let dir = data_dir("kill9");
+    setup(&dir);
+    let mut server = Server::start(&dir);
+    for _ in 0..20 {
+        assert_eq!(server.capability_status("kg_notavalidkeyatallbutlongenough000000000"), 401);
+    }
+    // The write-behind flush runs every 5 s; wait for one, then kill the process outright.
+    std::thread::sleep(std::time::Duration::from_millis(6_500));
+    server.child.kill().expect("SIGKILL");
+    let _ = server.child.wait();
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let details: Vec<String> = rt.block_on(async {
+        let db = keygate_store::Database::open_data_dir(&dir.0).await.expect("open");
+        let pool = keygate_store::testing::sqlite_pool(&db).expect("sqlite");
+        let rows = sqlx::query_scalar("SELECT details FROM audit_events WHERE action = 'call.refused'")
+            .fetch_all(&pool)
+            .await
+            .expect("read");
+        db.close().await;
+        rows
+    });
+    assert_eq!(details, vec!["malformed_key: format or checksum wrong (×20)".to_owned()], "after kill -9");
+}

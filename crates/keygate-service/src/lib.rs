@@ -8,6 +8,8 @@ mod audit_log;
 mod caller;
 mod demo;
 mod error;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 mod keys;
 mod password;
 mod ratelimit;

@@ -3,6 +3,7 @@
 #
 #   eval "$(.ci/postgres.sh start)"     # prints `export KEYGATE_TEST_POSTGRES_URL=…` and `export KEYGATE_PG_DIR=…`
 #   .ci/postgres.sh stop "$KEYGATE_PG_DIR"
+#   .ci/postgres.sh pause|resume "$KEYGATE_PG_DIR"   # fast shutdown, and start again (fault tests)
 #
 # The cluster lives in one temp dir (data, log, unix socket), listens on 127.0.0.1 only, on a free
 # port, with durability switched off. Only the export lines go to stdout; progress goes to stderr.
@@ -68,8 +69,8 @@ start() {
     # Try a few ports in case another process grabs ours between picking and binding.
     for attempt in 1 2 3 4 5; do
         port=$(free_port) || die "no free TCP port found"
-        if as "$user" "$bin/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 30 -o \
-            "-c listen_addresses=127.0.0.1 -p $port -k $dir -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" \
+        echo "-c listen_addresses=127.0.0.1 -p $port -k $dir -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" >"$dir/options"
+        if as "$user" "$bin/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 30 -o "$(cat "$dir/options")" \
             start >&2; then
             break
         fi
@@ -103,8 +104,27 @@ stop() {
     log "stopped and removed $dir"
 }
 
+# pause DIR: fast shutdown (clients are disconnected, the data stays); resume DIR: start it again
+# on the same port.
+pause() {
+    local dir=${1:?usage: postgres.sh pause DIR}
+    [[ -f $dir/$MARKER ]] || die "$dir was not made by 'postgres.sh start'; not touching it"
+    cd /
+    as "$(stat -c %U "$dir/data")" "$(pg_bin)/pg_ctl" -D "$dir/data" -m fast -w stop >&2
+}
+
+resume() {
+    local dir=${1:?usage: postgres.sh resume DIR}
+    [[ -f $dir/$MARKER ]] || die "$dir was not made by 'postgres.sh start'; not touching it"
+    cd "$dir"
+    as "$(stat -c %U "$dir/data")" "$(pg_bin)/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 30 \
+        -o "$(cat "$dir/options")" start >&2
+}
+
 case ${1:-} in
     start) start ;;
     stop) stop "${2:-}" ;;
-    *) echo "usage: $0 start | stop DIR" >&2; exit 2 ;;
+    pause) pause "${2:-}" ;;
+    resume) resume "${2:-}" ;;
+    *) echo "usage: $0 start | stop DIR | pause DIR | resume DIR" >&2; exit 2 ;;
 esac

@@ -2,7 +2,11 @@
 // driven by playwright-core, against the debug keygate binary on a fresh database.
 // It follows the original manual's path by link text, enables the API, creates a programmatic
 // user, generates a key for it, uses the key, disables it and deactivates its user, and checks
-// that the key is shown once. Screenshots go to target/screenshots/.
+// that the key is shown once. Then issue 10's path: a group `Invoice export` with two grants
+// ticked by label, a programmatic user in it, a key for that user that reads documents and is
+// refused persons and writes, the grant taken away in the console and the next call refused; and
+// a User configurator who is refused, beside the form, a user in Supervisor (the grant ceiling).
+// Screenshots go to target/screenshots/ and, for the pages of the docs, docs/screenshots/.
 // Prints `N passed, M failed` and exits non-zero on failure. With CI=true a missing Chromium or
 // keygate binary is a failure, never a skip.
 
@@ -17,11 +21,14 @@ const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const BIN = join(ROOT, "target/debug/keygate");
 const CHROMIUM = process.env.KEYGATE_CHROMIUM || "/usr/bin/chromium";
 const SHOTS = join(ROOT, "target/screenshots");
+const DOC_SHOTS = join(ROOT, "docs/screenshots");
 const CI = process.env.CI === "true";
 const TENANT = "acme";
 const ADMIN = "admin@acme.example";
 const PASSWORD = "correct horse battery staple";
 const ERP = "erp@acme.example";
+const INVOICES = "invoices@acme.example";
+const HR = "hr@acme.example";
 const PUBLIC_API = "/console/configuration/system/integrations/public-api";
 const OVERALL_TIMEOUT_MS = 240_000;
 
@@ -119,6 +126,32 @@ async function callCapability(base, key) {
   return { status: r.status, body };
 }
 
+async function api(base, key, method, path, body) {
+  const r = await fetch(`${base}${path}`, {
+    method,
+    headers: { Authorization: `Bearer ${key}`, ...(body ? { "Content-Type": "application/json" } : {}) },
+    body: body ? JSON.stringify(body) : undefined,
+    signal: AbortSignal.timeout(5000),
+  });
+  const answer = await r.json().catch(() => ({}));
+  return { status: r.status, body: answer };
+}
+
+/// A full-page screenshot in target/screenshots/ and, for the documentation, docs/screenshots/.
+async function shot(page, name, { docs = false } = {}) {
+  await page.screenshot({ path: join(SHOTS, name), fullPage: true });
+  if (docs) await page.screenshot({ path: join(DOC_SHOTS, name), fullPage: true });
+}
+
+async function logIn(page, base, email) {
+  await page.goto(`${base}/console/login`);
+  await page.getByLabel("Tenant", { exact: true }).fill(TENANT);
+  await page.getByLabel("Email", { exact: true }).fill(email);
+  await page.getByLabel("Password", { exact: true }).fill(PASSWORD);
+  await page.getByRole("button", { name: "Log in" }).click();
+  await page.waitForURL(`${base}/console/configuration`);
+}
+
 async function main() {
   if (!existsSync(CHROMIUM)) missing(`Chromium not found at ${CHROMIUM} (apt-get install chromium)`);
   if (!existsSync(BIN)) missing(`${BIN} not found (cargo build -p keygate)`);
@@ -129,6 +162,7 @@ async function main() {
     missing("playwright-core is not installed (npm ci --prefix tests/browser)");
   }
   mkdirSync(SHOTS, { recursive: true });
+  mkdirSync(DOC_SHOTS, { recursive: true });
   work = mkdtempSync(join(tmpdir(), "keygate-browser-"));
   const dataDir = join(work, "data");
   const passwordFile = join(work, "admin-password");
@@ -175,7 +209,7 @@ async function main() {
     for (const label of ["Tenant", "Email", "Password"]) {
       assert(await page.getByLabel(label, { exact: true }).isVisible(), `no field labelled ${label}`);
     }
-    await page.screenshot({ path: join(SHOTS, "login.png"), fullPage: true });
+    await shot(page, "login.png", { docs: true });
   });
 
   await check("the administrator logs in", async () => {
@@ -210,7 +244,7 @@ async function main() {
     await page.getByText(`Created the programmatic user ${ERP}.`).waitFor();
     const row = page.getByRole("row").filter({ hasText: ERP });
     assert((await row.textContent()).includes("Programmatic"), "the new user is not marked programmatic");
-    await page.screenshot({ path: join(SHOTS, "users.png"), fullPage: true });
+    await shot(page, "users.png", { docs: true });
   });
 
   await check("a key generated for the programmatic user is shown once, with a copy button", async () => {
@@ -218,6 +252,8 @@ async function main() {
     const owner = page.getByLabel("For which user");
     const option = await owner.locator("option", { hasText: ERP }).getAttribute("value");
     await owner.selectOption(option);
+    await page.getByRole("button", { name: "Show the choices for this user" }).click();
+    await page.getByText(`The key below is for ERP export <${ERP}>`).waitFor();
     await page.getByLabel("Purpose (required)").fill("ERP invoice export");
     const ranges = await page.getByLabel("IP ranges the key may call from (required)").inputValue();
     assert(ranges.trim() === "127.0.0.1/32", `the ranges are not prefilled with the browser's address: ${ranges}`);
@@ -260,6 +296,118 @@ async function main() {
     assert(status === 200, `status ${status}`);
   });
 
+  let invoiceKey;
+  const invoiceRow = () => page.getByRole("row").filter({ hasText: "invoice export to the ERP" });
+
+  await check("a group Invoice export with documents:read:all and companies:read:all is created on the Groups page", async () => {
+    await main().getByRole("link", { name: "Groups", exact: true }).click();
+    const systemRow = page.getByRole("row").filter({ hasText: "Supervisor" });
+    assert((await systemRow.textContent()).includes("System group"), "the Supervisor group is not marked as a system group");
+    await page.getByLabel("Group name").fill("Invoice export");
+    await page.getByRole("group", { name: "documents", exact: true }).getByLabel("read all", { exact: true }).check();
+    await page.getByRole("group", { name: "companies", exact: true }).getByLabel("read all", { exact: true }).check();
+    await page.getByRole("button", { name: "Create the group" }).click();
+    await page.getByText("Created the group Invoice export.").waitFor();
+    const documents = page.getByRole("group", { name: "documents", exact: true });
+    assert(await documents.getByLabel("read all", { exact: true }).isChecked(), "documents: read all is not ticked on the group page");
+    assert(!(await documents.getByLabel("write all", { exact: true }).isChecked()), "documents: write all is ticked");
+    await shot(page, "group.png", { docs: true });
+    await main().getByRole("link", { name: "Groups", exact: true }).click();
+    const row = page.getByRole("row").filter({ hasText: "Invoice export" });
+    const text = await row.textContent();
+    assert(text.includes("documents:read:all") && text.includes("companies:read:all"), `the group's grants are listed as ${text}`);
+    await shot(page, "groups.png", { docs: true });
+  });
+
+  await check("a programmatic user in Invoice export is created on the Users page", async () => {
+    await main().getByRole("link", { name: "Users", exact: true }).click();
+    await page.getByLabel("Programmatic user (for an integration)").check();
+    await page.getByLabel("Name", { exact: true }).fill("Invoice export");
+    await page.getByLabel("Email", { exact: true }).fill(INVOICES);
+    await page.getByRole("group", { name: "Groups" }).getByLabel("Invoice export", { exact: false }).check();
+    await page.getByRole("button", { name: "Create the user" }).click();
+    await page.getByText(`Created the programmatic user ${INVOICES}.`).waitFor();
+    const row = page.getByRole("row").filter({ hasText: INVOICES });
+    assert((await row.textContent()).includes("Invoice export"), "the new user is not in Invoice export");
+  });
+
+  await check("the key form for that user offers only the scopes it holds, and the key is generated", async () => {
+    await page.goto(`${base}${PUBLIC_API}`);
+    const owner = page.getByLabel("For which user");
+    await owner.selectOption(await owner.locator("option", { hasText: INVOICES }).getAttribute("value"));
+    await page.getByRole("button", { name: "Show the choices for this user" }).click();
+    await page.getByText(`The key below is for Invoice export <${INVOICES}>`).waitFor();
+    const scopes = page.getByRole("group", { name: "Scopes (optional)" });
+    for (const offered of ["documents — read", "companies — read"]) {
+      assert(await scopes.getByLabel(offered, { exact: true }).count() === 1, `the scope ${offered} is not offered`);
+    }
+    for (const absent of ["documents — write", "companies — write"]) {
+      assert(await scopes.getByLabel(absent, { exact: true }).count() === 0, `the scope ${absent} is offered, though the user does not hold it`);
+    }
+    assert(await page.getByRole("group", { name: "Units (optional)" }).getByLabel(/^unit 1/).count() === 1, "unit 1 is not offered");
+    await page.getByLabel("Purpose (required)").fill("invoice export to the ERP");
+    await shot(page, "public-api-key-choices.png", { docs: true });
+    await page.getByRole("button", { name: "Generate API key" }).click();
+    invoiceKey = await page.getByLabel("API key", { exact: true }).inputValue();
+    assert(/^kg_[0-9A-Za-z]{38}$/.test(invoiceKey), "the page shows no well-formed key");
+    await page.getByRole("link", { name: "I have copied the key" }).click();
+    assert((await invoiceRow().textContent()).includes("inherit"), "the keys table does not show the key's scopes");
+  });
+
+  await check("the key reads views/documents (200) and is refused views/persons and POST documents (403)", async () => {
+    let r = await api(base, invoiceKey, "GET", "/rest/v1/1/views/documents");
+    assert(r.status === 200, `views/documents: ${r.status} ${JSON.stringify(r.body)}`);
+    r = await api(base, invoiceKey, "GET", "/rest/v1/1/views/persons");
+    assert(r.status === 403 && r.body.code === "insufficient_permission", `views/persons: ${r.status} ${r.body.code}`);
+    r = await api(base, invoiceKey, "POST", "/rest/v1/1/documents", { type: "INVOICE.SALES", title: "not allowed" });
+    assert(r.status === 403 && r.body.code === "insufficient_permission", `POST documents: ${r.status} ${r.body.code}`);
+  });
+
+  await check("the user page shows the user's groups and the key's effective permissions", async () => {
+    await main().getByRole("link", { name: "Users", exact: true }).click();
+    await page.getByRole("row").filter({ hasText: INVOICES }).getByRole("link", { name: "Invoice export", exact: true }).click();
+    await page.getByRole("heading", { level: 1, name: "Invoice export" }).waitFor();
+    assert(await page.getByRole("group", { name: "Groups of Invoice export" }).getByLabel("Invoice export", { exact: false }).isChecked(), "the group is not ticked");
+    const key = page.getByRole("row").filter({ hasText: "invoice export to the ERP" });
+    const text = await key.textContent();
+    assert(text.includes("documents:read:all") && text.includes("companies:read:all"), `the key may do ${text}`);
+    await shot(page, "user.png", { docs: true });
+  });
+
+  await check("taking documents:read:all away from the group refuses the next views/documents call (403)", async () => {
+    await main().getByRole("link", { name: "Groups", exact: true }).click();
+    await page.getByRole("link", { name: "Invoice export", exact: true }).click();
+    await page.getByRole("group", { name: "documents", exact: true }).getByLabel("read all", { exact: true }).uncheck();
+    await page.getByRole("button", { name: "Save the grants" }).click();
+    await page.getByText("The grants of Invoice export are now: companies:read:all.").waitFor();
+    const r = await api(base, invoiceKey, "GET", "/rest/v1/1/views/documents");
+    assert(r.status === 403 && r.body.code === "insufficient_permission", `views/documents after the change: ${r.status} ${r.body.code}`);
+    const companies = await api(base, invoiceKey, "GET", "/rest/v1/1/views/companies");
+    assert(companies.status === 200, `views/companies: ${companies.status}`);
+  });
+
+  await check("a unit is created on the Units page with the next free number", async () => {
+    await main().getByRole("link", { name: "Units", exact: true }).click();
+    await page.getByLabel("Name", { exact: true }).fill("Branch office");
+    await page.getByRole("button", { name: "Create the unit" }).click();
+    await page.getByText("Created unit 2 (Branch office).").waitFor();
+    await page.getByLabel("New name for unit 2").fill("Branch office Graz");
+    await page.getByRole("row").filter({ hasText: "Branch office" }).getByRole("button", { name: "Rename" }).click();
+    await page.getByText("Unit 2 is now called Branch office Graz.").waitFor();
+    await shot(page, "units.png", { docs: true });
+  });
+
+  await check("a User configurator (and nothing else) is created with a password", async () => {
+    await main().getByRole("link", { name: "Users", exact: true }).click();
+    await page.getByLabel("Personal user (a person who logs in)").check();
+    await page.getByLabel("Name", { exact: true }).fill("Human resources");
+    await page.getByLabel("Email", { exact: true }).fill(HR);
+    await page.getByRole("group", { name: "Groups" }).getByLabel("User configurator", { exact: false }).check();
+    await page.getByLabel(/^Password \(optional/).fill(PASSWORD);
+    await page.getByRole("button", { name: "Create the user" }).click();
+    await page.getByText(`Created the user ${HR}.`).waitFor();
+  });
+
   await check("deactivating the user says one key stops, and its key is refused with user_inactive", async () => {
     await main().getByRole("link", { name: "Users", exact: true }).click();
     await page.getByRole("row").filter({ hasText: ERP }).getByRole("link", { name: "Deactivate" }).click();
@@ -285,6 +433,26 @@ async function main() {
     await page.waitForURL(`${base}/console/login`);
     await page.goto(`${base}/console/configuration`);
     assert(page.url() === `${base}/console/login`, `still logged in: ${page.url()}`);
+  });
+
+  await check("a User configurator is refused a user in Supervisor, beside the form, with what was typed kept", async () => {
+    await logIn(page, base, HR);
+    await main().getByRole("link", { name: "Users", exact: true }).click();
+    await page.getByLabel("Name", { exact: true }).fill("Mallory");
+    await page.getByLabel("Email", { exact: true }).fill("mallory@acme.example");
+    await page.getByRole("group", { name: "Groups" }).getByLabel("Supervisor", { exact: false }).check();
+    await page.getByLabel(/^Password \(optional/).fill(PASSWORD);
+    await page.getByRole("button", { name: "Create the user" }).click();
+    const error = page.getByRole("region", { name: "Create a user" }).getByRole("alert");
+    await error.waitFor();
+    const text = await error.textContent();
+    assert(text.startsWith("No user created:") && text.includes("Supervisor"), `the form error says: ${text}`);
+    assert((await page.getByLabel("Email", { exact: true }).inputValue()) === "mallory@acme.example", "the typed email is gone");
+    assert(await page.getByRole("group", { name: "Groups" }).getByLabel("Supervisor", { exact: false }).isChecked(), "the ticked group is gone");
+    assert(await page.getByRole("row").filter({ hasText: "mallory@acme.example" }).count() === 0, "the refused user was created");
+    await shot(page, "ceiling-refusal.png", { docs: true });
+    await page.getByRole("button", { name: "Log out" }).click();
+    await page.waitForURL(`${base}/console/login`);
   });
 }
 

@@ -12,8 +12,9 @@ pub struct IpRanges(Vec<IpNet>);
 pub enum InvalidIpRanges {
     #[error("at least one IP range is required (use 0.0.0.0/0 and ::/0 only for debugging)")]
     Empty,
-    #[error("`{0}` is not an IP range in CIDR notation, such as 203.0.113.0/24 or 2001:db8::/32")]
-    NotCidr(String),
+    /// Every entry that is not a range, each named.
+    #[error("{} in CIDR notation, such as 203.0.113.0/24 or 2001:db8::/32", quoted(.0))]
+    NotCidr(Vec<String>),
     #[error("too many IP ranges ({0}); at most {max} are allowed", max = IpRanges::MAX)]
     TooMany(usize),
 }
@@ -25,19 +26,28 @@ impl IpRanges {
     /// Entries may also be separated by commas or whitespace inside one string.
     pub fn parse<S: AsRef<str>>(items: &[S]) -> Result<Self, InvalidIpRanges> {
         let mut nets = Vec::new();
+        let mut bad = Vec::new();
         for item in items {
             for part in item.as_ref().split([',', ' ', '\n', '\r', '\t']).filter(|p| !p.is_empty()) {
                 let net = match part.parse::<IpNet>() {
                     Ok(net) => net.trunc(),
                     Err(_) => match part.parse::<IpAddr>() {
                         Ok(ip) => IpNet::from(normalise(ip)),
-                        Err(_) => return Err(InvalidIpRanges::NotCidr(part.to_owned())),
+                        Err(_) => {
+                            if bad.len() < 20 {
+                                bad.push(part.chars().take(64).collect());
+                            }
+                            continue;
+                        }
                     },
                 };
                 if !nets.contains(&net) {
                     nets.push(net);
                 }
             }
+        }
+        if !bad.is_empty() {
+            return Err(InvalidIpRanges::NotCidr(bad));
         }
         if nets.is_empty() {
             return Err(InvalidIpRanges::Empty);
@@ -86,6 +96,16 @@ pub fn normalise(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// `` `a` is not an IP range`` or `` `a` and `b` are not IP ranges`` (up to 20 entries named).
+fn quoted(items: &[String]) -> String {
+    let names: Vec<String> = items.iter().map(|i| format!("`{i}`")).collect();
+    match names.as_slice() {
+        [one] => format!("{one} is not an IP range"),
+        [first @ .., last] => format!("{} and {last} are not IP ranges", first.join(", ")),
+        [] => "nothing is an IP range".to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -130,7 +150,12 @@ mod tests {
     #[test]
     fn garbage_is_refused_and_named() {
         let err = IpRanges::parse(&["10.0.0.0/8", "example.com"]).expect_err("invalid");
-        assert_eq!(err, InvalidIpRanges::NotCidr("example.com".into()));
+        assert_eq!(err, InvalidIpRanges::NotCidr(vec!["example.com".into()]));
+        let both = IpRanges::parse(&["10.0.0.0/8", "example.com", "10.0.0.0/33"]).expect_err("invalid");
+        assert!(
+            both.to_string().starts_with("`example.com` and `10.0.0.0/33` are not IP ranges in CIDR notation"),
+            "{both}"
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 pub mod api_key;
 pub mod audit;
+pub mod ceiling;
 pub mod filter;
 pub mod ids;
 pub mod ip;
@@ -17,9 +18,12 @@ pub mod views;
 
 pub use api_key::{ApiKeySecret, KeyDigest, KeyRecord, KeyStatus, MalformedKey, Purpose};
 pub use audit::{Actor, AuditEntry};
+pub use ceiling::{Authority, Gift, GrantExceedsActor, GroupPower, Lack, Power, decide, giveable_scopes};
 pub use ids::{GroupId, KeyId, TenantId, UnitId, UserId};
 pub use ip::{InvalidIpRanges, IpRanges};
-pub use permission::{Access, Grant, Permissions, Reach, Resource, Scope, Scopes, SystemGroup};
+pub use permission::{
+    Access, Grant, GroupName, Permissions, Reach, Resource, Scope, Scopes, SystemGroup, parse_grants,
+};
 pub use tenant::{TenantPolicy, TenantSlug};
 pub use time::Timestamp;
 pub use user::{Email, OwnerState, PersonName, UserCategory};

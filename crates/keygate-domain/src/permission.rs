@@ -157,6 +157,42 @@ impl SystemGroup {
     }
 }
 
+/// The name of a custom group: 1–60 printable characters, not the name of a system group.
+/// Names are unique per tenant whatever their case; [`GroupName::same`] compares them so.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupName(String);
+
+impl GroupName {
+    pub fn parse(text: &str) -> Result<Self, InvalidPermission> {
+        let s = text.trim();
+        if s.is_empty() || s.chars().count() > 60 || s.chars().any(char::is_control) {
+            return Err(InvalidPermission("a group name must be 1 to 60 printable characters".to_owned()));
+        }
+        if let Some(system) = SystemGroup::from_name(s) {
+            return Err(InvalidPermission(format!("`{}` is a system group; choose another name", system.name())));
+        }
+        Ok(Self(s.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Case-insensitive equality, the rule of the unique index.
+    pub fn same(a: &str, b: &str) -> bool {
+        a.trim().to_lowercase() == b.trim().to_lowercase()
+    }
+}
+
+/// A list of grants from text, e.g. `["documents:read:all", "companies:read:own"]`, deduplicated.
+pub fn parse_grants<S: AsRef<str>>(items: &[S]) -> Result<Vec<Grant>, InvalidPermission> {
+    let mut set = BTreeSet::new();
+    for item in items {
+        set.insert(item.as_ref().parse::<Grant>()?);
+    }
+    Ok(set.into_iter().collect())
+}
+
 /// A key scope: `resource:read`, `resource:write`, or `keys:verify` (the verify endpoint).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Scope {
@@ -237,6 +273,9 @@ pub struct Permissions {
     pub configurator: bool,
     pub user_configurator: bool,
     pub verify_keys: bool,
+    /// The own-records rule: without a grant a *personal* user still reaches the records they
+    /// own. A programmatic user reaches only what its groups grant (the manual's least privilege).
+    pub own_records: bool,
     grants: BTreeSet<Grant>,
 }
 
@@ -248,8 +287,16 @@ impl Permissions {
             configurator: system.contains(&SystemGroup::Configurator),
             user_configurator: system.contains(&SystemGroup::UserConfigurator),
             verify_keys: false,
+            own_records: false,
             grants: grants.into_iter().collect(),
         }
+    }
+
+    /// The same permissions with the own-records rule on or off (on for personal users).
+    #[must_use]
+    pub fn with_own_records(mut self, on: bool) -> Self {
+        self.own_records = on;
+        self
     }
 
     /// How far `access` on `resource` reaches; `None` means "only records the user owns" is *not*
@@ -294,8 +341,50 @@ impl Permissions {
             configurator: false,
             user_configurator: false,
             verify_keys: scopes.contains(Scope::KeysVerify),
+            own_records: self.own_records,
             grants,
         }
+    }
+
+    /// How far a key with `scopes` (`None`: inherit) reaches into `resource` for `access`:
+    /// `None` when the scopes leave it out; otherwise the widest grant, and without one the
+    /// records the user owns when the own-records rule applies (personal users).
+    pub fn effective_reach(&self, scopes: Option<&Scopes>, resource: Resource, access: Access) -> Option<Reach> {
+        if scopes.is_some_and(|s| !s.admits(resource, access)) {
+            return None;
+        }
+        self.reach(resource, access).or(self.own_records.then_some(Reach::Own))
+    }
+
+    /// Everything a key with `scopes` may do, the own-records rule spelled out: the system
+    /// powers it carries, `keys:verify`, then `resource:access:reach` for every resource and
+    /// access it reaches, e.g. `["companies:read:all", "companies:write:own", …]`.
+    pub fn effective_list(&self, scopes: Option<&Scopes>) -> Vec<String> {
+        let narrowed = self.narrowed_to(scopes);
+        let mut out: Vec<String> =
+            narrowed.to_strings().into_iter().filter(|p| !p.contains(':') || p == "keys:verify").collect();
+        for resource in Resource::ALL {
+            for access in [Access::Read, Access::Write] {
+                if let Some(reach) = self.effective_reach(scopes, resource, access) {
+                    out.push(Grant { resource, access, reach }.to_string());
+                }
+            }
+        }
+        out
+    }
+
+    /// The scopes of a key that its user holds no grant for now: they reach nothing (or only the
+    /// user's own records) today, and wake up if the user gains a grant (live inheritance).
+    pub fn dormant_scopes(&self, scopes: Option<&Scopes>) -> Vec<String> {
+        let Some(scopes) = scopes else { return Vec::new() };
+        scopes
+            .iter()
+            .filter(|s| match s {
+                Scope::Resource(resource, access) => self.reach(*resource, *access).is_none(),
+                Scope::KeysVerify => false,
+            })
+            .map(ToString::to_string)
+            .collect()
     }
 
     /// Stable, human-readable list, e.g. `["companies:read:all", "supervisor"]`.
@@ -363,10 +452,35 @@ mod tests {
     }
 
     #[test]
+    fn the_effective_list_spells_out_the_own_records_rule_and_dormant_scopes_are_named() {
+        let programmatic = Permissions::of_user(&[], [grant("companies:read:all")]);
+        let scopes = Scopes::parse(&["companies:write", "jobs:read"]).expect("valid");
+        assert_eq!(programmatic.effective_list(Some(&scopes)), ["companies:read:all"].map(String::from));
+        assert_eq!(programmatic.effective_reach(None, Resource::Jobs, Access::Read), None);
+        let p = programmatic.with_own_records(true);
+        let scopes = Scopes::parse(&["companies:write", "jobs:read"]).expect("valid");
+        assert_eq!(
+            p.effective_list(Some(&scopes)),
+            ["companies:read:all", "companies:write:own", "jobs:read:own"].map(String::from)
+        );
+        assert_eq!(p.dormant_scopes(Some(&scopes)), ["companies:write", "jobs:read"].map(String::from));
+        assert_eq!(p.effective_reach(Some(&scopes), Resource::Tasks, Access::Read), None);
+        assert_eq!(p.effective_list(None).len(), 16, "an unscoped key reaches every resource, at least its own");
+    }
+
+    #[test]
     fn grants_and_scopes_reject_unknown_words_with_a_reason() {
         assert!("invoices:read:everything".parse::<Grant>().expect_err("bad").0.contains("own or all"));
         assert!("money:read".parse::<Scope>().expect_err("bad").0.contains("not a resource"));
         assert_eq!("keys:verify".parse::<Scope>(), Ok(Scope::KeysVerify));
+    }
+
+    #[test]
+    fn group_names_are_trimmed_and_may_not_be_a_system_group() {
+        assert_eq!(GroupName::parse("  Invoice export ").expect("valid").as_str(), "Invoice export");
+        assert!(GroupName::parse("supervisor").expect_err("system").0.contains("system group"));
+        assert!(GroupName::parse("").is_err() && GroupName::parse(&"x".repeat(61)).is_err());
+        assert!(GroupName::same("Sales", " sales"));
     }
 
     #[test]

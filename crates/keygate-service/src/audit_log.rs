@@ -1,7 +1,7 @@
-//! Reading the audit log, and the tenant's groups for forms. Read-only; no SQL here.
+//! Reading the audit log. Read-only; no SQL here.
 
 use keygate_domain::TenantId;
-use keygate_store::{AuditFilter, AuditRecord, GroupRecord};
+use keygate_store::{AuditFilter, AuditRecord};
 
 use crate::{Caller, Keygate, ServiceResult};
 
@@ -17,13 +17,5 @@ impl Keygate {
             caller.require_configurator(tenant)?;
         }
         Ok(self.db().audit().list(tenant, filter).await?)
-    }
-
-    /// The tenant's groups, system groups first. Members of `User configurator` or `Configurator`.
-    pub async fn list_groups(&self, caller: &Caller, tenant: TenantId) -> ServiceResult<Vec<GroupRecord>> {
-        if caller.require_user_configurator(tenant).is_err() {
-            caller.require_configurator(tenant)?;
-        }
-        Ok(self.db().users().groups(tenant).await?)
     }
 }

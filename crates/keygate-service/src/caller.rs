@@ -1,6 +1,6 @@
 //! Who is asking: the command line (system), or a logged-in console user.
 
-use keygate_domain::{Access, Actor, AuditEntry, KeyId, Permissions, Reach, Resource, TenantId, UserId};
+use keygate_domain::{Access, Actor, AuditEntry, KeyId, Permissions, Power, Reach, Resource, TenantId, UnitId, UserId};
 
 use crate::{ServiceError, ServiceResult};
 
@@ -8,10 +8,25 @@ use crate::{ServiceError, ServiceResult};
 pub enum Caller {
     /// An operator with shell access to the server (`system (cli)`): may do anything.
     System { what: &'static str },
-    /// A console user, acting inside their own tenant with their own permissions.
-    User { id: UserId, tenant: TenantId, email: String, permissions: Permissions, ip: Option<String> },
-    /// A Public API call, running as the key's user with the key's effective permissions.
-    Key { key_id: KeyId, user_id: UserId, tenant: TenantId, permissions: Permissions, ip: Option<String> },
+    /// A console user, acting inside their own tenant with their own permissions and units
+    /// (`None`: every unit).
+    User {
+        id: UserId,
+        tenant: TenantId,
+        email: String,
+        permissions: Permissions,
+        units: Option<Vec<UnitId>>,
+        ip: Option<String>,
+    },
+    /// A Public API call, running as the key's user with the key's effective permissions and units.
+    Key {
+        key_id: KeyId,
+        user_id: UserId,
+        tenant: TenantId,
+        permissions: Permissions,
+        units: Option<Vec<UnitId>>,
+        ip: Option<String>,
+    },
 }
 
 impl Caller {
@@ -29,6 +44,17 @@ impl Caller {
         match self {
             Self::User { id, .. } | Self::Key { user_id: id, .. } => Some(*id),
             Self::System { .. } => None,
+        }
+    }
+
+    /// What the caller holds, for the grant ceiling; `None` for the command line, which holds
+    /// everything.
+    pub fn power(&self) -> Option<Power> {
+        match self {
+            Self::System { .. } => None,
+            Self::User { permissions, units, .. } | Self::Key { permissions, units, .. } => {
+                Some(Power::new(permissions.clone(), units.as_deref()))
+            }
         }
     }
 

@@ -71,6 +71,7 @@ pub fn record_write(resource: &str, body: &[u8]) {
                 | ServiceError::Conflict(_)
                 | ServiceError::Forbidden(_)
                 | ServiceError::InsufficientPermission(_)
+                | ServiceError::GrantExceedsActor(_)
                 | ServiceError::TooLarge(_),
             ) => {}
             Err(e @ (ServiceError::Store(_) | ServiceError::Internal(_))) => {

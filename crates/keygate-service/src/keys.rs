@@ -1,8 +1,8 @@
 //! Keys: issue, list, disable, enable, revoke, roll.
 
 use keygate_domain::{
-    ApiKeySecret, IpRanges, KeyId, KeyRecord, KeyStatus, Purpose, Scope, Scopes, TenantId, Timestamp, UnitId,
-    UserCategory, UserId,
+    ApiKeySecret, Gift, IpRanges, KeyId, KeyRecord, KeyStatus, Power, Purpose, Scope, Scopes, TenantId, Timestamp,
+    UnitId, UserCategory, UserId,
 };
 use keygate_store::{KeyListing, NewKey};
 
@@ -91,6 +91,14 @@ impl Keygate {
         {
             return Err(ServiceError::Invalid(format!("there is no unit {u} in this tenant")));
         }
+        let (_, owner_power) = self.user_power(tenant, owner.id).await?;
+        if let (Some(units), Some(owned)) = (&req.units, &owner_power.units)
+            && let Some(u) = units.iter().find(|u| !owned.contains(u))
+        {
+            return Err(ServiceError::Invalid(format!("unit {u} is not one of {}'s units", owner.email)));
+        }
+        let key_power = Power::of_key(&owner_power, scopes.as_ref(), req.units.as_deref());
+        self.judge(caller, tenant, &format!("key for {}", owner.email), Gift::Key { key: &key_power }).await?;
         if req.rate_limit_per_minute == Some(0) {
             return Err(ServiceError::Invalid("a key's rate limit must be at least 1 request per minute".into()));
         }
@@ -181,6 +189,10 @@ impl Keygate {
     ) -> ServiceResult<()> {
         let tenant = self.key_tenant(caller, tenant, id).await?;
         caller.require_configurator(tenant)?;
+        if enabled {
+            let key = self.key(tenant, id).await?;
+            self.judge_key(caller, tenant, &key).await?;
+        }
         let action = if enabled { "key.enabled" } else { "key.disabled" };
         self.db().keys().set_enabled(tenant, id, enabled, &caller.audit(tenant, action, format!("key {id}"))).await?;
         self.inner.verifier.forget_key(id);
@@ -214,6 +226,7 @@ impl Keygate {
             )));
         }
         let old = self.key(tenant, id).await?;
+        self.judge_key(caller, tenant, &old).await?;
         if old.status(Timestamp::now()) != KeyStatus::Active {
             return Err(ServiceError::Invalid(format!(
                 "key {id} is {}; only an active key can be rolled",
@@ -242,6 +255,39 @@ impl Keygate {
         self.inner.verifier.forget_key(id);
         let record = self.key(tenant, new_id).await?;
         Ok(IssuedKey { warnings: warnings(&record), secret, record })
+    }
+}
+
+/// What a key for one user may carry when the caller issues it: the console offers only these.
+#[derive(Debug, Clone)]
+pub struct KeyChoices {
+    /// Scopes the user holds and the caller may give (or that reach only the user's own records).
+    pub scopes: Vec<Scope>,
+    /// The user's units that the caller reaches too, with their names.
+    pub units: Vec<(UnitId, String)>,
+}
+
+impl Keygate {
+    /// The scopes and units the caller may put on a key for `owner`. Members of `Configurator`.
+    pub async fn key_choices(&self, caller: &Caller, tenant: TenantId, owner: UserId) -> ServiceResult<KeyChoices> {
+        caller.require_configurator(tenant)?;
+        let (_, owner_power) = self.user_power(tenant, owner).await?;
+        let power = caller.power();
+        let authority = power.as_ref().map_or(keygate_domain::Authority::Everything, keygate_domain::Authority::Holder);
+        let scopes = keygate_domain::giveable_scopes(authority, &owner_power);
+        let reach = |u: &UnitId| {
+            owner_power.units.as_ref().is_none_or(|s| s.contains(u))
+                && power.as_ref().and_then(|p| p.units.as_ref()).is_none_or(|s| s.contains(u))
+        };
+        let units = self.db().tenants().units(tenant).await?.into_iter().filter(|(u, _)| reach(u)).collect();
+        Ok(KeyChoices { scopes, units })
+    }
+
+    /// Enabling or rolling a key gives what it reaches to whoever holds it: the grant ceiling.
+    async fn judge_key(&self, caller: &Caller, tenant: TenantId, key: &KeyRecord) -> ServiceResult<()> {
+        let (owner, owner_power) = self.user_power(tenant, key.user_id).await?;
+        let key_power = Power::of_key(&owner_power, key.scopes.as_ref(), key.units.as_deref());
+        self.judge(caller, tenant, &format!("key {} of {}", key.id, owner.email), Gift::Key { key: &key_power }).await
     }
 }
 

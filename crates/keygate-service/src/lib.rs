@@ -6,17 +6,22 @@
 
 mod audit_log;
 mod caller;
+mod ceiling;
+mod cluster;
 mod demo;
 mod error;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
+mod groups;
 mod keys;
+mod listener;
 mod password;
 mod ratelimit;
 mod records;
 mod refusals;
 mod sessions;
 mod tenants;
+mod units;
 mod usage;
 mod usage_stats;
 mod users;
@@ -28,7 +33,9 @@ use keygate_store::Database;
 
 pub use caller::Caller;
 pub use error::{BadRequest, FieldError, ServiceError, ServiceResult};
-pub use keys::{IssueKey, IssuedKey, KeyOwner, KeyView};
+pub use groups::GroupView;
+pub use keys::{IssueKey, IssuedKey, KeyChoices, KeyOwner, KeyView};
+pub use listener::ListenerHealth;
 pub use password::{ARGON2_MEMORY_BYTES, generate_password, hash_password, verify_password};
 pub use ratelimit::RateState;
 pub use records::{Page, ViewParams};
@@ -42,8 +49,18 @@ pub use verify::{CheckRequest, Credential, Refused, Verified, VerifyRequest};
 /// Tunables of the service layer.
 #[derive(Debug, Clone)]
 pub struct ServiceConfig {
-    /// How often the change feed is read (cross-process invalidation).
+    /// How often the change feed is read (cross-process invalidation) where no listener pushes
+    /// changes (SQLite).
     pub change_poll: Duration,
+    /// On PostgreSQL, where every change is pushed to the change listener, the slower safety-net
+    /// feed read; a node whose listener has been down longer than this is not ready.
+    pub listener_poll: Duration,
+    /// Whether to hold the PostgreSQL listening connection (off behind a transaction-mode
+    /// pooler, which cannot carry `LISTEN`: every node then learns of changes from the poll).
+    pub change_listener: bool,
+    /// On PostgreSQL, whether rate limits and the failure throttle hold across nodes (counts
+    /// exchanged every 100 ms); off, each node limits on its own.
+    pub cluster_limits: bool,
     /// Safety net: a cached entry older than this is reloaded even without a change.
     pub cache_ttl: Duration,
     /// How often last-used times and refusal counts are written.
@@ -68,6 +85,9 @@ impl Default for ServiceConfig {
     fn default() -> Self {
         Self {
             change_poll: Duration::from_millis(200),
+            listener_poll: Duration::from_secs(2),
+            change_listener: true,
+            cluster_limits: true,
             cache_ttl: Duration::from_secs(60),
             flush_every: Duration::from_secs(5),
             max_failures_per_ip: 100,
@@ -114,6 +134,9 @@ struct Inner {
     unwritten: std::sync::Mutex<Unwritten>,
     /// Where this process is in the change feed; read by the poll and by [`Keygate::catch_up`].
     feed: tokio::sync::Mutex<verify::FeedCursor>,
+    listener: listener::ListenerState,
+    /// What the hot path counted for the next exchange with the other nodes.
+    cluster: cluster::ClusterCounts,
 }
 
 impl Keygate {
@@ -130,6 +153,8 @@ impl Keygate {
                 last_counts_flush: std::sync::Mutex::new(0),
                 unwritten: std::sync::Mutex::default(),
                 feed: tokio::sync::Mutex::default(),
+                listener: listener::ListenerState::default(),
+                cluster: cluster::ClusterCounts::default(),
             }),
         }
     }
@@ -150,7 +175,20 @@ impl Keygate {
     }
 
     async fn background(&self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
-        let mut poll = tokio::time::interval(self.inner.config.change_poll);
+        // On PostgreSQL changes are pushed; the poll is only the safety net then.
+        let pushed = self.db().backend() == keygate_store::Backend::Postgres && self.inner.config.change_listener;
+        let listening = {
+            let this = self.clone();
+            let shutdown = shutdown.clone();
+            tokio::spawn(async move { this.listen(shutdown).await })
+        };
+        let reconciling = {
+            let this = self.clone();
+            let shutdown = shutdown.clone();
+            tokio::spawn(async move { this.reconcile(shutdown).await })
+        };
+        let every = if pushed { self.inner.config.listener_poll } else { self.inner.config.change_poll };
+        let mut poll = tokio::time::interval(every);
         let mut flush = tokio::time::interval(self.inner.config.flush_every);
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -165,6 +203,8 @@ impl Keygate {
                 _ = shutdown.changed() => break,
             }
         }
+        let _ = listening.await;
+        let _ = reconciling.await;
         self.flush().await;
     }
 
@@ -173,7 +213,9 @@ impl Keygate {
     /// this, so that the server refuses on the very next request what was just disabled.
     pub async fn catch_up(&self) -> ServiceResult<()> {
         let mut feed = self.inner.feed.lock().await;
-        self.inner.verifier.apply_changes(&self.inner.db, &mut feed).await
+        self.inner.verifier.apply_changes(&self.inner.db, &mut feed).await?;
+        self.inner.listener.feed_read();
+        Ok(())
     }
 
     /// Writes pending last-used times and refusal counts now.
@@ -195,11 +237,21 @@ impl Keygate {
         };
         let started = std::time::Instant::now();
         let (usage, daily) = self.inner.verifier.usage.take(with_counts || everything);
-        if let Err(e) = self.inner.db.keys().record_usage(&usage).await {
-            tracing::warn!(error = %e, count = usage.len(), "writing last-used times failed");
+        let (written_usage, written_daily) = (usage.len(), daily.len());
+        let usage_failed = self.inner.db.keys().record_usage(&usage).await.err();
+        let daily_failed = self.inner.db.usage().add_daily(&daily).await.err();
+        if let Some(e) = &usage_failed {
+            tracing::warn!(error = %e, count = written_usage, "writing last-used times failed; kept for the next flush");
         }
-        if let Err(e) = self.inner.db.usage().add_daily(&daily).await {
-            tracing::warn!(error = %e, count = daily.len(), "writing per-day call counts failed");
+        if let Some(e) = &daily_failed {
+            tracing::warn!(error = %e, count = written_daily, "writing per-day call counts failed; kept for the next flush");
+        }
+        // Each write is one transaction: a failed one wrote nothing, so what it held is given back
+        // whole and neither lost nor counted twice.
+        if usage_failed.is_some() || daily_failed.is_some() {
+            let usage = if usage_failed.is_some() { usage } else { Vec::new() };
+            let daily = if daily_failed.is_some() { daily } else { Vec::new() };
+            self.inner.verifier.usage.give_back(usage, daily);
         }
         if with_counts || everything {
             let before = now.plus_millis(-keygate_store::CHANGE_RETENTION_MS);
@@ -213,10 +265,10 @@ impl Keygate {
             }
         }
         let refusals = self.write_refusals(everything).await;
-        if !usage.is_empty() || !daily.is_empty() || refusals > 0 {
+        if written_usage > 0 || written_daily > 0 || refusals > 0 {
             tracing::debug!(
-                last_used = usage.len(),
-                daily_counts = daily.len(),
+                last_used = written_usage,
+                daily_counts = written_daily,
                 refusals,
                 elapsed_ms = started.elapsed().as_millis() as u64,
                 "usage written behind"

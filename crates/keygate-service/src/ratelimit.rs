@@ -32,12 +32,24 @@ pub struct RateState {
 pub(crate) struct Bucket {
     tokens: f64,
     last: Instant,
+    /// The per-minute limit of the last call (it can change with the key or the tenant).
+    per_minute: u32,
 }
 
 impl Bucket {
     /// A full bucket: a key starts with its whole quota.
     pub(crate) fn full(per_minute: u32, now: Instant) -> Self {
-        Self { tokens: f64::from(per_minute.max(1)), last: now }
+        Self { tokens: f64::from(per_minute.max(1)), last: now, per_minute }
+    }
+
+    /// Takes away `n` tokens that other nodes spent for this key (cluster-wide limits). The bucket
+    /// may go into debt, at most one whole quota, which the refill pays back before the next call.
+    pub(crate) fn debit(&mut self, n: u32, now: Instant) {
+        let capacity = f64::from(self.per_minute.max(1));
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * capacity / 60.0).min(capacity) - f64::from(n);
+        self.tokens = self.tokens.max(-capacity);
+        self.last = now;
     }
 
     /// Takes one token if there is one; either way reports the state for the rate headers.
@@ -47,6 +59,7 @@ impl Bucket {
         let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
         self.tokens = (self.tokens + elapsed * per_sec).min(capacity);
         self.last = now;
+        self.per_minute = per_minute;
         let state = |tokens: f64, retry: Option<u64>| RateState {
             limit: per_minute,
             window_secs: 60,
@@ -136,7 +149,8 @@ impl FailureLimiter {
         std::mem::size_of_val(&*self.buckets) + std::mem::size_of::<Self>()
     }
 
-    fn source(ip: IpAddr) -> [u64; 2] {
+    /// The 16 bytes a source is known by across nodes: an IPv4 address, or an IPv6 /64.
+    pub(crate) fn source(ip: IpAddr) -> [u64; 2] {
         match keygate_domain::ip::normalise(ip) {
             IpAddr::V4(v4) => [0, 0xffff_0000_0000 | u64::from(u32::from(v4))],
             IpAddr::V6(v6) => [(u128::from(v6) >> 64) as u64, 0],
@@ -176,7 +190,11 @@ impl FailureLimiter {
     }
 
     pub(crate) fn failed(&self, ip: IpAddr, now: Instant) {
-        let source = Self::source(ip);
+        self.failed_times(Self::source(ip), 1, now);
+    }
+
+    /// Counts `n` failures of `source` at once: those other nodes saw (cluster-wide limits).
+    pub(crate) fn failed_times(&self, source: [u64; 2], n: u32, now: Instant) {
         let second = self.second(now);
         let mut bucket = self.bucket(source);
         let index = match bucket.iter().position(|s| s.last != 0 && s.source == source) {
@@ -191,7 +209,7 @@ impl FailureLimiter {
             }
         };
         let slot = &mut bucket[index];
-        slot.count = slot.count.saturating_add(1);
+        slot.count = slot.count.saturating_add(n);
         slot.last = second;
         if slot.count >= self.max {
             slot.blocked_until = second.saturating_add(self.block_secs);
@@ -237,6 +255,27 @@ mod tests {
         let refused = bucket.take(3, now).expect_err("over the limit");
         assert_eq!(refused.retry_after_secs, Some(20));
         assert!(bucket.take(3, now + Duration::from_secs(20)).is_ok(), "a token came back");
+    }
+
+    #[test]
+    fn a_bucket_debited_by_other_nodes_refuses_until_the_refill_pays_the_debt() {
+        let now = Instant::now();
+        let mut bucket = Bucket::full(60, now);
+        bucket.debit(90, now);
+        assert!(bucket.take(60, now).is_err(), "the whole quota and more was spent elsewhere");
+        assert!(bucket.take(60, now + Duration::from_secs(30)).is_err(), "30 s repay 30 of the 60 owed");
+        assert!(bucket.take(60, now + Duration::from_secs(61)).is_ok(), "the debt never exceeds one quota");
+    }
+
+    #[test]
+    fn failures_seen_by_other_nodes_count_towards_the_block() {
+        let limiter = FailureLimiter::new(100, Duration::from_secs(60));
+        let ip: IpAddr = "198.51.100.7".parse().expect("ip");
+        let now = Instant::now();
+        limiter.failed_times(FailureLimiter::source(ip), 99, now);
+        assert!(limiter.blocked(ip, now).is_none());
+        limiter.failed(ip, now);
+        assert!(limiter.blocked(ip, now).is_some(), "99 elsewhere and 1 here make 100");
     }
 
     #[test]

@@ -92,13 +92,9 @@ fn problem(p: FilterProblem) -> ServiceError {
 
 /// How far a key reaches into `resource` for `access`; `None`: not at all (403).
 fn visibility(v: &Verified, resource: Resource, access: Access) -> Option<Visibility> {
-    if v.key().scopes.as_ref().is_some_and(|s| !s.admits(resource, access)) {
-        return None;
-    }
-    match v.permissions().reach(resource, access) {
-        Some(Reach::All) => Some(Visibility::All),
-        // Without a grant a user still reaches the records they own.
-        Some(Reach::Own) | None => Some(Visibility::Own(v.owner.id)),
+    match v.owner.permissions.effective_reach(v.key().scopes.as_ref(), resource, access)? {
+        Reach::All => Some(Visibility::All),
+        Reach::Own => Some(Visibility::Own(v.owner.id)),
     }
 }
 
@@ -123,6 +119,13 @@ fn caller(v: &Verified, ip: Option<String>) -> Caller {
         user_id: v.owner.id,
         tenant: v.tenant.id,
         permissions: v.permissions().clone(),
+        units: keygate_domain::Power::of_key(
+            &keygate_domain::Power::new(v.owner.permissions.clone(), v.owner.units.as_deref()),
+            v.key().scopes.as_ref(),
+            v.key().units.as_deref(),
+        )
+        .units
+        .map(|u| u.into_iter().collect()),
         ip,
     }
 }
@@ -414,11 +417,12 @@ impl Keygate {
                 String::new()
             }
         };
+        const FIELDS: [&str; 6] = ["name", "email", "category", "groupNames", "groups", "units"];
         for k in object.keys() {
-            if !["name", "email", "category", "groupNames"].contains(&k.as_str()) {
+            if !FIELDS.contains(&k.as_str()) {
                 errors.push(FieldError {
                     field: k.clone(),
-                    message: "is not a field of users (name, email, category, groupNames)".into(),
+                    message: format!("is not a field of users ({})", FIELDS.join(", ")),
                 });
             }
         }
@@ -428,16 +432,8 @@ impl Keygate {
             None => "programmatic".to_owned(),
             Some(_) => text("category", &mut errors),
         };
-        let groups: Vec<String> = match object.get("groupNames") {
-            None => Vec::new(),
-            Some(Json::Array(items)) if items.iter().all(Json::is_string) => {
-                items.iter().filter_map(|g| g.as_str().map(str::to_owned)).collect()
-            }
-            Some(_) => {
-                errors.push(FieldError { field: "groupNames".into(), message: "must be a list of group names".into() });
-                Vec::new()
-            }
-        };
+        let groups = user_groups_field(object, &mut errors).unwrap_or_default();
+        let units = user_units_field(object, &mut errors).flatten();
         if !errors.is_empty() {
             return Err(ServiceError::InvalidFields(errors));
         }
@@ -445,18 +441,15 @@ impl Keygate {
             .create_user(
                 &caller(v, ip),
                 v.tenant.id,
-                crate::CreateUser { email, name, category, groups, units: None, password: None },
+                crate::CreateUser { email, name, category, groups, units, password: None },
             )
             .await
-            .map_err(|e| match e {
-                ServiceError::Invalid(m) => {
-                    ServiceError::InvalidFields(vec![FieldError { field: "user".into(), message: m }])
-                }
-                other => other,
-            })?;
+            .map_err(as_field_error)?;
         Ok((201, serde_json::json!({ "id": id }).to_string()))
     }
 
+    /// `active`, `groups` (or the original's `groupNames`) and `units` of a user; each change
+    /// passes the grant ceiling, and nothing is written unless every field is valid.
     async fn update_user_record(
         &self,
         v: &Verified,
@@ -464,26 +457,50 @@ impl Keygate {
         object: &Map<String, Json>,
         ip: Option<String>,
     ) -> ServiceResult<()> {
-        let errors: Vec<FieldError> = object
-            .iter()
-            .filter(|(k, val)| k.as_str() != "active" || !val.is_boolean())
-            .map(|(k, _)| FieldError {
-                field: k.clone(),
-                message: if k == "active" {
-                    "must be true or false".into()
-                } else {
-                    "cannot be changed through the API; only `active` can".into()
-                },
-            })
-            .collect();
+        let mut errors: Vec<FieldError> = Vec::new();
+        for (k, val) in object {
+            match k.as_str() {
+                "active" if !val.is_boolean() => {
+                    errors.push(FieldError { field: k.clone(), message: "must be true or false".into() });
+                }
+                "active" | "groups" | "groupNames" | "units" => {}
+                _ => errors.push(FieldError {
+                    field: k.clone(),
+                    message: "cannot be changed through the API; only `active`, `groups` and `units` can".into(),
+                }),
+            }
+        }
+        let groups = user_groups_field(object, &mut errors);
+        let units = user_units_field(object, &mut errors);
         if !errors.is_empty() {
             return Err(ServiceError::InvalidFields(errors));
         }
         let user = keygate_domain::UserId(id);
         // A user the key cannot see does not exist for it.
         self.user_by_id(v.tenant.id, user).await?;
+        let caller = caller(v, ip);
+        // Judge every change before writing any of them, so that a refusal writes nothing.
+        let (_, power) = self.user_power(v.tenant.id, user).await?;
         if let Some(active) = object.get("active").and_then(Json::as_bool) {
-            self.set_user_active(&caller(v, ip), v.tenant.id, user, active).await?;
+            let gift = if active {
+                keygate_domain::Gift::HandOver { target: &power }
+            } else {
+                keygate_domain::Gift::Edit { target: &power }
+            };
+            self.judge(&caller, v.tenant.id, &format!("user {id}"), gift).await?;
+        }
+        let mut plans = Vec::new();
+        if let Some(groups) = &groups {
+            plans.push(self.plan_user_groups(&caller, v.tenant.id, user, groups).await.map_err(as_field_error)?);
+        }
+        if let Some(units) = units {
+            plans.push(self.plan_user_units(&caller, v.tenant.id, user, units).await.map_err(as_field_error)?);
+        }
+        for plan in plans {
+            self.apply(plan).await?;
+        }
+        if let Some(active) = object.get("active").and_then(Json::as_bool) {
+            self.set_user_active(&caller, v.tenant.id, user, active).await?;
         }
         Ok(())
     }
@@ -669,6 +686,49 @@ impl Keygate {
                 _ => return Err("must be a list of at most 100 strings".into()),
             },
         }))
+    }
+}
+
+/// `groups` or `groupNames`: a list of group names; `None` when absent.
+fn user_groups_field(object: &Map<String, Json>, errors: &mut Vec<FieldError>) -> Option<Vec<String>> {
+    let (field, value) = ["groups", "groupNames"].into_iter().find_map(|k| object.get(k).map(|v| (k, v)))?;
+    if object.contains_key("groups") && object.contains_key("groupNames") {
+        errors.push(FieldError { field: "groups".into(), message: "give `groups` or `groupNames`, not both".into() });
+        return None;
+    }
+    match value {
+        Json::Array(items) if items.iter().all(Json::is_string) => {
+            Some(items.iter().filter_map(|g| g.as_str().map(str::to_owned)).collect())
+        }
+        _ => {
+            errors.push(FieldError { field: field.into(), message: "must be a list of group names".into() });
+            None
+        }
+    }
+}
+
+/// `units`: a list of unit numbers, or `null` for every unit; `None` when absent.
+fn user_units_field(object: &Map<String, Json>, errors: &mut Vec<FieldError>) -> Option<Option<Vec<UnitId>>> {
+    match object.get("units")? {
+        Json::Null => Some(None),
+        Json::Array(items) if !items.is_empty() && items.iter().all(|u| u.as_i64().is_some()) => {
+            Some(Some(items.iter().filter_map(Json::as_i64).map(UnitId).collect()))
+        }
+        _ => {
+            errors.push(FieldError {
+                field: "units".into(),
+                message: "must be a non-empty list of unit numbers, or null for every unit".into(),
+            });
+            None
+        }
+    }
+}
+
+/// Invalid input of a user write, reported as a field error like the record endpoints do.
+fn as_field_error(e: ServiceError) -> ServiceError {
+    match e {
+        ServiceError::Invalid(m) => ServiceError::InvalidFields(vec![FieldError { field: "user".into(), message: m }]),
+        other => other,
     }
 }
 
@@ -872,6 +932,101 @@ const SPECS: &[WriteSpec] = &[
     },
     WriteSpec { name: "users", table: "users", resource: Resource::Users, owner_field: "id", fields: &[] },
 ];
+
+/// A writable field of a record endpoint, described for the API contract (keygate-web's
+/// OpenAPI document), read from the same specs that validate writes so the two cannot drift.
+#[derive(Debug, Clone, Copy)]
+pub struct WritableField {
+    /// The JSON member name.
+    pub name: &'static str,
+    /// Required when creating.
+    pub required: bool,
+    /// Whether `null` is accepted (it clears the field).
+    pub nullable: bool,
+    /// The JSON type: `string`, `boolean`, `number`, `integer`, `object` or `array` (of strings).
+    pub json_type: &'static str,
+    /// `date` for `YYYY-MM-DD` strings.
+    pub format: Option<&'static str>,
+    pub max_length: Option<usize>,
+    /// The values a string may take, when they are fixed.
+    pub one_of: &'static [&'static str],
+    /// Bounds of a number: (minimum, exclusive), (maximum, exclusive).
+    pub minimum: Option<(f64, bool)>,
+    pub maximum: Option<(f64, bool)>,
+    /// What the value means or must be, in a few words.
+    pub about: &'static str,
+}
+
+impl Keygate {
+    /// The most rows a page of a view holds (`limit`).
+    pub const MAX_VIEW_LIMIT: u32 = MAX_LIMIT;
+
+    /// The record endpoints that take writes (`POST`, and `PATCH` but for `time`), each with its
+    /// writable fields. `users` has its own fields (see `create_user_record`) and lists none here.
+    pub fn writable_records() -> Vec<(&'static str, Vec<WritableField>)> {
+        SPECS.iter().map(|spec| (spec.name, spec.fields.iter().map(WritableField::of).collect())).collect()
+    }
+}
+
+impl WritableField {
+    fn of(f: &FieldSpec) -> Self {
+        let base = Self {
+            name: f.name,
+            required: f.required,
+            nullable: !(f.required || NOT_NULL.contains(&f.column)),
+            json_type: "string",
+            format: None,
+            max_length: None,
+            one_of: &[],
+            minimum: None,
+            maximum: None,
+            about: "",
+        };
+        match f.kind {
+            Kind::Text(max) => Self { max_length: Some(max), about: "text", ..base },
+            Kind::DocType => Self { one_of: DOCUMENT_TYPES, about: "the document's type", ..base },
+            Kind::Bool => Self { json_type: "boolean", ..base },
+            Kind::Date => Self { format: Some("date"), about: "a date YYYY-MM-DD", ..base },
+            Kind::Money => Self {
+                json_type: "number",
+                minimum: Some((-1e13, true)),
+                maximum: Some((1e13, true)),
+                about: "an amount such as 1250.50 (kept in cents)",
+                ..base
+            },
+            Kind::Hours => Self {
+                json_type: "number",
+                minimum: Some((0.0, true)),
+                maximum: Some((24.0, false)),
+                about: "hours, above 0 and at most 24",
+                ..base
+            },
+            Kind::Estimate => Self {
+                json_type: "number",
+                minimum: Some((0.0, false)),
+                maximum: Some((1e6, true)),
+                about: "a non-negative number of hours",
+                ..base
+            },
+            Kind::Ref(_) => Self {
+                json_type: "integer",
+                minimum: Some((1.0, false)),
+                about: "the id of a record of this unit that the key may read",
+                ..base
+            },
+            Kind::UserRef => Self {
+                json_type: "integer",
+                minimum: Some((1.0, false)),
+                about: "the id of a user of the tenant",
+                ..base
+            },
+            Kind::Properties => {
+                Self { json_type: "object", about: "custom properties, a JSON object of at most 1 MB", ..base }
+            }
+            Kind::Tags => Self { json_type: "array", about: "at most 100 strings", ..base },
+        }
+    }
+}
 
 fn write_spec(resource: &str) -> ServiceResult<&'static WriteSpec> {
     SPECS

@@ -272,6 +272,7 @@ impl Keygate {
                 tenant: tenant_id,
                 email: owner.email.clone(),
                 permissions: owner.permissions.clone(),
+                units: owner.units.clone(),
                 ip: ip.map(|ip| ip.to_string()),
             },
             user,

@@ -171,9 +171,52 @@ impl UsageBuffer {
     }
 }
 
+impl UsageBuffer {
+    /// Puts back what [`UsageBuffer::take`] gave out when writing it failed (the database was
+    /// unreachable: the transaction wrote nothing), so that the next flush writes it. A newer last
+    /// use noted meanwhile wins over a given-back one; counts add up.
+    pub(crate) fn give_back(&self, last_used: Vec<UsageUpdate>, counts: Vec<DailyCount>) {
+        let mut pending = self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        for update in last_used {
+            let Ok(ip) = update.ip.parse::<IpAddr>() else { continue };
+            pending.last_used.entry(update.key_id).or_insert((update.at, ip));
+        }
+        for c in counts {
+            let outcome = if c.outcome == ACCEPTED {
+                ACCEPTED
+            } else if let Some(code) = keygate_domain::RefusalCode::from_code(&c.outcome) {
+                code.code()
+            } else {
+                continue;
+            };
+            *pending.counts.entry((KeyId(c.key_id), c.day, outcome)).or_insert(0) +=
+                u64::try_from(c.count).unwrap_or(0);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn usage_given_back_after_a_failed_write_is_written_next_time_without_counting_twice() {
+        let buffer = UsageBuffer::default();
+        let live = CachedKey::for_test(KeyId(1));
+        let ip: IpAddr = "192.0.2.1".parse().expect("ip");
+        let t = Timestamp(10 * DAY_MS);
+        accept(&buffer, &live, t, ip);
+        accept(&buffer, &live, t.plus_millis(1), ip);
+        buffer.count_refusal(KeyId(1), t, "key_disabled");
+        let (last, counts) = buffer.take(true);
+        assert_eq!(counts.iter().map(|c| c.count).sum::<i64>(), 3);
+        buffer.give_back(last, counts);
+        accept(&buffer, &live, t.plus_millis(2), ip);
+        let (last, counts) = buffer.take(true);
+        assert_eq!(last.len(), 1);
+        assert_eq!(counts.iter().map(|c| c.count).sum::<i64>(), 4, "three given back, one new");
+        assert!(buffer.take(true).1.is_empty());
+    }
 
     fn accept(buffer: &UsageBuffer, entry: &Arc<CachedKey>, at: Timestamp, ip: IpAddr) {
         let notice = entry.live().usage.accept(at, ip);

@@ -408,6 +408,21 @@ impl Verifier {
         ]
     }
 
+    /// Charges `n` calls another node accepted for `id` to this node's bucket of that key, if it
+    /// has one (a key this node has not served yet starts with its full quota).
+    pub(crate) fn debit_key(&self, id: KeyId, n: u32, now: Instant) {
+        let digest = self.key_digests.read().unwrap_or_else(std::sync::PoisonError::into_inner).get(&id).copied();
+        let Some(entry) = digest.and_then(|d| self.keys.get_stale(&d)) else { return };
+        if let Some(bucket) = entry.live().bucket.as_mut() {
+            bucket.debit(n, now);
+        }
+    }
+
+    /// Counts `n` failed verifications another node saw from `source`.
+    pub(crate) fn failed_elsewhere(&self, source: [u64; 2], n: u32, now: Instant) {
+        self.failures.failed_times(source, n, now);
+    }
+
     pub(crate) fn forget_user(&self, id: UserId) {
         self.owners.remove(&id);
     }
@@ -593,6 +608,7 @@ impl Keygate {
         if scope.throttled {
             v.failures.succeeded(source);
         }
+        self.inner.cluster.accepted(key.id);
         if let Some(notice) = notice {
             v.usage.note(&entry, notice);
         }
@@ -605,6 +621,7 @@ impl Keygate {
         let v = &self.inner.verifier;
         if scope.throttled {
             v.failures.failed(scope.source, now);
+            self.inner.cluster.failed(crate::ratelimit::FailureLimiter::source(scope.source));
         }
         v.refusals.record(scope.audit_tenant(), None, code, scope.source, scope.claimed, detail);
         code.into()

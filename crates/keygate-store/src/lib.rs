@@ -14,11 +14,16 @@ use sqlx::{
 };
 
 mod audit;
+mod backup;
 mod changes;
+mod cluster;
+mod copy;
 pub mod files;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
+mod groups;
 mod keys;
+mod listen;
 mod records;
 mod rows;
 mod sessions;
@@ -29,8 +34,13 @@ mod usage;
 mod users;
 
 pub use audit::{AuditFilter, AuditRecord};
+
 pub use changes::{CHANGE_RETENTION_MS, Change, ChangeKind};
+pub use cluster::{Count, CountKind, ReportedCount};
+pub use copy::{CopyReport, TableCopy, copy_sqlite_to_postgres};
+pub use groups::Groups;
 pub use keys::{KeyListing, NewKey, UsageUpdate};
+pub use listen::{CHANGE_CHANNEL, ChangeListener};
 pub use records::{
     FieldValue, Idempotency, PageRows, Properties, RecordWrite, Records, RowShape, SqlType, ViewQuery, Visibility,
 };

@@ -188,6 +188,66 @@ impl Tenants<'_> {
         })
     }
 
+    /// Renames a unit.
+    pub async fn rename_unit(&self, tenant: TenantId, unit: UnitId, name: &str, audit: &AuditEntry) -> StoreResult<()> {
+        on_pool!(self.0, p => {
+            let mut tx = p.begin().await?;
+            let done = sqlx::query("UPDATE units SET name = $3 WHERE tenant_id = $1 AND unit_id = $2")
+                .bind(tenant.0)
+                .bind(unit.0)
+                .bind(name)
+                .execute(&mut *tx)
+                .await?;
+            if done.rows_affected() == 0 {
+                return Err(StoreError::NotFound(format!("unit {unit}")));
+            }
+            append_audit!(&mut *tx, audit)?;
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    /// Deletes a unit that holds no records and is not the tenant's last.
+    pub async fn delete_unit(&self, tenant: TenantId, unit: UnitId, audit: &AuditEntry) -> StoreResult<()> {
+        on_pool!(self.0, p => {
+            let mut tx = p.begin().await?;
+            let records: i64 = sqlx::query_scalar(
+                "SELECT (SELECT COUNT(*) FROM companies WHERE tenant_id = $1 AND unit_id = $2) \
+                      + (SELECT COUNT(*) FROM persons WHERE tenant_id = $1 AND unit_id = $2) \
+                      + (SELECT COUNT(*) FROM jobs WHERE tenant_id = $1 AND unit_id = $2) \
+                      + (SELECT COUNT(*) FROM tasks WHERE tenant_id = $1 AND unit_id = $2) \
+                      + (SELECT COUNT(*) FROM documents WHERE tenant_id = $1 AND unit_id = $2) \
+                      + (SELECT COUNT(*) FROM time_entries WHERE tenant_id = $1 AND unit_id = $2)",
+            )
+            .bind(tenant.0)
+            .bind(unit.0)
+            .fetch_one(&mut *tx)
+            .await?;
+            if records > 0 {
+                return Err(StoreError::Conflict(format!("unit {unit} holds {records} record(s) and cannot be deleted")));
+            }
+            let units: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM units WHERE tenant_id = $1")
+                .bind(tenant.0)
+                .fetch_one(&mut *tx)
+                .await?;
+            let done = sqlx::query("DELETE FROM units WHERE tenant_id = $1 AND unit_id = $2")
+                .bind(tenant.0)
+                .bind(unit.0)
+                .execute(&mut *tx)
+                .await?;
+            if done.rows_affected() == 0 {
+                return Err(StoreError::NotFound(format!("unit {unit}")));
+            }
+            if units <= 1 {
+                return Err(StoreError::Conflict(format!("unit {unit} is the tenant's only unit")));
+            }
+            record_change!(&mut *tx, ChangeKind::Tenant, tenant.0)?;
+            append_audit!(&mut *tx, audit)?;
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
     /// Switches the tenant's Public API on or off.
     pub async fn set_public_api(&self, tenant: TenantId, on: bool, audit: &AuditEntry) -> StoreResult<()> {
         self.update(tenant, "UPDATE tenants SET public_api = $2 WHERE id = $1", Value::Bool(on), audit).await

@@ -8,7 +8,7 @@ use keygate_domain::{
 
 use crate::{
     ChangeKind, Database, StoreError, StoreResult, append_audit, on_pool, on_unique, record_change,
-    rows::{from_json, to_json, units_from_json, units_to_json},
+    rows::{from_json, units_from_json, units_to_json},
 };
 
 /// A user as stored, with the names of their groups. The password hash never leaves the store
@@ -64,7 +64,7 @@ const USER_COLUMNS: &str =
     "id, tenant_id, email, name, category, active, (password_hash IS NOT NULL) AS has_password, units, created_at";
 
 #[derive(sqlx::FromRow)]
-struct GroupRow {
+pub(crate) struct GroupRow {
     id: i64,
     name: String,
     system: Option<String>,
@@ -72,7 +72,7 @@ struct GroupRow {
 }
 
 impl GroupRow {
-    fn into_record(self) -> StoreResult<GroupRecord> {
+    pub(crate) fn into_record(self) -> StoreResult<GroupRecord> {
         let grants = from_json(&self.grants, "group grants")?
             .iter()
             .map(|g| g.parse::<Grant>())
@@ -220,7 +220,7 @@ impl Users<'_> {
         })
     }
 
-    /// Sets (or clears) a user's password hash.
+    /// Sets (or clears) a user's password hash and ends every console session of that user.
     pub async fn set_password_hash(
         &self,
         tenant: TenantId,
@@ -239,6 +239,7 @@ impl Users<'_> {
             if done.rows_affected() == 0 {
                 return Err(StoreError::NotFound(format!("user {user}")));
             }
+            sqlx::query("DELETE FROM console_sessions WHERE user_id = $1").bind(user.0).execute(&mut *tx).await?;
             append_audit!(&mut *tx, audit)?;
             tx.commit().await?;
             Ok(())
@@ -269,53 +270,85 @@ impl Users<'_> {
         let groups = self.groups_of(user).await?;
         let system: Vec<SystemGroup> = groups.iter().filter_map(|g| g.system).collect();
         let grants = groups.iter().flat_map(|g| g.grants.iter().copied());
+        let category = UserCategory::parse(&row.category)
+            .map_err(|_| StoreError::Corrupt(format!("user {}: category", row.id)))?;
         Ok(Some(OwnerState {
             id: user,
             tenant_id: TenantId(row.tenant_id),
-            category: UserCategory::parse(&row.category)
-                .map_err(|_| StoreError::Corrupt(format!("user {}: category", row.id)))?,
+            category,
             name: row.name,
             email: row.email,
             active: row.active,
-            permissions: Permissions::of_user(&system, grants),
+            permissions: Permissions::of_user(&system, grants).with_own_records(category == UserCategory::Personal),
             units: units_from_json(row.units.as_deref())?,
         }))
     }
 
-    /// The tenant's groups, system groups first.
-    pub async fn groups(&self, tenant: TenantId) -> StoreResult<Vec<GroupRecord>> {
-        let rows: Vec<GroupRow> = on_pool!(self.0, p => sqlx::query_as(
-            "SELECT id, name, system, grants FROM user_groups WHERE tenant_id = $1 ORDER BY system IS NULL, name",
-        )
-        .bind(tenant.0)
-        .fetch_all(p)
-        .await)?;
-        rows.into_iter().map(GroupRow::into_record).collect()
-    }
-
-    /// Creates a custom group granting `grants`.
-    pub async fn create_group(
+    /// Replaces a user's memberships with `groups` (ids of this tenant's groups).
+    pub async fn set_groups(
         &self,
         tenant: TenantId,
-        name: &str,
-        grants: &[Grant],
+        user: UserId,
+        groups: &[GroupId],
         audit: &AuditEntry,
-    ) -> StoreResult<GroupId> {
-        let grants = to_json(&grants.iter().map(ToString::to_string).collect::<Vec<_>>());
+    ) -> StoreResult<()> {
         on_pool!(self.0, p => {
             let mut tx = p.begin().await?;
-            let id: i64 = sqlx::query_scalar(
-                "INSERT INTO user_groups (tenant_id, name, system, grants) VALUES ($1, $2, NULL, $3) RETURNING id",
-            )
-            .bind(tenant.0)
-            .bind(name)
-            .bind(grants)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(|e| on_unique(e, || format!("a group named `{name}` already exists")))?;
+            let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM users WHERE tenant_id = $1 AND id = $2")
+                .bind(tenant.0)
+                .bind(user.0)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if exists.is_none() {
+                return Err(StoreError::NotFound(format!("user {user}")));
+            }
+            sqlx::query("DELETE FROM memberships WHERE user_id = $1").bind(user.0).execute(&mut *tx).await?;
+            for group in groups {
+                // The group must be this tenant's: the insert selects it by tenant.
+                let done = sqlx::query(
+                    "INSERT INTO memberships (user_id, group_id) SELECT $1, id FROM user_groups WHERE tenant_id = $2 AND id = $3",
+                )
+                .bind(user.0)
+                .bind(tenant.0)
+                .bind(group.0)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| on_unique(e, || format!("group {} is listed twice", group.0)))?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::NotFound(format!("group {}", group.0)));
+                }
+            }
+            record_change!(&mut *tx, ChangeKind::User, user.0)?;
             append_audit!(&mut *tx, audit)?;
             tx.commit().await?;
-            Ok(GroupId(id))
+            Ok(())
+        })
+    }
+
+    /// Sets the units a user reaches (`None`: every unit).
+    pub async fn set_units(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        units: &Option<Vec<UnitId>>,
+        audit: &AuditEntry,
+    ) -> StoreResult<()> {
+        let units = units_to_json(units);
+        on_pool!(self.0, p => {
+            let mut tx = p.begin().await?;
+            let done = sqlx::query("UPDATE users SET units = $3 WHERE tenant_id = $1 AND id = $2")
+                .bind(tenant.0)
+                .bind(user.0)
+                .bind(units)
+                .execute(&mut *tx)
+                .await?;
+            if done.rows_affected() == 0 {
+                return Err(StoreError::NotFound(format!("user {user}")));
+            }
+            record_change!(&mut *tx, ChangeKind::User, user.0)?;
+            append_audit!(&mut *tx, audit)?;
+            tx.commit().await?;
+            Ok(())
         })
     }
 }

@@ -63,7 +63,7 @@ pub(crate) async fn capability(state: AppState, peer: SocketAddr, request: Reque
         .await
     {
         Ok(v) => v,
-        Err(refused) => return Problem::refused(refused, state.next_request_id()).into_response(),
+        Err(refused) => return Problem::refused(refused, state.next_request_id()).seen_from(ip).into_response(),
     };
     let fixed = verified.rendered(render_capability_rest);
     if fixed.is_empty() {
@@ -155,7 +155,10 @@ impl IntoResponse for Chunks {
 fn render_capability_rest(v: &Verified) -> Vec<u8> {
     let render = || -> serde_json::Result<Vec<u8>> {
         let key = v.key();
-        let mut out = br#","key":"#.to_vec();
+        let scopes = key.scopes.as_ref();
+        let mut out = br#","dormantScopes":"#.to_vec();
+        serde_json::to_writer(&mut out, &v.owner.permissions.dormant_scopes(scopes))?;
+        out.extend_from_slice(br#","key":"#);
         serde_json::to_writer(
             &mut out,
             &KeyBody {
@@ -168,7 +171,8 @@ fn render_capability_rest(v: &Verified) -> Vec<u8> {
             },
         )?;
         out.extend_from_slice(br#","permissions":"#);
-        serde_json::to_writer(&mut out, &PermissionList(v.permissions()))?;
+        // The own-records rule spelled out: what the key really reaches, not only its grants.
+        serde_json::to_writer(&mut out, &v.owner.permissions.effective_list(scopes))?;
         out.extend_from_slice(br#","tenant":"#);
         serde_json::to_writer(&mut out, v.tenant.slug.as_str())?;
         out.extend_from_slice(br#","user":"#);
@@ -195,31 +199,6 @@ impl serde::Serialize for Displayed<'_> {
         let mut seq = s.serialize_seq(None)?;
         for net in self.0.iter() {
             seq.serialize_element(&AsStr(net))?;
-        }
-        seq.end()
-    }
-}
-
-/// The permission list as `Permissions::to_strings` spells it, written without allocating.
-struct PermissionList<'a>(&'a keygate_domain::Permissions);
-
-impl serde::Serialize for PermissionList<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeSeq;
-        let p = self.0;
-        let mut seq = s.serialize_seq(None)?;
-        for (on, name) in [
-            (p.supervisor, "supervisor"),
-            (p.configurator, "configurator"),
-            (p.user_configurator, "user-configurator"),
-            (p.verify_keys, "keys:verify"),
-        ] {
-            if on {
-                seq.serialize_element(name)?;
-            }
-        }
-        for grant in p.grants() {
-            seq.serialize_element(&AsStr(grant))?;
         }
         seq.end()
     }

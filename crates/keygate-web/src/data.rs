@@ -60,7 +60,7 @@ async fn authenticate(
         .await
     {
         Ok(v) => Ok((v, unit_id, ip.to_string())),
-        Err(refused) => Err(Problem::refused(refused, state.next_request_id()).into_response()),
+        Err(refused) => Err(Problem::refused(refused, state.next_request_id()).seen_from(ip).into_response()),
     }
 }
 

@@ -10,6 +10,7 @@ mod console;
 mod data;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
+pub mod openapi;
 mod ops;
 mod problem;
 mod public_api;
@@ -148,6 +149,7 @@ fn app(state: AppState) -> Router {
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
+        .route("/openapi.json", get(openapi::serve_document))
         .merge(console::routes())
         .with_state(state)
 }

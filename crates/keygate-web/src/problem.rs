@@ -83,6 +83,13 @@ impl Problem {
             ServiceError::Forbidden(detail) => {
                 Self::new(StatusCode::FORBIDDEN, "forbidden", "Forbidden", request_id).detail(detail)
             }
+            ServiceError::GrantExceedsActor(detail) => Self::new(
+                StatusCode::FORBIDDEN,
+                "grant_exceeds_actor",
+                "This would give a power the caller does not hold",
+                request_id,
+            )
+            .detail(detail),
             ServiceError::TooLarge(detail) => Self::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "page_too_large",
@@ -100,6 +107,17 @@ impl Problem {
                 )
             }
         }
+    }
+
+    /// Says which address keygate judged, on `ip_not_allowed` (the caller may be behind a proxy or
+    /// NAT and not know what address it calls from).
+    pub(crate) fn seen_from(mut self, ip: std::net::IpAddr) -> Self {
+        if self.code == RefusalCode::IpNotAllowed.code() {
+            self.detail = Some(format!(
+                "keygate saw this call come from {ip}, which is outside the key's IP ranges or the tenant's API whitelist"
+            ));
+        }
+        self
     }
 
     /// A refused call, with RFC 6750 `WWW-Authenticate` on 401/403 and rate headers on 429.

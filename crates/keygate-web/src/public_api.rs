@@ -61,6 +61,10 @@ pub(crate) fn endpoint(method: &Method, path: &str) -> Option<Endpoint> {
         ("views", Some(_)) if read => Endpoint::ReadView,
         ("views", Some(_)) => Endpoint::MethodNotAllowed("GET, HEAD"),
         (_, Some(_)) => return None,
+        // Time entries are written, never read one by one (the view `intervals.track` reads them).
+        ("time", None) if *method == Method::POST => Endpoint::CreateRecord,
+        ("time", None) if *method == Method::PATCH => Endpoint::UpdateRecord,
+        ("time", None) => Endpoint::MethodNotAllowed("POST, PATCH"),
         (_, None) if read => Endpoint::ReadRecord,
         (_, None) if *method == Method::POST => Endpoint::CreateRecord,
         (_, None) if *method == Method::PATCH => Endpoint::UpdateRecord,
@@ -162,6 +166,19 @@ mod tests {
             Some(Endpoint::MethodNotAllowed("GET, HEAD, POST, PATCH"))
         );
         assert_eq!(endpoint(&Method::POST, "/rest/v1/3/capability"), Some(Endpoint::MethodNotAllowed("GET, HEAD")));
+    }
+
+    #[test]
+    fn time_entries_are_written_not_read_one_by_one_and_allow_says_so() {
+        assert_eq!(endpoint(&Method::POST, "/rest/v1/3/time"), Some(Endpoint::CreateRecord));
+        assert_eq!(endpoint(&Method::PATCH, "/rest/v1/3/time"), Some(Endpoint::UpdateRecord));
+        for method in [Method::GET, Method::HEAD, Method::DELETE, Method::OPTIONS] {
+            assert_eq!(
+                endpoint(&method, "/rest/v1/3/time"),
+                Some(Endpoint::MethodNotAllowed("POST, PATCH")),
+                "{method}"
+            );
+        }
     }
 
     #[test]

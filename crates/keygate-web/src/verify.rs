@@ -149,7 +149,7 @@ pub(crate) async fn forward_auth(
             set("x-keygate-permissions", v.permissions().to_strings().join(" "));
             response
         }
-        Err(refused) => Problem::refused(refused, state.next_request_id()).into_response(),
+        Err(refused) => Problem::refused(refused, state.next_request_id()).seen_from(ip).into_response(),
     }
 }
 

@@ -15,6 +15,8 @@ pub struct FileConfig {
     pub database_url: Option<String>,
     pub trusted_proxies: Option<Vec<String>>,
     pub change_poll_ms: Option<u64>,
+    pub change_listener: Option<bool>,
+    pub cluster_limits: Option<bool>,
     /// Connections served at once (lowered to what the file-descriptor limit leaves room for).
     pub max_connections: Option<usize>,
     /// Connections one address (IPv6: one /64) may hold at once.
@@ -36,6 +38,10 @@ pub struct Config {
     pub trusted_proxies: Vec<String>,
     /// How often a server reads the change feed (changes made by other processes).
     pub change_poll: std::time::Duration,
+    /// On PostgreSQL, whether to hold the LISTEN connection for pushed invalidation.
+    pub change_listener: bool,
+    /// On PostgreSQL, whether rate limits and the failure throttle hold across nodes.
+    pub cluster_limits: bool,
     pub max_connections: usize,
     pub max_connections_per_address: usize,
     pub request_body_timeout: std::time::Duration,
@@ -66,7 +72,11 @@ impl Config {
         if let Some(url) = &database_url
             && !(url.starts_with("postgres://") || url.starts_with("postgresql://") || url.starts_with("sqlite://"))
         {
-            bail!("KEYGATE_DATABASE_URL must start with postgres:// or sqlite://");
+            let scheme = url.split_once("://").map_or(url.as_str(), |(s, _)| s);
+            bail!(
+                "the database URL (--database-url, KEYGATE_DATABASE_URL or database_url in the settings file) must \
+                 start with postgres:// or sqlite://, not `{scheme}://`; leave it unset for the embedded SQLite"
+            );
         }
         let trusted_proxies = match &global.trusted_proxies {
             Some(list) => list.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect(),
@@ -108,6 +118,13 @@ impl Config {
             request_body_timeout,
             password_hash_memory,
             change_poll: std::time::Duration::from_millis(change_poll_ms),
+            change_listener: global.change_listener.or(file.change_listener).unwrap_or(true),
+            cluster_limits: std::env::var("KEYGATE_CLUSTER_LIMITS")
+                .ok()
+                .map(|v| v.parse::<bool>().context("KEYGATE_CLUSTER_LIMITS must be true or false"))
+                .transpose()?
+                .or(file.cluster_limits)
+                .unwrap_or(true),
             listen,
             data_dir: global.data_dir.clone().or(file.data_dir).unwrap_or_else(|| PathBuf::from("./keygate-data")),
             database_url,
@@ -115,10 +132,57 @@ impl Config {
         })
     }
 
+    /// Fails early, with a message that says what to do, when the configured storage cannot work:
+    /// a data directory that is a file, an embedded database that does not exist (unless this
+    /// command may create one), or a PostgreSQL server that cannot be reached.
+    pub async fn check_storage(&self, may_create: bool) -> anyhow::Result<()> {
+        match &self.database_url {
+            None => {
+                let dir = &self.data_dir;
+                if dir.exists() && !dir.is_dir() {
+                    bail!(
+                        "the data directory {} is a file, not a directory; choose another with --data-dir",
+                        dir.display()
+                    );
+                }
+                let db = dir.join("keygate.db");
+                if !may_create && !db.exists() {
+                    bail!(
+                        "there is no keygate database at {}; create one with `keygate init --tenant SLUG --admin-email \
+                         EMAIL`, or choose an existing one with --data-dir DIR (KEYGATE_DATA_DIR) or --database-url",
+                        db.display()
+                    );
+                }
+            }
+            Some(url) if url.starts_with("sqlite://") => {
+                let path = std::path::Path::new(&url["sqlite://".len()..]);
+                if !may_create && !path.exists() {
+                    bail!("there is no keygate database at {}; create one with `keygate init`", path.display());
+                }
+            }
+            Some(url) => {
+                if let Some(addr) = postgres_address(url) {
+                    let reach = tokio::time::timeout(
+                        std::time::Duration::from_secs(3),
+                        tokio::net::TcpStream::connect(addr.as_str()),
+                    );
+                    match reach.await {
+                        Ok(Ok(_)) => {}
+                        Ok(Err(e)) => bail!("cannot reach PostgreSQL at {addr}: {e}"),
+                        Err(_) => bail!("cannot reach PostgreSQL at {addr}: no answer within 3 s"),
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The service layer's settings.
     pub fn service_config(&self) -> keygate_service::ServiceConfig {
         keygate_service::ServiceConfig {
             change_poll: self.change_poll,
+            change_listener: self.change_listener,
+            cluster_limits: self.cluster_limits,
             password_hash_memory: self.password_hash_memory,
             ..keygate_service::ServiceConfig::default()
         }
@@ -143,5 +207,33 @@ impl Config {
             Some(_) => "PostgreSQL (KEYGATE_DATABASE_URL)".to_owned(),
             None => format!("SQLite in {}", self.data_dir.join("keygate.db").display()),
         }
+    }
+}
+
+/// `host:port` of a `postgres://user:password@host:port/db` URL, for a reachability check;
+/// `None` for forms this does not understand (sockets, several hosts), which are left to the driver.
+fn postgres_address(url: &str) -> Option<String> {
+    let rest = url.split_once("://")?.1;
+    let authority = rest.split(['/', '?']).next()?;
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    if host_port.is_empty() || host_port.contains(',') {
+        return None;
+    }
+    let has_port =
+        host_port.rsplit_once(':').is_some_and(|(h, p)| !h.ends_with(':') && p.parse::<u16>().is_ok() && !h.is_empty())
+            && !host_port.ends_with(']');
+    Some(if has_port { host_port.to_owned() } else { format!("{host_port}:5432") })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::postgres_address;
+
+    #[test]
+    fn the_postgres_address_is_read_from_the_url_without_its_credentials() {
+        assert_eq!(postgres_address("postgres://u:secret@db.example:6432/keygate").as_deref(), Some("db.example:6432"));
+        assert_eq!(postgres_address("postgresql://db.example/keygate").as_deref(), Some("db.example:5432"));
+        assert_eq!(postgres_address("postgres://u@[::1]:5433/k").as_deref(), Some("[::1]:5433"));
+        assert_eq!(postgres_address("postgres://u@h1:1,h2:2/k"), None);
     }
 }

@@ -28,6 +28,13 @@ pub fn init_logging() {
 pub async fn serve(keygate: Keygate, config: &Config) -> anyhow::Result<()> {
     let listener =
         TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
+    if keygate.db().tenants().list().await?.is_empty() {
+        tracing::warn!(
+            storage = %config.describe_storage(),
+            "this database has no tenant yet: every call will be refused; create one with \
+             `keygate init --tenant SLUG --admin-email EMAIL`"
+        );
+    }
     run_server(keygate, config, listener).await
 }
 
@@ -91,11 +98,15 @@ async fn shutdown_signal() {
 const DEMO_TENANT: &str = "demo";
 const DEMO_ADMIN: &str = "admin@demo.example";
 const DEMO_INTEGRATION: &str = "integration@demo.example";
+const DEMO_PURPOSE: &str = "keygate demo";
 
 /// Creates the demo tenant the first time, issues a fresh key for its programmatic user, prints
 /// a working curl line, and serves.
 pub async fn demo(keygate: Keygate, config: &Config, scale: u32) -> anyhow::Result<()> {
     let system = Caller::CLI;
+    // Listen first: a demo that cannot serve must not issue a key nobody will see.
+    let listener =
+        TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
     let slug = TenantSlug::parse(DEMO_TENANT).map_err(anyhow::Error::msg)?;
     let tenant = match keygate.db().tenants().by_slug(&slug).await? {
         Some(t) => t.policy.id,
@@ -120,7 +131,7 @@ pub async fn demo(keygate: Keygate, config: &Config, scale: u32) -> anyhow::Resu
                 "group.created",
                 "group Integration readers",
             );
-            keygate.db().users().create_group(outcome.tenant, "Integration readers", &grants, &audit).await?;
+            keygate.db().groups().create(outcome.tenant, "Integration readers", &grants, &audit).await?;
             let integration = keygate
                 .create_user(
                     &system,
@@ -140,13 +151,25 @@ pub async fn demo(keygate: Keygate, config: &Config, scale: u32) -> anyhow::Resu
             outcome.tenant
         }
     };
+    // One demo key at a time: the previous runs' keys (whose secrets were printed then) go.
+    let mut replaced = 0;
+    for view in keygate.list_keys(&system, tenant).await? {
+        let key = &view.listing.key;
+        if key.purpose.as_str() == DEMO_PURPOSE && key.revoked_at.is_none() {
+            keygate.revoke_key(&system, Some(tenant), key.id).await?;
+            replaced += 1;
+        }
+    }
+    if replaced > 0 {
+        println!("revoked {replaced} demo key(s) of earlier runs");
+    }
     let issued = keygate
         .issue_key(
             &system,
             tenant,
             IssueKey {
                 owner: KeyOwner::Email(DEMO_INTEGRATION.into()),
-                purpose: "keygate demo".into(),
+                purpose: DEMO_PURPOSE.into(),
                 ip_ranges: vec!["127.0.0.0/8".into(), "::1/128".into()],
                 expires: None,
                 scopes: None,
@@ -155,8 +178,6 @@ pub async fn demo(keygate: Keygate, config: &Config, scale: u32) -> anyhow::Resu
             },
         )
         .await?;
-    let listener =
-        TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
     println!(
         "demo key {} for {DEMO_INTEGRATION} (key id {}), valid from 127.0.0.0/8 and ::1:",

@@ -164,6 +164,7 @@ async fn console_user(w: &World, email: &str, groups: &[&str], category: &str) -
         tenant: w.tenant,
         email: email.into(),
         permissions: owner.permissions,
+        units: owner.units,
         ip: Some("127.0.0.1".into()),
     }
 }

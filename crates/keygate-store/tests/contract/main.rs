@@ -127,7 +127,7 @@ async fn a_new_tenant_has_unit_one_system_groups_and_an_admin_in_all_of_them(db:
     assert!(tenant.policy.ip_whitelist.allows_any_address());
     let admin = db.users().owner_state(f.admin).await.expect("read").expect("exists");
     assert!(admin.permissions.supervisor && admin.permissions.configurator && admin.permissions.user_configurator);
-    let groups: Vec<String> = db.users().groups(f.tenant).await.expect("groups").into_iter().map(|g| g.name).collect();
+    let groups: Vec<String> = db.groups().list(f.tenant).await.expect("groups").into_iter().map(|g| g.name).collect();
     assert_eq!(groups.len(), 3);
     assert!(groups.contains(&"User configurator".to_owned()));
 }

@@ -1,18 +1,16 @@
 //! The audit log page: every change and every refused call, newest first, filtered by user, key
 //! and action. Members of `Configurator` or `User configurator`.
 
-use std::net::SocketAddr;
-
 use askama::Template;
 use axum::{
-    extract::{ConnectInfo, Query, State},
-    http::{HeaderMap, StatusCode},
+    extract::{Query, State},
+    http::StatusCode,
     response::Response,
 };
 use keygate_domain::{KeyId, Timestamp, UserId};
 use keygate_store::AuditFilter;
 
-use super::{Chrome, Ctx, pages, render, service_error_page, when};
+use super::{Administrator, Chrome, render, service_error_page, when};
 use crate::AppState;
 
 const PAGE_SIZE: u32 = 100;
@@ -57,13 +55,15 @@ pub(crate) struct AuditPage {
     pub older: Option<String>,
 }
 
-const ACTIONS: [(&str, &str); 9] = [
+const ACTIONS: [(&str, &str); 11] = [
     ("key.", "any key change"),
     ("key.issued", "key issued"),
     ("key.disabled", "key disabled"),
     ("key.revoked", "key revoked"),
     ("key.rolled", "key rolled"),
     ("user.", "any user change"),
+    ("group.", "any group change"),
+    ("unit.", "any unit change"),
     ("tenant.", "any tenant change"),
     ("call.", "refused calls"),
     ("session.", "log-ins and log-outs"),
@@ -72,23 +72,9 @@ const ACTIONS: [(&str, &str); 9] = [
 /// The audit log. Members of `Configurator` or `User configurator`.
 pub(crate) async fn audit_page(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Administrator(ctx): Administrator,
     Query(q): Query<AuditQuery>,
-    headers: HeaderMap,
 ) -> Response {
-    let ctx = match Ctx::load(&state, peer, &headers).await {
-        Ok(ctx) => ctx,
-        Err(r) => return r,
-    };
-    let p = &ctx.session.permissions;
-    if !p.configurator && !p.user_configurator {
-        return pages::message_page(
-            StatusCode::FORBIDDEN,
-            Some(&ctx),
-            "Only Configurators and User configurators may read the audit log",
-            "The audit log shows every change and refused call of the tenant; it is for members of the Configurator or User configurator groups.",
-        );
-    }
     let filter = AuditFilter {
         user: q.user.trim().parse().ok().map(UserId),
         key: q.key.trim().parse().ok().map(KeyId),

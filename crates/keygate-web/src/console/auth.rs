@@ -13,7 +13,7 @@ use axum::{
 use keygate_service::{LoginError, LoginRequest};
 use secrecy::{ExposeSecret, SecretString};
 
-use super::{COOKIE, Ctx, Fields, pages::LoginPage, render, session_token};
+use super::{COOKIE, CsrfForm, Ctx, Fields, Session, pages::LoginPage, render};
 use crate::{AppState, CookieSecure, client_ip::client_ip};
 
 /// The log-in form. Anyone may see it.
@@ -88,15 +88,9 @@ pub(crate) async fn log_out(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    form: Fields,
+    Session(ctx): Session,
+    _form: CsrfForm,
 ) -> Response {
-    if session_token(&headers).is_none() {
-        return Redirect::to("/console/login").into_response();
-    }
-    let ctx = match Ctx::load_post(&state, peer, &headers, &form).await {
-        Ok(ctx) => ctx,
-        Err(r) => return r,
-    };
     if let Err(e) = state.keygate.logout(&ctx.session).await {
         return super::internal(&e);
     }

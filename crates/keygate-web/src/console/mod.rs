@@ -1,15 +1,22 @@
-//! The console: server-rendered pages for administrators (log in, the Public API page, users,
-//! audit log, usage). Works without JavaScript; every action goes through the service layer,
-//! exactly as the command line does, and is audited with the acting user and their address.
+//! The console: server-rendered pages for administrators (log in, the Public API page, users and
+//! one user's page, groups, units, audit log, usage). Works without JavaScript; every action goes
+//! through the service layer, exactly as the command line does, and is audited with the acting user
+//! and their address. The power a page needs is an extractor in its handler's signature
+//! ([`extract`]).
 //!
 //! Owns sessions cookies, cross-site request refusal and HTML. No SQL and no rules here.
 
+mod api_reference;
 mod audit;
 mod auth;
+mod extract;
+mod groups;
 mod guard;
 mod pages;
 mod public_api;
+mod units;
 mod usage;
+mod user;
 mod users;
 
 use std::net::{IpAddr, SocketAddr};
@@ -20,12 +27,13 @@ use axum::{
     http::{HeaderMap, HeaderValue, StatusCode, header},
     middleware,
     response::{IntoResponse, Redirect, Response},
-    routing::get,
+    routing::{get, post},
 };
-use keygate_service::{ServiceError, Session};
+use keygate_service::ServiceError;
 
 use crate::{AppState, client_ip::client_ip};
 
+pub(crate) use extract::{Administrator, Configurator, CsrfForm, Session, UserConfigurator};
 pub(crate) use pages::Chrome;
 
 /// The Public API page, at the end of the manual's path.
@@ -40,22 +48,35 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/console/style.css", get(stylesheet))
         .route("/console/copy.js", get(copy_script))
         .route("/console/login", get(auth::login_page).post(auth::log_in))
-        .route("/console/logout", axum::routing::post(auth::log_out))
+        .route("/console/logout", post(auth::log_out))
         .route("/console/configuration", get(pages::configuration))
         .route("/console/configuration/system", get(pages::system_configuration))
         .route("/console/configuration/system/integrations", get(pages::integrations))
         .route(PUBLIC_API, get(public_api::public_api_page))
-        .route(&format!("{PUBLIC_API}/switch"), axum::routing::post(public_api::switch_api))
-        .route(&format!("{PUBLIC_API}/whitelist"), axum::routing::post(public_api::set_whitelist))
-        .route(&format!("{PUBLIC_API}/keys"), axum::routing::post(public_api::generate_key))
+        .route(&format!("{PUBLIC_API}/switch"), post(public_api::switch_api))
+        .route(&format!("{PUBLIC_API}/whitelist"), post(public_api::set_whitelist))
+        .route(&format!("{PUBLIC_API}/keys"), post(public_api::generate_key))
         .route(
             &format!("{PUBLIC_API}/keys/{{id}}/{{action}}"),
             get(public_api::confirm_key_action).post(public_api::change_key),
         )
         .route("/console/users", get(users::users_page).post(users::create_user))
+        .route("/console/users/{id}", get(user::user_page))
+        .route("/console/users/{id}/groups", post(user::set_user_groups))
+        .route("/console/users/{id}/units", post(user::set_user_units))
+        .route("/console/users/{id}/password", post(user::set_user_password))
         .route("/console/users/{id}/{action}", get(users::confirm_user_action).post(users::change_user))
+        .route("/console/groups", get(groups::groups_page).post(groups::create_group))
+        .route("/console/groups/{id}", get(groups::group_page))
+        .route("/console/groups/{id}/grants", post(groups::set_group_grants))
+        .route("/console/groups/{id}/rename", post(groups::rename_group))
+        .route("/console/groups/{id}/delete", get(groups::confirm_delete_group).post(groups::delete_group))
+        .route("/console/units", get(units::units_page).post(units::create_unit))
+        .route("/console/units/{id}/rename", post(units::rename_unit))
+        .route("/console/units/{id}/delete", get(units::confirm_delete_unit).post(units::delete_unit))
         .route("/console/audit", get(audit::audit_page))
         .route("/console/usage", get(usage::usage_page))
+        .route("/console/api", get(api_reference::api_reference_page))
         .layer(middleware::from_fn(guard::refuse_cross_site_posts))
 }
 
@@ -75,10 +96,11 @@ async fn copy_script() -> Response {
         .into_response()
 }
 
-/// A logged-in request: the session, and the client address as keygate sees it.
-#[derive(Debug)]
+/// A logged-in request: the session, and the client address as keygate sees it. Handlers get it
+/// from one of the extractors in [`extract`], which name the power the handler needs.
+#[derive(Debug, Clone)]
 pub(crate) struct Ctx {
-    pub session: Session,
+    pub session: keygate_service::Session,
     pub ip: IpAddr,
 }
 
@@ -94,26 +116,6 @@ impl Ctx {
             Ok(None) => Err(Redirect::to("/console/login").into_response()),
             Err(e) => Err(internal(&e)),
         }
-    }
-
-    /// Like [`Ctx::load`], for a form post: the form's CSRF token must be the session's.
-    pub(crate) async fn load_post(
-        state: &AppState,
-        peer: SocketAddr,
-        headers: &HeaderMap,
-        form: &Fields,
-    ) -> Result<Self, Response> {
-        let ctx = Self::load(state, peer, headers).await?;
-        if !keygate_service::Keygate::csrf_matches(&ctx.session, form.get("csrf")) {
-            return Err(pages::message_page(
-                StatusCode::FORBIDDEN,
-                Some(&ctx),
-                "Form refused",
-                "This form was not sent from this session's own page (its CSRF token is missing or wrong). \
-                 Go back, reload the page and try again.",
-            ));
-        }
-        Ok(ctx)
     }
 
     pub(crate) fn chrome(&self) -> Chrome {
@@ -211,7 +213,9 @@ pub(crate) fn internal(e: &ServiceError) -> Response {
 /// A service error as a page: refusals say why, invalid input says what to fix.
 pub(crate) fn service_error_page(ctx: &Ctx, e: &ServiceError) -> Response {
     match e {
-        ServiceError::Forbidden(why) => pages::message_page(StatusCode::FORBIDDEN, Some(ctx), "Not allowed", why),
+        ServiceError::Forbidden(why) | ServiceError::GrantExceedsActor(why) => {
+            pages::message_page(StatusCode::FORBIDDEN, Some(ctx), "Not allowed", why)
+        }
         ServiceError::NotFound(what) => {
             pages::message_page(StatusCode::NOT_FOUND, Some(ctx), "Not found", &format!("{what} was not found."))
         }

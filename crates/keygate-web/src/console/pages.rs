@@ -1,17 +1,10 @@
 //! Page types (askama templates, HTML-escaped by default) and the three navigation pages on the
 //! manual's path: Configuration → System configuration → Integrations → Public API.
 
-use std::net::SocketAddr;
-
 use askama::Template;
-use axum::{
-    extract::{ConnectInfo, State},
-    http::{HeaderMap, StatusCode},
-    response::Response,
-};
-use keygate_service::Session;
+use axum::{extract::State, http::StatusCode, response::Response};
 
-use super::{Ctx, PUBLIC_API, render};
+use super::{Ctx, PUBLIC_API, Session, render};
 use crate::AppState;
 
 /// What every logged-in page shows around its content.
@@ -26,7 +19,7 @@ pub(crate) struct Chrome {
 }
 
 impl Chrome {
-    pub(crate) fn of(session: &Session) -> Self {
+    pub(crate) fn of(session: &keygate_service::Session) -> Self {
         Self {
             user_email: session.user.email.clone(),
             tenant: session.tenant.policy.slug.as_str().to_owned(),
@@ -89,15 +82,7 @@ pub(crate) const INTEGRATIONS: Crumb =
     Crumb { href: "/console/configuration/system/integrations", text: "Integrations" };
 
 /// The start page after log-in. Any logged-in user.
-pub(crate) async fn configuration(
-    State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-) -> Response {
-    let ctx = match Ctx::load(&state, peer, &headers).await {
-        Ok(ctx) => ctx,
-        Err(r) => return r,
-    };
+pub(crate) async fn configuration(State(state): State<AppState>, Session(ctx): Session) -> Response {
     let mut chrome = ctx.chrome();
     chrome.flash = ctx.take_flash(&state).await;
     let mut links = vec![MenuLink {
@@ -109,7 +94,18 @@ pub(crate) async fn configuration(
         links.push(MenuLink {
             href: "/console/users",
             text: "Users",
-            about: "Create users (including programmatic users for integrations), deactivate and reactivate them.",
+            about: "Create users (including programmatic users for integrations); change their groups, units and \
+                    passwords; deactivate and reactivate them.",
+        });
+        links.push(MenuLink {
+            href: "/console/groups",
+            text: "Groups",
+            about: "Groups and their grants: what their members (and the members' keys) may read and write.",
+        });
+        links.push(MenuLink {
+            href: "/console/units",
+            text: "Units",
+            about: "The units of your company: the {unitId} of the API.",
         });
     }
     if chrome.configurator || chrome.user_configurator {
@@ -139,15 +135,7 @@ pub(crate) async fn configuration(
 }
 
 /// System configuration. Any logged-in user may look; the pages below check their own rights.
-pub(crate) async fn system_configuration(
-    State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-) -> Response {
-    let ctx = match Ctx::load(&state, peer, &headers).await {
-        Ok(ctx) => ctx,
-        Err(r) => return r,
-    };
+pub(crate) async fn system_configuration(Session(ctx): Session) -> Response {
     render(
         StatusCode::OK,
         &MenuPage {
@@ -165,15 +153,7 @@ pub(crate) async fn system_configuration(
 }
 
 /// Integrations. Any logged-in user may look.
-pub(crate) async fn integrations(
-    State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-) -> Response {
-    let ctx = match Ctx::load(&state, peer, &headers).await {
-        Ok(ctx) => ctx,
-        Err(r) => return r,
-    };
+pub(crate) async fn integrations(Session(ctx): Session) -> Response {
     render(
         StatusCode::OK,
         &MenuPage {

@@ -1,18 +1,18 @@
 //! The Public API page: the tenant switch, the IP whitelist, generating keys (shown once), and
 //! the list of keys with disable / enable / revoke / roll. Members of `Configurator` only.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 
 use askama::Template;
 use axum::{
-    extract::{ConnectInfo, Path, State},
-    http::{HeaderMap, StatusCode},
+    extract::{Path, Query, State},
+    http::StatusCode,
     response::{IntoResponse, Redirect, Response},
 };
-use keygate_domain::{IpRanges, KeyId, Resource, Timestamp, UserCategory, UserId};
-use keygate_service::{IssueKey, IssuedKey, KeyOwner, KeyView};
+use keygate_domain::{IpRanges, KeyId, Scope, Timestamp, UnitId, UserCategory, UserId};
+use keygate_service::{IssueKey, IssuedKey, KeyOwner, KeyView, ServiceError};
 
-use super::{Chrome, Ctx, Fields, PUBLIC_API, pages, render, service_error_page, when};
+use super::{Chrome, Configurator, CsrfForm, Ctx, Fields, PUBLIC_API, pages, render, service_error_page, when};
 use crate::AppState;
 
 /// A key that was just generated: shown in this response only.
@@ -54,6 +54,7 @@ pub(crate) struct KeyRow {
     pub created_at: String,
     pub expires: String,
     pub ranges: String,
+    pub scopes: String,
     pub last_used: String,
     pub status: &'static str,
     pub status_class: String,
@@ -71,6 +72,15 @@ pub(crate) struct GenerateForm {
     pub debug_only: bool,
     pub owner: String,
     pub scopes: Vec<String>,
+    pub units: Vec<String>,
+}
+
+/// `?for=USER_ID` (or `me`): whose key the generate form is for. Without JavaScript the form
+/// cannot follow the user picker, so choosing a user reloads the page with that user's choices.
+#[derive(Debug, Default, serde::Deserialize)]
+pub(crate) struct ForQuery {
+    #[serde(default, rename = "for")]
+    owner: String,
 }
 
 #[derive(Template)]
@@ -86,11 +96,21 @@ pub(crate) struct PublicApiPage {
     pub max_date: String,
     pub today: String,
     pub owners: Vec<OwnerOption>,
+    /// Who the generate form issues for, as shown beside it.
+    pub owner_label: String,
+    /// Only the scopes the chosen user holds and the caller may give.
     pub scopes: Vec<ScopeOption>,
+    /// The chosen user's units that the caller reaches.
+    pub units: Vec<ScopeOption>,
     pub form: GenerateForm,
     pub nonce: String,
     pub fresh: Option<FreshKey>,
+    /// A mistake about the page as a whole, shown at its top.
     pub error: Option<String>,
+    /// Shown beside the whitelist form.
+    pub whitelist_error: Option<String>,
+    /// Shown beside the generate form, which keeps what was typed.
+    pub generate_error: Option<String>,
     pub keys: Vec<KeyRow>,
     pub base: &'static str,
 }
@@ -109,20 +129,16 @@ pub(crate) struct ConfirmPage {
     pub cancel: &'static str,
 }
 
-fn not_configurator(ctx: &Ctx) -> Response {
-    let groups =
-        if ctx.session.user.groups.is_empty() { "no groups".to_owned() } else { ctx.session.user.groups.join(", ") };
-    pages::message_page(
-        StatusCode::FORBIDDEN,
-        Some(ctx),
-        "Only Configurators may manage the Public API",
-        &format!(
-            "The Public API page (enabling the API, the IP whitelist and API keys) is for members of the \
-             Configurator group. You are logged in as {} ({}). Ask an administrator to add you to Configurator, \
-             or to generate the key for you.",
-            ctx.session.user.email, groups
-        ),
-    )
+/// What went wrong, and beside which form the page says so.
+#[derive(Debug)]
+enum Mistake {
+    Page(String),
+    /// What was wrong with the whitelist, and what was typed (shown again, not thrown away).
+    Whitelist {
+        message: String,
+        typed: String,
+    },
+    Generate(String),
 }
 
 /// A fresh form: the browser's own address as the key's range, the caller as its owner.
@@ -138,7 +154,7 @@ async fn page(
     status: StatusCode,
     form: GenerateForm,
     fresh: Option<FreshKey>,
-    error: Option<String>,
+    error: Option<Mistake>,
 ) -> Response {
     let k = &state.keygate;
     let caller = &ctx.session.caller;
@@ -155,35 +171,53 @@ async fn page(
         Ok(n) => n,
         Err(e) => return service_error_page(ctx, &e),
     };
+    let me = ctx.session.user.id;
+    let candidates: Vec<_> =
+        users.iter().filter(|u| u.category == UserCategory::Programmatic && u.active && u.id != me).collect();
+    let mut form = form;
+    let mut error = error;
+    let mut owner = owner_id(&form.owner, me);
+    if owner != me && !candidates.iter().any(|u| u.id == owner) {
+        error.get_or_insert_with(|| {
+            Mistake::Generate(
+                "Keys are generated for yourself or for an active programmatic user; choose one from the list."
+                    .to_owned(),
+            )
+        });
+        owner = me;
+        form.owner = "me".to_owned();
+    }
     let mut owners = vec![OwnerOption {
         value: "me".to_owned(),
         label: format!("Yourself ({})", ctx.session.user.email),
-        selected: form.owner == "me" || form.owner.is_empty(),
+        selected: owner == me,
     }];
-    owners.extend(users.iter().filter(|u| u.category == UserCategory::Programmatic && u.active).map(|u| {
-        let value = u.id.0.to_string();
-        OwnerOption {
-            selected: form.owner == value,
-            label: format!("{} <{}> — programmatic user", u.name, u.email),
-            value,
-        }
+    owners.extend(candidates.iter().map(|u| OwnerOption {
+        value: u.id.0.to_string(),
+        label: format!("{} <{}> — programmatic user", u.name, u.email),
+        selected: u.id == owner,
     }));
-    let mut scopes = Vec::new();
-    for r in Resource::ALL {
-        for access in ["read", "write"] {
-            let value = format!("{}:{access}", r.as_str());
-            scopes.push(ScopeOption {
-                checked: form.scopes.contains(&value),
-                label: format!("{} — {access}", r.as_str()),
-                value,
-            });
-        }
-    }
-    scopes.push(ScopeOption {
-        checked: form.scopes.iter().any(|s| s == "keys:verify"),
-        value: "keys:verify".to_owned(),
-        label: "keys — verify other keys (for services)".to_owned(),
-    });
+    let owner_label = owners.iter().find(|o| o.selected).map(|o| o.label.clone()).unwrap_or_default();
+    let choices = match k.key_choices(caller, tenant_id, owner).await {
+        Ok(c) => c,
+        Err(e) => return service_error_page(ctx, &e),
+    };
+    let scopes = choices
+        .scopes
+        .iter()
+        .map(|scope| {
+            let value = scope.to_string();
+            ScopeOption { checked: form.scopes.contains(&value), label: scope_label(*scope), value }
+        })
+        .collect();
+    let units = choices
+        .units
+        .iter()
+        .map(|(id, name)| {
+            let value = id.0.to_string();
+            ScopeOption { checked: form.units.contains(&value), label: format!("unit {id} — {name}"), value }
+        })
+        .collect();
     let now = Timestamp::now();
     let policy = &tenant.policy;
     let mut chrome = ctx.chrome();
@@ -194,7 +228,10 @@ async fn page(
             chrome,
             crumbs: vec![pages::SYSTEM, pages::INTEGRATIONS],
             api_on: policy.public_api,
-            whitelist: policy.ip_whitelist.to_strings().join("\n"),
+            whitelist: match &error {
+                Some(Mistake::Whitelist { typed, .. }) => typed.clone(),
+                _ => policy.ip_whitelist.to_strings().join("\n"),
+            },
             whitelist_any: policy.ip_whitelist.allows_any_address(),
             client_ip: ctx.ip.to_string(),
             max_days: policy.max_key_lifetime_days,
@@ -204,11 +241,24 @@ async fn page(
                 .unwrap_or_default(),
             today: now.plus_days(1).to_date_string(),
             owners,
+            owner_label,
             scopes,
+            units,
             form,
             nonce,
             fresh,
-            error,
+            error: match &error {
+                Some(Mistake::Page(m)) => Some(m.clone()),
+                _ => None,
+            },
+            whitelist_error: match &error {
+                Some(Mistake::Whitelist { message, .. }) => Some(message.clone()),
+                _ => None,
+            },
+            generate_error: match error {
+                Some(Mistake::Generate(m)) => Some(m),
+                _ => None,
+            },
             keys: keys.iter().map(|v| key_row(v, now)).collect(),
             base: PUBLIC_API,
         },
@@ -226,6 +276,7 @@ fn key_row(v: &KeyView, now: Timestamp) -> KeyRow {
         created_at: when(key.created_at),
         expires: key.expires_at.map_or_else(|| "never".to_owned(), when),
         ranges: key.ip_ranges.to_strings().join(", "),
+        scopes: key.scopes.as_ref().map_or_else(|| "inherit".to_owned(), |s| s.to_strings().join(" ")),
         last_used: match (key.last_used_at, &key.last_used_ip) {
             (Some(at), Some(ip)) => format!("{} from {ip}", when(at)),
             (Some(at), None) => when(at),
@@ -239,31 +290,41 @@ fn key_row(v: &KeyView, now: Timestamp) -> KeyRow {
     }
 }
 
-/// The Public API page. Members of `Configurator`; others get a 403 page that says why.
+/// The Public API page; `?for=` chooses whose key the generate form is for. Members of
+/// `Configurator`; others get a 403 page that says why.
 pub(crate) async fn public_api_page(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    Configurator(ctx): Configurator,
+    Query(q): Query<ForQuery>,
 ) -> Response {
-    let ctx = match configurator(Ctx::load(&state, peer, &headers).await) {
-        Ok(ctx) => ctx,
-        Err(r) => return r,
-    };
-    let form = default_form(ctx.ip);
+    let mut form = default_form(ctx.ip);
+    if !q.owner.trim().is_empty() {
+        q.owner.trim().clone_into(&mut form.owner);
+    }
     page(&state, &ctx, StatusCode::OK, form, None, None).await
+}
+
+/// The user a form's `owner` (`me` or a user id) names; anything else is the caller.
+fn owner_id(owner: &str, me: UserId) -> UserId {
+    match owner {
+        "me" | "" => me,
+        id => id.parse::<i64>().map_or(me, UserId),
+    }
+}
+
+fn scope_label(scope: Scope) -> String {
+    match scope {
+        Scope::Resource(r, a) => format!("{} — {}", r.as_str(), a.as_str()),
+        Scope::KeysVerify => "keys — verify other keys (for services)".to_owned(),
+    }
 }
 
 /// Switches the tenant's Public API on or off. Members of `Configurator`.
 pub(crate) async fn switch_api(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    form: Fields,
+    Configurator(ctx): Configurator,
+    CsrfForm(form): CsrfForm,
 ) -> Response {
-    let ctx = match configurator(Ctx::load_post(&state, peer, &headers, &form).await) {
-        Ok(ctx) => ctx,
-        Err(r) => return r,
-    };
     let on = form.get("enabled") == "on";
     match state.keygate.set_public_api(&ctx.session.caller, ctx.session.tenant.policy.id, on).await {
         Ok(()) => {
@@ -281,18 +342,14 @@ pub(crate) async fn switch_api(
 /// Replaces the tenant-wide API IP whitelist. Members of `Configurator`.
 pub(crate) async fn set_whitelist(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    form: Fields,
+    Configurator(ctx): Configurator,
+    CsrfForm(form): CsrfForm,
 ) -> Response {
-    let ctx = match configurator(Ctx::load_post(&state, peer, &headers, &form).await) {
-        Ok(ctx) => ctx,
-        Err(r) => return r,
-    };
     let ranges = split_ranges(form.get("ranges"));
+    let form_typed = form.get("ranges").to_owned();
     match state.keygate.set_whitelist(&ctx.session.caller, ctx.session.tenant.policy.id, &ranges).await {
         Ok(saved) => done(&state, &ctx, &format!("The API IP whitelist is now: {saved}.")).await,
-        Err(keygate_service::ServiceError::Invalid(why)) => {
+        Err(ServiceError::Invalid(why)) => {
             let form = default_form(ctx.ip);
             page(
                 &state,
@@ -300,7 +357,7 @@ pub(crate) async fn set_whitelist(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 form,
                 None,
-                Some(format!("Whitelist not saved: {why}")),
+                Some(Mistake::Whitelist { message: format!("Whitelist not saved: {why}"), typed: form_typed.clone() }),
             )
             .await
         }
@@ -337,14 +394,9 @@ const ALREADY_SHOWN: &str = "This form was already sent, so nothing was generate
 /// reload re-sends the form, whose single-use nonce is then spent). Members of `Configurator`.
 pub(crate) async fn generate_key(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    form: Fields,
+    Configurator(ctx): Configurator,
+    CsrfForm(form): CsrfForm,
 ) -> Response {
-    let ctx = match configurator(Ctx::load_post(&state, peer, &headers, &form).await) {
-        Ok(ctx) => ctx,
-        Err(r) => return r,
-    };
     let values = GenerateForm {
         purpose: form.get("purpose").to_owned(),
         ranges: form.get("ranges").to_owned(),
@@ -352,6 +404,7 @@ pub(crate) async fn generate_key(
         debug_only: form.checked("debug_only"),
         owner: form.get("owner").to_owned(),
         scopes: form.all("scope"),
+        units: form.all("unit"),
     };
     if let Some(refused) = spend_nonce(&state, &ctx, &form).await {
         return refused;
@@ -363,22 +416,25 @@ pub(crate) async fn generate_key(
     {
         let why = "0.0.0.0/0 and ::/0 admit calls from any address. Tick \"for debugging only\" to confirm that \
                    this is what you want, or give the integration's own address ranges.";
-        return page(&state, &ctx, StatusCode::UNPROCESSABLE_ENTITY, values, None, Some(why.to_owned())).await;
+        return page(
+            &state,
+            &ctx,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            values,
+            None,
+            Some(Mistake::Generate(why.to_owned())),
+        )
+        .await;
     }
-    let owner = match values.owner.as_str() {
-        "me" | "" => KeyOwner::Myself,
-        id => match id.parse::<i64>() {
-            Ok(id) => KeyOwner::Id(UserId(id)),
-            Err(_) => KeyOwner::Myself,
-        },
-    };
+    let owner = KeyOwner::Id(owner_id(&values.owner, ctx.session.user.id));
+    let units: Vec<UnitId> = values.units.iter().filter_map(|u| u.parse().ok()).map(UnitId).collect();
     let request = IssueKey {
         owner,
         purpose: values.purpose.clone(),
         ip_ranges: ranges,
         expires: Some(values.expires.clone()).filter(|e| !e.trim().is_empty()),
         scopes: Some(values.scopes.clone()).filter(|s| !s.is_empty()),
-        units: None,
+        units: Some(units).filter(|u| !u.is_empty()),
         rate_limit_per_minute: None,
     };
     let tenant = ctx.session.tenant.policy.id;
@@ -392,9 +448,28 @@ pub(crate) async fn generate_key(
             drop(issued);
             page(&state, &ctx, StatusCode::OK, default_form(ctx.ip), Some(shown), None).await
         }
-        Err(keygate_service::ServiceError::Invalid(why) | keygate_service::ServiceError::Forbidden(why)) => {
-            page(&state, &ctx, StatusCode::UNPROCESSABLE_ENTITY, values, None, Some(format!("No key generated: {why}")))
-                .await
+        Err(ServiceError::Invalid(why) | ServiceError::Forbidden(why)) => {
+            page(
+                &state,
+                &ctx,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                values,
+                None,
+                Some(Mistake::Generate(format!("No key generated: {why}"))),
+            )
+            .await
+        }
+        // The grant ceiling: the form stays as it was, with what the caller lacks beside it.
+        Err(ServiceError::GrantExceedsActor(why)) => {
+            page(
+                &state,
+                &ctx,
+                StatusCode::FORBIDDEN,
+                values,
+                None,
+                Some(Mistake::Generate(format!("No key generated: {why}"))),
+            )
+            .await
         }
         Err(e) => service_error_page(&ctx, &e),
     }
@@ -407,14 +482,9 @@ fn parse_action(action: &str) -> Option<&'static str> {
 /// The confirmation step before a key action (works without JavaScript). Members of `Configurator`.
 pub(crate) async fn confirm_key_action(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Configurator(ctx): Configurator,
     Path((id, action)): Path<(i64, String)>,
-    headers: HeaderMap,
 ) -> Response {
-    let ctx = match configurator(Ctx::load(&state, peer, &headers).await) {
-        Ok(ctx) => ctx,
-        Err(r) => return r,
-    };
     let Some(action) = parse_action(&action) else {
         return pages::message_page(StatusCode::NOT_FOUND, Some(&ctx), "Not found", "There is no such key action.");
     };
@@ -479,15 +549,10 @@ pub(crate) async fn confirm_key_action(
 /// Disables, enables, revokes or rolls a key. Members of `Configurator`.
 pub(crate) async fn change_key(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Configurator(ctx): Configurator,
     Path((id, action)): Path<(i64, String)>,
-    headers: HeaderMap,
-    form: Fields,
+    CsrfForm(form): CsrfForm,
 ) -> Response {
-    let ctx = match configurator(Ctx::load_post(&state, peer, &headers, &form).await) {
-        Ok(ctx) => ctx,
-        Err(r) => return r,
-    };
     let Some(action) = parse_action(&action) else {
         return pages::message_page(StatusCode::NOT_FOUND, Some(&ctx), "Not found", "There is no such key action.");
     };
@@ -530,16 +595,16 @@ async fn spend_nonce(state: &AppState, ctx: &Ctx, form: &Fields) -> Option<Respo
     match state.keygate.take_form_nonce(&ctx.session, form.get("nonce")).await {
         Ok(true) => None,
         Ok(false) => Some(
-            page(state, ctx, StatusCode::CONFLICT, default_form(ctx.ip), None, Some(ALREADY_SHOWN.to_owned())).await,
+            page(
+                state,
+                ctx,
+                StatusCode::CONFLICT,
+                default_form(ctx.ip),
+                None,
+                Some(Mistake::Page(ALREADY_SHOWN.to_owned())),
+            )
+            .await,
         ),
         Err(e) => Some(service_error_page(ctx, &e)),
     }
-}
-
-/// Every page and form here is for members of `Configurator`: a logged-in non-member gets the
-/// 403 page that says why.
-#[allow(clippy::result_large_err, reason = "it filters the `Result<Ctx, Response>` that `Ctx::load` returns")]
-fn configurator(loaded: Result<Ctx, Response>) -> Result<Ctx, Response> {
-    let ctx = loaded?;
-    if ctx.session.permissions.configurator { Ok(ctx) } else { Err(not_configurator(&ctx)) }
 }

@@ -2,18 +2,14 @@
 //! as inline SVG drawn here on the server (no chart library, no network). Members of
 //! `Configurator`.
 
-use std::{fmt::Write, net::SocketAddr};
+use std::fmt::Write;
 
 use askama::Template;
-use axum::{
-    extract::{ConnectInfo, State},
-    http::{HeaderMap, StatusCode},
-    response::Response,
-};
+use axum::{extract::State, http::StatusCode, response::Response};
 use keygate_domain::Timestamp;
 use keygate_service::KeyUsage;
 
-use super::{Chrome, Ctx, pages, render, service_error_page};
+use super::{Chrome, Configurator, render, service_error_page};
 use crate::AppState;
 
 const DAYS: i64 = 30;
@@ -48,23 +44,7 @@ pub(crate) struct UsagePage {
 }
 
 /// Calls per day for every key of the tenant. Members of `Configurator`.
-pub(crate) async fn usage_page(
-    State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-) -> Response {
-    let ctx = match Ctx::load(&state, peer, &headers).await {
-        Ok(ctx) => ctx,
-        Err(r) => return r,
-    };
-    if !ctx.session.permissions.configurator {
-        return pages::message_page(
-            StatusCode::FORBIDDEN,
-            Some(&ctx),
-            "Only Configurators may see key usage",
-            "Usage per API key is part of the Public API administration, for members of the Configurator group.",
-        );
-    }
+pub(crate) async fn usage_page(State(state): State<AppState>, Configurator(ctx): Configurator) -> Response {
     let k = &state.keygate;
     let tenant = ctx.session.tenant.policy.id;
     let (usage, keys) =

@@ -1,19 +1,22 @@
-//! The users page: list (programmatic users marked), create, deactivate and reactivate.
-//! Members of `User configurator` only.
-
-use std::net::SocketAddr;
+//! The users page: list (programmatic users marked), create, deactivate and reactivate; and one
+//! user's page: groups, units, password, and the user's keys with what they may do now.
+//! Members of `User configurator` only. What a form may give is the service's grant ceiling; a
+//! refusal is shown beside the form, which keeps what was typed.
 
 use askama::Template;
 use axum::{
-    extract::{ConnectInfo, Path, State},
-    http::{HeaderMap, StatusCode},
+    extract::{Path, State},
+    http::StatusCode,
     response::{IntoResponse, Redirect, Response},
 };
-use keygate_domain::{UnitId, UserCategory, UserId};
-use keygate_service::CreateUser;
+use keygate_domain::{Permissions, SystemGroup, UnitId, UserCategory, UserId};
+use keygate_service::{CreateUser, ServiceError};
+use keygate_store::{GroupRecord, UserRecord};
 use secrecy::SecretString;
 
-use super::{Chrome, Ctx, Fields, pages, public_api::ConfirmPage, render, service_error_page, when};
+use super::{
+    Chrome, CsrfForm, Ctx, Fields, UserConfigurator, pages, public_api::ConfirmPage, render, service_error_page, when,
+};
 use crate::AppState;
 
 #[derive(Debug)]
@@ -55,18 +58,6 @@ pub(crate) struct UsersPage {
     pub error: Option<String>,
 }
 
-fn not_user_configurator(ctx: &Ctx) -> Response {
-    pages::message_page(
-        StatusCode::FORBIDDEN,
-        Some(ctx),
-        "Only User configurators may manage users",
-        &format!(
-            "The users page is for members of the User configurator group. You are logged in as {}.",
-            ctx.session.user.email
-        ),
-    )
-}
-
 async fn page(
     state: &AppState,
     ctx: &Ctx,
@@ -78,11 +69,14 @@ async fn page(
     let k = &state.keygate;
     let caller = &ctx.session.caller;
     let tenant = ctx.session.tenant.policy.id;
-    let (users, groups, t) =
-        match (k.list_users(caller, tenant).await, k.list_groups(caller, tenant).await, k.tenant_by_id(tenant).await) {
-            (Ok(u), Ok(g), Ok(t)) => (u, g, t),
-            (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return service_error_page(ctx, &e),
-        };
+    let (users, groups, units) = match (
+        k.list_users(caller, tenant).await,
+        k.list_groups(caller, tenant).await,
+        k.list_units(caller, tenant).await,
+    ) {
+        (Ok(u), Ok(g), Ok(n)) => (u, g, n),
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return service_error_page(ctx, &e),
+    };
     let picked_groups = chosen.all("group");
     let picked_units = chosen.all("unit");
     let mut chrome = ctx.chrome();
@@ -114,16 +108,14 @@ async fn page(
                 .map(|g| Choice {
                     checked: picked_groups.contains(&g.name),
                     value: g.name.clone(),
-                    label: g.name.clone(),
+                    label: group_label(g),
                 })
                 .collect(),
-            units: t
-                .policy
-                .units
+            units: units
                 .iter()
-                .map(|u| {
-                    let value = u.0.to_string();
-                    Choice { checked: picked_units.contains(&value), label: format!("unit {value}"), value }
+                .map(|(id, name)| {
+                    let value = id.0.to_string();
+                    Choice { checked: picked_units.contains(&value), label: format!("unit {id} — {name}"), value }
                 })
                 .collect(),
             form,
@@ -133,35 +125,16 @@ async fn page(
 }
 
 /// The users list and the create form. Members of `User configurator`.
-pub(crate) async fn users_page(
-    State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-) -> Response {
-    let ctx = match Ctx::load(&state, peer, &headers).await {
-        Ok(ctx) => ctx,
-        Err(r) => return r,
-    };
-    if !ctx.session.permissions.user_configurator {
-        return not_user_configurator(&ctx);
-    }
+pub(crate) async fn users_page(State(state): State<AppState>, UserConfigurator(ctx): UserConfigurator) -> Response {
     page(&state, &ctx, StatusCode::OK, NewUserForm::default(), &Fields::default(), None).await
 }
 
 /// Creates a user. Members of `User configurator`.
 pub(crate) async fn create_user(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    form: Fields,
+    UserConfigurator(ctx): UserConfigurator,
+    CsrfForm(form): CsrfForm,
 ) -> Response {
-    let ctx = match Ctx::load_post(&state, peer, &headers, &form).await {
-        Ok(ctx) => ctx,
-        Err(r) => return r,
-    };
-    if !ctx.session.permissions.user_configurator {
-        return not_user_configurator(&ctx);
-    }
     let programmatic = form.get("category") == "programmatic";
     let password = form.get("password");
     let units: Vec<UnitId> = form.all("unit").iter().filter_map(|u| u.parse().ok()).map(UnitId).collect();
@@ -183,10 +156,10 @@ pub(crate) async fn create_user(
             }
             Redirect::to("/console/users").into_response()
         }
-        Err(keygate_service::ServiceError::Invalid(why) | keygate_service::ServiceError::Conflict(why)) => {
+        Err(e @ (ServiceError::Invalid(_) | ServiceError::Conflict(_) | ServiceError::GrantExceedsActor(_))) => {
             let values = NewUserForm { email, name: form.get("name").to_owned(), programmatic };
-            page(&state, &ctx, StatusCode::UNPROCESSABLE_ENTITY, values, &form, Some(format!("No user created: {why}")))
-                .await
+            let (status, why) = form_error(e);
+            page(&state, &ctx, status, values, &form, Some(format!("No user created: {why}"))).await
         }
         Err(e) => service_error_page(&ctx, &e),
     }
@@ -196,17 +169,9 @@ pub(crate) async fn create_user(
 /// `User configurator`.
 pub(crate) async fn confirm_user_action(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    UserConfigurator(ctx): UserConfigurator,
     Path((id, action)): Path<(i64, String)>,
-    headers: HeaderMap,
 ) -> Response {
-    let ctx = match Ctx::load(&state, peer, &headers).await {
-        Ok(ctx) => ctx,
-        Err(r) => return r,
-    };
-    if !ctx.session.permissions.user_configurator {
-        return not_user_configurator(&ctx);
-    }
     let tenant = ctx.session.tenant.policy.id;
     let user = match state.keygate.user_by_id(tenant, UserId(id)).await {
         Ok(u) => u,
@@ -268,18 +233,10 @@ pub(crate) async fn confirm_user_action(
 /// `User configurator`.
 pub(crate) async fn change_user(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    UserConfigurator(ctx): UserConfigurator,
     Path((id, action)): Path<(i64, String)>,
-    headers: HeaderMap,
-    form: Fields,
+    _form: CsrfForm,
 ) -> Response {
-    let ctx = match Ctx::load_post(&state, peer, &headers, &form).await {
-        Ok(ctx) => ctx,
-        Err(r) => return r,
-    };
-    if !ctx.session.permissions.user_configurator {
-        return not_user_configurator(&ctx);
-    }
     let active = match action.as_str() {
         "deactivate" => false,
         "activate" => true,
@@ -313,4 +270,36 @@ pub(crate) async fn change_user(
         }
         Err(e) => service_error_page(&ctx, &e),
     }
+}
+
+/// A refusal or a mistake in a form: the status, and the message to show beside the form.
+pub(crate) fn form_error(e: ServiceError) -> (StatusCode, String) {
+    match e {
+        ServiceError::GrantExceedsActor(why) | ServiceError::Forbidden(why) => (StatusCode::FORBIDDEN, why),
+        ServiceError::NotFound(what) => (StatusCode::NOT_FOUND, format!("{what} was not found")),
+        ServiceError::Invalid(why) | ServiceError::Conflict(why) => (StatusCode::UNPROCESSABLE_ENTITY, why),
+        other => (StatusCode::INTERNAL_SERVER_ERROR, other.to_string()),
+    }
+}
+
+/// A group's name as a checkbox label: system groups say what they are.
+pub(crate) fn group_label(g: &GroupRecord) -> String {
+    match g.system {
+        Some(SystemGroup::Supervisor) => format!("{} (system group: sees and changes everything)", g.name),
+        Some(SystemGroup::Configurator) => format!("{} (system group: configuration, Public API, keys)", g.name),
+        Some(SystemGroup::UserConfigurator) => format!("{} (system group: users, groups, units)", g.name),
+        None if g.grants.is_empty() => format!("{} (no grants)", g.name),
+        None => {
+            format!("{} ({})", g.name, g.grants.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "))
+        }
+    }
+}
+
+/// What a user may do now, from their groups and category (the rule the store applies on every
+/// call: grants of every group, and the own-records rule for personal users).
+pub(crate) fn permissions_of(user: &UserRecord, groups: &[GroupRecord]) -> Permissions {
+    let mine: Vec<&GroupRecord> = groups.iter().filter(|g| user.groups.contains(&g.name)).collect();
+    let system: Vec<SystemGroup> = mine.iter().filter_map(|g| g.system).collect();
+    Permissions::of_user(&system, mine.iter().flat_map(|g| g.grants.iter().copied()))
+        .with_own_records(user.category == UserCategory::Personal)
 }

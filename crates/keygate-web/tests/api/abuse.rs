@@ -722,8 +722,16 @@ async fn a_reference_to_a_record_the_key_cannot_see_is_refused_like_one_that_doe
     let r =
         app.client.post(app.url("/rest/v1/1/companies")).bearer_auth(admin.expose()).json(&json!({"name": "Theirs"}));
     let company: serde_json::Value = r.send().await.expect("send").json().await.expect("json");
-    // The test user holds no grant on companies: it sees only the companies it owns.
-    let erp = key_of(&app, crate::helpers::USER).await;
+    // A personal user without any grant sees only the companies it owns (a programmatic user
+    // would see none at all).
+    let pat = keygate_service::CreateUser {
+        email: "pat@acme.example".into(),
+        name: "Pat".into(),
+        category: "personal".into(),
+        ..Default::default()
+    };
+    app.keygate.create_user(&Caller::CLI, app.tenant, pat).await.expect("user");
+    let erp = key_of(&app, "pat@acme.example").await;
     let job = |company_id: &serde_json::Value| {
         app.client
             .post(app.url("/rest/v1/1/jobs"))

@@ -237,7 +237,9 @@ async fn an_unknown_email_and_a_wrong_password_get_the_same_answer() {
 #[tokio::test]
 async fn a_generated_key_is_shown_once_and_a_resent_form_does_not_show_it_again() {
     let app = spawn_app().await;
-    person(&app, ADMIN, &["Configurator"]).await;
+    // The grant ceiling: a key for the ERP user reaches what the Readers group grants, so its
+    // issuer holds those grants too.
+    person(&app, ADMIN, &["Configurator", "Readers"]).await;
     let cookie = session(&app, ADMIN).await;
     let (_, page) = get(&app, PUBLIC_API, &cookie).await;
     let form = [
@@ -319,7 +321,9 @@ async fn accepted_and_refused_calls_are_counted_per_key_and_day() {
 #[tokio::test]
 async fn rolling_a_key_in_the_console_shows_the_new_key_once_and_keeps_the_old_one_working_for_the_overlap() {
     let app = spawn_app().await;
-    person(&app, ADMIN, &["Configurator"]).await;
+    // The grant ceiling: a key for the ERP user reaches what the Readers group grants, so its
+    // issuer holds those grants too.
+    person(&app, ADMIN, &["Configurator", "Readers"]).await;
     let (old_id, old_key) = app.issue(&["127.0.0.1/32"], None).await;
     let cookie = session(&app, ADMIN).await;
     let confirm = format!("{PUBLIC_API}/keys/{old_id}/roll");
@@ -354,4 +358,420 @@ async fn the_users_page_is_for_user_configurators_only() {
     let (status, body) = get(&app, "/console/users", &session(&app, "hr@acme.example").await).await;
     assert_eq!(status, StatusCode::OK);
     assert!(body.contains(USER) && body.contains("Programmatic"), "the programmatic user is not listed and marked");
+}
+
+// ---- Issue 10: groups, units, one user's page, and the grant ceiling in the console's forms ----
+
+const HR: &str = "hr@acme.example";
+
+/// Posts a console form with the session's CSRF token (read from `page`, a page the session opened).
+async fn post(app: &TestApp, path: &str, cookie: &str, fields: &[(&str, &str)]) -> (StatusCode, String, String) {
+    let (_, page) = get(app, "/console/configuration", cookie).await;
+    let csrf = hidden(&page, "csrf");
+    let mut form: Vec<(&str, &str)> = vec![("csrf", csrf.as_str())];
+    form.extend_from_slice(fields);
+    let response = client().post(app.url(path)).header("cookie", cookie).form(&form).send().await.expect("post");
+    let status = response.status();
+    let location = response.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    (status, location, response.text().await.expect("body"))
+}
+
+async fn group_named(app: &TestApp, name: &str) -> Option<keygate_store::GroupRecord> {
+    app.keygate.list_groups(&Caller::CLI, app.tenant).await.expect("groups").into_iter().find(|g| g.name == name)
+}
+
+fn grants(g: &keygate_store::GroupRecord) -> Vec<String> {
+    g.grants.iter().map(ToString::to_string).collect()
+}
+
+#[tokio::test]
+async fn a_user_configurator_who_is_not_a_supervisor_cannot_create_a_supervisor_in_the_console() {
+    let app = spawn_app().await;
+    person(&app, HR, &["User configurator"]).await;
+    let cookie = session(&app, HR).await;
+    let (status, _, body) = post(
+        &app,
+        "/console/users",
+        &cookie,
+        &[
+            ("category", "personal"),
+            ("name", "Mallory"),
+            ("email", "mallory@acme.example"),
+            ("group", "Supervisor"),
+            ("group", "Configurator"),
+            ("password", PASSWORD),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(body.contains("No user created:") && body.contains("Supervisor"), "{body}");
+    assert!(body.contains("id=\"create-error\""), "the refusal is not shown beside the create form");
+    assert!(body.contains("value=\"mallory@acme.example\""), "what was typed is gone");
+    assert!(body.contains("value=\"Supervisor\" checked"), "the ticked group is gone");
+    let users = app.keygate.list_users(&Caller::CLI, app.tenant).await.expect("users");
+    assert!(!users.iter().any(|u| u.email == "mallory@acme.example"), "the refused user was written");
+    assert_eq!(log_in(&app, "mallory@acme.example", PASSWORD, &[]).await.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn groups_are_created_given_grants_renamed_and_deleted_through_the_console_forms() {
+    let app = spawn_app().await;
+    person(&app, ADMIN, &["Supervisor", "User configurator"]).await;
+    let cookie = session(&app, ADMIN).await;
+
+    let (status, location, _) = post(
+        &app,
+        "/console/groups",
+        &cookie,
+        &[("name", "Invoice export"), ("grant", "documents:read:all"), ("grant", "companies:read:all")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let group = group_named(&app, "Invoice export").await.expect("the group was created");
+    assert_eq!(grants(&group), ["companies:read:all", "documents:read:all"]);
+    assert_eq!(location, format!("/console/groups/{}", group.id.0));
+    let (status, page) = get(&app, &location, &cookie).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("Created the group Invoice export."));
+    assert!(
+        page.contains("value=\"documents:read:all\" checked")
+            && !page.contains("value=\"documents:write:all\" checked")
+    );
+
+    let (status, _, body) =
+        post(&app, "/console/groups", &cookie, &[("name", "invoice EXPORT"), ("grant", "jobs:read:own")]).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "names are unique whatever their case");
+    assert!(body.contains("already exists") && body.contains("value=\"invoice EXPORT\""), "{body}");
+
+    let grants_path = format!("/console/groups/{}/grants", group.id.0);
+    let (status, _, _) = post(&app, &grants_path, &cookie, &[("grant", "companies:read:all")]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(grants(&group_named(&app, "Invoice export").await.expect("group")), ["companies:read:all"]);
+
+    let rename = format!("/console/groups/{}/rename", group.id.0);
+    let (status, _, _) = post(&app, &rename, &cookie, &[("new_name", "ERP export")]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert!(group_named(&app, "ERP export").await.is_some() && group_named(&app, "Invoice export").await.is_none());
+
+    app.keygate.set_user_groups(&Caller::CLI, app.tenant, app.user, &["ERP export".to_owned()]).await.expect("member");
+    let delete = format!("/console/groups/{}/delete", group.id.0);
+    let (status, confirm) = get(&app, &delete, &cookie).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(confirm.contains(USER) && confirm.contains("Remove the memberships too"), "{confirm}");
+    let (status, _, body) = post(&app, &delete, &cookie, &[]).await;
+    assert_ne!(status, StatusCode::SEE_OTHER, "a group with members was deleted without force: {body}");
+    assert!(body.contains("Not deleted:"), "{body}");
+    assert!(group_named(&app, "ERP export").await.is_some());
+    let (status, location, _) = post(&app, &delete, &cookie, &[("force", "yes")]).await;
+    assert_eq!((status, location.as_str()), (StatusCode::SEE_OTHER, "/console/groups"));
+    assert!(group_named(&app, "ERP export").await.is_none());
+    let erp = app.keygate.user_by_id(app.tenant, app.user).await.expect("user");
+    assert!(!erp.groups.iter().any(|g| g == "ERP export"), "the membership outlived the group");
+}
+
+#[tokio::test]
+async fn system_groups_are_marked_and_offer_no_forms() {
+    let app = spawn_app().await;
+    person(&app, HR, &["User configurator"]).await;
+    let cookie = session(&app, HR).await;
+    let supervisor = group_named(&app, "Supervisor").await.expect("system group");
+    let (status, page) = get(&app, &format!("/console/groups/{}", supervisor.id.0), &cookie).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("System group") && page.contains("cannot be renamed, deleted or given grants"));
+    assert!(!page.contains("Save the grants") && !page.contains("Rename the group"));
+    let (status, _, _) =
+        post(&app, &format!("/console/groups/{}/grants", supervisor.id.0), &cookie, &[("grant", "jobs:read:own")])
+            .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(group_named(&app, "Supervisor").await.expect("group").grants.is_empty());
+}
+
+#[tokio::test]
+async fn a_group_may_grant_only_what_its_editor_holds_and_the_refusal_sits_beside_the_form() {
+    let app = spawn_app().await;
+    person(&app, HR, &["User configurator"]).await;
+    let cookie = session(&app, HR).await;
+    let (status, _, body) =
+        post(&app, "/console/groups", &cookie, &[("name", "Everything"), ("grant", "documents:read:all")]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(body.contains("No group created:") && body.contains("documents:read:all"), "{body}");
+    assert!(body.contains("id=\"create-error\"") && body.contains("value=\"Everything\""));
+    assert!(body.contains("value=\"documents:read:all\" checked"), "the ticked grant is gone");
+    assert!(group_named(&app, "Everything").await.is_none(), "the refused group was written");
+
+    let readers = group_named(&app, "Readers").await.expect("group");
+    let (status, _, body) =
+        post(&app, &format!("/console/groups/{}/grants", readers.id.0), &cookie, &[("grant", "invoices:write:all")])
+            .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(body.contains("Grants not changed:") && body.contains("id=\"grants-error\""), "{body}");
+    assert_eq!(grants(&group_named(&app, "Readers").await.expect("group")), grants(&readers));
+}
+
+#[tokio::test]
+async fn the_groups_and_units_pages_are_for_user_configurators_only() {
+    let app = spawn_app().await;
+    person(&app, ADMIN, &["Configurator"]).await;
+    let cookie = session(&app, ADMIN).await;
+    for path in ["/console/groups", "/console/units", &format!("/console/users/{}", app.user.0)] {
+        let (status, body) = get(&app, path, &cookie).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{path}");
+        assert!(body.contains("User configurator group"), "{path}: {body}");
+    }
+    let (status, _, _) = post(&app, "/console/groups", &cookie, &[("name", "Sneaky")]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(group_named(&app, "Sneaky").await.is_none());
+    let response = client().get(app.url("/console/groups")).send().await.expect("get");
+    assert_eq!(response.headers()["location"], "/console/login");
+}
+
+#[tokio::test]
+async fn a_new_console_form_without_the_session_csrf_token_is_refused() {
+    let app = spawn_app().await;
+    person(&app, HR, &["User configurator"]).await;
+    let cookie = session(&app, HR).await;
+    let response = client()
+        .post(app.url("/console/units"))
+        .header("cookie", &cookie)
+        .form(&[("csrf", "forged"), ("name", "Branch")])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert!(response.text().await.expect("body").contains("Form refused"));
+    assert_eq!(app.keygate.list_units(&Caller::CLI, app.tenant).await.expect("units").len(), 1);
+}
+
+#[tokio::test]
+async fn units_are_created_with_the_next_free_number_and_renamed() {
+    let app = spawn_app().await;
+    person(&app, HR, &["User configurator"]).await;
+    let cookie = session(&app, HR).await;
+    let (status, _, _) = post(&app, "/console/units", &cookie, &[("number", ""), ("name", "Branch office")]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (status, _, _) = post(&app, "/console/units", &cookie, &[("number", "10"), ("name", "Warehouse")]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (status, _, body) = post(&app, "/console/units", &cookie, &[("number", "10"), ("name", "Again")]).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(body.contains("No unit created:") && body.contains("value=\"Again\""), "{body}");
+    let (status, _, _) = post(&app, "/console/units/2/rename", &cookie, &[("name", "Branch office Graz")]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let units = app.keygate.list_units(&Caller::CLI, app.tenant).await.expect("units");
+    let names: Vec<(i64, &str)> = units.iter().map(|(id, name)| (id.0, name.as_str())).collect();
+    assert_eq!(&names[1..], [(2, "Branch office Graz"), (10, "Warehouse")]);
+    let (_, page) = get(&app, "/console/units", &cookie).await;
+    assert!(page.contains("Branch office Graz") && page.contains("New name for unit 10"));
+}
+
+#[tokio::test]
+async fn the_key_form_offers_only_the_scopes_the_chosen_user_holds_and_the_admin_may_give() {
+    let app = spawn_app().await;
+    // The admin holds invoices:read:all but not the ERP user's jobs grant.
+    let audit =
+        keygate_domain::AuditEntry::new(Some(app.tenant), Caller::CLI.actor(), "group.created", "group Billing");
+    app.keygate
+        .db()
+        .groups()
+        .create(app.tenant, "Billing", &["invoices:read:all".parse().expect("grant")], &audit)
+        .await
+        .expect("group");
+    person(&app, ADMIN, &["Configurator", "Billing"]).await;
+    let cookie = session(&app, ADMIN).await;
+    let (status, page) = get(&app, &format!("{PUBLIC_API}?for={}", app.user.0), &cookie).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains(&format!("name=\"owner\" value=\"{}\"", app.user.0)), "the form is not for the chosen user");
+    let offered: Vec<String> = page
+        .split("name=\"scope\" type=\"checkbox\" value=\"")
+        .skip(1)
+        .map(|rest| rest.split('"').next().expect("value").to_owned())
+        .collect();
+    let choices =
+        app.keygate.key_choices(&caller_of(&app, &cookie).await, app.tenant, app.user).await.expect("choices");
+    let giveable: Vec<String> = choices.scopes.iter().map(ToString::to_string).collect();
+    assert_eq!(offered, giveable, "the page offers other scopes than key_choices");
+    assert!(offered.contains(&"invoices:read".to_owned()));
+    assert!(!offered.contains(&"jobs:read".to_owned()), "a scope the admin may not give is offered");
+    assert!(page.contains("name=\"unit\" type=\"checkbox\" value=\"1\""), "no unit picker");
+}
+
+/// The caller behind a console session cookie, as the console's handlers see it.
+async fn caller_of(app: &TestApp, cookie: &str) -> Caller {
+    let token = cookie.split_once('=').expect("cookie pair").1;
+    app.keygate.session(token, None).await.expect("session").expect("a live session").caller
+}
+
+#[tokio::test]
+async fn a_key_beyond_the_issuers_permissions_is_refused_beside_the_form_and_nothing_is_issued() {
+    let app = spawn_app().await;
+    person(&app, ADMIN, &["Configurator"]).await;
+    let cookie = session(&app, ADMIN).await;
+    let (_, page) = get(&app, &format!("{PUBLIC_API}?for={}", app.user.0), &cookie).await;
+    let form = [
+        ("csrf", hidden(&page, "csrf")),
+        ("nonce", hidden(&page, "nonce")),
+        ("owner", app.user.0.to_string()),
+        ("purpose", "escalation attempt".to_owned()),
+        ("ranges", "127.0.0.1/32".to_owned()),
+    ];
+    let response = client()
+        .post(app.url(&format!("{PUBLIC_API}/keys")))
+        .header("cookie", &cookie)
+        .form(&form)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    let body = response.text().await.expect("body");
+    assert!(body.contains("No key generated:") && body.contains("id=\"generate-error\""), "{body}");
+    assert!(body.contains("value=\"escalation attempt\""), "the typed purpose is gone");
+    assert!(!body.contains("value=\"kg_"), "a key is shown");
+    assert!(app.keygate.list_keys(&Caller::CLI, app.tenant).await.expect("keys").is_empty());
+}
+
+#[tokio::test]
+async fn the_user_page_changes_groups_and_units_within_the_ceiling_and_shows_the_keys_effective_permissions() {
+    let app = spawn_app().await;
+    person(&app, ADMIN, &["Supervisor", "Configurator", "User configurator"]).await;
+    person(&app, HR, &["User configurator", "Readers"]).await;
+    app.issue(&["127.0.0.1/32"], Some(&["invoices:read", "companies:write"])).await;
+
+    let admin = session(&app, ADMIN).await;
+    let path = format!("/console/users/{}", app.user.0);
+    let (status, page) = get(&app, &path, &admin).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("invoices:read:all"), "the key's effective permissions are missing: {page}");
+    assert!(page.contains("<code>companies:write</code>"), "the dormant scope is not named");
+    assert!(page.contains(&format!("{PUBLIC_API}?for={}", app.user.0)), "no link to generate a key for the user");
+
+    let hr = session(&app, HR).await;
+    let (_, page) = get(&app, &path, &hr).await;
+    assert!(page.contains("API keys are listed for members of the Configurator group"));
+    let (status, _, body) =
+        post(&app, &format!("{path}/groups"), &hr, &[("group", "Readers"), ("group", "Supervisor")]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(body.contains("Groups not changed:") && body.contains("value=\"Supervisor\" checked"), "{body}");
+    assert_eq!(app.keygate.user_by_id(app.tenant, app.user).await.expect("user").groups, ["Readers"]);
+
+    let (status, _, _) =
+        post(&app, &format!("{path}/groups"), &admin, &[("group", "Readers"), ("group", "Configurator")]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let groups = app.keygate.user_by_id(app.tenant, app.user).await.expect("user").groups;
+    assert!(groups.contains(&"Configurator".to_owned()) && groups.contains(&"Readers".to_owned()), "{groups:?}");
+
+    let (status, _, _) = post(&app, &format!("{path}/units"), &hr, &[("reach", "some"), ("unit", "1")]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let units = app.keygate.user_by_id(app.tenant, app.user).await.expect("user").units;
+    assert_eq!(units, Some(vec![keygate_domain::UnitId(1)]));
+    let (status, _, body) = post(&app, &format!("{path}/units"), &hr, &[("reach", "some")]).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(body.contains("Units not changed:"));
+}
+
+#[tokio::test]
+async fn a_password_reset_on_the_user_page_ends_the_users_sessions_and_a_programmatic_user_may_have_none() {
+    let app = spawn_app().await;
+    person(&app, ADMIN, &["Supervisor", "User configurator"]).await;
+    person(&app, CLERK, &[]).await;
+    let admin = session(&app, ADMIN).await;
+    let clerk = session(&app, CLERK).await;
+    let clerk_id = app.keygate.user_by_email(app.tenant, CLERK).await.expect("clerk").id;
+    let path = format!("/console/users/{}/password", clerk_id.0);
+
+    let (status, _, body) = post(&app, &path, &admin, &[("password", "short")]).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(body.contains("Password not changed:") && body.contains("12 characters"), "{body}");
+    let (status, _, body) = post(&app, &path, &admin, &[("remove", "yes")]).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "a personal user's password was removed");
+    assert!(body.contains("personal user"), "{body}");
+
+    let (status, _, _) = post(&app, &path, &admin, &[("password", "a brand new secret phrase")]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (status, _) = get(&app, "/console/configuration", &clerk).await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "the clerk's session outlived the password reset");
+    assert_eq!(log_in(&app, CLERK, PASSWORD, &[]).await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(log_in(&app, CLERK, "a brand new secret phrase", &[]).await.status(), StatusCode::SEE_OTHER);
+
+    let erp = format!("/console/users/{}/password", app.user.0);
+    let (status, _, _) = post(&app, &erp, &admin, &[("password", "programmatic secret 1")]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (_, page) = get(&app, &format!("/console/users/{}", app.user.0), &admin).await;
+    assert!(page.contains("Remove the password"));
+    let (status, _, _) = post(&app, &erp, &admin, &[("remove", "yes")]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert!(!app.keygate.user_by_id(app.tenant, app.user).await.expect("user").has_password);
+}
+
+#[tokio::test]
+async fn the_users_list_links_each_user_to_their_page_and_the_nav_offers_groups_and_units() {
+    let app = spawn_app().await;
+    person(&app, HR, &["User configurator"]).await;
+    let cookie = session(&app, HR).await;
+    let (_, page) = get(&app, "/console/users", &cookie).await;
+    assert!(page.contains(&format!("href=\"/console/users/{}\"", app.user.0)));
+    assert!(page.contains("href=\"/console/groups\"") && page.contains("href=\"/console/units\""));
+}
+
+#[tokio::test]
+async fn the_guard_runs_before_the_form_is_read() {
+    let app = spawn_app().await;
+    let response = client()
+        .post(app.url("/console/groups"))
+        .header("content-type", "application/json")
+        .body("{not a form")
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(response.status(), StatusCode::SEE_OTHER, "an unreadable body was judged before the session");
+    assert_eq!(response.headers()["location"], "/console/login");
+
+    person(&app, CLERK, &[]).await;
+    let cookie = session(&app, CLERK).await;
+    let response = client()
+        .post(app.url("/console/groups"))
+        .header("cookie", &cookie)
+        .header("content-type", "application/json")
+        .body("{not a form")
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(response.status(), StatusCode::FORBIDDEN, "the group check comes before the body");
+    let (status, body) = get(&app, "/console/audit", &cookie).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(body.contains("Only Configurators and User configurators may read the audit log"));
+}
+
+#[tokio::test]
+async fn an_invalid_whitelist_names_every_bad_line_and_keeps_what_was_typed() {
+    let app = spawn_app().await;
+    person(&app, ADMIN, &["Configurator"]).await;
+    let cookie = session(&app, ADMIN).await;
+    let typed = "10.0.0.0/8\nexample.com\n192.168.1.300";
+    let (status, _, body) = post(&app, &format!("{PUBLIC_API}/whitelist"), &cookie, &[("ranges", typed)]).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(body.contains("`example.com` and `192.168.1.300` are not IP ranges"), "{body}");
+    assert!(body.contains(typed), "what was typed is shown again, not thrown away");
+}
+
+#[tokio::test]
+async fn the_api_reference_page_renders_the_served_contract_for_any_logged_in_user() {
+    let app = spawn_app().await;
+    person(&app, CLERK, &[]).await;
+    let (status, _) = get(&app, "/console/api", "keygate_session=none").await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "no session: the log-in page");
+    let cookie = session(&app, CLERK).await;
+    let (status, html) = get(&app, "/console/api", &cookie).await;
+    assert_eq!(status, StatusCode::OK);
+    for text in [
+        "GET /rest/v1/{unitId}/capability",
+        "GET /rest/v1/{unitId}/views/invoices.sales",
+        "PATCH /rest/v1/{unitId}/users",
+        "POST /v1/keys/verify",
+        "<code>key_revoked</code>",
+        "id=\"schema-Problem\"",
+        "href=\"/console/api\"",
+    ] {
+        assert!(html.contains(text), "the page should show `{text}`");
+    }
+    assert!(!html.contains("<script"), "no script");
+    assert!(!html.contains("src=\"http") && !html.contains("href=\"http"), "no external assets or links");
 }

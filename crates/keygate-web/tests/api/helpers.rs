@@ -49,7 +49,7 @@ async fn start(t: TestDatabase, web: WebConfig, config: ServiceConfig) -> TestAp
     keygate.set_public_api(&system, outcome.tenant, true).await.expect("api on");
     let grants: Vec<Grant> = vec!["invoices:read:all".parse().expect("grant"), "jobs:read:own".parse().expect("grant")];
     let audit = keygate_domain::AuditEntry::new(Some(outcome.tenant), system.actor(), "group.created", "group Readers");
-    t.db.users().create_group(outcome.tenant, "Readers", &grants, &audit).await.expect("group");
+    t.db.groups().create(outcome.tenant, "Readers", &grants, &audit).await.expect("group");
     let user = keygate
         .create_user(
             &system,
@@ -122,4 +122,55 @@ pub async fn problem_code(response: reqwest::Response) -> String {
     let body: serde_json::Value = response.json().await.expect("json body");
     assert!(body["requestId"].is_string() && body["title"].is_string() && body["type"].is_string());
     body["code"].as_str().expect("code").to_owned()
+}
+
+/// A key for `owner` from loopback, issued as the command line would, with a generous rate limit.
+pub async fn key_for(app: &TestApp, owner: &str, scopes: Option<&[&str]>) -> ApiKeySecret {
+    app.keygate
+        .issue_key(
+            &Caller::CLI,
+            app.tenant,
+            IssueKey {
+                owner: KeyOwner::Email(owner.into()),
+                purpose: "data tests".into(),
+                ip_ranges: vec!["127.0.0.0/8".into()],
+                expires: None,
+                scopes: scopes.map(|s| s.iter().map(|x| (*x).to_owned()).collect()),
+                units: None,
+                rate_limit_per_minute: Some(1_000_000),
+            },
+        )
+        .await
+        .expect("issue")
+        .secret
+}
+
+/// One test function per backend: `mod sqlite` always, `mod postgres` when
+/// `KEYGATE_TEST_POSTGRES_URL` is set. The calling module imports `spawn_app_on` and `Backend`.
+macro_rules! on_both_backends {
+    ($($name:ident $(with $config:expr)?),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                #[allow(unused_mut, unused_assignments, reason = "only some tests override the configuration")]
+                let mut config = keygate_service::ServiceConfig::default();
+                $(config = $config;)?
+                let app = super::spawn_app_on(super::Backend::Sqlite, config).await.expect("sqlite is always there");
+                super::$name(app).await;
+            })*
+        }
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                #[allow(unused_mut, unused_assignments, reason = "only some tests override the configuration")]
+                let mut config = keygate_service::ServiceConfig::default();
+                $(config = $config;)?
+                let Some(app) = super::spawn_app_on(super::Backend::Postgres, config).await else {
+                    eprintln!("skipped: KEYGATE_TEST_POSTGRES_URL is not set");
+                    return;
+                };
+                super::$name(app).await;
+            })*
+        }
+    };
 }

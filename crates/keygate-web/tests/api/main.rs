@@ -1,10 +1,14 @@
 //! The authenticated Public API over real HTTP: a server on 127.0.0.1:0 per test.
 
+#[macro_use]
+mod helpers;
+
 mod abuse;
 mod connections;
 mod console;
 mod data;
-mod helpers;
+mod openapi;
+mod permissions;
 mod refusals;
 mod revocation;
 mod routing;

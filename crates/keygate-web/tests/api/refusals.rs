@@ -122,6 +122,18 @@ async fn an_expired_key_is_401_key_expired() {
 }
 
 #[tokio::test]
+async fn an_address_outside_the_key_is_told_which_address_keygate_saw() {
+    let app = spawn_app().await;
+    let (_, elsewhere) = app.issue(&["10.0.0.0/8"], None).await;
+    let body: serde_json::Value = app.capability(elsewhere.expose()).await.json().await.expect("json");
+    assert_eq!(body["code"], "ip_not_allowed");
+    assert!(
+        body["detail"].as_str().is_some_and(|d| d.contains("came from 127.0.0.1") || d.contains("come from 127.0.0.1")),
+        "{body}"
+    );
+}
+
+#[tokio::test]
 async fn the_api_switched_off_and_foreign_addresses_are_403() {
     let app = spawn_app().await;
     let (_, elsewhere) = app.issue(&["10.0.0.0/8"], None).await;

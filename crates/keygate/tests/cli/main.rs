@@ -1,5 +1,9 @@
 //! The `keygate` binary as an operator uses it: real processes over a real data directory.
 
+mod cluster;
+mod nodes;
+mod openapi;
+
 use std::{path::PathBuf, process::Output};
 
 struct Dir(PathBuf);
@@ -299,11 +303,18 @@ impl Server {
     /// Starts a server that reads the change feed only once a second, so that whatever it
     /// refuses sooner it learned from the control socket.
     fn start(dir: &Dir) -> Self {
+        Self::start_on(dir, None)
+    }
+
+    /// Like [`Server::start`], on PostgreSQL at `url` when given.
+    fn start_on(dir: &Dir, url: Option<&str>) -> Self {
         use std::io::BufRead as _;
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_keygate"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(&dir.0)
-            .env_remove("KEYGATE_DATABASE_URL")
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_keygate"));
+        command.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"]).arg(&dir.0).env_remove("KEYGATE_DATABASE_URL");
+        if let Some(url) = url {
+            command.env("KEYGATE_DATABASE_URL", url);
+        }
+        let mut child = command
             .env("KEYGATE_LOG", "info")
             .env("KEYGATE_CHANGE_POLL_MS", "1000")
             .stderr(std::process::Stdio::piped())
@@ -324,11 +335,18 @@ impl Server {
 
     /// The status code of `GET /rest/v1/1/capability` with `key`, on a new connection.
     fn capability_status(&self, key: &str) -> u16 {
+        self.status("GET", "/rest/v1/1/capability", key, "")
+    }
+
+    /// The status code of `METHOD PATH` with `key` and a JSON `body`, on a new connection.
+    fn status(&self, method: &str, path: &str, key: &str, body: &str) -> u16 {
         use std::io::{Read as _, Write as _};
         let mut stream = std::net::TcpStream::connect(self.addr).expect("connect");
         write!(
             stream,
-            "GET /rest/v1/1/capability HTTP/1.1\r\nHost: keygate\r\nAuthorization: Bearer {key}\r\nConnection: close\r\n\r\n"
+            "{method} {path} HTTP/1.1\r\nHost: keygate\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
         )
         .expect("send");
         let mut answer = String::new();
@@ -375,6 +393,390 @@ fn a_change_from_the_cli_is_refused_by_a_running_server_on_the_very_next_request
     assert!(!socket.exists(), "a server that stops removes its control socket");
     let said = ok(&keygate(&dir, &["tenants", "api", "on", "--tenant", "acme"]));
     assert!(!said.contains("applied"), "with no server running there is nobody to tell: {said}");
+}
+
+#[test]
+fn a_group_made_from_the_cli_alone_gives_a_programmatic_users_key_exactly_its_grants_live() {
+    let dir = data_dir("groups");
+    ok(&keygate(&dir, &["init", "--tenant", "acme", "--admin-email", "admin@acme.example"]));
+    let made = ok(&keygate(
+        &dir,
+        &[
+            "groups",
+            "create",
+            "--tenant",
+            "acme",
+            "Invoice export",
+            "--grant",
+            "documents:read:all",
+            "--grant",
+            "companies:read:all",
+        ],
+    ));
+    assert!(made.contains("companies:read:all documents:read:all"), "{made}");
+    refused(
+        &keygate(&dir, &["groups", "create", "--tenant", "acme", "invoice EXPORT"]),
+        "a group named `Invoice export` already exists",
+    );
+    refused(
+        &keygate(&dir, &["groups", "create", "--tenant", "acme", "Bad", "--grant", "money:read:all"]),
+        "not a resource",
+    );
+    ok(&keygate(
+        &dir,
+        &[
+            "users",
+            "create",
+            "--tenant",
+            "acme",
+            "--email",
+            "export@acme.example",
+            "--name",
+            "Invoice export",
+            "--category",
+            "programmatic",
+            "--group",
+            "Invoice export",
+        ],
+    ));
+    let shown = ok(&keygate(&dir, &["groups", "show", "--tenant", "acme", "invoice export"]));
+    assert!(shown.contains("members: export@acme.example"), "{shown}");
+    ok(&keygate(&dir, &["tenants", "api", "on", "--tenant", "acme"]));
+    let key = ok(&keygate(
+        &dir,
+        &[
+            "keys",
+            "issue",
+            "--tenant",
+            "acme",
+            "--user",
+            "export@acme.example",
+            "--purpose",
+            "export",
+            "--ip",
+            "127.0.0.0/8",
+        ],
+    ))
+    .trim()
+    .to_owned();
+    let server = Server::start(&dir);
+    assert_eq!(server.status("GET", "/rest/v1/1/views/documents", &key, ""), 200);
+    assert_eq!(server.status("GET", "/rest/v1/1/views/persons", &key, ""), 403);
+    assert_eq!(server.status("POST", "/rest/v1/1/documents", &key, r#"{"type":"INVOICE.SALES","name":"x"}"#), 403);
+    let said = ok(&keygate(&dir, &["groups", "ungrant", "--tenant", "acme", "Invoice export", "documents:read:all"]));
+    assert!(said.contains("now grants companies:read:all") && said.contains("applied it"), "{said}");
+    assert_eq!(server.status("GET", "/rest/v1/1/views/documents", &key, ""), 403, "the very next call");
+    assert_eq!(server.status("GET", "/rest/v1/1/views/companies", &key, ""), 200);
+    refused(&keygate(&dir, &["groups", "delete", "--tenant", "acme", "Invoice export"]), "has 1 member");
+    ok(&keygate(&dir, &["groups", "delete", "--tenant", "acme", "Invoice export", "--force"]));
+    assert_eq!(server.status("GET", "/rest/v1/1/views/companies", &key, ""), 403, "the group is gone");
+    refused(&keygate(&dir, &["groups", "rename", "--tenant", "acme", "Supervisor", "Boss"]), "system group");
+}
+
+#[test]
+fn units_and_memberships_are_administered_from_the_cli() {
+    let dir = data_dir("units");
+    setup(&dir);
+    assert!(ok(&keygate(&dir, &["units", "create", "--tenant", "acme", "Prague"])).contains("created unit 2"));
+    ok(&keygate(&dir, &["units", "rename", "--tenant", "acme", "2", "Praha"]));
+    assert!(ok(&keygate(&dir, &["units", "list", "--tenant", "acme"])).contains("Praha"));
+    refused(&keygate(&dir, &["units", "create", "--tenant", "acme", "Again", "--id", "2"]), "unit 2 already exists");
+    ok(&keygate(&dir, &["users", "set-units", "--tenant", "acme", "--email", "erp@acme.example", "--unit", "2"]));
+    refused(
+        &keygate(&dir, &["users", "set-units", "--tenant", "acme", "--email", "erp@acme.example", "--unit", "9"]),
+        "there is no unit 9",
+    );
+    let said = ok(&keygate(
+        &dir,
+        &["users", "set-groups", "--tenant", "acme", "--email", "erp@acme.example", "--group", "configurator"],
+    ));
+    assert!(said.contains("now in: Configurator"), "{said}");
+    ok(&keygate(&dir, &["users", "set-groups", "--tenant", "acme", "--email", "erp@acme.example"]));
+    let pw = dir.0.with_extension("pw");
+    std::fs::write(&pw, "a long enough password\n").expect("write");
+    ok(&keygate(
+        &dir,
+        &[
+            "users",
+            "set-password",
+            "--tenant",
+            "acme",
+            "--email",
+            "erp@acme.example",
+            "--password-file",
+            pw.to_str().expect("utf-8"),
+        ],
+    ));
+    ok(&keygate(&dir, &["users", "set-password", "--tenant", "acme", "--email", "erp@acme.example", "--remove"]));
+    refused(
+        &keygate(&dir, &["users", "set-password", "--tenant", "acme", "--email", "admin@acme.example", "--remove"]),
+        "personal user",
+    );
+    let _ = std::fs::remove_file(&pw);
+    ok(&keygate(&dir, &["units", "delete", "--tenant", "acme", "2"]));
+    refused(&keygate(&dir, &["units", "delete", "--tenant", "acme", "1"]), "only unit");
+    let actions: Vec<String> = audit_of(&dir).into_iter().map(|(_, action)| action).collect();
+    for expected in [
+        "unit.created",
+        "unit.renamed",
+        "user.units_changed",
+        "user.groups_changed",
+        "user.password_set",
+        "unit.deleted",
+    ] {
+        assert!(actions.iter().any(|a| a == expected), "{expected} in {actions:?}");
+    }
+}
+
+#[test]
+fn a_command_run_where_there_is_no_database_creates_nothing_and_says_where_it_looked() {
+    let dir = data_dir("nowhere");
+    let out = keygate(&dir, &["users", "list", "--tenant", "acme"]);
+    refused(&out, "there is no keygate database at");
+    refused(&out, "--data-dir");
+    assert!(!dir.0.exists(), "nothing was created");
+    std::fs::write(&dir.0, "not a directory").expect("write");
+    refused(
+        &keygate(&dir, &["init", "--tenant", "acme", "--admin-email", "a@acme.example"]),
+        "is a file, not a directory",
+    );
+    let _ = std::fs::remove_file(&dir.0);
+    let mysql = std::process::Command::new(env!("CARGO_BIN_EXE_keygate"))
+        .args(["users", "list", "--tenant", "acme", "--database-url", "mysql://u@localhost/k"])
+        .output()
+        .expect("run");
+    refused(&mysql, "must start with postgres:// or sqlite://, not `mysql://`");
+    let unreachable = std::process::Command::new(env!("CARGO_BIN_EXE_keygate"))
+        .args(["users", "list", "--tenant", "acme", "--database-url", "postgres://u:hunter2@127.0.0.1:1/k"])
+        .output()
+        .expect("run");
+    refused(&unreachable, "cannot reach PostgreSQL at 127.0.0.1:1");
+    assert!(!String::from_utf8_lossy(&unreachable.stderr).contains("hunter2"), "the password is never printed");
+}
+
+#[test]
+fn exit_codes_are_two_for_usage_errors_and_one_for_bad_input() {
+    let dir = data_dir("codes");
+    setup(&dir);
+    assert_eq!(keygate(&dir, &["users", "create", "--tenant", "acme"]).status.code(), Some(2), "missing flags");
+    let bad = keygate(&dir, &["users", "create", "--tenant", "acme", "--email", "nope", "--name", "N"]);
+    assert_eq!(bad.status.code(), Some(1));
+    refused(&bad, "is not an email address");
+}
+
+#[test]
+fn keys_check_reads_the_key_from_standard_input_when_given_a_dash() {
+    let dir = data_dir("stdin");
+    setup(&dir);
+    let key = ok(&keygate(
+        &dir,
+        &["keys", "issue", "--tenant", "acme", "--user", "erp@acme.example", "--purpose", "p", "--ip", "10.0.0.0/8"],
+    ));
+    let check = |input: &str| {
+        use std::io::Write as _;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_keygate"))
+            .args(["keys", "check", "-"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write");
+        child.wait_with_output().expect("wait")
+    };
+    assert!(check(&key).status.success());
+    assert!(!check("kg_notakey\n").status.success());
+}
+
+#[test]
+fn a_backup_taken_while_serving_restores_into_a_working_server() {
+    let dir = data_dir("backup");
+    setup(&dir);
+    ok(&keygate(&dir, &["tenants", "api", "on", "--tenant", "acme"]));
+    let key = ok(&keygate(
+        &dir,
+        &["keys", "issue", "--tenant", "acme", "--user", "erp@acme.example", "--purpose", "p", "--ip", "127.0.0.0/8"],
+    ))
+    .trim()
+    .to_owned();
+    let server = Server::start(&dir);
+    assert_eq!(server.capability_status(&key), 200);
+    let copy = dir.0.with_extension("backup.db");
+    let _ = std::fs::remove_file(&copy);
+    let said = ok(&keygate(&dir, &["backup", copy.to_str().expect("utf-8")]));
+    assert!(said.contains("wrote a consistent copy"), "{said}");
+    refused(&keygate(&dir, &["backup", copy.to_str().expect("utf-8")]), "already exists");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&copy).expect("copy").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "a backup holds every tenant's data: owner-only");
+    }
+    drop(server);
+    let restored = data_dir("restored");
+    std::fs::create_dir_all(&restored.0).expect("dir");
+    std::fs::copy(&copy, restored.0.join("keygate.db")).expect("restore");
+    let _ = std::fs::remove_file(&copy);
+    let server = Server::start(&restored);
+    assert_eq!(server.capability_status(&key), 200, "the key issued before the backup works on the restored copy");
+}
+
+#[test]
+fn completions_are_printed_for_bash_zsh_and_fish() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_keygate"))
+            .args(["completions", shell])
+            .output()
+            .expect("run");
+        let text = ok(&out);
+        assert!(text.contains("keygate") && text.contains("set-groups"), "{shell}");
+    }
+}
+
+/// Runs `keygate demo` on `listen` until it prints its curl line (then stops it), or until it exits.
+fn run_demo(dir: &Dir, listen: &str) -> (bool, String) {
+    use std::io::BufRead as _;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_keygate"))
+        .args(["demo", "--listen", listen, "--data-dir"])
+        .arg(&dir.0)
+        .env_remove("KEYGATE_DATABASE_URL")
+        .env("KEYGATE_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the demo");
+    let mut seen = String::new();
+    let mut served = false;
+    for line in std::io::BufReader::new(child.stdout.take().expect("stdout")).lines().map_while(Result::ok) {
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.starts_with("curl ") {
+            served = true;
+            break;
+        }
+    }
+    let _ = std::process::Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+    let out = child.wait_with_output().expect("wait");
+    seen.push_str(&String::from_utf8_lossy(&out.stderr));
+    (served, seen)
+}
+
+#[test]
+fn the_demo_checks_its_address_before_issuing_and_keeps_one_demo_key() {
+    let dir = data_dir("demo");
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let (served, said) = run_demo(&dir, &busy.local_addr().expect("addr").to_string());
+    assert!(!served && said.contains("cannot listen on"), "{said}");
+    drop(busy);
+    let (served, said) = run_demo(&dir, "127.0.0.1:0");
+    assert!(served, "{said}");
+    let keys = ok(&keygate(&dir, &["keys", "list", "--tenant", "demo"]));
+    assert_eq!(keys.lines().count(), 2, "the failed run issued no key: {keys}");
+    let (served, said) = run_demo(&dir, "127.0.0.1:0");
+    assert!(served && said.contains("revoked 1 demo key(s) of earlier runs"), "{said}");
+    let keys = ok(&keygate(&dir, &["keys", "list", "--tenant", "demo"]));
+    assert_eq!(keys.lines().filter(|l| l.contains(" active ")).count(), 1, "{keys}");
+}
+
+#[test]
+fn serving_a_database_without_a_tenant_says_how_to_make_one() {
+    use std::io::BufRead as _;
+    let dir = data_dir("empty");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_keygate"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&dir.0)
+        .env_remove("KEYGATE_DATABASE_URL")
+        .env("KEYGATE_LOG", "info")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("serve");
+    let mut warned = false;
+    for line in std::io::BufReader::new(child.stderr.take().expect("stderr")).lines().map_while(Result::ok) {
+        warned |= line.contains("no tenant yet") && line.contains("keygate init");
+        if line.contains("keygate is serving") {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(warned);
+}
+
+#[test]
+fn the_embedded_database_moves_to_postgresql_whole_and_its_keys_keep_working() {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let Some(url) = rt.block_on(keygate_store::testing::empty_postgres_url()).expect("postgres") else {
+        eprintln!("skipped: KEYGATE_TEST_POSTGRES_URL is not set");
+        return;
+    };
+    let dir = data_dir("copy");
+    setup(&dir);
+    ok(&keygate(&dir, &["tenants", "api", "on", "--tenant", "acme"]));
+    ok(&keygate(&dir, &["groups", "create", "--tenant", "acme", "Readers", "--grant", "companies:read:all"]));
+    ok(&keygate(
+        &dir,
+        &["users", "set-groups", "--tenant", "acme", "--email", "erp@acme.example", "--group", "Readers"],
+    ));
+    let key = ok(&keygate(
+        &dir,
+        &["keys", "issue", "--tenant", "acme", "--user", "erp@acme.example", "--purpose", "p", "--ip", "127.0.0.0/8"],
+    ))
+    .trim()
+    .to_owned();
+    {
+        let server = Server::start(&dir);
+        assert_eq!(server.capability_status(&key), 200, "usage and last-used rows exist before the copy");
+    }
+    let files = |d: &Dir| -> Vec<Vec<u8>> {
+        ["keygate.db", "keygate.db-wal"].iter().map(|f| std::fs::read(d.0.join(f)).unwrap_or_default()).collect()
+    };
+    // The audit is read first: opening the database read-write (as audit_of does) checkpoints it,
+    // and SQLite's last connection may finish that just after closing; wait until the files rest.
+    let audit_before = audit_of(&dir);
+    let mut before = files(&dir);
+    for _ in 0..20 {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let now = files(&dir);
+        if now == before {
+            break;
+        }
+        before = now;
+    }
+    let copied = ok(&keygate(&dir, &["database", "copy", "--to", &url]));
+    assert!(copied.contains("every table's rows read back equal"), "{copied}");
+    let audit_line = copied.lines().find(|l| l.starts_with("audit_events")).expect("audit line");
+    let counts: Vec<&str> = audit_line.split_whitespace().collect();
+    assert_eq!(counts[1], counts[2], "{audit_line}");
+    assert!(counts[1].parse::<u64>().expect("count") >= 5, "{audit_line}");
+    assert!(!copied.contains("hunter") && !copied.contains(&url), "the URL is never printed");
+    assert_eq!(files(&dir), before, "the source files were not written");
+    assert_eq!(audit_of(&dir), audit_before);
+    refused(&keygate(&dir, &["database", "copy", "--to", &url]), "not empty");
+
+    let server = Server::start_on(&dir, Some(&url));
+    assert_eq!(server.capability_status(&key), 200, "a key issued before the copy works on PostgreSQL");
+    let on_pg = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_keygate"))
+            .args(args)
+            .env("KEYGATE_DATABASE_URL", &url)
+            .env("KEYGATE_LOG", "warn")
+            .output()
+            .expect("run")
+    };
+    let issued = on_pg(&[
+        "keys",
+        "issue",
+        "--tenant",
+        "acme",
+        "--user",
+        "erp@acme.example",
+        "--purpose",
+        "q",
+        "--ip",
+        "127.0.0.0/8",
+    ]);
+    ok(&issued);
+    assert!(String::from_utf8_lossy(&issued.stderr).contains("key id: 2"), "ids continue past the copied ones");
+    assert!(ok(&on_pg(&["groups", "show", "--tenant", "acme", "Readers"])).contains("erp@acme.example"));
 }
 
 /// A server process stopped when dropped: SIGTERM, then SIGKILL if it has not ended 5 s later.

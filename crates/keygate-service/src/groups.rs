@@ -1,0 +1,201 @@
+//! Groups: custom groups with their grants, beside the three system groups. Managed by members
+//! of `User configurator`; every grant given passes the grant ceiling, and a change of grants
+//! reaches every member's keys on the next request.
+
+use keygate_domain::{Gift, Grant, GroupName, TenantId, parse_grants};
+use keygate_store::GroupRecord;
+
+use crate::{Caller, Keygate, ServiceError, ServiceResult, error::invalid};
+
+/// A group with the emails of its members.
+#[derive(Debug, Clone)]
+pub struct GroupView {
+    pub group: GroupRecord,
+    pub members: Vec<String>,
+}
+
+impl Keygate {
+    /// The tenant's groups, system groups first. Members of `User configurator` or `Configurator`.
+    pub async fn list_groups(&self, caller: &Caller, tenant: TenantId) -> ServiceResult<Vec<GroupRecord>> {
+        if caller.require_user_configurator(tenant).is_err() {
+            caller.require_configurator(tenant)?;
+        }
+        Ok(self.db().groups().list(tenant).await?)
+    }
+
+    /// One group and its members. Members of `User configurator` or `Configurator`.
+    pub async fn group(&self, caller: &Caller, tenant: TenantId, name: &str) -> ServiceResult<GroupView> {
+        if caller.require_user_configurator(tenant).is_err() {
+            caller.require_configurator(tenant)?;
+        }
+        let group = self.find_group(tenant, name).await?;
+        let ids = self.db().groups().members(tenant, group.id).await?;
+        let mut members = Vec::with_capacity(ids.len());
+        for id in ids {
+            members.push(self.user_by_id(tenant, id).await?.email);
+        }
+        Ok(GroupView { group, members })
+    }
+
+    /// The group called `name` (any case), or an error listing the tenant's groups.
+    pub(crate) async fn find_group(&self, tenant: TenantId, name: &str) -> ServiceResult<GroupRecord> {
+        let known = self.db().groups().list(tenant).await?;
+        resolve(&known, name).cloned()
+    }
+
+    /// Creates a custom group. Members of `User configurator`; each grant must lie within the
+    /// caller's own permissions.
+    pub async fn create_group(
+        &self,
+        caller: &Caller,
+        tenant: TenantId,
+        name: &str,
+        grants: &[String],
+    ) -> ServiceResult<GroupRecord> {
+        caller.require_user_configurator(tenant)?;
+        let name = GroupName::parse(name).map_err(invalid)?;
+        let grants = parse_grants(grants).map_err(invalid)?;
+        let known = self.db().groups().list(tenant).await?;
+        if let Some(same) = known.iter().find(|g| GroupName::same(&g.name, name.as_str())) {
+            return Err(ServiceError::Conflict(format!("a group named `{}` already exists", same.name)));
+        }
+        let target = format!("group {}", name.as_str());
+        self.judge(caller, tenant, &target, Gift::Grants { before: &[], after: &grants }).await?;
+        let audit = caller.audit(tenant, "group.created", target).details(format!("grants: {}", list(&grants)));
+        self.db().groups().create(tenant, name.as_str(), &grants, &audit).await?;
+        self.find_group(tenant, name.as_str()).await
+    }
+
+    /// Renames a custom group. Members of `User configurator`.
+    pub async fn rename_group(
+        &self,
+        caller: &Caller,
+        tenant: TenantId,
+        name: &str,
+        new_name: &str,
+    ) -> ServiceResult<()> {
+        caller.require_user_configurator(tenant)?;
+        let group = self.custom_group(tenant, name, "renamed").await?;
+        let new_name = GroupName::parse(new_name).map_err(invalid)?;
+        let known = self.db().groups().list(tenant).await?;
+        if let Some(same) = known.iter().find(|g| g.id != group.id && GroupName::same(&g.name, new_name.as_str())) {
+            return Err(ServiceError::Conflict(format!("a group named `{}` already exists", same.name)));
+        }
+        let audit = caller.audit(tenant, "group.renamed", format!("group {}", group.name)).details(format!(
+            "before: {}; after: {}",
+            group.name,
+            new_name.as_str()
+        ));
+        self.db().groups().rename(tenant, group.id, new_name.as_str(), &audit).await?;
+        Ok(())
+    }
+
+    /// Adds and removes grants of a custom group; every member's keys follow on the next request.
+    /// Members of `User configurator`; what is added must lie within the caller's permissions.
+    pub async fn change_group_grants(
+        &self,
+        caller: &Caller,
+        tenant: TenantId,
+        name: &str,
+        add: &[String],
+        remove: &[String],
+    ) -> ServiceResult<GroupRecord> {
+        let group = self.custom_group(tenant, name, "given grants").await?;
+        let add = parse_grants(add).map_err(invalid)?;
+        let remove = parse_grants(remove).map_err(invalid)?;
+        let mut after: Vec<Grant> = group.grants.iter().copied().filter(|g| !remove.contains(g)).collect();
+        after.extend(add);
+        after.sort();
+        after.dedup();
+        self.replace_grants(caller, tenant, group, after).await
+    }
+
+    /// Sets a custom group's grants to exactly `grants` (the console's checkboxes).
+    pub async fn set_group_grants(
+        &self,
+        caller: &Caller,
+        tenant: TenantId,
+        name: &str,
+        grants: &[String],
+    ) -> ServiceResult<GroupRecord> {
+        let group = self.custom_group(tenant, name, "given grants").await?;
+        let grants = parse_grants(grants).map_err(invalid)?;
+        self.replace_grants(caller, tenant, group, grants).await
+    }
+
+    async fn replace_grants(
+        &self,
+        caller: &Caller,
+        tenant: TenantId,
+        group: GroupRecord,
+        after: Vec<Grant>,
+    ) -> ServiceResult<GroupRecord> {
+        caller.require_user_configurator(tenant)?;
+        let target = format!("group {}", group.name);
+        self.judge(caller, tenant, &target, Gift::Grants { before: &group.grants, after: &after }).await?;
+        let audit = caller.audit(tenant, "group.grants_changed", target).details(format!(
+            "before: {}; after: {}",
+            list(&group.grants),
+            list(&after)
+        ));
+        self.db().groups().set_grants(tenant, group.id, &after, &audit).await?;
+        self.forget_members(tenant, &group).await?;
+        self.find_group(tenant, &group.name).await
+    }
+
+    /// Deletes a custom group. With members it is refused unless `force`, which removes the
+    /// memberships (audited with the members' emails). Members of `User configurator`.
+    pub async fn delete_group(&self, caller: &Caller, tenant: TenantId, name: &str, force: bool) -> ServiceResult<()> {
+        caller.require_user_configurator(tenant)?;
+        let view = self.group(caller, tenant, name).await?;
+        if view.group.system.is_some() {
+            return Err(ServiceError::Invalid(format!(
+                "`{}` is a system group and cannot be deleted",
+                view.group.name
+            )));
+        }
+        let members = if view.members.is_empty() { "none".to_owned() } else { view.members.join(", ") };
+        let audit = caller
+            .audit(tenant, "group.deleted", format!("group {}", view.group.name))
+            .details(format!("grants: {}; memberships removed: {members}", list(&view.group.grants)));
+        let ids = self.db().groups().members(tenant, view.group.id).await?;
+        self.db().groups().delete(tenant, view.group.id, force, &audit).await?;
+        ids.into_iter().for_each(|id| self.inner.verifier.forget_user(id));
+        Ok(())
+    }
+
+    async fn custom_group(&self, tenant: TenantId, name: &str, what: &str) -> ServiceResult<GroupRecord> {
+        let group = self.find_group(tenant, name).await?;
+        if group.system.is_some() {
+            return Err(ServiceError::Invalid(format!(
+                "`{}` is a system group: its meaning is fixed and it cannot be {what}",
+                group.name
+            )));
+        }
+        Ok(group)
+    }
+
+    /// Drops this process's cached permissions of every member at once (other processes follow
+    /// the change feed).
+    async fn forget_members(&self, tenant: TenantId, group: &GroupRecord) -> ServiceResult<()> {
+        for user in self.db().groups().members(tenant, group.id).await? {
+            self.inner.verifier.forget_user(user);
+        }
+        Ok(())
+    }
+}
+
+/// The group called `name` among `known`, case-insensitively.
+pub(crate) fn resolve<'a>(known: &'a [GroupRecord], name: &str) -> ServiceResult<&'a GroupRecord> {
+    known.iter().find(|g| GroupName::same(&g.name, name)).ok_or_else(|| {
+        let names: Vec<&str> = known.iter().map(|g| g.name.as_str()).collect();
+        ServiceError::Invalid(format!("there is no group `{}`; the groups are: {}", name.trim(), names.join(", ")))
+    })
+}
+
+fn list(grants: &[Grant]) -> String {
+    if grants.is_empty() {
+        return "none".to_owned();
+    }
+    grants.iter().map(ToString::to_string).collect::<Vec<_>>().join(" ")
+}

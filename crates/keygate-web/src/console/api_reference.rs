@@ -1,0 +1,303 @@
+//! The API reference page: the OpenAPI document ([`crate::openapi`]) rendered as HTML by keygate
+//! itself, so the reference an administrator reads is the contract the server serves. No external
+//! assets and no script. Reads the document only; no rules here.
+
+use axum::{http::StatusCode, response::Response};
+use serde_json::Value;
+
+use super::{Chrome, Session, render};
+use crate::openapi;
+
+#[derive(askama::Template)]
+#[template(path = "console/api.html")]
+pub(crate) struct ApiReferencePage {
+    pub chrome: Chrome,
+    pub version: String,
+    pub description: Rich,
+    pub groups: Vec<OperationGroup>,
+    pub schemas: Vec<SchemaDoc>,
+    pub codes: Vec<CodeDoc>,
+}
+
+/// Text in which `backquoted` spans are code, as the document writes them (Markdown's code
+/// spans; nothing else of Markdown is read). Each part is escaped by the template.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Rich(pub Vec<(bool, String)>);
+
+impl Rich {
+    fn of(text: &str) -> Self {
+        Self(
+            text.split('`')
+                .enumerate()
+                .filter(|(_, part)| !part.is_empty())
+                .map(|(i, part)| (i % 2 == 1, part.to_owned()))
+                .collect(),
+        )
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// The operations of one tag.
+pub(crate) struct OperationGroup {
+    pub name: String,
+    pub about: Rich,
+    pub operations: Vec<OperationDoc>,
+}
+
+pub(crate) struct OperationDoc {
+    pub anchor: String,
+    pub method: String,
+    pub path: String,
+    pub summary: Rich,
+    pub description: Rich,
+    pub authenticated: bool,
+    pub parameters: Vec<FieldDoc>,
+    /// The request body's schema, by name.
+    pub body: Option<String>,
+    pub responses: Vec<ResponseDoc>,
+}
+
+pub(crate) struct ResponseDoc {
+    pub status: String,
+    pub description: Rich,
+    /// The answer's schema, as a short type (a schema name, or e.g. `object`).
+    pub schema: String,
+    /// The anchor of that schema on this page, when it is a named one.
+    pub schema_anchor: Option<String>,
+    pub headers: String,
+}
+
+/// A parameter or a schema member.
+pub(crate) struct FieldDoc {
+    pub name: String,
+    pub place: String,
+    pub required: bool,
+    pub ty: String,
+    pub description: Rich,
+}
+
+pub(crate) struct SchemaDoc {
+    pub name: String,
+    pub description: Rich,
+    pub fields: Vec<FieldDoc>,
+}
+
+pub(crate) struct CodeDoc {
+    pub code: String,
+    pub status: u16,
+    pub about: Rich,
+}
+
+/// `GET /console/api`. Any logged-in user: it describes the API, not the tenant's data.
+pub(crate) async fn api_reference_page(Session(ctx): Session) -> Response {
+    let page = page(&openapi::document(), ctx.chrome());
+    render(StatusCode::OK, &page)
+}
+
+fn text(v: &Value) -> String {
+    v.as_str().unwrap_or_default().to_owned()
+}
+
+fn rich(v: &Value) -> Rich {
+    Rich::of(v.as_str().unwrap_or_default())
+}
+
+fn page(doc: &Value, chrome: Chrome) -> ApiReferencePage {
+    let mut groups: Vec<OperationGroup> = doc["tags"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|t| OperationGroup { name: text(&t["name"]), about: rich(&t["description"]), operations: Vec::new() })
+        .collect();
+    for (path, item) in doc["paths"].as_object().into_iter().flatten() {
+        for method in ["get", "post", "patch", "put", "delete"] {
+            let op = &item[method];
+            if !op.is_object() {
+                continue;
+            }
+            let tag = op["tags"][0].as_str().unwrap_or_default();
+            let Some(group) = groups.iter_mut().find(|g| g.name == tag) else { continue };
+            group.operations.push(operation(doc, method, path, op));
+        }
+    }
+    let schemas = doc["components"]["schemas"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(name, s)| SchemaDoc { name: name.clone(), description: rich(&s["description"]), fields: members(s) })
+        .collect();
+    let mut codes: Vec<CodeDoc> = keygate_domain::RefusalCode::ALL
+        .iter()
+        .map(|c| CodeDoc { code: c.code().to_owned(), status: c.status(), about: Rich::of(c.title()) })
+        .chain(openapi::OTHER_PROBLEM_CODES.iter().map(|(code, status, about)| CodeDoc {
+            code: (*code).to_owned(),
+            status: *status,
+            about: Rich::of(about),
+        }))
+        .collect();
+    codes.sort_by_key(|c| c.status);
+    ApiReferencePage {
+        chrome,
+        version: text(&doc["info"]["version"]),
+        description: rich(&doc["info"]["description"]),
+        groups,
+        schemas,
+        codes,
+    }
+}
+
+fn operation(doc: &Value, method: &str, path: &str, op: &Value) -> OperationDoc {
+    let parameters = op["parameters"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| resolve(doc, p))
+        .map(|p| FieldDoc {
+            name: text(&p["name"]),
+            place: text(&p["in"]),
+            required: p["required"].as_bool().unwrap_or(false),
+            ty: type_of(&p["schema"]),
+            description: rich(&p["description"]),
+        })
+        .collect();
+    let body = op["requestBody"]["content"]["application/json"]["schema"]["$ref"].as_str().map(ref_name);
+    let responses = op["responses"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(status, r)| {
+            let r = resolve(doc, r);
+            let content = r["content"].as_object().and_then(|c| c.values().next());
+            let schema = content.map(|c| &c["schema"]);
+            let schema_anchor = schema.and_then(|s| s["$ref"].as_str()).map(|r| format!("schema-{}", ref_name(r)));
+            let headers: Vec<&str> =
+                r["headers"].as_object().into_iter().flatten().map(|(name, _)| name.as_str()).collect();
+            ResponseDoc {
+                status: status.clone(),
+                description: rich(&r["description"]),
+                schema: schema.map(type_of).unwrap_or_default(),
+                schema_anchor,
+                headers: headers.join(", "),
+            }
+        })
+        .collect();
+    OperationDoc {
+        anchor: text(&op["operationId"]),
+        method: method.to_ascii_uppercase(),
+        path: path.to_owned(),
+        summary: rich(&op["summary"]),
+        description: rich(&op["description"]),
+        authenticated: op["security"].as_array().is_some_and(|s| !s.is_empty()),
+        parameters,
+        body,
+        responses,
+    }
+}
+
+/// The object a `$ref` names inside the document, or `v` itself.
+fn resolve<'a>(doc: &'a Value, v: &'a Value) -> &'a Value {
+    match v["$ref"].as_str().and_then(|r| r.strip_prefix('#')) {
+        Some(pointer) => doc.pointer(pointer).unwrap_or(v),
+        None => v,
+    }
+}
+
+fn ref_name(r: &str) -> String {
+    r.rsplit('/').next().unwrap_or(r).to_owned()
+}
+
+/// A schema as a short type: `integer (1 to 10000)`, `string or null`, `array of Problem`, ….
+fn type_of(s: &Value) -> String {
+    if let Some(r) = s["$ref"].as_str() {
+        return ref_name(r);
+    }
+    let types: Vec<String> = match &s["type"] {
+        Value::String(t) => vec![t.clone()],
+        Value::Array(ts) => ts.iter().map(text).collect(),
+        _ => vec!["any".to_owned()],
+    };
+    let mut out = types
+        .iter()
+        .map(|t| if t == "array" { format!("array of {}", type_of(&s["items"])) } else { t.clone() })
+        .collect::<Vec<_>>()
+        .join(" or ");
+    if let Some(format) = s["format"].as_str() {
+        out.push_str(&format!(" ({format})"));
+    }
+    let bound = |k: &str| s[k].as_f64().map(|n| n.to_string());
+    match (bound("minimum").or(bound("exclusiveMinimum")), bound("maximum").or(bound("exclusiveMaximum"))) {
+        (Some(lo), Some(hi)) => out.push_str(&format!(", {lo} to {hi}")),
+        (Some(lo), None) => out.push_str(&format!(", from {lo}")),
+        (None, Some(hi)) => out.push_str(&format!(", up to {hi}")),
+        (None, None) => {}
+    }
+    if let Some(max) = s["maxLength"].as_u64().filter(|m| *m > 0) {
+        out.push_str(&format!(", at most {max} characters"));
+    }
+    if let Some(values) = s["enum"].as_array() {
+        let shown: Vec<String> =
+            values.iter().map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned)).collect();
+        out.push_str(&format!(": one of {}", shown.join(", ")));
+    }
+    out
+}
+
+fn members(schema: &Value) -> Vec<FieldDoc> {
+    let required: Vec<&str> = schema["required"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+    schema["properties"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(name, s)| FieldDoc {
+            name: name.clone(),
+            place: String::new(),
+            required: required.contains(&name.as_str()),
+            ty: type_of(s),
+            description: rich(&s["description"]),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_operation_of_the_document_is_on_the_page() {
+        let doc = openapi::document();
+        let page = page(&doc, Chrome::default());
+        let shown: usize = page.groups.iter().map(|g| g.operations.len()).sum();
+        let documented: usize =
+            doc["paths"].as_object().expect("paths").values().map(|item| item.as_object().expect("item").len()).sum();
+        assert_eq!(shown, documented);
+        assert!(page.codes.iter().any(|c| c.code == "key_revoked" && c.status == 401));
+    }
+
+    #[test]
+    fn backquoted_spans_are_code_and_the_rest_is_text() {
+        let r = Rich::of("send `Authorization: Bearer <key>` or `X-API-Key`");
+        assert_eq!(
+            r.0,
+            vec![
+                (false, "send ".to_owned()),
+                (true, "Authorization: Bearer <key>".to_owned()),
+                (false, " or ".to_owned()),
+                (true, "X-API-Key".to_owned()),
+            ]
+        );
+        assert!(Rich::of("").is_empty());
+    }
+
+    #[test]
+    fn types_read_as_short_text() {
+        assert_eq!(type_of(&serde_json::json!({ "type": ["integer", "null"] })), "integer or null");
+        assert_eq!(type_of(&serde_json::json!({ "type": "integer", "minimum": 1, "maximum": 10 })), "integer, 1 to 10");
+        assert_eq!(
+            type_of(&serde_json::json!({ "type": "array", "items": { "$ref": "#/components/schemas/FieldError" } })),
+            "array of FieldError"
+        );
+    }
+}

@@ -596,6 +596,9 @@ impl Keygate {
                 if t.trim().is_empty() && field.required {
                     return Err("must not be empty".into());
                 }
+                if t.contains('\0') {
+                    return Err(NUL_REFUSED.into());
+                }
                 if t.chars().count() > max {
                     return Err(format!("must be at most {max} characters"));
                 }
@@ -673,6 +676,9 @@ impl Keygate {
                 if !value.is_object() {
                     return Err("must be a JSON object".into());
                 }
+                if has_nul(value) {
+                    return Err(NUL_REFUSED.into());
+                }
                 let t = value.to_string();
                 if t.len() > 1_000_000 {
                     return Err("must be at most 1 MB".into());
@@ -680,12 +686,27 @@ impl Keygate {
                 Bound::Text(t)
             }
             Kind::Tags => match value.as_array() {
+                Some(_) if has_nul(value) => return Err(NUL_REFUSED.into()),
                 Some(items) if items.iter().all(Json::is_string) && items.len() <= 100 => {
                     Bound::Text(value.to_string())
                 }
                 _ => return Err("must be a list of at most 100 strings".into()),
             },
         }))
+    }
+}
+
+/// Why a text holding U+0000 is refused: PostgreSQL cannot store it (SQLite can), and one API
+/// must not accept on one engine what it fails on the other.
+const NUL_REFUSED: &str = "must not contain the character U+0000";
+
+/// Whether any string or member name inside `value` holds U+0000.
+fn has_nul(value: &Json) -> bool {
+    match value {
+        Json::String(s) => s.contains('\0'),
+        Json::Array(items) => items.iter().any(has_nul),
+        Json::Object(members) => members.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+        _ => false,
     }
 }
 

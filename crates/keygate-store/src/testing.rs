@@ -46,21 +46,6 @@ pub fn postgres_url() -> Option<String> {
     }
 }
 
-/// A new, migrated PostgreSQL database, or `None` when no server is configured.
-pub async fn fresh_postgres() -> StoreResult<Option<TestDatabase>> {
-    let Some(url) = postgres_url() else { return Ok(None) };
-    let admin = Database::connect_url(&url).await?;
-    let name = format!("keygate_test_{}", random_suffix());
-    if let Some(pool) = admin.postgres_pool() {
-        // The name is generated above from hex digits only; identifiers cannot be bound.
-        sqlx::query(&format!("CREATE DATABASE {name}")).execute(pool).await?;
-    }
-    admin.close().await;
-    let db = Database::connect_url(&with_database(&url, &name)).await?;
-    db.migrate().await?;
-    Ok(Some(TestDatabase { db, dir: None }))
-}
-
 /// The URL of a new, empty PostgreSQL database (not migrated), or `None` when no server is
 /// configured: for tests of what keygate does to a database it is given.
 pub async fn empty_postgres_url() -> StoreResult<Option<String>> {
@@ -73,6 +58,14 @@ pub async fn empty_postgres_url() -> StoreResult<Option<String>> {
     }
     admin.close().await;
     Ok(Some(with_database(&url, &name)))
+}
+
+/// A new, migrated PostgreSQL database, or `None` when no server is configured.
+pub async fn fresh_postgres() -> StoreResult<Option<TestDatabase>> {
+    let Some(url) = empty_postgres_url().await? else { return Ok(None) };
+    let db = Database::connect_url(&url).await?;
+    db.migrate().await?;
+    Ok(Some(TestDatabase { db, dir: None }))
 }
 
 /// A fresh database of the given engine; `None` when that engine is not available here.

@@ -150,8 +150,25 @@ fn app(state: AppState) -> Router {
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
         .route("/openapi.json", get(openapi::serve_document))
+        .route("/", get(|| async { axum::response::Redirect::to("/console") }))
         .merge(console::routes())
+        .fallback(not_found)
         .with_state(state)
+}
+
+/// Every unknown path gets an answer that says so: a page under `/console`, a problem document
+/// elsewhere (never an empty 404).
+async fn not_found(state: axum::extract::State<AppState>, uri: axum::http::Uri) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let path: String = uri.path().chars().take(200).collect();
+    if path == "/console" || path.starts_with("/console/") {
+        return console::not_found_page(&path);
+    }
+    problem::Problem::new(axum::http::StatusCode::NOT_FOUND, "not_found", "Not found", state.next_request_id())
+        .detail(format!(
+            "there is nothing at {path}; the Public API is under /rest/v1/{{unitId}}/…, its description at /openapi.json, the console at /console"
+        ))
+        .into_response()
 }
 
 /// Serves `app(state)` on `listener` with the peer address available to handlers, until

@@ -512,7 +512,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::SUCCESS);
     }
-    crate::serve::init_logging();
+    crate::serve::init_logging()?;
     let may_create =
         matches!(cli.command, Command::Init { .. } | Command::Demo { .. } | Command::Serve | Command::Migrate);
     let keygate = open(&config, may_create).await?;

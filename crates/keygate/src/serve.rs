@@ -14,14 +14,19 @@ use tokio::{
 
 use crate::config::Config;
 
-pub fn init_logging() {
+/// Logs to standard error, filtered by `KEYGATE_LOG` (default `info,sqlx=warn`); one JSON object
+/// per line with `KEYGATE_LOG_FORMAT=json` (for log collectors), else human-readable text.
+pub fn init_logging() -> anyhow::Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_from_env("KEYGATE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr)
-        .try_init();
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let format = std::env::var("KEYGATE_LOG_FORMAT").unwrap_or_default();
+    let _ = match format.trim() {
+        "json" => builder.json().with_current_span(true).with_span_list(false).try_init(),
+        "" | "text" => builder.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).try_init(),
+        other => anyhow::bail!("KEYGATE_LOG_FORMAT must be json or text, not `{other}`"),
+    };
+    Ok(())
 }
 
 /// Serves until SIGTERM or Ctrl-C, then drains requests and flushes last-used data.

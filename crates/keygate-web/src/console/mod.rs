@@ -199,6 +199,16 @@ pub(crate) fn render(status: StatusCode, page: &impl Template) -> Response {
     }
 }
 
+/// The console's answer for a page that does not exist.
+pub(crate) fn not_found_page(path: &str) -> Response {
+    pages::message_page(
+        StatusCode::NOT_FOUND,
+        None,
+        "Page not found",
+        &format!("There is no console page at {path}. Start from the console's home page, /console."),
+    )
+}
+
 /// An unexpected failure: logged with its cause, shown without it.
 pub(crate) fn internal(e: &ServiceError) -> Response {
     tracing::error!(error = %e, "a console request failed");

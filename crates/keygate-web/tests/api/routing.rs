@@ -66,3 +66,21 @@ async fn a_call_without_a_key_is_refused_as_such_whatever_its_body() {
     assert_eq!(r.status(), 401);
     assert_eq!(problem_code(r).await, "missing_credentials");
 }
+
+#[tokio::test]
+async fn every_unknown_path_is_answered_with_a_page_or_a_problem_document_and_the_root_leads_to_the_console() {
+    let app = spawn_app().await;
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    let root = client.get(app.url("/")).send().await.expect("send");
+    assert_eq!(root.status(), 303);
+    assert_eq!(root.headers()["location"], "/console");
+    for path in ["/nope", "/rest/v1/1/capability/", "/v2/anything"] {
+        let r = client.get(app.url(path)).send().await.expect("send");
+        assert_eq!(r.status(), 404, "{path}");
+        assert_eq!(problem_code(r).await, "not_found", "{path}");
+    }
+    let page = client.get(app.url("/console/no-such-page")).send().await.expect("send");
+    assert_eq!(page.status(), 404);
+    assert!(page.headers()["content-type"].to_str().expect("ascii").starts_with("text/html"));
+    assert!(page.text().await.expect("body").contains("There is no console page at /console/no-such-page"));
+}

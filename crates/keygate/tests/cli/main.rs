@@ -779,6 +779,37 @@ fn the_embedded_database_moves_to_postgresql_whole_and_its_keys_keep_working() {
     assert!(ok(&on_pg(&["groups", "show", "--tenant", "acme", "Readers"])).contains("erp@acme.example"));
 }
 
+#[test]
+fn logs_are_one_json_object_per_line_when_asked_for() {
+    use std::io::BufRead as _;
+    let dir = data_dir("jsonlog");
+    setup(&dir);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_keygate"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&dir.0)
+        .env_remove("KEYGATE_DATABASE_URL")
+        .env("KEYGATE_LOG", "info")
+        .env("KEYGATE_LOG_FORMAT", "json")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("serve");
+    let line = std::io::BufReader::new(child.stderr.take().expect("stderr"))
+        .lines()
+        .map_while(Result::ok)
+        .find(|l| l.contains("keygate is serving"))
+        .expect("the serving line");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(line.starts_with('{') && line.contains("\"level\":\"INFO\"") && line.contains("\"addr\":"), "{line}");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_keygate"))
+        .args(["users", "list", "--tenant", "acme", "--data-dir"])
+        .arg(&dir.0)
+        .env("KEYGATE_LOG_FORMAT", "xml")
+        .output()
+        .expect("run");
+    refused(&out, "KEYGATE_LOG_FORMAT must be json or text");
+}
+
 /// A server process stopped when dropped: SIGTERM, then SIGKILL if it has not ended 5 s later.
 struct Stopped(std::process::Child);
 

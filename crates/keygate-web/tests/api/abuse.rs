@@ -792,3 +792,23 @@ async fn healthz_stays_fast_with_a_thousand_slow_bodies_open() {
     assert_eq!(open, 50, "the slow bodies were held while /healthz was measured");
     assert!(p99 < std::time::Duration::from_millis(50), "/healthz p99 {p99:?}");
 }
+
+#[tokio::test]
+async fn over_long_passwords_and_emails_are_refused_before_any_hashing_or_throttle_row() {
+    let app = spawn_app().await;
+    let (_, before) = app.keygate.password_hashing();
+    let long_password = "p".repeat(1025);
+    let long_email = format!("{}@acme.example", "a".repeat(250));
+    for i in 0..10u32 {
+        let ip = format!("127.9.0.{}", 1 + i);
+        let (status, _) = log_in_from(&app, &ip, "admin@acme.example", &long_password).await;
+        assert_eq!(status, 401);
+        let (status, _) = log_in_from(&app, &ip, &long_email, "wrong horse battery").await;
+        assert_eq!(status, 401);
+    }
+    let (_, after) = app.keygate.password_hashing();
+    assert_eq!(after - before, 0, "Argon2 ran for inputs over the length limits");
+    let pool = keygate_store::testing::sqlite_pool(app.keygate.db()).expect("sqlite");
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM login_throttle").fetch_one(&pool).await.expect("count");
+    assert_eq!(rows, 0, "throttle rows for inputs over the length limits");
+}

@@ -17,9 +17,12 @@ pub enum ServiceError {
     /// The act would give a power the caller does not hold (DESIGN §6); nothing was written.
     #[error("{0}")]
     GrantExceedsActor(String),
-    /// A request the data API cannot run, with a stable code (`invalid_filter`, `unknown_column`, …).
+    /// A request the data API cannot run; the kind is what the caller gets as a stable code.
     #[error("{detail}")]
-    BadRequest { code: &'static str, detail: String },
+    BadRequest { kind: BadRequest, detail: String },
+    /// The key's user or scopes do not permit this; the message says which resource and access.
+    #[error("{0}")]
+    InsufficientPermission(String),
     /// Field-by-field validation failures of a record write; nothing was written.
     #[error("{} field(s) are not valid", .0.len())]
     InvalidFields(Vec<FieldError>),
@@ -37,12 +40,33 @@ impl From<StoreError> for ServiceError {
         match e {
             StoreError::NotFound(what) => Self::NotFound(what),
             StoreError::Conflict(msg) => Self::Conflict(msg),
+            StoreError::IdempotencyKeyTaken => {
+                Self::Conflict("the idempotent request is still in progress; retry".to_owned())
+            }
             other => Self::Store(other),
         }
     }
 }
 
 pub type ServiceResult<T> = Result<T, ServiceError>;
+
+/// Why the data API cannot run a request. Each kind is one stable problem `code`, which the web
+/// layer names; no string is matched to tell them apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BadRequest {
+    /// The filter text is not in the filter language.
+    InvalidFilter,
+    /// The filter or `columns` names a column the view does not have.
+    UnknownColumn,
+    /// A filter value is not of its column's type.
+    TypeMismatch,
+    /// A parameter's value is not valid (`limit`, `offset`, `id`, `Idempotency-Key`, …).
+    InvalidParameter,
+    /// A query parameter the endpoint does not take.
+    UnknownParameter,
+    /// An `Idempotency-Key` already used for a different request.
+    IdempotencyKeyReused,
+}
 
 /// `Invalid` from any displayable validation error.
 pub(crate) fn invalid(e: impl std::fmt::Display) -> ServiceError {

@@ -10,6 +10,8 @@ mod ceiling;
 mod cluster;
 mod demo;
 mod error;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 mod groups;
 mod keys;
 mod listener;
@@ -30,7 +32,7 @@ use std::{sync::Arc, time::Duration};
 use keygate_store::Database;
 
 pub use caller::Caller;
-pub use error::{FieldError, ServiceError, ServiceResult};
+pub use error::{BadRequest, FieldError, ServiceError, ServiceResult};
 pub use groups::GroupView;
 pub use keys::{IssueKey, IssuedKey, KeyChoices, KeyOwner, KeyView};
 pub use listener::ListenerHealth;

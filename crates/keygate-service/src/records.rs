@@ -10,7 +10,7 @@ use keygate_store::{FieldValue, Idempotency, Properties, RecordWrite, RowShape, 
 use serde_json::{Map, Value as Json};
 use sha2::{Digest, Sha256};
 
-use crate::{Caller, FieldError, Keygate, ServiceError, ServiceResult, Verified};
+use crate::{BadRequest, Caller, FieldError, Keygate, ServiceError, ServiceResult, Verified};
 
 /// The query parameters of a view read, as received.
 #[derive(Debug, Clone, Default)]
@@ -79,14 +79,14 @@ impl PageHints {
 pub const DEFAULT_LIMIT: u32 = 1000;
 pub const MAX_LIMIT: u32 = 10_000;
 
-fn bad(code: &'static str, detail: impl Into<String>) -> ServiceError {
-    ServiceError::BadRequest { code, detail: detail.into() }
+fn bad(kind: BadRequest, detail: impl Into<String>) -> ServiceError {
+    ServiceError::BadRequest { kind, detail: detail.into() }
 }
 
 fn problem(p: FilterProblem) -> ServiceError {
     match p {
-        FilterProblem::UnknownColumn { .. } => bad("unknown_column", p.to_string()),
-        FilterProblem::TypeMismatch { .. } => bad("type_mismatch", p.to_string()),
+        FilterProblem::UnknownColumn { .. } => bad(BadRequest::UnknownColumn, p.to_string()),
+        FilterProblem::TypeMismatch { .. } => bad(BadRequest::TypeMismatch, p.to_string()),
     }
 }
 
@@ -103,7 +103,7 @@ fn forbidden(resource: Resource, access: Access) -> ServiceError {
 }
 
 fn bad_forbidden(detail: String) -> ServiceError {
-    ServiceError::BadRequest { code: "insufficient_permission", detail }
+    ServiceError::InsufficientPermission(detail)
 }
 
 fn view_visibility(v: &Verified, view: &View) -> ServiceResult<Visibility> {
@@ -142,16 +142,18 @@ impl Keygate {
         let limit = match params.limit.as_deref().map(str::trim) {
             None | Some("") => DEFAULT_LIMIT,
             Some(t) => t.parse::<u32>().ok().filter(|n| (1..=MAX_LIMIT).contains(n)).ok_or_else(|| {
-                bad("invalid_parameter", format!("limit must be a whole number from 1 to {MAX_LIMIT}, not `{t}`"))
+                bad(
+                    BadRequest::InvalidParameter,
+                    format!("limit must be a whole number from 1 to {MAX_LIMIT}, not `{t}`"),
+                )
             })?,
         };
-        let offset =
-            match params.offset.as_deref().map(str::trim) {
-                None | Some("") => 0,
-                Some(t) => t.parse::<u64>().ok().filter(|n| *n <= i64::MAX as u64).ok_or_else(|| {
-                    bad("invalid_parameter", format!("offset must be a whole number from 0, not `{t}`"))
-                })?,
-            };
+        let offset = match params.offset.as_deref().map(str::trim) {
+            None | Some("") => 0,
+            Some(t) => t.parse::<u64>().ok().filter(|n| *n <= i64::MAX as u64).ok_or_else(|| {
+                bad(BadRequest::InvalidParameter, format!("offset must be a whole number from 0, not `{t}`"))
+            })?,
+        };
         let columns: Vec<&'static Column> = match params.columns.as_deref().map(str::trim).filter(|c| !c.is_empty()) {
             None => view.columns.iter().collect(),
             Some(list) => list
@@ -170,7 +172,7 @@ impl Keygate {
             match params.properties.as_deref().map(str::trim).filter(|p| !p.is_empty()) {
                 None => None,
                 Some(_) if !view.properties => {
-                    return Err(bad("unknown_column", format!("the view `{name}` has no custom properties")));
+                    return Err(bad(BadRequest::UnknownColumn, format!("the view `{name}` has no custom properties")));
                 }
                 Some(list) => {
                     let keys: Vec<String> =
@@ -180,7 +182,7 @@ impl Keygate {
                         .find(|k| k.len() > 64 || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'))
                     {
                         return Err(bad(
-                            "invalid_parameter",
+                            BadRequest::InvalidParameter,
                             format!("`{bad_key}` is not a property name (letters, digits, `_` and `-`, at most 64)"),
                         ));
                     }
@@ -196,7 +198,7 @@ impl Keygate {
         let filter: Option<Expr> = match params.filter.as_deref().map(str::trim).filter(|f| !f.is_empty()) {
             None => None,
             Some(text) => {
-                let expr = filter::parse(text).map_err(|e| bad("invalid_filter", e.to_string()))?;
+                let expr = filter::parse(text).map_err(|e| bad(BadRequest::InvalidFilter, e.to_string()))?;
                 check_filter(view, &expr).map_err(problem)?;
                 Some(expr)
             }
@@ -284,7 +286,7 @@ impl Keygate {
         if let Some(key) = idempotency_key {
             if key.is_empty() || key.len() > 255 || key.chars().any(char::is_control) {
                 return Err(bad(
-                    "invalid_parameter",
+                    BadRequest::InvalidParameter,
                     "the Idempotency-Key header must be 1 to 255 printable characters",
                 ));
             }
@@ -332,7 +334,7 @@ impl Keygate {
         };
         match self.db().records().insert(v.tenant.id, unit, &write, &audit, idem, answer).await {
             Ok((_, body)) => Ok((201, body)),
-            Err(keygate_store::StoreError::Conflict(m)) if m == "idempotency" => {
+            Err(keygate_store::StoreError::IdempotencyKeyTaken) => {
                 let key = idempotency_key.unwrap_or_default();
                 self.idempotent(v, key, &hash)
                     .await?
@@ -348,9 +350,10 @@ impl Keygate {
             Some((stored, status, body)) if stored.as_slice() == hash.as_slice() => {
                 Ok(Some((u16::try_from(status).unwrap_or(201), body)))
             }
-            Some(_) => {
-                Err(bad("idempotency_key_reused", "this Idempotency-Key was already used for a different request"))
-            }
+            Some(_) => Err(bad(
+                BadRequest::IdempotencyKeyReused,
+                "this Idempotency-Key was already used for a different request",
+            )),
         }
     }
 

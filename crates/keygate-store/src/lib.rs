@@ -56,6 +56,9 @@ pub enum StoreError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    /// An idempotency key this request wanted is held by another request of the same key.
+    #[error("the idempotency key is already taken")]
+    IdempotencyKeyTaken,
     #[error("stored data is inconsistent: {0}")]
     Corrupt(String),
     #[error("the database could not be reached or refused the operation")]

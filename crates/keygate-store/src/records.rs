@@ -433,7 +433,7 @@ impl Records<'_> {
 
     /// Inserts a record with its audit event and, when given, its idempotency answer, in one
     /// transaction. A concurrent retry with the same idempotency key loses the race and gets
-    /// `Conflict("idempotency")`.
+    /// [`StoreError::IdempotencyKeyTaken`].
     pub async fn insert(
         &self,
         tenant: TenantId,
@@ -471,7 +471,10 @@ impl Records<'_> {
                     .bind(tenant.0).bind(idem.key_id).bind(idem.key).bind(idem.request_hash.to_vec()).bind(201_i64).bind(&body).bind(Timestamp::now().0)
                     .execute(&mut *tx)
                     .await
-                    .map_err(|e| on_unique(e, || "idempotency".to_owned()))?;
+                    .map_err(|e| match on_unique(e, String::new) {
+                        StoreError::Conflict(_) => StoreError::IdempotencyKeyTaken,
+                        other => other,
+                    })?;
             }
             let mut audit = audit.clone();
             audit.target = format!("{} {id}", write.table);

@@ -10,7 +10,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use keygate_domain::UnitId;
-use keygate_service::{Verified, VerifyRequest, ViewParams};
+use keygate_service::{BadRequest, Verified, VerifyRequest, ViewParams};
 use serde::Deserialize;
 
 use crate::{
@@ -90,7 +90,7 @@ pub(crate) async fn read_view(state: AppState, peer: SocketAddr, request: Reques
             &state,
             &v,
             keygate_service::ServiceError::BadRequest {
-                code: "invalid_parameter",
+                kind: BadRequest::InvalidParameter,
                 detail: "the query string is not valid".into(),
             },
         );
@@ -135,7 +135,7 @@ fn unknown_parameter(state: &AppState, v: &Verified, uri: &axum::http::Uri, acce
     // The name as sent, cut short and without what a problem body should not echo.
     let shown: String = unknown.chars().take(64).filter(|c| !c.is_control()).collect();
     let error = keygate_service::ServiceError::BadRequest {
-        code: "unknown_parameter",
+        kind: BadRequest::UnknownParameter,
         detail: format!("`{shown}` is not a parameter of this endpoint; the parameters are: {}", accepted.join(", ")),
     };
     Some(failed(state, v, error))
@@ -162,7 +162,7 @@ async fn read_body(state: &AppState, v: &Verified, body: axum::body::Body) -> Re
 
 fn bad_id(state: &AppState, v: &Verified) -> Response {
     let detail = "`id` must be given as a positive record id, e.g. ?id=42".to_owned();
-    failed(state, v, keygate_service::ServiceError::BadRequest { code: "invalid_parameter", detail })
+    failed(state, v, keygate_service::ServiceError::BadRequest { kind: BadRequest::InvalidParameter, detail })
 }
 
 /// One record by `?id=`. A record the key's user cannot see is 404.

@@ -6,7 +6,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use keygate_domain::RefusalCode;
-use keygate_service::{FieldError, RateState, Refused, ServiceError};
+use keygate_service::{BadRequest, FieldError, RateState, Refused, ServiceError};
 use serde_json::json;
 
 /// A problem document with its status and extra headers.
@@ -43,7 +43,7 @@ impl Problem {
     /// A service error. Internal causes are logged with the request id, never sent.
     pub(crate) fn from_service(e: ServiceError, request_id: String) -> Self {
         match e {
-            ServiceError::BadRequest { code: "insufficient_permission", detail } => {
+            ServiceError::InsufficientPermission(detail) => {
                 let mut p = Self::new(
                     StatusCode::FORBIDDEN,
                     "insufficient_permission",
@@ -57,8 +57,9 @@ impl Problem {
                 );
                 p
             }
-            ServiceError::BadRequest { code, detail } => {
-                Self::new(StatusCode::BAD_REQUEST, code, "The request cannot be run", request_id).detail(detail)
+            ServiceError::BadRequest { kind, detail } => {
+                Self::new(StatusCode::BAD_REQUEST, bad_request_code(kind), "The request cannot be run", request_id)
+                    .detail(detail)
             }
             ServiceError::InvalidFields(errors) => {
                 let mut p = Self::new(
@@ -148,6 +149,18 @@ impl Problem {
             p.headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         p
+    }
+}
+
+/// The stable `code` of each kind of bad request.
+fn bad_request_code(kind: BadRequest) -> &'static str {
+    match kind {
+        BadRequest::InvalidFilter => "invalid_filter",
+        BadRequest::UnknownColumn => "unknown_column",
+        BadRequest::TypeMismatch => "type_mismatch",
+        BadRequest::InvalidParameter => "invalid_parameter",
+        BadRequest::UnknownParameter => "unknown_parameter",
+        BadRequest::IdempotencyKeyReused => "idempotency_key_reused",
     }
 }
 

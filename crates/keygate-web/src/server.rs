@@ -8,8 +8,8 @@
 //!
 //! Bounded by construction: at most `max_connections` are served at once (the accept loop waits
 //! for a free place, so further clients queue in the kernel's backlog instead of taking file
-//! descriptors), at most `max_connections_per_address` per address (an IPv6 /64; more are
-//! closed at once), and a request body must arrive in full within `body_timeout` of its head.
+//! descriptors), at most `max_connections_per_address` per address and never more than a quarter
+//! of the places (an IPv6 /64 counts as one address; more are closed at once), and a request body must arrive in full within `body_timeout` of its head.
 //! Accept errors (`EMFILE`) back off exponentially up to a second, logged once per run of them.
 //!
 //! The deadline is kept by one watchdog per connection, not by hyper's `header_read_timeout`:
@@ -61,7 +61,11 @@ pub(crate) async fn run(
     let graceful = GracefulShutdown::new();
     let max_connections = connection_limit(state.config.max_connections);
     let places = Arc::new(tokio::sync::Semaphore::new(max_connections));
-    let per_address = Arc::new(PerAddress::new(state.config.max_connections_per_address));
+    // One address never takes more than a quarter of the places, so that one client (or one /64)
+    // cannot crowd out everyone else, a health check included, whatever the settings say.
+    let per_address_max = state.config.max_connections_per_address.min((max_connections / 4).max(1));
+    let per_address = Arc::new(PerAddress::new(per_address_max));
+    tracing::debug!(max_connections, per_address_max, "connection caps");
     let mut backoff = Duration::ZERO;
     tokio::pin!(shutdown);
     loop {

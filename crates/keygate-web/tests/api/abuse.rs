@@ -761,3 +761,54 @@ async fn a_key_without_a_grant_on_users_sees_no_group_by_the_accident_of_its_ids
         body["data"].as_array().map_or_else(Vec::new, |rows| rows.iter().filter_map(|g| g["id"].as_i64()).collect());
     assert!(status == 403 || ids.is_empty(), "user {} sees groups {ids:?} ({status})", app.user.0);
 }
+
+#[tokio::test]
+async fn healthz_stays_fast_with_a_thousand_slow_bodies_open() {
+    let web =
+        keygate_web::WebConfig { body_timeout: std::time::Duration::from_secs(5), ..keygate_web::WebConfig::default() };
+    let app = crate::helpers::spawn_app_with_web(web).await;
+    let (_, service) = app.issue(&["127.0.0.0/8"], Some(&["keys:verify"])).await;
+    let auth = format!("Authorization: Bearer {}\r\n", service.expose());
+    let mut slow = Vec::new();
+    for i in 0..1000u32 {
+        // 40 addresses, 25 connections each: under the per-address cap, so all of them are held.
+        slow.push(slow_body_with(&app, &format!("127.0.8.{}", 1 + i % 40), "/v1/keys/verify", &auth).await);
+    }
+    let mut latencies = Vec::new();
+    for _ in 0..100 {
+        let t = std::time::Instant::now();
+        let (status, _) =
+            raw_request(&app, "127.0.0.1", "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", b"").await;
+        latencies.push(t.elapsed());
+        assert_eq!(status, 200);
+    }
+    latencies.sort();
+    let p99 = latencies[98];
+    let mut open = 0;
+    for stream in slow.iter_mut().take(50) {
+        open += usize::from(still_open(stream).await);
+    }
+    eprintln!("/healthz p50 {:?}, p99 {p99:?} with 1 000 slow bodies open", latencies[49]);
+    assert_eq!(open, 50, "the slow bodies were held while /healthz was measured");
+    assert!(p99 < std::time::Duration::from_millis(50), "/healthz p99 {p99:?}");
+}
+
+#[tokio::test]
+async fn over_long_passwords_and_emails_are_refused_before_any_hashing_or_throttle_row() {
+    let app = spawn_app().await;
+    let (_, before) = app.keygate.password_hashing();
+    let long_password = "p".repeat(1025);
+    let long_email = format!("{}@acme.example", "a".repeat(250));
+    for i in 0..10u32 {
+        let ip = format!("127.9.0.{}", 1 + i);
+        let (status, _) = log_in_from(&app, &ip, "admin@acme.example", &long_password).await;
+        assert_eq!(status, 401);
+        let (status, _) = log_in_from(&app, &ip, &long_email, "wrong horse battery").await;
+        assert_eq!(status, 401);
+    }
+    let (_, after) = app.keygate.password_hashing();
+    assert_eq!(after - before, 0, "Argon2 ran for inputs over the length limits");
+    let pool = keygate_store::testing::sqlite_pool(app.keygate.db()).expect("sqlite");
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM login_throttle").fetch_one(&pool).await.expect("count");
+    assert_eq!(rows, 0, "throttle rows for inputs over the length limits");
+}

@@ -809,3 +809,153 @@ fn logs_are_one_json_object_per_line_when_asked_for() {
         .expect("run");
     refused(&out, "KEYGATE_LOG_FORMAT must be json or text");
 }
+
+/// A server process stopped when dropped: SIGTERM, then SIGKILL if it has not ended 5 s later.
+struct Stopped(std::process::Child);
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill").arg("-TERM").arg(self.0.id().to_string()).status();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while std::time::Instant::now() < deadline {
+            if matches!(self.0.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Connects from `from` (any address of 127.0.0.0/8) to `to`.
+async fn connect_from(from: &str, to: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpStream> {
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.bind(std::net::SocketAddr::new(from.parse().expect("ip"), 0))?;
+    socket.connect(to).await
+}
+
+#[test]
+fn with_128_file_descriptors_healthz_stays_reachable_while_200_slow_bodies_are_sent() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let dir = data_dir("descriptors");
+    setup(&dir);
+    ok(&keygate(&dir, &["tenants", "api", "on", "--tenant", "acme"]));
+    let issued = keygate(
+        &dir,
+        &[
+            "keys",
+            "issue",
+            "--tenant",
+            "acme",
+            "--user",
+            "erp@acme.example",
+            "--purpose",
+            "p",
+            "--ip",
+            "127.0.0.0/8",
+            "--scope",
+            "keys:verify",
+        ],
+    );
+    let key = ok(&issued).trim().to_owned();
+    let log = dir.0.join("serve.log");
+    let child = std::process::Command::new("prlimit")
+        .args(["--nofile=128:128", "--"])
+        .arg(env!("CARGO_BIN_EXE_keygate"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&dir.0)
+        .env_remove("KEYGATE_DATABASE_URL")
+        .env("KEYGATE_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log file"))
+        .spawn()
+        .expect("start keygate serve under prlimit");
+    let server = Stopped(child);
+    let started = std::time::Instant::now();
+    let addr = loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if let Some(addr) = text.split("addr=").nth(1).and_then(|rest| rest.split_whitespace().next()) {
+            break addr.parse::<std::net::SocketAddr>().expect("an address");
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(20), "no address in {text}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let (latencies, held) = rt.block_on(async {
+        let head = format!(
+            "POST /v1/keys/verify HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\n\
+             Content-Type: application/json\r\nContent-Length: 1000000\r\n\r\n{{"
+        );
+        let mut slow = Vec::new();
+        for _ in 0..200 {
+            if let Ok(mut s) = connect_from("127.0.0.2", addr).await {
+                let _ = s.write_all(head.as_bytes()).await;
+                slow.push(s);
+            }
+        }
+        let mut latencies = Vec::new();
+        for _ in 0..20 {
+            let t = std::time::Instant::now();
+            let mut s = connect_from("127.0.0.3", addr).await.expect("connect for /healthz");
+            s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.expect("send");
+            let mut answer = String::new();
+            let read = tokio::time::timeout(std::time::Duration::from_secs(2), s.read_to_string(&mut answer)).await;
+            assert!(read.is_ok() && answer.starts_with("HTTP/1.1 200"), "/healthz unreachable: {answer:?}");
+            latencies.push(t.elapsed());
+        }
+        let mut held = 0;
+        let mut buf = [0u8; 64];
+        for s in &mut slow {
+            if tokio::time::timeout(std::time::Duration::from_millis(5), s.read(&mut buf)).await.is_err() {
+                held += 1;
+            }
+        }
+        (latencies, held)
+    });
+    drop(server);
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let accept_errors = text.matches("accepting a connection failed").count();
+    let worst = latencies.iter().max().copied().unwrap_or_default();
+    eprintln!("{held} of 200 slow bodies held, /healthz worst of 20 {worst:?}, {accept_errors} accept errors");
+    assert!(held >= 8, "only {held} slow connections held: the attack did not take");
+    assert!(held <= 16, "{held} slow connections held from one address: a quarter of 64 places is 16");
+    assert!(worst < std::time::Duration::from_millis(500), "/healthz took up to {worst:?}");
+    assert!(accept_errors <= 1, "{accept_errors} accept errors logged: the loop spins on EMFILE");
+}
+
+/// Refused calls counted in the `call.refused` rows of the audit log (the `(×N)` of each row).
+fn refused_in_audit(dir: &Dir) -> u64 {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let details: Vec<String> = rt.block_on(async {
+        let db = keygate_store::Database::open_data_dir(&dir.0).await.expect("open");
+        let pool = keygate_store::testing::sqlite_pool(&db).expect("sqlite");
+        let rows = sqlx::query_scalar("SELECT details FROM audit_events WHERE action = 'call.refused'")
+            .fetch_all(&pool)
+            .await
+            .expect("read");
+        db.close().await;
+        rows
+    });
+    details.iter().filter_map(|d| d.split("(×").nth(1)?.split(')').next()?.parse::<u64>().ok()).sum()
+}
+
+#[test]
+fn refused_calls_written_by_a_flush_survive_a_kill_9() {
+    let dir = data_dir("kill9");
+    setup(&dir);
+    let mut server = Server::start(&dir);
+    for _ in 0..20 {
+        assert_eq!(server.capability_status("kg_notavalidkeyatallbutlongenough000000000"), 401);
+    }
+    // The write-behind flush runs every 5 s: wait until one has written all 20, then kill the
+    // process outright.
+    let started = std::time::Instant::now();
+    while refused_in_audit(&dir) < 20 {
+        assert!(started.elapsed() < std::time::Duration::from_secs(30), "no flush wrote the refusals in 30 s");
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    server.child.kill().expect("SIGKILL");
+    let _ = server.child.wait();
+    assert_eq!(refused_in_audit(&dir), 20, "refused calls in the audit log after kill -9");
+}

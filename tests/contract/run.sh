@@ -111,7 +111,8 @@ say "schemathesis: every operation, $MAX_EXAMPLES examples each, seed $SEED, che
 status=0
 # No crash cache (.schemathesis/): a run replays only what its seed generates.
 printf '[cache]\nenabled = false\n' >"$WORK/schemathesis.toml"
-timeout --kill-after=10 "$MAX_TIME" "$st" --config-file "$WORK/schemathesis.toml" run "$base/openapi.json" \
+PYTHONPATH=tests/contract SCHEMATHESIS_HOOKS=hooks \
+    timeout --kill-after=10 "$MAX_TIME" "$st" --config-file "$WORK/schemathesis.toml" run "$base/openapi.json" \
     --url "$base" \
     -H "Authorization: Bearer $KEY" \
     --checks "$checks" \

@@ -864,3 +864,43 @@ fn text_path(name: &str, about: &str, answers: &[(u16, &str)]) -> Value {
         "responses": responses,
     } })
 }
+
+#[cfg(test)]
+mod tests {
+    use keygate_service::BadRequest;
+
+    use super::*;
+
+    #[test]
+    fn every_kind_of_bad_request_is_a_documented_400() {
+        let kinds = [
+            BadRequest::InvalidFilter,
+            BadRequest::UnknownColumn,
+            BadRequest::TypeMismatch,
+            BadRequest::InvalidParameter,
+            BadRequest::UnknownParameter,
+            BadRequest::IdempotencyKeyReused,
+        ];
+        for kind in kinds {
+            // Exhaustive: a new kind does not compile until it is listed above.
+            match kind {
+                BadRequest::InvalidFilter
+                | BadRequest::UnknownColumn
+                | BadRequest::TypeMismatch
+                | BadRequest::InvalidParameter
+                | BadRequest::UnknownParameter
+                | BadRequest::IdempotencyKeyReused => {}
+            }
+            let code = crate::problem::bad_request_code(kind);
+            assert!(OTHER_PROBLEM_CODES.iter().any(|(c, status, _)| *c == code && *status == 400), "{code}");
+        }
+    }
+
+    #[test]
+    fn the_document_is_stable_json_ending_in_a_newline() {
+        let text = document_text();
+        assert!(text.ends_with("}\n"));
+        assert_eq!(text, document_text());
+        assert_eq!(serde_json::from_str::<Value>(&text).ok(), Some(document()));
+    }
+}

@@ -153,7 +153,7 @@ impl Problem {
 }
 
 /// The stable `code` of each kind of bad request.
-fn bad_request_code(kind: BadRequest) -> &'static str {
+pub(crate) fn bad_request_code(kind: BadRequest) -> &'static str {
     match kind {
         BadRequest::InvalidFilter => "invalid_filter",
         BadRequest::UnknownColumn => "unknown_column",

@@ -270,6 +270,20 @@ impl Keygate {
         Ok(())
     }
 
+    /// A user's permissions as the store computes them for verification (groups, and the
+    /// own-records rule for personal users). Members of `User configurator` or `Configurator`.
+    pub async fn user_permissions(
+        &self,
+        caller: &Caller,
+        tenant: TenantId,
+        user: UserId,
+    ) -> ServiceResult<keygate_domain::Permissions> {
+        if caller.require_user_configurator(tenant).is_err() {
+            caller.require_configurator(tenant)?;
+        }
+        Ok(self.user_power(tenant, user).await?.1.permissions)
+    }
+
     /// A user of this tenant and what they hold now.
     pub(crate) async fn user_power(&self, tenant: TenantId, user: UserId) -> ServiceResult<(UserRecord, Power)> {
         let record = self.user_by_id(tenant, user).await?;

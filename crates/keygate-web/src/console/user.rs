@@ -16,7 +16,7 @@ use secrecy::SecretString;
 
 use super::{
     Chrome, CsrfForm, Ctx, PUBLIC_API, UserConfigurator, render, service_error_page,
-    users::{Choice, form_error, group_label, permissions_of},
+    users::{Choice, form_error, group_label},
     when,
 };
 use crate::AppState;
@@ -92,7 +92,10 @@ async fn page(
             (Ok(u), Ok(g), Ok(n)) => (u, g, n),
             (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return service_error_page(ctx, &e),
         };
-    let permissions = permissions_of(&user, &groups);
+    let permissions = match k.user_permissions(caller, tenant, id).await {
+        Ok(p) => p,
+        Err(e) => return service_error_page(ctx, &e),
+    };
     let keys = if ctx.session.permissions.configurator {
         match k.list_keys(caller, tenant).await {
             Ok(all) => Some(

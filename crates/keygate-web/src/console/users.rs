@@ -9,9 +9,9 @@ use axum::{
     http::StatusCode,
     response::{IntoResponse, Redirect, Response},
 };
-use keygate_domain::{Permissions, SystemGroup, UnitId, UserCategory, UserId};
+use keygate_domain::{SystemGroup, UnitId, UserCategory, UserId};
 use keygate_service::{CreateUser, ServiceError};
-use keygate_store::{GroupRecord, UserRecord};
+use keygate_store::GroupRecord;
 use secrecy::SecretString;
 
 use super::{
@@ -293,13 +293,4 @@ pub(crate) fn group_label(g: &GroupRecord) -> String {
             format!("{} ({})", g.name, g.grants.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "))
         }
     }
-}
-
-/// What a user may do now, from their groups and category (the rule the store applies on every
-/// call: grants of every group, and the own-records rule for personal users).
-pub(crate) fn permissions_of(user: &UserRecord, groups: &[GroupRecord]) -> Permissions {
-    let mine: Vec<&GroupRecord> = groups.iter().filter(|g| user.groups.contains(&g.name)).collect();
-    let system: Vec<SystemGroup> = mine.iter().filter_map(|g| g.system).collect();
-    Permissions::of_user(&system, mine.iter().flat_map(|g| g.grants.iter().copied()))
-        .with_own_records(user.category == UserCategory::Personal)
 }

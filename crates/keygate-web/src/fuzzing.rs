@@ -6,21 +6,12 @@ use std::net::{IpAddr, SocketAddr};
 
 use axum::http::{HeaderMap, HeaderValue, Method};
 
-use crate::{TrustedProxies, client_ip, public_api};
+use crate::{TrustedProxies, client_ip, rest};
 
 /// Routes `path` for `method` and decodes its segments as a Public API call would.
 pub fn public_api_path(method: &[u8], path: &str) {
     let Ok(method) = Method::from_bytes(method) else { return };
-    if public_api::endpoint(&method, path).is_some() {
-        let (unit, resource, view) = public_api::segments(path);
-        assert!(path.len() >= unit.len() + resource.len() + view.len());
-        for segment in [unit, resource, view] {
-            if let Some(text) = public_api::decoded(segment) {
-                assert!(text.len() <= segment.len(), "decoding never grows a segment");
-            }
-        }
-        let _ = crate::api::parse_unit(unit);
-    }
+    rest::fuzz_path(&method, path);
 }
 
 /// Resolves the client address from `x-forwarded-for` values and `x-real-ip` sent by a peer in

@@ -4,24 +4,22 @@
 //! Handlers parse requests, call the service layer and shape responses; they never run SQL and
 //! hold no rules of their own. Every refusal leaves through [`problem`].
 
-mod api;
+mod app;
 mod client_ip;
 mod console;
-mod data;
+mod deadline;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 mod metrics;
 pub mod openapi;
 mod ops;
 mod problem;
-mod public_api;
+mod request_id;
+mod rest;
 mod server;
 mod verify;
 
-use std::sync::{
-    Arc,
-    atomic::{AtomicU64, Ordering},
-};
+use std::sync::Arc;
 
 use axum::{
     Router,
@@ -29,7 +27,9 @@ use axum::{
 };
 use keygate_service::Keygate;
 
+pub use app::{ACCESS_LOG, App, AppFuture, app};
 pub use client_ip::TrustedProxies;
+use request_id::{RequestId, RequestIds};
 
 /// Settings of the HTTP layer.
 #[derive(Debug, Clone)]
@@ -116,37 +116,11 @@ impl AppState {
         let metrics = metrics::Metrics::new(keygate.clone());
         Self(Arc::new(Shared { keygate, config, request_ids: RequestIds::new(), metrics }))
     }
-
-    /// A short id unique within this process run, for correlating a response with logs.
-    pub(crate) fn next_request_id(&self) -> String {
-        let n = self.request_ids.counter.fetch_add(1, Ordering::Relaxed);
-        format!("{:08x}-{n:x}", self.request_ids.prefix)
-    }
 }
 
-#[derive(Debug)]
-struct RequestIds {
-    prefix: u32,
-    counter: AtomicU64,
-}
-
-impl RequestIds {
-    fn new() -> Self {
-        let mut bytes = [0u8; 4];
-        getrandom_prefix(&mut bytes);
-        Self { prefix: u32::from_le_bytes(bytes), counter: AtomicU64::new(1) }
-    }
-}
-
-fn getrandom_prefix(bytes: &mut [u8; 4]) {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
-    *bytes = (nanos ^ std::process::id().rotate_left(16)).to_le_bytes();
-}
-
-/// The HTTP application apart from the Public API (`/rest/v1/…`), which [`serve`] dispatches
-/// itself (see `public_api`).
-fn app(state: AppState) -> Router {
-    let tracked = state.clone();
+/// axum's router: everything but the Public API (`/rest/v1/…`, see [`rest`]), which [`App`]
+/// routes itself.
+fn router(state: AppState) -> Router {
     Router::new()
         .route("/v1/keys/verify", post(verify::verify_key))
         .route("/v1/forward-auth", any(verify::forward_auth))
@@ -157,47 +131,31 @@ fn app(state: AppState) -> Router {
         .route("/", get(|| async { axum::response::Redirect::to("/console") }))
         .merge(console::routes())
         .fallback(not_found)
-        .layer(axum::middleware::from_fn(move |request, next| track(tracked.clone(), request, next)))
+        .layer(axum::middleware::from_fn(app::note_route))
         .with_state(state)
-}
-
-/// Counts and times every request axum's router answers, by its route template (requests that
-/// match no route count as `unmatched`).
-async fn track(
-    state: AppState,
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    let started = std::time::Instant::now();
-    // A template of the router's fixed set of routes: a bounded label, whatever the path was.
-    let route = request.extensions().get::<axum::extract::MatchedPath>().map(|m| m.as_str().to_owned());
-    let response = next.run(request).await;
-    let route = route.map_or(std::borrow::Cow::Borrowed("unmatched"), std::borrow::Cow::Owned);
-    state.metrics.record(route, response.status().as_u16(), started.elapsed());
-    response
 }
 
 /// Every unknown path gets an answer that says so: a page under `/console`, a problem document
 /// elsewhere (never an empty 404).
-async fn not_found(state: axum::extract::State<AppState>, uri: axum::http::Uri) -> axum::response::Response {
+async fn not_found(axum::Extension(id): axum::Extension<RequestId>, uri: axum::http::Uri) -> axum::response::Response {
     use axum::response::IntoResponse;
     let path: String = uri.path().chars().take(200).collect();
     if path == "/console" || path.starts_with("/console/") {
         return console::not_found_page(&path);
     }
-    problem::Problem::new(axum::http::StatusCode::NOT_FOUND, "not_found", "Not found", state.next_request_id())
+    problem::Problem::new(axum::http::StatusCode::NOT_FOUND, "not_found", "Not found", id)
         .detail(format!(
             "there is nothing at {path}; the Public API is under /rest/v1/{{unitId}}/…, its description at /openapi.json, the console at /console"
         ))
         .into_response()
 }
 
-/// Serves `app(state)` on `listener` with the peer address available to handlers, until
-/// `shutdown` completes; in-flight requests are allowed to finish.
+/// Serves [`app`]`(state)` on `listener` until `shutdown` completes; in-flight requests are
+/// allowed to finish.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    server::run(listener, app(state.clone()), state, shutdown).await
+    server::run(listener, app(state.clone()), &state.config, shutdown).await
 }

@@ -9,6 +9,8 @@ use keygate_domain::RefusalCode;
 use keygate_service::{BadRequest, FieldError, RateState, Refused, ServiceError};
 use serde_json::json;
 
+use crate::RequestId;
+
 /// A problem document with its status and extra headers.
 #[derive(Debug)]
 pub(crate) struct Problem {
@@ -16,14 +18,14 @@ pub(crate) struct Problem {
     code: &'static str,
     title: String,
     detail: Option<String>,
-    request_id: String,
+    request_id: RequestId,
     headers: HeaderMap,
     /// Field-level errors of a rejected write (RFC 9457 extension member `errors`).
     errors: Vec<FieldError>,
 }
 
 impl Problem {
-    pub(crate) fn new(status: StatusCode, code: &'static str, title: impl Into<String>, request_id: String) -> Self {
+    pub(crate) fn new(status: StatusCode, code: &'static str, title: impl Into<String>, request_id: RequestId) -> Self {
         Self {
             status,
             code,
@@ -41,7 +43,7 @@ impl Problem {
     }
 
     /// A service error. Internal causes are logged with the request id, never sent.
-    pub(crate) fn from_service(e: ServiceError, request_id: String) -> Self {
+    pub(crate) fn from_service(e: ServiceError, request_id: RequestId) -> Self {
         match e {
             ServiceError::InsufficientPermission(detail) => {
                 let mut p = Self::new(
@@ -98,7 +100,7 @@ impl Problem {
             )
             .detail(detail),
             other => {
-                tracing::error!(error = ?other, request_id, "request failed");
+                tracing::error!(error = ?other, "request failed");
                 Self::new(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "internal_error",
@@ -121,7 +123,7 @@ impl Problem {
     }
 
     /// A refused call, with RFC 6750 `WWW-Authenticate` on 401/403 and rate headers on 429.
-    pub(crate) fn refused(refused: Refused, request_id: String) -> Self {
+    pub(crate) fn refused(refused: Refused, request_id: RequestId) -> Self {
         let code = refused.code;
         let status = StatusCode::from_u16(code.status()).unwrap_or(StatusCode::FORBIDDEN);
         let mut p = Self::new(status, code.code(), code.title(), request_id);
@@ -194,7 +196,7 @@ impl IntoResponse for Problem {
             "title": self.title,
             "status": self.status.as_u16(),
             "code": self.code,
-            "requestId": self.request_id,
+            "requestId": self.request_id.to_string(),
         });
         if let Some(detail) = self.detail {
             body["detail"] = json!(detail);
@@ -205,9 +207,6 @@ impl IntoResponse for Problem {
         let mut response = (self.status, Json(body)).into_response();
         response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
         response.headers_mut().extend(self.headers);
-        if let Ok(v) = HeaderValue::from_str(&self.request_id) {
-            response.headers_mut().insert(HeaderName::from_static("x-request-id"), v);
-        }
         response
     }
 }

@@ -1,5 +1,6 @@
-//! The HTTP/1.1 server loop: accepts connections, serves [`crate::app`] on each with hyper, closes
-//! connections that make no progress, and drains them on shutdown.
+//! The HTTP/1.1 server loop: accepts connections, serves [`crate::App`] on each with hyper, closes
+//! connections that make no progress, and drains them on shutdown. Everything about a request
+//! (ids, routing, deadlines for bodies, metrics, logs) is the app's; this is about connections.
 //!
 //! hyper is driven directly rather than through `axum::serve` for what a server on the Internet
 //! needs and that one does not offer: a deadline for idle and stalled connections (a client that
@@ -19,7 +20,7 @@
 
 use std::{
     collections::HashMap,
-    net::{IpAddr, SocketAddr},
+    net::IpAddr,
     pin::Pin,
     sync::{
         Arc,
@@ -29,15 +30,10 @@ use std::{
     time::Duration,
 };
 
-use axum::{Router, body::Body, extract::ConnectInfo, http::Request};
 use hyper::body::Incoming;
 use hyper_util::{rt::TokioIo, server::graceful::GracefulShutdown};
-use tower::ServiceExt;
 
-use crate::{
-    AppState,
-    public_api::{self, Dispatch},
-};
+use crate::{App, WebConfig};
 
 /// How long shutdown waits for requests in flight before it closes their connections.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -52,18 +48,18 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// reading its answer; a handler may take as long as it needs.
 pub(crate) async fn run(
     listener: tokio::net::TcpListener,
-    app: Router,
-    state: AppState,
+    app: App,
+    config: &WebConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let idle_timeout = state.config.idle_timeout;
+    let idle_timeout = config.idle_timeout;
     let http = hyper::server::conn::http1::Builder::new();
     let graceful = GracefulShutdown::new();
-    let max_connections = connection_limit(state.config.max_connections);
+    let max_connections = connection_limit(config.max_connections);
     let places = Arc::new(tokio::sync::Semaphore::new(max_connections));
     // One address never takes more than a quarter of the places, so that one client (or one /64)
     // cannot crowd out everyone else, a health check included, whatever the settings say.
-    let per_address_max = state.config.max_connections_per_address.min((max_connections / 4).max(1));
+    let per_address_max = config.max_connections_per_address.min((max_connections / 4).max(1));
     let per_address = Arc::new(PerAddress::new(per_address_max));
     tracing::debug!(max_connections, per_address_max, "connection caps");
     let mut backoff = Duration::ZERO;
@@ -105,8 +101,13 @@ pub(crate) async fn run(
         }
         let activity = Arc::new(Activity::default());
         let io = Watched { io: TokioIo::new(stream), activity: Arc::clone(&activity) };
-        let service =
-            hyper::service::service_fn(connection_service(app.clone(), state.clone(), peer, Arc::clone(&activity)));
+        let (app, seen) = (app.clone(), Arc::clone(&activity));
+        // A request's head arriving is progress, and the connection is busy from then until the
+        // answer's first bytes are written.
+        let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+            seen.head_received();
+            app.serve_from(peer, request)
+        });
         let connection = graceful.watch(http.serve_connection(io, service));
         tokio::spawn(async move {
             let _held = (place, held);
@@ -125,84 +126,6 @@ pub(crate) async fn run(
         tracing::warn!("requests still in flight after {DRAIN_TIMEOUT:?}; closing their connections");
     }
     Ok(())
-}
-
-/// Each request of a connection from `peer`: a Public API call goes to [`public_api`], anything
-/// else to axum's router with the peer address (what axum's `ConnectInfo` extractor reads). Its
-/// head's arrival is progress, and the connection is busy from then until the answer's first
-/// bytes are written.
-fn connection_service(
-    app: Router,
-    state: AppState,
-    peer: SocketAddr,
-    activity: Arc<Activity>,
-) -> impl Fn(Request<Incoming>) -> Dispatch<tower::util::Oneshot<Router, Request<Body>>> + Clone {
-    move |mut request: Request<Incoming>| {
-        activity.head_received();
-        let body_timeout = state.config.body_timeout;
-        if let Some(endpoint) = public_api::endpoint(request.method(), request.uri().path()) {
-            let call =
-                public_api::serve(state.clone(), peer, endpoint, request.map(|b| with_deadline(b, body_timeout)));
-            return Dispatch::PublicApi(Box::pin(call));
-        }
-        request.extensions_mut().insert(ConnectInfo(peer));
-        Dispatch::Router(app.clone().oneshot(request.map(|b| with_deadline(b, body_timeout))))
-    }
-}
-
-/// The body, failing once `timeout` has passed before its end arrived. A request without a body
-/// gets no timer (the hot path's GETs cost nothing more).
-fn with_deadline(body: Incoming, timeout: Duration) -> Body {
-    use http_body::Body as _;
-    if body.is_end_stream() {
-        return Body::new(body);
-    }
-    Body::new(Deadline { body, sleep: Box::pin(tokio::time::sleep(timeout)) })
-}
-
-/// A request body with a deadline for its last byte.
-struct Deadline {
-    body: Incoming,
-    sleep: Pin<Box<tokio::time::Sleep>>,
-}
-
-/// The request body did not arrive in time.
-#[derive(Debug)]
-struct BodyTimedOut;
-
-impl std::fmt::Display for BodyTimedOut {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("the request body did not arrive in time")
-    }
-}
-
-impl std::error::Error for BodyTimedOut {}
-
-impl http_body::Body for Deadline {
-    type Data = axum::body::Bytes;
-    type Error = axum::BoxError;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
-        let this = self.get_mut();
-        if let Poll::Ready(frame) = Pin::new(&mut this.body).poll_frame(cx) {
-            return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
-        }
-        match this.sleep.as_mut().poll(cx) {
-            Poll::Ready(()) => Poll::Ready(Some(Err(BodyTimedOut.into()))),
-            Poll::Pending => Poll::Pending,
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.body.size_hint()
-    }
 }
 
 /// `wanted`, lowered so that connections leave room in the file-descriptor limit (read from

@@ -4,7 +4,7 @@
 use std::net::{IpAddr, SocketAddr};
 
 use axum::{
-    Json,
+    Extension, Json,
     extract::{ConnectInfo, State},
     http::{HeaderMap, HeaderName, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
@@ -15,10 +15,10 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::{
-    AppState,
-    api::{authenticated, credential, parse_unit},
+    AppState, RequestId,
     client_ip::client_ip,
     problem::Problem,
+    rest::auth::{authenticated, credential, parse_unit},
 };
 
 /// A verify body is a key and three short fields.
@@ -40,6 +40,7 @@ pub(crate) struct VerifyBody {
 pub(crate) async fn verify_key(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(id): Extension<RequestId>,
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> Response {
@@ -55,17 +56,12 @@ pub(crate) async fn verify_key(
         .await
     {
         Ok(v) => v,
-        Err(refused) => return Problem::refused(refused, state.next_request_id()).into_response(),
+        Err(refused) => return Problem::refused(refused, id).into_response(),
     };
     let invalid = |detail: String| {
-        Problem::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_input",
-            "The request body is not valid",
-            state.next_request_id(),
-        )
-        .detail(detail)
-        .into_response()
+        Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_input", "The request body is not valid", id)
+            .detail(detail)
+            .into_response()
     };
     // Read only now that the caller is known: an unauthenticated client cannot make keygate wait
     // for a body.
@@ -117,6 +113,7 @@ pub(crate) async fn verify_key(
 pub(crate) async fn forward_auth(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(id): Extension<RequestId>,
     own: axum::http::Uri,
     headers: HeaderMap,
 ) -> Response {
@@ -149,7 +146,7 @@ pub(crate) async fn forward_auth(
             set("x-keygate-permissions", v.permissions().to_strings().join(" "));
             response
         }
-        Err(refused) => Problem::refused(refused, state.next_request_id()).seen_from(ip).into_response(),
+        Err(refused) => Problem::refused(refused, id).seen_from(ip).into_response(),
     }
 }
 

@@ -1,75 +1,33 @@
-//! The authenticated Public API (`/rest/v1/{unitId}/…`).
+//! `GET /rest/v1/{unitId}/capability`: who am I.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 
 use axum::{
     body::Bytes,
     extract::Request,
-    http::{HeaderMap, StatusCode, header},
+    http::{StatusCode, header},
     response::{IntoResponse, Response},
 };
 use keygate_domain::UnitId;
-use keygate_service::{Credential, Verified, VerifyRequest};
+use keygate_service::Verified;
 
-use crate::{
-    AppState,
-    client_ip::client_ip,
-    problem::{Problem, rate_headers},
+use super::{
+    Call,
+    auth::{authenticate, authenticated},
 };
-
-/// The key from `Authorization: Bearer <key>` (RFC 6750) or `X-API-Key: <key>`. Two
-/// `Authorization` headers, two `X-API-Key` headers, or a Bearer key and a different `X-API-Key`
-/// are [`Credential::Ambiguous`]: the first is not silently preferred.
-pub(crate) fn credential(headers: &HeaderMap) -> Credential<'_> {
-    let mut authorization = headers.get_all(header::AUTHORIZATION).iter();
-    let mut api_key = headers.get_all("x-api-key").iter();
-    let (bearer, second) = (authorization.next(), authorization.next());
-    let (x_api_key, second_x) = (api_key.next(), api_key.next());
-    if second.is_some() || second_x.is_some() {
-        return Credential::Ambiguous;
-    }
-    let bearer = bearer.and_then(|v| v.to_str().ok()).and_then(|value| {
-        let (scheme, token) = value.trim().split_once(' ')?;
-        (scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty()).then(|| token.trim())
-    });
-    let x_api_key = x_api_key.and_then(|v| v.to_str().ok()).map(str::trim).filter(|k| !k.is_empty());
-    match (bearer, x_api_key) {
-        (Some(a), Some(b)) if a != b => Credential::Ambiguous,
-        (Some(key), _) | (None, Some(key)) => Credential::Key(key),
-        (None, None) => Credential::Missing,
-    }
-}
-
-/// `{unitId}` must be a positive integer; anything else names no unit.
-pub(crate) fn parse_unit(text: &str) -> Option<UnitId> {
-    text.parse::<i64>().ok().filter(|n| *n > 0).map(UnitId)
-}
 
 /// Who am I: the key, its user, tenant, unit, effective permissions and the client IP as seen.
 /// Any valid key may call it for a unit it may reach.
-pub(crate) async fn capability(state: AppState, peer: SocketAddr, request: Request) -> Response {
-    let headers = request.headers();
-    let ip = client_ip(peer, headers, &state.config.trusted_proxies);
-    // `{unit}` as it arrived, borrowed from the path.
-    let (raw_unit, _, _) = crate::public_api::segments(request.uri().path());
-    let Some(unit) = parse_unit(raw_unit) else {
-        return Problem::new(StatusCode::NOT_FOUND, "unknown_unit", "There is no such unit", state.next_request_id())
-            .detail(format!("`{raw_unit}` is not a unit number"))
-            .into_response();
-    };
-    let verified = match state
-        .keygate
-        .verify(VerifyRequest { credential: credential(headers), client_ip: ip, unit: Some(unit), required: None })
-        .await
-    {
+pub(crate) async fn capability(call: Call, request: Request) -> Response {
+    let (verified, ip) = match authenticate(&call, request.headers()).await {
         Ok(v) => v,
-        Err(refused) => return Problem::refused(refused, state.next_request_id()).seen_from(ip).into_response(),
+        Err(refused) => return refused,
     };
     let fixed = verified.rendered(render_capability_rest);
     if fixed.is_empty() {
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     }
-    let head = capability_head(ip, unit);
+    let head = capability_head(ip, call.unit);
     authenticated(&verified, ([(header::CONTENT_TYPE, "application/json")], Chunks::new(head.into(), fixed)))
 }
 
@@ -229,13 +187,6 @@ struct UserBody<'a> {
     email: &'a str,
     id: keygate_domain::UserId,
     name: &'a str,
-}
-
-/// An answer to an authenticated call: the body plus the rate-limit headers.
-pub(crate) fn authenticated(v: &Verified, body: impl IntoResponse) -> Response {
-    let mut response = body.into_response();
-    rate_headers(response.headers_mut(), &v.rate);
-    response
 }
 
 #[cfg(test)]

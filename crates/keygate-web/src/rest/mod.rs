@@ -1,29 +1,33 @@
-//! The Public API's own router: `/rest/v1/{unitId}/…`, the calls integrations make at volume.
+//! The Public API, `/rest/v1/{unitId}/…`: the calls integrations make at volume. This folder owns
+//! its routing (here), authentication ([`auth`]) and handlers ([`capability`], [`records`]).
 //!
-//! These requests are dispatched here, before axum's router, which serves everything else (the
-//! console, verification for services and proxies, ops). axum's general routing costs more per
-//! call than keygate's whole key check on a cache hit: matching, a map of path parameters, the
-//! matched path and the peer address put into the request's extensions, a boxed future per
-//! route (about 8 000 instructions per request, callgrind; see the README's Performance). The
-//! Public API has five endpoints of fixed shape, so a `match` on the path's segments does.
+//! [`crate::App`] sends these requests here before axum's router, which serves everything else
+//! (the console, verification for services and proxies, ops); every layer of the application
+//! (request id, span, body deadline, metrics, access log) wraps both alike. axum's general
+//! routing costs more per call than keygate's whole key check on a cache hit: matching, a map of
+//! path parameters, the matched path put into the request's extensions, a boxed future per route
+//! (about 8 000 instructions per request, callgrind; see docs/performance.md). The Public API has
+//! five endpoints of fixed shape, so a `match` on the path's segments does.
 //!
-//! Nothing axum would add is skipped: no layer wraps these routes, and request bodies get the
-//! same 2 MiB limit as axum's default.
+//! The router reads the path once: it parses `{unitId}` (a path that names no unit is answered
+//! here) and decodes the view's or resource's name, and hands them to the handler in a [`Call`].
+//! Handlers never look at the path again. Request bodies get the same 2 MiB limit as axum's
+//! default.
 
-use std::{
-    future::Future,
-    net::SocketAddr,
-    pin::Pin,
-    task::{Context, Poll},
-};
+pub(crate) mod auth;
+mod capability;
+mod records;
+
+use std::net::SocketAddr;
 
 use axum::{
     body::Body,
     http::{HeaderValue, Method, Request, StatusCode, header},
     response::{IntoResponse, Response},
 };
+use keygate_domain::UnitId;
 
-use crate::{AppState, api, data, problem::Problem};
+use crate::{AppState, RequestId, problem::Problem};
 
 /// The largest request body a Public API call may send (axum's default limit).
 pub(crate) const BODY_LIMIT: usize = 2 * 1024 * 1024;
@@ -46,7 +50,7 @@ pub(crate) enum Endpoint {
 }
 
 /// The endpoint for `method` on `path`, or `None` when the path is not a Public API path (axum's
-/// router then answers it, with 404).
+/// router then answers it, with 404). Looks at the path only: the app calls it for every request.
 pub(crate) fn endpoint(method: &Method, path: &str) -> Option<Endpoint> {
     let rest = path.strip_prefix("/rest/v1/")?;
     let mut segments = rest.split('/');
@@ -75,14 +79,14 @@ pub(crate) fn endpoint(method: &Method, path: &str) -> Option<Endpoint> {
 /// The path's `{unitId}` and its third segment (`capability`, `views`, or the resource), and the
 /// fourth if any (the view's name); as they arrived, not decoded. Only called for paths that
 /// [`endpoint`] accepted.
-pub(crate) fn segments(path: &str) -> (&str, &str, &str) {
+fn segments(path: &str) -> (&str, &str, &str) {
     let mut parts = path.strip_prefix("/rest/v1/").unwrap_or_default().splitn(3, '/');
     (parts.next().unwrap_or_default(), parts.next().unwrap_or_default(), parts.next().unwrap_or_default())
 }
 
 /// A path segment with its percent-escapes decoded, as axum's `Path` extractor did; `None` when
 /// the escapes do not decode to UTF-8.
-pub(crate) fn decoded(segment: &str) -> Option<std::borrow::Cow<'_, str>> {
+fn decoded(segment: &str) -> Option<std::borrow::Cow<'_, str>> {
     if !segment.contains('%') {
         return Some(std::borrow::Cow::Borrowed(segment));
     }
@@ -105,17 +109,67 @@ pub(crate) fn decoded(segment: &str) -> Option<std::borrow::Cow<'_, str>> {
     String::from_utf8(out).ok().map(std::borrow::Cow::Owned)
 }
 
-/// Answers a Public API request for `endpoint`.
-pub(crate) async fn serve(state: AppState, peer: SocketAddr, endpoint: Endpoint, request: Request<Body>) -> Response {
-    let started = std::time::Instant::now();
-    let metrics = state.clone();
-    let response = answer(state, peer, endpoint, request).await;
-    metrics.metrics.record(endpoint.route(), response.status().as_u16(), started.elapsed());
+/// What a Public API handler is given: the path as the router read it, and who asked.
+pub(crate) struct Call {
+    pub(crate) state: AppState,
+    /// The socket peer (the client IP is found from it and the trusted proxies).
+    pub(crate) peer: SocketAddr,
+    pub(crate) id: RequestId,
+    /// `{unitId}`.
+    pub(crate) unit: UnitId,
+    /// The view's or the resource's name, decoded; `None` when its escapes are not UTF-8 (it
+    /// names nothing) and for `capability`.
+    pub(crate) name: Option<String>,
+}
+
+/// Answers a Public API request for `endpoint` (found by [`endpoint`] on its path).
+pub(crate) async fn serve(
+    state: AppState,
+    peer: SocketAddr,
+    id: RequestId,
+    endpoint: Endpoint,
+    request: Request<Body>,
+) -> Response {
+    if let Endpoint::MethodNotAllowed(allow) = endpoint {
+        return method_not_allowed(id, allow);
+    }
+    let (raw_unit, second, third) = segments(request.uri().path());
+    let Some(unit) = auth::parse_unit(raw_unit) else {
+        return Problem::new(StatusCode::NOT_FOUND, "unknown_unit", "There is no such unit", id)
+            .detail(format!("`{}` is not a unit number", raw_unit.chars().take(40).collect::<String>()))
+            .into_response();
+    };
+    let name = match endpoint {
+        Endpoint::Capability => None,
+        Endpoint::ReadView => decoded(third).map(std::borrow::Cow::into_owned),
+        _ => decoded(second).map(std::borrow::Cow::into_owned),
+    };
+    let call = Call { state, peer, id, unit, name };
+    match endpoint {
+        Endpoint::Capability => capability::capability(call, request).await,
+        Endpoint::ReadView => records::read_view(call, request).await,
+        Endpoint::ReadRecord => records::read_record(call, request).await,
+        Endpoint::CreateRecord => records::create_record(call, request).await,
+        Endpoint::UpdateRecord => records::update_record(call, request).await,
+        Endpoint::MethodNotAllowed(allow) => method_not_allowed(id, allow),
+    }
+}
+
+fn method_not_allowed(id: RequestId, allow: &'static str) -> Response {
+    let mut response = Problem::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "This endpoint does not answer this method",
+        id,
+    )
+    .detail(format!("allowed: {allow}"))
+    .into_response();
+    response.headers_mut().insert(header::ALLOW, HeaderValue::from_static(allow));
     response
 }
 
 impl Endpoint {
-    /// The route template, for metrics (bounded: one per endpoint).
+    /// The route template, for metrics and the access log (bounded: one per endpoint).
     pub(crate) fn route(self) -> &'static str {
         match self {
             Self::Capability => "/rest/v1/{unitId}/capability",
@@ -126,45 +180,18 @@ impl Endpoint {
     }
 }
 
-async fn answer(state: AppState, peer: SocketAddr, endpoint: Endpoint, request: Request<Body>) -> Response {
-    match endpoint {
-        Endpoint::Capability => api::capability(state, peer, request).await,
-        Endpoint::ReadView => data::read_view(state, peer, request).await,
-        Endpoint::ReadRecord => data::read_record(state, peer, request).await,
-        Endpoint::CreateRecord => data::create_record(state, peer, request).await,
-        Endpoint::UpdateRecord => data::update_record(state, peer, request).await,
-        Endpoint::MethodNotAllowed(allow) => {
-            let mut response = Problem::new(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
-                "This endpoint does not answer this method",
-                state.next_request_id(),
-            )
-            .detail(format!("allowed: {allow}"))
-            .into_response();
-            response.headers_mut().insert(header::ALLOW, HeaderValue::from_static(allow));
-            response
+/// For the fuzz target: routes `path` and reads it as [`serve`] does, asserting what must hold.
+#[cfg(feature = "fuzzing")]
+pub(crate) fn fuzz_path(method: &Method, path: &str) {
+    if endpoint(method, path).is_some() {
+        let (unit, resource, view) = segments(path);
+        assert!(path.len() >= unit.len() + resource.len() + view.len());
+        for segment in [unit, resource, view] {
+            if let Some(text) = decoded(segment) {
+                assert!(text.len() <= segment.len(), "decoding never grows a segment");
+            }
         }
-    }
-}
-
-/// The future of one request: a Public API call, or axum's router for everything else.
-pub(crate) enum Dispatch<R> {
-    PublicApi(Pin<Box<dyn Future<Output = Response> + Send>>),
-    Router(R),
-}
-
-impl<R> Future for Dispatch<R>
-where
-    R: Future<Output = Result<Response, std::convert::Infallible>> + Unpin,
-{
-    type Output = Result<Response, std::convert::Infallible>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.get_mut() {
-            Self::PublicApi(call) => call.as_mut().poll(cx).map(Ok),
-            Self::Router(call) => Pin::new(call).poll(cx),
-        }
+        let _ = auth::parse_unit(unit);
     }
 }
 

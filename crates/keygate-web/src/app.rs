@@ -1,0 +1,145 @@
+//! The whole HTTP application as one service: [`app`] returns it, the server runs it on every
+//! connection, and tests can call it in process.
+//!
+//! Every request passes the same layers, here and only here, in this order: it gets a request
+//! id and a tracing span carrying it (so every log line of the request names it); its body gets
+//! the deadline; it is routed (a Public API path to [`crate::rest`], anything else to axum's
+//! router); and its answer gets the `X-Request-Id` header, is counted and timed by route
+//! template, and written to the access log (target `keygate::access`, level `info`: method,
+//! route template, status, duration and the id of the key that was accepted — never the key,
+//! the path or the query, which may carry data).
+
+use std::{
+    borrow::Cow,
+    convert::Infallible,
+    future::Future,
+    net::SocketAddr,
+    pin::Pin,
+    task::{Context, Poll},
+    time::Instant,
+};
+
+use axum::{
+    Router,
+    body::Bytes,
+    extract::{ConnectInfo, MatchedPath},
+    http::{HeaderName, Request, StatusCode},
+    response::{IntoResponse, Response},
+};
+use keygate_domain::KeyId;
+use tower::ServiceExt;
+use tracing::Instrument;
+
+use crate::{AppState, deadline::with_deadline, rest};
+
+/// The tracing target of the access log: `KEYGATE_LOG=info,keygate::access=off` turns it off.
+pub const ACCESS_LOG: &str = "keygate::access";
+
+static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The whole application on `state`: the Public API, verification, forward-auth, ops, the
+/// console, and every layer around them.
+pub fn app(state: AppState) -> App {
+    App { router: crate::router(state.clone()), state }
+}
+
+/// The application as a [`tower::Service`]. A request must carry its peer's address as
+/// `ConnectInfo<SocketAddr>` in its extensions (keys are judged by it); [`crate::serve`] passes
+/// it directly.
+#[derive(Debug, Clone)]
+pub struct App {
+    state: AppState,
+    router: Router,
+}
+
+/// The future of one answer.
+pub type AppFuture = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+impl App {
+    /// Answers `request`, which came from `peer`.
+    pub(crate) fn serve_from<B>(&self, peer: SocketAddr, request: Request<B>) -> AppFuture
+    where
+        B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
+        B::Error: Into<axum::BoxError>,
+    {
+        let started = Instant::now();
+        let id = self.state.request_ids.next();
+        let span = tracing::info_span!("request", id = %id);
+        let mut request = request.map(|body| with_deadline(body, self.state.config.body_timeout));
+        let (state, router) = (self.state.clone(), self.router.clone());
+        let call = async move {
+            let method = request.method().clone();
+            let (route, mut response) = match rest::endpoint(request.method(), request.uri().path()) {
+                Some(endpoint) => {
+                    (Cow::Borrowed(endpoint.route()), rest::serve(state.clone(), peer, id, endpoint, request).await)
+                }
+                None => {
+                    request.extensions_mut().insert(ConnectInfo(peer));
+                    request.extensions_mut().insert(id);
+                    let Ok(mut response) = router.oneshot(request).await;
+                    let route = response.extensions_mut().remove::<MatchedPath>();
+                    (route.map_or(Cow::Borrowed("unmatched"), |r| Cow::Owned(r.as_str().to_owned())), response)
+                }
+            };
+            response.headers_mut().insert(X_REQUEST_ID.clone(), id.header_value());
+            let elapsed = started.elapsed();
+            let status = response.status().as_u16();
+            if let Some(KeyUsed(key)) = response.extensions_mut().remove::<KeyUsed>() {
+                tracing::info!(target: ACCESS_LOG, %method, %route, status, micros = elapsed.as_micros() as u64, %key, "answered");
+            } else {
+                tracing::info!(target: ACCESS_LOG, %method, %route, status, micros = elapsed.as_micros() as u64, "answered");
+            }
+            state.metrics.record(route, status, elapsed);
+            Ok(response)
+        };
+        Box::pin(call.instrument(span))
+    }
+}
+
+impl<B> tower::Service<Request<B>> for App
+where
+    B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
+    B::Error: Into<axum::BoxError>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = AppFuture;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<B>) -> AppFuture {
+        match request.extensions().get::<ConnectInfo<SocketAddr>>() {
+            Some(ConnectInfo(peer)) => self.serve_from(*peer, request),
+            None => Box::pin(std::future::ready(Ok((
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "keygate_web::App needs the peer address: put ConnectInfo<SocketAddr> in the request's extensions",
+            )
+                .into_response()))),
+        }
+    }
+}
+
+/// The key an answered call was accepted with, for the access log.
+#[derive(Debug, Clone, Copy)]
+struct KeyUsed(KeyId);
+
+/// Notes on `response` that the call was accepted with key `key`, when the access log is on
+/// (otherwise it costs nothing).
+pub(crate) fn note_key(response: &mut Response, key: KeyId) {
+    if tracing::enabled!(target: ACCESS_LOG, tracing::Level::INFO) {
+        response.extensions_mut().insert(KeyUsed(key));
+    }
+}
+
+/// axum's router layer that tells [`App`] which route template answered (axum knows it only
+/// inside the router).
+pub(crate) async fn note_route(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let route = request.extensions().get::<MatchedPath>().cloned();
+    let mut response = next.run(request).await;
+    if let Some(route) = route {
+        response.extensions_mut().insert(route);
+    }
+    response
+}

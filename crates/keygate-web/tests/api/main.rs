@@ -4,6 +4,7 @@
 mod helpers;
 
 mod abuse;
+mod app;
 mod connections;
 mod console;
 mod data;

@@ -1,0 +1,171 @@
+//! `keygate_web::app` called in process, without a server: the Public API and the rest of
+//! keygate behind the same layers (request id, its span on every log line, metrics, the access
+//! log).
+
+use std::{
+    io::Write,
+    net::SocketAddr,
+    sync::{Arc, Mutex},
+};
+
+use axum::{
+    body::Body,
+    extract::ConnectInfo,
+    http::{Request, StatusCode},
+    response::Response,
+};
+use keygate_web::{App, AppState, WebConfig};
+use tower::ServiceExt;
+
+use crate::helpers::spawn_app;
+
+fn from_loopback(request: Request<Body>) -> Request<Body> {
+    let mut request = request;
+    request.extensions_mut().insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40_000))));
+    request
+}
+
+async fn call(app: &App, request: Request<Body>) -> Response {
+    app.clone().oneshot(from_loopback(request)).await.expect("infallible")
+}
+
+async fn text(response: Response) -> String {
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.expect("body");
+    String::from_utf8(bytes.to_vec()).expect("utf-8")
+}
+
+fn request_id(response: &Response) -> String {
+    response.headers().get("x-request-id").expect("X-Request-Id").to_str().expect("ascii").to_owned()
+}
+
+#[tokio::test]
+async fn the_whole_application_answers_in_process_and_every_answer_carries_its_own_request_id() {
+    let t = spawn_app().await;
+    let (_, secret) = t.issue(&["127.0.0.0/8"], None).await;
+    let app = keygate_web::app(AppState::new(t.keygate.clone(), WebConfig::default()));
+    let capability = Request::get("/rest/v1/1/capability")
+        .header("authorization", format!("Bearer {}", secret.expose()))
+        .body(Body::empty())
+        .expect("request");
+    let answered = call(&app, capability).await;
+    assert_eq!(answered.status(), StatusCode::OK);
+    let first = request_id(&answered);
+    assert!(text(answered).await.contains("\"tenant\":\"acme\""));
+
+    let console = call(&app, Request::get("/console/login").body(Body::empty()).expect("request")).await;
+    assert_eq!(console.status(), StatusCode::OK);
+    let second = request_id(&console);
+    assert_ne!(first, second, "each request has its own id");
+
+    let refused = call(&app, Request::get("/rest/v1/1/capability").body(Body::empty()).expect("request")).await;
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    let third = request_id(&refused);
+    let body = text(refused).await;
+    assert!(body.contains(&format!("\"requestId\":\"{third}\"")), "the problem document names the header's id: {body}");
+
+    let metrics = text(call(&app, Request::get("/metrics").body(Body::empty()).expect("request")).await).await;
+    for line in [
+        r#"keygate_http_requests_total{route="/rest/v1/{unitId}/capability",status="200"} 1"#,
+        r#"keygate_http_requests_total{route="/rest/v1/{unitId}/capability",status="401"} 1"#,
+        r#"keygate_http_requests_total{route="/console/login",status="200"} 1"#,
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in\n{metrics}");
+    }
+}
+
+#[tokio::test]
+async fn a_request_without_its_peer_address_is_refused_rather_than_judged_from_a_guess() {
+    let t = spawn_app().await;
+    let (_, secret) = t.issue(&["0.0.0.0/0"], None).await;
+    let app = keygate_web::app(AppState::new(t.keygate.clone(), WebConfig::default()));
+    let request = Request::get("/rest/v1/1/capability")
+        .header("authorization", format!("Bearer {}", secret.expose()))
+        .body(Body::empty())
+        .expect("request");
+    let answered = app.oneshot(request).await.expect("infallible");
+    assert_eq!(answered.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(text(answered).await.contains("ConnectInfo"));
+}
+
+/// Log lines written as the server writes them (`KEYGATE_LOG_FORMAT=json`), kept in memory.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("lock").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    fn lines(&self) -> Vec<serde_json::Value> {
+        let text = String::from_utf8(self.0.lock().expect("lock").clone()).expect("utf-8");
+        text.lines().map(|l| serde_json::from_str(l).expect("one JSON object per line")).collect()
+    }
+}
+
+#[tokio::test]
+async fn every_log_line_of_a_request_carries_its_id_and_the_access_log_names_the_key_but_never_the_secret() {
+    let t = spawn_app().await;
+    let (key_id, secret) = t.issue(&["127.0.0.0/8"], None).await;
+    let app = keygate_web::app(AppState::new(t.keygate.clone(), WebConfig::default()));
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new("info"))
+        .json()
+        .with_current_span(true)
+        .with_span_list(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    // The test's runtime has one thread: everything the app does runs under this subscriber.
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let capability = Request::get("/rest/v1/1/capability?x=1")
+        .header("authorization", format!("Bearer {}", secret.expose()))
+        .body(Body::empty())
+        .expect("request");
+    let accepted = request_id(&call(&app, capability).await);
+    // A console form post from another site: the guard logs why it refused, inside the request.
+    let cross_site = Request::post("/console/login")
+        .header("origin", "https://evil.example")
+        .header("host", "keygate.example")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(Body::from("tenant=acme&email=a%40b.c&password=x"))
+        .expect("request");
+    let refused = call(&app, cross_site).await;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    let refused = request_id(&refused);
+
+    let lines = captured.lines();
+    let of = |id: &str| -> Vec<&serde_json::Value> { lines.iter().filter(|l| l["span"]["id"] == id).collect() };
+    let access = |id: &str| {
+        let found: Vec<_> = of(id).into_iter().filter(|l| l["target"] == keygate_web::ACCESS_LOG).collect();
+        assert_eq!(found.len(), 1, "one access line for request {id} in {lines:#?}");
+        found[0].clone()
+    };
+    let line = access(&accepted);
+    assert_eq!(line["level"], "INFO");
+    let fields = &line["fields"];
+    assert_eq!(fields["method"], "GET");
+    assert_eq!(fields["route"], "/rest/v1/{unitId}/capability", "the template, never the path or its query");
+    assert_eq!(fields["status"], 200);
+    assert_eq!(fields["key"], key_id.to_string());
+    assert!(fields["micros"].as_u64().is_some(), "{line}");
+
+    let guard_line =
+        of(&refused).into_iter().find(|l| l["fields"]["message"] == "refused a cross-site console form post");
+    assert!(guard_line.is_some(), "the guard's line carries the request's id: {lines:#?}");
+    let line = access(&refused);
+    assert_eq!(line["fields"]["route"], "/console/login");
+    assert_eq!(line["fields"]["status"], 403);
+    assert!(line["fields"].get("key").is_none(), "no key was accepted: {line}");
+
+    let all = String::from_utf8(captured.0.lock().expect("lock").clone()).expect("utf-8");
+    assert!(!all.contains(secret.expose()), "the key never reaches the logs");
+    assert!(lines.iter().all(|l| l["span"]["id"].is_string()), "no line of these requests lacks its id: {lines:#?}");
+}

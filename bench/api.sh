@@ -44,7 +44,8 @@
 # Fairness: both servers use the same runtime (tokio multi-thread, as crates/keygate/src/main.rs
 # builds it) with TOKIO_WORKER_THREADS=1: taskset pins the process, but tokio sizes its pool from
 # the machine's CPU count, not from the affinity mask, and two workers on one core only contend.
-# keygate runs with KEYGATE_LOG=warn. Its background work (change-feed poll every 200 ms,
+# keygate runs with KEYGATE_LOG=$BENCH_LOG (warn: no access log; `info` measures it, one line per
+# request written to a file). Its background work (change-feed poll every 200 ms,
 # last-used write-behind every 5 s) runs on the same core and is part of what is measured.
 # "cold" means keygate's caches are empty; the OS page cache is not dropped (that needs root).
 # Latencies are wrk's, end to end over loopback (HTTP parse + verify + response + socket).
@@ -69,6 +70,7 @@
 #   BENCH_SERVER_CPU=0         CPU the servers are pinned to
 #   BENCH_CLIENT_CPU=1         CPU wrk is pinned to
 #   BENCH_PORT=18080           keygate listens on 127.0.0.1:PORT, the baseline on PORT+1
+#   BENCH_LOG=warn             keygate's KEYGATE_LOG in the hot path (info: with the access log)
 #   BENCH_KEEP=                1: keep the work dir (logs, raw wrk output, plaintext bench keys)
 #   BENCH_SKIP_BUILD=          1: use the binaries already built
 #   BENCH_SKIP_COLD=           1: skip the cold path
@@ -98,6 +100,7 @@ BENCH_SERVER_CPU=${BENCH_SERVER_CPU:-0}
 BENCH_CLIENT_CPU=${BENCH_CLIENT_CPU:-1}
 BENCH_PORT=${BENCH_PORT:-18080}
 BENCH_KEEP=${BENCH_KEEP:-}
+BENCH_LOG=${BENCH_LOG:-warn}
 BENCH_SKIP_BUILD=${BENCH_SKIP_BUILD:-}
 BENCH_SKIP_COLD=${BENCH_SKIP_COLD:-}
 
@@ -202,7 +205,7 @@ wait_for_port() {
 
 start_keygate() {
     port_free "$KEYGATE_PORT"
-    KEYGATE_LOG=warn TOKIO_WORKER_THREADS=1 taskset -c "$BENCH_SERVER_CPU" \
+    KEYGATE_LOG=$BENCH_LOG TOKIO_WORKER_THREADS=1 taskset -c "$BENCH_SERVER_CPU" \
         "$KEYGATE" --data-dir "$DATA" serve --listen "127.0.0.1:$KEYGATE_PORT" >>"$WORK/keygate.log" 2>&1 &
     KEYGATE_PID=$!
     wait_for_port "$KEYGATE_PORT" "$KEYGATE_PID"

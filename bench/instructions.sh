@@ -15,7 +15,8 @@
 # not counted: callgrind sees user space only.
 #
 # Knobs: BENCH_SECONDS=10, BENCH_KEYS=1000, BENCH_PORT=18090, BENCH_SKIP_BUILD=1,
-#        BENCH_KEEP=1 (keep the work dir with the callgrind files, for callgrind_annotate).
+#        BENCH_KEEP=1 (keep the work dir with the callgrind files, for callgrind_annotate),
+#        BENCH_LOG=warn (keygate's KEYGATE_LOG; info counts the access log too).
 # Needs: cargo, valgrind, wrk. Takes about two minutes after compiling.
 
 set -euo pipefail
@@ -81,7 +82,7 @@ say "setting up a tenant and $BENCH_KEYS keys…"
 count() {
     local name=$1 i requests total dump
     shift
-    KEYGATE_LOG=warn TOKIO_WORKER_THREADS=1 valgrind --tool=callgrind --callgrind-out-file="$WORK/$name.%p" \
+    KEYGATE_LOG=${BENCH_LOG:-warn} TOKIO_WORKER_THREADS=1 valgrind --tool=callgrind --callgrind-out-file="$WORK/$name.%p" \
         "$@" >"$WORK/$name.log" 2>&1 &
     PID=$!
     for i in $(seq 1 600); do

@@ -323,7 +323,8 @@ fn headers() -> Value {
             "schema": { "type": "string", "pattern": "^Bearer realm=\"keygate\"" },
         },
         "X-Request-Id": {
-            "description": "The request id, as in the problem document's `requestId`.",
+            "description": "The request id, sent with every answer; the same as a problem document's \
+                `requestId`, and on every log line of the request.",
             "schema": { "type": "string" },
         },
         "Allow": { "description": "The methods the path answers.", "schema": { "type": "string" } },
@@ -379,7 +380,11 @@ fn refusals(extra: &[u16]) -> Map<String, Value> {
 }
 
 fn authenticated_headers() -> Value {
-    json!({ "RateLimit": ref_header("RateLimit"), "RateLimit-Policy": ref_header("RateLimit-Policy") })
+    json!({
+        "RateLimit": ref_header("RateLimit"),
+        "RateLimit-Policy": ref_header("RateLimit-Policy"),
+        "X-Request-Id": ref_header("X-Request-Id"),
+    })
 }
 
 fn json_ok(description: &str, schema: Value) -> Value {
@@ -819,6 +824,7 @@ fn forward_auth_path() -> Value {
                 "X-Keygate-Permissions": header("effective permissions, space-separated"),
                 "RateLimit": ref_header("RateLimit"),
                 "RateLimit-Policy": ref_header("RateLimit-Policy"),
+                "X-Request-Id": ref_header("X-Request-Id"),
             },
         }),
     );

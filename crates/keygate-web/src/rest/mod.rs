@@ -130,20 +130,19 @@ pub(crate) async fn serve(
     endpoint: Endpoint,
     request: Request<Body>,
 ) -> Response {
-    if let Endpoint::MethodNotAllowed(allow) = endpoint {
-        return method_not_allowed(id, allow);
-    }
     let (raw_unit, second, third) = segments(request.uri().path());
+    let name = match endpoint {
+        Endpoint::MethodNotAllowed(allow) => return method_not_allowed(id, allow),
+        Endpoint::Capability => None,
+        Endpoint::ReadView => Some(third),
+        Endpoint::ReadRecord | Endpoint::CreateRecord | Endpoint::UpdateRecord => Some(second),
+    };
     let Some(unit) = auth::parse_unit(raw_unit) else {
         return Problem::new(StatusCode::NOT_FOUND, "unknown_unit", "There is no such unit", id)
             .detail(format!("`{}` is not a unit number", raw_unit.chars().take(40).collect::<String>()))
             .into_response();
     };
-    let name = match endpoint {
-        Endpoint::Capability => None,
-        Endpoint::ReadView => decoded(third).map(std::borrow::Cow::into_owned),
-        _ => decoded(second).map(std::borrow::Cow::into_owned),
-    };
+    let name = name.and_then(decoded).map(std::borrow::Cow::into_owned);
     let call = Call { state, peer, id, unit, name };
     match endpoint {
         Endpoint::Capability => capability::capability(call, request).await,

@@ -152,57 +152,58 @@ pub(crate) async fn read_record(call: Call, request: Request) -> Response {
     }
 }
 
+/// A record write, authenticated, its resource named, its parameters checked and its body read.
+struct Write<'c> {
+    v: Verified,
+    ip: String,
+    resource: &'c str,
+    uri: axum::http::Uri,
+    idempotency_key: Option<String>,
+    body: Bytes,
+}
+
+/// What every write does before the service is asked: authenticate, then refuse a resource that
+/// names nothing and parameters not in `accepted`, then read the body.
+async fn accept_write<'c>(call: &'c Call, request: Request, accepted: &[&str]) -> Result<Write<'c>, Response> {
+    let (parts, body) = request.into_parts();
+    let (v, ip) = authenticate(call, &parts.headers).await?;
+    let Some(resource) = call.name.as_deref() else {
+        return Err(not_found(call, &v, "the resource"));
+    };
+    if let Some(refused) = unknown_parameter(call, &v, &parts.uri, accepted) {
+        return Err(refused);
+    }
+    let body = read_body(call, &v, body).await?;
+    // A header that is not text becomes a NUL, which the service refuses as no printable key.
+    let idempotency_key = parts.headers.get("idempotency-key").map(|h| h.to_str().unwrap_or("\u{0}").to_owned());
+    Ok(Write { v, ip: ip.to_string(), resource, uri: parts.uri, idempotency_key, body })
+}
+
 /// Creates a record (`POST …/{resource}`, `POST …/time`). Honours `Idempotency-Key`.
 pub(crate) async fn create_record(call: Call, request: Request) -> Response {
-    let (parts, body) = request.into_parts();
-    let headers = &parts.headers;
-    let (v, ip) = match authenticate(&call, headers).await {
-        Ok(x) => x,
+    let w = match accept_write(&call, request, &[]).await {
+        Ok(w) => w,
         Err(r) => return r,
     };
-    let ip = ip.to_string();
-    let Some(resource) = call.name.as_deref() else {
-        return not_found(&call, &v, "the resource");
-    };
-    if let Some(refused) = unknown_parameter(&call, &v, &parts.uri, &[]) {
-        return refused;
-    }
-    let body = match read_body(&call, &v, body).await {
-        Ok(body) => body,
-        Err(r) => return r,
-    };
-    let idem = headers.get("idempotency-key").map(|h| h.to_str().unwrap_or("\u{0}"));
-    match call.state.keygate.create_record(&v, call.unit, resource, &body, idem, Some(ip)).await {
-        Ok((status, body)) => json_response(&v, StatusCode::from_u16(status).unwrap_or(StatusCode::CREATED), body),
-        Err(e) => failed(&call, &v, e),
+    let idem = w.idempotency_key.as_deref();
+    match call.state.keygate.create_record(&w.v, call.unit, w.resource, &w.body, idem, Some(w.ip)).await {
+        Ok((status, body)) => json_response(&w.v, StatusCode::from_u16(status).unwrap_or(StatusCode::CREATED), body),
+        Err(e) => failed(&call, &w.v, e),
     }
 }
 
 /// Changes a record (`PATCH …/{resource}?id=N`); `PATCH …/users?id=N {"active": false}`
 /// deactivates the user and with it every key of theirs.
 pub(crate) async fn update_record(call: Call, request: Request) -> Response {
-    let (parts, body) = request.into_parts();
-    let headers = &parts.headers;
-    let (v, ip) = match authenticate(&call, headers).await {
-        Ok(x) => x,
+    let w = match accept_write(&call, request, RECORD_PARAMETERS).await {
+        Ok(w) => w,
         Err(r) => return r,
     };
-    let ip = ip.to_string();
-    let Some(resource) = call.name.as_deref() else {
-        return not_found(&call, &v, "the resource");
+    let Some(id) = record_id_of(&w.uri) else {
+        return bad_id(&call, &w.v);
     };
-    if let Some(refused) = unknown_parameter(&call, &v, &parts.uri, RECORD_PARAMETERS) {
-        return refused;
-    }
-    let Some(id) = record_id_of(&parts.uri) else {
-        return bad_id(&call, &v);
-    };
-    let body = match read_body(&call, &v, body).await {
-        Ok(body) => body,
-        Err(r) => return r,
-    };
-    match call.state.keygate.update_record(&v, call.unit, resource, id, &body, Some(ip)).await {
-        Ok(()) => json_response(&v, StatusCode::OK, serde_json::json!({ "id": id }).to_string()),
-        Err(e) => failed(&call, &v, e),
+    match call.state.keygate.update_record(&w.v, call.unit, w.resource, id, &w.body, Some(w.ip)).await {
+        Ok(()) => json_response(&w.v, StatusCode::OK, serde_json::json!({ "id": id }).to_string()),
+        Err(e) => failed(&call, &w.v, e),
     }
 }

@@ -34,6 +34,10 @@ async fn text(response: Response) -> String {
     String::from_utf8(bytes.to_vec()).expect("utf-8")
 }
 
+fn capability(key: &str, path: &str) -> Request<Body> {
+    Request::get(path).header("authorization", format!("Bearer {key}")).body(Body::empty()).expect("request")
+}
+
 fn request_id(response: &Response) -> String {
     response.headers().get("x-request-id").expect("X-Request-Id").to_str().expect("ascii").to_owned()
 }
@@ -43,11 +47,7 @@ async fn the_whole_application_answers_in_process_and_every_answer_carries_its_o
     let t = spawn_app().await;
     let (_, secret) = t.issue(&["127.0.0.0/8"], None).await;
     let app = keygate_web::app(AppState::new(t.keygate.clone(), WebConfig::default()));
-    let capability = Request::get("/rest/v1/1/capability")
-        .header("authorization", format!("Bearer {}", secret.expose()))
-        .body(Body::empty())
-        .expect("request");
-    let answered = call(&app, capability).await;
+    let answered = call(&app, capability(secret.expose(), "/rest/v1/1/capability")).await;
     assert_eq!(answered.status(), StatusCode::OK);
     let first = request_id(&answered);
     assert!(text(answered).await.contains("\"tenant\":\"acme\""));
@@ -78,11 +78,7 @@ async fn a_request_without_its_peer_address_is_refused_rather_than_judged_from_a
     let t = spawn_app().await;
     let (_, secret) = t.issue(&["0.0.0.0/0"], None).await;
     let app = keygate_web::app(AppState::new(t.keygate.clone(), WebConfig::default()));
-    let request = Request::get("/rest/v1/1/capability")
-        .header("authorization", format!("Bearer {}", secret.expose()))
-        .body(Body::empty())
-        .expect("request");
-    let answered = app.oneshot(request).await.expect("infallible");
+    let answered = app.oneshot(capability(secret.expose(), "/rest/v1/1/capability")).await.expect("infallible");
     assert_eq!(answered.status(), StatusCode::INTERNAL_SERVER_ERROR);
     assert!(text(answered).await.contains("ConnectInfo"));
 }
@@ -125,11 +121,8 @@ async fn every_log_line_of_a_request_carries_its_id_and_the_access_log_names_the
     // The test's runtime has one thread: everything the app does runs under this subscriber.
     let _guard = tracing::subscriber::set_default(subscriber);
 
-    let capability = Request::get("/rest/v1/1/capability?x=1")
-        .header("authorization", format!("Bearer {}", secret.expose()))
-        .body(Body::empty())
-        .expect("request");
-    let accepted = request_id(&call(&app, capability).await);
+    // A query string the access log must not repeat.
+    let accepted = request_id(&call(&app, capability(secret.expose(), "/rest/v1/1/capability?x=1")).await);
     // A console form post from another site: the guard logs why it refused, inside the request.
     let cross_site = Request::post("/console/login")
         .header("origin", "https://evil.example")

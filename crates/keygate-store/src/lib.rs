@@ -83,6 +83,21 @@ pub(crate) fn on_unique(e: sqlx::Error, message: impl FnOnce() -> String) -> Sto
     }
 }
 
+/// One connection pool's use, for `/metrics`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStats {
+    /// `sqlite` (sqlx: every query and write on SQLite), `sqlite_page_readers` (read-only
+    /// connections for data-API pages) or `postgres`.
+    pub name: &'static str,
+    /// Connections running a query now.
+    pub in_use: u32,
+    /// Open connections waiting for work.
+    pub idle: u32,
+    /// Connections the pool opens at most; `None` where it has no bound of its own (page
+    /// readers are bounded by the blocking threads that run them, and keep at most 8 idle).
+    pub max: Option<u32>,
+}
+
 /// Which engine a [`Database`] runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -206,6 +221,25 @@ impl Database {
 
     pub async fn close(&self) {
         on_pool!(self, p => p.close().await)
+    }
+
+    /// The connection pools this handle holds and how they are used now: cheap, no query.
+    pub fn pool_stats(&self) -> Vec<PoolStats> {
+        fn sqlx_stats<DB: sqlx::Database>(name: &'static str, p: &sqlx::Pool<DB>) -> PoolStats {
+            let size = p.size();
+            let idle = u32::try_from(p.num_idle()).unwrap_or(u32::MAX).min(size);
+            PoolStats { name, in_use: size - idle, idle, max: Some(p.options().get_max_connections()) }
+        }
+        let mut out = vec![match &self.pool {
+            Pool::Sqlite(p) => sqlx_stats("sqlite", p),
+            Pool::Postgres(p) => sqlx_stats("postgres", p),
+        }];
+        if let Some(readers) = &self.sqlite_readers {
+            let (in_use, idle) = readers.usage();
+            let n = |v: usize| u32::try_from(v).unwrap_or(u32::MAX);
+            out.push(PoolStats { name: "sqlite_page_readers", in_use: n(in_use), idle: n(idle), max: None });
+        }
+        out
     }
 
     /// The PostgreSQL pool, for listeners; `None` on SQLite.

@@ -12,4 +12,5 @@ mod permissions;
 mod refusals;
 mod revocation;
 mod routing;
+mod service_metrics;
 mod verify;

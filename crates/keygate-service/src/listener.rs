@@ -208,6 +208,6 @@ mod tests {
         assert_eq!(h.counts[2], 1, "3 ms is within 5 ms");
         assert_eq!(h.counts[9], 1, "1 s is within 1 s");
         assert_eq!(h.counts[CHANGE_LAG_BUCKETS.len()], 1, "beyond the last bound");
-        assert!((h.sum_seconds - 63.004).abs() < 1e-9);
+        assert!((h.sum_seconds - 62.004).abs() < 1e-9);
     }
 }

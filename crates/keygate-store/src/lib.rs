@@ -24,6 +24,7 @@ pub mod fuzzing;
 mod groups;
 mod keys;
 mod listen;
+mod read_only;
 mod records;
 mod rows;
 mod sessions;
@@ -41,6 +42,7 @@ pub use copy::{CopyReport, TableCopy, copy_sqlite_to_postgres};
 pub use groups::Groups;
 pub use keys::{KeyListing, NewKey, UsageUpdate};
 pub use listen::{CHANGE_CHANNEL, ChangeListener};
+pub use read_only::SchemaState;
 pub use records::{
     FieldValue, Idempotency, PageRows, Properties, RecordWrite, Records, RowShape, SqlType, ViewQuery, Visibility,
 };
@@ -65,11 +67,28 @@ pub enum StoreError {
     Database(#[source] sqlx::Error),
     #[error("the database schema could not be brought up to date")]
     Migration(#[source] sqlx::migrate::MigrateError),
+    /// A write was refused because the database is read-only: opened so (see
+    /// [`Database::open_sqlite_read_only`]), a read-only file, or a PostgreSQL standby. Each
+    /// change is one transaction, so nothing of it was written.
+    #[error("the database is read-only: nothing was written")]
+    ReadOnly(#[source] sqlx::Error),
 }
 
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
-        Self::Database(e)
+        if refused_as_read_only(&e) { Self::ReadOnly(e) } else { Self::Database(e) }
+    }
+}
+
+/// Whether the database refused `e` because it is read-only: SQLite's `SQLITE_READONLY` (and its
+/// extended codes), PostgreSQL's `read_only_sql_transaction` (25006).
+fn refused_as_read_only(e: &sqlx::Error) -> bool {
+    let Some(db) = e.as_database_error() else { return false };
+    let code = db.code();
+    if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+        code.and_then(|c| c.parse::<i32>().ok()).is_some_and(|c| c & 0xff == 8)
+    } else {
+        code.as_deref() == Some("25006")
     }
 }
 
@@ -117,6 +136,8 @@ pub struct Database {
     pub(crate) pool: Pool,
     /// Read-only connections for data-API pages on SQLite (see `sqlite_reader`).
     pub(crate) sqlite_readers: Option<std::sync::Arc<sqlite_reader::Readers>>,
+    /// Opened read-only: every write fails with [`StoreError::ReadOnly`].
+    pub(crate) read_only: bool,
 }
 
 /// Runs `$body` with `$p` bound to the concrete pool, once compiled per engine.
@@ -134,8 +155,8 @@ macro_rules! on_pool {
 }
 pub(crate) use on_pool;
 
-static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
-static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
+pub(crate) static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
+pub(crate) static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 
 impl Database {
     /// Opens (creating if needed) the SQLite file `keygate.db` in `data_dir`: WAL, foreign keys on.
@@ -175,6 +196,7 @@ impl Database {
         Ok(Self {
             pool: Pool::Sqlite(pool),
             sqlite_readers: Some(std::sync::Arc::new(sqlite_reader::Readers::new(path))),
+            read_only: false,
         })
     }
 
@@ -187,7 +209,7 @@ impl Database {
                 .acquire_timeout(Duration::from_secs(10))
                 .connect_with(options)
                 .await?;
-            Ok(Self { pool: Pool::Postgres(pool), sqlite_readers: None })
+            Ok(Self { pool: Pool::Postgres(pool), sqlite_readers: None, read_only: false })
         } else if let Some(path) = url.strip_prefix("sqlite://") {
             Self::open_sqlite_file(Path::new(path)).await
         } else {
@@ -205,6 +227,11 @@ impl Database {
             Pool::Postgres(p) => POSTGRES_MIGRATIONS.run(p).await,
         }
         .map_err(StoreError::Migration)
+    }
+
+    /// Whether this handle was opened read-only.
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
     }
 
     pub fn backend(&self) -> Backend {

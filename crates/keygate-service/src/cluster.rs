@@ -82,6 +82,18 @@ impl ClusterCounts {
         }
     }
 
+    /// Counts waiting for the next exchange and events dropped so far, while the exchange runs
+    /// (for `/metrics`); `None` when it does not (SQLite, or cluster-wide limits off).
+    pub(crate) fn depth(&self) -> Option<(usize, u64)> {
+        if !self.enabled.load(Ordering::Relaxed) {
+            return None;
+        }
+        let keys: usize =
+            self.keys.iter().map(|s| s.lock().unwrap_or_else(std::sync::PoisonError::into_inner).len()).sum();
+        let sources = self.failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner).len();
+        Some((keys + sources, self.dropped.load(Ordering::Relaxed)))
+    }
+
     fn take(&self) -> Vec<Count> {
         let mut out = Vec::new();
         for shard in &*self.keys {
@@ -183,9 +195,11 @@ impl Keygate {
                     }
                 },
             };
+            let taken_at = Instant::now();
             let mine = counts.take();
             match self.db().exchange_counts(&node, &mine, cursor).await {
                 Ok(Some(reported)) => {
+                    self.inner.flushes.cluster_counts.written(taken_at);
                     let now = Instant::now();
                     for r in reported {
                         after = Some(after.unwrap_or(0).max(r.seq));
@@ -200,6 +214,7 @@ impl Keygate {
                 Ok(None) => return,
                 Err(e) => {
                     tracing::warn!(error = %e, "exchanging cluster counts failed; kept for the next exchange");
+                    self.inner.flushes.cluster_counts.failed();
                     counts.give_back(mine);
                 }
             }

@@ -8,6 +8,7 @@ mod audit_log;
 mod caller;
 mod ceiling;
 mod cluster;
+mod counter;
 mod demo;
 mod error;
 #[cfg(feature = "fuzzing")]
@@ -16,6 +17,7 @@ mod groups;
 mod keys;
 mod listener;
 mod password;
+mod queues;
 mod ratelimit;
 mod records;
 mod refusals;
@@ -35,8 +37,9 @@ pub use caller::Caller;
 pub use error::{BadRequest, FieldError, ServiceError, ServiceResult};
 pub use groups::GroupView;
 pub use keys::{IssueKey, IssuedKey, KeyChoices, KeyOwner, KeyView};
-pub use listener::ListenerHealth;
+pub use listener::{CHANGE_LAG_BUCKETS, LagHistogram, ListenerHealth};
 pub use password::{ARGON2_MEMORY_BYTES, generate_password, hash_password, verify_password};
+pub use queues::QueueHealth;
 pub use ratelimit::RateState;
 pub use records::{Page, ViewParams};
 pub use sessions::{LoggedIn, LoginError, LoginRequest, Session};
@@ -100,6 +103,19 @@ impl Default for ServiceConfig {
     }
 }
 
+/// The log-in password-hashing gate, for `/metrics`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HashingGateHealth {
+    /// Hashings that may run at once (the memory budget / 19 MiB).
+    pub slots: usize,
+    /// Slots taken now.
+    pub in_use: usize,
+    /// Hashings started since the start.
+    pub started: u64,
+    /// Attempts that found every slot taken and waited (then ran, or were refused as busy).
+    pub queued: u64,
+}
+
 /// Refused-call audit entries kept after a failed write, at most this many (then counted only).
 const MAX_UNWRITTEN: usize = 10_000;
 
@@ -108,8 +124,10 @@ const MAX_UNWRITTEN: usize = 10_000;
 #[derive(Debug, Default)]
 struct Unwritten {
     entries: Vec<keygate_domain::AuditEntry>,
-    /// Entries given up on because [`MAX_UNWRITTEN`] was reached.
+    /// Entries given up on because [`MAX_UNWRITTEN`] was reached, not yet reported in the audit log.
     dropped: u64,
+    /// Entries given up on since the start (for `/metrics`).
+    dropped_total: u64,
     failures: u32,
     next_try: Option<std::time::Instant>,
 }
@@ -137,6 +155,10 @@ struct Inner {
     listener: listener::ListenerState,
     /// What the hot path counted for the next exchange with the other nodes.
     cluster: cluster::ClusterCounts,
+    /// When each write-behind queue was last written whole, and its failed writes.
+    flushes: queues::QueueFlushes,
+    /// Console log-in outcomes.
+    logins: sessions::LoginCounts,
 }
 
 impl Keygate {
@@ -155,6 +177,8 @@ impl Keygate {
                 feed: tokio::sync::Mutex::default(),
                 listener: listener::ListenerState::default(),
                 cluster: cluster::ClusterCounts::default(),
+                flushes: queues::QueueFlushes::default(),
+                logins: sessions::LoginCounts::default(),
             }),
         }
     }
@@ -213,8 +237,8 @@ impl Keygate {
     /// this, so that the server refuses on the very next request what was just disabled.
     pub async fn catch_up(&self) -> ServiceResult<()> {
         let mut feed = self.inner.feed.lock().await;
-        self.inner.verifier.apply_changes(&self.inner.db, &mut feed).await?;
-        self.inner.listener.feed_read();
+        let applied = self.inner.verifier.apply_changes(&self.inner.db, &mut feed).await?;
+        self.inner.listener.feed_read(&applied);
         Ok(())
     }
 
@@ -240,11 +264,18 @@ impl Keygate {
         let (written_usage, written_daily) = (usage.len(), daily.len());
         let usage_failed = self.inner.db.keys().record_usage(&usage).await.err();
         let daily_failed = self.inner.db.usage().add_daily(&daily).await.err();
+        let flushes = &self.inner.flushes;
         if let Some(e) = &usage_failed {
+            flushes.last_used.failed();
             tracing::warn!(error = %e, count = written_usage, "writing last-used times failed; kept for the next flush");
+        } else {
+            flushes.last_used.written(started);
         }
         if let Some(e) = &daily_failed {
+            flushes.call_counts.failed();
             tracing::warn!(error = %e, count = written_daily, "writing per-day call counts failed; kept for the next flush");
+        } else if with_counts || everything {
+            flushes.call_counts.written(started);
         }
         // Each write is one transaction: a failed one wrote nothing, so what it held is given back
         // whole and neither lost nor counted twice.
@@ -281,8 +312,8 @@ impl Keygate {
     /// (`everything`) it tries three times, 100 ms, 400 ms and 1.6 s apart. Returns how many were
     /// written.
     async fn write_refusals(&self, everything: bool) -> usize {
-        let fresh = self.inner.verifier.refusals.take_audit_entries();
         let now = std::time::Instant::now();
+        let fresh = self.inner.verifier.refusals.take_audit_entries();
         let mut batch = {
             let mut unwritten = self.inner.unwritten.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             let waiting = unwritten.next_try.is_some_and(|at| at > now) && !everything;
@@ -302,6 +333,7 @@ impl Keygate {
             batch
         };
         if batch.is_empty() {
+            self.inner.flushes.refused_calls.written(now);
             return 0;
         }
         let tries = if everything { 4 } else { 1 };
@@ -312,9 +344,11 @@ impl Keygate {
                     let mut unwritten = self.inner.unwritten.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                     unwritten.failures = 0;
                     unwritten.next_try = None;
+                    self.inner.flushes.refused_calls.written(now);
                     return batch.len();
                 }
                 Err(e) => {
+                    self.inner.flushes.refused_calls.failed();
                     tracing::warn!(error = %e, count = batch.len(), attempt, "writing refused calls to the audit log failed; kept for a retry");
                     if attempt < tries {
                         tokio::time::sleep(pause).await;
@@ -340,6 +374,7 @@ impl Keygate {
                 unwritten.entries.push(entry);
             } else {
                 unwritten.dropped += 1;
+                unwritten.dropped_total += 1;
             }
         }
     }
@@ -352,6 +387,30 @@ impl Keygate {
     /// Log-in password checks that may run at once, and how many have been started.
     pub fn password_hashing(&self) -> (usize, u64) {
         (self.inner.hashing.limit(), self.inner.hashing.started())
+    }
+
+    /// The log-in password-hashing gate now: slots, slots taken, hashings started, and attempts
+    /// that had to wait for a slot.
+    pub fn password_hashing_gate(&self) -> HashingGateHealth {
+        let gate = &self.inner.hashing;
+        HashingGateHealth { slots: gate.limit(), in_use: gate.in_use(), started: gate.started(), queued: gate.queued() }
+    }
+
+    /// Verifications that succeeded since the start (refusals: [`Self::refusal_counts`]).
+    pub fn accepted_count(&self) -> u64 {
+        self.inner.verifier.accepted()
+    }
+
+    /// Lookups the verification caches answered without reading the database since the start,
+    /// per cache (`key`, `user`, `tenant`); with [`Self::cache_loads`], every lookup is one or the
+    /// other (a call that waited for another's load of the same entry is a hit).
+    pub fn cache_hits(&self) -> [(&'static str, u64); 3] {
+        self.inner.verifier.hits()
+    }
+
+    /// The database connection pools and how they are used now (no query).
+    pub fn pool_stats(&self) -> Vec<keygate_store::PoolStats> {
+        self.inner.db.pool_stats()
     }
 
     /// Sources the failed-verification map tracks now, its capacity, and the bytes it takes (fixed).

@@ -3,7 +3,9 @@
 //! waiting for its next poll. On every (re)connect it reads the feed from the last sequence it
 //! applied *before* it trusts notifications again, so a change made while it was deaf is never
 //! missed. The periodic feed read (every [`ServiceConfig::listener_poll`]) and the cache TTL stay
-//! as safety nets. Nothing here runs on the verification path.
+//! as safety nets. Nothing here runs on the verification path. It also keeps, for `/metrics`,
+//! when the feed was last read and how long changes took to arrive (on SQLite too, where the
+//! feed is polled).
 //!
 //! [`ServiceConfig::listener_poll`]: crate::ServiceConfig::listener_poll
 
@@ -28,6 +30,31 @@ pub(crate) struct ListenerState {
     read_at: Mutex<Option<Instant>>,
     notifications: AtomicU64,
     reconnects: AtomicU64,
+    /// How long changes took from being made to being applied here.
+    lag: Mutex<LagHistogram>,
+}
+
+/// Upper bounds of the change-lag buckets, in seconds: from 1 ms (a pushed change on one
+/// machine) past the 1 s promise to the 60 s TTL.
+pub const CHANGE_LAG_BUCKETS: [f64; 14] =
+    [0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 60.0];
+
+/// Changes applied from the feed, by how long after they were made: a histogram, counts per
+/// bucket (not cumulative), the last one for everything beyond [`CHANGE_LAG_BUCKETS`].
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct LagHistogram {
+    pub counts: [u64; CHANGE_LAG_BUCKETS.len() + 1],
+    pub sum_seconds: f64,
+    pub count: u64,
+}
+
+impl LagHistogram {
+    fn observe(&mut self, seconds: f64) {
+        let bucket = CHANGE_LAG_BUCKETS.iter().position(|le| seconds <= *le).unwrap_or(CHANGE_LAG_BUCKETS.len());
+        self.counts[bucket] += 1;
+        self.sum_seconds += seconds;
+        self.count += 1;
+    }
 }
 
 /// What `/readyz` and `/metrics` are told about the listener.
@@ -42,6 +69,9 @@ pub struct ListenerHealth {
     pub feed_read_ago: Option<Duration>,
     pub notifications: u64,
     pub reconnects: u64,
+    /// From a change being made (the writing process's clock, just before it committed) to this
+    /// process applying it from the feed. Between nodes their clocks' difference is in it too.
+    pub change_lag: LagHistogram,
 }
 
 impl ListenerState {
@@ -55,8 +85,18 @@ impl ListenerState {
         self.changed_at.lock().unwrap_or_else(std::sync::PoisonError::into_inner).is_none()
     }
 
-    pub(crate) fn feed_read(&self) {
+    /// The feed was read; `applied` are the times the changes it applied were made.
+    pub(crate) fn feed_read(&self, applied: &[keygate_domain::Timestamp]) {
         *self.read_at.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Instant::now());
+        if applied.is_empty() {
+            return;
+        }
+        let now = keygate_domain::Timestamp::now();
+        let mut lag = self.lag.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        for at in applied {
+            // A writer whose clock is ahead would give a negative lag: counted as none.
+            lag.observe((now.0 - at.0).max(0) as f64 / 1000.0);
+        }
     }
 }
 
@@ -80,6 +120,7 @@ impl Keygate {
             feed_read_ago: since(&s.read_at),
             notifications: s.notifications.load(Ordering::Relaxed),
             reconnects: s.reconnects.load(Ordering::Relaxed),
+            change_lag: *s.lag.lock().unwrap_or_else(std::sync::PoisonError::into_inner),
         }
     }
 
@@ -149,5 +190,24 @@ impl Keygate {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_change_lag_lands_in_the_first_bucket_that_holds_it() {
+        let mut h = LagHistogram::default();
+        for seconds in [0.0, 0.001, 0.003, 1.0, 61.0] {
+            h.observe(seconds);
+        }
+        assert_eq!(h.count, 5);
+        assert_eq!(h.counts[0], 2, "0 and 1 ms are within 1 ms");
+        assert_eq!(h.counts[2], 1, "3 ms is within 5 ms");
+        assert_eq!(h.counts[9], 1, "1 s is within 1 s");
+        assert_eq!(h.counts[CHANGE_LAG_BUCKETS.len()], 1, "beyond the last bound");
+        assert!((h.sum_seconds - 62.004).abs() < 1e-9);
     }
 }

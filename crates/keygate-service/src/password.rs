@@ -108,6 +108,8 @@ pub(crate) struct HashingGate {
     wait: Duration,
     /// Argon2 computations started through the gate.
     started: AtomicU64,
+    /// Attempts that found every slot taken and waited (and then ran, or were refused as busy).
+    queued: AtomicU64,
 }
 
 /// No hashing slot became free in time.
@@ -123,6 +125,7 @@ impl HashingGate {
             limit,
             wait,
             started: AtomicU64::new(0),
+            queued: AtomicU64::new(0),
         }
     }
 
@@ -135,13 +138,29 @@ impl HashingGate {
         self.started.load(Ordering::Relaxed)
     }
 
+    /// Attempts that had to wait for a slot.
+    pub(crate) fn queued(&self) -> u64 {
+        self.queued.load(Ordering::Relaxed)
+    }
+
+    /// Slots taken now.
+    pub(crate) fn in_use(&self) -> usize {
+        self.limit.saturating_sub(self.permits.available_permits())
+    }
+
     /// [`verify_password`] once a slot is free. The slot is held by the hashing itself, so an
     /// attempt whose caller went away still counts until its Argon2 work is done.
     pub(crate) async fn verify(&self, password: SecretString, hash: Option<String>) -> Result<bool, Busy> {
-        let permit = tokio::time::timeout(self.wait, Arc::clone(&self.permits).acquire_owned())
-            .await
-            .map_err(|_| Busy)?
-            .map_err(|_| Busy)?;
+        let permit = match Arc::clone(&self.permits).try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => {
+                self.queued.fetch_add(1, Ordering::Relaxed);
+                tokio::time::timeout(self.wait, Arc::clone(&self.permits).acquire_owned())
+                    .await
+                    .map_err(|_| Busy)?
+                    .map_err(|_| Busy)?
+            }
+        };
         self.started.fetch_add(1, Ordering::Relaxed);
         let buffers = Arc::clone(&self.buffers);
         Ok(tokio::task::spawn_blocking(move || {
@@ -229,6 +248,8 @@ mod tests {
         }
         assert!(busy >= 1, "16 attempts at once, 2 slots, 1 ms of patience: some are refused");
         assert_eq!(gate.started() + busy, 16);
+        assert!(gate.queued() >= busy, "every refused attempt waited first");
+        assert_eq!(gate.in_use(), 0, "all done: every slot is free");
     }
 
     #[test]

@@ -68,6 +68,11 @@ impl RefusalLog {
         }
     }
 
+    /// Groups waiting for the next flush (for `/metrics`).
+    pub(crate) fn pending(&self) -> usize {
+        self.groups.lock().unwrap_or_else(std::sync::PoisonError::into_inner).len()
+    }
+
     pub(crate) fn counts(&self) -> Vec<(&'static str, u64)> {
         RefusalCode::ALL.iter().zip(&self.counts).map(|(c, n)| (c.code(), n.load(Ordering::Relaxed))).collect()
     }

@@ -5,7 +5,10 @@
 //! Unknown accounts, accounts without a password, inactive accounts and wrong passwords all give
 //! the same answer after the same Argon2 work. No HTTP here: the web layer sets the cookie.
 
-use std::net::IpAddr;
+use std::{
+    net::IpAddr,
+    sync::atomic::{AtomicU64, Ordering},
+};
 
 use keygate_domain::{Actor, AuditEntry, Email, TenantSlug, Timestamp};
 use keygate_store::{NewSession, TenantRecord, UserRecord};
@@ -112,10 +115,55 @@ fn ip_subject(ip: IpAddr) -> String {
     format!("ip:{ip}")
 }
 
+/// Console log-in attempts since the start, by outcome (for `/metrics`).
+#[derive(Debug, Default)]
+pub(crate) struct LoginCounts {
+    succeeded: AtomicU64,
+    failed: AtomicU64,
+    throttled: AtomicU64,
+    busy: AtomicU64,
+    errors: AtomicU64,
+}
+
+impl LoginCounts {
+    fn count(&self, outcome: &Result<LoggedIn, LoginError>) {
+        let counter = match outcome {
+            Ok(_) => &self.succeeded,
+            Err(LoginError::Invalid) => &self.failed,
+            Err(LoginError::Throttled { .. }) => &self.throttled,
+            Err(LoginError::Busy { .. }) => &self.busy,
+            Err(LoginError::Service(_)) => &self.errors,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 impl Keygate {
+    /// Console log-in attempts since the start, by outcome: `succeeded`; `failed` (a wrong
+    /// tenant, email or password: one answer for all); `throttled` (refused by the per-account or
+    /// per-address log-in throttle, before any hashing); `busy` (no password-hashing slot came
+    /// free in time); `error` (the database failed).
+    pub fn login_counts(&self) -> [(&'static str, u64); 5] {
+        let c = &self.inner.logins;
+        let n = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        [
+            ("succeeded", n(&c.succeeded)),
+            ("failed", n(&c.failed)),
+            ("throttled", n(&c.throttled)),
+            ("busy", n(&c.busy)),
+            ("error", n(&c.errors)),
+        ]
+    }
+
     /// Logs a user in with tenant, email and password. Anyone may try; failures are throttled
-    /// per account and per IP address, and audited.
+    /// per account and per IP address, and audited; every attempt is counted by its outcome.
     pub async fn login(&self, req: LoginRequest) -> Result<LoggedIn, LoginError> {
+        let outcome = self.attempt_login(req).await;
+        self.inner.logins.count(&outcome);
+        outcome
+    }
+
+    async fn attempt_login(&self, req: LoginRequest) -> Result<LoggedIn, LoginError> {
         // Lengths first: an over-long input costs nothing, not even a throttle row.
         if req.tenant.len() > MAX_TENANT_LEN
             || req.email.len() > MAX_EMAIL_LEN

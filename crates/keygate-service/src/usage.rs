@@ -172,6 +172,13 @@ impl UsageBuffer {
 }
 
 impl UsageBuffer {
+    /// What waits to be written (for `/metrics`): last uses; and (key, day, outcome) counts plus
+    /// keys with accepted calls not yet gathered.
+    pub(crate) fn depth(&self) -> (usize, usize) {
+        let pending = self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        (pending.last_used.len(), pending.counts.len() + pending.listed.len())
+    }
+
     /// Puts back what [`UsageBuffer::take`] gave out when writing it failed (the database was
     /// unreachable: the transaction wrote nothing), so that the next flush writes it. A newer last
     /// use noted meanwhile wins over a given-back one; counts add up.

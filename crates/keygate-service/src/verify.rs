@@ -24,6 +24,7 @@ use keygate_store::{ChangeKind, Database};
 
 use crate::{
     Keygate, ServiceConfig, ServiceResult,
+    counter::Striped,
     ratelimit::{Bucket, FailureLimiter, RateState},
     refusals::RefusalLog,
     usage::{KeyUsage, UsageBuffer},
@@ -268,6 +269,9 @@ struct Cache<K, V, S = std::hash::RandomState> {
     loading: Mutex<HashMap<K, Arc<tokio::sync::Mutex<()>>, S>>,
     /// Database reads made for this cache (for `/metrics`).
     loads: AtomicU64,
+    /// Lookups answered without a database read (for `/metrics`): striped, as every call makes
+    /// one per cache.
+    hits: Striped,
 }
 
 /// A task's turn to load an entry; the next task waiting for that entry gets its turn when this
@@ -295,6 +299,7 @@ impl<K: Eq + Hash + Copy, V, S: std::hash::BuildHasher + Default> Cache<K, V, S>
             epoch: AtomicU64::new(0),
             loading: Mutex::new(HashMap::default()),
             loads: AtomicU64::new(0),
+            hits: Striped::default(),
         }
     }
 
@@ -310,6 +315,15 @@ impl<K: Eq + Hash + Copy, V, S: std::hash::BuildHasher + Default> Cache<K, V, S>
 
     fn counted_load(&self) {
         self.loads.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// [`Self::get`], counting a hit when the entry is there: a lookup either hits or loads.
+    fn get_counted(&self, k: &K, now: Instant, ttl: Duration) -> Option<Arc<V>> {
+        let found = self.get(k, now, ttl);
+        if found.is_some() {
+            self.hits.add_one();
+        }
+        found
     }
 
     fn get(&self, k: &K, now: Instant, ttl: Duration) -> Option<Arc<V>> {
@@ -353,6 +367,8 @@ pub(crate) struct Verifier {
     failures: FailureLimiter,
     pub(crate) usage: UsageBuffer,
     pub(crate) refusals: RefusalLog,
+    /// Verifications that succeeded (for `/metrics`; refusals are counted per code in `refusals`).
+    accepted: Striped,
     ttl: Duration,
 }
 
@@ -380,6 +396,7 @@ impl Verifier {
             ),
             usage: UsageBuffer::default(),
             refusals: RefusalLog::default(),
+            accepted: Striped::default(),
             ttl: config.cache_ttl,
         }
     }
@@ -408,6 +425,16 @@ impl Verifier {
         ]
     }
 
+    /// Lookups each cache answered without a database read since the start: keys, users, tenants.
+    pub(crate) fn hits(&self) -> [(&'static str, u64); 3] {
+        [("key", self.keys.hits.get()), ("user", self.owners.hits.get()), ("tenant", self.tenants.hits.get())]
+    }
+
+    /// Verifications that succeeded since the start.
+    pub(crate) fn accepted(&self) -> u64 {
+        self.accepted.get()
+    }
+
     /// Charges `n` calls another node accepted for `id` to this node's bucket of that key, if it
     /// has one (a key this node has not served yet starts with its full quota).
     pub(crate) fn debit_key(&self, id: KeyId, n: u32, now: Instant) {
@@ -431,19 +458,28 @@ impl Verifier {
         self.tenants.remove(&id);
     }
 
-    pub(crate) async fn apply_changes(&self, db: &Database, cursor: &mut FeedCursor) -> ServiceResult<()> {
+    /// Reads the feed past `cursor` and drops what it names. Returns when each change it applied
+    /// was made (the writer's clock), for the lag metric.
+    pub(crate) async fn apply_changes(&self, db: &Database, cursor: &mut FeedCursor) -> ServiceResult<Vec<Timestamp>> {
         let now = Instant::now();
-        let last = match cursor.last_seq {
-            Some(seq) => seq,
+        let (last, starting) = match cursor.last_seq {
+            Some(seq) => (seq, false),
             None => {
                 // A new process has nothing cached yet: start from the end of the feed.
-                cursor.last_seq = Some(db.changes().latest_seq().await?);
-                return Ok(());
+                let latest = db.changes().latest_seq().await?;
+                cursor.last_seq = Some(latest);
+                (latest, true)
             }
         };
+        let mut applied = Vec::new();
         let since = Timestamp::now().plus_millis(-(FEED_WINDOW.as_millis() as i64));
         for change in db.changes().recent(last, since).await? {
             if cursor.seen.insert(change.seq, now).is_some() {
+                continue;
+            }
+            // At the start, the window's changes up to the end of the feed are only marked seen:
+            // they were made before this process cached anything (and are no lag of its own).
+            if starting && change.seq <= last {
                 continue;
             }
             match change.kind {
@@ -451,10 +487,11 @@ impl Verifier {
                 ChangeKind::User => self.forget_user(UserId(change.entity_id)),
                 ChangeKind::Tenant => self.forget_tenant(TenantId(change.entity_id)),
             }
+            applied.push(change.at);
             cursor.last_seq = Some(cursor.last_seq.unwrap_or(0).max(change.seq));
         }
         cursor.seen.retain(|_, at| now.saturating_duration_since(*at) < FEED_WINDOW * 2);
-        Ok(())
+        Ok(applied)
     }
 }
 
@@ -612,6 +649,7 @@ impl Keygate {
         if let Some(notice) = notice {
             v.usage.note(&entry, notice);
         }
+        v.accepted.add_one();
         Ok(Verified { entry, owner, tenant, unit: req.unit, rate, scoped, rendered })
     }
 
@@ -635,11 +673,11 @@ impl Keygate {
 
     async fn cached_key(&self, digest: &KeyDigest, now: Instant) -> ServiceResult<Option<Arc<CachedKey>>> {
         let v = &self.inner.verifier;
-        if let Some(k) = v.keys.get(digest, now, v.ttl) {
+        if let Some(k) = v.keys.get_counted(digest, now, v.ttl) {
             return Ok(Some(k));
         }
         let _turn = v.keys.load_turn(*digest).await;
-        if let Some(k) = v.keys.get(digest, now, v.ttl) {
+        if let Some(k) = v.keys.get_counted(digest, now, v.ttl) {
             return Ok(Some(k));
         }
         let epoch = v.keys.epoch();
@@ -659,11 +697,11 @@ impl Keygate {
 
     async fn cached_owner(&self, id: UserId, now: Instant) -> ServiceResult<Option<Arc<OwnerState>>> {
         let v = &self.inner.verifier;
-        if let Some(o) = v.owners.get(&id, now, v.ttl) {
+        if let Some(o) = v.owners.get_counted(&id, now, v.ttl) {
             return Ok(Some(o));
         }
         let _turn = v.owners.load_turn(id).await;
-        if let Some(o) = v.owners.get(&id, now, v.ttl) {
+        if let Some(o) = v.owners.get_counted(&id, now, v.ttl) {
             return Ok(Some(o));
         }
         let epoch = v.owners.epoch();
@@ -676,11 +714,11 @@ impl Keygate {
 
     async fn cached_tenant(&self, id: TenantId, now: Instant) -> ServiceResult<Option<Arc<TenantPolicy>>> {
         let v = &self.inner.verifier;
-        if let Some(t) = v.tenants.get(&id, now, v.ttl) {
+        if let Some(t) = v.tenants.get_counted(&id, now, v.ttl) {
             return Ok(Some(t));
         }
         let _turn = v.tenants.load_turn(id).await;
-        if let Some(t) = v.tenants.get(&id, now, v.ttl) {
+        if let Some(t) = v.tenants.get_counted(&id, now, v.ttl) {
             return Ok(Some(t));
         }
         let epoch = v.tenants.epoch();

@@ -36,10 +36,12 @@ pub struct Change {
     pub seq: i64,
     pub kind: ChangeKind,
     pub entity_id: i64,
+    /// When the writing process made the change (its clock, just before its commit).
+    pub at: Timestamp,
 }
 
-const RECENT: &str = "SELECT seq, kind, entity_id FROM changes WHERE seq > $1 \
-     UNION ALL SELECT seq, kind, entity_id FROM changes WHERE at >= $2";
+const RECENT: &str = "SELECT seq, kind, entity_id, at FROM changes WHERE seq > $1 \
+     UNION ALL SELECT seq, kind, entity_id, at FROM changes WHERE at >= $2";
 
 /// How long change-feed rows are kept: far longer than any cache's TTL and the window for
 /// out-of-order commits, so pruning never hides a change from a process that is polling.
@@ -61,13 +63,15 @@ impl Changes<'_> {
     /// Two index searches (the key, and `changes_at`) rather than one `OR`, which SQLite answers
     /// with a scan of the whole table on every poll; a row in both halves is kept once.
     pub async fn recent(&self, after_seq: i64, since: Timestamp) -> StoreResult<Vec<Change>> {
-        let mut rows: Vec<(i64, String, i64)> =
+        let mut rows: Vec<(i64, String, i64, i64)> =
             on_pool!(self.0, p => sqlx::query_as(RECENT).bind(after_seq).bind(since.0).fetch_all(p).await)?;
-        rows.sort_unstable_by_key(|(seq, _, _)| *seq);
-        rows.dedup_by_key(|(seq, _, _)| *seq);
+        rows.sort_unstable_by_key(|(seq, ..)| *seq);
+        rows.dedup_by_key(|(seq, ..)| *seq);
         Ok(rows
             .into_iter()
-            .filter_map(|(seq, kind, entity_id)| ChangeKind::parse(&kind).map(|kind| Change { seq, kind, entity_id }))
+            .filter_map(|(seq, kind, entity_id, at)| {
+                ChangeKind::parse(&kind).map(|kind| Change { seq, kind, entity_id, at: Timestamp(at) })
+            })
             .collect())
     }
 

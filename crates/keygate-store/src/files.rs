@@ -42,6 +42,49 @@ fn set_mode(_: &Path, _: u32) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Why the SQLite database at `path` is to be treated as read-only, if it is: the file or its
+/// directory has no write permission for anybody (`chmod a-w`; honoured also for root, who could
+/// write it anyway: it is how an operator marks a copy as not to be written), or the system
+/// refuses to open the file for writing (another owner, a read-only file system). Nothing is
+/// written to find out. `None` for a file that may be written, or does not exist in a directory
+/// that may be.
+pub fn why_read_only(path: &Path) -> Option<String> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    if let Ok(meta) = std::fs::metadata(path) {
+        if let Some(mode) = unwritable_mode(&meta) {
+            return Some(format!("{} has no write permission (mode {mode:o})", path.display()));
+        }
+        if let Err(e) = std::fs::OpenOptions::new().write(true).open(path)
+            && matches!(e.kind(), std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem)
+        {
+            return Some(format!("{} cannot be opened for writing: {e}", path.display()));
+        }
+    }
+    if let Ok(meta) = std::fs::metadata(dir)
+        && let Some(mode) = unwritable_mode(&meta)
+    {
+        return Some(format!(
+            "its directory {} has no write permission (mode {mode:o}); SQLite writes its -wal and -shm files there",
+            dir.display()
+        ));
+    }
+    None
+}
+
+/// The permission bits of a file or directory that nobody may write.
+fn unwritable_mode(meta: &std::fs::Metadata) -> Option<u32> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = meta.permissions().mode() & 0o7777;
+        (mode & 0o222 == 0).then_some(mode)
+    }
+    #[cfg(not(unix))]
+    {
+        meta.permissions().readonly().then_some(0o444)
+    }
+}
+
 /// The data directory and the database files in it that users other than the owner may read or
 /// enter, with their modes.
 pub fn readable_by_others(data_dir: &Path) -> Vec<(PathBuf, u32)> {
@@ -94,6 +137,27 @@ mod tests {
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
         assert_eq!(readable_by_others(&dir), vec![(dir.clone(), 0o755)]);
         db.close().await;
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn a_database_nobody_may_write_is_read_only_and_says_why_even_for_root() {
+        let dir = std::env::temp_dir().join(format!("keygate-files-ro-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let db = crate::Database::open_data_dir(&dir).await.expect("open");
+        db.migrate().await.expect("migrate");
+        db.close().await;
+        let file = dir.join("keygate.db");
+        assert_eq!(why_read_only(&file), None, "a fresh database may be written");
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o400)).expect("chmod");
+        let why = why_read_only(&file).expect("a 0400 file is read-only");
+        assert!(why.contains("keygate.db has no write permission (mode 400)"), "{why}");
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o500)).expect("chmod");
+        let why = why_read_only(&file).expect("a file in a 0500 directory is read-only");
+        assert!(why.contains("its directory") && why.contains("(mode 500)"), "{why}");
+        assert!(why_read_only(&dir.join("missing.db")).is_some(), "nor can a new file be made there");
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).expect("chmod");
         let _ = std::fs::remove_dir_all(&dir);
     }
 

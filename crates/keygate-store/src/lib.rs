@@ -24,6 +24,7 @@ pub mod fuzzing;
 mod groups;
 mod keys;
 mod listen;
+mod read_only;
 mod records;
 mod rows;
 mod sessions;
@@ -41,6 +42,7 @@ pub use copy::{CopyReport, TableCopy, copy_sqlite_to_postgres};
 pub use groups::Groups;
 pub use keys::{KeyListing, NewKey, UsageUpdate};
 pub use listen::{CHANGE_CHANNEL, ChangeListener};
+pub use read_only::SchemaState;
 pub use records::{
     FieldValue, Idempotency, PageRows, Properties, RecordWrite, Records, RowShape, SqlType, ViewQuery, Visibility,
 };
@@ -65,11 +67,28 @@ pub enum StoreError {
     Database(#[source] sqlx::Error),
     #[error("the database schema could not be brought up to date")]
     Migration(#[source] sqlx::migrate::MigrateError),
+    /// A write was refused because the database is read-only: opened so (see
+    /// [`Database::open_sqlite_read_only`]), a read-only file, or a PostgreSQL standby. Each
+    /// change is one transaction, so nothing of it was written.
+    #[error("the database is read-only: nothing was written")]
+    ReadOnly(#[source] sqlx::Error),
 }
 
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
-        Self::Database(e)
+        if refused_as_read_only(&e) { Self::ReadOnly(e) } else { Self::Database(e) }
+    }
+}
+
+/// Whether the database refused `e` because it is read-only: SQLite's `SQLITE_READONLY` (and its
+/// extended codes), PostgreSQL's `read_only_sql_transaction` (25006).
+fn refused_as_read_only(e: &sqlx::Error) -> bool {
+    let Some(db) = e.as_database_error() else { return false };
+    let code = db.code();
+    if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+        code.and_then(|c| c.parse::<i32>().ok()).is_some_and(|c| c & 0xff == 8)
+    } else {
+        code.as_deref() == Some("25006")
     }
 }
 
@@ -81,6 +100,21 @@ pub(crate) fn on_unique(e: sqlx::Error, message: impl FnOnce() -> String) -> Sto
         sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(message()),
         _ => StoreError::Database(e),
     }
+}
+
+/// One connection pool's use, for `/metrics`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStats {
+    /// `sqlite` (sqlx: every query and write on SQLite), `sqlite_page_readers` (read-only
+    /// connections for data-API pages) or `postgres`.
+    pub name: &'static str,
+    /// Connections running a query now.
+    pub in_use: u32,
+    /// Open connections waiting for work.
+    pub idle: u32,
+    /// Connections the pool opens at most; `None` where it has no bound of its own (page
+    /// readers are bounded by the blocking threads that run them, and keep at most 8 idle).
+    pub max: Option<u32>,
 }
 
 /// Which engine a [`Database`] runs on.
@@ -102,6 +136,8 @@ pub struct Database {
     pub(crate) pool: Pool,
     /// Read-only connections for data-API pages on SQLite (see `sqlite_reader`).
     pub(crate) sqlite_readers: Option<std::sync::Arc<sqlite_reader::Readers>>,
+    /// Opened read-only: every write fails with [`StoreError::ReadOnly`].
+    pub(crate) read_only: bool,
 }
 
 /// Runs `$body` with `$p` bound to the concrete pool, once compiled per engine.
@@ -119,8 +155,8 @@ macro_rules! on_pool {
 }
 pub(crate) use on_pool;
 
-static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
-static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
+pub(crate) static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
+pub(crate) static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 
 impl Database {
     /// Opens (creating if needed) the SQLite file `keygate.db` in `data_dir`: WAL, foreign keys on.
@@ -160,6 +196,7 @@ impl Database {
         Ok(Self {
             pool: Pool::Sqlite(pool),
             sqlite_readers: Some(std::sync::Arc::new(sqlite_reader::Readers::new(path))),
+            read_only: false,
         })
     }
 
@@ -172,7 +209,7 @@ impl Database {
                 .acquire_timeout(Duration::from_secs(10))
                 .connect_with(options)
                 .await?;
-            Ok(Self { pool: Pool::Postgres(pool), sqlite_readers: None })
+            Ok(Self { pool: Pool::Postgres(pool), sqlite_readers: None, read_only: false })
         } else if let Some(path) = url.strip_prefix("sqlite://") {
             Self::open_sqlite_file(Path::new(path)).await
         } else {
@@ -192,6 +229,11 @@ impl Database {
         .map_err(StoreError::Migration)
     }
 
+    /// Whether this handle was opened read-only.
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
+    }
+
     pub fn backend(&self) -> Backend {
         match self.pool {
             Pool::Sqlite(_) => Backend::Sqlite,
@@ -206,6 +248,25 @@ impl Database {
 
     pub async fn close(&self) {
         on_pool!(self, p => p.close().await)
+    }
+
+    /// The connection pools this handle holds and how they are used now: cheap, no query.
+    pub fn pool_stats(&self) -> Vec<PoolStats> {
+        fn sqlx_stats<DB: sqlx::Database>(name: &'static str, p: &sqlx::Pool<DB>) -> PoolStats {
+            let size = p.size();
+            let idle = u32::try_from(p.num_idle()).unwrap_or(u32::MAX).min(size);
+            PoolStats { name, in_use: size - idle, idle, max: Some(p.options().get_max_connections()) }
+        }
+        let mut out = vec![match &self.pool {
+            Pool::Sqlite(p) => sqlx_stats("sqlite", p),
+            Pool::Postgres(p) => sqlx_stats("postgres", p),
+        }];
+        if let Some(readers) = &self.sqlite_readers {
+            let (in_use, idle) = readers.usage();
+            let n = |v: usize| u32::try_from(v).unwrap_or(u32::MAX);
+            out.push(PoolStats { name: "sqlite_page_readers", in_use: n(in_use), idle: n(idle), max: None });
+        }
+        out
     }
 
     /// The PostgreSQL pool, for listeners; `None` on SQLite.

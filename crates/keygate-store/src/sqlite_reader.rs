@@ -7,7 +7,10 @@
 
 use std::{
     path::{Path, PathBuf},
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
     time::Duration,
 };
 
@@ -21,6 +24,8 @@ use crate::{PageRows, StoreError, StoreResult};
 pub(crate) struct Readers {
     path: PathBuf,
     idle: Mutex<Vec<rusqlite::Connection>>,
+    /// Connections reading a page now (for `/metrics`).
+    in_use: AtomicUsize,
 }
 
 impl std::fmt::Debug for Readers {
@@ -43,7 +48,13 @@ fn failed(e: impl std::fmt::Display) -> StoreError {
 
 impl Readers {
     pub(crate) fn new(path: &Path) -> Self {
-        Self { path: path.to_owned(), idle: Mutex::new(Vec::new()) }
+        Self { path: path.to_owned(), idle: Mutex::new(Vec::new()), in_use: AtomicUsize::new(0) }
+    }
+
+    /// Connections reading now, and idle ones kept for the next page.
+    pub(crate) fn usage(&self) -> (usize, usize) {
+        let idle = self.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner).len();
+        (self.in_use.load(Ordering::Relaxed), idle)
     }
 
     fn connection(&self) -> StoreResult<rusqlite::Connection> {
@@ -77,7 +88,9 @@ impl Readers {
         let this = Arc::clone(self);
         tokio::task::spawn_blocking(move || {
             let conn = this.connection()?;
+            this.in_use.fetch_add(1, Ordering::Relaxed);
             let page = read_page(&conn, &sql, &binds, &shape, limit, max_bytes);
+            this.in_use.fetch_sub(1, Ordering::Relaxed);
             this.give_back(conn);
             page
         })

@@ -1,15 +1,18 @@
 //! `/metrics`, through `prometheus-client`: requests and their latency by route template, and the
-//! service's own counters (refusals by code, cache loads, the failure table, the change listener)
-//! read at each scrape. Labels are bounded: route templates and status codes, never raw paths,
-//! units or key ids. The registry lives in the app state: no global recorder.
+//! service's own figures read at each scrape (accepted calls and refusals by code, cache hits and
+//! loads, the failure table, the write-behind queues, the change feed and listener, the database
+//! pools, console log-ins and the password-hashing gate). Labels are bounded: route templates,
+//! status codes and fixed names, never raw paths, units, key ids, emails or tenants. The registry
+//! lives in the app state: no global recorder.
 
 use std::{borrow::Cow, time::Duration};
 
 use keygate_service::Keygate;
 use prometheus_client::{
     collector::Collector,
-    encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric},
+    encoding::{DescriptorEncoder, EncodeGaugeValue, EncodeLabelSet, EncodeMetric, NoLabelSet},
     metrics::{
+        MetricType,
         counter::{ConstCounter, Counter},
         family::Family,
         gauge::ConstGauge,
@@ -78,7 +81,7 @@ impl Metrics {
     }
 }
 
-/// The service's counters, read when scraped.
+/// The service's figures, read when scraped: atomics and a few short locks, no query.
 #[derive(Debug)]
 struct ServiceCounters(Keygate);
 
@@ -92,67 +95,216 @@ struct CacheName {
     cache: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Queue {
+    queue: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PoolName {
+    pool: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PoolState {
+    pool: &'static str,
+    state: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Outcome {
+    outcome: &'static str,
+}
+
+/// A counter without labels (`_total` is added by the library).
+fn counter(encoder: &mut DescriptorEncoder, name: &str, help: &str, n: u64) -> Result<(), std::fmt::Error> {
+    let c = ConstCounter::new(n);
+    c.encode(encoder.encode_descriptor(name, help, None, c.metric_type())?)
+}
+
+/// A gauge without labels: an integer (`i64`) or seconds (`f64`).
+fn gauge<N: EncodeGaugeValue>(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    v: N,
+) -> Result<(), std::fmt::Error> {
+    ConstGauge::new(v).encode(encoder.encode_descriptor(name, help, None, MetricType::Gauge)?)
+}
+
+/// A counter family, one series per label set.
+fn counters<L: EncodeLabelSet>(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    series: impl IntoIterator<Item = (L, u64)>,
+) -> Result<(), std::fmt::Error> {
+    let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+    for (labels, n) in series {
+        ConstCounter::new(n).encode(family.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
+/// A gauge family, one series per label set.
+fn gauges<L: EncodeLabelSet, N: EncodeGaugeValue>(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    series: impl IntoIterator<Item = (L, N)>,
+) -> Result<(), std::fmt::Error> {
+    let mut family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+    for (labels, v) in series {
+        ConstGauge::new(v).encode(family.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
+fn count(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
 impl Collector for ServiceCounters {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let kg = &self.0;
-        let counter = ConstCounter::new(0u64);
-        {
-            let mut family = encoder.encode_descriptor(
-                "keygate_refused_calls",
-                "Calls refused, by reason",
-                None,
-                counter.metric_type(),
-            )?;
-            for (code, n) in kg.refusal_counts() {
-                ConstCounter::new(n).encode(family.encode_family(&Code { code })?)?;
-            }
-        }
-        {
-            let mut family = encoder.encode_descriptor(
-                "keygate_cache_loads",
-                "Database reads of the verification caches (misses), by cache",
-                None,
-                counter.metric_type(),
-            )?;
-            for (cache, n) in kg.cache_loads() {
-                ConstCounter::new(n).encode(family.encode_family(&CacheName { cache })?)?;
-            }
-        }
+        let e = &mut encoder;
+        counter(e, "keygate_accepted_calls", "Verifications that succeeded (calls let through)", kg.accepted_count())?;
+        counters(
+            e,
+            "keygate_refused_calls",
+            "Calls refused, by reason",
+            kg.refusal_counts().into_iter().map(|(code, n)| (Code { code }, n)),
+        )?;
+        counters(
+            e,
+            "keygate_cache_hits",
+            "Verification cache lookups answered from memory, by cache",
+            kg.cache_hits().into_iter().map(|(cache, n)| (CacheName { cache }, n)),
+        )?;
+        counters(
+            e,
+            "keygate_cache_loads",
+            "Database reads of the verification caches (misses), by cache",
+            kg.cache_loads().into_iter().map(|(cache, n)| (CacheName { cache }, n)),
+        )?;
         let (sources, capacity, bytes) = kg.failure_map();
-        for (name, help, value) in [
-            ("keygate_failure_sources", "Sources with failed verifications tracked (fixed capacity)", sources),
-            ("keygate_failure_capacity", "Sources the failed-verification map holds at most", capacity),
-            ("keygate_failure_map_bytes", "Memory the failed-verification map takes (allocated at start)", bytes),
-        ] {
-            let gauge = ConstGauge::new(i64::try_from(value).unwrap_or(i64::MAX));
-            gauge.encode(encoder.encode_descriptor(name, help, None, gauge.metric_type())?)?;
-        }
-        let l = kg.listener_health();
+        gauge(
+            e,
+            "keygate_failure_sources",
+            "Sources with failed verifications tracked (fixed capacity)",
+            count(sources),
+        )?;
+        gauge(e, "keygate_failure_capacity", "Sources the failed-verification map holds at most", count(capacity))?;
+        gauge(
+            e,
+            "keygate_failure_map_bytes",
+            "Memory the failed-verification map takes (allocated at start)",
+            count(bytes),
+        )?;
+        self.encode_write_behind(e)?;
+        self.encode_changes(e)?;
+        let pools = kg.pool_stats();
+        gauges(
+            e,
+            "keygate_db_connections",
+            "Database connections by pool and state (in_use: running a query; idle: open, waiting for work)",
+            pools.iter().flat_map(|p| {
+                [
+                    (PoolState { pool: p.name, state: "in_use" }, i64::from(p.in_use)),
+                    (PoolState { pool: p.name, state: "idle" }, i64::from(p.idle)),
+                ]
+            }),
+        )?;
+        gauges(
+            e,
+            "keygate_db_connections_max",
+            "Connections a database pool opens at most",
+            pools.iter().filter_map(|p| p.max.map(|max| (PoolName { pool: p.name }, i64::from(max)))),
+        )?;
+        counters(
+            e,
+            "keygate_login_attempts",
+            "Console log-in attempts by outcome: succeeded, failed (wrong tenant, email or password), throttled \
+             (refused by the log-in throttle), busy (no password-hashing slot in time), error",
+            kg.login_counts().into_iter().map(|(outcome, n)| (Outcome { outcome }, n)),
+        )?;
+        let gate = kg.password_hashing_gate();
+        gauge(e, "keygate_password_hashing_slots", "Log-in password checks that may run at once", count(gate.slots))?;
+        gauge(e, "keygate_password_hashing_in_use", "Log-in password checks running now", count(gate.in_use))?;
+        counter(e, "keygate_password_hashings", "Log-in password checks started", gate.started)?;
+        counter(
+            e,
+            "keygate_password_hashing_queued",
+            "Log-in attempts that found every hashing slot taken and waited for one",
+            gate.queued,
+        )
+    }
+}
+
+impl ServiceCounters {
+    fn encode_write_behind(&self, e: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let queues = self.0.write_behind();
+        let depth = queues.iter().map(|q| (Queue { queue: q.name }, count(q.depth)));
+        let lag = queues.iter().map(|q| (Queue { queue: q.name }, q.since_written.as_secs_f64()));
+        gauges(
+            e,
+            "keygate_write_behind_depth",
+            "Items waiting to be written behind, by queue (last_used, call_counts, refused_calls, cluster_counts)",
+            depth,
+        )?;
+        gauges(
+            e,
+            "keygate_write_behind_lag_seconds",
+            "Seconds since the queue was last written whole: the oldest waiting item is at most this old \
+             (normally under 5 s; 60 s for call_counts; 0.1 s for cluster_counts)",
+            lag,
+        )?;
+        counters(
+            e,
+            "keygate_write_behind_failed_writes",
+            "Writes of a write-behind queue that failed (what they held is kept for the next)",
+            queues.iter().map(|q| (Queue { queue: q.name }, q.failed_writes)),
+        )?;
+        counters(
+            e,
+            "keygate_write_behind_dropped",
+            "Items given up on because a bound was reached while writes failed",
+            queues.iter().map(|q| (Queue { queue: q.name }, q.dropped)),
+        )
+    }
+
+    fn encode_changes(&self, e: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let l = self.0.listener_health();
         if l.enabled {
-            let up = ConstGauge::new(i64::from(l.connected));
-            up.encode(encoder.encode_descriptor(
+            gauge(
+                e,
                 "keygate_change_listener_up",
                 "Whether the change listener (PostgreSQL LISTEN) is connected",
-                None,
-                up.metric_type(),
-            )?)?;
-            for (name, help, n) in [
-                ("keygate_change_listener_connects", "Connections the change listener has made", l.reconnects),
-                ("keygate_change_notifications", "Change notifications received", l.notifications),
-            ] {
-                let c = ConstCounter::new(n);
-                c.encode(encoder.encode_descriptor(name, help, None, c.metric_type())?)?;
-            }
+                i64::from(l.connected),
+            )?;
+            counter(e, "keygate_change_listener_connects", "Connections the change listener has made", l.reconnects)?;
+            counter(e, "keygate_change_notifications", "Change notifications received", l.notifications)?;
         }
         if let Some(ago) = l.feed_read_ago {
-            let age = ConstGauge::new(ago.as_secs_f64());
-            age.encode(encoder.encode_descriptor(
+            gauge(
+                e,
                 "keygate_change_feed_read_age_seconds",
-                "Seconds since the change feed was last read",
-                None,
-                age.metric_type(),
-            )?)?;
+                "Seconds since this process last read the change feed (polled every 0.2 s on SQLite, read on \
+                 every notification and every 2 s on PostgreSQL)",
+                ago.as_secs_f64(),
+            )?;
         }
-        Ok(())
+        let lag = l.change_lag;
+        let mut buckets: Vec<(f64, u64)> =
+            keygate_service::CHANGE_LAG_BUCKETS.iter().copied().zip(lag.counts.iter().copied()).collect();
+        buckets.push((f64::MAX, lag.counts[keygate_service::CHANGE_LAG_BUCKETS.len()]));
+        e.encode_descriptor(
+            "keygate_change_apply_lag_seconds",
+            "From a change being made (the writer's clock, just before its commit) to this process applying it \
+             from the change feed; between nodes, their clocks' difference is in it too",
+            None,
+            MetricType::Histogram,
+        )?
+        .encode_histogram::<NoLabelSet>(lag.sum_seconds, lag.count, &buckets, None)
     }
 }

@@ -27,6 +27,8 @@ pub struct FileConfig {
     pub password_hash_memory_mib: Option<usize>,
     /// `auto` (default), `always` or `never`: when the session cookie is `Secure`.
     pub cookie_secure: Option<String>,
+    /// Open the database read-only: commands that only read work, the others are refused.
+    pub read_only: Option<bool>,
 }
 
 /// The settings in force.
@@ -48,6 +50,8 @@ pub struct Config {
     /// Bytes of Argon2 memory log-ins may use at once.
     pub password_hash_memory: usize,
     pub cookie_secure: keygate_web::CookieSecure,
+    /// Where opening the database read-only was asked for, if it was.
+    pub read_only: Option<&'static str>,
 }
 
 /// Bounds of the change-feed interval: more often is load without use; less often than a
@@ -112,6 +116,13 @@ impl Config {
             None => keygate_web::CookieSecure::default(),
         };
         Ok(Self {
+            read_only: if global.read_only {
+                Some("--read-only (KEYGATE_READ_ONLY) was given")
+            } else if file.read_only == Some(true) {
+                Some("the settings file says read_only = true")
+            } else {
+                None
+            },
             cookie_secure,
             max_connections,
             max_connections_per_address,
@@ -175,6 +186,24 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// The embedded database's file, when the database is SQLite.
+    pub fn sqlite_file(&self) -> Option<PathBuf> {
+        match &self.database_url {
+            None => Some(self.data_dir.join("keygate.db")),
+            Some(url) => url.strip_prefix("sqlite://").map(PathBuf::from),
+        }
+    }
+
+    /// Why the database is to be opened read-only, if it is: asked for, or an embedded database
+    /// keygate may not write (see [`keygate_store::files::why_read_only`]). A PostgreSQL server
+    /// that refuses writes (a standby) is read-only only when asked for.
+    pub fn read_only_reason(&self) -> Option<String> {
+        if let Some(asked) = self.read_only {
+            return Some(asked.to_owned());
+        }
+        self.sqlite_file().and_then(|file| keygate_store::files::why_read_only(&file))
     }
 
     /// The service layer's settings.

@@ -13,4 +13,5 @@ mod permissions;
 mod refusals;
 mod revocation;
 mod routing;
+mod service_metrics;
 mod verify;

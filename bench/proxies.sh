@@ -90,7 +90,8 @@ export KEYGATE_DATA_DIR=$T/data KEYGATE_LOG=warn
 "$KG" tenants api on --tenant bench >/dev/null
 KEY=$("$KG" keys issue --tenant bench --user bot@bench.example --purpose bench --ip 127.0.0.0/8 \
     --rate-limit 1000000000 2>/dev/null)
-TOKIO_WORKER_THREADS=1 taskset -c "$SERVER_CPU" "$KG" serve --listen "127.0.0.1:$KG_PORT" \
+# Like the proxies (access_log off), keygate writes no access log unless BENCH_LOG=info.
+KEYGATE_LOG=${BENCH_LOG:-warn} TOKIO_WORKER_THREADS=1 taskset -c "$SERVER_CPU" "$KG" serve --listen "127.0.0.1:$KG_PORT" \
     --trusted-proxies 127.0.0.1 >"$T/keygate.log" 2>&1 &
 pids+=($!)
 KG_PID=$!

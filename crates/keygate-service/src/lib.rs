@@ -309,8 +309,8 @@ impl Keygate {
 
     /// Writes the refused calls recorded since the last flush, with those a failed write left.
     /// A failed write keeps them (up to [`MAX_UNWRITTEN`]) and backs off; at shutdown
-    /// (`everything`) it tries three times, 100 ms, 400 ms and 1.6 s apart. Returns how many were
-    /// written.
+    /// (`everything`) it tries four times: at once, then 100 ms, 400 ms and 1.6 s later. Returns
+    /// how many were written.
     async fn write_refusals(&self, everything: bool) -> usize {
         let now = std::time::Instant::now();
         let fresh = self.inner.verifier.refusals.take_audit_entries();

@@ -222,11 +222,15 @@ pub struct Refused {
     pub code: RefusalCode,
     pub rate: Option<RateState>,
     pub retry_after_secs: Option<u64>,
+    /// The key refused, once it is known to be one of the tenant's (a disabled, expired or
+    /// rate-limited key, one from a foreign address, …): for the access log. Never set for an
+    /// unknown key or another tenant's.
+    pub key: Option<KeyId>,
 }
 
 impl From<RefusalCode> for Refused {
     fn from(code: RefusalCode) -> Self {
-        Self { code, rate: None, retry_after_secs: None }
+        Self { code, rate: None, retry_after_secs: None, key: None }
     }
 }
 
@@ -548,7 +552,7 @@ impl Keygate {
             && let Some(wait) = v.failures.blocked(source, now)
         {
             v.refusals.record(None, None, RefusalCode::TooManyFailures, source, None, "too many failed verifications");
-            return Err(Refused { code: RefusalCode::TooManyFailures, rate: None, retry_after_secs: Some(wait) });
+            return Err(Refused { retry_after_secs: Some(wait), ..RefusalCode::TooManyFailures.into() });
         }
         let text = match req.credential {
             Credential::Missing => {
@@ -612,7 +616,7 @@ impl Keygate {
         if let Err(Refusal { code, admin_detail }) = checked {
             v.refusals.record(Some(tenant.id), Some((key.id, owner.id)), code, source, scope.claimed, admin_detail);
             v.usage.count_refusal(key.id, clock, code.code());
-            return Err(code.into());
+            return Err(Refused { key: Some(key.id), ..code.into() });
         }
         let limit = key.rate_limit_per_minute.unwrap_or(tenant.rate_limit_per_minute);
         let (taken, notice, rendered) = {
@@ -639,6 +643,7 @@ impl Keygate {
                     code: RefusalCode::RateLimited,
                     rate: Some(rate),
                     retry_after_secs: rate.retry_after_secs,
+                    key: Some(key.id),
                 });
             }
         };
@@ -668,7 +673,7 @@ impl Keygate {
     fn unavailable(&self, e: crate::ServiceError) -> Refused {
         // Fail closed: a key that cannot be checked is not accepted.
         tracing::error!(error = %e, "verification could not read storage");
-        Refused { code: RefusalCode::UnknownKey, rate: None, retry_after_secs: None }
+        RefusalCode::UnknownKey.into()
     }
 
     async fn cached_key(&self, digest: &KeyDigest, now: Instant) -> ServiceResult<Option<Arc<CachedKey>>> {

@@ -6,8 +6,8 @@
 //! the deadline; it is routed (a Public API path to [`crate::rest`], anything else to axum's
 //! router); and its answer gets the `X-Request-Id` header, is counted and timed by route
 //! template, and written to the access log (target `keygate::access`, level `info`: method,
-//! route template, status, duration and the id of the key that was accepted — never the key,
-//! the path or the query, which may carry data).
+//! route template, status, duration and the id of the key accepted, or refused once known to be
+//! one of the tenant's — never the key, the path or the query, which may carry data).
 
 use std::{
     borrow::Cow,
@@ -121,11 +121,11 @@ where
     }
 }
 
-/// The key an answered call was accepted with, for the access log.
+/// The key an answered call was accepted or refused with, for the access log.
 #[derive(Debug, Clone, Copy)]
 struct KeyUsed(KeyId);
 
-/// Notes on `response` that the call was accepted with key `key`, when the access log is on
+/// Notes on `response` that the call was about key `key`, when the access log is on
 /// (otherwise it costs nothing).
 pub(crate) fn note_key(response: &mut Response, key: KeyId) {
     if tracing::enabled!(target: ACCESS_LOG, tracing::Level::INFO) {

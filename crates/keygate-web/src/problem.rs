@@ -22,6 +22,8 @@ pub(crate) struct Problem {
     headers: HeaderMap,
     /// Field-level errors of a rejected write (RFC 9457 extension member `errors`).
     errors: Vec<FieldError>,
+    /// The key a refusal was about, when it is one of the tenant's: for the access log.
+    key: Option<keygate_domain::KeyId>,
 }
 
 impl Problem {
@@ -34,6 +36,7 @@ impl Problem {
             request_id,
             headers: HeaderMap::new(),
             errors: Vec::new(),
+            key: None,
         }
     }
 
@@ -127,6 +130,7 @@ impl Problem {
         let code = refused.code;
         let status = StatusCode::from_u16(code.status()).unwrap_or(StatusCode::FORBIDDEN);
         let mut p = Self::new(status, code.code(), code.title(), request_id);
+        p.key = refused.key;
         let challenge = match code {
             RefusalCode::MissingCredentials => Some("Bearer realm=\"keygate\"".to_owned()),
             RefusalCode::AmbiguousCredentials => Some("Bearer realm=\"keygate\", error=\"invalid_request\"".to_owned()),
@@ -207,6 +211,9 @@ impl IntoResponse for Problem {
         let mut response = (self.status, Json(body)).into_response();
         response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
         response.headers_mut().extend(self.headers);
+        if let Some(key) = self.key {
+            crate::app::note_key(&mut response, key);
+        }
         response
     }
 }

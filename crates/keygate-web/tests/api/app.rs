@@ -133,6 +133,13 @@ async fn every_log_line_of_a_request_carries_its_id_and_the_access_log_names_the
     let refused = call(&app, cross_site).await;
     assert_eq!(refused.status(), StatusCode::FORBIDDEN);
     let refused = request_id(&refused);
+    // A key of the tenant that is refused is named too; a key nobody has cannot be.
+    t.keygate.set_key_enabled(&keygate_service::Caller::CLI, Some(t.tenant), key_id, false).await.expect("disable");
+    let disabled = call(&app, capability(secret.expose(), "/rest/v1/1/capability")).await;
+    assert_eq!(disabled.status(), StatusCode::UNAUTHORIZED);
+    let disabled = request_id(&disabled);
+    let unknown_key = keygate_domain::ApiKeySecret::generate();
+    let unknown = request_id(&call(&app, capability(unknown_key.expose(), "/rest/v1/1/capability")).await);
 
     let lines = captured.lines();
     let of = |id: &str| -> Vec<&serde_json::Value> { lines.iter().filter(|l| l["span"]["id"] == id).collect() };
@@ -157,6 +164,14 @@ async fn every_log_line_of_a_request_carries_its_id_and_the_access_log_names_the
     assert_eq!(line["fields"]["route"], "/console/login");
     assert_eq!(line["fields"]["status"], 403);
     assert!(line["fields"].get("key").is_none(), "no key was accepted: {line}");
+    let line = access(&disabled);
+    assert_eq!(
+        (line["fields"]["status"].clone(), line["fields"]["key"].clone()),
+        (401.into(), key_id.to_string().into())
+    );
+    let line = access(&unknown);
+    assert_eq!(line["fields"]["status"], 401);
+    assert!(line["fields"].get("key").is_none(), "an unknown key has no id: {line}");
 
     let all = String::from_utf8(captured.0.lock().expect("lock").clone()).expect("utf-8");
     assert!(!all.contains(secret.expose()), "the key never reaches the logs");

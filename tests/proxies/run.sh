@@ -269,6 +269,17 @@ check_proxy() { # check_proxy NAME BASE_URL SUFFIX
     refused "$p: no key" 401 missing_credentials 'Bearer realm="keygate"' "$base/anything"
     after=$(missing_credentials_counted)
     [[ -n $before && -n $after ]] && echo "       (keygate counted that one refused call $((after - before)) time(s), per /metrics)"
+    if [[ $p == nginx* ]]; then
+        # deploy/nginx passes nginx's $request_id (32 hex digits) on; keygate's own ids look otherwise.
+        local rid
+        rid=$(jq -r '.requestId // empty' "$B")
+        if [[ $rid =~ ^[0-9a-f]{32}$ && $(header x-request-id) == "$rid" ]]; then
+            ok "$p: the refusal names nginx's \$request_id ($rid), so both logs name the request alike"
+        else
+            bad "$p: the refusal should carry nginx's \$request_id, not keygate's own id"
+            explain
+        fi
+    fi
     refused "$p: garbage Bearer key" 401 malformed_key 'error="invalid_token", error_description="malformed_key"' \
         "$base/anything" -H "Authorization: Bearer kg_garbage"
     refused "$p: garbage X-API-Key" 401 malformed_key 'error_description="malformed_key"' \

@@ -2,7 +2,7 @@
 //! connection, and tests can call it in process.
 //!
 //! Every request passes the same layers, here and only here, in this order: it gets a request
-//! id and a tracing span carrying it (so every log line of the request names it); its body gets
+//! id (a trusted proxy's `X-Request-Id`, or keygate's own) and a tracing span carrying it (so every log line of the request names it); its body gets
 //! the deadline; it is routed (a Public API path to [`crate::rest`], anything else to axum's
 //! router); and its answer gets the `X-Request-Id` header, is counted and timed by route
 //! template, and written to the access log (target `keygate::access`, level `info`: method,
@@ -30,7 +30,7 @@ use keygate_domain::KeyId;
 use tower::ServiceExt;
 use tracing::Instrument;
 
-use crate::{AppState, deadline::with_deadline, rest};
+use crate::{AppState, RequestId, deadline::with_deadline, rest};
 
 /// The tracing target of the access log: `KEYGATE_LOG=info,keygate::access=off` turns it off.
 pub const ACCESS_LOG: &str = "keygate::access";
@@ -63,7 +63,7 @@ impl App {
         B::Error: Into<axum::BoxError>,
     {
         let started = Instant::now();
-        let id = self.state.request_ids.next();
+        let id = self.request_id(peer, request.headers());
         let span = tracing::info_span!("request", id = %id);
         let mut request = request.map(|body| with_deadline(body, self.state.config.body_timeout));
         let (state, router) = (self.state.clone(), self.router.clone());
@@ -93,6 +93,20 @@ impl App {
             Ok(response)
         };
         Box::pin(call.instrument(span))
+    }
+}
+
+impl App {
+    /// The id a trusted proxy sent in `X-Request-Id`, or a fresh one of keygate's.
+    fn request_id(&self, peer: SocketAddr, headers: &axum::http::HeaderMap) -> RequestId {
+        let proxies = &self.state.config.trusted_proxies;
+        if !proxies.is_empty()
+            && proxies.contains(peer.ip())
+            && let Some(given) = headers.get(&X_REQUEST_ID).and_then(|v| RequestId::given(v.as_bytes()))
+        {
+            return given;
+        }
+        self.state.request_ids.next()
     }
 }
 

@@ -177,3 +177,27 @@ async fn every_log_line_of_a_request_carries_its_id_and_the_access_log_names_the
     assert!(!all.contains(secret.expose()), "the key never reaches the logs");
     assert!(lines.iter().all(|l| l["span"]["id"].is_string()), "no line of these requests lacks its id: {lines:#?}");
 }
+
+#[tokio::test]
+async fn a_trusted_proxys_request_id_is_kept_and_anyone_elses_is_ignored() {
+    let t = spawn_app().await;
+    let trusted_proxies = keygate_web::TrustedProxies::parse(&["127.0.0.1/32".to_owned()]).expect("proxies");
+    let behind_proxy =
+        keygate_web::app(AppState::new(t.keygate.clone(), WebConfig { trusted_proxies, ..WebConfig::default() }));
+    let direct = keygate_web::app(AppState::new(t.keygate.clone(), WebConfig::default()));
+    let with_id = |id: &str| {
+        Request::get("/rest/v1/1/capability").header("x-request-id", id).body(Body::empty()).expect("request")
+    };
+
+    let kept = call(&behind_proxy, with_id("nginx-5f1c0e7b2a9d4c31")).await;
+    assert_eq!(request_id(&kept), "nginx-5f1c0e7b2a9d4c31");
+    assert!(text(kept).await.contains(r#""requestId":"nginx-5f1c0e7b2a9d4c31""#), "the problem document names it too");
+
+    let ignored = call(&direct, with_id("chosen-by-the-client")).await;
+    assert_ne!(request_id(&ignored), "chosen-by-the-client", "a client that is no trusted proxy picks no id");
+    for unusable in ["has space", &"x".repeat(65)] {
+        let answered = call(&behind_proxy, with_id(unusable)).await;
+        let id = request_id(&answered);
+        assert!(id != unusable && !id.is_empty(), "{unusable:?} is replaced by keygate's own id, not repeated");
+    }
+}

@@ -1,15 +1,24 @@
 //! The grant ceiling (DESIGN §6): no actor can give anyone a power that the actor does not hold.
 //!
-//! [`decide`] is the one function that judges every administrative gift: a user's groups, a
-//! group's grants, a user's units, a password or a re-activation (either hands over the user's
-//! powers to whoever can then use them) and a key for another user. The console, the command line
-//! and the Public API all call it before they write anything. Pure: no storage, no HTTP.
+//! The ceiling judges **outcomes, not actions**. Every power is an [`Atom`]: a system power, or
+//! (resource, read/write, own/all) in one unit (or in every unit). A principal (a user, or a key)
+//! holds the atoms of its [`TenantState`]; [`judge`] compares the state before a write with the
+//! state after it, both read inside the transaction that writes, and refuses when any principal
+//! gains an atom the actor does not hold in that unit, when a secret is handed over (a password, a
+//! key, a re-activation) for a principal whose atoms, own records included, exceed the actor's, or
+//! when anyone but a Supervisor changes a Supervisor. Taking power away is never refused otherwise.
+//! Pure: no storage, no HTTP.
 
-use std::{collections::BTreeSet, fmt};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    fmt,
+};
 
 use crate::{
-    ids::UnitId,
-    permission::{Access, Grant, Permissions, Resource, Scope, SystemGroup},
+    Scopes,
+    ids::{GroupId, KeyId, UnitId, UserId},
+    permission::{Access, Grant, Permissions, Reach, Resource, Scope, SystemGroup},
+    user::UserCategory,
 };
 
 /// What someone holds: permissions, and the units they reach (`None`: every unit).
@@ -37,157 +46,12 @@ impl Power {
     }
 }
 
-/// Who gives. The command line (`system (cli)`) runs with access to the database and holds
-/// everything; a console user or an API key holds its own effective power.
+/// Who gives, for the console's choices ([`giveable_scopes`]): the command line holds everything,
+/// a console user or an API key its own effective power.
 #[derive(Debug, Clone, Copy)]
 pub enum Authority<'a> {
     Everything,
     Holder(&'a Power),
-}
-
-/// A group as the ceiling sees it: a system group, or a custom group's grants.
-#[derive(Debug, Clone, Copy)]
-pub struct GroupPower<'a> {
-    pub system: Option<SystemGroup>,
-    pub grants: &'a [Grant],
-}
-
-/// An administrative act that can give a power.
-#[derive(Debug, Clone, Copy)]
-pub enum Gift<'a> {
-    /// Creating a user (`target` is then empty) or changing a user's groups.
-    Membership { target: &'a Power, removed: &'a [GroupPower<'a>], added: &'a [GroupPower<'a>] },
-    /// Setting a user's units (`None`: every unit).
-    Units { target: &'a Power, units: Option<&'a BTreeSet<UnitId>> },
-    /// Creating a custom group or changing its grants; every member gains what is added.
-    Grants { before: &'a [Grant], after: &'a [Grant] },
-    /// Setting a user's password or re-activating them: whoever can then use the account holds
-    /// all of `target`'s power.
-    HandOver { target: &'a Power },
-    /// Any other change to a user (deactivation): only a Supervisor touches a Supervisor.
-    Edit { target: &'a Power },
-    /// Issuing, rolling or enabling a key that reaches `key` (see [`Power::of_key`]).
-    Key { key: &'a Power },
-}
-
-/// One thing the actor would give without holding it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Lack {
-    Group(SystemGroup),
-    Grant(Grant),
-    VerifyKeys,
-    Unit(UnitId),
-    EveryUnit,
-}
-
-impl fmt::Display for Lack {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Group(g) => write!(f, "the `{}` group", g.name()),
-            Self::Grant(g) => write!(f, "{g}"),
-            Self::VerifyKeys => f.write_str("keys:verify"),
-            Self::Unit(u) => write!(f, "unit {u}"),
-            Self::EveryUnit => f.write_str("every unit"),
-        }
-    }
-}
-
-/// A refused gift: the message says what the actor lacks (and, for keys, what would fit).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{message}")]
-pub struct GrantExceedsActor {
-    pub message: String,
-    pub lacking: Vec<Lack>,
-}
-
-/// Judges `gift` by `actor`: `Ok` when everything it gives lies within what the actor holds.
-pub fn decide(actor: Authority<'_>, gift: &Gift<'_>) -> Result<(), GrantExceedsActor> {
-    let Authority::Holder(holder) = actor else { return Ok(()) };
-    let mut lacking = BTreeSet::new();
-    let supervisor_rule = |target: &Power, lacking: &mut BTreeSet<Lack>| {
-        if target.permissions.supervisor && !holder.permissions.supervisor {
-            lacking.insert(Lack::Group(SystemGroup::Supervisor));
-        }
-    };
-    let what = match gift {
-        Gift::Membership { target, removed, added } => {
-            supervisor_rule(target, &mut lacking);
-            for group in removed.iter().chain(added.iter()) {
-                if let Some(system) = group.system
-                    && !holds_group(&holder.permissions, system)
-                {
-                    lacking.insert(Lack::Group(system));
-                }
-            }
-            for grant in added.iter().flat_map(|g| g.grants) {
-                if !holds_grant(&holder.permissions, *grant) {
-                    lacking.insert(Lack::Grant(*grant));
-                }
-            }
-            "this change of groups would give or take powers you do not hold"
-        }
-        Gift::Units { target, units } => {
-            supervisor_rule(target, &mut lacking);
-            match (units, &target.units) {
-                (None, None) => {}
-                (None, Some(_)) => lack_units(holder, None, &mut lacking),
-                // Narrowing from every unit gives nothing.
-                (Some(_), None) => {}
-                (Some(new), Some(old)) => {
-                    let added: BTreeSet<UnitId> = new.difference(old).copied().collect();
-                    lack_units(holder, Some(&added), &mut lacking);
-                }
-            }
-            "these units would give reach you do not hold"
-        }
-        Gift::Grants { before, after } => {
-            for grant in after.iter().filter(|g| !before.contains(g)) {
-                if !holds_grant(&holder.permissions, *grant) {
-                    lacking.insert(Lack::Grant(*grant));
-                }
-            }
-            "these grants would give every member of the group powers you do not hold"
-        }
-        Gift::HandOver { target } => {
-            lacking.extend(lacks(holder, target));
-            "this would hand over a user whose powers exceed yours"
-        }
-        Gift::Edit { target } => {
-            supervisor_rule(target, &mut lacking);
-            "only a Supervisor may change a Supervisor"
-        }
-        Gift::Key { key } => {
-            lacking.extend(lacks(holder, key));
-            "this key would hold powers you do not hold"
-        }
-    };
-    if lacking.is_empty() {
-        return Ok(());
-    }
-    let lacking: Vec<Lack> = lacking.into_iter().collect();
-    let names: Vec<String> = lacking.iter().map(ToString::to_string).collect();
-    let mut message = format!("{what}: you lack {}", names.join(", "));
-    if let Gift::Key { key } = gift {
-        let fit = fitting_scopes(holder, key);
-        if fit.is_empty() {
-            message.push_str("; no scope of this user lies within your permissions");
-        } else {
-            let fit: Vec<String> = fit.iter().map(ToString::to_string).collect();
-            message.push_str(&format!("; scopes within your permissions: {}", fit.join(" ")));
-        }
-    }
-    Err(GrantExceedsActor { message, lacking })
-}
-
-/// Supervisor only by a Supervisor; Configurator and User configurator by a Supervisor or a
-/// holder of that same group.
-fn holds_group(actor: &Permissions, group: SystemGroup) -> bool {
-    actor.supervisor
-        || match group {
-            SystemGroup::Supervisor => false,
-            SystemGroup::Configurator => actor.configurator,
-            SystemGroup::UserConfigurator => actor.user_configurator,
-        }
 }
 
 /// Write ⊇ read, all ⊇ own; a Supervisor holds every grant.
@@ -198,46 +62,6 @@ fn holds_grant(actor: &Permissions, grant: Grant) -> bool {
 /// `keys:verify` reaches every key of the tenant: a Configurator (who manages them) holds it.
 fn holds_verify(actor: &Permissions) -> bool {
     actor.supervisor || actor.configurator || actor.verify_keys
-}
-
-fn lack_units(holder: &Power, wanted: Option<&BTreeSet<UnitId>>, lacking: &mut BTreeSet<Lack>) {
-    let Some(held) = &holder.units else { return };
-    match wanted {
-        None => {
-            lacking.insert(Lack::EveryUnit);
-        }
-        Some(wanted) => lacking.extend(wanted.difference(held).map(|u| Lack::Unit(*u))),
-    }
-}
-
-/// Everything of `wanted` that `holder` does not hold.
-fn lacks(holder: &Power, wanted: &Power) -> BTreeSet<Lack> {
-    let mut out = BTreeSet::new();
-    let (have, want) = (&holder.permissions, &wanted.permissions);
-    for (flag, group) in [
-        (want.supervisor, SystemGroup::Supervisor),
-        (want.configurator, SystemGroup::Configurator),
-        (want.user_configurator, SystemGroup::UserConfigurator),
-    ] {
-        if flag && !holds_group(have, group) {
-            out.insert(Lack::Group(group));
-        }
-    }
-    if want.verify_keys && !holds_verify(have) {
-        out.insert(Lack::VerifyKeys);
-    }
-    for resource in Resource::ALL {
-        for access in [Access::Read, Access::Write] {
-            if let Some(reach) = want.reach(resource, access) {
-                let grant = Grant { resource, access, reach };
-                if !holds_grant(have, grant) {
-                    out.insert(Lack::Grant(grant));
-                }
-            }
-        }
-    }
-    lack_units(holder, wanted.units.as_ref(), &mut out);
-    out
 }
 
 /// The scopes `actor` may put on a key of a user holding `owner`: those whose reach the actor
@@ -282,114 +106,343 @@ fn fitting_scopes(holder: &Power, key: &Power) -> Vec<Scope> {
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::Scopes;
 
-    fn grant(s: &str) -> Grant {
-        s.parse().expect("test grant")
+// ---------------------------------------------------------------------------------------------
+// Outcomes: the state of a tenant's powers, its atoms, and the judgement of a change.
+// ---------------------------------------------------------------------------------------------
+
+/// Where an atom holds: one unit, or every unit (today's and tomorrow's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum UnitScope {
+    Every,
+    Unit(UnitId),
+}
+
+impl fmt::Display for UnitScope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Every => f.write_str("every unit"),
+            Self::Unit(u) => write!(f, "unit {u}"),
+        }
+    }
+}
+
+/// A power that has no unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum SystemPower {
+    Supervisor,
+    Configurator,
+    UserConfigurator,
+    VerifyKeys,
+}
+
+/// One indivisible power.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Atom {
+    System(SystemPower),
+    /// `access` on `resource`, on the principal's own records (`Own`, relative to whoever holds
+    /// it) or on all of them, in `unit`.
+    Data { resource: Resource, access: Access, reach: Reach, unit: UnitScope },
+    /// `access` on the records that `owner` owns, in `unit`: what a secret of `owner` hands over.
+    /// Held by `owner` and by whoever reaches all records of that resource in that unit.
+    Records { resource: Resource, access: Access, owner: UserId, unit: UnitScope },
+}
+
+impl fmt::Display for Atom {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::System(SystemPower::Supervisor) => f.write_str("the `Supervisor` group"),
+            Self::System(SystemPower::Configurator) => f.write_str("the `Configurator` group"),
+            Self::System(SystemPower::UserConfigurator) => f.write_str("the `User configurator` group"),
+            Self::System(SystemPower::VerifyKeys) => f.write_str("keys:verify"),
+            Self::Data { resource, access, reach, unit } => {
+                write!(f, "{} in {unit}", Grant { resource: *resource, access: *access, reach: *reach })
+            }
+            Self::Records { resource, access, owner, unit } => {
+                write!(f, "{}:{} on the records of user {owner} in {unit}", resource.as_str(), access.as_str())
+            }
+        }
+    }
+}
+
+/// A user as the ceiling sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserState {
+    pub category: UserCategory,
+    pub active: bool,
+    pub has_password: bool,
+    /// `None`: every unit.
+    pub units: Option<BTreeSet<UnitId>>,
+    pub groups: BTreeSet<GroupId>,
+}
+
+/// A group as the ceiling sees it: a system group, or a custom group's grants.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupState {
+    pub system: Option<SystemGroup>,
+    pub grants: BTreeSet<Grant>,
+}
+
+/// A key as the ceiling sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyState {
+    pub user: UserId,
+    /// `None`: inherits its user's permissions.
+    pub scopes: Option<Scopes>,
+    /// `None`: every unit of its user.
+    pub units: Option<BTreeSet<UnitId>>,
+    /// Enabled, not revoked, not expired.
+    pub usable: bool,
+}
+
+/// The powers of (part of) one tenant: the users, groups and keys a write touches, the actor
+/// and everything they refer to.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TenantState {
+    pub users: BTreeMap<UserId, UserState>,
+    pub groups: BTreeMap<GroupId, GroupState>,
+    pub keys: BTreeMap<KeyId, KeyState>,
+}
+
+/// Someone who holds atoms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Subject {
+    User(UserId),
+    Key(KeyId),
+}
+
+impl fmt::Display for Subject {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::User(u) => write!(f, "user {u}"),
+            Self::Key(k) => write!(f, "key {k}"),
+        }
+    }
+}
+
+/// Who makes a change: the command line (`system (cli)`), which holds everything, or a subject
+/// (a console user, an API key) whose atoms are read from the state *before* the change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Judge {
+    Everything,
+    Subject(Subject),
+}
+
+/// A write to judge: the state before and after it, and the subjects whose secret it hands over
+/// (a password set, a key issued or rolled for someone, a re-activation, a key enabled).
+#[derive(Debug, Clone, Copy)]
+pub struct Outcome<'a> {
+    pub before: &'a TenantState,
+    pub after: &'a TenantState,
+    pub handed_over: &'a [Subject],
+}
+
+/// A refused write: the message says what the actor lacks.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct GrantExceedsActor {
+    pub message: String,
+    pub lacking: Vec<Atom>,
+}
+
+impl TenantState {
+    /// The permissions a user's groups give (the own-records rule on for personal users).
+    pub fn permissions_of(&self, user: UserId) -> Option<Permissions> {
+        let u = self.users.get(&user)?;
+        let groups: Vec<&GroupState> = u.groups.iter().filter_map(|g| self.groups.get(g)).collect();
+        let system: Vec<SystemGroup> = groups.iter().filter_map(|g| g.system).collect();
+        let grants = groups.iter().flat_map(|g| g.grants.iter().copied());
+        Some(Permissions::of_user(&system, grants).with_own_records(u.category == UserCategory::Personal))
     }
 
-    fn power(system: &[SystemGroup], grants: &[&str]) -> Power {
-        Power::new(Permissions::of_user(system, grants.iter().map(|g| grant(g))), None)
+    /// What `subject` can use now: nothing while inactive or unusable. `None` if unknown.
+    fn power_of(&self, subject: Subject) -> Option<(UserId, Permissions, Option<BTreeSet<UnitId>>)> {
+        match subject {
+            Subject::User(id) => {
+                let u = self.users.get(&id)?;
+                if !u.active {
+                    return Some((id, Permissions::default(), Some(BTreeSet::new())));
+                }
+                Some((id, self.permissions_of(id)?, u.units.clone()))
+            }
+            Subject::Key(id) => {
+                let k = self.keys.get(&id)?;
+                let owner = self.users.get(&k.user)?;
+                if !k.usable || !owner.active {
+                    return Some((k.user, Permissions::default(), Some(BTreeSet::new())));
+                }
+                let owner_power = Power { permissions: self.permissions_of(k.user)?, units: owner.units.clone() };
+                let key_units: Option<Vec<UnitId>> = k.units.as_ref().map(|u| u.iter().copied().collect());
+                let p = Power::of_key(&owner_power, k.scopes.as_ref(), key_units.as_deref());
+                Some((k.user, p.permissions, p.units))
+            }
+        }
     }
 
-    fn system(group: SystemGroup) -> GroupPower<'static> {
-        GroupPower { system: Some(group), grants: &[] }
+    /// The atoms `subject` holds: system powers and what its grants reach, in its units. The
+    /// own-records rule of a personal user is not an atom here: every personal user has it and
+    /// nobody gives it, except by handing over a secret (see [`Self::handed_over`]).
+    pub fn atoms(&self, subject: Subject) -> BTreeSet<Atom> {
+        let Some((_, permissions, units)) = self.power_of(subject) else { return BTreeSet::new() };
+        let mut out = BTreeSet::new();
+        for (on, power) in [
+            (permissions.supervisor, SystemPower::Supervisor),
+            (permissions.configurator, SystemPower::Configurator),
+            (permissions.user_configurator, SystemPower::UserConfigurator),
+            (permissions.verify_keys, SystemPower::VerifyKeys),
+        ] {
+            if on {
+                out.insert(Atom::System(power));
+            }
+        }
+        for unit in unit_scopes(units.as_ref()) {
+            for resource in Resource::ALL {
+                for access in [Access::Read, Access::Write] {
+                    if let Some(reach) = permissions.reach(resource, access) {
+                        out.insert(Atom::Data { resource, access, reach, unit });
+                    }
+                }
+            }
+        }
+        out
     }
 
-    #[test]
-    fn a_user_configurator_cannot_put_anyone_into_supervisor_or_configurator() {
-        let actor = power(&[SystemGroup::UserConfigurator], &[]);
-        let added = [system(SystemGroup::Supervisor), system(SystemGroup::Configurator)];
-        let refused = decide(
-            Authority::Holder(&actor),
-            &Gift::Membership { target: &Power::default(), removed: &[], added: &added },
-        )
-        .expect_err("escalation");
-        assert_eq!(refused.lacking, vec![Lack::Group(SystemGroup::Supervisor), Lack::Group(SystemGroup::Configurator)]);
-        assert!(refused.message.contains("`Supervisor`"), "{}", refused.message);
+    /// Everything a secret of `subject` hands over: its atoms, with "own records" made concrete
+    /// (the records of the subject's user), the own-records rule of a personal user included.
+    pub fn handed_over(&self, subject: Subject) -> BTreeSet<Atom> {
+        let Some((owner, permissions, units)) = self.power_of(subject) else { return BTreeSet::new() };
+        let scopes = match subject {
+            Subject::Key(k) => self.keys.get(&k).and_then(|k| k.scopes.clone()),
+            Subject::User(_) => None,
+        };
+        let mut out: BTreeSet<Atom> = self
+            .atoms(subject)
+            .into_iter()
+            .map(|a| match a {
+                Atom::Data { resource, access, reach: Reach::Own, unit } => {
+                    Atom::Records { resource, access, owner, unit }
+                }
+                other => other,
+            })
+            .collect();
+        if permissions.own_records {
+            for unit in unit_scopes(units.as_ref()) {
+                for resource in Resource::ALL {
+                    for access in [Access::Read, Access::Write] {
+                        if scopes.as_ref().is_none_or(|s| s.admits(resource, access))
+                            && permissions.reach(resource, access).is_none()
+                        {
+                            out.insert(Atom::Records { resource, access, owner, unit });
+                        }
+                    }
+                }
+            }
+        }
+        out
     }
 
-    #[test]
-    fn a_holder_of_a_system_group_may_give_that_group_and_the_command_line_gives_anything() {
-        let actor = power(&[SystemGroup::UserConfigurator], &[]);
-        let added = [system(SystemGroup::UserConfigurator)];
-        let gift = Gift::Membership { target: &Power::default(), removed: &[], added: &added };
-        assert_eq!(decide(Authority::Holder(&actor), &gift), Ok(()));
-        let added = [system(SystemGroup::Supervisor)];
-        let gift = Gift::Membership { target: &Power::default(), removed: &[], added: &added };
-        assert_eq!(decide(Authority::Everything, &gift), Ok(()));
+    fn is_supervisor(&self, user: UserId) -> bool {
+        self.permissions_of(user).is_some_and(|p| p.supervisor)
     }
+}
 
-    #[test]
-    fn only_a_supervisor_edits_a_supervisor() {
-        let actor = power(&[SystemGroup::UserConfigurator], &[]);
-        let admin = power(&[SystemGroup::Supervisor], &[]);
-        assert!(decide(Authority::Holder(&actor), &Gift::Edit { target: &admin }).is_err());
-        let boss = power(&[SystemGroup::Supervisor], &[]);
-        assert_eq!(decide(Authority::Holder(&boss), &Gift::Edit { target: &admin }), Ok(()));
+fn unit_scopes(units: Option<&BTreeSet<UnitId>>) -> Vec<UnitScope> {
+    match units {
+        None => vec![UnitScope::Every],
+        Some(set) => set.iter().map(|u| UnitScope::Unit(*u)).collect(),
     }
+}
 
-    #[test]
-    fn a_custom_grant_is_given_only_within_the_actors_reach() {
-        let actor = power(&[SystemGroup::UserConfigurator], &["documents:write:own", "companies:read:all"]);
-        let ok = [grant("documents:read:own"), grant("companies:read:own")];
-        assert_eq!(decide(Authority::Holder(&actor), &Gift::Grants { before: &[], after: &ok }), Ok(()));
-        let too_much = [grant("documents:read:all"), grant("companies:write:own")];
-        let refused = decide(Authority::Holder(&actor), &Gift::Grants { before: &[], after: &too_much })
-            .expect_err("beyond the actor");
-        assert_eq!(
-            refused.lacking,
-            vec![Lack::Grant(grant("companies:write:own")), Lack::Grant(grant("documents:read:all"))]
-        );
+/// Whether a holder of `held` (whose user is `me`) holds `atom`. Supervisor holds every system
+/// power; Configurator holds `keys:verify`; write holds read, all holds own, every unit holds each
+/// unit; the records of a user are held by that user and by whoever reaches all of them.
+pub fn holds(held: &BTreeSet<Atom>, me: Option<UserId>, atom: &Atom) -> bool {
+    let system = |p: SystemPower| held.contains(&Atom::System(p));
+    let data = |resource: Resource, access: Access, reach: Reach, unit: UnitScope| {
+        held.iter().any(|h| match *h {
+            Atom::Data { resource: r, access: a, reach: re, unit: u } => {
+                r == resource
+                    && (a == access || (a == Access::Write && access == Access::Read))
+                    && re >= reach
+                    && (u == unit || u == UnitScope::Every)
+            }
+            _ => false,
+        })
+    };
+    match *atom {
+        Atom::System(SystemPower::Supervisor) => system(SystemPower::Supervisor),
+        Atom::System(p @ (SystemPower::Configurator | SystemPower::UserConfigurator)) => {
+            system(SystemPower::Supervisor) || system(p)
+        }
+        Atom::System(SystemPower::VerifyKeys) => {
+            system(SystemPower::Supervisor) || system(SystemPower::Configurator) || system(SystemPower::VerifyKeys)
+        }
+        Atom::Data { resource, access, reach, unit } => data(resource, access, reach, unit),
+        Atom::Records { resource, access, owner, unit } => {
+            me == Some(owner) || data(resource, access, Reach::All, unit)
+        }
     }
+}
 
-    #[test]
-    fn removing_a_grant_the_actor_lacks_is_not_a_gift() {
-        let actor = power(&[SystemGroup::UserConfigurator], &[]);
-        let before = [grant("documents:read:all")];
-        assert_eq!(decide(Authority::Holder(&actor), &Gift::Grants { before: &before, after: &[] }), Ok(()));
-    }
+/// The atoms `subject` holds after a change that it did not hold before.
+pub fn gained(before: &TenantState, after: &TenantState, subject: Subject) -> BTreeSet<Atom> {
+    let had = before.atoms(subject);
+    after.atoms(subject).into_iter().filter(|a| !holds(&had, None, a)).collect()
+}
 
-    #[test]
-    fn a_configurator_cannot_issue_a_key_for_a_supervisor_and_is_told_which_scopes_fit() {
-        let actor = power(&[SystemGroup::Configurator], &["companies:read:all"]);
-        let owner = power(&[SystemGroup::Supervisor], &[]);
-        let key = Power::of_key(&owner, None, None);
-        let refused = decide(Authority::Holder(&actor), &Gift::Key { key: &key }).expect_err("escalation");
-        assert!(refused.lacking.contains(&Lack::Group(SystemGroup::Supervisor)));
-        assert!(refused.message.contains("scopes within your permissions: companies:read"), "{}", refused.message);
-        let scoped = Power::of_key(&owner, Some(&Scopes::parse(&["companies:read"]).expect("scope")), None);
-        assert_eq!(decide(Authority::Holder(&actor), &Gift::Key { key: &scoped }), Ok(()));
+/// Judges a write by its outcome: `Ok` when everything any subject gains, and everything a handed
+/// over secret carries, lies within what `actor` held before the write, and no Supervisor was
+/// changed by anyone but a Supervisor.
+pub fn judge(actor: Judge, outcome: &Outcome<'_>) -> Result<(), GrantExceedsActor> {
+    let Judge::Subject(actor) = actor else { return Ok(()) };
+    let Outcome { before, after, handed_over } = *outcome;
+    let held = before.atoms(actor);
+    let me = match actor {
+        Subject::User(u) => Some(u),
+        Subject::Key(k) => before.keys.get(&k).map(|k| k.user),
+    };
+    let mut lacking = BTreeSet::new();
+    let mut why = Vec::new();
+    let subjects = after.users.keys().map(|u| Subject::User(*u)).chain(after.keys.keys().map(|k| Subject::Key(*k)));
+    let mut gains = false;
+    for subject in subjects {
+        for atom in gained(before, after, subject) {
+            if !holds(&held, me, &atom) {
+                lacking.insert(atom);
+                gains = true;
+            }
+        }
     }
-
-    #[test]
-    fn units_are_given_only_from_the_actors_own() {
-        let mut actor = power(&[SystemGroup::UserConfigurator], &[]);
-        actor.units = Some([UnitId(1), UnitId(2)].into());
-        let target = Power { units: Some([UnitId(1)].into()), ..Power::default() };
-        let two: BTreeSet<UnitId> = [UnitId(1), UnitId(2)].into();
-        let three: BTreeSet<UnitId> = [UnitId(1), UnitId(3)].into();
-        let holder = Authority::Holder(&actor);
-        assert_eq!(decide(holder, &Gift::Units { target: &target, units: Some(&two) }), Ok(()));
-        assert_eq!(
-            decide(holder, &Gift::Units { target: &target, units: Some(&three) }).expect_err("unit 3").lacking,
-            vec![Lack::Unit(UnitId(3))]
-        );
-        assert_eq!(
-            decide(holder, &Gift::Units { target: &target, units: None }).expect_err("every unit").lacking,
-            vec![Lack::EveryUnit]
-        );
+    if gains {
+        why.push("this change would give powers you do not hold");
     }
-
-    #[test]
-    fn a_password_hands_over_the_users_whole_power() {
-        let actor = power(&[SystemGroup::UserConfigurator], &["jobs:read:all"]);
-        let reader = power(&[], &["jobs:read:own"]);
-        assert_eq!(decide(Authority::Holder(&actor), &Gift::HandOver { target: &reader }), Ok(()));
-        let configurator = power(&[SystemGroup::Configurator], &[]);
-        assert!(decide(Authority::Holder(&actor), &Gift::HandOver { target: &configurator }).is_err());
+    let mut handed = false;
+    for subject in handed_over {
+        for atom in after.handed_over(*subject) {
+            if !holds(&held, me, &atom) {
+                lacking.insert(atom);
+                handed = true;
+            }
+        }
     }
+    if handed {
+        why.push("this would hand over powers you do not hold");
+    }
+    if !held.contains(&Atom::System(SystemPower::Supervisor)) {
+        let changed = before
+            .users
+            .iter()
+            .any(|(id, was)| before.is_supervisor(*id) && after.users.get(id) != Some(was));
+        if changed {
+            lacking.insert(Atom::System(SystemPower::Supervisor));
+            why.push("only a Supervisor may change a Supervisor");
+        }
+    }
+    if lacking.is_empty() {
+        return Ok(());
+    }
+    let lacking: Vec<Atom> = lacking.into_iter().collect();
+    let names: Vec<String> = lacking.iter().take(12).map(ToString::to_string).collect();
+    let more = if lacking.len() > 12 { format!(" and {} more", lacking.len() - 12) } else { String::new() };
+    Err(GrantExceedsActor { message: format!("{}: you lack {}{more}", why.join("; "), names.join(", ")), lacking })
 }

@@ -18,7 +18,10 @@ pub mod views;
 
 pub use api_key::{ApiKeySecret, KeyDigest, KeyRecord, KeyStatus, MalformedKey, Purpose};
 pub use audit::{Actor, AuditEntry};
-pub use ceiling::{Authority, Gift, GrantExceedsActor, GroupPower, Lack, Power, decide, giveable_scopes};
+pub use ceiling::{
+    Atom, Authority, GrantExceedsActor, GroupState, Judge, KeyState, Outcome, Power, Subject, SystemPower, TenantState,
+    UnitScope, UserState, giveable_scopes, judge,
+};
 pub use ids::{GroupId, KeyId, TenantId, UnitId, UserId};
 pub use ip::{InvalidIpRanges, IpRanges};
 pub use permission::{

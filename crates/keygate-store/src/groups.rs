@@ -5,7 +5,9 @@
 use keygate_domain::{AuditEntry, Grant, GroupId, TenantId, UserId};
 
 use crate::{
-    ChangeKind, Database, StoreError, StoreResult, append_audit, on_pool, on_unique,
+    ChangeKind, Database, StoreError, StoreResult, append_audit,
+    authz::{Guard, judged_write},
+    on_pool, on_unique,
     rows::to_json,
     users::{GroupRecord, GroupRow},
 };
@@ -109,17 +111,18 @@ impl Groups<'_> {
         })
     }
 
-    /// Replaces a custom group's grants; every member's cached permissions are dropped.
+    /// Replaces a custom group's grants, judged on what every member and their keys gain;
+    /// every member's cached permissions are dropped.
     pub async fn set_grants(
         &self,
         tenant: TenantId,
         group: GroupId,
         grants: &[Grant],
+        guard: &Guard<'_>,
         audit: &AuditEntry,
     ) -> StoreResult<()> {
         let grants = grants_json(grants);
-        on_pool!(self.0, p => {
-            let mut tx = p.begin().await?;
+        judged_write!(self.0, tenant, guard, |tx| {
             let done = sqlx::query("UPDATE user_groups SET grants = $3 WHERE tenant_id = $1 AND id = $2 AND system IS NULL")
                 .bind(tenant.0)
                 .bind(group.0)
@@ -131,16 +134,21 @@ impl Groups<'_> {
             }
             members_changed!(&mut *tx, group.0)?;
             append_audit!(&mut *tx, audit)?;
-            tx.commit().await?;
-            Ok(())
+            ((), None, None)
         })
     }
 
     /// Deletes a custom group. With members it is refused unless `force`, which removes the
-    /// memberships in the same transaction (their permissions shrink on the next request).
-    pub async fn delete(&self, tenant: TenantId, group: GroupId, force: bool, audit: &AuditEntry) -> StoreResult<()> {
-        on_pool!(self.0, p => {
-            let mut tx = p.begin().await?;
+    /// memberships in the same judged transaction (their permissions shrink on the next request).
+    pub async fn delete(
+        &self,
+        tenant: TenantId,
+        group: GroupId,
+        force: bool,
+        guard: &Guard<'_>,
+        audit: &AuditEntry,
+    ) -> StoreResult<()> {
+        judged_write!(self.0, tenant, guard, |tx| {
             let found: Option<Option<String>> =
                 sqlx::query_scalar("SELECT system FROM user_groups WHERE tenant_id = $1 AND id = $2")
                     .bind(tenant.0)
@@ -169,8 +177,7 @@ impl Groups<'_> {
                 .execute(&mut *tx)
                 .await?;
             append_audit!(&mut *tx, audit)?;
-            tx.commit().await?;
-            Ok(())
+            ((), None, None)
         })
     }
 }

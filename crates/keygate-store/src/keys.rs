@@ -5,7 +5,9 @@ use keygate_domain::{
 };
 
 use crate::{
-    ChangeKind, Database, StoreError, StoreResult, append_audit, on_pool, record_change,
+    ChangeKind, Database, StoreError, StoreResult, append_audit,
+    authz::{Guard, judged_write},
+    on_pool, record_change,
     rows::{KEY_COLUMNS, KeyRow, to_json, units_to_json},
 };
 
@@ -83,15 +85,14 @@ macro_rules! insert_key {
 }
 
 impl Keys<'_> {
-    pub async fn insert(&self, new: &NewKey, audit: &AuditEntry) -> StoreResult<KeyId> {
-        on_pool!(self.0, p => {
-            let mut tx = p.begin().await?;
+    /// Stores a new key, judged on its outcome (see [`Guard`]).
+    pub async fn insert(&self, new: &NewKey, guard: &Guard<'_>, audit: &AuditEntry) -> StoreResult<KeyId> {
+        judged_write!(self.0, new.tenant_id, guard, |tx| {
             let id = insert_key!(&mut *tx, new)?;
             let mut audit = audit.clone();
             audit.target = format!("key {id}");
             append_audit!(&mut *tx, &audit)?;
-            tx.commit().await?;
-            Ok(KeyId(id))
+            (KeyId(id), None, Some(KeyId(id)))
         })
     }
 
@@ -101,10 +102,10 @@ impl Keys<'_> {
         old: KeyId,
         new: &NewKey,
         old_expires_at: Timestamp,
+        guard: &Guard<'_>,
         audit: &AuditEntry,
     ) -> StoreResult<KeyId> {
-        on_pool!(self.0, p => {
-            let mut tx = p.begin().await?;
+        judged_write!(self.0, new.tenant_id, guard, |tx| {
             let done = sqlx::query(
                 "UPDATE api_keys SET expires_at = CASE WHEN expires_at IS NULL OR expires_at > $3 THEN $3 ELSE expires_at END \
                  WHERE tenant_id = $1 AND id = $2 AND revoked_at IS NULL",
@@ -122,8 +123,7 @@ impl Keys<'_> {
             let mut audit = audit.clone();
             audit.details = format!("{}; new key {id}", audit.details);
             append_audit!(&mut *tx, &audit)?;
-            tx.commit().await?;
-            Ok(KeyId(id))
+            (KeyId(id), None, Some(KeyId(id)))
         })
     }
 
@@ -180,16 +180,29 @@ impl Keys<'_> {
             .collect()
     }
 
-    /// Disables or re-enables a key. A revoked key stays revoked.
-    pub async fn set_enabled(&self, tenant: TenantId, id: KeyId, enabled: bool, audit: &AuditEntry) -> StoreResult<()> {
-        self.change(
-            "UPDATE api_keys SET enabled = $3 WHERE tenant_id = $1 AND id = $2 AND revoked_at IS NULL",
-            tenant,
-            id,
-            Bind::Bool(enabled),
-            audit,
-        )
-        .await
+    /// Disables or re-enables a key, judged on its outcome. A revoked key stays revoked.
+    pub async fn set_enabled(
+        &self,
+        tenant: TenantId,
+        id: KeyId,
+        enabled: bool,
+        guard: &Guard<'_>,
+        audit: &AuditEntry,
+    ) -> StoreResult<()> {
+        judged_write!(self.0, tenant, guard, |tx| {
+            let done = sqlx::query("UPDATE api_keys SET enabled = $3 WHERE tenant_id = $1 AND id = $2 AND revoked_at IS NULL")
+                .bind(tenant.0)
+                .bind(id.0)
+                .bind(enabled)
+                .execute(&mut *tx)
+                .await?;
+            if done.rows_affected() == 0 {
+                return Err(StoreError::NotFound(format!("an unrevoked key {id} in this tenant")));
+            }
+            record_change!(&mut *tx, ChangeKind::Key, id.0)?;
+            append_audit!(&mut *tx, audit)?;
+            ((), None, None)
+        })
     }
 
     /// Revokes a key for good.
@@ -198,7 +211,7 @@ impl Keys<'_> {
             "UPDATE api_keys SET revoked_at = $3 WHERE tenant_id = $1 AND id = $2 AND revoked_at IS NULL",
             tenant,
             id,
-            Bind::Int(Timestamp::now().0),
+            Timestamp::now().0,
             audit,
         )
         .await
@@ -209,16 +222,12 @@ impl Keys<'_> {
         sql: &'static str,
         tenant: TenantId,
         id: KeyId,
-        value: Bind,
+        value: i64,
         audit: &AuditEntry,
     ) -> StoreResult<()> {
         on_pool!(self.0, p => {
             let mut tx = p.begin().await?;
-            let q = sqlx::query(sql).bind(tenant.0).bind(id.0);
-            let q = match value {
-                Bind::Bool(b) => q.bind(b),
-                Bind::Int(i) => q.bind(i),
-            };
+            let q = sqlx::query(sql).bind(tenant.0).bind(id.0).bind(value);
             if q.execute(&mut *tx).await?.rows_affected() == 0 {
                 return Err(StoreError::NotFound(format!("an unrevoked key {id} in this tenant")));
             }
@@ -280,7 +289,3 @@ impl Keys<'_> {
     }
 }
 
-enum Bind {
-    Bool(bool),
-    Int(i64),
-}

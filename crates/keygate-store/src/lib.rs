@@ -14,6 +14,7 @@ use sqlx::{
 };
 
 mod audit;
+mod authz;
 mod backup;
 mod changes;
 mod cluster;
@@ -35,6 +36,7 @@ mod usage;
 mod users;
 
 pub use audit::{AuditFilter, AuditRecord};
+pub use authz::{Guard, HandsOver, Judgement};
 
 pub use changes::{CHANGE_RETENTION_MS, Change, ChangeKind};
 pub use cluster::{Count, CountKind, ReportedCount};
@@ -49,7 +51,7 @@ pub use records::{
 pub use sessions::{NewSession, SessionRecord, ThrottleState};
 pub use tenants::{NewTenant, TenantRecord};
 pub use usage::DailyCount;
-pub use users::{GroupRecord, NewUser, UserRecord};
+pub use users::{GroupRecord, NewUser, UserRecord, UserUpdate};
 
 /// Errors of the storage layer. Database causes are kept for logs, never shown to callers.
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +63,9 @@ pub enum StoreError {
     /// An idempotency key this request wanted is held by another request of the same key.
     #[error("the idempotency key is already taken")]
     IdempotencyKeyTaken,
+    /// A judged write (see [`Guard`]) was refused on its outcome; nothing of it was written.
+    #[error("{0}")]
+    Refused(keygate_domain::GrantExceedsActor),
     #[error("stored data is inconsistent: {0}")]
     Corrupt(String),
     #[error("the database could not be reached or refused the operation")]

@@ -467,14 +467,7 @@ impl Records<'_> {
             let id = q.fetch_one(&mut *tx).await.map_err(|e| on_unique(e, || "a record with the same number already exists".to_owned()))?;
             let body = answer(id);
             if let Some(idem) = idempotency {
-                sqlx::query("INSERT INTO idempotency_keys (tenant_id, key_id, idem_key, request_hash, status, response, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
-                    .bind(tenant.0).bind(idem.key_id).bind(idem.key).bind(idem.request_hash.to_vec()).bind(201_i64).bind(&body).bind(Timestamp::now().0)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(|e| match on_unique(e, String::new) {
-                        StoreError::Conflict(_) => StoreError::IdempotencyKeyTaken,
-                        other => other,
-                    })?;
+                remember_answer!(&mut *tx, tenant, idem, &body)?;
             }
             let mut audit = audit.clone();
             audit.target = format!("{} {id}", write.table);
@@ -551,6 +544,33 @@ impl Records<'_> {
         })
     }
 }
+
+/// Stores the answer `$body` (201) of a creation under idempotency key `$idem`, inside
+/// transaction `$tx`; a key already taken is [`StoreError::IdempotencyKeyTaken`].
+macro_rules! remember_answer {
+    ($tx:expr, $tenant:expr, $idem:expr, $body:expr) => {{
+        let idem: $crate::Idempotency<'_> = $idem;
+        let body: &str = $body;
+        sqlx::query(
+            "INSERT INTO idempotency_keys (tenant_id, key_id, idem_key, request_hash, status, response, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind($tenant.0)
+        .bind(idem.key_id)
+        .bind(idem.key)
+        .bind(idem.request_hash.to_vec())
+        .bind(201_i64)
+        .bind(body)
+        .bind(keygate_domain::Timestamp::now().0)
+        .execute($tx)
+        .await
+        .map_err(|e| match $crate::on_unique(e, String::new) {
+            $crate::StoreError::Conflict(_) => $crate::StoreError::IdempotencyKeyTaken,
+            other => other,
+        })
+    }};
+}
+pub(crate) use remember_answer;
 
 /// An idempotency key to record with a creation.
 #[derive(Debug, Clone, Copy)]

@@ -7,7 +7,9 @@ use keygate_domain::{
 };
 
 use crate::{
-    ChangeKind, Database, StoreError, StoreResult, append_audit, on_pool, on_unique, record_change,
+    ChangeKind, Database, StoreError, StoreResult, append_audit,
+    authz::{Guard, judged_write},
+    on_pool, on_unique, record_change,
     rows::{from_json, units_from_json, units_to_json},
 };
 
@@ -35,7 +37,9 @@ pub struct NewUser<'a> {
     pub category: UserCategory,
     pub password_hash: Option<&'a str>,
     pub units: Option<Vec<UnitId>>,
-    pub groups: &'a [String],
+    pub groups: &'a [GroupId],
+    /// The API's `Idempotency-Key`: the answer `{"id": …}` is stored with the user.
+    pub idempotency: Option<crate::Idempotency<'a>>,
 }
 
 /// A group: a system group, or a custom one with its grants.
@@ -73,18 +77,52 @@ pub(crate) struct GroupRow {
 
 impl GroupRow {
     pub(crate) fn into_record(self) -> StoreResult<GroupRecord> {
-        let grants = from_json(&self.grants, "group grants")?
-            .iter()
-            .map(|g| g.parse::<Grant>())
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| StoreError::Corrupt(format!("group {}: {e}", self.id)))?;
-        Ok(GroupRecord {
-            id: GroupId(self.id),
-            system: self.system.as_deref().and_then(SystemGroup::from_name),
-            name: self.name,
-            grants,
-        })
+        group_record(self.id, self.name, self.system, self.grants)
     }
+}
+
+/// A group from its columns.
+pub(crate) fn group_record(id: i64, name: String, system: Option<String>, grants: String) -> StoreResult<GroupRecord> {
+    let grants = from_json(&grants, "group grants")?
+        .iter()
+        .map(|g| g.parse::<Grant>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| StoreError::Corrupt(format!("group {id}: {e}")))?;
+    Ok(GroupRecord { id: GroupId(id), system: system.as_deref().and_then(SystemGroup::from_name), name, grants })
+}
+
+/// Inserts memberships of user `$user` (an i64) in `$groups` (`&[GroupId]`, this tenant's only)
+/// inside transaction `$tx` (`&mut tx`); yields the groups' names as they are in the transaction.
+macro_rules! insert_memberships {
+    ($tx:expr, $tenant:expr, $user:expr, $groups:expr) => {{
+        let tenant: TenantId = $tenant;
+        let groups: &[GroupId] = $groups;
+        async {
+            let mut names = Vec::with_capacity(groups.len());
+            for group in groups {
+                // The group must be this tenant's: the insert selects it by tenant.
+                let done = sqlx::query(
+                    "INSERT INTO memberships (user_id, group_id) SELECT $1, id FROM user_groups WHERE tenant_id = $2 AND id = $3",
+                )
+                .bind($user)
+                .bind(tenant.0)
+                .bind(group.0)
+                .execute(&mut **$tx)
+                .await
+                .map_err(|e| on_unique(e, || format!("group {} is listed twice", group.0)))?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::NotFound(format!("group {}", group.0)));
+                }
+                let name: String = sqlx::query_scalar("SELECT name FROM user_groups WHERE id = $1")
+                    .bind(group.0)
+                    .fetch_one(&mut **$tx)
+                    .await?;
+                names.push(name);
+            }
+            Ok::<_, StoreError>(names)
+        }
+        .await
+    }};
 }
 
 /// User repository.
@@ -98,12 +136,12 @@ impl Database {
 }
 
 impl Users<'_> {
-    /// Creates a user and their memberships; fails as a whole when a group name is unknown.
-    pub async fn create(&self, new: NewUser<'_>, audit: &AuditEntry) -> StoreResult<UserId> {
+    /// Creates a user and their memberships (groups by id, this tenant's only), judged on its
+    /// outcome by `guard`. The audit row names the groups as they are in the transaction.
+    pub async fn create(&self, new: NewUser<'_>, guard: &Guard<'_>, audit: &AuditEntry) -> StoreResult<UserId> {
         let category = new.category.as_str();
         let units = units_to_json(&new.units);
-        on_pool!(self.0, p => {
-            let mut tx = p.begin().await?;
+        judged_write!(self.0, new.tenant_id, guard, |tx| {
             let id: i64 = sqlx::query_scalar(
                 "INSERT INTO users (tenant_id, email, name, category, active, password_hash, units, created_at) \
                  VALUES ($1, $2, $3, $4, TRUE, $5, $6, $7) RETURNING id",
@@ -118,23 +156,14 @@ impl Users<'_> {
             .fetch_one(&mut *tx)
             .await
             .map_err(|e| on_unique(e, || format!("a user with the email {} already exists in this tenant", new.email)))?;
-            for name in new.groups {
-                let group: Option<i64> = sqlx::query_scalar("SELECT id FROM user_groups WHERE tenant_id = $1 AND name = $2")
-                    .bind(new.tenant_id.0)
-                    .bind(name)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                let group = group.ok_or_else(|| StoreError::NotFound(format!("the group `{name}`")))?;
-                sqlx::query("INSERT INTO memberships (user_id, group_id) VALUES ($1, $2)")
-                    .bind(id)
-                    .bind(group)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(|e| on_unique(e, || format!("the group `{name}` is listed twice")))?;
+            let names = insert_memberships!(&mut tx, new.tenant_id, id, new.groups)?;
+            let mut audit = audit.clone();
+            audit.details = format!("{}; groups: {}", audit.details, names_or_none(&names));
+            append_audit!(&mut *tx, &audit)?;
+            if let Some(idem) = new.idempotency {
+                crate::records::remember_answer!(&mut *tx, new.tenant_id, idem, &serde_json::json!({ "id": id }).to_string())?;
             }
-            append_audit!(&mut *tx, audit)?;
-            tx.commit().await?;
-            Ok(UserId(id))
+            (UserId(id), Some(UserId(id)), None)
         })
     }
 
@@ -194,16 +223,16 @@ impl Users<'_> {
         rows.into_iter().map(GroupRow::into_record).collect()
     }
 
-    /// Activates or deactivates a user. Their keys follow on the next request.
+    /// Activates or deactivates a user, judged on its outcome. Their keys follow on the next request.
     pub async fn set_active(
         &self,
         tenant: TenantId,
         user: UserId,
         active: bool,
+        guard: &Guard<'_>,
         audit: &AuditEntry,
     ) -> StoreResult<()> {
-        on_pool!(self.0, p => {
-            let mut tx = p.begin().await?;
+        judged_write!(self.0, tenant, guard, |tx| {
             let done = sqlx::query("UPDATE users SET active = $3 WHERE tenant_id = $1 AND id = $2")
                 .bind(tenant.0)
                 .bind(user.0)
@@ -215,21 +244,21 @@ impl Users<'_> {
             }
             record_change!(&mut *tx, ChangeKind::User, user.0)?;
             append_audit!(&mut *tx, audit)?;
-            tx.commit().await?;
-            Ok(())
+            ((), None, None)
         })
     }
 
-    /// Sets (or clears) a user's password hash and ends every console session of that user.
+    /// Sets (or clears) a user's password hash and ends every console session of that user,
+    /// judged on its outcome.
     pub async fn set_password_hash(
         &self,
         tenant: TenantId,
         user: UserId,
         hash: Option<&str>,
+        guard: &Guard<'_>,
         audit: &AuditEntry,
     ) -> StoreResult<()> {
-        on_pool!(self.0, p => {
-            let mut tx = p.begin().await?;
+        judged_write!(self.0, tenant, guard, |tx| {
             let done = sqlx::query("UPDATE users SET password_hash = $3 WHERE tenant_id = $1 AND id = $2")
                 .bind(tenant.0)
                 .bind(user.0)
@@ -241,8 +270,7 @@ impl Users<'_> {
             }
             sqlx::query("DELETE FROM console_sessions WHERE user_id = $1").bind(user.0).execute(&mut *tx).await?;
             append_audit!(&mut *tx, audit)?;
-            tx.commit().await?;
-            Ok(())
+            ((), None, None)
         })
     }
 
@@ -284,16 +312,18 @@ impl Users<'_> {
         }))
     }
 
-    /// Replaces a user's memberships with `groups` (ids of this tenant's groups).
-    pub async fn set_groups(
+    /// Changes a user's groups (ids of this tenant's groups), units (`Some(None)`: every unit)
+    /// and active flag in one judged transaction: all of it is written, or none.
+    pub async fn update(
         &self,
         tenant: TenantId,
         user: UserId,
-        groups: &[GroupId],
+        change: &UserUpdate<'_>,
+        guard: &Guard<'_>,
         audit: &AuditEntry,
     ) -> StoreResult<()> {
-        on_pool!(self.0, p => {
-            let mut tx = p.begin().await?;
+        let units = change.units.as_ref().map(units_to_json);
+        judged_write!(self.0, tenant, guard, |tx| {
             let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM users WHERE tenant_id = $1 AND id = $2")
                 .bind(tenant.0)
                 .bind(user.0)
@@ -302,53 +332,45 @@ impl Users<'_> {
             if exists.is_none() {
                 return Err(StoreError::NotFound(format!("user {user}")));
             }
-            sqlx::query("DELETE FROM memberships WHERE user_id = $1").bind(user.0).execute(&mut *tx).await?;
-            for group in groups {
-                // The group must be this tenant's: the insert selects it by tenant.
-                let done = sqlx::query(
-                    "INSERT INTO memberships (user_id, group_id) SELECT $1, id FROM user_groups WHERE tenant_id = $2 AND id = $3",
-                )
-                .bind(user.0)
-                .bind(tenant.0)
-                .bind(group.0)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| on_unique(e, || format!("group {} is listed twice", group.0)))?;
-                if done.rows_affected() == 0 {
-                    return Err(StoreError::NotFound(format!("group {}", group.0)));
-                }
+            let mut audit = audit.clone();
+            if let Some(groups) = change.groups {
+                sqlx::query("DELETE FROM memberships WHERE user_id = $1").bind(user.0).execute(&mut *tx).await?;
+                let names = insert_memberships!(&mut tx, tenant, user.0, groups)?;
+                audit.details = format!("{}; groups now: {}", audit.details, names_or_none(&names));
+            }
+            if let Some(units) = &units {
+                sqlx::query("UPDATE users SET units = $3 WHERE tenant_id = $1 AND id = $2")
+                    .bind(tenant.0)
+                    .bind(user.0)
+                    .bind(units)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            if let Some(active) = change.active {
+                sqlx::query("UPDATE users SET active = $3 WHERE tenant_id = $1 AND id = $2")
+                    .bind(tenant.0)
+                    .bind(user.0)
+                    .bind(active)
+                    .execute(&mut *tx)
+                    .await?;
             }
             record_change!(&mut *tx, ChangeKind::User, user.0)?;
-            append_audit!(&mut *tx, audit)?;
-            tx.commit().await?;
-            Ok(())
-        })
-    }
-
-    /// Sets the units a user reaches (`None`: every unit).
-    pub async fn set_units(
-        &self,
-        tenant: TenantId,
-        user: UserId,
-        units: &Option<Vec<UnitId>>,
-        audit: &AuditEntry,
-    ) -> StoreResult<()> {
-        let units = units_to_json(units);
-        on_pool!(self.0, p => {
-            let mut tx = p.begin().await?;
-            let done = sqlx::query("UPDATE users SET units = $3 WHERE tenant_id = $1 AND id = $2")
-                .bind(tenant.0)
-                .bind(user.0)
-                .bind(units)
-                .execute(&mut *tx)
-                .await?;
-            if done.rows_affected() == 0 {
-                return Err(StoreError::NotFound(format!("user {user}")));
-            }
-            record_change!(&mut *tx, ChangeKind::User, user.0)?;
-            append_audit!(&mut *tx, audit)?;
-            tx.commit().await?;
-            Ok(())
+            append_audit!(&mut *tx, &audit)?;
+            ((), None, None)
         })
     }
 }
+
+/// A change of a user's groups, units and active flag; `None` leaves a field as it is.
+#[derive(Debug, Default)]
+pub struct UserUpdate<'a> {
+    pub groups: Option<&'a [GroupId]>,
+    /// `Some(None)`: every unit.
+    pub units: Option<Option<Vec<UnitId>>>,
+    pub active: Option<bool>,
+}
+
+fn names_or_none(names: &[String]) -> String {
+    if names.is_empty() { "none".to_owned() } else { names.join(", ") }
+}
+

@@ -106,7 +106,6 @@ fn fitting_scopes(holder: &Power, key: &Power) -> Vec<Scope> {
     out
 }
 
-
 // ---------------------------------------------------------------------------------------------
 // Outcomes: the state of a tenant's powers, its atoms, and the judgement of a change.
 // ---------------------------------------------------------------------------------------------
@@ -142,10 +141,20 @@ pub enum Atom {
     System(SystemPower),
     /// `access` on `resource`, on the principal's own records (`Own`, relative to whoever holds
     /// it) or on all of them, in `unit`.
-    Data { resource: Resource, access: Access, reach: Reach, unit: UnitScope },
+    Data {
+        resource: Resource,
+        access: Access,
+        reach: Reach,
+        unit: UnitScope,
+    },
     /// `access` on the records that `owner` owns, in `unit`: what a secret of `owner` hands over.
     /// Held by `owner` and by whoever reaches all records of that resource in that unit.
-    Records { resource: Resource, access: Access, owner: UserId, unit: UnitScope },
+    Records {
+        resource: Resource,
+        access: Access,
+        owner: UserId,
+        unit: UnitScope,
+    },
 }
 
 impl fmt::Display for Atom {
@@ -285,11 +294,18 @@ impl TenantState {
     pub fn atoms(&self, subject: Subject) -> BTreeSet<Atom> {
         let Some((_, permissions, units)) = self.power_of(subject) else { return BTreeSet::new() };
         let mut out = BTreeSet::new();
+        let (supervisor, configurator) = (permissions.supervisor, permissions.supervisor || permissions.configurator);
+        // A Supervisor holds every system power; a Configurator user (who manages keys) holds
+        // `keys:verify`, but a key only through its `keys:verify` scope.
+        let verify = match subject {
+            Subject::User(_) => configurator,
+            Subject::Key(_) => permissions.verify_keys,
+        };
         for (on, power) in [
-            (permissions.supervisor, SystemPower::Supervisor),
-            (permissions.configurator, SystemPower::Configurator),
-            (permissions.user_configurator, SystemPower::UserConfigurator),
-            (permissions.verify_keys, SystemPower::VerifyKeys),
+            (supervisor, SystemPower::Supervisor),
+            (configurator, SystemPower::Configurator),
+            (supervisor || permissions.user_configurator, SystemPower::UserConfigurator),
+            (verify, SystemPower::VerifyKeys),
         ] {
             if on {
                 out.insert(Atom::System(power));
@@ -353,9 +369,9 @@ fn unit_scopes(units: Option<&BTreeSet<UnitId>>) -> Vec<UnitScope> {
     }
 }
 
-/// Whether a holder of `held` (whose user is `me`) holds `atom`. Supervisor holds every system
-/// power; Configurator holds `keys:verify`; write holds read, all holds own, every unit holds each
-/// unit; the records of a user are held by that user and by whoever reaches all of them.
+/// Whether a holder of `held` (whose user is `me`) holds `atom`: system powers as they are (see
+/// [`TenantState::atoms`] for what each implies); write holds read, all holds own, every unit holds
+/// each unit; the records of a user are held by that user and by whoever reaches all of them.
 pub fn holds(held: &BTreeSet<Atom>, me: Option<UserId>, atom: &Atom) -> bool {
     let system = |p: SystemPower| held.contains(&Atom::System(p));
     let data = |resource: Resource, access: Access, reach: Reach, unit: UnitScope| {
@@ -370,13 +386,7 @@ pub fn holds(held: &BTreeSet<Atom>, me: Option<UserId>, atom: &Atom) -> bool {
         })
     };
     match *atom {
-        Atom::System(SystemPower::Supervisor) => system(SystemPower::Supervisor),
-        Atom::System(p @ (SystemPower::Configurator | SystemPower::UserConfigurator)) => {
-            system(SystemPower::Supervisor) || system(p)
-        }
-        Atom::System(SystemPower::VerifyKeys) => {
-            system(SystemPower::Supervisor) || system(SystemPower::Configurator) || system(SystemPower::VerifyKeys)
-        }
+        Atom::System(p) => system(p),
         Atom::Data { resource, access, reach, unit } => data(resource, access, reach, unit),
         Atom::Records { resource, access, owner, unit } => {
             me == Some(owner) || data(resource, access, Reach::All, unit)
@@ -429,10 +439,12 @@ pub fn judge(actor: Judge, outcome: &Outcome<'_>) -> Result<(), GrantExceedsActo
         why.push("this would hand over powers you do not hold");
     }
     if !held.contains(&Atom::System(SystemPower::Supervisor)) {
+        // A password set on a Supervisor changes them even when `has_password` stays true.
+        let handed = |id: &UserId| handed_over.contains(&Subject::User(*id));
         let changed = before
             .users
             .iter()
-            .any(|(id, was)| before.is_supervisor(*id) && after.users.get(id) != Some(was));
+            .any(|(id, was)| before.is_supervisor(*id) && (after.users.get(id) != Some(was) || handed(id)));
         if changed {
             lacking.insert(Atom::System(SystemPower::Supervisor));
             why.push("only a Supervisor may change a Supervisor");

@@ -29,6 +29,9 @@ pub enum ServiceError {
     /// Even one row would exceed the response size cap.
     #[error("{0}")]
     TooLarge(String),
+    /// keygate is at a bound it keeps (e.g. every password-hashing slot is taken): retry soon.
+    #[error("{0}")]
+    Busy(String),
     #[error("storage failed")]
     Store(#[source] StoreError),
     #[error("internal error: {0}")]

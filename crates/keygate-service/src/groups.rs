@@ -1,11 +1,12 @@
 //! Groups: custom groups with their grants, beside the three system groups. Managed by members
-//! of `User configurator`; every grant given passes the grant ceiling, and a change of grants
-//! reaches every member's keys on the next request.
+//! of `User configurator`; a change of grants or a forced delete is a judged write (what every
+//! member and their keys gain must lie within the caller's powers; only a Supervisor changes a
+//! Supervisor), and reaches every member's keys on the next request.
 
-use keygate_domain::{Gift, Grant, GroupName, TenantId, parse_grants};
+use keygate_domain::{Grant, GroupName, TenantId, parse_grants};
 use keygate_store::GroupRecord;
 
-use crate::{Caller, Keygate, ServiceError, ServiceResult, error::invalid};
+use crate::{Caller, Keygate, ServiceError, ServiceResult, ceiling::Affects, error::invalid};
 
 /// A group with the emails of its members.
 #[derive(Debug, Clone)]
@@ -60,7 +61,7 @@ impl Keygate {
             return Err(ServiceError::Conflict(format!("a group named `{}` already exists", same.name)));
         }
         let target = format!("group {}", name.as_str());
-        self.judge(caller, tenant, &target, Gift::Grants { before: &[], after: &grants }).await?;
+        // A new group has no members: it gives nothing until someone joins it (a judged write).
         let audit = caller.audit(tenant, "group.created", target).details(format!("grants: {}", list(&grants)));
         self.db().groups().create(tenant, name.as_str(), &grants, &audit).await?;
         self.find_group(tenant, name.as_str()).await
@@ -132,13 +133,15 @@ impl Keygate {
     ) -> ServiceResult<GroupRecord> {
         caller.require_user_configurator(tenant)?;
         let target = format!("group {}", group.name);
-        self.judge(caller, tenant, &target, Gift::Grants { before: &group.grants, after: &after }).await?;
-        let audit = caller.audit(tenant, "group.grants_changed", target).details(format!(
+        let audit = caller.audit(tenant, "group.grants_changed", target.clone()).details(format!(
             "before: {}; after: {}",
             list(&group.grants),
             list(&after)
         ));
-        self.db().groups().set_grants(tenant, group.id, &after, &audit).await?;
+        self.judged(caller, tenant, &target, Affects::group(group.id), async |guard| {
+            self.db().groups().set_grants(tenant, group.id, &after, guard, &audit).await
+        })
+        .await?;
         self.forget_members(tenant, &group).await?;
         self.find_group(tenant, &group.name).await
     }
@@ -155,11 +158,16 @@ impl Keygate {
             )));
         }
         let members = if view.members.is_empty() { "none".to_owned() } else { view.members.join(", ") };
+        let target = format!("group {}", view.group.name);
         let audit = caller
-            .audit(tenant, "group.deleted", format!("group {}", view.group.name))
+            .audit(tenant, "group.deleted", target.clone())
             .details(format!("grants: {}; memberships removed: {members}", list(&view.group.grants)));
         let ids = self.db().groups().members(tenant, view.group.id).await?;
-        self.db().groups().delete(tenant, view.group.id, force, &audit).await?;
+        // Removing memberships takes power away, but only a Supervisor changes a Supervisor.
+        self.judged(caller, tenant, &target, Affects::group(view.group.id), async |guard| {
+            self.db().groups().delete(tenant, view.group.id, force, guard, &audit).await
+        })
+        .await?;
         ids.into_iter().for_each(|id| self.inner.verifier.forget_user(id));
         Ok(())
     }

@@ -1,12 +1,12 @@
 //! Keys: issue, list, disable, enable, revoke, roll.
 
 use keygate_domain::{
-    ApiKeySecret, Gift, IpRanges, KeyId, KeyRecord, KeyStatus, Power, Purpose, Scope, Scopes, TenantId, Timestamp,
-    UnitId, UserCategory, UserId,
+    ApiKeySecret, IpRanges, KeyId, KeyRecord, KeyStatus, Purpose, Scope, Scopes, Subject, TenantId, Timestamp, UnitId,
+    UserCategory, UserId,
 };
-use keygate_store::{KeyListing, NewKey};
+use keygate_store::{HandsOver, KeyListing, NewKey, UserRecord};
 
-use crate::{Caller, Keygate, ServiceError, ServiceResult, error::invalid};
+use crate::{Caller, Keygate, ServiceError, ServiceResult, ceiling::Affects, error::invalid};
 
 /// Whose key it is.
 #[derive(Debug, Clone)]
@@ -70,15 +70,7 @@ impl Keygate {
         if !owner.active {
             return Err(ServiceError::Invalid(format!("{} is deactivated; reactivate the user first", owner.email)));
         }
-        if let Some(me) = caller.user_id()
-            && me != owner.id
-            && owner.category != UserCategory::Programmatic
-        {
-            return Err(ServiceError::Forbidden(format!(
-                "{} is a personal user: keys are issued for yourself or for a programmatic user",
-                owner.email
-            )));
-        }
+        personal_rule(caller, &owner, "issued")?;
         let purpose = Purpose::parse(&req.purpose).map_err(invalid)?;
         let ip_ranges = IpRanges::parse(&req.ip_ranges).map_err(invalid)?;
         let scopes = match &req.scopes {
@@ -97,8 +89,6 @@ impl Keygate {
         {
             return Err(ServiceError::Invalid(format!("unit {u} is not one of {}'s units", owner.email)));
         }
-        let key_power = Power::of_key(&owner_power, scopes.as_ref(), req.units.as_deref());
-        self.judge(caller, tenant, &format!("key for {}", owner.email), Gift::Key { key: &key_power }).await?;
         if req.rate_limit_per_minute == Some(0) {
             return Err(ServiceError::Invalid("a key's rate limit must be at least 1 request per minute".into()));
         }
@@ -118,7 +108,13 @@ impl Keygate {
             rate_limit_per_minute: req.rate_limit_per_minute,
         };
         let audit = caller.audit(tenant, "key.issued", "key").details(describe(&new, &owner.email));
-        let id = self.db().keys().insert(&new, &audit).await?;
+        // Whoever gets the secret holds everything the key reaches: a hand-over of the new key.
+        let affects = Affects::user(owner.id).handing_over(HandsOver::TheNewKey);
+        let id = self
+            .judged(caller, tenant, &format!("key for {}", owner.email), affects, async |guard| {
+                self.db().keys().insert(&new, guard, &audit).await
+            })
+            .await?;
         let record = self.key(tenant, id).await?;
         Ok(IssuedKey { warnings: warnings(&record), secret, record })
     }
@@ -189,12 +185,15 @@ impl Keygate {
     ) -> ServiceResult<()> {
         let tenant = self.key_tenant(caller, tenant, id).await?;
         caller.require_configurator(tenant)?;
-        if enabled {
-            let key = self.key(tenant, id).await?;
-            self.judge_key(caller, tenant, &key).await?;
-        }
         let action = if enabled { "key.enabled" } else { "key.disabled" };
-        self.db().keys().set_enabled(tenant, id, enabled, &caller.audit(tenant, action, format!("key {id}"))).await?;
+        let target = format!("key {id}");
+        let audit = caller.audit(tenant, action, target.clone());
+        // Enabling gives what the key reaches back to whoever holds it: a hand-over.
+        let hands_over = if enabled { HandsOver::Subjects(vec![Subject::Key(id)]) } else { HandsOver::Nothing };
+        self.judged(caller, tenant, &target, Affects::key(id).handing_over(hands_over), async |guard| {
+            self.db().keys().set_enabled(tenant, id, enabled, guard, &audit).await
+        })
+        .await?;
         self.inner.verifier.forget_key(id);
         Ok(())
     }
@@ -226,7 +225,7 @@ impl Keygate {
             )));
         }
         let old = self.key(tenant, id).await?;
-        self.judge_key(caller, tenant, &old).await?;
+        personal_rule(caller, &self.user_by_id(tenant, old.user_id).await?, "rolled")?;
         if old.status(Timestamp::now()) != KeyStatus::Active {
             return Err(ServiceError::Invalid(format!(
                 "key {id} is {}; only an active key can be rolled",
@@ -251,7 +250,13 @@ impl Keygate {
         let until = Timestamp::now().plus_millis(overlap_hours * 3_600_000);
         let audit =
             caller.audit(tenant, "key.rolled", format!("key {id}")).details(format!("old key works until {until}"));
-        let new_id = self.db().keys().roll(id, &new, until, &audit).await?;
+        // The successor's secret goes to the caller: a hand-over of everything it reaches.
+        let affects = Affects::key(id).handing_over(HandsOver::TheNewKey);
+        let new_id = self
+            .judged(caller, tenant, &format!("key {id}"), affects, async |guard| {
+                self.db().keys().roll(id, &new, until, guard, &audit).await
+            })
+            .await?;
         self.inner.verifier.forget_key(id);
         let record = self.key(tenant, new_id).await?;
         Ok(IssuedKey { warnings: warnings(&record), secret, record })
@@ -282,12 +287,16 @@ impl Keygate {
         let units = self.db().tenants().units(tenant).await?.into_iter().filter(|(u, _)| reach(u)).collect();
         Ok(KeyChoices { scopes, units })
     }
+}
 
-    /// Enabling or rolling a key gives what it reaches to whoever holds it: the grant ceiling.
-    async fn judge_key(&self, caller: &Caller, tenant: TenantId, key: &KeyRecord) -> ServiceResult<()> {
-        let (owner, owner_power) = self.user_power(tenant, key.user_id).await?;
-        let key_power = Power::of_key(&owner_power, key.scopes.as_ref(), key.units.as_deref());
-        self.judge(caller, tenant, &format!("key {} of {}", key.id, owner.email), Gift::Key { key: &key_power }).await
+/// A key of a personal user is issued or rolled only by that person (the command line aside):
+/// its secret is theirs.
+fn personal_rule(caller: &Caller, owner: &UserRecord, what: &str) -> ServiceResult<()> {
+    match caller.user_id() {
+        Some(me) if me != owner.id && owner.category != UserCategory::Programmatic => Err(ServiceError::Forbidden(
+            format!("{} is a personal user: keys are {what} for yourself or for a programmatic user", owner.email),
+        )),
+        _ => Ok(()),
     }
 }
 

@@ -46,7 +46,7 @@ pub use sessions::{LoggedIn, LoginError, LoginRequest, Session};
 pub use tenants::InitOutcome;
 pub use usage::day_of;
 pub use usage_stats::KeyUsage;
-pub use users::{CreateUser, Deactivated};
+pub use users::{ChangeUser, CreateUser, Deactivated};
 pub use verify::{CheckRequest, Credential, Refused, Verified, VerifyRequest};
 
 /// Tunables of the service layer.

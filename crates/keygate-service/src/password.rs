@@ -1,9 +1,10 @@
 //! Passwords: Argon2id hashes, computed off the async runtime, with a dummy verification for
 //! unknown users so that timing does not tell whether an account exists.
 //!
-//! Each Argon2id computation takes [`ARGON2_MEMORY_BYTES`]. What anyone can start (a log-in)
-//! runs behind a [`HashingGate`] sized from a memory budget, so a burst of attempts waits for
-//! its turn instead of taking memory without bound.
+//! Each Argon2id computation takes [`ARGON2_MEMORY_BYTES`]. Every computation a request can start
+//! (a log-in, a password set, a user created with a password) runs behind one [`HashingGate`]
+//! sized from a memory budget, so a burst waits for its turn instead of taking memory without
+//! bound. [`hash_password`] (ungated) is for the command line's one-off `init`.
 
 use std::{
     sync::{
@@ -80,6 +81,29 @@ fn verify_in(password: &SecretString, hash: Option<String>, blocks: &mut [argon2
     ok && real
 }
 
+/// A new Argon2id hash (keygate's parameters, a random salt) of `password`, computed in
+/// `blocks`, as a PHC string.
+fn hash_in(password: &SecretString, blocks: &mut [argon2::Block]) -> Result<String, argon2::password_hash::Error> {
+    let salt = SaltString::generate(&mut OsRng);
+    let argon = Argon2::default();
+    let mut salt_bytes = [0u8; 64];
+    let raw_salt = salt.as_salt().decode_b64(&mut salt_bytes)?;
+    let needed = argon.params().block_count();
+    let memory = blocks
+        .get_mut(..needed)
+        .ok_or(argon2::password_hash::Error::ParamValueInvalid(argon2::password_hash::errors::InvalidValue::TooLong))?;
+    let mut out = [0u8; argon2::Params::DEFAULT_OUTPUT_LEN];
+    argon.hash_password_into_with_memory(password.expose_secret().as_bytes(), raw_salt, &mut out, memory)?;
+    let hash = PasswordHash {
+        algorithm: argon2::ARGON2ID_IDENT,
+        version: Some(argon2::Version::V0x13.into()),
+        params: argon2::password_hash::ParamsString::try_from(argon.params())?,
+        salt: Some(salt.as_salt()),
+        hash: Some(argon2::password_hash::Output::new(&out)?),
+    };
+    Ok(hash.to_string())
+}
+
 fn verify_blocking(password: &SecretString, hash: Option<String>) -> bool {
     let (hash, real) = match hash {
         Some(h) => (h, true),
@@ -148,9 +172,8 @@ impl HashingGate {
         self.limit.saturating_sub(self.permits.available_permits())
     }
 
-    /// [`verify_password`] once a slot is free. The slot is held by the hashing itself, so an
-    /// attempt whose caller went away still counts until its Argon2 work is done.
-    pub(crate) async fn verify(&self, password: SecretString, hash: Option<String>) -> Result<bool, Busy> {
+    /// A slot, waiting at most `wait` for one.
+    async fn slot(&self) -> Result<tokio::sync::OwnedSemaphorePermit, Busy> {
         let permit = match Arc::clone(&self.permits).try_acquire_owned() {
             Ok(permit) => permit,
             Err(_) => {
@@ -162,18 +185,47 @@ impl HashingGate {
             }
         };
         self.started.fetch_add(1, Ordering::Relaxed);
+        Ok(permit)
+    }
+
+    /// Runs `work` on a blocking thread with a slot and the slot's own Argon2 memory.
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut [argon2::Block]) -> T + Send + 'static,
+    ) -> Result<Option<T>, Busy> {
+        let permit = self.slot().await?;
         let buffers = Arc::clone(&self.buffers);
         Ok(tokio::task::spawn_blocking(move || {
             let taken = buffers.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pop();
             let mut blocks =
                 taken.unwrap_or_else(|| vec![argon2::Block::default(); ARGON2_MEMORY_BYTES / argon2::Block::SIZE]);
-            let ok = verify_in(&password, hash, &mut blocks);
+            let out = work(&mut blocks);
             buffers.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(blocks);
             drop(permit);
-            ok
+            out
         })
         .await
-        .unwrap_or(false))
+        .ok())
+    }
+
+    /// A new hash of `password` (at least 12 characters) once a slot is free: a password set
+    /// or a user created with one passes the same gate as a log-in.
+    pub(crate) async fn hash(&self, password: SecretString) -> ServiceResult<String> {
+        if password.expose_secret().chars().count() < 12 {
+            return Err(ServiceError::Invalid("a password must be at least 12 characters long".to_owned()));
+        }
+        match self.run(move |blocks| hash_in(&password, blocks)).await {
+            Ok(Some(Ok(hash))) => Ok(hash),
+            Ok(Some(Err(e))) => Err(ServiceError::Internal(format!("hashing failed: {e}"))),
+            Ok(None) => Err(ServiceError::Internal("the hashing thread stopped".to_owned())),
+            Err(Busy) => Err(ServiceError::Busy("every password-hashing slot is taken; retry in a moment".to_owned())),
+        }
+    }
+
+    /// [`verify_password`] once a slot is free. The slot is held by the hashing itself, so an
+    /// attempt whose caller went away still counts until its Argon2 work is done.
+    pub(crate) async fn verify(&self, password: SecretString, hash: Option<String>) -> Result<bool, Busy> {
+        Ok(self.run(move |blocks| verify_in(&password, hash, blocks)).await?.unwrap_or(false))
     }
 }
 

@@ -296,7 +296,10 @@ impl Keygate {
         }
         let object = parse_object(body)?;
         if resource == "users" {
-            return self.create_user_record(v, &object, ip).await;
+            let idem = idempotency_key.map(|key| Idempotency { key_id: v.key().id.0, key, request_hash: &hash });
+            // A retry after the first answer was stored got it above; the user and the answer
+            // are written in one transaction.
+            return self.create_user_record(v, &object, idem, ip).await;
         }
         let mut write = self.validate(v, unit, spec, &object, true, reach).await?;
         let mut number = None;
@@ -403,6 +406,7 @@ impl Keygate {
         &self,
         v: &Verified,
         object: &Map<String, Json>,
+        idempotency: Option<Idempotency<'_>>,
         ip: Option<String>,
     ) -> ServiceResult<(u16, String)> {
         let mut errors = Vec::new();
@@ -438,10 +442,11 @@ impl Keygate {
             return Err(ServiceError::InvalidFields(errors));
         }
         let id = self
-            .create_user(
+            .create_user_once(
                 &caller(v, ip),
                 v.tenant.id,
                 crate::CreateUser { email, name, category, groups, units, password: None },
+                idempotency,
             )
             .await
             .map_err(as_field_error)?;
@@ -478,31 +483,9 @@ impl Keygate {
         let user = keygate_domain::UserId(id);
         // A user the key cannot see does not exist for it.
         self.user_by_id(v.tenant.id, user).await?;
-        let caller = caller(v, ip);
-        // Judge every change before writing any of them, so that a refusal writes nothing.
-        let (_, power) = self.user_power(v.tenant.id, user).await?;
-        if let Some(active) = object.get("active").and_then(Json::as_bool) {
-            let gift = if active {
-                keygate_domain::Gift::HandOver { target: &power }
-            } else {
-                keygate_domain::Gift::Edit { target: &power }
-            };
-            self.judge(&caller, v.tenant.id, &format!("user {id}"), gift).await?;
-        }
-        let mut plans = Vec::new();
-        if let Some(groups) = &groups {
-            plans.push(self.plan_user_groups(&caller, v.tenant.id, user, groups).await.map_err(as_field_error)?);
-        }
-        if let Some(units) = units {
-            plans.push(self.plan_user_units(&caller, v.tenant.id, user, units).await.map_err(as_field_error)?);
-        }
-        for plan in plans {
-            self.apply(plan).await?;
-        }
-        if let Some(active) = object.get("active").and_then(Json::as_bool) {
-            self.set_user_active(&caller, v.tenant.id, user, active).await?;
-        }
-        Ok(())
+        // One judged write: every field is written, or (refused, invalid) none is.
+        let change = crate::ChangeUser { groups, units, active: object.get("active").and_then(Json::as_bool) };
+        self.change_user(&caller(v, ip), v.tenant.id, user, change).await.map_err(as_field_error)
     }
 
     /// Checks every field of `object` against `spec`; all errors are reported together.

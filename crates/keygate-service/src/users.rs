@@ -1,16 +1,12 @@
 //! Users: create, list, change groups, units and password, deactivate, reactivate. Every change
-//! that can give a power passes the grant ceiling ([`Keygate::judge`]) before anything is written.
+//! that can give a power is a judged write ([`Keygate::judged`]): the grant ceiling judges its
+//! outcome inside the transaction that writes it.
 
-use std::collections::BTreeSet;
-
-use keygate_domain::{
-    AuditEntry, Email, Gift, GroupId, GroupPower, PersonName, Power, SystemGroup, TenantId, UnitId, UserCategory,
-    UserId,
-};
-use keygate_store::{GroupRecord, NewUser, UserRecord};
+use keygate_domain::{Email, GroupId, PersonName, Power, Subject, SystemGroup, TenantId, UnitId, UserCategory, UserId};
+use keygate_store::{GroupRecord, HandsOver, Idempotency, NewUser, UserRecord, UserUpdate};
 use secrecy::SecretString;
 
-use crate::{Caller, Keygate, ServiceError, ServiceResult, error::invalid, groups::resolve, password};
+use crate::{Caller, Keygate, ServiceError, ServiceResult, ceiling::Affects, error::invalid, groups::resolve};
 
 /// A user to create. Group names are matched case-insensitively against the tenant's groups.
 #[derive(Debug, Default)]
@@ -23,19 +19,13 @@ pub struct CreateUser {
     pub password: Option<SecretString>,
 }
 
-/// A change of a user that passed every check and is ready to be written.
-#[derive(Debug)]
-pub(crate) struct Planned {
-    tenant: TenantId,
-    user: UserId,
-    change: Change,
-    audit: AuditEntry,
-}
-
-#[derive(Debug)]
-enum Change {
-    Groups(Vec<GroupId>),
-    Units(Option<Vec<UnitId>>),
+/// A change of a user's groups (by name), units (`Some(None)`: every unit) and active flag,
+/// written all at once or not at all; `None` leaves a field as it is.
+#[derive(Debug, Default, Clone)]
+pub struct ChangeUser {
+    pub groups: Option<Vec<String>>,
+    pub units: Option<Option<Vec<UnitId>>>,
+    pub active: Option<bool>,
 }
 
 /// The outcome of a deactivation: how many keys stopped working with it.
@@ -45,49 +35,50 @@ pub struct Deactivated {
 }
 
 impl Keygate {
-    /// Creates a user. Members of `User configurator` only.
+    /// Creates a user. Members of `User configurator` only; judged on what the new user holds.
     pub async fn create_user(&self, caller: &Caller, tenant: TenantId, new: CreateUser) -> ServiceResult<UserId> {
+        self.create_user_once(caller, tenant, new, None).await
+    }
+
+    /// [`Self::create_user`], remembering the answer under the API's `Idempotency-Key`.
+    pub(crate) async fn create_user_once(
+        &self,
+        caller: &Caller,
+        tenant: TenantId,
+        new: CreateUser,
+        idempotency: Option<Idempotency<'_>>,
+    ) -> ServiceResult<UserId> {
         caller.require_user_configurator(tenant)?;
         let email = Email::parse(&new.email).map_err(invalid)?;
         let name = PersonName::parse(&new.name).map_err(invalid)?;
         let category = UserCategory::parse(&new.category).map_err(ServiceError::Invalid)?;
         let groups = self.resolve_groups(tenant, &new.groups).await?;
         let units = self.existing_units(tenant, new.units).await?;
-        // A new user holds nothing yet, not even a unit: everything they get is a gift.
-        let nobody = Power { units: Some(BTreeSet::new()), ..Power::default() };
-        let target = format!("user {email}");
-        let added = group_powers(&groups);
-        self.judge(caller, tenant, &target, Gift::Membership { target: &nobody, removed: &[], added: &added }).await?;
-        let unit_set = unit_set(&units);
-        self.judge(caller, tenant, &target, Gift::Units { target: &nobody, units: unit_set.as_ref() }).await?;
-        let groups: Vec<String> = groups.into_iter().map(|g| g.name).collect();
         let hash = match new.password {
-            Some(p) => Some(password::hash_password(p).await?),
+            Some(p) => Some(self.inner.hashing.hash(p).await?),
             None => None,
         };
-        let audit = caller.audit(tenant, "user.created", target).details(format!(
-            "category {}; groups: {}; units: {}",
+        let target = format!("user {email}");
+        let audit = caller.audit(tenant, "user.created", target.clone()).details(format!(
+            "category {}; units: {}",
             category.as_str(),
-            groups.join(", "),
             describe_units(&units)
         ));
-        let id = self
-            .db()
-            .users()
-            .create(
-                NewUser {
-                    tenant_id: tenant,
-                    email: &email,
-                    name: &name,
-                    category,
-                    password_hash: hash.as_deref(),
-                    units,
-                    groups: &groups,
-                },
-                &audit,
-            )
-            .await?;
-        Ok(id)
+        let ids: Vec<GroupId> = groups.iter().map(|g| g.id).collect();
+        let new = NewUser {
+            tenant_id: tenant,
+            email: &email,
+            name: &name,
+            category,
+            password_hash: hash.as_deref(),
+            units,
+            groups: &ids,
+            idempotency,
+        };
+        self.judged(caller, tenant, &target, Affects::nothing(), async |guard| {
+            self.db().users().create(new, guard, &audit).await
+        })
+        .await
     }
 
     /// The tenant's users. Members of `User configurator` or `Configurator`.
@@ -112,7 +103,8 @@ impl Keygate {
     }
 
     /// Deactivates or reactivates a user; their keys follow on the next request.
-    /// Members of `User configurator` only; nobody may deactivate themselves.
+    /// Members of `User configurator` only; nobody may deactivate themselves. Re-activation hands
+    /// the user (and their keys) back: judged as a hand-over.
     pub async fn set_user_active(
         &self,
         caller: &Caller,
@@ -120,25 +112,12 @@ impl Keygate {
         user: UserId,
         active: bool,
     ) -> ServiceResult<Deactivated> {
-        caller.require_user_configurator(tenant)?;
-        if !active && caller.user_id() == Some(user) {
-            return Err(ServiceError::Invalid("you cannot deactivate yourself".to_owned()));
-        }
-        let (record, power) = self.user_power(tenant, user).await?;
-        let target = format!("user {}", record.email);
-        // Re-activation hands the user's powers back; deactivation only touches them.
-        let gift = if active { Gift::HandOver { target: &power } } else { Gift::Edit { target: &power } };
-        self.judge(caller, tenant, &target, gift).await?;
         let keys = self.db().keys().count_usable_for_user(tenant, user).await?;
-        let action = if active { "user.activated" } else { "user.deactivated" };
-        let audit = caller.audit(tenant, action, target).details(format!("(user {user}); {keys} usable keys"));
-        self.db().users().set_active(tenant, user, active, &audit).await?;
-        self.inner.verifier.forget_user(user);
+        self.change_user(caller, tenant, user, ChangeUser { active: Some(active), ..ChangeUser::default() }).await?;
         Ok(Deactivated { keys_stopped: if active { 0 } else { keys } })
     }
 
-    /// Replaces a user's groups. Members of `User configurator`; what is added or taken away must
-    /// lie within the caller's own groups and grants, and only a Supervisor changes a Supervisor.
+    /// Replaces a user's groups. Members of `User configurator`.
     pub async fn set_user_groups(
         &self,
         caller: &Caller,
@@ -146,50 +125,11 @@ impl Keygate {
         user: UserId,
         names: &[String],
     ) -> ServiceResult<()> {
-        let plan = self.plan_user_groups(caller, tenant, user, names).await?;
-        self.apply(plan).await
+        self.change_user(caller, tenant, user, ChangeUser { groups: Some(names.to_vec()), ..ChangeUser::default() })
+            .await
     }
 
-    /// Checks a change of groups against the rules and the ceiling, writing nothing yet.
-    pub(crate) async fn plan_user_groups(
-        &self,
-        caller: &Caller,
-        tenant: TenantId,
-        user: UserId,
-        names: &[String],
-    ) -> ServiceResult<Planned> {
-        caller.require_user_configurator(tenant)?;
-        let (record, power) = self.user_power(tenant, user).await?;
-        let wanted = self.resolve_groups(tenant, names).await?;
-        let current: Vec<GroupRecord> = {
-            let known = self.db().groups().list(tenant).await?;
-            known.into_iter().filter(|g| record.groups.contains(&g.name)).collect()
-        };
-        let removed: Vec<GroupRecord> =
-            current.iter().filter(|g| !wanted.iter().any(|w| w.id == g.id)).cloned().collect();
-        let added: Vec<GroupRecord> =
-            wanted.iter().filter(|g| !current.iter().any(|c| c.id == g.id)).cloned().collect();
-        let target = format!("user {}", record.email);
-        let (removed_powers, added_powers) = (group_powers(&removed), group_powers(&added));
-        self.judge(
-            caller,
-            tenant,
-            &target,
-            Gift::Membership { target: &power, removed: &removed_powers, added: &added_powers },
-        )
-        .await?;
-        let after: Vec<&str> = wanted.iter().map(|g| g.name.as_str()).collect();
-        let audit = caller.audit(tenant, "user.groups_changed", target).details(format!(
-            "before: {}; after: {}",
-            names_or_none(record.groups.iter().map(String::as_str)),
-            names_or_none(after.iter().copied())
-        ));
-        let ids: Vec<_> = wanted.iter().map(|g| g.id).collect();
-        Ok(Planned { tenant, user, change: Change::Groups(ids), audit })
-    }
-
-    /// Sets the units a user reaches (`None`: every unit). Members of `User configurator`; units
-    /// added must be units the caller reaches.
+    /// Sets the units a user reaches (`None`: every unit). Members of `User configurator`.
     pub async fn set_user_units(
         &self,
         caller: &Caller,
@@ -197,39 +137,63 @@ impl Keygate {
         user: UserId,
         units: Option<Vec<UnitId>>,
     ) -> ServiceResult<()> {
-        let plan = self.plan_user_units(caller, tenant, user, units).await?;
-        self.apply(plan).await
+        self.change_user(caller, tenant, user, ChangeUser { units: Some(units), ..ChangeUser::default() }).await
     }
 
-    /// Checks a change of units against the rules and the ceiling, writing nothing yet.
-    pub(crate) async fn plan_user_units(
+    /// Changes a user's groups, units and active flag in one judged write: what the user and
+    /// their keys gain must lie within the caller's own powers in each unit, re-activation hands
+    /// the user over, only a Supervisor changes a Supervisor, and a refusal writes nothing.
+    /// Members of `User configurator`; nobody deactivates themselves.
+    pub async fn change_user(
         &self,
         caller: &Caller,
         tenant: TenantId,
         user: UserId,
-        units: Option<Vec<UnitId>>,
-    ) -> ServiceResult<Planned> {
+        change: ChangeUser,
+    ) -> ServiceResult<()> {
         caller.require_user_configurator(tenant)?;
-        let (record, power) = self.user_power(tenant, user).await?;
-        let units = self.existing_units(tenant, units).await?;
-        let target = format!("user {}", record.email);
-        let set = unit_set(&units);
-        self.judge(caller, tenant, &target, Gift::Units { target: &power, units: set.as_ref() }).await?;
-        let audit = caller.audit(tenant, "user.units_changed", target).details(format!(
-            "before: {}; after: {}",
-            describe_units(&record.units),
-            describe_units(&units)
-        ));
-        Ok(Planned { tenant, user, change: Change::Units(units), audit })
-    }
-
-    /// Writes a change that [`Self::plan_user_groups`] or [`Self::plan_user_units`] allowed.
-    pub(crate) async fn apply(&self, plan: Planned) -> ServiceResult<()> {
-        let Planned { tenant, user, change, audit } = plan;
-        match change {
-            Change::Groups(ids) => self.db().users().set_groups(tenant, user, &ids, &audit).await?,
-            Change::Units(units) => self.db().users().set_units(tenant, user, &units, &audit).await?,
+        if change.active == Some(false) && caller.user_id() == Some(user) {
+            return Err(ServiceError::Invalid("you cannot deactivate yourself".to_owned()));
         }
+        let record = self.user_by_id(tenant, user).await?;
+        let groups = match &change.groups {
+            Some(names) => Some(self.resolve_groups(tenant, names).await?),
+            None => None,
+        };
+        let units = match change.units {
+            Some(units) => Some(self.existing_units(tenant, units).await?),
+            None => None,
+        };
+        let target = format!("user {}", record.email);
+        let mut what = Vec::new();
+        if let Some(units) = &units {
+            what.push(format!("units before: {}; after: {}", describe_units(&record.units), describe_units(units)));
+        }
+        if groups.is_some() {
+            what.push(format!("groups before: {}", names_or_none(record.groups.iter().map(String::as_str))));
+        }
+        let action = match (change.active, groups.is_some() || units.is_some()) {
+            (Some(true), false) => "user.activated",
+            (Some(false), false) => "user.deactivated",
+            (None, _) if units.is_none() => "user.groups_changed",
+            (None, _) if groups.is_none() => "user.units_changed",
+            _ => "user.changed",
+        };
+        if let Some(active) = change.active {
+            what.push(format!("active: {active}"));
+        }
+        let audit = caller.audit(tenant, action, target.clone()).details(format!("(user {user}); {}", what.join("; ")));
+        let ids: Option<Vec<GroupId>> = groups.map(|g| g.iter().map(|g| g.id).collect());
+        let update = UserUpdate { groups: ids.as_deref(), units, active: change.active };
+        let hands_over = if change.active == Some(true) {
+            HandsOver::Subjects(vec![Subject::User(user)])
+        } else {
+            HandsOver::Nothing
+        };
+        self.judged(caller, tenant, &target, Affects::user(user).handing_over(hands_over), async |guard| {
+            self.db().users().update(tenant, user, &update, guard, &audit).await
+        })
+        .await?;
         self.inner.verifier.forget_user(user);
         Ok(())
     }
@@ -249,7 +213,7 @@ impl Keygate {
         if !own {
             caller.require_user_configurator(tenant)?;
         }
-        let (record, power) = self.user_power(tenant, user).await?;
+        let record = self.user_by_id(tenant, user).await?;
         if password.is_none() && record.category != UserCategory::Programmatic {
             return Err(ServiceError::Invalid(format!(
                 "{} is a personal user and needs a password to log in; only a programmatic user may have none",
@@ -257,17 +221,19 @@ impl Keygate {
             )));
         }
         let target = format!("user {}", record.email);
-        if !own {
-            self.judge(caller, tenant, &target, Gift::HandOver { target: &power }).await?;
-        }
         let hash = match password {
-            Some(p) => Some(password::hash_password(p).await?),
+            Some(p) => Some(self.inner.hashing.hash(p).await?),
             None => None,
         };
         let what = if hash.is_some() { "user.password_set" } else { "user.password_removed" };
-        let audit = caller.audit(tenant, what, target).details("every console session of the user ended".to_owned());
-        self.db().users().set_password_hash(tenant, user, hash.as_deref(), &audit).await?;
-        Ok(())
+        let audit =
+            caller.audit(tenant, what, target.clone()).details("every console session of the user ended".to_owned());
+        // Whoever sets a password can log in as the user: a hand-over, unless it is their own.
+        let hands_over = if own { HandsOver::Nothing } else { HandsOver::Subjects(vec![Subject::User(user)]) };
+        self.judged(caller, tenant, &target, Affects::user(user).handing_over(hands_over), async |guard| {
+            self.db().users().set_password_hash(tenant, user, hash.as_deref(), guard, &audit).await
+        })
+        .await
     }
 
     /// A user's permissions as the store computes them for verification (groups, and the
@@ -329,14 +295,6 @@ impl Keygate {
     pub fn is_system_group(name: &str) -> bool {
         SystemGroup::from_name(name).is_some()
     }
-}
-
-fn group_powers(groups: &[GroupRecord]) -> Vec<GroupPower<'_>> {
-    groups.iter().map(|g| GroupPower { system: g.system, grants: &g.grants }).collect()
-}
-
-fn unit_set(units: &Option<Vec<UnitId>>) -> Option<BTreeSet<UnitId>> {
-    units.as_ref().map(|u| u.iter().copied().collect())
 }
 
 fn describe_units(units: &Option<Vec<UnitId>>) -> String {

@@ -9,8 +9,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use keygate_domain::{
-    GrantExceedsActor, GroupId, GroupState, KeyId, KeyState, Outcome, Scopes, Subject, TenantState,
-    Timestamp, UserCategory, UserId, UserState,
+    GrantExceedsActor, GroupId, GroupState, KeyId, KeyState, Outcome, Scopes, Subject, TenantState, Timestamp,
+    UserCategory, UserId, UserState,
 };
 
 use crate::{StoreError, StoreResult, rows::from_json, rows::units_from_json};
@@ -54,7 +54,13 @@ impl Guard<'_> {
     /// A guard that allows every outcome: for the store's own tests and tools that hold every
     /// power anyway (the service always judges).
     pub fn allow_all() -> Guard<'static> {
-        Guard { users: Vec::new(), groups: Vec::new(), keys: Vec::new(), hands_over: HandsOver::Nothing, judge: &|_| Ok(()) }
+        Guard {
+            users: Vec::new(),
+            groups: Vec::new(),
+            keys: Vec::new(),
+            hands_over: HandsOver::Nothing,
+            judge: &|_| Ok(()),
+        }
     }
 
     /// Judges `before` → `after`; `new_key` is the key this write created, if any.
@@ -83,15 +89,17 @@ impl StateRows {
         let mut state = TenantState::default();
         for (id, system, grants) in self.groups {
             let record = crate::users::group_record(id, String::new(), system, grants)?;
-            state.groups.insert(GroupId(id), GroupState { system: record.system, grants: record.grants.into_iter().collect() });
+            state
+                .groups
+                .insert(GroupId(id), GroupState { system: record.system, grants: record.grants.into_iter().collect() });
         }
         let mut groups_of: BTreeMap<i64, BTreeSet<GroupId>> = BTreeMap::new();
         for (user, group) in self.memberships {
             groups_of.entry(user).or_default().insert(GroupId(group));
         }
         for (id, category, active, has_password, units) in self.users {
-            let category = UserCategory::parse(&category)
-                .map_err(|_| StoreError::Corrupt(format!("user {id}: category")))?;
+            let category =
+                UserCategory::parse(&category).map_err(|_| StoreError::Corrupt(format!("user {id}: category")))?;
             let units = units_from_json(units.as_deref())?.map(|u| u.into_iter().collect());
             let groups = groups_of.remove(&id).unwrap_or_default();
             state.users.insert(UserId(id), UserState { category, active, has_password, units, groups });
@@ -117,12 +125,8 @@ impl StateRows {
 macro_rules! lock_tenant {
     ($tx:expr, $tenant:expr) => {{
         let tenant: keygate_domain::TenantId = $tenant;
-        let done = sqlx::query("UPDATE tenants SET id = id WHERE id = $1").bind(tenant.0).execute($tx).await?;
-        if done.rows_affected() == 0 {
-            Err($crate::StoreError::NotFound("the tenant".to_owned()))
-        } else {
-            Ok(())
-        }
+        let done = sqlx::query("UPDATE tenants SET name = name WHERE id = $1").bind(tenant.0).execute($tx).await?;
+        if done.rows_affected() == 0 { Err($crate::StoreError::NotFound("the tenant".to_owned())) } else { Ok(()) }
     }};
 }
 pub(crate) use lock_tenant;
@@ -151,8 +155,7 @@ macro_rules! load_state {
                 .await?;
                 users.extend(members);
             }
-            let mut keys: std::collections::BTreeSet<i64> =
-                guard.keys.iter().chain(extra_keys).map(|k| k.0).collect();
+            let mut keys: std::collections::BTreeSet<i64> = guard.keys.iter().chain(extra_keys).map(|k| k.0).collect();
             for key in &keys.clone() {
                 let owner: Option<i64> =
                     sqlx::query_scalar("SELECT user_id FROM api_keys WHERE tenant_id = $1 AND id = $2")

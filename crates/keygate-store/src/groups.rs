@@ -123,12 +123,13 @@ impl Groups<'_> {
     ) -> StoreResult<()> {
         let grants = grants_json(grants);
         judged_write!(self.0, tenant, guard, |tx| {
-            let done = sqlx::query("UPDATE user_groups SET grants = $3 WHERE tenant_id = $1 AND id = $2 AND system IS NULL")
-                .bind(tenant.0)
-                .bind(group.0)
-                .bind(grants)
-                .execute(&mut *tx)
-                .await?;
+            let done =
+                sqlx::query("UPDATE user_groups SET grants = $3 WHERE tenant_id = $1 AND id = $2 AND system IS NULL")
+                    .bind(tenant.0)
+                    .bind(group.0)
+                    .bind(grants)
+                    .execute(&mut *tx)
+                    .await?;
             if done.rows_affected() == 0 {
                 return Err(StoreError::NotFound(format!("the custom group {}", group.0)));
             }
@@ -157,7 +158,9 @@ impl Groups<'_> {
                     .await?;
             match found {
                 None => return Err(StoreError::NotFound(format!("group {}", group.0))),
-                Some(Some(name)) => return Err(StoreError::Conflict(format!("`{name}` is a system group and cannot be deleted"))),
+                Some(Some(name)) => {
+                    return Err(StoreError::Conflict(format!("`{name}` is a system group and cannot be deleted")));
+                }
                 Some(None) => {}
             }
             let members: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM memberships WHERE group_id = $1")

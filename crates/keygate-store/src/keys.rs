@@ -190,12 +190,13 @@ impl Keys<'_> {
         audit: &AuditEntry,
     ) -> StoreResult<()> {
         judged_write!(self.0, tenant, guard, |tx| {
-            let done = sqlx::query("UPDATE api_keys SET enabled = $3 WHERE tenant_id = $1 AND id = $2 AND revoked_at IS NULL")
-                .bind(tenant.0)
-                .bind(id.0)
-                .bind(enabled)
-                .execute(&mut *tx)
-                .await?;
+            let done =
+                sqlx::query("UPDATE api_keys SET enabled = $3 WHERE tenant_id = $1 AND id = $2 AND revoked_at IS NULL")
+                    .bind(tenant.0)
+                    .bind(id.0)
+                    .bind(enabled)
+                    .execute(&mut *tx)
+                    .await?;
             if done.rows_affected() == 0 {
                 return Err(StoreError::NotFound(format!("an unrevoked key {id} in this tenant")));
             }
@@ -288,4 +289,3 @@ impl Keys<'_> {
         })
     }
 }
-

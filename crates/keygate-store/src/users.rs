@@ -155,13 +155,20 @@ impl Users<'_> {
             .bind(Timestamp::now().0)
             .fetch_one(&mut *tx)
             .await
-            .map_err(|e| on_unique(e, || format!("a user with the email {} already exists in this tenant", new.email)))?;
+            .map_err(|e| {
+                on_unique(e, || format!("a user with the email {} already exists in this tenant", new.email))
+            })?;
             let names = insert_memberships!(&mut tx, new.tenant_id, id, new.groups)?;
             let mut audit = audit.clone();
             audit.details = format!("{}; groups: {}", audit.details, names_or_none(&names));
             append_audit!(&mut *tx, &audit)?;
             if let Some(idem) = new.idempotency {
-                crate::records::remember_answer!(&mut *tx, new.tenant_id, idem, &serde_json::json!({ "id": id }).to_string())?;
+                crate::records::remember_answer!(
+                    &mut *tx,
+                    new.tenant_id,
+                    idem,
+                    &serde_json::json!({ "id": id }).to_string()
+                )?;
             }
             (UserId(id), Some(UserId(id)), None)
         })
@@ -373,4 +380,3 @@ pub struct UserUpdate<'a> {
 fn names_or_none(names: &[String]) -> String {
     if names.is_empty() { "none".to_owned() } else { names.join(", ") }
 }
-

@@ -102,6 +102,17 @@ impl Problem {
                 request_id,
             )
             .detail(detail),
+            ServiceError::Busy(detail) => {
+                let mut p = Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "busy",
+                    "keygate is at one of its bounds; retry in a moment",
+                    request_id,
+                )
+                .detail(detail);
+                p.headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                p
+            }
             other => {
                 tracing::error!(error = ?other, "request failed");
                 Self::new(

@@ -2,10 +2,10 @@
 //! `KEYGATE_TEST_POSTGRES_URL` is set. Each test gets a fresh database.
 
 use keygate_domain::{
-    Actor, ApiKeySecret, AuditEntry, Email, IpRanges, PersonName, Purpose, Scopes, TenantId, TenantSlug, Timestamp,
-    UnitId, UserCategory, UserId,
+    Actor, ApiKeySecret, AuditEntry, Email, GroupId, IpRanges, PersonName, Purpose, Scopes, TenantId, TenantSlug,
+    Timestamp, UnitId, UserCategory, UserId,
 };
-use keygate_store::{AuditFilter, ChangeKind, Database, NewKey, NewTenant, NewUser, StoreError, UsageUpdate};
+use keygate_store::{AuditFilter, ChangeKind, Database, Guard, NewKey, NewTenant, NewUser, StoreError, UsageUpdate};
 
 /// Declares `name` once per engine: `sqlite::name` and `postgres::name`.
 macro_rules! contract {
@@ -93,7 +93,9 @@ async fn fixture(db: &Database, slug: &str) -> Fixture {
                 password_hash: None,
                 units: Some(vec![UnitId(1)]),
                 groups: &[],
+                idempotency: None,
             },
+            &Guard::allow_all(),
             &cli(Some(tenant), "user.created"),
         )
         .await
@@ -156,7 +158,11 @@ async fn a_duplicate_tenant_slug_is_a_conflict_and_writes_nothing(db: &Database)
 async fn a_stored_key_is_found_by_its_digest_and_holds_no_plaintext(db: &Database) {
     let f = fixture(db, "acme").await;
     let secret = ApiKeySecret::generate();
-    let id = db.keys().insert(&new_key(&f, &secret), &cli(Some(f.tenant), "key.issued")).await.expect("insert");
+    let id = db
+        .keys()
+        .insert(&new_key(&f, &secret), &Guard::allow_all(), &cli(Some(f.tenant), "key.issued"))
+        .await
+        .expect("insert");
     let found = db.keys().by_digest(&secret.digest()).await.expect("read").expect("exists");
     assert_eq!(found.id, id);
     assert_eq!(found.user_id, f.user);
@@ -173,18 +179,35 @@ async fn a_stored_key_is_found_by_its_digest_and_holds_no_plaintext(db: &Databas
 async fn the_same_digest_cannot_be_stored_twice(db: &Database) {
     let f = fixture(db, "acme").await;
     let secret = ApiKeySecret::generate();
-    db.keys().insert(&new_key(&f, &secret), &cli(Some(f.tenant), "key.issued")).await.expect("first");
-    let err = db.keys().insert(&new_key(&f, &secret), &cli(Some(f.tenant), "key.issued")).await.expect_err("second");
+    db.keys()
+        .insert(&new_key(&f, &secret), &Guard::allow_all(), &cli(Some(f.tenant), "key.issued"))
+        .await
+        .expect("first");
+    let err = db
+        .keys()
+        .insert(&new_key(&f, &secret), &Guard::allow_all(), &cli(Some(f.tenant), "key.issued"))
+        .await
+        .expect_err("second");
     assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
 }
 
 async fn disabling_enabling_and_revoking_a_key_are_stored_and_audited(db: &Database) {
     let f = fixture(db, "acme").await;
     let secret = ApiKeySecret::generate();
-    let id = db.keys().insert(&new_key(&f, &secret), &cli(Some(f.tenant), "key.issued")).await.expect("insert");
-    db.keys().set_enabled(f.tenant, id, false, &cli(Some(f.tenant), "key.disabled")).await.expect("disable");
+    let id = db
+        .keys()
+        .insert(&new_key(&f, &secret), &Guard::allow_all(), &cli(Some(f.tenant), "key.issued"))
+        .await
+        .expect("insert");
+    db.keys()
+        .set_enabled(f.tenant, id, false, &Guard::allow_all(), &cli(Some(f.tenant), "key.disabled"))
+        .await
+        .expect("disable");
     assert!(!db.keys().by_id(f.tenant, id).await.expect("read").expect("exists").enabled);
-    db.keys().set_enabled(f.tenant, id, true, &cli(Some(f.tenant), "key.enabled")).await.expect("enable");
+    db.keys()
+        .set_enabled(f.tenant, id, true, &Guard::allow_all(), &cli(Some(f.tenant), "key.enabled"))
+        .await
+        .expect("enable");
     db.keys().revoke(f.tenant, id, &cli(Some(f.tenant), "key.revoked")).await.expect("revoke");
     let key = db.keys().by_id(f.tenant, id).await.expect("read").expect("exists");
     assert!(key.revoked_at.is_some());
@@ -203,12 +226,15 @@ async fn a_revoked_key_cannot_be_re_enabled(db: &Database) {
     let f = fixture(db, "acme").await;
     let id = db
         .keys()
-        .insert(&new_key(&f, &ApiKeySecret::generate()), &cli(Some(f.tenant), "key.issued"))
+        .insert(&new_key(&f, &ApiKeySecret::generate()), &Guard::allow_all(), &cli(Some(f.tenant), "key.issued"))
         .await
         .expect("insert");
     db.keys().revoke(f.tenant, id, &cli(Some(f.tenant), "key.revoked")).await.expect("revoke");
-    let err =
-        db.keys().set_enabled(f.tenant, id, true, &cli(Some(f.tenant), "key.enabled")).await.expect_err("revoked");
+    let err = db
+        .keys()
+        .set_enabled(f.tenant, id, true, &Guard::allow_all(), &cli(Some(f.tenant), "key.enabled"))
+        .await
+        .expect_err("revoked");
     assert!(matches!(err, StoreError::NotFound(_)));
     assert!(
         db.keys().revoke(f.tenant, id, &cli(Some(f.tenant), "key.revoked")).await.is_err(),
@@ -221,22 +247,35 @@ async fn another_tenant_cannot_read_or_change_a_key(db: &Database) {
     let b = fixture(db, "tenant-b").await;
     let id = db
         .keys()
-        .insert(&new_key(&a, &ApiKeySecret::generate()), &cli(Some(a.tenant), "key.issued"))
+        .insert(&new_key(&a, &ApiKeySecret::generate()), &Guard::allow_all(), &cli(Some(a.tenant), "key.issued"))
         .await
         .expect("insert");
     assert!(db.keys().by_id(b.tenant, id).await.expect("read").is_none());
-    assert!(db.keys().set_enabled(b.tenant, id, false, &cli(Some(b.tenant), "key.disabled")).await.is_err());
+    assert!(
+        db.keys()
+            .set_enabled(b.tenant, id, false, &Guard::allow_all(), &cli(Some(b.tenant), "key.disabled"))
+            .await
+            .is_err()
+    );
     assert!(db.keys().revoke(b.tenant, id, &cli(Some(b.tenant), "key.revoked")).await.is_err());
     assert!(db.keys().list(b.tenant).await.expect("list").is_empty());
     assert!(db.users().by_id(b.tenant, a.user).await.expect("read").is_none());
-    assert!(db.users().set_active(b.tenant, a.user, false, &cli(Some(b.tenant), "user.deactivated")).await.is_err());
+    assert!(
+        db.users()
+            .set_active(b.tenant, a.user, false, &Guard::allow_all(), &cli(Some(b.tenant), "user.deactivated"))
+            .await
+            .is_err()
+    );
     assert!(db.keys().by_id(a.tenant, id).await.expect("read").expect("still there").enabled);
 }
 
 async fn deactivating_a_user_is_visible_to_the_owner_lookup(db: &Database) {
     let f = fixture(db, "acme").await;
     assert!(db.users().owner_state(f.user).await.expect("read").expect("exists").active);
-    db.users().set_active(f.tenant, f.user, false, &cli(Some(f.tenant), "user.deactivated")).await.expect("deactivate");
+    db.users()
+        .set_active(f.tenant, f.user, false, &Guard::allow_all(), &cli(Some(f.tenant), "user.deactivated"))
+        .await
+        .expect("deactivate");
     let owner = db.users().owner_state(f.user).await.expect("read").expect("exists");
     assert!(!owner.active);
     assert_eq!(owner.category, UserCategory::Programmatic);
@@ -245,6 +284,8 @@ async fn deactivating_a_user_is_visible_to_the_owner_lookup(db: &Database) {
 
 async fn a_user_with_an_unknown_group_is_not_created_at_all(db: &Database) {
     let f = fixture(db, "acme").await;
+    let groups = db.groups().list(f.tenant).await.expect("groups");
+    let supervisor = groups.iter().find(|g| g.name == "Supervisor").expect("system group").id;
     let email = Email::parse("new@acme.example").expect("email");
     let err = db
         .users()
@@ -256,13 +297,15 @@ async fn a_user_with_an_unknown_group_is_not_created_at_all(db: &Database) {
                 category: UserCategory::Personal,
                 password_hash: None,
                 units: None,
-                groups: &["Supervisor".to_owned(), "Wizards".to_owned()],
+                groups: &[supervisor, GroupId(999_999)],
+                idempotency: None,
             },
+            &Guard::allow_all(),
             &cli(Some(f.tenant), "user.created"),
         )
         .await
         .expect_err("unknown group");
-    assert!(err.to_string().contains("Wizards"), "{err}");
+    assert!(err.to_string().contains("group 999999"), "{err}");
     assert!(db.users().by_email(f.tenant, &email).await.expect("read").is_none());
 }
 
@@ -297,12 +340,12 @@ async fn the_audit_log_filters_by_key_and_action(db: &Database) {
     let f = fixture(db, "acme").await;
     let id = db
         .keys()
-        .insert(&new_key(&f, &ApiKeySecret::generate()), &cli(Some(f.tenant), "key.issued"))
+        .insert(&new_key(&f, &ApiKeySecret::generate()), &Guard::allow_all(), &cli(Some(f.tenant), "key.issued"))
         .await
         .expect("insert");
     let mut entry = cli(Some(f.tenant), "key.disabled");
     entry.target = format!("key {id}");
-    db.keys().set_enabled(f.tenant, id, false, &entry).await.expect("disable");
+    db.keys().set_enabled(f.tenant, id, false, &Guard::allow_all(), &entry).await.expect("disable");
     let by_key =
         db.audit().list(f.tenant, &AuditFilter { key: Some(id), limit: 10, ..Default::default() }).await.expect("read");
     assert_eq!(by_key.len(), 2, "{by_key:?}");
@@ -320,11 +363,17 @@ async fn every_change_appears_in_the_change_feed(db: &Database) {
     let before = db.changes().latest_seq().await.expect("seq");
     let id = db
         .keys()
-        .insert(&new_key(&f, &ApiKeySecret::generate()), &cli(Some(f.tenant), "key.issued"))
+        .insert(&new_key(&f, &ApiKeySecret::generate()), &Guard::allow_all(), &cli(Some(f.tenant), "key.issued"))
         .await
         .expect("insert");
-    db.keys().set_enabled(f.tenant, id, false, &cli(Some(f.tenant), "key.disabled")).await.expect("disable");
-    db.users().set_active(f.tenant, f.user, false, &cli(Some(f.tenant), "user.deactivated")).await.expect("deactivate");
+    db.keys()
+        .set_enabled(f.tenant, id, false, &Guard::allow_all(), &cli(Some(f.tenant), "key.disabled"))
+        .await
+        .expect("disable");
+    db.users()
+        .set_active(f.tenant, f.user, false, &Guard::allow_all(), &cli(Some(f.tenant), "user.deactivated"))
+        .await
+        .expect("deactivate");
     db.tenants().set_public_api(f.tenant, true, &cli(Some(f.tenant), "tenant.api_on")).await.expect("on");
     let far_future = Timestamp::now().plus_days(1);
     let seen: Vec<(ChangeKind, i64)> = db
@@ -342,7 +391,7 @@ async fn last_used_times_are_written_in_batches_and_never_go_back(db: &Database)
     let f = fixture(db, "acme").await;
     let id = db
         .keys()
-        .insert(&new_key(&f, &ApiKeySecret::generate()), &cli(Some(f.tenant), "key.issued"))
+        .insert(&new_key(&f, &ApiKeySecret::generate()), &Guard::allow_all(), &cli(Some(f.tenant), "key.issued"))
         .await
         .expect("insert");
     let t = Timestamp::now();
@@ -360,13 +409,14 @@ async fn rolling_a_key_caps_the_old_keys_expiry_and_links_the_new_one(db: &Datab
     let f = fixture(db, "acme").await;
     let old = db
         .keys()
-        .insert(&new_key(&f, &ApiKeySecret::generate()), &cli(Some(f.tenant), "key.issued"))
+        .insert(&new_key(&f, &ApiKeySecret::generate()), &Guard::allow_all(), &cli(Some(f.tenant), "key.issued"))
         .await
         .expect("insert");
     let until = Timestamp::now().plus_days(1);
     let mut next = new_key(&f, &ApiKeySecret::generate());
     next.rolled_from = Some(old);
-    let new = db.keys().roll(old, &next, until, &cli(Some(f.tenant), "key.rolled")).await.expect("roll");
+    let new =
+        db.keys().roll(old, &next, until, &Guard::allow_all(), &cli(Some(f.tenant), "key.rolled")).await.expect("roll");
     assert_eq!(db.keys().by_id(f.tenant, old).await.expect("read").expect("old").expires_at, Some(until));
     assert_eq!(db.keys().by_id(f.tenant, new).await.expect("read").expect("new").rolled_from, Some(old));
 }
@@ -376,7 +426,7 @@ async fn daily_call_counts_add_up_per_key_day_and_outcome(db: &Database) {
     let f = fixture(db, "acme").await;
     let id = db
         .keys()
-        .insert(&new_key(&f, &ApiKeySecret::generate()), &cli(Some(f.tenant), "key.issued"))
+        .insert(&new_key(&f, &ApiKeySecret::generate()), &Guard::allow_all(), &cli(Some(f.tenant), "key.issued"))
         .await
         .expect("insert");
     let count = |day, outcome: &str, count| DailyCount { key_id: id.0, day, outcome: outcome.into(), count };

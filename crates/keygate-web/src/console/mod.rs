@@ -232,6 +232,11 @@ pub(crate) fn service_error_page(ctx: &Ctx, e: &ServiceError) -> Response {
         ServiceError::Invalid(why) | ServiceError::Conflict(why) => {
             pages::message_page(StatusCode::UNPROCESSABLE_ENTITY, Some(ctx), "Not done", why)
         }
+        ServiceError::Busy(why) => {
+            let mut page = pages::message_page(StatusCode::SERVICE_UNAVAILABLE, Some(ctx), "Busy", why);
+            page.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("1"));
+            page
+        }
         other => internal(other),
     }
 }

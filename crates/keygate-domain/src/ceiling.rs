@@ -64,6 +64,14 @@ fn holds_verify(actor: &Permissions) -> bool {
     actor.supervisor || actor.configurator || actor.verify_keys
 }
 
+/// The grants of `grants` that `actor` holds nowhere: a new group may hold only grants its
+/// creator holds (it gives nobody anything until someone joins it, which is judged on its
+/// outcome; this keeps a creator from making a group they could never give).
+pub fn grants_beyond(actor: Authority<'_>, grants: &[Grant]) -> Vec<Grant> {
+    let Authority::Holder(holder) = actor else { return Vec::new() };
+    grants.iter().copied().filter(|g| !holds_grant(&holder.permissions, *g)).collect()
+}
+
 /// The scopes `actor` may put on a key of a user holding `owner`: those whose reach the actor
 /// holds too (a console offers only these; a refusal suggests them). `keys:verify` included when
 /// the actor holds it.

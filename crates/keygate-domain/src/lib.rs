@@ -20,7 +20,7 @@ pub use api_key::{ApiKeySecret, KeyDigest, KeyRecord, KeyStatus, MalformedKey, P
 pub use audit::{Actor, AuditEntry};
 pub use ceiling::{
     Atom, Authority, GrantExceedsActor, GroupState, Judge, KeyState, Outcome, Power, Subject, SystemPower, TenantState,
-    UnitScope, UserState, giveable_scopes, judge,
+    UnitScope, UserState, giveable_scopes, grants_beyond, judge,
 };
 pub use ids::{GroupId, KeyId, TenantId, UnitId, UserId};
 pub use ip::{InvalidIpRanges, IpRanges};

@@ -3,7 +3,7 @@
 //! member and their keys gain must lie within the caller's powers; only a Supervisor changes a
 //! Supervisor), and reaches every member's keys on the next request.
 
-use keygate_domain::{Grant, GroupName, TenantId, parse_grants};
+use keygate_domain::{Authority, Grant, GroupName, TenantId, grants_beyond, parse_grants};
 use keygate_store::GroupRecord;
 
 use crate::{Caller, Keygate, ServiceError, ServiceResult, ceiling::Affects, error::invalid};
@@ -61,7 +61,19 @@ impl Keygate {
             return Err(ServiceError::Conflict(format!("a group named `{}` already exists", same.name)));
         }
         let target = format!("group {}", name.as_str());
-        // A new group has no members: it gives nothing until someone joins it (a judged write).
+        // A new group has no members: it gives nothing until someone joins it (a judged write);
+        // still, nobody makes a group with grants they could never give.
+        let power = caller.power();
+        let authority = power.as_ref().map_or(Authority::Everything, Authority::Holder);
+        let beyond = grants_beyond(authority, &grants);
+        if !beyond.is_empty() {
+            let message = format!("a new group may hold only grants you hold: you lack {}", list(&beyond));
+            let audit = caller.audit(tenant, "grant.refused", target).details(message.clone());
+            if let Err(e) = self.db().audit().append(&[audit]).await {
+                tracing::error!(error = %e, "writing the audit event of a refused grant failed");
+            }
+            return Err(ServiceError::GrantExceedsActor(message));
+        }
         let audit = caller.audit(tenant, "group.created", target).details(format!("grants: {}", list(&grants)));
         self.db().groups().create(tenant, name.as_str(), &grants, &audit).await?;
         self.find_group(tenant, name.as_str()).await

@@ -237,9 +237,10 @@ async fn an_unknown_email_and_a_wrong_password_get_the_same_answer() {
 #[tokio::test]
 async fn a_generated_key_is_shown_once_and_a_resent_form_does_not_show_it_again() {
     let app = spawn_app().await;
-    // The grant ceiling: a key for the ERP user reaches what the Readers group grants, so its
-    // issuer holds those grants too.
-    person(&app, ADMIN, &["Configurator", "Readers"]).await;
+    // The grant ceiling: a key for the ERP user hands over what the Readers group grants, and
+    // its `jobs:read:own` becomes the ERP user's own jobs: its issuer reaches all jobs.
+    app.keygate.create_group(&Caller::CLI, app.tenant, "All jobs", &["jobs:read:all".into()]).await.expect("group");
+    person(&app, ADMIN, &["Configurator", "Readers", "All jobs"]).await;
     let cookie = session(&app, ADMIN).await;
     let (_, page) = get(&app, PUBLIC_API, &cookie).await;
     let form = [
@@ -321,9 +322,10 @@ async fn accepted_and_refused_calls_are_counted_per_key_and_day() {
 #[tokio::test]
 async fn rolling_a_key_in_the_console_shows_the_new_key_once_and_keeps_the_old_one_working_for_the_overlap() {
     let app = spawn_app().await;
-    // The grant ceiling: a key for the ERP user reaches what the Readers group grants, so its
-    // issuer holds those grants too.
-    person(&app, ADMIN, &["Configurator", "Readers"]).await;
+    // The grant ceiling: a key for the ERP user hands over what the Readers group grants, and
+    // its `jobs:read:own` becomes the ERP user's own jobs: its issuer reaches all jobs.
+    app.keygate.create_group(&Caller::CLI, app.tenant, "All jobs", &["jobs:read:all".into()]).await.expect("group");
+    person(&app, ADMIN, &["Configurator", "Readers", "All jobs"]).await;
     let (old_id, old_key) = app.issue(&["127.0.0.1/32"], None).await;
     let cookie = session(&app, ADMIN).await;
     let confirm = format!("{PUBLIC_API}/keys/{old_id}/roll");

@@ -43,7 +43,11 @@ pub const OTHER_PROBLEM_CODES: &[(&str, u16, &str)] = &[
     ("invalid_fields", 422, "some fields of a write are not valid (listed in `errors`); nothing was written"),
     ("invalid_input", 422, "the request body is not valid"),
     ("internal_error", 500, "something went wrong on keygate's side (logged with the request id)"),
-    ("busy", 503, "keygate is at one of its bounds (e.g. every password-hashing slot is taken); retry after `Retry-After`"),
+    (
+        "busy",
+        503,
+        "keygate is at one of its bounds (e.g. every password-hashing slot is taken); retry after `Retry-After`",
+    ),
 ];
 
 /// The document as pretty JSON with a final newline: what `keygate openapi` prints and

@@ -29,6 +29,8 @@ macro_rules! on_both_backends {
     };
 }
 
+mod ceiling;
+
 on_both_backends!(
     a_fresh_key_verifies_as_its_user,
     deactivating_the_user_refuses_the_key_with_user_inactive,

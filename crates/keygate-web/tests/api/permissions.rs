@@ -3,7 +3,7 @@
 //! and write nothing; groups change their members' keys on the next request; the capability answer
 //! tells what a key really reaches.
 
-use keygate_domain::UserId;
+use keygate_domain::{UnitId, UserId};
 use keygate_service::{Caller, CreateUser, IssueKey, KeyOwner, ServiceError};
 use keygate_store::{AuditFilter, Backend};
 use secrecy::SecretString;
@@ -18,6 +18,8 @@ on_both_backends!(
     removing_a_grant_from_a_group_refuses_the_next_call_of_a_members_key,
     a_programmatic_user_reaches_only_what_its_groups_grant,
     the_capability_answer_shows_the_own_records_rule_and_dormant_scopes,
+    a_refused_patch_of_a_user_writes_none_of_its_fields,
+    a_retried_post_of_a_user_with_the_same_idempotency_key_gets_the_first_answer,
 );
 
 /// A user created by the command line, and that user acting as a logged-in console user does.
@@ -207,4 +209,99 @@ async fn the_capability_answer_shows_the_own_records_rule_and_dormant_scopes(app
     let body: Value = app.capability(key.expose()).await.json().await.expect("json");
     assert_eq!(body["permissions"], json!(["companies:read:all", "companies:write:own", "jobs:read:own"]), "{body}");
     assert_eq!(body["dormantScopes"], json!(["companies:write", "jobs:read"]), "{body}");
+}
+
+/// A PATCH is one judged write: refused or invalid in any field, it writes none (a change of
+/// groups with a deactivation of oneself used to write the groups and answer 422).
+async fn a_refused_patch_of_a_user_writes_none_of_its_fields(app: TestApp) {
+    app.keygate.create_unit(&Caller::CLI, app.tenant, Some(2), "Unit 2").await.expect("unit");
+    app.keygate
+        .create_group(&Caller::CLI, app.tenant, "User admins", &["users:write:all".into(), "jobs:read:all".into()])
+        .await
+        .expect("group");
+    app.keygate.create_group(&Caller::CLI, app.tenant, "Jobs", &["jobs:read:all".into()]).await.expect("group");
+    console_user(&app, "hr-sync@acme.example", &["User admins"], "programmatic").await;
+    app.keygate
+        .set_user_units(&Caller::CLI, app.tenant, user_id(&app, "hr-sync@acme.example").await, Some(vec![UnitId(1)]))
+        .await
+        .expect("units");
+    let (target, _) = console_user(&app, "erp2@acme.example", &[], "programmatic").await;
+    app.keygate.set_user_units(&Caller::CLI, app.tenant, target, Some(vec![UnitId(1)])).await.expect("units");
+    let key = key_for(&app, "hr-sync@acme.example", None).await;
+    let r = app
+        .client
+        .patch(app.url(&format!("/rest/v1/1/users?id={}", target.0)))
+        .bearer_auth(key.expose())
+        .json(&json!({"groups": ["Jobs"], "units": [1, 2]}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 403, "{}", r.text().await.unwrap_or_default());
+    let user = app.keygate.user_by_id(app.tenant, target).await.expect("user");
+    assert!(user.groups.is_empty(), "the groups were written by a refused PATCH: {:?}", user.groups);
+    assert_eq!(user.units, Some(vec![UnitId(1)]));
+    // Groups with a deactivation of oneself: the groups were written, then 422.
+    let me = user_id(&app, "hr-sync@acme.example").await;
+    let r = app
+        .client
+        .patch(app.url(&format!("/rest/v1/1/users?id={}", me.0)))
+        .bearer_auth(key.expose())
+        .json(&json!({"groups": ["User admins", "Jobs"], "active": false}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 422, "{}", r.text().await.unwrap_or_default());
+    let groups = app.keygate.user_by_id(app.tenant, me).await.expect("user").groups;
+    assert_eq!(groups, vec!["User admins".to_owned()], "a PATCH answered 422 wrote its groups");
+    // The allowed half alone is written.
+    let r = app
+        .client
+        .patch(app.url(&format!("/rest/v1/1/users?id={}", target.0)))
+        .bearer_auth(key.expose())
+        .json(&json!({"groups": ["Jobs"]}))
+        .send()
+        .await
+        .expect("send");
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap_or_default());
+    assert_eq!(app.keygate.user_by_id(app.tenant, target).await.expect("user").groups, vec!["Jobs".to_owned()]);
+}
+
+/// A retry of `POST users` with its `Idempotency-Key` answered 409 (the email exists): it gets
+/// the first answer, and one user exists.
+async fn a_retried_post_of_a_user_with_the_same_idempotency_key_gets_the_first_answer(app: TestApp) {
+    app.keygate
+        .create_group(&Caller::CLI, app.tenant, "User admins", &["users:write:all".into()])
+        .await
+        .expect("group");
+    console_user(&app, "hr-sync@acme.example", &["User admins"], "programmatic").await;
+    let key = key_for(&app, "hr-sync@acme.example", None).await;
+    let body = json!({"name": "New hire", "email": "hire@acme.example"});
+    let post = || {
+        app.client
+            .post(app.url("/rest/v1/1/users"))
+            .bearer_auth(key.expose())
+            .header("Idempotency-Key", "hire-1")
+            .json(&body)
+            .send()
+    };
+    let first = post().await.expect("send");
+    assert_eq!(first.status(), 201);
+    let first: Value = first.json().await.expect("json");
+    let again = post().await.expect("send");
+    assert_eq!(again.status(), 201, "the retry was not answered with the first answer");
+    assert_eq!(again.json::<Value>().await.expect("json"), first);
+    assert_eq!(
+        app.keygate
+            .list_users(&Caller::CLI, app.tenant)
+            .await
+            .expect("users")
+            .iter()
+            .filter(|u| u.email == "hire@acme.example")
+            .count(),
+        1
+    );
+}
+
+async fn user_id(app: &TestApp, email: &str) -> UserId {
+    app.keygate.user_by_email(app.tenant, email).await.expect("user").id
 }

@@ -300,6 +300,74 @@ async fn concurrent_wrong_log_ins_hash_within_the_memory_budget() {
     }
 }
 
+const CONCURRENT_PASSWORD_SETS: u32 = 200;
+
+/// Setting a password hashes it: every Argon2 run goes through the one gate, so 200 concurrent
+/// password sets by a User configurator stay within the same memory as 200 log-ins (they took
+/// the server to 3.5 GiB when they hashed outside it).
+#[tokio::test]
+async fn concurrent_password_sets_hash_within_the_memory_budget() {
+    let app = spawn_app().await;
+    let hr = app
+        .keygate
+        .create_user(
+            &Caller::CLI,
+            app.tenant,
+            keygate_service::CreateUser {
+                email: "hr@acme.example".into(),
+                name: "HR".into(),
+                category: "personal".into(),
+                groups: vec!["User configurator".into()],
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("user");
+    let permissions = app.keygate.user_permissions(&Caller::CLI, app.tenant, hr).await.expect("permissions");
+    let caller = Caller::User {
+        id: hr,
+        tenant: app.tenant,
+        email: "hr@acme.example".into(),
+        permissions,
+        units: None,
+        ip: Some("127.0.0.1".into()),
+    };
+    // A user whose powers lie within HR's: its password may be set by HR.
+    let bot = app
+        .keygate
+        .create_user(
+            &Caller::CLI,
+            app.tenant,
+            keygate_service::CreateUser {
+                email: "bot@acme.example".into(),
+                name: "Bot".into(),
+                category: "programmatic".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("user");
+    let sets = (0..CONCURRENT_PASSWORD_SETS).map(|i| {
+        let (app, caller) = (&app, &caller);
+        async move {
+            let password = secrecy::SecretString::from(format!("a long enough password {i}"));
+            app.keygate.set_user_password(caller, app.tenant, bot, Some(password)).await
+        }
+    });
+    let answers = futures_join_all(sets).await;
+    let peak = peak_rss_bytes();
+    let (slots, started) = app.keygate.password_hashing();
+    eprintln!("peak RSS {} MiB; {started} hashings, {slots} at a time", peak >> 20);
+    assert!(peak <= 256 * 1024 * 1024, "peak RSS {} MiB under {CONCURRENT_PASSWORD_SETS} password sets", peak >> 20);
+    assert!(started >= 1 && answers.iter().any(Result::is_ok), "some passwords were set");
+    for answer in &answers {
+        assert!(
+            matches!(answer, Ok(()) | Err(keygate_service::ServiceError::Busy(_))),
+            "a set is done or refused as busy: {answer:?}"
+        );
+    }
+}
+
 /// Runs every future to completion, concurrently, in order of the input.
 async fn futures_join_all<F: std::future::Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
     let mut set = Vec::new();

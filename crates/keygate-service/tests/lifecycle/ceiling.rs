@@ -17,6 +17,7 @@ on_both_backends!(
     re_activation_cannot_revive_a_key_with_powers_the_re_activator_lacks,
     a_refused_change_of_groups_and_units_writes_neither,
     only_a_supervisor_force_deletes_a_group_a_supervisor_is_in,
+    judged_writes_racing_grant_membership_and_unit_changes_are_allowed_exactly_when_they_come_first,
 );
 
 struct World {
@@ -286,4 +287,113 @@ async fn only_a_supervisor_force_deletes_a_group_a_supervisor_is_in(t: TestDatab
     let boss = w.console("admin@acme.example").await;
     w.kg.delete_group(&boss, w.tenant, "Team", true).await.expect("a Supervisor may");
     assert!(!w.groups_of(admin).await.contains(&"Team".to_owned()));
+}
+
+type Write<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), ServiceError>> + 'a>>;
+
+/// Who wins a race decides whether a judged write may be allowed: each round runs one judged
+/// write by a console user against one concurrent change by the command line, in three
+/// scenarios; an allowed write must have been applied on the side of the change where it gives
+/// nothing its actor lacks (audit ids, written in each transaction, give the order). A write
+/// judged on what was read before the change and written after it would break this.
+async fn judged_writes_racing_grant_membership_and_unit_changes_are_allowed_exactly_when_they_come_first(
+    t: TestDatabase,
+) {
+    let w = world(t).await;
+    w.unit(2).await;
+    w.group("Team", &["jobs:read:own"]).await;
+    w.group("Pool", &["jobs:read:own"]).await;
+    w.group("Documents", &["documents:read:all"]).await;
+    let hr_groups: Vec<String> = ["User configurator", "Team", "Documents"].map(String::from).to_vec();
+    w.user("hr@acme.example", "personal", &["User configurator", "Team", "Documents"], Some(vec![UnitId(1)])).await;
+    let hr = w.kg.user_by_email(w.tenant, "hr@acme.example").await.expect("hr").id;
+    let cli = &Caller::CLI;
+    let w = &w;
+    let (documents, pool) = (vec!["Documents".to_owned()], vec!["Pool".to_owned()]);
+    let hr_without_documents = &vec!["User configurator".to_owned(), "Team".to_owned()];
+    let pool_with_invoices = &vec!["jobs:read:own".to_owned(), "invoices:read:all".to_owned()];
+    let mut outcomes = [[0u32; 2]; 3];
+    for round in 0..30u32 {
+        let email = format!("u{round}@acme.example");
+        let target = w.user(&email, "programmatic", &[], Some(vec![UnitId(1)])).await;
+        for scenario in 0..3 {
+            // Reset: HR in Team and Documents in unit 1; Pool without invoices.
+            w.kg.set_user_groups(cli, w.tenant, hr, &hr_groups).await.expect("reset");
+            w.kg.set_user_units(cli, w.tenant, hr, Some(vec![UnitId(1)])).await.expect("reset");
+            w.kg.set_group_grants(cli, w.tenant, "Pool", &["jobs:read:own".into()]).await.expect("reset");
+            let start: &[String] = if scenario == 2 { &["Documents".to_owned()] } else { &[] };
+            w.kg.set_user_groups(cli, w.tenant, target, start).await.expect("reset");
+            w.kg.set_user_units(cli, w.tenant, target, Some(vec![UnitId(1)])).await.expect("reset");
+            let actor = w.console("hr@acme.example").await;
+            let yields = round % 4;
+            let after = async move {
+                for _ in 0..yields {
+                    tokio::task::yield_now().await;
+                }
+            };
+            // (HR's write, the command line's change, whether HR's write is allowed only before it)
+            let (write, change, only_before): (Write<'_>, Write<'_>, bool) = match scenario {
+                // HR gives Documents while losing it.
+                0 => (
+                    Box::pin(w.kg.set_user_groups(&actor, w.tenant, target, &documents)),
+                    Box::pin(async move {
+                        after.await;
+                        w.kg.set_user_groups(cli, w.tenant, hr, hr_without_documents).await
+                    }),
+                    true,
+                ),
+                // HR puts the target into Pool while Pool gains a grant HR does not hold.
+                1 => (
+                    Box::pin(w.kg.set_user_groups(&actor, w.tenant, target, &pool)),
+                    Box::pin(async move {
+                        after.await;
+                        w.kg.set_group_grants(cli, w.tenant, "Pool", pool_with_invoices).await.map(|_| ())
+                    }),
+                    true,
+                ),
+                // HR extends a Documents member into unit 2 while gaining unit 2.
+                _ => (
+                    Box::pin(w.kg.set_user_units(&actor, w.tenant, target, Some(vec![UnitId(1), UnitId(2)]))),
+                    Box::pin(async move {
+                        after.await;
+                        w.kg.set_user_units(cli, w.tenant, hr, Some(vec![UnitId(1), UnitId(2)])).await
+                    }),
+                    false,
+                ),
+            };
+            let (written, changed) = tokio::join!(write, change);
+            changed.expect("the command line's change");
+            match &written {
+                Ok(()) => {
+                    let write_first = w.order_of_last_two(&email).await.expect("both are in the audit log");
+                    assert_eq!(
+                        write_first, only_before,
+                        "round {round}, scenario {scenario}: allowed although applied on the wrong side of the change"
+                    );
+                }
+                Err(e) => assert!(matches!(e, ServiceError::GrantExceedsActor(_)), "round {round}: {e:?}"),
+            }
+            outcomes[scenario][usize::from(written.is_ok())] += 1;
+        }
+    }
+    eprintln!("[refused, allowed] per scenario: {outcomes:?}");
+    let (refused, allowed): (u32, u32) = outcomes.iter().fold((0, 0), |(r, a), o| (r + o[0], a + o[1]));
+    assert!(refused > 0 && allowed > 0, "the races all went one way: {outcomes:?}");
+}
+
+impl World {
+    /// Whether the last write about `target_email` (allowed or refused) has a smaller audit id
+    /// than the last change by the command line: the order in which the two were applied.
+    async fn order_of_last_two(&self, target_email: &str) -> Option<bool> {
+        let filter = keygate_store::AuditFilter { limit: 20, ..Default::default() };
+        let rows = self.kg.db().audit().list(self.tenant, &filter).await.expect("audit");
+        let write = rows
+            .iter()
+            .find(|r| {
+                r.target == format!("user {target_email}") && r.actor_kind == "user" && r.action != "grant.refused"
+            })?
+            .id;
+        let change = rows.iter().find(|r| r.actor_kind == "system")?.id;
+        Some(write < change)
+    }
 }

@@ -74,13 +74,18 @@ impl Guard<'_> {
     }
 }
 
+/// A user's row: id, category, active, has a password, units.
+pub(crate) type UserStateRow = (i64, String, bool, bool, Option<String>);
+/// A key's row: id, user, scopes, units, enabled, expires at.
+pub(crate) type KeyStateRow = (i64, i64, Option<String>, Option<String>, bool, Option<i64>);
+
 /// Rows of a tenant's powers as read in one transaction.
 #[derive(Debug, Default)]
 pub(crate) struct StateRows {
-    pub users: Vec<(i64, String, bool, bool, Option<String>)>,
+    pub users: Vec<UserStateRow>,
     pub memberships: Vec<(i64, i64)>,
     pub groups: Vec<(i64, Option<String>, String)>,
-    pub keys: Vec<(i64, i64, Option<String>, Option<String>, bool, Option<i64>)>,
+    pub keys: Vec<KeyStateRow>,
 }
 
 impl StateRows {
@@ -170,7 +175,7 @@ macro_rules! load_state {
                 .fetch_all(&mut **$tx)
                 .await?;
             for user in &users {
-                let row: Option<(i64, String, bool, bool, Option<String>)> = sqlx::query_as(
+                let row: Option<$crate::authz::UserStateRow> = sqlx::query_as(
                     "SELECT id, category, active, (password_hash IS NOT NULL), units FROM users \
                      WHERE tenant_id = $1 AND id = $2",
                 )
@@ -195,7 +200,7 @@ macro_rules! load_state {
                 keys.extend(owned);
             }
             for key in &keys {
-                let row: Option<(i64, i64, Option<String>, Option<String>, bool, Option<i64>)> = sqlx::query_as(
+                let row: Option<$crate::authz::KeyStateRow> = sqlx::query_as(
                     "SELECT id, user_id, scopes, units, enabled, expires_at FROM api_keys \
                      WHERE tenant_id = $1 AND id = $2 AND revoked_at IS NULL",
                 )

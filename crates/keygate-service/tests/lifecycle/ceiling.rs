@@ -310,13 +310,13 @@ async fn judged_writes_racing_grant_membership_and_unit_changes_are_allowed_exac
     let cli = &Caller::CLI;
     let w = &w;
     let (documents, pool) = (vec!["Documents".to_owned()], vec!["Pool".to_owned()]);
-    let hr_without_documents = &vec!["User configurator".to_owned(), "Team".to_owned()];
-    let pool_with_invoices = &vec!["jobs:read:own".to_owned(), "invoices:read:all".to_owned()];
+    let hr_without_documents = &["User configurator".to_owned(), "Team".to_owned()];
+    let pool_with_invoices = &["jobs:read:own".to_owned(), "invoices:read:all".to_owned()];
     let mut outcomes = [[0u32; 2]; 3];
     for round in 0..30u32 {
         let email = format!("u{round}@acme.example");
         let target = w.user(&email, "programmatic", &[], Some(vec![UnitId(1)])).await;
-        for scenario in 0..3 {
+        for (scenario, counts) in outcomes.iter_mut().enumerate() {
             // Reset: HR in Team and Documents in unit 1; Pool without invoices.
             w.kg.set_user_groups(cli, w.tenant, hr, &hr_groups).await.expect("reset");
             w.kg.set_user_units(cli, w.tenant, hr, Some(vec![UnitId(1)])).await.expect("reset");
@@ -373,7 +373,7 @@ async fn judged_writes_racing_grant_membership_and_unit_changes_are_allowed_exac
                 }
                 Err(e) => assert!(matches!(e, ServiceError::GrantExceedsActor(_)), "round {round}: {e:?}"),
             }
-            outcomes[scenario][usize::from(written.is_ok())] += 1;
+            counts[usize::from(written.is_ok())] += 1;
         }
     }
     eprintln!("[refused, allowed] per scenario: {outcomes:?}");

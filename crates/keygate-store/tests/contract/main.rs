@@ -5,7 +5,9 @@ use keygate_domain::{
     Actor, ApiKeySecret, AuditEntry, Email, GroupId, IpRanges, PersonName, Purpose, Scopes, TenantId, TenantSlug,
     Timestamp, UnitId, UserCategory, UserId,
 };
-use keygate_store::{AuditFilter, ChangeKind, Database, Guard, NewKey, NewTenant, NewUser, StoreError, UsageUpdate};
+use keygate_store::{
+    AuditFilter, ChangeKind, Database, Guard, HandsOver, NewKey, NewTenant, NewUser, StoreError, UsageUpdate,
+};
 
 /// Declares `name` once per engine: `sqlite::name` and `postgres::name`.
 macro_rules! contract {
@@ -32,6 +34,7 @@ macro_rules! contract {
 }
 
 contract!(
+    a_judged_write_refused_on_its_outcome_leaves_nothing_behind,
     a_new_tenant_has_unit_one_system_groups_and_an_admin_in_all_of_them,
     a_duplicate_tenant_slug_is_a_conflict_and_writes_nothing,
     a_stored_key_is_found_by_its_digest_and_holds_no_plaintext,
@@ -280,6 +283,59 @@ async fn deactivating_a_user_is_visible_to_the_owner_lookup(db: &Database) {
     assert!(!owner.active);
     assert_eq!(owner.category, UserCategory::Programmatic);
     assert_eq!(owner.units, Some(vec![UnitId(1)]));
+}
+
+/// The guard sees the state before and after the write, read in its transaction, and a refusal
+/// rolls back the user, its memberships, its idempotent answer and its audit row together.
+async fn a_judged_write_refused_on_its_outcome_leaves_nothing_behind(db: &Database) {
+    let f = fixture(db, "acme").await;
+    let groups = db.groups().list(f.tenant).await.expect("groups");
+    let supervisor = groups.iter().find(|g| g.name == "Supervisor").expect("system group").id;
+    let seen = std::sync::Mutex::new(Vec::new());
+    let judge = |outcome: &keygate_domain::Outcome<'_>| {
+        let new: Vec<_> =
+            outcome.after.users.keys().filter(|u| !outcome.before.users.contains_key(u)).copied().collect();
+        seen.lock().expect("lock").extend(new.iter().map(|u| outcome.after.users[u].groups.clone()));
+        Err(keygate_domain::GrantExceedsActor { message: "no".into(), lacking: Vec::new() })
+    };
+    let guard = Guard {
+        users: vec![f.admin],
+        groups: Vec::new(),
+        keys: Vec::new(),
+        hands_over: HandsOver::Nothing,
+        judge: &judge,
+    };
+    let email = Email::parse("boss@acme.example").expect("email");
+    let audits_before =
+        db.audit().list(f.tenant, &AuditFilter { limit: 1_000, ..AuditFilter::default() }).await.expect("audit").len();
+    let err = db
+        .users()
+        .create(
+            NewUser {
+                tenant_id: f.tenant,
+                email: &email,
+                name: &PersonName::parse("Boss").expect("name"),
+                category: UserCategory::Personal,
+                password_hash: None,
+                units: None,
+                groups: &[supervisor],
+                idempotency: None,
+            },
+            &guard,
+            &cli(Some(f.tenant), "user.created"),
+        )
+        .await
+        .expect_err("refused");
+    assert!(matches!(err, StoreError::Refused(_)), "{err:?}");
+    assert_eq!(
+        seen.into_inner().expect("lock"),
+        vec![std::collections::BTreeSet::from([supervisor])],
+        "the judge saw the new user in Supervisor"
+    );
+    assert!(db.users().by_email(f.tenant, &email).await.expect("read").is_none(), "the refused user was written");
+    let audits =
+        db.audit().list(f.tenant, &AuditFilter { limit: 1_000, ..AuditFilter::default() }).await.expect("audit").len();
+    assert_eq!(audits, audits_before, "the refused write left an audit row");
 }
 
 async fn a_user_with_an_unknown_group_is_not_created_at_all(db: &Database) {

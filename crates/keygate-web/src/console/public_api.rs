@@ -444,7 +444,7 @@ pub(crate) async fn generate_key(
             values.scopes.clear();
             values.units.clear();
         }
-        if !form.get("for").trim().is_empty() {
+        if parse_owner(form.get("for")).is_some() {
             form.get("for").trim().clone_into(&mut values.owner);
         }
         values

@@ -101,7 +101,7 @@ fill() { # fill TEMPLATE OUT PORT OPEN_PORT: the test configurations, with the s
         -e "s#@WORKERS@#1#" -e "s#@ACCESS_LOG@#off#" \
         -e "s#@KEYGATE_PORT@#$KG_PORT#g" -e "s#@APP_PORT@#$STATIC_PORT#g" \
         -e "s#@PORT@#$3#g" -e "s#@CACHED_PORT@#$NGINX_CACHED_PORT#g" -e "s#@OPEN_PORT@#$4#g" \
-        -e "s#@STATIC_PORT@#$STATIC_PORT#g" "$1" >"$2"
+        -e "s#@STATIC_PORT@#$STATIC_PORT#g" -e "s#@TENANT@#bench#g" "$1" >"$2"
 }
 mkdir -p "$T/nginx/tmp" "$T/caddy"
 cp -r "$ROOT/deploy/nginx/snippets" "$T/nginx/"

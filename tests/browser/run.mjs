@@ -2,7 +2,8 @@
 // driven by playwright-core, against the debug keygate binary on a fresh database.
 // It follows the original manual's path by link text, enables the API, creates a programmatic
 // user, generates a key for it, uses the key, disables it and deactivates its user, and checks
-// that the key is shown once. Then issue 10's path: a group `Invoice export` with two grants
+// that the key is shown once (and that choosing a user without "Show the choices" generates
+// nothing, issue 17). Then issue 10's path: a group `Invoice export` with two grants
 // ticked by label, a programmatic user in it, a key for that user that reads documents and is
 // refused persons and writes, the grant taken away in the console and the next call refused; and
 // a User configurator who is refused, beside the form, a user in Supervisor (the grant ceiling).
@@ -245,6 +246,20 @@ async function main() {
     const row = page.getByRole("row").filter({ hasText: ERP });
     assert((await row.textContent()).includes("Programmatic"), "the new user is not marked programmatic");
     await shot(page, "users.png", { docs: true });
+  });
+
+  await check("choosing a user and pressing Generate at once generates nothing; the form then shows that user", async () => {
+    // issue 17: this generated the key for the person logged in.
+    await page.goto(`${base}${PUBLIC_API}`);
+    const owner = page.getByLabel("For which user");
+    await owner.selectOption(await owner.locator("option", { hasText: ERP }).getAttribute("value"));
+    await page.getByLabel("Purpose (required)").fill("Generate pressed at once");
+    await page.getByRole("button", { name: "Generate API key" }).click();
+    await page.getByText(`No key generated: the list names ${ERP}, but the form was showing the choices for yourself (${ADMIN})`).waitFor();
+    assert(await page.getByLabel("API key", { exact: true }).count() === 0, "a key is shown");
+    await page.getByText(`The key below is for ERP export <${ERP}>`).waitFor();
+    const purpose = await page.getByLabel("Purpose (required)").inputValue();
+    assert(purpose === "Generate pressed at once", `the typed purpose is gone: ${purpose}`);
   });
 
   await check("a key generated for the programmatic user is shown once, with a copy button", async () => {

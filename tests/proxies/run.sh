@@ -8,8 +8,10 @@
 # problem document (401, 403 and 429, which nginx's auth_request alone would turn into 500); a
 # valid key reaches the upstream with the X-Keygate-* identity and without the key; keygate judges
 # the real client address (127.0.0.2 ≠ the proxy's 127.0.0.1) and a client cannot choose it with
-# X-Forwarded-For / X-Real-IP; a disabled key is refused on the next request; keygate down → the
-# proxy fails closed. For nginx's optional auth cache (keygate-locations-cached.conf): it serves
+# X-Forwarded-For / X-Real-IP; the proxies are pinned to their tenant (`?tenant=` in the shipped
+# snippets), so another tenant's valid key is refused; a unit-1 key reaches /rest/v1/1/… and never
+# unit 2, however the path is spelled (`%32`, case, `;`, dot segments, double slashes); a disabled
+# key is refused on the next request; keygate down → the proxy fails closed. For nginx's optional auth cache (keygate-locations-cached.conf): it serves
 # the identity from the cache, never caches refusals, and its revocation delay is measured.
 #
 # Everything listens on 127.0.0.1 on free ports, from a temporary directory removed at the end;
@@ -111,6 +113,7 @@ export KEYGATE_DATA_DIR=$T/data
 BOT_ID=$("$KG" users create --tenant acme --email bot@acme.test --name "Proxy bot" --category programmatic \
     --group Readers | sed -n 's/.*(id \([0-9]*\)).*/\1/p')
 "$KG" tenants api on --tenant acme >/dev/null
+"$KG" units create --tenant acme --id 2 "Second unit" >/dev/null
 issue() { # issue VAR PURPOSE ARGS...: sets VAR to the key and VAR_ID to its id
     local var=$1 purpose=$2
     shift 2
@@ -122,6 +125,12 @@ issue() { # issue VAR PURPOSE ARGS...: sets VAR to the key and VAR_ID to its id
 issue KEY "proxied integration" --ip 127.0.0.0/8
 issue FAR "far away" --ip 203.0.113.0/24
 issue TWO "from 127.0.0.2 only" --ip 127.0.0.2/32
+issue UNIT1 "unit 1 only" --ip 127.0.0.0/8 --unit 1 --rate-limit 100000
+# A second tenant with a valid key of its own: the proxies serve acme's site and must refuse it.
+"$KG" init --tenant globex --admin-email admin@globex.test >/dev/null
+"$KG" users create --tenant globex --email bot@globex.test --name "Globex bot" --category programmatic >/dev/null
+"$KG" tenants api on --tenant globex >/dev/null
+OTHER=$("$KG" keys issue --tenant globex --user bot@globex.test --purpose "another tenant's" --ip 127.0.0.0/8 2>/dev/null)
 for p in nginx caddy nginx_cached; do
     issue "RATE_$p" "rate $p" --ip 127.0.0.0/8 --rate-limit 1
     issue "REVOKE_$p" "revoke $p" --ip 127.0.0.0/8
@@ -139,7 +148,7 @@ fill() { # fill TEMPLATE OUT: replace the @NAME@ placeholders
         -e "s#@WORKERS@#1#" -e "s#@ACCESS_LOG@#off#" \
         -e "s#@KEYGATE_PORT@#$KG_PORT#g" -e "s#@APP_PORT@#$APP_PORT#g" \
         -e "s#@PORT@#${3}#g" -e "s#@CACHED_PORT@#$NGINX_CACHED_PORT#g" -e "s#@OPEN_PORT@#${4}#g" \
-        -e "s#@STATIC_PORT@#$NGINX_STATIC_PORT#g" "$1" >"$2"
+        -e "s#@STATIC_PORT@#$NGINX_STATIC_PORT#g" -e "s#@TENANT@#acme#g" "$1" >"$2"
 }
 for p in "${proxies[@]}"; do
     case $p in
@@ -259,6 +268,14 @@ else
     explain
 fi
 
+fetch "http://127.0.0.1:$KG_PORT/v1/forward-auth" -H "Authorization: Bearer $OTHER"
+if [[ $STATUS == 200 && $(header x-keygate-tenant) == globex ]]; then
+    ok "control: globex's key is valid (forward-auth without ?tenant= accepts it)"
+else
+    bad "control: globex's key should be valid where no tenant is named"
+    explain
+fi
+
 # --- Each proxy --------------------------------------------------------------------------------
 check_proxy() { # check_proxy NAME BASE_URL SUFFIX
     local p=$1 base=$2 s=$3
@@ -300,6 +317,25 @@ check_proxy() { # check_proxy NAME BASE_URL SUFFIX
         bad "$p: POST body"
         explain
     fi
+
+    # The site is acme's: a valid key of another tenant is unknown here (the shipped snippets pass
+    # ?tenant=; without it this key passed).
+    refused "$p: globex's valid key on acme's site" 401 unknown_key 'error_description="unknown_key"' \
+        "$base/x" -H "Authorization: Bearer $OTHER"
+
+    # The unit: keygate reads it from the URI the proxy forwards, and refuses any spelling of a
+    # /rest/v1/ path whose unit it cannot read (the upstream might read unit 2 there).
+    reached "$p: unit-1 key on /rest/v1/1/views/jobs" "$UNIT1_ID" "$base/rest/v1/1/views/jobs" \
+        -H "Authorization: Bearer $UNIT1"
+    refused "$p: unit-1 key on /rest/v1/2/views/jobs" 403 unit_not_allowed 'error_description="unit_not_allowed"' \
+        "$base/rest/v1/2/views/jobs" -H "Authorization: Bearer $UNIT1"
+    local spelling
+    for spelling in /rest/v1/%32/views/jobs '/rest/v1/2;x=1/views/jobs' /REST/v1/2/views/jobs \
+        /rest/v1/1/../2/views/jobs //rest/v1/2/views/jobs /rest/v1/./2/views/jobs /rest/v1/1/%2e%2e/2/views/jobs \
+        /rest/v1%2f2/views/jobs; do
+        refused "$p: unit-1 key on $spelling" 400 unreadable_unit "" --path-as-is "$base$spelling" \
+            -H "Authorization: Bearer $UNIT1"
+    done
 
     # The client address keygate judges.
     reached "$p: key for 127.0.0.2/32 from client 127.0.0.2 (the proxy itself is 127.0.0.1)" "$TWO_ID" \
@@ -351,6 +387,8 @@ if [[ " ${proxies[*]} " == *" nginx "* ]]; then
     reached "nginx cached: valid key, second call (from the cache: identity still set)" "$KEY_ID" \
         "$base/cached" -H "Authorization: Bearer $KEY"
     refused "nginx cached: no key" 401 missing_credentials 'Bearer realm="keygate"' "$base/cached"
+    refused "nginx cached: globex's valid key on acme's site" 401 unknown_key 'error_description="unknown_key"' \
+        "$base/cached" -H "Authorization: Bearer $OTHER"
     refused "nginx cached: key for 127.0.0.2/32 from 127.0.0.1 (client address is in the cache key)" 403 \
         ip_not_allowed 'error_description="ip_not_allowed"' "$base/x" -H "Authorization: Bearer $TWO"
     reached "nginx cached: … and from 127.0.0.2" "$TWO_ID" "$base/x" --interface 127.0.0.2 -H "Authorization: Bearer $TWO"

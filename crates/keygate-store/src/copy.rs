@@ -2,7 +2,9 @@
 //! one PostgreSQL transaction, then compared.
 //!
 //! The source is read through a read-only SQLite connection and is never written. The target is
-//! migrated first and must then be empty. Tables are copied parents first (the order is read from
+//! inspected first, in a read-only transaction, and refused unless it is a new, empty database or a
+//! keygate schema without rows: a refused copy leaves it exactly as it was. Only then is it
+//! migrated and copied into. Tables are copied parents first (the order is read from
 //! the target's foreign keys), ids are kept, identity sequences are set past the copied ids, and
 //! afterwards every table's rows are read back and hashed on both sides: the counts and SHA-256
 //! digests are reported, and any difference fails the copy (the transaction is rolled back).
@@ -13,7 +15,7 @@ use rusqlite::{OpenFlags, types::ValueRef};
 use sha2::{Digest, Sha256};
 use sqlx::{Row, postgres::PgRow};
 
-use crate::{Database, Pool, ROWS_PER_STATEMENT, StoreError, StoreResult};
+use crate::{Database, POSTGRES_MIGRATIONS, Pool, ROWS_PER_STATEMENT, SchemaState, StoreError, StoreResult};
 
 /// What the copy did, table by table.
 #[derive(Debug, Clone)]
@@ -99,17 +101,17 @@ fn corrupt(what: String) -> StoreError {
     StoreError::Corrupt(what)
 }
 
-/// Copies the SQLite database at `source` into the PostgreSQL database `target` (migrated here,
-/// and refused unless empty). Nothing is written to `source`; on any failure nothing stays in
-/// `target` but its schema.
+/// Copies the SQLite database at `source` into the PostgreSQL database `target`. The target is
+/// checked before anything is written to it ([`check_target`]): a new, empty database, or one
+/// holding only keygate's schema without rows; anything else is refused and left as it was. It is
+/// then migrated and filled in one transaction. Nothing is written to `source`; on a failure after
+/// the check nothing stays in `target` but keygate's schema.
 pub async fn copy_sqlite_to_postgres(source: &Path, target: &Database) -> StoreResult<CopyReport> {
     let Pool::Postgres(pg) = &target.pool else {
         return Err(StoreError::Conflict("the target of a copy must be a PostgreSQL database".to_owned()));
     };
     let reader = rusqlite::Connection::open_with_flags(source, OpenFlags::SQLITE_OPEN_READ_ONLY)
         .map_err(|e| StoreError::Conflict(format!("cannot open {} read-only: {e}", source.display())))?;
-    target.migrate().await?;
-    let tables = target_tables(pg).await?;
     let source_tables: Vec<String> = {
         let fail = |e: rusqlite::Error| StoreError::Conflict(format!("reading the source's tables failed: {e}"));
         let mut statement = reader
@@ -118,6 +120,15 @@ pub async fn copy_sqlite_to_postgres(source: &Path, target: &Database) -> StoreR
         let names = statement.query_map([], |row| row.get::<_, String>(0)).map_err(fail)?;
         names.collect::<Result<_, _>>().map_err(fail)?
     };
+    let ours = keygate_tables();
+    if let Some(missing) = source_tables.iter().find(|name| !ours.contains(name)) {
+        return Err(corrupt(format!(
+            "the source has a table {missing} that keygate's PostgreSQL schema lacks; nothing was written to the target"
+        )));
+    }
+    check_target(target, pg, &ours).await?;
+    target.migrate().await?;
+    let tables = target_tables(pg).await?;
     if let Some(missing) = source_tables.iter().find(|name| !tables.iter().any(|t| &t.name == *name)) {
         return Err(corrupt(format!("the source has a table {missing} that the PostgreSQL schema lacks")));
     }
@@ -155,6 +166,85 @@ pub async fn copy_sqlite_to_postgres(source: &Path, target: &Database) -> StoreR
     }
     tx.commit().await?;
     Ok(CopyReport { tables: report })
+}
+
+/// The tables keygate's PostgreSQL migrations create, read from their SQL, and the migration ledger
+/// `_sqlx_migrations`.
+fn keygate_tables() -> Vec<String> {
+    let mut names = vec!["_sqlx_migrations".to_owned()];
+    for migration in POSTGRES_MIGRATIONS.iter().filter(|m| !m.migration_type.is_down_migration()) {
+        let sql = migration.sql.to_ascii_lowercase();
+        for (at, _) in sql.match_indices("create table") {
+            let rest = sql[at + "create table".len()..].trim_start();
+            let rest = rest.strip_prefix("if not exists").unwrap_or(rest).trim_start();
+            let name: String = rest.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+            if !name.is_empty() && !names.contains(&name) {
+                names.push(name);
+            }
+        }
+    }
+    names
+}
+
+/// Refuses a target that is not a new, empty database or keygate's own schema without rows,
+/// before anything is written to it: it is only read, in a read-only transaction. Refused are
+/// tables, views and foreign tables that keygate's migrations do not create, or that sit in
+/// another schema than the one keygate would use; a migration ledger with migrations this keygate
+/// does not have (another application's, or a newer keygate's); and any row in keygate's tables.
+async fn check_target(target: &Database, pg: &sqlx::PgPool, ours: &[String]) -> StoreResult<()> {
+    let refuse = |why: String| {
+        StoreError::Conflict(format!(
+            "{why}; nothing was written to it. Copy only into a new, empty database (e.g. `createdb keygate`)"
+        ))
+    };
+    let mut tx = pg.begin().await?;
+    sqlx::query("SET TRANSACTION READ ONLY").execute(&mut *tx).await?;
+    let relations: Vec<(String, String, bool)> = sqlx::query_as(
+        "SELECT n.nspname::text, c.relname::text, n.nspname = current_schema() FROM pg_class c \
+         JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') \
+           AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
+           AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp\\_%' \
+         ORDER BY 1, 2",
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    let foreign: Vec<String> = relations
+        .iter()
+        .filter(|(_, name, here)| !*here || !ours.contains(name))
+        .map(|(schema, name, _)| format!("{schema}.{name}"))
+        .collect();
+    if !foreign.is_empty() {
+        let shown: Vec<&str> = foreign.iter().take(5).map(String::as_str).collect();
+        let more = if foreign.len() > 5 { format!(" and {} more", foreign.len() - 5) } else { String::new() };
+        return Err(refuse(format!(
+            "the target database holds {} table(s) that are not keygate's ({}{more}): it belongs to another \
+             application",
+            foreign.len(),
+            shown.join(", ")
+        )));
+    }
+    tx.rollback().await?;
+    match target.schema_state().await? {
+        SchemaState::Unmigrated | SchemaState::Current | SchemaState::Behind(_) => {}
+        SchemaState::Ahead(versions) | SchemaState::Differs(versions) => {
+            return Err(refuse(format!(
+                "the target database's _sqlx_migrations records migrations {versions:?} that this keygate does \
+                 not have (another application's, or a newer keygate's)"
+            )));
+        }
+    }
+    let mut tx = pg.begin().await?;
+    sqlx::query("SET TRANSACTION READ ONLY").execute(&mut *tx).await?;
+    for (_, name, _) in relations.iter().filter(|(_, name, _)| name != "_sqlx_migrations") {
+        // The name is one of keygate's own, read from its migrations; identifiers cannot be bound.
+        let rows: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {name}")).fetch_one(&mut *tx).await?;
+        if rows > 0 {
+            return Err(refuse(format!("the target database is not empty (table {name} has {rows} rows)")));
+        }
+    }
+    tx.rollback().await?;
+    Ok(())
 }
 
 /// The target's tables (keygate's own: everything but the migration ledger), parents first.
@@ -355,4 +445,41 @@ async fn digest_target(table: &Table, tx: &mut sqlx::Transaction<'_, sqlx::Postg
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{check_target, keygate_tables, target_tables};
+    use crate::Pool;
+
+    #[test]
+    fn keygates_tables_are_read_from_its_migrations() {
+        let names = keygate_tables();
+        for table in ["_sqlx_migrations", "tenants", "api_keys", "audit_events", "time_entries", "cluster_counts"] {
+            assert!(names.iter().any(|n| n == table), "{table} is missing from {names:?}");
+        }
+        let mut unique = names.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), names.len(), "{names:?}");
+    }
+
+    /// What the migrations create is what the check knows as keygate's, so a database that keygate
+    /// migrated and that holds no rows is a valid target.
+    #[tokio::test]
+    async fn a_migrated_keygate_schema_without_rows_is_a_valid_target() {
+        let Some(t) = crate::testing::fresh_postgres().await.expect("server") else {
+            eprintln!("skipped: KEYGATE_TEST_POSTGRES_URL is not set");
+            return;
+        };
+        let Pool::Postgres(pg) = &t.db.pool else { unreachable!("a PostgreSQL database") };
+        let mut created: Vec<String> = target_tables(pg).await.expect("tables").into_iter().map(|t| t.name).collect();
+        created.push("_sqlx_migrations".to_owned());
+        created.sort();
+        let mut known = keygate_tables();
+        known.sort();
+        assert_eq!(created, known, "the tables the migrations create and those the check knows");
+        check_target(&t.db, pg, &known).await.expect("an empty keygate schema is a valid target");
+        t.db.close().await;
+    }
 }

@@ -8,8 +8,10 @@ use axum::http::{HeaderMap, HeaderValue, Method};
 
 use crate::{TrustedProxies, client_ip, rest};
 
-/// Routes `path` for `method` and decodes its segments as a Public API call would.
+/// Routes `path` for `method` and decodes its segments as a Public API call would; and reads it
+/// as forward-auth reads a forwarded URI.
 pub fn public_api_path(method: &[u8], path: &str) {
+    crate::verify::fuzz_forwarded(path);
     let Ok(method) = Method::from_bytes(method) else { return };
     rest::fuzz_path(&method, path);
 }

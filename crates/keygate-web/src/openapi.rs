@@ -33,6 +33,13 @@ pub const OTHER_PROBLEM_CODES: &[(&str, u16, &str)] = &[
     ("unknown_column", 400, "a column that the view does not have, in `columns`, `properties` or the filter"),
     ("type_mismatch", 400, "a filter value of the wrong type for its column"),
     ("idempotency_key_reused", 400, "this `Idempotency-Key` was already used for a different request"),
+    (
+        "unreadable_unit",
+        400,
+        "forward-auth: the forwarded URI reaches `/rest/v1/` only in some reading of it (case, escapes, dot or \
+         empty segments, `;`, `\\`), so its unit cannot be read as keygate's router reads it; refused, never \
+         judged without a unit",
+    ),
     ("forbidden", 403, "the change is not allowed"),
     ("grant_exceeds_actor", 403, "the write would give a power that the key's user does not hold"),
     ("not_found", 404, "no such view, resource or record (a record outside the key's view is 404, never 403)"),
@@ -837,7 +844,9 @@ fn forward_auth_path() -> Value {
         { "name": "tenant", "in": "query", "description": "Only keys of this tenant are valid; any other is \
             `unknown_key` and touches nothing there.", "schema": { "type": "string" } },
         { "name": "X-Forwarded-Uri", "in": "header", "description": "The URI the proxy is about to forward \
-            (believed from a trusted proxy only); a `/rest/v1/{unitId}/…` path makes the unit part of the check.",
+            (believed from a trusted proxy only); a `/rest/v1/{unitId}/…` path makes the unit part of the check. \
+            A URI that reaches `/rest/v1/` in any other spelling (case, percent-escapes, dot or empty segments, \
+            `;` parameters, backslashes) is refused with 400 `unreadable_unit`.",
             "schema": { "type": "string" } },
         { "name": "X-Original-Uri", "in": "header", "description": "nginx's name for `X-Forwarded-Uri`.",
             "schema": { "type": "string" } },

@@ -18,7 +18,10 @@ use crate::{
     AppState, RequestId,
     client_ip::client_ip,
     problem::Problem,
-    rest::auth::{authenticated, credential, parse_unit},
+    rest::{
+        auth::{authenticated, credential, parse_unit},
+        decoded,
+    },
 };
 
 /// A verify body is a key and three short fields.
@@ -110,6 +113,12 @@ pub(crate) async fn verify_key(
 /// Verifies the key of the request a proxy is about to forward. Answers 200 with identity
 /// headers, or the refusal (401/403/429) for the proxy to return. With `?tenant=SLUG` in the
 /// proxy's auth URL, a key of any other tenant is `unknown_key` and touches nothing there.
+///
+/// The forwarded URI (from a trusted proxy only) decides the unit: `/rest/v1/{unitId}/…` read
+/// exactly as keygate's own router reads it. A URI that reaches `/rest/v1/` in any other spelling
+/// (case, percent-escapes, dot or empty segments, `;` parameters, backslashes) is refused with
+/// `400 unreadable_unit` before the key is looked at: the upstream might read a unit there that
+/// keygate did not judge, so it is never accepted as a call without a unit.
 pub(crate) async fn forward_auth(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -122,9 +131,13 @@ pub(crate) async fn forward_auth(
     let uri = trusted
         .then(|| headers.get("x-forwarded-uri").or_else(|| headers.get("x-original-uri")))
         .flatten()
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let unit = unit_of(uri);
+        .map(|v| String::from_utf8_lossy(v.as_bytes()))
+        .unwrap_or_default();
+    let unit = match forwarded(&uri) {
+        Forwarded::Elsewhere => None,
+        Forwarded::Unit(unit) => Some(unit),
+        Forwarded::Unreadable => return unreadable_unit(id),
+    };
     let tenant = own.query().and_then(|q| q.split('&').find_map(|pair| pair.strip_prefix("tenant=")));
     let req = VerifyRequest { credential: credential(&headers), client_ip: ip, unit, required: None };
     let verified = match tenant {
@@ -150,19 +163,225 @@ pub(crate) async fn forward_auth(
     }
 }
 
-/// The unit of a `/rest/v1/{unitId}/…` path, if the forwarded URI is one.
-fn unit_of(uri: &str) -> Option<UnitId> {
-    let path = uri.split('?').next().unwrap_or("");
+/// The refusal of a forwarded URI under `/rest/v1/` whose unit keygate cannot read.
+fn unreadable_unit(id: RequestId) -> Response {
+    Problem::new(
+        StatusCode::BAD_REQUEST,
+        "unreadable_unit",
+        "The forwarded URI addresses the Public API in a form keygate does not read",
+        id,
+    )
+    .detail(
+        "the forwarded URI reaches /rest/v1/ only in some reading of it (case, percent-escapes, dot or empty \
+         segments, `;` parameters, backslashes), so keygate cannot tell which unit the application will see; \
+         send /rest/v1/{unitId}/… with the unit in plain digits and no such spellings",
+    )
+    .into_response()
+}
+
+/// What a forwarded URI addresses, for forward-auth.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Forwarded {
+    /// Not the Public API in any reading: judged without a unit.
+    Elsewhere,
+    /// `/rest/v1/{unitId}/…`, spelled as keygate's router reads it, so every reading names this
+    /// unit.
+    Unit(UnitId),
+    /// The Public API in some reading, but not spelled so that its unit can be read: refused.
+    Unreadable,
+}
+
+/// Reads a forwarded URI (path and query, as nginx's `$request_uri` or Caddy's and Traefik's
+/// `X-Forwarded-Uri`).
+fn forwarded(uri: &str) -> Forwarded {
+    let path = uri.split('?').next().unwrap_or_default();
+    if let Some(unit) = canonical_unit(path) {
+        Forwarded::Unit(unit)
+    } else if reaches_public_api(path) {
+        Forwarded::Unreadable
+    } else {
+        Forwarded::Elsewhere
+    }
+}
+
+/// The unit of a path spelled exactly as keygate's router reads `/rest/v1/{unitId}/…`, and that
+/// no decoding or normalising of the rest of it can move to another unit: the unit in plain
+/// decimal digits (no sign, no leading zero), and after it no empty segment but a final one, no
+/// segment that is or decodes to `.` or `..` (blanks around them too), and none whose escapes decode to `/`, `\`, `;`, `%`,
+/// `?`, `#` or a control character.
+fn canonical_unit(path: &str) -> Option<UnitId> {
     let rest = path.strip_prefix("/rest/v1/")?;
-    parse_unit(rest.split('/').next().unwrap_or(""))
+    let mut segments = rest.split('/');
+    let unit = segments.next()?;
+    if unit.is_empty() || unit.starts_with('0') || !unit.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let unit = parse_unit(unit)?;
+    let mut segments = segments.peekable();
+    while let Some(segment) = segments.next() {
+        if segment.is_empty() && segments.peek().is_some() {
+            return None;
+        }
+        let text = decoded(segment)?;
+        let moves = |c: char| matches!(c, '/' | '\\' | ';' | '%' | '?' | '#') || c.is_control();
+        let bare = text.trim_matches(char::is_whitespace);
+        if bare == "." || bare == ".." || text.contains(moves) {
+            return None;
+        }
+    }
+    Some(unit)
+}
+
+/// Whether some server could read `path` as `/rest/v1/…`: after decoding percent-escapes (again
+/// and again, for double encodings), reading `\` as `/`, ignoring case, `;` parameters and
+/// surrounding blanks of a segment, an absolute URI's scheme and host, and removing empty and dot
+/// segments. Deliberately generous: it only decides whether a path that is not in the canonical
+/// form is refused.
+fn reaches_public_api(path: &str) -> bool {
+    let mut text = path.to_owned();
+    for _ in 0..8 {
+        let once = decode_lossy(&text);
+        if once == text {
+            break;
+        }
+        text = once;
+    }
+    // `ſ` (long s) is `s` to case-insensitive matchers such as Java's equalsIgnoreCase.
+    let text = text.replace('\\', "/").to_lowercase().replace('\u{17f}', "s");
+    let text = match text.split_once("://") {
+        Some((scheme, rest))
+            if !scheme.is_empty() && scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) =>
+        {
+            rest.find('/').map_or("", |slash| &rest[slash..])
+        }
+        _ => &text,
+    };
+    let mut segments: Vec<&str> = Vec::new();
+    for segment in text.split('/') {
+        let segment = segment.split(';').next().unwrap_or_default();
+        match segment.trim_matches(|c: char| c.is_whitespace() || c.is_control()) {
+            "" | "." => {}
+            ".." => {
+                segments.pop();
+            }
+            name => segments.push(name),
+        }
+    }
+    segments.first() == Some(&"rest") && segments.get(1) == Some(&"v1")
+}
+
+/// `text` with every `%XX` escape decoded, invalid UTF-8 replaced.
+fn decode_lossy(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    let hex = |b: Option<&u8>| b.and_then(|b| (*b as char).to_digit(16));
+    while i < bytes.len() {
+        match (bytes[i], hex(bytes.get(i + 1)), hex(bytes.get(i + 2))) {
+            (b'%', Some(high), Some(low)) => {
+                out.push((high * 16 + low) as u8);
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// For the fuzz target: reads `uri` as forward-auth does, asserting what must hold: a unit is read
+/// only from a path that reaches the Public API, and it is the unit keygate's router reads there.
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) fn fuzz_forwarded(uri: &str) {
+    if let Forwarded::Unit(unit) = forwarded(uri) {
+        let path = uri.split('?').next().unwrap_or_default();
+        assert!(reaches_public_api(path), "a unit read from a path outside the Public API: {uri}");
+        let raw = path.strip_prefix("/rest/v1/").and_then(|rest| rest.split('/').next());
+        assert_eq!(raw.and_then(parse_unit), Some(unit), "forward-auth and the router read different units: {uri}");
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use keygate_domain::UnitId;
+
+    use super::{Forwarded, forwarded};
+
     #[test]
     fn the_unit_is_read_from_a_public_api_path_only() {
-        assert_eq!(super::unit_of("/rest/v1/3/views/jobs?limit=5"), Some(keygate_domain::UnitId(3)));
-        assert_eq!(super::unit_of("/other/3"), None);
-        assert_eq!(super::unit_of("/rest/v1/x/views"), None);
+        assert_eq!(forwarded("/rest/v1/3/views/jobs?limit=5"), Forwarded::Unit(UnitId(3)));
+        assert_eq!(forwarded("/rest/v1/3/views/my%20jobs"), Forwarded::Unit(UnitId(3)));
+        assert_eq!(forwarded("/rest/v1/3/capability/"), Forwarded::Unit(UnitId(3)));
+        assert_eq!(forwarded("/rest/v1/12"), Forwarded::Unit(UnitId(12)));
+        assert_eq!(forwarded("/rest/v1/3/views/jobs?next=../../1"), Forwarded::Unit(UnitId(3)));
+        for elsewhere in ["", "/", "/other/3", "/v1/things?a=1", "/rest/v2/3/views", "/restv1/3", "/api/rest/x"] {
+            assert_eq!(forwarded(elsewhere), Forwarded::Elsewhere, "{elsewhere}");
+        }
+    }
+
+    #[test]
+    fn a_public_api_path_in_any_other_spelling_is_unreadable() {
+        for uri in [
+            "/rest/v1/x/views",
+            "/rest/v1/",
+            "/rest/v1",
+            "/rest/v1//views/jobs",
+            "/rest/v1/+2/views/jobs",
+            "/rest/v1/02/views/jobs",
+            "/rest/v1/-2/views/jobs",
+            "/rest/v1/99999999999999999999/views/jobs",
+            "/rest/v1/%32/views/jobs",
+            "/rest/v1/%2532/views/jobs",
+            "/rest/v1/2;x=1/views/jobs",
+            "/rest;x/v1/2/views/jobs",
+            "/REST/v1/2/views/jobs",
+            "/rest/V1/2/views/jobs",
+            "/re%73t/v1/2/views/jobs",
+            "/re\u{17f}t/v1/2/views/jobs",
+            "/rest/v1/1/../2/views/jobs",
+            "/rest/v1/1/%2e%2e/2/views/jobs",
+            "/rest/v1/1/views/..%2f..%2f2%2fviews%2fjobs",
+            "/rest/v1/1/views/%252e%252e/jobs",
+            "/rest/v1/./2/views/jobs",
+            "//rest/v1/2/views/jobs",
+            "/rest//v1/2/views/jobs",
+            "/rest/v1/1//../2/views/jobs",
+            "/x/../rest/v1/2/views/jobs",
+            "/rest%2fv1%2f2/views/jobs",
+            "\\rest\\v1\\2\\views\\jobs",
+            "/rest/v1\\2/views/jobs",
+            "rest/v1/2/views/jobs",
+            "http://example.com/rest/v1/2/views/jobs",
+            "/rest%20/v1/2/views/jobs",
+            "/rest/v1/1/views/jobs%00/../../2",
+            "/rest/v1/1/%20..%20/%20..%20/%20..%20/rest/v1/2/views/jobs",
+        ] {
+            assert_eq!(forwarded(uri), Forwarded::Unreadable, "{uri}");
+        }
+    }
+
+    /// Every path of up to five segments from pieces that servers read in different ways: a unit is
+    /// only ever read where every reading reaches the Public API, and it is the router's unit.
+    #[test]
+    fn a_unit_is_read_only_where_every_reading_agrees_with_the_router() {
+        const PIECES: [&str; 14] =
+            ["rest", "REST", "v1", "1", "2", "%32", "", ".", "..", "%2e%2e", "%20..", "x;y", "a%2fb", "a\\b"];
+        let mut units = 0;
+        let mut paths = vec![String::new()];
+        for _ in 0..5 {
+            let mut longer = Vec::new();
+            for path in &paths {
+                for piece in PIECES {
+                    let next = format!("{path}/{piece}");
+                    super::fuzz_forwarded(&next);
+                    units += usize::from(matches!(forwarded(&next), Forwarded::Unit(_)));
+                    longer.push(next);
+                }
+            }
+            paths = longer;
+        }
+        assert!(units >= 100, "the pieces make canonical paths too: {units}");
     }
 }

@@ -700,7 +700,8 @@ impl Command {
     }
 }
 
-/// `keygate database copy --to URL`: the configured SQLite database into an empty PostgreSQL.
+/// `keygate database copy --to URL`: the configured SQLite database into an empty PostgreSQL. The
+/// target is checked before anything is written to it (see `copy_sqlite_to_postgres`).
 async fn copy_database(config: &Config, to: &str) -> anyhow::Result<ExitCode> {
     let source = match &config.database_url {
         None => config.data_dir.join("keygate.db"),
@@ -716,8 +717,7 @@ async fn copy_database(config: &Config, to: &str) -> anyhow::Result<ExitCode> {
     let target = Database::connect_url(to).await.context("cannot connect to the target PostgreSQL database")?;
     let report = keygate_store::copy_sqlite_to_postgres(&source, &target).await;
     target.close().await;
-    let report =
-        report.with_context(|| format!("the copy from {} failed; the target holds no data", source.display()))?;
+    let report = report.with_context(|| format!("no row of {} was copied", source.display()))?;
     println!("{:<20} {:>10} {:>10}  sha-256 of every row (both sides)", "table", "source", "target");
     for t in &report.tables {
         println!("{:<20} {:>10} {:>10}  {}", t.table, t.source_rows, t.target_rows, t.digest);

@@ -76,7 +76,8 @@ pub(crate) struct GenerateForm {
 }
 
 /// `?for=USER_ID` (or `me`): whose key the generate form is for. Without JavaScript the form
-/// cannot follow the user picker, so choosing a user reloads the page with that user's choices.
+/// cannot follow the user picker, so choosing a user ("Show the choices for this user", or `?for=`
+/// from a user's page) shows the page again with that user's choices.
 #[derive(Debug, Default, serde::Deserialize)]
 pub(crate) struct ForQuery {
     #[serde(default, rename = "for")]
@@ -306,9 +307,28 @@ pub(crate) async fn public_api_page(
 
 /// The user a form's `owner` (`me` or a user id) names; anything else is the caller.
 fn owner_id(owner: &str, me: UserId) -> UserId {
-    match owner {
-        "me" | "" => me,
-        id => id.parse::<i64>().map_or(me, UserId),
+    parse_owner(owner).map_or(me, |o| o.unwrap_or(me))
+}
+
+/// `me` (`Some(None)`) or a user id (`Some(Some(id))`); `None` for anything else.
+fn parse_owner(owner: &str) -> Option<Option<UserId>> {
+    match owner.trim() {
+        "me" => Some(None),
+        id if !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()) => {
+            id.parse::<i64>().ok().map(|n| Some(UserId(n)))
+        }
+        _ => None,
+    }
+}
+
+/// How the page names the owner `id` of a key: "yourself (email)" or the user's email.
+async fn owner_name(state: &AppState, ctx: &Ctx, id: UserId) -> String {
+    if id == ctx.session.user.id {
+        return format!("yourself ({})", ctx.session.user.email);
+    }
+    match state.keygate.user_by_id(ctx.session.tenant.policy.id, id).await {
+        Ok(u) => u.email,
+        Err(_) => format!("user {id}"),
     }
 }
 
@@ -390,14 +410,19 @@ fn fresh(issued: &IssuedKey, owner: String) -> FreshKey {
 const ALREADY_SHOWN: &str = "This form was already sent, so nothing was generated now. A key is shown only once, \
      in the answer to the form that generated it; if you did not copy it, roll or revoke that key below.";
 
-/// Generates a key and shows it once, in this response (never stored, never shown again; a
-/// reload re-sends the form, whose single-use nonce is then spent). Members of `Configurator`.
+/// The key form, sent with one of its two buttons. "Show the choices for this user"
+/// (`step=show`) shows the form again for the user chosen in the list (`for`), keeping what was
+/// typed; nothing is generated. "Generate API key" generates a key for the user the form showed
+/// (`owner`) and shows it once, in this response (never stored, never shown again; a reload
+/// re-sends the form, whose single-use nonce is then spent). A list that names another user than
+/// the one the form showed (chosen, but "Show the choices" not pressed) generates nothing: the
+/// form is shown again for the chosen user with a message saying so. Members of `Configurator`.
 pub(crate) async fn generate_key(
     State(state): State<AppState>,
     Configurator(ctx): Configurator,
     CsrfForm(form): CsrfForm,
 ) -> Response {
-    let values = GenerateForm {
+    let mut values = GenerateForm {
         purpose: form.get("purpose").to_owned(),
         ranges: form.get("ranges").to_owned(),
         expires: form.get("expires").to_owned(),
@@ -406,9 +431,69 @@ pub(crate) async fn generate_key(
         scopes: form.all("scope"),
         units: form.all("unit"),
     };
+    let me = ctx.session.user.id;
+    let shown = parse_owner(form.get("owner")).map(|o| o.unwrap_or(me));
+    // The list is part of the form; a form without it (an older page) is judged by `owner` alone.
+    let chosen = match form.get("for") {
+        "" => shown,
+        text => parse_owner(text).map(|o| o.unwrap_or(me)),
+    };
+    let for_chosen = |mut values: GenerateForm| {
+        if chosen != shown {
+            // The scopes and units offered depend on the user: those ticked were for another.
+            values.scopes.clear();
+            values.units.clear();
+        }
+        if parse_owner(form.get("for")).is_some() {
+            form.get("for").trim().clone_into(&mut values.owner);
+        }
+        values
+    };
+    if form.get("step") == "show" {
+        let again = (chosen == shown).then(|| {
+            Mistake::Generate(
+                "Nothing was generated yet: these are the choices for this user. Press \"Generate API key\" when \
+                 the form is complete."
+                    .to_owned(),
+            )
+        });
+        return page(&state, &ctx, StatusCode::OK, for_chosen(values), None, again).await;
+    }
     if let Some(refused) = spend_nonce(&state, &ctx, &form).await {
         return refused;
     }
+    let owner = match (shown, chosen) {
+        (Some(shown), Some(chosen)) if shown == chosen => shown,
+        (Some(shown), Some(chosen)) => {
+            let why = format!(
+                "No key generated: the list names {}, but the form was showing the choices for {} (\"Show the \
+                 choices for this user\" was not pressed). It now shows the choices for {}: check them and press \
+                 \"Generate API key\" again.",
+                owner_name(&state, &ctx, chosen).await,
+                owner_name(&state, &ctx, shown).await,
+                owner_name(&state, &ctx, chosen).await,
+            );
+            values = for_chosen(values);
+            return page(&state, &ctx, StatusCode::UNPROCESSABLE_ENTITY, values, None, Some(Mistake::Generate(why)))
+                .await;
+        }
+        _ => {
+            let why = "No key generated: the form does not say whom the key is for. Choose the user in the list, \
+                       press \"Show the choices for this user\", then \"Generate API key\".";
+            values.owner = "me".to_owned();
+            values.scopes.clear();
+            values.units.clear();
+            return page(
+                &state,
+                &ctx,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                values,
+                None,
+                Some(Mistake::Generate(why.to_owned())),
+            )
+            .await;
+        }
+    };
     let ranges = split_ranges(&values.ranges);
     if let Ok(parsed) = IpRanges::parse(&ranges)
         && parsed.allows_any_address()
@@ -426,7 +511,7 @@ pub(crate) async fn generate_key(
         )
         .await;
     }
-    let owner = KeyOwner::Id(owner_id(&values.owner, ctx.session.user.id));
+    let owner = KeyOwner::Id(owner);
     let units: Vec<UnitId> = values.units.iter().filter_map(|u| u.parse().ok()).map(UnitId).collect();
     let request = IssueKey {
         owner,

@@ -86,7 +86,7 @@ fn segments(path: &str) -> (&str, &str, &str) {
 
 /// A path segment with its percent-escapes decoded, as axum's `Path` extractor did; `None` when
 /// the escapes do not decode to UTF-8.
-fn decoded(segment: &str) -> Option<std::borrow::Cow<'_, str>> {
+pub(crate) fn decoded(segment: &str) -> Option<std::borrow::Cow<'_, str>> {
     if !segment.contains('%') {
         return Some(std::borrow::Cow::Borrowed(segment));
     }

@@ -777,3 +777,114 @@ async fn the_api_reference_page_renders_the_served_contract_for_any_logged_in_us
     assert!(!html.contains("<script"), "no script");
     assert!(!html.contains("src=\"http") && !html.contains("href=\"http"), "no external assets or links");
 }
+
+/// issue 17: on the key form, choosing a user in the list and pressing "Generate" without first
+/// pressing "Show the choices for this user" generated the key for the person logged in (here a
+/// Supervisor). The list is now part of the form that generates, and the key is generated only
+/// for the user the form shows. Seen failing before the fix: the key below was issued, for ADMIN.
+#[tokio::test]
+async fn the_key_form_generates_only_for_the_user_it_shows_never_for_the_person_logged_in() {
+    let app = spawn_app().await;
+    person(&app, ADMIN, &["Supervisor", "Configurator"]).await;
+    let cookie = session(&app, ADMIN).await;
+    let keys = || async { app.keygate.list_keys(&Caller::CLI, app.tenant).await.expect("keys") };
+    let send = |form: Vec<(&'static str, String)>| {
+        client().post(app.url(&format!("{PUBLIC_API}/keys"))).header("cookie", &cookie).form(&form).send()
+    };
+    let (_, page) = get(&app, PUBLIC_API, &cookie).await;
+    assert!(page.contains("name=\"owner\" value=\"me\""), "a fresh form shows the person logged in");
+    assert!(page.contains("name=\"for\""), "the list is part of the form that generates");
+    let erp = app.user.0.to_string();
+
+    // What the browser sends when the ERP user is chosen in the list and "Generate" is pressed at once.
+    let response = send(vec![
+        ("csrf", hidden(&page, "csrf")),
+        ("nonce", hidden(&page, "nonce")),
+        ("owner", "me".to_owned()),
+        ("for", erp.clone()),
+        ("step", "generate".to_owned()),
+        ("purpose", "ERP export".to_owned()),
+        ("ranges", "127.0.0.1/32".to_owned()),
+    ])
+    .await
+    .expect("post");
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body = response.text().await.expect("body");
+    assert!(keys().await.is_empty(), "a key was generated although the list and the form named different users");
+    assert!(!body.contains("value=\"kg_"), "a key is shown");
+    assert!(
+        body.contains(&format!(
+            "No key generated: the list names {USER}, but the form was showing the choices for yourself ({ADMIN})"
+        )),
+        "{body}"
+    );
+    assert!(body.contains(&format!("name=\"owner\" value=\"{erp}\"")), "the form does not now show the chosen user");
+    assert!(body.contains("value=\"ERP export\""), "the typed purpose is gone");
+
+    // From that page the list and the form agree: the key is the ERP user's.
+    let response = send(vec![
+        ("csrf", hidden(&body, "csrf")),
+        ("nonce", hidden(&body, "nonce")),
+        ("owner", erp.clone()),
+        ("for", erp.clone()),
+        ("step", "generate".to_owned()),
+        ("purpose", "ERP export".to_owned()),
+        ("ranges", "127.0.0.1/32".to_owned()),
+    ])
+    .await
+    .expect("post");
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(response.text().await.expect("body").contains("It will not be shown again"));
+    let issued = keys().await;
+    assert_eq!(issued.len(), 1);
+    assert_eq!(issued[0].listing.key.user_id, app.user, "the key is not the chosen user's");
+
+    // The other way round: the form shows the ERP user, the list was set back to "Yourself".
+    let (_, page) = get(&app, &format!("{PUBLIC_API}?for={erp}"), &cookie).await;
+    let response = send(vec![
+        ("csrf", hidden(&page, "csrf")),
+        ("nonce", hidden(&page, "nonce")),
+        ("owner", erp.clone()),
+        ("for", "me".to_owned()),
+        ("step", "generate".to_owned()),
+        ("purpose", "mine".to_owned()),
+        ("ranges", "127.0.0.1/32".to_owned()),
+    ])
+    .await
+    .expect("post");
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(response.text().await.expect("body").contains(&format!("the list names yourself ({ADMIN}), but the form")));
+    // A form that does not say whom the key is for generates nothing either.
+    let (_, page) = get(&app, PUBLIC_API, &cookie).await;
+    let response = send(vec![
+        ("csrf", hidden(&page, "csrf")),
+        ("nonce", hidden(&page, "nonce")),
+        ("step", "generate".to_owned()),
+        ("purpose", "nobody's".to_owned()),
+        ("ranges", "127.0.0.1/32".to_owned()),
+    ])
+    .await
+    .expect("post");
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(response.text().await.expect("body").contains("the form does not say whom the key is for"));
+    assert_eq!(keys().await.len(), 1, "only the one key generated for the user the form showed");
+
+    // "Show the choices for this user" generates nothing: the form for the chosen user, purpose kept.
+    let (_, page) = get(&app, PUBLIC_API, &cookie).await;
+    let response = send(vec![
+        ("csrf", hidden(&page, "csrf")),
+        ("nonce", hidden(&page, "nonce")),
+        ("owner", "me".to_owned()),
+        ("for", erp.clone()),
+        ("step", "show".to_owned()),
+        ("purpose", "typed first".to_owned()),
+        ("ranges", "127.0.0.1/32".to_owned()),
+    ])
+    .await
+    .expect("post");
+    assert_eq!(response.status(), StatusCode::OK);
+    let body = response.text().await.expect("body");
+    assert!(body.contains(&format!("name=\"owner\" value=\"{erp}\"")) && body.contains("value=\"typed first\""));
+    assert!(body.contains(&format!("<option value=\"{erp}\" selected>")), "the list does not show the chosen user");
+    assert_eq!(keys().await.len(), 1);
+}

@@ -1,11 +1,11 @@
 //! The verify endpoint for services, and forward-auth for reverse proxies.
 
-use keygate_domain::ApiKeySecret;
-use keygate_service::Caller;
+use keygate_domain::{ApiKeySecret, UnitId};
+use keygate_service::{Caller, IssueKey, KeyOwner};
 use keygate_web::TrustedProxies;
 use serde_json::json;
 
-use crate::helpers::{problem_code, spawn_app, spawn_app_with};
+use crate::helpers::{USER, problem_code, spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn a_service_key_with_keys_verify_checks_another_key() {
@@ -137,4 +137,65 @@ async fn forward_auth_believes_forwarded_addresses_only_from_trusted_proxies() {
         .await
         .expect("send");
     assert_eq!(r.status(), 200);
+}
+
+/// issue 17, item 9: forward-auth read the unit of `/rest/v1/{unitId}/…` only in its plain
+/// spelling and judged every other spelling as a call without a unit, so a unit-1 key passed for
+/// paths that an upstream reads as unit 2. Seen failing before the fix: 7 of these 8 were 200.
+#[tokio::test]
+async fn forward_auth_refuses_a_public_api_uri_whose_unit_it_cannot_read_and_never_judges_it_without_one() {
+    let app = spawn_app_with(TrustedProxies::parse(&["127.0.0.1".into()]).expect("valid")).await;
+    let audit = keygate_domain::AuditEntry::new(Some(app.tenant), keygate_domain::Actor::CLI, "unit.created", "unit 2");
+    app.keygate.db().tenants().create_unit(app.tenant, UnitId(2), "Second", &audit).await.expect("unit");
+    let (_, key) = app
+        .issue_with(IssueKey {
+            owner: KeyOwner::Email(USER.into()),
+            purpose: "unit one only".into(),
+            ip_ranges: vec!["127.0.0.0/8".into()],
+            expires: None,
+            scopes: None,
+            units: Some(vec![UnitId(1)]),
+            rate_limit_per_minute: Some(1_000_000),
+        })
+        .await;
+    let ask = |uri: &'static str| {
+        app.client.get(app.url("/v1/forward-auth")).bearer_auth(key.expose()).header("x-forwarded-uri", uri).send()
+    };
+    // Eight spellings of a unit-2 path, as an upstream (or the proxy in front of it) may read them.
+    let unit_two = [
+        "/rest/v1/%32/views/jobs",            // a percent-escaped digit
+        "/rest/v1/2;jsessionid=x/views/jobs", // `;` parameters, dropped by servlet containers
+        "/REST/v1/2/views/jobs",              // case, ignored by case-insensitive routers
+        "/rest/v1/1/../2/views/jobs",         // a dot segment (RFC 3986 removes it)
+        "//rest/v1/2/views/jobs",             // a double slash (nginx's merge_slashes)
+        "/rest/v1/./2/views/jobs",            // a `.` segment
+        "/rest/v1/1/%2e%2e/2/views/jobs",     // an escaped dot segment
+        "/rest/v1%2f2/views/jobs",            // an escaped slash
+    ];
+    for uri in unit_two {
+        let r = ask(uri).await.expect("send");
+        assert_eq!(r.status(), 400, "{uri}: a unit-1 key must not pass for a path that can read as unit 2");
+        assert!(r.headers().get("x-keygate-key-id").is_none(), "{uri}");
+        assert_eq!(problem_code(r).await, "unreadable_unit", "{uri}");
+    }
+    // Through the proxy's other header name too.
+    let r = app
+        .client
+        .get(app.url("/v1/forward-auth"))
+        .bearer_auth(key.expose())
+        .header("x-original-uri", "/rest/v1/%32/views/jobs")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(problem_code(r).await, "unreadable_unit");
+
+    // The plain spellings are judged as before.
+    let r = ask("/rest/v1/2/views/jobs").await.expect("send");
+    assert_eq!(r.status(), 403);
+    assert_eq!(problem_code(r).await, "unit_not_allowed");
+    for uri in ["/rest/v1/1/views/jobs", "/rest/v1/1/views/my%20jobs?limit=5", "/rest/v1/1/capability", "/elsewhere/2"]
+    {
+        let r = ask(uri).await.expect("send");
+        assert_eq!(r.status(), 200, "{uri}");
+    }
 }

@@ -780,6 +780,97 @@ fn the_embedded_database_moves_to_postgresql_whole_and_its_keys_keep_working() {
     assert!(ok(&on_pg(&["groups", "show", "--tenant", "acme", "Readers"])).contains("erp@acme.example"));
 }
 
+/// Everything a PostgreSQL database holds outside the system schemas: its relations of every kind
+/// (tables, indexes, sequences, views), its functions and the rows of `invoices` if it has one.
+async fn pg_contents(url: &str) -> Vec<String> {
+    let pool = sqlx::PgPool::connect(url).await.expect("connect");
+    let mut contents: Vec<String> = sqlx::query_scalar(
+        "SELECT n.nspname || '.' || c.relname || ' ' || c.relkind::text FROM pg_class c \
+         JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%' \
+         UNION ALL SELECT n.nspname || '.' || p.proname || '()' FROM pg_proc p \
+         JOIN pg_namespace n ON n.oid = p.pronamespace \
+         WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("catalogue");
+    if contents.iter().any(|c| c.starts_with("public.invoices ")) {
+        let rows: Vec<String> = sqlx::query_scalar("SELECT id::text || ':' || total::text FROM invoices ORDER BY id")
+            .fetch_all(&pool)
+            .await
+            .expect("rows");
+        contents.extend(rows.into_iter().map(|r| format!("invoices row {r}")));
+    }
+    pool.close().await;
+    contents
+}
+
+/// issue 17, item 11: the copy migrated the target before looking at it, so a refused copy left
+/// keygate's schema and `_sqlx_migrations` in another application's database (and an empty
+/// foreign table was no reason to refuse at all). Seen failing before the fix: after the refusal
+/// the first database held keygate's whole schema (75 more relations, `_sqlx_migrations` among
+/// them, and 2 functions), and the message said "the target holds no data".
+#[test]
+fn a_copy_into_another_applications_database_is_refused_before_anything_is_written_there() {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let mut urls = Vec::new();
+    for _ in 0..3 {
+        let Some(url) = rt.block_on(keygate_store::testing::empty_postgres_url()).expect("postgres") else {
+            eprintln!("skipped: KEYGATE_TEST_POSTGRES_URL is not set");
+            return;
+        };
+        urls.push(url);
+    }
+    let (with_rows, empty_table, other_ledger) = (&urls[0], &urls[1], &urls[2]);
+    rt.block_on(async {
+        let run = |url: &str, statements: &'static [&'static str]| {
+            let url = url.to_owned();
+            async move {
+                let pool = sqlx::PgPool::connect(&url).await.expect("connect");
+                for sql in statements {
+                    sqlx::query(sql).execute(&pool).await.expect(sql);
+                }
+                pool.close().await;
+            }
+        };
+        run(
+            with_rows,
+            &[
+                "CREATE TABLE invoices (id bigint PRIMARY KEY, total numeric NOT NULL)",
+                "INSERT INTO invoices VALUES (1, 9.5), (2, 120)",
+            ],
+        )
+        .await;
+        run(empty_table, &["CREATE SCHEMA billing", "CREATE TABLE billing.ledger (id bigint PRIMARY KEY)"]).await;
+        // Another application migrated with sqlx too: a ledger of migrations keygate does not have.
+        run(
+            other_ledger,
+            &[
+                "CREATE TABLE _sqlx_migrations (version BIGINT PRIMARY KEY, description TEXT NOT NULL, \
+             installed_on TIMESTAMPTZ NOT NULL DEFAULT now(), success BOOLEAN NOT NULL, checksum BYTEA NOT NULL, \
+             execution_time BIGINT NOT NULL)",
+                "INSERT INTO _sqlx_migrations VALUES (20240101000000, 'orders', now(), true, '\\x00', 1)",
+            ],
+        )
+        .await;
+    });
+    let dir = data_dir("copy-foreign");
+    setup(&dir);
+    for (url, expected) in [
+        (with_rows, "holds 1 table(s) that are not keygate's (public.invoices)"),
+        (empty_table, "holds 1 table(s) that are not keygate's (billing.ledger)"),
+        (other_ledger, "records migrations [20240101000000] that this keygate does not have"),
+    ] {
+        let before = rt.block_on(pg_contents(url));
+        let out = keygate(&dir, &["database", "copy", "--to", url]);
+        refused(&out, expected);
+        refused(&out, "nothing was written to it");
+        assert!(!String::from_utf8_lossy(&out.stderr).contains(url.as_str()), "the URL is never printed");
+        assert_eq!(rt.block_on(pg_contents(url)), before, "the refused copy changed the target ({expected})");
+    }
+}
+
 #[test]
 fn logs_are_one_json_object_per_line_when_asked_for() {
     use std::io::BufRead as _;

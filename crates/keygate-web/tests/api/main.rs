@@ -5,6 +5,7 @@ mod helpers;
 
 mod abuse;
 mod app;
+mod ceiling_random;
 mod connections;
 mod console;
 mod data;

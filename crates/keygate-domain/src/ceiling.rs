@@ -273,11 +273,12 @@ impl TenantState {
     }
 
     /// What `subject` can use now: nothing while inactive or unusable. `None` if unknown.
-    fn power_of(&self, subject: Subject) -> Option<(UserId, Permissions, Option<BTreeSet<UnitId>>)> {
+    /// `dormant`: as if every user were active (what a re-activation would bring back).
+    fn power_of(&self, subject: Subject, dormant: bool) -> Option<(UserId, Permissions, Option<BTreeSet<UnitId>>)> {
         match subject {
             Subject::User(id) => {
                 let u = self.users.get(&id)?;
-                if !u.active {
+                if !u.active && !dormant {
                     return Some((id, Permissions::default(), Some(BTreeSet::new())));
                 }
                 Some((id, self.permissions_of(id)?, u.units.clone()))
@@ -285,7 +286,7 @@ impl TenantState {
             Subject::Key(id) => {
                 let k = self.keys.get(&id)?;
                 let owner = self.users.get(&k.user)?;
-                if !k.usable || !owner.active {
+                if !k.usable || (!owner.active && !dormant) {
                     return Some((k.user, Permissions::default(), Some(BTreeSet::new())));
                 }
                 let owner_power = Power { permissions: self.permissions_of(k.user)?, units: owner.units.clone() };
@@ -300,7 +301,17 @@ impl TenantState {
     /// own-records rule of a personal user is not an atom here: every personal user has it and
     /// nobody gives it, except by handing over a secret (see [`Self::handed_over`]).
     pub fn atoms(&self, subject: Subject) -> BTreeSet<Atom> {
-        let Some((_, permissions, units)) = self.power_of(subject) else { return BTreeSet::new() };
+        self.atoms_as(subject, false)
+    }
+
+    /// The atoms `subject` would hold if every user were active: powers given to an inactive
+    /// user wake up when anyone re-activates them, so they are gifts too.
+    pub fn dormant_atoms(&self, subject: Subject) -> BTreeSet<Atom> {
+        self.atoms_as(subject, true)
+    }
+
+    fn atoms_as(&self, subject: Subject, dormant: bool) -> BTreeSet<Atom> {
+        let Some((_, permissions, units)) = self.power_of(subject, dormant) else { return BTreeSet::new() };
         let mut out = BTreeSet::new();
         let (supervisor, configurator) = (permissions.supervisor, permissions.supervisor || permissions.configurator);
         // A Supervisor holds every system power; a Configurator user (who manages keys) holds
@@ -334,7 +345,7 @@ impl TenantState {
     /// Everything a secret of `subject` hands over: its atoms, with "own records" made concrete
     /// (the records of the subject's user), the own-records rule of a personal user included.
     pub fn handed_over(&self, subject: Subject) -> BTreeSet<Atom> {
-        let Some((owner, permissions, units)) = self.power_of(subject) else { return BTreeSet::new() };
+        let Some((owner, permissions, units)) = self.power_of(subject, false) else { return BTreeSet::new() };
         let scopes = match subject {
             Subject::Key(k) => self.keys.get(&k).and_then(|k| k.scopes.clone()),
             Subject::User(_) => None,
@@ -402,10 +413,15 @@ pub fn holds(held: &BTreeSet<Atom>, me: Option<UserId>, atom: &Atom) -> bool {
     }
 }
 
-/// The atoms `subject` holds after a change that it did not hold before.
+/// The atoms `subject` holds after a change that it did not hold before, now or once re-activated.
 pub fn gained(before: &TenantState, after: &TenantState, subject: Subject) -> BTreeSet<Atom> {
     let had = before.atoms(subject);
-    after.atoms(subject).into_iter().filter(|a| !holds(&had, None, a)).collect()
+    let mut out: BTreeSet<Atom> = after.atoms(subject).into_iter().filter(|a| !holds(&had, None, a)).collect();
+    // Dormant powers count: what an inactive user (or a key of one) is given now, it holds the
+    // moment anyone re-activates it.
+    let had = before.dormant_atoms(subject);
+    out.extend(after.dormant_atoms(subject).into_iter().filter(|a| !holds(&had, None, a)));
+    out
 }
 
 /// Judges a write by its outcome: `Ok` when everything any subject gains, and everything a handed

@@ -18,6 +18,7 @@ on_both_backends!(
     a_refused_change_of_groups_and_units_writes_neither,
     only_a_supervisor_force_deletes_a_group_a_supervisor_is_in,
     judged_writes_racing_grant_membership_and_unit_changes_are_allowed_exactly_when_they_come_first,
+    powers_given_to_an_inactive_user_are_judged_as_the_gifts_they_become,
 );
 
 struct World {
@@ -396,4 +397,25 @@ impl World {
         let change = rows.iter().find(|r| r.actor_kind == "system")?.id;
         Some(write < change)
     }
+}
+
+/// Found by the randomized HTTP test: an inactive user holds nothing, so putting one into
+/// Supervisor gave nothing *now*, and a Supervisor's later re-activation revived a Supervisor
+/// that no Supervisor gave. Dormant powers are judged like any other gain.
+async fn powers_given_to_an_inactive_user_are_judged_as_the_gifts_they_become(t: TestDatabase) {
+    let w = world(t).await;
+    w.group("Documents", &["documents:read:all"]).await;
+    let robot = w.user("robot@acme.example", "programmatic", &[], None).await;
+    w.user("hr@acme.example", "personal", &["User configurator"], None).await;
+    let hr = w.console("hr@acme.example").await;
+    let deactivate_and_promote =
+        ChangeUser { active: Some(false), groups: Some(vec!["Supervisor".into()]), units: None };
+    let why = refused(w.kg.change_user(&hr, w.tenant, robot, deactivate_and_promote).await);
+    assert!(why.contains("Supervisor"), "{why}");
+    w.kg.set_user_active(&hr, w.tenant, robot, false).await.expect("deactivating takes power away");
+    let why = refused(w.kg.set_user_groups(&hr, w.tenant, robot, &["Supervisor".into()]).await);
+    assert!(why.contains("Supervisor"), "{why}");
+    let why = refused(w.kg.set_user_groups(&hr, w.tenant, robot, &["Documents".into()]).await);
+    assert!(why.contains("documents:read:all"), "{why}");
+    assert!(w.groups_of(robot).await.is_empty(), "a refused gift to an inactive user was written");
 }

@@ -405,7 +405,7 @@ fi
 
 # --- Revocation: `keygate keys disable` from another process ------------------------------------
 echo "# revocation"
-disable() { "$KG" keys disable "$1" >/dev/null; }
+disable() { "$KG" keys disable --tenant acme "$1" >/dev/null; }
 for p in "${proxies[@]}"; do
     case $p in
     nginx) base=http://127.0.0.1:$NGINX_PORT key=$REVOKE_nginx id=$REVOKE_nginx_ID ;;

@@ -370,22 +370,34 @@ pub enum KeysCommand {
     },
     /// Disable a key (it can be enabled again).
     Disable {
-        /// The key's id, as `keygate keys list` prints it.
+        /// The key's tenant: key ids are numbered across tenants, so the tenant is always named.
+        #[arg(long)]
+        tenant: String,
+        /// The key's id, as `keygate keys list --tenant SLUG` prints it.
         key_id: String,
     },
     /// Enable a disabled key.
     Enable {
-        /// The key's id, as `keygate keys list` prints it.
+        /// The key's tenant: key ids are numbered across tenants, so the tenant is always named.
+        #[arg(long)]
+        tenant: String,
+        /// The key's id, as `keygate keys list --tenant SLUG` prints it.
         key_id: String,
     },
     /// Revoke a key for good.
     Revoke {
-        /// The key's id, as `keygate keys list` prints it.
+        /// The key's tenant: key ids are numbered across tenants, so the tenant is always named.
+        #[arg(long)]
+        tenant: String,
+        /// The key's id, as `keygate keys list --tenant SLUG` prints it.
         key_id: String,
     },
     /// Issue a successor; the old key keeps working for --overlap-hours (at most 168).
     Roll {
-        /// The key's id, as `keygate keys list` prints it.
+        /// The key's tenant: key ids are numbered across tenants, so the tenant is always named.
+        #[arg(long)]
+        tenant: String,
+        /// The key's id, as `keygate keys list --tenant SLUG` prints it.
         key_id: String,
         #[arg(long, default_value_t = 24)]
         overlap_hours: i64,
@@ -936,20 +948,24 @@ async fn keys(keygate: &Keygate, cmd: KeysCommand) -> anyhow::Result<()> {
                 );
             }
         }
-        KeysCommand::Disable { key_id } => {
-            keygate.set_key_enabled(&system, None, parse_key_id(&key_id)?, false).await?;
-            println!("key {key_id} disabled");
+        KeysCommand::Disable { tenant, key_id } => {
+            let t = keygate.tenant(&tenant).await?.policy.id;
+            keygate.set_key_enabled(&system, Some(t), parse_key_id(&key_id)?, false).await?;
+            println!("key {key_id} of `{tenant}` disabled");
         }
-        KeysCommand::Enable { key_id } => {
-            keygate.set_key_enabled(&system, None, parse_key_id(&key_id)?, true).await?;
-            println!("key {key_id} enabled");
+        KeysCommand::Enable { tenant, key_id } => {
+            let t = keygate.tenant(&tenant).await?.policy.id;
+            keygate.set_key_enabled(&system, Some(t), parse_key_id(&key_id)?, true).await?;
+            println!("key {key_id} of `{tenant}` enabled");
         }
-        KeysCommand::Revoke { key_id } => {
-            keygate.revoke_key(&system, None, parse_key_id(&key_id)?).await?;
-            println!("key {key_id} revoked");
+        KeysCommand::Revoke { tenant, key_id } => {
+            let t = keygate.tenant(&tenant).await?.policy.id;
+            keygate.revoke_key(&system, Some(t), parse_key_id(&key_id)?).await?;
+            println!("key {key_id} of `{tenant}` revoked");
         }
-        KeysCommand::Roll { key_id, overlap_hours } => {
-            let issued = keygate.roll_key(&system, None, parse_key_id(&key_id)?, overlap_hours).await?;
+        KeysCommand::Roll { tenant, key_id, overlap_hours } => {
+            let t = keygate.tenant(&tenant).await?.policy.id;
+            let issued = keygate.roll_key(&system, Some(t), parse_key_id(&key_id)?, overlap_hours).await?;
             eprintln!("key id: {} (replaces {key_id}, which keeps working for {overlap_hours} h)", issued.record.id);
             println!("{}", issued.secret.expose());
         }

@@ -110,6 +110,27 @@ fn an_issued_key_passes_the_offline_check_and_never_reaches_the_database_files()
     assert!(listing.contains(&format!("{}…{}", &key[..7], &key[37..])) && !listing.contains(&key[7..37]));
 }
 
+/// The README's walkthrough after `keygate demo` disabled the demo tenant's key 1: key ids are
+/// numbered across tenants, so the lifecycle commands name the tenant and find only its keys.
+#[test]
+fn the_key_lifecycle_commands_touch_only_a_key_of_the_tenant_they_name() {
+    let dir = data_dir("two-tenants");
+    setup(&dir);
+    ok(&keygate(
+        &dir,
+        &["keys", "issue", "--tenant", "acme", "--user", "erp@acme.example", "--purpose", "p", "--ip", "10.0.0.0/8"],
+    ));
+    ok(&keygate(&dir, &["init", "--tenant", "globex", "--admin-email", "admin@globex.example"]));
+    for command in ["disable", "enable", "revoke", "roll"] {
+        refused(&keygate(&dir, &["keys", command, "--tenant", "globex", "1"]), "not found");
+        refused(&keygate(&dir, &["keys", command, "1"]), "--tenant");
+    }
+    let listing = ok(&keygate(&dir, &["keys", "list", "--tenant", "acme"]));
+    assert!(!listing.contains("disabled") && !listing.contains("revoked"), "{listing}");
+    ok(&keygate(&dir, &["keys", "disable", "--tenant", "acme", "1"]));
+    assert!(ok(&keygate(&dir, &["keys", "list", "--tenant", "acme"])).contains("disabled"));
+}
+
 #[test]
 fn lifecycle_commands_change_the_key_and_are_audited_as_the_cli() {
     let dir = data_dir("lifecycle");
@@ -120,15 +141,15 @@ fn lifecycle_commands_change_the_key_and_are_audited_as_the_cli() {
     ));
     ok(&keygate(&dir, &["tenants", "api", "on", "--tenant", "acme"]));
     ok(&keygate(&dir, &["tenants", "whitelist", "set", "--tenant", "acme", "10.0.0.0/8", "2001:db8::/32"]));
-    ok(&keygate(&dir, &["keys", "disable", "1"]));
+    ok(&keygate(&dir, &["keys", "disable", "--tenant", "acme", "1"]));
     assert!(ok(&keygate(&dir, &["keys", "list", "--tenant", "acme"])).contains("disabled"));
-    ok(&keygate(&dir, &["keys", "enable", "1"]));
+    ok(&keygate(&dir, &["keys", "enable", "--tenant", "acme", "1"]));
     ok(&keygate(&dir, &["users", "deactivate", "--tenant", "acme", "--email", "erp@acme.example"]));
     assert!(ok(&keygate(&dir, &["keys", "list", "--tenant", "acme"])).contains("user inactive"));
     ok(&keygate(&dir, &["users", "activate", "--tenant", "acme", "--email", "erp@acme.example"]));
-    ok(&keygate(&dir, &["keys", "revoke", "1"]));
+    ok(&keygate(&dir, &["keys", "revoke", "--tenant", "acme", "1"]));
     assert!(ok(&keygate(&dir, &["keys", "list", "--tenant", "acme"])).contains("revoked"));
-    refused(&keygate(&dir, &["keys", "enable", "1"]), "not found");
+    refused(&keygate(&dir, &["keys", "enable", "--tenant", "acme", "1"]), "not found");
 
     let events = audit_of(&dir);
     for action in [
@@ -223,8 +244,8 @@ fn bad_input_gets_a_clear_error_and_a_non_zero_exit() {
         ),
         "yesterday",
     );
-    refused(&keygate(&dir, &["keys", "disable", "abc"]), "not a key id");
-    refused(&keygate(&dir, &["keys", "disable", "999"]), "not found");
+    refused(&keygate(&dir, &["keys", "disable", "--tenant", "acme", "abc"]), "not a key id");
+    refused(&keygate(&dir, &["keys", "disable", "--tenant", "acme", "999"]), "not found");
     refused(
         &keygate(
             &dir,
@@ -376,10 +397,10 @@ fn a_change_from_the_cli_is_refused_by_a_running_server_on_the_very_next_request
     let server = Server::start(&dir);
     assert_eq!(server.capability_status(&key), 200, "the key works and is now cached");
     for round in 0..3 {
-        let said = ok(&keygate(&dir, &["keys", "disable", "1"]));
+        let said = ok(&keygate(&dir, &["keys", "disable", "--tenant", "acme", "1"]));
         assert!(said.contains("the server running on this data directory applied it"), "{said}");
         assert_eq!(server.capability_status(&key), 401, "round {round}: disabled, refused at once");
-        ok(&keygate(&dir, &["keys", "enable", "1"]));
+        ok(&keygate(&dir, &["keys", "enable", "--tenant", "acme", "1"]));
         assert_eq!(server.capability_status(&key), 200, "round {round}: enabled, accepted at once");
     }
     ok(&keygate(&dir, &["users", "deactivate", "--tenant", "acme", "--email", "erp@acme.example"]));

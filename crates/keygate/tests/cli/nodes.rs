@@ -68,9 +68,9 @@ fn three_nodes_on_one_postgresql_learn_of_every_change_and_survive_faults() {
     // 1. A change committed on the command line is refused by every node at once, under load.
     let mut delays = Vec::new();
     for _ in 0..10 {
-        cli_ok(bin(), &url, &["keys", "disable", &target_id]);
+        cli_ok(bin(), &url, &["keys", "disable", "--tenant", "acme", &target_id]);
         delays.push(all_answer(&all, &target, 401, Duration::from_secs(1)));
-        cli_ok(bin(), &url, &["keys", "enable", &target_id]);
+        cli_ok(bin(), &url, &["keys", "enable", "--tenant", "acme", &target_id]);
         all_answer(&all, &target, 200, Duration::from_secs(1));
     }
     delays.sort();
@@ -80,7 +80,7 @@ fn three_nodes_on_one_postgresql_learn_of_every_change_and_survive_faults() {
     //    feed, and misses nothing committed meanwhile.
     let killed = pg.psql("SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE query LIKE 'LISTEN%'");
     assert_eq!(killed.trim(), "3", "one listening connection per node");
-    cli_ok(bin(), &url, &["keys", "disable", &target_id]);
+    cli_ok(bin(), &url, &["keys", "disable", "--tenant", "acme", &target_id]);
     let took = all_answer(&all, &target, 401, Duration::from_secs(3));
     eprintln!("listeners killed, change committed at once: refused on all nodes after {took:?}");
     for (i, node) in nodes.iter().enumerate() {
@@ -91,7 +91,7 @@ fn three_nodes_on_one_postgresql_learn_of_every_change_and_survive_faults() {
         });
         assert!(reconnected.is_some(), "node {i} reports its reconnect");
     }
-    cli_ok(bin(), &url, &["keys", "enable", &target_id]);
+    cli_ok(bin(), &url, &["keys", "enable", "--tenant", "acme", &target_id]);
     all_answer(&all, &target, 200, Duration::from_secs(3));
 
     // 3. PostgreSQL restarted: cached keys keep working while it is down; afterwards every change
@@ -112,7 +112,7 @@ fn three_nodes_on_one_postgresql_learn_of_every_change_and_survive_faults() {
     assert!(not_ready.is_some(), "a node without its database and listener is not ready");
     pg.resume();
     let back = Instant::now();
-    cli_ok(bin(), &url, &["keys", "disable", &target_id]);
+    cli_ok(bin(), &url, &["keys", "disable", "--tenant", "acme", &target_id]);
     let took = all_answer(&all, &target, 401, Duration::from_secs(3));
     eprintln!(
         "after the restart ({:?} outage): a change reached every node after {took:?}",
@@ -129,7 +129,7 @@ fn three_nodes_on_one_postgresql_learn_of_every_change_and_survive_faults() {
     }
     drop(all);
     nodes[2].kill();
-    cli_ok(bin(), &url, &["keys", "enable", &target_id]);
+    cli_ok(bin(), &url, &["keys", "enable", "--tenant", "acme", &target_id]);
     all_answer(&[&nodes[0], &nodes[1]], &target, 200, Duration::from_secs(3));
     // Graceful stops write everything; the killed node's counts since its last write are lost.
     let killed_node = nodes.pop().expect("node 3");

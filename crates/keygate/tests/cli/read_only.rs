@@ -35,7 +35,7 @@ const READS: &[(&[&str], &str)] = &[
 const WRITES: &[(&str, &[&str])] = &[
     ("users deactivate", &["users", "deactivate", "--tenant", "acme", "--email", "erp@acme.example"]),
     ("users create", &["users", "create", "--tenant", "acme", "--email", "new@acme.example", "--name", "New"]),
-    ("keys disable", &["keys", "disable", "1"]),
+    ("keys disable", &["keys", "disable", "--tenant", "acme", "1"]),
     ("tenants api", &["tenants", "api", "off", "--tenant", "acme"]),
     ("groups create", &["groups", "create", "--tenant", "acme", "Other"]),
     ("units create", &["units", "create", "--tenant", "acme", "Second"]),
@@ -97,7 +97,7 @@ fn the_read_only_option_opens_a_writable_database_without_writing_and_refuses_ch
     writes_are_refused(&dir, &["--read-only"], "--read-only (KEYGATE_READ_ONLY) was given");
     let with_env = |value: &str| {
         std::process::Command::new(env!("CARGO_BIN_EXE_keygate"))
-            .args(["keys", "disable", "1", "--data-dir"])
+            .args(["keys", "disable", "--tenant", "acme", "1", "--data-dir"])
             .arg(&dir.0)
             .env_remove("KEYGATE_DATABASE_URL")
             .env("KEYGATE_LOG", "warn")
@@ -107,7 +107,7 @@ fn the_read_only_option_opens_a_writable_database_without_writing_and_refuses_ch
     };
     refused(&with_env("1"), "is read-only (--read-only (KEYGATE_READ_ONLY) was given)");
     assert_eq!(audit_of(&dir), audit_before, "nothing was changed");
-    assert!(ok(&with_env("false")).contains("key 1 disabled"), "KEYGATE_READ_ONLY=false writes as usual");
+    assert!(ok(&with_env("false")).contains("key 1 of `acme` disabled"), "KEYGATE_READ_ONLY=false writes as usual");
 }
 
 #[test]

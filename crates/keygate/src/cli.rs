@@ -583,7 +583,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         });
     }
     if let Command::Openapi = &cli.command {
-        print!("{}", keygate_web::openapi::document_text());
+        println!("{}", keygate_web::openapi::document_text().trim_end());
         return Ok(ExitCode::SUCCESS);
     }
     let config = Config::load(&cli.global)?;
@@ -599,12 +599,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             "zsh" => clap_complete::Shell::Zsh,
             _ => clap_complete::Shell::Fish,
         };
-        clap_complete::generate(
-            shell,
-            &mut <Cli as clap::CommandFactory>::command(),
-            "keygate",
-            &mut std::io::stdout(),
-        );
+        let mut script = Vec::new();
+        clap_complete::generate(shell, &mut <Cli as clap::CommandFactory>::command(), "keygate", &mut script);
+        println!("{}", String::from_utf8_lossy(&script).trim_end());
         return Ok(ExitCode::SUCCESS);
     }
     crate::serve::init_logging()?;

@@ -1,12 +1,34 @@
 //! The `keygate` binary: command line, configuration, serving, shutdown.
 //! Every command validates its input and exits non-zero with a message; none panics.
 
+/// Every command's standard output goes through here: a reader that went away (`keygate keys list
+/// | head -1`) ends the command quietly with success, as SIGPIPE ends other Unix tools, instead of
+/// std's panic. Any other write error is a message and exit code 1.
+macro_rules! println {
+    ($($arg:tt)*) => {
+        $crate::stdout_line(format_args!($($arg)*))
+    };
+}
+
 mod cli;
 mod config;
 mod control;
 mod serve;
 
 use std::process::ExitCode;
+
+/// Writes one line to standard output; see [`println!`].
+fn stdout_line(line: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_fmt(line).and_then(|()| out.write_all(b"\n")) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: cannot write to standard output: {e}");
+        std::process::exit(1);
+    }
+}
 
 fn main() -> ExitCode {
     let matches = <cli::Cli as clap::CommandFactory>::command().get_matches();

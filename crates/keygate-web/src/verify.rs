@@ -59,6 +59,11 @@ pub(crate) async fn verify_key(
         .await
     {
         Ok(v) => v,
+        Err(refused) if refused.code == keygate_domain::RefusalCode::InsufficientPermission => {
+            return Problem::refused(refused, id)
+                .detail("verifying other keys needs a key with the keys:verify scope; this key does not have it")
+                .into_response();
+        }
         Err(refused) => return Problem::refused(refused, id).into_response(),
     };
     let invalid = |detail: String| {

@@ -54,7 +54,10 @@ async fn a_key_without_keys_verify_may_not_use_the_verify_endpoint() {
         .expect("send");
     assert_eq!(r.status(), 403);
     assert!(r.headers()["www-authenticate"].to_str().expect("ascii").contains("insufficient_scope"));
-    assert_eq!(problem_code(r).await, "insufficient_permission");
+    let problem: serde_json::Value = r.json().await.expect("json");
+    assert_eq!(problem["code"], "insufficient_permission");
+    // Like every other 403, it says what is missing.
+    assert!(problem["detail"].as_str().is_some_and(|d| d.contains("keys:verify")), "{problem}");
 }
 
 #[tokio::test]

@@ -29,6 +29,10 @@ pub enum ServiceError {
     /// Even one row would exceed the response size cap.
     #[error("{0}")]
     TooLarge(String),
+    /// A data query over one of its budgets; nothing was read or the read was stopped. The
+    /// detail names the budget and its setting.
+    #[error("{detail}")]
+    Overloaded { budget: Budget, detail: String, retry_after_secs: u64 },
     #[error("storage failed")]
     Store(#[source] StoreError),
     #[error("internal error: {0}")]
@@ -66,6 +70,17 @@ pub enum BadRequest {
     UnknownParameter,
     /// An `Idempotency-Key` already used for a different request.
     IdempotencyKeyReused,
+}
+
+/// The budget a data query ran into; each is one stable problem `code`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Budget {
+    /// The memory that concurrent pages share (`page_memory_budget_mib`).
+    PageMemory,
+    /// The time a query may run (`query_time_budget_ms`).
+    QueryTime,
+    /// The queries one key may run at once (`queries_per_key`).
+    KeyQueries,
 }
 
 /// `Invalid` from any displayable validation error.

@@ -5,6 +5,7 @@ mod helpers;
 
 mod abuse;
 mod app;
+mod budgets;
 mod connections;
 mod console;
 mod data;

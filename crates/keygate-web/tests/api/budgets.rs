@@ -214,3 +214,41 @@ async fn a_page_that_finds_no_room_in_the_memory_budget_is_503_and_the_room_come
     assert_eq!(status, 200, "{page}");
     assert_eq!(page["metadata"]["count"], 3, "three rows of 3 MB fit a 10 MB page");
 }
+
+/// The limit is the service's, not the store's: one engine shows it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_runs_at_most_its_limit_of_queries_at_once_and_other_keys_are_not_held_back() {
+    let config = ServiceConfig { queries_per_key: 1, ..Default::default() };
+    let app = spawn_app_on(Backend::Sqlite, config).await.expect("sqlite");
+    long_notes(&app).await;
+    let busy = key_for(&app, "admin@acme.example", None).await;
+    let other = key_for(&app, "admin@acme.example", None).await;
+    // Slow enough to overlap: four patterns of 64 characters over 2 000 notes of 2 000 characters.
+    let filter = vec![format!("note LIKE '%{}b%'", "a".repeat(61)); 4].join(" OR ");
+    let path = view_path(&filter, 1000);
+    let calls: Vec<_> = (0..8)
+        .map(|_| {
+            let (client, url, key) = (app.client.clone(), app.url(&path), busy.expose().to_owned());
+            tokio::spawn(async move {
+                let r = client.get(&url).bearer_auth(&key).send().await.expect("request");
+                let status = r.status().as_u16();
+                let retry = r.headers().get("retry-after").is_some();
+                let body: Value = r.json().await.unwrap_or(Value::Null);
+                (status, retry, body["code"].as_str().unwrap_or_default().to_owned())
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let (status, _, _, _) = timed_get(&app, other.expose(), "/rest/v1/1/views/intervals.track?limit=10").await;
+    assert_eq!(status, 200, "another key is not held back");
+    let mut answers = Vec::new();
+    for c in calls {
+        answers.push(c.await.expect("call"));
+    }
+    let refused = answers.iter().filter(|(s, retry, code)| *s == 429 && *retry && code == "too_many_queries").count();
+    let ran = answers.iter().filter(|(s, _, _)| [200, 503].contains(s)).count();
+    eprintln!("8 concurrent slow queries of one key with queries_per_key = 1: {ran} ran, {refused} refused");
+    assert!(refused >= 1, "{answers:?}");
+    assert!(ran >= 1, "{answers:?}");
+    assert_eq!(refused + ran, 8, "{answers:?}");
+}

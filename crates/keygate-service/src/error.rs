@@ -32,6 +32,10 @@ pub enum ServiceError {
     /// keygate is at a bound it keeps (e.g. every password-hashing slot is taken): retry soon.
     #[error("{0}")]
     Busy(String),
+    /// A data query over one of its budgets; nothing was read or the read was stopped. The
+    /// detail names the budget and its setting.
+    #[error("{detail}")]
+    Overloaded { budget: Budget, detail: String, retry_after_secs: u64 },
     #[error("storage failed")]
     Store(#[source] StoreError),
     #[error("internal error: {0}")]
@@ -69,6 +73,17 @@ pub enum BadRequest {
     UnknownParameter,
     /// An `Idempotency-Key` already used for a different request.
     IdempotencyKeyReused,
+}
+
+/// The budget a data query ran into; each is one stable problem `code`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Budget {
+    /// The memory that concurrent pages share (`page_memory_budget_mib`).
+    PageMemory,
+    /// The time a query may run (`query_time_budget_ms`).
+    QueryTime,
+    /// The queries one key may run at once (`queries_per_key`).
+    KeyQueries,
 }
 
 /// `Invalid` from any displayable validation error.

@@ -17,6 +17,7 @@ mod groups;
 mod keys;
 mod listener;
 mod password;
+mod query_limits;
 mod queues;
 mod ratelimit;
 mod records;
@@ -34,11 +35,12 @@ use std::{sync::Arc, time::Duration};
 use keygate_store::Database;
 
 pub use caller::Caller;
-pub use error::{BadRequest, FieldError, ServiceError, ServiceResult};
+pub use error::{BadRequest, Budget, FieldError, ServiceError, ServiceResult};
 pub use groups::GroupView;
 pub use keys::{IssueKey, IssuedKey, KeyChoices, KeyOwner, KeyView};
 pub use listener::{CHANGE_LAG_BUCKETS, LagHistogram, ListenerHealth};
 pub use password::{ARGON2_MEMORY_BYTES, generate_password, hash_password, verify_password};
+pub use query_limits::PageHold;
 pub use queues::QueueHealth;
 pub use ratelimit::RateState;
 pub use records::{Page, ViewParams};
@@ -82,6 +84,15 @@ pub struct ServiceConfig {
     pub password_hash_memory: usize,
     /// How long a log-in waits for a hashing slot before it is refused as busy (503).
     pub password_hash_wait: Duration,
+    /// Memory that the data-API pages being read and sent share; a page grows its share as its
+    /// rows arrive (at least `max_page_bytes`).
+    pub page_memory_budget: usize,
+    /// How long a page waits for its first share before it is refused as busy (503).
+    pub page_memory_wait: Duration,
+    /// How long one data-API page read may run in the database.
+    pub query_time_budget: Duration,
+    /// Data queries (page and record reads) one key may run at once.
+    pub queries_per_key: u32,
 }
 
 impl Default for ServiceConfig {
@@ -99,6 +110,10 @@ impl Default for ServiceConfig {
             max_page_bytes: 10 * 1024 * 1024,
             password_hash_memory: 4 * password::ARGON2_MEMORY_BYTES,
             password_hash_wait: Duration::from_secs(2),
+            page_memory_budget: 64 * 1024 * 1024,
+            page_memory_wait: Duration::from_secs(2),
+            query_time_budget: Duration::from_secs(2),
+            queries_per_key: 4,
         }
     }
 }
@@ -144,6 +159,10 @@ struct Inner {
     config: ServiceConfig,
     verifier: verify::Verifier,
     page_hints: records::PageHints,
+    /// Data queries running per key.
+    key_queries: query_limits::KeyQueries,
+    /// The memory budget of pages being read and sent.
+    page_memory: query_limits::PageMemory,
     /// Log-in password checks, bounded by their memory.
     hashing: password::HashingGate,
     /// When per-day counts were last written (Unix ms).
@@ -165,6 +184,12 @@ impl Keygate {
     pub fn new(db: Database, config: ServiceConfig) -> Self {
         let verifier = verify::Verifier::new(&config);
         let hashing = password::HashingGate::new(config.password_hash_memory, config.password_hash_wait);
+        let key_queries =
+            query_limits::KeyQueries::new(config.queries_per_key, query_limits::DEFAULT_KEY_QUERY_CAPACITY);
+        let page_memory = query_limits::PageMemory::new(
+            config.page_memory_budget.max(config.max_page_bytes),
+            config.page_memory_wait,
+        );
         Self {
             inner: Arc::new(Inner {
                 hashing,
@@ -172,6 +197,8 @@ impl Keygate {
                 config,
                 verifier,
                 page_hints: records::PageHints::default(),
+                key_queries,
+                page_memory,
                 last_counts_flush: std::sync::Mutex::new(0),
                 unwritten: std::sync::Mutex::default(),
                 feed: tokio::sync::Mutex::default(),
@@ -382,6 +409,11 @@ impl Keygate {
     /// Refused calls since start, per code (for metrics).
     pub fn refusal_counts(&self) -> Vec<(&'static str, u64)> {
         self.inner.verifier.refusals.counts()
+    }
+
+    /// The page memory budget now: (bytes held by pages, budget in bytes).
+    pub fn page_memory(&self) -> (usize, usize) {
+        (self.inner.page_memory.in_use_bytes(), self.inner.page_memory.budget_bytes())
     }
 
     /// Log-in password checks that may run at once, and how many have been started.

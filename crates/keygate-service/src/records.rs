@@ -22,14 +22,51 @@ pub struct ViewParams {
     pub offset: Option<String>,
 }
 
-/// One page of a view, already serialised: `{"metadata":{…},"data":[…]}`.
+/// One page of a view, already serialised: `{"metadata":{…},"data":[…]}` is `head`, `data` and
+/// `}`, kept apart so that the rows are never copied to make the body.
 #[derive(Debug, Clone)]
 pub struct Page {
-    pub body: String,
+    /// `{"metadata":{…},"data":`
+    pub head: String,
+    /// The rows, a JSON array.
+    pub data: String,
     pub count: usize,
     pub next_offset: Option<u64>,
     /// The id of the page's last row, where the next page continues.
     pub last_id: Option<i64>,
+    /// The page's share of the page memory budget: keep it until the body is sent.
+    pub memory: crate::PageHold,
+}
+
+impl Page {
+    /// What closes the body after `head` and `data`.
+    pub const TAIL: &'static str = "}";
+
+    /// The whole body in one text (a copy; the web layer sends the parts).
+    pub fn body(&self) -> String {
+        [self.head.as_str(), &self.data, Self::TAIL].concat()
+    }
+}
+
+fn overloaded(budget: crate::Budget, detail: String) -> ServiceError {
+    ServiceError::Overloaded { budget, detail, retry_after_secs: 1 }
+}
+
+/// Starts a data query of the key, or refuses it: the key runs its limit of queries already.
+fn start_query<'a>(
+    table: &'a crate::query_limits::KeyQueries,
+    v: &Verified,
+) -> ServiceResult<crate::query_limits::Running<'a>> {
+    table.start(v.key().id).map_err(|e| match e {
+        crate::query_limits::NotNow::KeyAtLimit(n) => overloaded(
+            crate::Budget::KeyQueries,
+            format!("this key already runs {n} data queries, its limit (queries_per_key); retry when one has ended"),
+        ),
+        crate::query_limits::NotNow::TableFull => overloaded(
+            crate::Budget::KeyQueries,
+            "too many keys are running data queries at once; retry in a moment".to_owned(),
+        ),
+    })
 }
 
 /// Identifies "the same listing at this offset": tenant, unit, view, reach and filter. The filter
@@ -215,6 +252,19 @@ impl Keygate {
         let after_id = if offset == 0 { None } else { self.inner.page_hints.get(&hint) };
         // Room for the metadata envelope, whose numbers are at most 20 digits each.
         let max_bytes = self.config().max_page_bytes.saturating_sub(128);
+        let _running = start_query(&self.inner.key_queries, v)?;
+        let memory = self.inner.page_memory.hold(64 * 1024).await.map_err(|_| {
+            overloaded(
+                crate::Budget::PageMemory,
+                format!(
+                    "the pages being read now take the whole page memory budget of {} MiB (page_memory_budget_mib); \
+                     retry in a moment",
+                    self.inner.page_memory.budget_bytes() >> 20
+                ),
+            )
+        })?;
+        let growth = memory.growth();
+        let time_budget = self.config().query_time_budget;
         let q = ViewQuery {
             view,
             tenant: v.tenant.id,
@@ -226,10 +276,35 @@ impl Keygate {
             max_bytes,
             after_id,
             shape: &shape,
+            time_budget: Some(time_budget),
+            growth: Some(&growth),
         };
-        let rows = self.db().records().query(&q).await?;
+        let rows = self.db().records().query(&q).await.map_err(|e| {
+            if e.is_query_timeout() {
+                overloaded(
+                    crate::Budget::QueryTime,
+                    format!(
+                        "the query ran past its time budget of {} ms (query_time_budget_ms); narrow the filter, ask for \
+                         fewer rows, or retry",
+                        time_budget.as_millis()
+                    ),
+                )
+            } else {
+                e.into()
+            }
+        })?;
         let fetched = u64::try_from(rows.fetched).unwrap_or(0);
         let count = u64::try_from(rows.kept).unwrap_or(0);
+        if count == 0 && fetched > 0 && memory.denied() {
+            return Err(overloaded(
+                crate::Budget::PageMemory,
+                format!(
+                    "the pages being read now take the page memory budget of {} MiB (page_memory_budget_mib); retry \
+                     in a moment",
+                    self.inner.page_memory.budget_bytes() >> 20
+                ),
+            ));
+        }
         if count == 0 && fetched > 0 {
             return Err(ServiceError::TooLarge(format!(
                 "the row at offset {offset} alone is larger than the {} byte page limit; ask for fewer columns or properties",
@@ -241,16 +316,17 @@ impl Keygate {
         if let (Some(next), Some(last)) = (next_offset, rows.last_id) {
             self.inner.page_hints.put(HintKey { offset: next, ..hint }, last);
         }
-        let body = format!(
-            "{{\"metadata\":{{\"count\":{count},\"limit\":{limit},\"nextOffset\":{}}},\"data\":{}}}",
+        let head = format!(
+            "{{\"metadata\":{{\"count\":{count},\"limit\":{limit},\"nextOffset\":{}}},\"data\":",
             next_offset.map_or("null".to_owned(), |n| n.to_string()),
-            rows.data
         );
-        Ok(Page { body, count: count as usize, next_offset, last_id: rows.last_id })
+        memory.shrink_to(head.len() + rows.data.len() + 1);
+        Ok(Page { head, data: rows.data, count: count as usize, next_offset, last_id: rows.last_id, memory })
     }
 
     /// One record by id, or `NotFound` when it is outside what the key may see.
     pub async fn read_record(&self, v: &Verified, unit: UnitId, resource: &str, id: i64) -> ServiceResult<String> {
+        let _running = start_query(&self.inner.key_queries, v)?;
         let view = record_view(resource)?;
         let visibility = view_visibility(v, view)?;
         self.db()

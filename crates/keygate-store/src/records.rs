@@ -2,7 +2,15 @@
 //!
 //! SQL text here is assembled only from catalogue constants (`keygate_domain::views`) and `$n`
 //! placeholders; every value a client sent is bound, never spliced.
+//!
+//! A page is cut at its byte cap *while* its rows are read, on both engines: SQLite steps the
+//! statement row by row (`sqlite_reader`), PostgreSQL reads a cursor in batches sized from the
+//! room left, so neither the database nor keygate ever renders more than the page can hold.
+//! Each page also runs under a time budget (`statement_timeout`, SQLite's progress handler).
 
+use std::{sync::Arc, time::Duration};
+
+use futures_util::TryStreamExt as _;
 use keygate_domain::{
     AuditEntry, TenantId, Timestamp, UnitId, UserId,
     filter::{CmpOp, Expr, Value},
@@ -19,8 +27,12 @@ pub enum Visibility {
     Own(UserId),
 }
 
+/// Asked before a page's text grows, with the bytes it would then hold; `false` ends the page
+/// where it is (the rows read so far), so that concurrent pages share one memory budget.
+pub type PageGrowth = Arc<dyn Fn(usize) -> bool + Send + Sync>;
+
 /// One page request against a view.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct ViewQuery<'a> {
     pub view: &'static View,
     pub tenant: TenantId,
@@ -36,6 +48,153 @@ pub struct ViewQuery<'a> {
     pub after_id: Option<i64>,
     /// Which columns and properties each row carries.
     pub shape: &'a RowShape<'a>,
+    /// How long reading the page may take; past it the read fails with
+    /// [`StoreError::is_query_timeout`]. `None`: no budget.
+    pub time_budget: Option<Duration>,
+    /// The memory the page may take, asked for as it grows; `None`: only `max_bytes` bounds it.
+    pub growth: Option<&'a PageGrowth>,
+}
+
+impl std::fmt::Debug for ViewQuery<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ViewQuery")
+            .field("view", &self.view.name)
+            .field("tenant", &self.tenant)
+            .field("unit", &self.unit)
+            .field("limit", &self.limit)
+            .field("offset", &self.offset)
+            .field("max_bytes", &self.max_bytes)
+            .field("time_budget", &self.time_budget)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The SQLSTATE PostgreSQL gives a statement stopped by `statement_timeout` (`query_canceled`);
+/// a SQLite page stopped by its progress handler is reported with the same code.
+const QUERY_CANCELED: &str = "57014";
+
+/// A SQLite page read stopped by its time budget, as a database error with PostgreSQL's code.
+#[derive(Debug)]
+struct TimeBudgetSpent;
+
+impl std::fmt::Display for TimeBudgetSpent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the page read ran past its time budget")
+    }
+}
+
+impl std::error::Error for TimeBudgetSpent {}
+
+impl sqlx::error::DatabaseError for TimeBudgetSpent {
+    fn message(&self) -> &str {
+        "the page read ran past its time budget"
+    }
+
+    fn code(&self) -> Option<std::borrow::Cow<'_, str>> {
+        Some(QUERY_CANCELED.into())
+    }
+
+    fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        self
+    }
+
+    fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
+        self
+    }
+
+    fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
+        self
+    }
+
+    fn kind(&self) -> sqlx::error::ErrorKind {
+        sqlx::error::ErrorKind::Other
+    }
+}
+
+/// The error of a page read stopped by its time budget.
+pub(crate) fn time_budget_spent() -> StoreError {
+    StoreError::Database(sqlx::Error::Database(Box::new(TimeBudgetSpent)))
+}
+
+impl StoreError {
+    /// Whether a read was stopped by its time budget (PostgreSQL's `statement_timeout`, the
+    /// SQLite reader's progress handler).
+    pub fn is_query_timeout(&self) -> bool {
+        match self {
+            Self::Database(e) => e.as_database_error().and_then(|d| d.code()).as_deref() == Some(QUERY_CANCELED),
+            _ => false,
+        }
+    }
+}
+
+/// A page's rows gathered into one JSON array while they fit: the row limit, the byte cap, and
+/// the memory the page is given. `push` says when to stop reading.
+pub(crate) struct PageText<'g> {
+    data: String,
+    /// Bytes the page was given so far (what `data` may grow to without asking).
+    held: usize,
+    fetched: i64,
+    kept: i64,
+    last_id: Option<i64>,
+    limit: u32,
+    max_bytes: usize,
+    growth: Option<&'g PageGrowth>,
+}
+
+impl<'g> PageText<'g> {
+    /// The least a page asks for at once: small pages ask once.
+    const FIRST_ASK: usize = 64 * 1024;
+
+    pub(crate) fn new(limit: u32, max_bytes: usize, growth: Option<&'g PageGrowth>) -> Self {
+        Self { data: String::new(), held: 0, fetched: 0, kept: 0, last_id: None, limit, max_bytes, growth }
+    }
+
+    /// Rows read so far.
+    pub(crate) fn fetched(&self) -> i64 {
+        self.fetched
+    }
+
+    /// Bytes gathered so far.
+    pub(crate) fn len(&self) -> usize {
+        self.data.len()
+    }
+
+    /// Adds row `id` rendered as `row` if it fits; `false` when the page is complete and no
+    /// further row need be read (the row was counted: it tells that more rows follow).
+    pub(crate) fn push(&mut self, id: i64, row: &str) -> bool {
+        self.fetched += 1;
+        if self.kept >= i64::from(self.limit) {
+            return false;
+        }
+        // `[`, the separator and `]`.
+        let need = self.data.len() + row.len() + 2 + usize::from(self.kept == 0);
+        if need > self.max_bytes {
+            return false;
+        }
+        if need > self.held {
+            let ask = need.max(self.held.saturating_mul(2)).max(Self::FIRST_ASK).min(self.max_bytes);
+            if let Some(grow) = self.growth
+                && !grow(ask)
+            {
+                return false;
+            }
+            self.data.reserve_exact(ask.saturating_sub(self.data.len()));
+            self.held = ask;
+        }
+        self.data.push(if self.kept == 0 { '[' } else { ',' });
+        self.data.push_str(row);
+        self.kept += 1;
+        self.last_id = Some(id);
+        true
+    }
+
+    pub(crate) fn finish(mut self) -> PageRows {
+        if self.kept == 0 {
+            self.data.push('[');
+        }
+        self.data.push(']');
+        PageRows { fetched: self.fetched, kept: self.kept, last_id: self.last_id, data: self.data }
+    }
 }
 
 /// The columns of a rendered row, and which custom properties it carries.
@@ -151,8 +310,8 @@ fn postgres_value(c: &Column) -> String {
 ///
 /// - SQLite: `SELECT id, columns…, [properties] … LIMIT limit + 1`, read and rendered by
 ///   [`crate::sqlite_reader`].
-/// - PostgreSQL: the rows rendered by `json_build_object` and packed into one text (see
-///   [`PackedPage`]), so that a page crosses the wire as one value instead of 16 000.
+/// - PostgreSQL: `DECLARE page NO SCROLL CURSOR FOR SELECT id, json_build_object(…)::text …`,
+///   read in batches by [`Records::query`], which stops fetching once the page is full.
 pub(crate) fn view_sql(q: &ViewQuery<'_>, backend: Backend) -> StoreResult<Sql> {
     let v = q.view;
     let mut sql = Sql::default();
@@ -182,7 +341,7 @@ pub(crate) fn view_sql(q: &ViewQuery<'_>, backend: Backend) -> StoreResult<Sql> 
                 }
                 _ => {}
             }
-            format!("{id} AS id, json_build_object({}) AS obj", members.join(", "))
+            format!("{id} AS id, json_build_object({})::text AS obj", members.join(", "))
         }
     };
     let tenant = sql.push_bind(Bound::Int(q.tenant.0));
@@ -215,44 +374,22 @@ pub(crate) fn view_sql(q: &ViewQuery<'_>, backend: Backend) -> StoreResult<Sql> 
     let rows = format!("SELECT {selected} FROM {} WHERE {filter} ORDER BY {id} LIMIT {fetch} OFFSET {offset}", v.table);
     sql.text = match backend {
         Backend::Sqlite => rows,
-        // The page as two texts: the ids joined by commas, and the row objects joined by the record
-        // separator, a control character that JSON text always escapes, so it never occurs in one.
-        Backend::Postgres => format!(
-            "SELECT COUNT(*) AS fetched, COALESCE(string_agg(id::text, ',' ORDER BY id), '') AS ids, \
-             COALESCE(string_agg(obj::text, chr(30) ORDER BY id), '') AS objs FROM ({rows}) page"
-        ),
+        Backend::Postgres => format!("DECLARE page NO SCROLL CURSOR FOR {rows}"),
     };
     Ok(sql)
 }
 
-#[derive(sqlx::FromRow)]
-struct PackedPage {
-    fetched: i64,
-    ids: String,
-    objs: String,
-}
+/// Rows the first `FETCH` of a PostgreSQL page asks for: enough for one round trip on pages of
+/// small rows, few enough that rows of a megabyte are not rendered in vain.
+const FIRST_FETCH: i64 = 16;
 
-impl PackedPage {
-    /// Keeps rows in order while they fit `limit` and `max_bytes` (the `data` array included).
-    fn unpack(self, limit: u32, max_bytes: usize) -> StoreResult<PageRows> {
-        let mut data = String::with_capacity(self.objs.len().min(max_bytes) + 2);
-        data.push('[');
-        let (mut kept, mut last_id) = (0i64, None);
-        let ids = self.ids.split(',').filter(|i| !i.is_empty());
-        for (id, obj) in ids.zip(self.objs.split('\u{1e}')) {
-            if kept >= i64::from(limit) || data.len() + obj.len() + 2 > max_bytes {
-                break;
-            }
-            if kept > 0 {
-                data.push(',');
-            }
-            data.push_str(obj);
-            kept += 1;
-            last_id = Some(id.parse::<i64>().map_err(|_| StoreError::Corrupt("a page row id is not a number".into()))?);
-        }
-        data.push(']');
-        Ok(PageRows { fetched: self.fetched, kept, last_id, data })
-    }
+/// The next `FETCH` size: the rows still wanted, but no more than the room left would hold at
+/// the size of the rows read so far (plus one, which tells whether more follow).
+fn next_fetch(page: &PageText<'_>, wanted: i64, max_bytes: usize) -> i64 {
+    let left = wanted - page.fetched();
+    let average = (page.len() / usize::try_from(page.fetched().max(1)).unwrap_or(1)).max(1);
+    let room = max_bytes.saturating_sub(page.len()) / average + 1;
+    left.min(i64::try_from(room).unwrap_or(i64::MAX)).max(1)
 }
 
 /// One page as the database rendered it.
@@ -298,6 +435,44 @@ macro_rules! bind_fields {
         }
         q
     }};
+}
+
+/// Reads a PostgreSQL page from a cursor, in one read-only transaction whose statements each
+/// have the page's time budget; the whole read is held to it too. Fetching stops once the page
+/// is full, so PostgreSQL renders at most one batch more than the page holds.
+async fn postgres_page(pool: &sqlx::PgPool, sql: &Sql, q: &ViewQuery<'_>) -> StoreResult<PageRows> {
+    let started = std::time::Instant::now();
+    // The budget is a number from keygate's own settings, never request input.
+    let begin = match q.time_budget {
+        Some(t) => format!("BEGIN READ ONLY; SET LOCAL statement_timeout = {}", t.as_millis().clamp(1, 1 << 31)),
+        None => "BEGIN READ ONLY".to_owned(),
+    };
+    let mut tx = pool.begin_with(begin).await?;
+    bind_all!(sqlx::query(&sql.text), &sql.binds).execute(&mut *tx).await?;
+    let wanted = i64::from(q.limit) + 1;
+    let mut page = PageText::new(q.limit, q.max_bytes, q.growth);
+    let mut batch = FIRST_FETCH.min(wanted);
+    'read: loop {
+        if q.time_budget.is_some_and(|t| started.elapsed() >= t) {
+            return Err(time_budget_spent());
+        }
+        // A number of our own; not prepared, since each size would be a statement of its own.
+        let fetch = format!("FETCH {batch} FROM page");
+        let mut rows = sqlx::query_as::<_, (i64, String)>(&fetch).persistent(false).fetch(&mut *tx);
+        let mut got = 0;
+        while let Some((id, obj)) = rows.try_next().await? {
+            got += 1;
+            if !page.push(id, &obj) {
+                break 'read;
+            }
+        }
+        if got < batch || page.fetched() >= wanted {
+            break;
+        }
+        batch = next_fetch(&page, wanted, q.max_bytes);
+    }
+    tx.commit().await?;
+    Ok(page.finish())
 }
 
 /// A validated value for one writable column.
@@ -347,13 +522,15 @@ impl Records<'_> {
                     Properties::Only(keys) => Some(Some(keys.to_vec())),
                 };
                 let shape = crate::sqlite_reader::Shape { columns: q.shape.columns.clone(), properties };
-                readers.page(sql.text, sql.binds, shape, q.limit, q.max_bytes).await
+                let read = crate::sqlite_reader::PageRead {
+                    limit: q.limit,
+                    max_bytes: q.max_bytes,
+                    time_budget: q.time_budget,
+                    growth: q.growth.cloned(),
+                };
+                readers.page(sql.text, sql.binds, shape, read).await
             }
-            (Pool::Postgres(p), _) => {
-                let packed: PackedPage =
-                    bind_all!(sqlx::query_as::<_, PackedPage>(&sql.text), &sql.binds).fetch_one(p).await?;
-                packed.unpack(q.limit, q.max_bytes)
-            }
+            (Pool::Postgres(p), _) => postgres_page(p, &sql, q).await,
             (Pool::Sqlite(_), None) => Err(StoreError::Corrupt("the SQLite database has no read connections".into())),
         }
     }
@@ -380,6 +557,8 @@ impl Records<'_> {
             max_bytes: usize::MAX >> 2,
             after_id: None,
             shape: &shape,
+            time_budget: None,
+            growth: None,
         };
         let page = self.query(&q).await?;
         // `[{…}]` → `{…}`
@@ -602,6 +781,8 @@ mod tests {
             offset: 0,
             after_id: None,
             shape: &shape,
+            time_budget: None,
+            growth: None,
         };
         let sql = view_sql(&q, Backend::Sqlite).expect("compiles");
         assert!(!sql.text.contains("DROP") && !sql.text.contains("1=1"), "{}", sql.text);
@@ -623,6 +804,8 @@ mod tests {
             offset: 5,
             after_id: None,
             shape: &shape,
+            time_budget: None,
+            growth: None,
         };
         let sql = view_sql(&q, Backend::Postgres).expect("compiles");
         assert!(sql.text.contains("tenant_id = $1 AND unit_id = $2 AND (type = 'INVOICE.SALES'"), "{}", sql.text);

@@ -3,7 +3,9 @@
 //! sqlx hands SQLite rows from its worker thread to the async side one by one, which for a
 //! 1000-row page costs more than reading the rows. Here a blocking task steps the statement and
 //! writes each row straight into the page's JSON text. Same SQL (built by `records::view_sql`),
-//! same bound values, read-only connections: this path cannot write.
+//! same bound values, read-only connections: this path cannot write. Stepping stops at the first
+//! row the page cannot hold (by count, bytes or memory), and a progress handler stops a read that
+//! runs past its time budget.
 
 use std::{
     path::{Path, PathBuf},
@@ -11,14 +13,28 @@ use std::{
         Arc, Mutex,
         atomic::{AtomicUsize, Ordering},
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use keygate_domain::views::{Bound, Column, ColumnType};
 use rusqlite::{OpenFlags, types::ValueRef};
 use serde_json::{Map, Value as Json};
 
-use crate::{PageRows, StoreError, StoreResult};
+use crate::{
+    PageRows, StoreError, StoreResult,
+    records::{PageGrowth, PageText, time_budget_spent},
+};
+
+/// What bounds one page read.
+pub(crate) struct PageRead {
+    pub limit: u32,
+    pub max_bytes: usize,
+    pub time_budget: Option<Duration>,
+    pub growth: Option<PageGrowth>,
+}
+
+/// SQLite virtual-machine steps between two looks at the clock: about a few microseconds.
+const STEPS_PER_CHECK: std::os::raw::c_int = 1000;
 
 /// Idle read-only connections to one SQLite file.
 pub(crate) struct Readers {
@@ -76,20 +92,24 @@ impl Readers {
     }
 
     /// Runs a page query (`SELECT id, columns…, [properties] … LIMIT limit + 1`) and renders the
-    /// rows that fit `limit` and `max_bytes` as a JSON array.
+    /// rows that fit as a JSON array, within the read's time budget.
     pub(crate) async fn page(
         self: &Arc<Self>,
         sql: String,
         binds: Vec<Bound>,
         shape: Shape,
-        limit: u32,
-        max_bytes: usize,
+        read: PageRead,
     ) -> StoreResult<PageRows> {
         let this = Arc::clone(self);
         tokio::task::spawn_blocking(move || {
             let conn = this.connection()?;
             this.in_use.fetch_add(1, Ordering::Relaxed);
-            let page = read_page(&conn, &sql, &binds, &shape, limit, max_bytes);
+            if let Some(budget) = read.time_budget {
+                let deadline = Instant::now() + budget;
+                conn.progress_handler(STEPS_PER_CHECK, Some(move || Instant::now() >= deadline));
+            }
+            let page = read_page(&conn, &sql, &binds, &shape, &read);
+            conn.progress_handler(0, None::<fn() -> bool>);
             this.in_use.fetch_sub(1, Ordering::Relaxed);
             this.give_back(conn);
             page
@@ -99,13 +119,20 @@ impl Readers {
     }
 }
 
+/// A failed step: the time budget's interruption, or a failure.
+fn step_failed(e: rusqlite::Error) -> StoreError {
+    match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::OperationInterrupted) => time_budget_spent(),
+        _ => failed(e),
+    }
+}
+
 fn read_page(
     conn: &rusqlite::Connection,
     sql: &str,
     binds: &[Bound],
     shape: &Shape,
-    limit: u32,
-    max_bytes: usize,
+    read: &PageRead,
 ) -> StoreResult<PageRows> {
     let mut stmt = conn.prepare_cached(sql).map_err(failed)?;
     for (i, b) in binds.iter().enumerate() {
@@ -122,32 +149,17 @@ fn read_page(
         .map_err(failed)?;
     }
     let mut rows = stmt.raw_query();
-    let mut data = String::with_capacity(64 * 1024);
-    data.push('[');
-    let (mut fetched, mut kept, mut last_id, mut full) = (0i64, 0i64, None, false);
+    let mut page = PageText::new(read.limit, read.max_bytes, read.growth.as_ref());
     let mut row_text = String::with_capacity(1024);
-    while let Some(row) = rows.next().map_err(failed)? {
-        fetched += 1;
-        if full || kept >= i64::from(limit) {
-            // Only counted: it tells the caller that more rows follow.
-            full = true;
-            continue;
-        }
+    while let Some(row) = rows.next().map_err(step_failed)? {
         row_text.clear();
-        let id = render(row, shape, &mut row_text)?;
-        if data.len() + row_text.len() + 2 > max_bytes {
-            full = true;
-            continue;
+        // The row after a full page is only counted: it tells that more rows follow.
+        let id = if page.fetched() < i64::from(read.limit) { render(row, shape, &mut row_text)? } else { 0 };
+        if !page.push(id, &row_text) {
+            break;
         }
-        if kept > 0 {
-            data.push(',');
-        }
-        data.push_str(&row_text);
-        kept += 1;
-        last_id = Some(id);
     }
-    data.push(']');
-    Ok(PageRows { fetched, kept, last_id, data })
+    Ok(page.finish())
 }
 
 /// Writes one row as a JSON object; returns its id (column 0).

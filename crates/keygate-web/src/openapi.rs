@@ -49,6 +49,9 @@ pub const OTHER_PROBLEM_CODES: &[(&str, u16, &str)] = &[
     ("page_too_large", 413, "one row alone is larger than the page size limit"),
     ("invalid_fields", 422, "some fields of a write are not valid (listed in `errors`); nothing was written"),
     ("invalid_input", 422, "the request body is not valid"),
+    ("too_many_queries", 429, "the key already runs `queries_per_key` data queries (`Retry-After` says when to retry)"),
+    ("page_memory_busy", 503, "the pages being read take the page memory budget (`Retry-After` says when to retry)"),
+    ("query_timeout", 503, "the query ran past its time budget, `query_time_budget_ms` (`Retry-After`)"),
     ("internal_error", 500, "something went wrong on keygate's side (logged with the request id)"),
     (
         "busy",
@@ -360,7 +363,7 @@ fn problem_responses() -> Value {
         if matches!(status, 401 | 403) {
             headers.insert("WWW-Authenticate".into(), ref_header("WWW-Authenticate"));
         }
-        if status == 429 {
+        if matches!(status, 429 | 503) {
             headers.insert("Retry-After".into(), ref_header("Retry-After"));
         }
         if status == 405 {
@@ -575,7 +578,7 @@ fn view_path(view: &View, page: &str) -> Value {
             "schema": { "type": "string" },
         }));
     }
-    let mut responses = refusals(&[413]);
+    let mut responses = refusals(&[413, 503]);
     let mut ok = json_ok("a page of rows in id order, at most 10 MB", ref_schema(page));
     // A view of a record endpoint's records links to reading its first row by id.
     if ["companies", "persons", "jobs", "tasks", "documents", "users"].contains(&view.name) {
@@ -738,7 +741,7 @@ fn record_path(resource: &str, name: &str, readable: bool) -> Value {
         }),
     );
     if readable {
-        let mut get_responses = refusals(&[]);
+        let mut get_responses = refusals(&[503]);
         get_responses.insert("200".into(), json_ok("the record", ref_schema(name)));
         item.insert(
             "get".into(),

@@ -6,7 +6,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use keygate_domain::RefusalCode;
-use keygate_service::{BadRequest, FieldError, RateState, Refused, ServiceError};
+use keygate_service::{BadRequest, Budget, FieldError, RateState, Refused, ServiceError};
 use serde_json::json;
 
 use crate::RequestId;
@@ -111,6 +111,26 @@ impl Problem {
                 )
                 .detail(detail);
                 p.headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                p
+            }
+            ServiceError::Overloaded { budget, detail, retry_after_secs } => {
+                let (status, code, title) = match budget {
+                    Budget::PageMemory => (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "page_memory_busy",
+                        "The pages being read take the page memory budget; retry shortly",
+                    ),
+                    Budget::QueryTime => {
+                        (StatusCode::SERVICE_UNAVAILABLE, "query_timeout", "The query ran past its time budget")
+                    }
+                    Budget::KeyQueries => (
+                        StatusCode::TOO_MANY_REQUESTS,
+                        "too_many_queries",
+                        "The key runs as many data queries as it may at once",
+                    ),
+                };
+                let mut p = Self::new(status, code, title, request_id).detail(detail);
+                p.headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
                 p
             }
             other => {

@@ -25,6 +25,12 @@ pub struct FileConfig {
     pub request_body_timeout_secs: Option<u64>,
     /// Memory log-in password checks may take at once, in MiB (19 MiB per concurrent check).
     pub password_hash_memory_mib: Option<usize>,
+    /// Memory the data-API pages being read and sent share, in MiB (at least one page, 10 MiB).
+    pub page_memory_budget_mib: Option<usize>,
+    /// Milliseconds one data-API page read may run in the database.
+    pub query_time_budget_ms: Option<u64>,
+    /// Data queries one key may run at once.
+    pub queries_per_key: Option<u32>,
     /// `auto` (default), `always` or `never`: when the session cookie is `Secure`.
     pub cookie_secure: Option<String>,
     /// Open the database read-only: commands that only read work, the others are refused.
@@ -49,6 +55,12 @@ pub struct Config {
     pub request_body_timeout: std::time::Duration,
     /// Bytes of Argon2 memory log-ins may use at once.
     pub password_hash_memory: usize,
+    /// Bytes the data-API pages being read and sent share.
+    pub page_memory_budget: usize,
+    /// How long one page read may run in the database.
+    pub query_time_budget: std::time::Duration,
+    /// Data queries one key may run at once.
+    pub queries_per_key: u32,
     pub cookie_secure: keygate_web::CookieSecure,
     /// Where opening the database read-only was asked for, if it was.
     pub read_only: Option<&'static str>,
@@ -111,6 +123,20 @@ impl Config {
         if password_hash_memory < keygate_service::ARGON2_MEMORY_BYTES {
             bail!("password_hash_memory_mib must be at least 19 (one Argon2 check takes 19 MiB)");
         }
+        let page_memory_budget =
+            file.page_memory_budget_mib.map_or(service.page_memory_budget, |mib| mib.saturating_mul(1024 * 1024));
+        if page_memory_budget < service.max_page_bytes {
+            bail!("page_memory_budget_mib must be at least 10 (one page may take 10 MiB)");
+        }
+        let query_time_budget =
+            file.query_time_budget_ms.map_or(service.query_time_budget, std::time::Duration::from_millis);
+        if query_time_budget < std::time::Duration::from_millis(10) {
+            bail!("query_time_budget_ms must be at least 10");
+        }
+        let queries_per_key = file.queries_per_key.unwrap_or(service.queries_per_key);
+        if queries_per_key == 0 {
+            bail!("queries_per_key must be at least 1");
+        }
         let cookie_secure = match std::env::var("KEYGATE_COOKIE_SECURE").ok().or(file.cookie_secure) {
             Some(text) => text.parse().map_err(anyhow::Error::msg)?,
             None => keygate_web::CookieSecure::default(),
@@ -128,6 +154,9 @@ impl Config {
             max_connections_per_address,
             request_body_timeout,
             password_hash_memory,
+            page_memory_budget,
+            query_time_budget,
+            queries_per_key,
             change_poll: std::time::Duration::from_millis(change_poll_ms),
             change_listener: global.change_listener.or(file.change_listener).unwrap_or(true),
             cluster_limits: std::env::var("KEYGATE_CLUSTER_LIMITS")
@@ -213,6 +242,9 @@ impl Config {
             change_listener: self.change_listener,
             cluster_limits: self.cluster_limits,
             password_hash_memory: self.password_hash_memory,
+            page_memory_budget: self.page_memory_budget,
+            query_time_budget: self.query_time_budget,
+            queries_per_key: self.queries_per_key,
             ..keygate_service::ServiceConfig::default()
         }
     }

@@ -6,6 +6,7 @@ mod helpers;
 mod abuse;
 mod app;
 mod ceiling_random;
+mod budgets;
 mod connections;
 mod console;
 mod data;

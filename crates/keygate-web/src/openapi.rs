@@ -43,6 +43,11 @@ pub const OTHER_PROBLEM_CODES: &[(&str, u16, &str)] = &[
     ("invalid_fields", 422, "some fields of a write are not valid (listed in `errors`); nothing was written"),
     ("invalid_input", 422, "the request body is not valid"),
     ("internal_error", 500, "something went wrong on keygate's side (logged with the request id)"),
+    (
+        "unavailable",
+        503,
+        "keygate cannot judge the call now: its database does not answer in time (`Retry-After` says when to retry); never a verdict on the key",
+    ),
 ];
 
 /// The document as pretty JSON with a final newline: what `keygate openapi` prints and
@@ -348,7 +353,7 @@ fn problem_responses() -> Value {
         if matches!(status, 401 | 403) {
             headers.insert("WWW-Authenticate".into(), ref_header("WWW-Authenticate"));
         }
-        if status == 429 {
+        if matches!(status, 429 | 503) {
             headers.insert("Retry-After".into(), ref_header("Retry-After"));
         }
         if status == 405 {
@@ -370,10 +375,11 @@ fn problem_responses() -> Value {
     Value::Object(out)
 }
 
-/// The problem responses of an authenticated endpoint, plus `extra` statuses.
+/// The problem responses of an authenticated endpoint, plus `extra` statuses. Every one may be
+/// `503 unavailable` when keygate cannot read the key for want of its database.
 fn refusals(extra: &[u16]) -> Map<String, Value> {
     let mut out = Map::new();
-    for status in [400, 401, 403, 404, 429].iter().chain(extra) {
+    for status in [400, 401, 403, 404, 429, 503].iter().chain(extra) {
         out.insert(status.to_string(), ref_response(&format!("Problem{status}")));
     }
     out

@@ -3,6 +3,7 @@
 mod cluster;
 mod nodes;
 mod openapi;
+mod outage;
 mod read_only;
 
 use std::{path::PathBuf, process::Output};

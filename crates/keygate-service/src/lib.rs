@@ -49,7 +49,9 @@ pub use tenants::InitOutcome;
 pub use usage::day_of;
 pub use usage_stats::KeyUsage;
 pub use users::{ChangeUser, CreateUser, Deactivated};
-pub use verify::{CheckRequest, Credential, Refused, Verified, VerifyRequest};
+pub use verify::{
+    CheckRequest, Credential, Refused, UNAVAILABLE_RETRY_AFTER_SECS, VERIFY_DB_WAIT, Verified, VerifyRequest,
+};
 
 /// Tunables of the service layer.
 #[derive(Debug, Clone)]
@@ -93,6 +95,24 @@ pub struct ServiceConfig {
     pub query_time_budget: Duration,
     /// Data queries (page and record reads) one key may run at once.
     pub queries_per_key: u32,
+    /// How long audit rows are kept, per kind; older ones are pruned once a minute.
+    pub audit_retention: AuditRetention,
+}
+
+/// How long each kind of audit row is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuditRetention {
+    /// Changes, log-ins and refused changes: everything but the refusals below.
+    pub changes: Duration,
+    /// Refused calls and failed log-ins: the rows strangers cause.
+    pub refusals: Duration,
+}
+
+impl Default for AuditRetention {
+    /// A year of changes, 90 days of refusals.
+    fn default() -> Self {
+        Self { changes: Duration::from_secs(365 * 86_400), refusals: Duration::from_secs(90 * 86_400) }
+    }
 }
 
 impl Default for ServiceConfig {
@@ -114,6 +134,7 @@ impl Default for ServiceConfig {
             page_memory_wait: Duration::from_secs(2),
             query_time_budget: Duration::from_secs(2),
             queries_per_key: 4,
+            audit_retention: AuditRetention::default(),
         }
     }
 }
@@ -321,6 +342,7 @@ impl Keygate {
                 Ok(n) => tracing::debug!(rows = n, "pruned the log-in throttle"),
                 Err(e) => tracing::warn!(error = %e, "pruning the log-in throttle failed"),
             }
+            self.prune_audit(now).await;
         }
         let refusals = self.write_refusals(everything).await;
         if written_usage > 0 || written_daily > 0 || refusals > 0 {
@@ -340,7 +362,7 @@ impl Keygate {
     /// how many were written.
     async fn write_refusals(&self, everything: bool) -> usize {
         let now = std::time::Instant::now();
-        let fresh = self.inner.verifier.refusals.take_audit_entries();
+        let fresh = self.inner.verifier.refusals.take_audit_entries(now);
         let mut batch = {
             let mut unwritten = self.inner.unwritten.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             let waiting = unwritten.next_try.is_some_and(|at| at > now) && !everything;

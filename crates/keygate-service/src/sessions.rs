@@ -267,7 +267,8 @@ impl Keygate {
         Ok(locked)
     }
 
-    /// Audits a failed log-in in the tenant it named, if that tenant exists.
+    /// Audits a failed log-in in the tenant it named, if that tenant exists; at most
+    /// [`crate::refusals::LOGIN_FAILURE_ROWS_PER_MINUTE`] rows a minute.
     async fn login_failed(&self, tenant: Option<&TenantRecord>, email: Option<&Email>, ip: Option<IpAddr>) {
         if let Some(tenant) = tenant {
             let target = email.map_or_else(|| "an invalid email".to_owned(), |e| format!("user {e}"));
@@ -275,7 +276,9 @@ impl Keygate {
                 AuditEntry::new(Some(tenant.policy.id), Actor::System("console"), "session.login_failed", target)
                     .details("wrong password, unknown or inactive user, or a user without a password")
                     .from_ip(ip.map(|ip| ip.to_string()));
-            if let Err(e) = self.db().audit().append(&[audit]).await {
+            // A stranger's row: within the minute's budget of failed log-in rows.
+            let rows = self.inner.verifier.refusals.admit_login_failure(audit, std::time::Instant::now());
+            if let Err(e) = self.db().audit().append(&rows).await {
                 tracing::warn!(error = %e, "auditing a failed log-in failed");
             }
         }

@@ -76,6 +76,16 @@ impl KeyUsage {
         notice
     }
 
+    /// Takes back the latest accepted call (refused after all, for want of permission); false when
+    /// the count was gathered meanwhile.
+    pub(crate) fn retract(&mut self) -> bool {
+        let counted = self.accepted > 0;
+        if counted {
+            self.accepted -= 1;
+        }
+        counted
+    }
+
     /// For a reloaded cache entry: what was written stays written; counts stay to be gathered
     /// from the entry they were counted in.
     pub(crate) fn successor(&self) -> Self {
@@ -121,6 +131,15 @@ impl UsageBuffer {
         }
         if let Some((day, n)) = notice.finished_day {
             *pending.counts.entry((key, day, ACCEPTED)).or_insert(0) += n;
+        }
+    }
+
+    /// Takes back one accepted call of `key` gathered but not yet written. One gathered and
+    /// written in the instant between its verification and its refusal stays counted.
+    pub(crate) fn retract_accepted(&self, key: KeyId, at: Timestamp) {
+        let mut pending = self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(n) = pending.counts.get_mut(&(key, day_of(at), ACCEPTED)).filter(|n| **n > 0) {
+            *n -= 1;
         }
     }
 

@@ -93,6 +93,8 @@ pub struct Verified {
     scoped: Option<Permissions>,
     /// The key's [`Self::rendered`] bytes, when they were made under this owner and tenant.
     rendered: Option<Arc<[u8]>>,
+    /// Where the call came from (usage and audit source).
+    source: IpAddr,
 }
 
 impl Verified {
@@ -226,13 +228,25 @@ pub struct Refused {
     /// rate-limited key, one from a foreign address, …): for the access log. Never set for an
     /// unknown key or another tenant's.
     pub key: Option<KeyId>,
+    /// keygate could not judge the call: its database failed or did not answer within
+    /// [`VERIFY_DB_WAIT`]. Not the key's fault, so not its refusal: answered `503` with
+    /// `Retry-After` ([`Self::retry_after_secs`]), counted nowhere. `code` stays `unknown_key` so
+    /// that whoever ignores this still refuses (fails closed).
+    pub unavailable: bool,
 }
 
 impl From<RefusalCode> for Refused {
     fn from(code: RefusalCode) -> Self {
-        Self { code, rate: None, retry_after_secs: None, key: None }
+        Self { code, rate: None, retry_after_secs: None, key: None, unavailable: false }
     }
 }
+
+/// The longest a verification waits for its database reads (key, user and tenant together) on a
+/// cache miss, whatever the pool's own acquire timeout: then it is answered as unavailable.
+pub const VERIFY_DB_WAIT: Duration = Duration::from_millis(1500);
+
+/// The `Retry-After` of a call keygate could not judge for want of its database.
+pub const UNAVAILABLE_RETRY_AFTER_SECS: u64 = 5;
 
 /// A SHA-256 digest hashes to its own first eight bytes: no need to hash it again. Integer ids
 /// (written with `write_i64`/`write_u64`) are spread with a multiplication (Fibonacci hashing);
@@ -373,6 +387,8 @@ pub(crate) struct Verifier {
     pub(crate) refusals: RefusalLog,
     /// Verifications that succeeded (for `/metrics`; refusals are counted per code in `refusals`).
     accepted: Striped,
+    /// Of those, calls then refused `insufficient_permission` by what they asked for.
+    retracted: Striped,
     ttl: Duration,
 }
 
@@ -401,6 +417,7 @@ impl Verifier {
             usage: UsageBuffer::default(),
             refusals: RefusalLog::default(),
             accepted: Striped::default(),
+            retracted: Striped::default(),
             ttl: config.cache_ttl,
         }
     }
@@ -436,7 +453,7 @@ impl Verifier {
 
     /// Verifications that succeeded since the start.
     pub(crate) fn accepted(&self) -> u64 {
-        self.accepted.get()
+        self.accepted.get().saturating_sub(self.retracted.get())
     }
 
     /// Charges `n` calls another node accepted for `id` to this node's bucket of that key, if it
@@ -510,6 +527,20 @@ impl Scope<'_> {
     }
 }
 
+/// `load`, or an error once `deadline` has passed (the load is dropped, its turn passed on).
+async fn bounded<T>(
+    deadline: tokio::time::Instant,
+    load: impl std::future::Future<Output = ServiceResult<T>>,
+) -> ServiceResult<T> {
+    match tokio::time::timeout_at(deadline, load).await {
+        Ok(result) => result,
+        Err(_) => Err(crate::ServiceError::Internal(format!(
+            "the database did not answer within {} ms",
+            VERIFY_DB_WAIT.as_millis()
+        ))),
+    }
+}
+
 impl Keygate {
     /// Decides whether a call may proceed. Every refusal is counted and audited (aggregated).
     pub async fn verify(&self, req: VerifyRequest<'_>) -> Result<Verified, Refused> {
@@ -575,7 +606,10 @@ impl Keygate {
         }
         let digest = KeyDigest::of(text);
         let clock = Timestamp::now();
-        let entry = match self.cached_key(&digest, now).await {
+        // Cache misses read the database, together within one bounded wait: an unreachable
+        // database is answered as such in about a second, not after the pool's acquire timeout.
+        let deadline = tokio::time::Instant::from_std(now) + VERIFY_DB_WAIT;
+        let entry = match self.cached_key(&digest, now, deadline).await {
             Ok(Some(k)) => k,
             Ok(None) => return Err(self.failed(&scope, RefusalCode::UnknownKey, "no key has this digest", now)),
             Err(e) => return Err(self.unavailable(e)),
@@ -588,14 +622,16 @@ impl Keygate {
             // Another tenant's key, whatever its state: unknown here, and nothing of it is touched.
             return Err(self.failed(&scope, RefusalCode::UnknownKey, other_tenant, now));
         }
-        let (owner, tenant) =
-            match (self.cached_owner(key.user_id, now).await, self.cached_tenant(key.tenant_id, now).await) {
-                (Ok(Some(o)), Ok(Some(t))) => (o, t),
-                (Ok(None), _) | (_, Ok(None)) => {
-                    return Err(self.failed(&scope, RefusalCode::UnknownKey, "the key's user or tenant is gone", now));
-                }
-                (Err(e), _) | (_, Err(e)) => return Err(self.unavailable(e)),
-            };
+        let (owner, tenant) = match (
+            self.cached_owner(key.user_id, now, deadline).await,
+            self.cached_tenant(key.tenant_id, now, deadline).await,
+        ) {
+            (Ok(Some(o)), Ok(Some(t))) => (o, t),
+            (Ok(None), _) | (_, Ok(None)) => {
+                return Err(self.failed(&scope, RefusalCode::UnknownKey, "the key's user or tenant is gone", now));
+            }
+            (Err(e), _) | (_, Err(e)) => return Err(self.unavailable(e)),
+        };
         if let Some(OnlyTenant::Slug(slug)) = scope.tenant
             && tenant.slug.as_str() != slug
         {
@@ -644,6 +680,7 @@ impl Keygate {
                     rate: Some(rate),
                     retry_after_secs: rate.retry_after_secs,
                     key: Some(key.id),
+                    unavailable: false,
                 });
             }
         };
@@ -655,7 +692,24 @@ impl Keygate {
             v.usage.note(&entry, notice);
         }
         v.accepted.add_one();
-        Ok(Verified { entry, owner, tenant, unit: req.unit, rate, scoped, rendered })
+        Ok(Verified { entry, owner, tenant, unit: req.unit, rate, scoped, rendered, source })
+    }
+
+    /// A call whose key was verified, then refused `insufficient_permission` for what it asked
+    /// (a data-API read or write its user or scopes do not permit): counted per day and code, and
+    /// audited, as the validity rule's refusals are, and no longer counted as accepted.
+    pub fn refused_for_permission(&self, v: &Verified) {
+        let verifier = &self.inner.verifier;
+        let (code, key, clock) = (RefusalCode::InsufficientPermission, v.key().id, Timestamp::now());
+        let detail = "the key's user or scopes do not permit the resource and access asked for";
+        verifier.refusals.record(Some(v.tenant.id), Some((key, v.owner.id)), code, v.source, None, detail);
+        let retracted = v.entry.live().usage.retract();
+        if !retracted {
+            // Gathered for writing between the verification and now (once a minute).
+            verifier.usage.retract_accepted(key, clock);
+        }
+        verifier.usage.count_refusal(key, clock, code.code());
+        verifier.retracted.add_one();
     }
 
     /// A refusal before any key of a tenant was found (or one of another tenant): counted against
@@ -670,17 +724,32 @@ impl Keygate {
         code.into()
     }
 
+    /// A call that could not be judged: not accepted (fail closed), and not blamed on its key.
     fn unavailable(&self, e: crate::ServiceError) -> Refused {
-        // Fail closed: a key that cannot be checked is not accepted.
         tracing::error!(error = %e, "verification could not read storage");
-        RefusalCode::UnknownKey.into()
+        Refused {
+            retry_after_secs: Some(UNAVAILABLE_RETRY_AFTER_SECS),
+            unavailable: true,
+            ..RefusalCode::UnknownKey.into()
+        }
     }
 
-    async fn cached_key(&self, digest: &KeyDigest, now: Instant) -> ServiceResult<Option<Arc<CachedKey>>> {
+    /// The key from the cache, or else read before `deadline` (the hit costs no timer).
+    async fn cached_key(
+        &self,
+        digest: &KeyDigest,
+        now: Instant,
+        deadline: tokio::time::Instant,
+    ) -> ServiceResult<Option<Arc<CachedKey>>> {
         let v = &self.inner.verifier;
-        if let Some(k) = v.keys.get_counted(digest, now, v.ttl) {
-            return Ok(Some(k));
+        match v.keys.get_counted(digest, now, v.ttl) {
+            Some(k) => Ok(Some(k)),
+            None => bounded(deadline, self.load_key(digest, now)).await,
         }
+    }
+
+    async fn load_key(&self, digest: &KeyDigest, now: Instant) -> ServiceResult<Option<Arc<CachedKey>>> {
+        let v = &self.inner.verifier;
         let _turn = v.keys.load_turn(*digest).await;
         if let Some(k) = v.keys.get_counted(digest, now, v.ttl) {
             return Ok(Some(k));
@@ -700,11 +769,21 @@ impl Keygate {
         Ok(Some(entry))
     }
 
-    async fn cached_owner(&self, id: UserId, now: Instant) -> ServiceResult<Option<Arc<OwnerState>>> {
+    async fn cached_owner(
+        &self,
+        id: UserId,
+        now: Instant,
+        deadline: tokio::time::Instant,
+    ) -> ServiceResult<Option<Arc<OwnerState>>> {
         let v = &self.inner.verifier;
-        if let Some(o) = v.owners.get_counted(&id, now, v.ttl) {
-            return Ok(Some(o));
+        match v.owners.get_counted(&id, now, v.ttl) {
+            Some(o) => Ok(Some(o)),
+            None => bounded(deadline, self.load_owner(id, now)).await,
         }
+    }
+
+    async fn load_owner(&self, id: UserId, now: Instant) -> ServiceResult<Option<Arc<OwnerState>>> {
+        let v = &self.inner.verifier;
         let _turn = v.owners.load_turn(id).await;
         if let Some(o) = v.owners.get_counted(&id, now, v.ttl) {
             return Ok(Some(o));
@@ -717,11 +796,21 @@ impl Keygate {
         Ok(Some(owner))
     }
 
-    async fn cached_tenant(&self, id: TenantId, now: Instant) -> ServiceResult<Option<Arc<TenantPolicy>>> {
+    async fn cached_tenant(
+        &self,
+        id: TenantId,
+        now: Instant,
+        deadline: tokio::time::Instant,
+    ) -> ServiceResult<Option<Arc<TenantPolicy>>> {
         let v = &self.inner.verifier;
-        if let Some(t) = v.tenants.get_counted(&id, now, v.ttl) {
-            return Ok(Some(t));
+        match v.tenants.get_counted(&id, now, v.ttl) {
+            Some(t) => Ok(Some(t)),
+            None => bounded(deadline, self.load_tenant(id, now)).await,
         }
+    }
+
+    async fn load_tenant(&self, id: TenantId, now: Instant) -> ServiceResult<Option<Arc<TenantPolicy>>> {
+        let v = &self.inner.verifier;
         let _turn = v.tenants.load_turn(id).await;
         if let Some(t) = v.tenants.get_counted(&id, now, v.ttl) {
             return Ok(Some(t));

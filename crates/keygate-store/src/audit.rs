@@ -1,4 +1,5 @@
-//! The append-only audit log. The schema refuses UPDATE and DELETE on it (triggers on both engines).
+//! The append-only audit log. The schema refuses UPDATE on it, and DELETE too except for rows
+//! older than the cutoff of a pruning transaction ([`Audit::prune`]; triggers on both engines).
 
 use keygate_domain::{AuditEntry, KeyId, TenantId, Timestamp, UserId};
 
@@ -39,6 +40,18 @@ pub struct AuditFilter {
     pub limit: u32,
 }
 
+/// The actions of refused calls and failed log-ins, the rows strangers cause, kept for their own
+/// retention ([`Audit::prune_refusals`]); every other action is a change ([`Audit::prune_changes`]).
+pub(crate) const REFUSAL_ACTIONS: [&str; 2] = ["call.refused", "session.login_failed"];
+
+/// Old rows of one kind, at most `$4` of them: by action (index `audit_events_action_at`).
+const OLD_REFUSALS: &str = "DELETE FROM audit_events WHERE id IN \
+     (SELECT id FROM audit_events WHERE action IN ($2, $3) AND at < $1 LIMIT $4)";
+/// Old rows of every other kind: by time (index `audit_events_at`); refusals that old are
+/// normally gone already, their retention being the shorter.
+const OLD_CHANGES: &str = "DELETE FROM audit_events WHERE id IN \
+     (SELECT id FROM audit_events WHERE at < $1 AND action NOT IN ($2, $3) LIMIT $4)";
+
 /// Audit repository.
 #[derive(Debug, Clone, Copy)]
 pub struct Audit<'a>(&'a Database);
@@ -62,6 +75,39 @@ impl Audit<'_> {
             }
             tx.commit().await?;
             Ok(())
+        })
+    }
+
+    /// Deletes at most `limit` refused-call and failed log-in rows older than `before`, in one
+    /// transaction; returns how many.
+    pub async fn prune_refusals(&self, before: Timestamp, limit: u32) -> StoreResult<u64> {
+        self.prune(OLD_REFUSALS, before, limit).await
+    }
+
+    /// Deletes at most `limit` rows of every other kind older than `before`, in one transaction;
+    /// returns how many.
+    pub async fn prune_changes(&self, before: Timestamp, limit: u32) -> StoreResult<u64> {
+        self.prune(OLD_CHANGES, before, limit).await
+    }
+
+    /// The transaction declares its cutoff in `audit_prune`, which the append-only trigger checks
+    /// row by row, and removes it before committing.
+    async fn prune(&self, sql: &'static str, before: Timestamp, limit: u32) -> StoreResult<u64> {
+        let [a, b] = REFUSAL_ACTIONS;
+        on_pool!(self.0, p => {
+            let mut tx = p.begin().await?;
+            sqlx::query("INSERT INTO audit_prune (before) VALUES ($1)").bind(before.0).execute(&mut *tx).await?;
+            let deleted = sqlx::query(sql)
+                .bind(before.0)
+                .bind(a)
+                .bind(b)
+                .bind(i64::from(limit))
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            sqlx::query("DELETE FROM audit_prune").execute(&mut *tx).await?;
+            tx.commit().await?;
+            Ok(deleted)
         })
     }
 

@@ -58,6 +58,11 @@ pub const OTHER_PROBLEM_CODES: &[(&str, u16, &str)] = &[
         503,
         "keygate is at one of its bounds (e.g. every password-hashing slot is taken); retry after `Retry-After`",
     ),
+    (
+        "unavailable",
+        503,
+        "keygate cannot judge the call now: its database does not answer in time (`Retry-After` says when to retry); never a verdict on the key",
+    ),
 ];
 
 /// The document as pretty JSON with a final newline: what `keygate openapi` prints and
@@ -385,10 +390,11 @@ fn problem_responses() -> Value {
     Value::Object(out)
 }
 
-/// The problem responses of an authenticated endpoint, plus `extra` statuses.
+/// The problem responses of an authenticated endpoint, plus `extra` statuses. Every one may be
+/// `503 unavailable` when keygate cannot read the key for want of its database.
 fn refusals(extra: &[u16]) -> Map<String, Value> {
     let mut out = Map::new();
-    for status in [400, 401, 403, 404, 429].iter().chain(extra) {
+    for status in [400, 401, 403, 404, 429, 503].iter().chain(extra) {
         out.insert(status.to_string(), ref_response(&format!("Problem{status}")));
     }
     out

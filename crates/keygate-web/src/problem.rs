@@ -145,6 +145,19 @@ impl Problem {
         }
     }
 
+    /// `503 unavailable`: keygate cannot judge the call now; retry after `retry_after_secs`.
+    pub(crate) fn unavailable(retry_after_secs: Option<u64>, request_id: RequestId) -> Self {
+        let mut p = Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "keygate cannot check the key now (its database does not answer); retry later",
+            request_id,
+        );
+        let secs = retry_after_secs.unwrap_or(keygate_service::UNAVAILABLE_RETRY_AFTER_SECS);
+        p.headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        p
+    }
+
     /// Says which address keygate judged, on `ip_not_allowed` (the caller may be behind a proxy or
     /// NAT and not know what address it calls from).
     pub(crate) fn seen_from(mut self, ip: std::net::IpAddr) -> Self {
@@ -157,7 +170,12 @@ impl Problem {
     }
 
     /// A refused call, with RFC 6750 `WWW-Authenticate` on 401/403 and rate headers on 429.
+    /// A call keygate could not judge (its database is unreachable) is `503 unavailable` with
+    /// `Retry-After`, never a code that blames the key.
     pub(crate) fn refused(refused: Refused, request_id: RequestId) -> Self {
+        if refused.unavailable {
+            return Self::unavailable(refused.retry_after_secs, request_id);
+        }
         let code = refused.code;
         let status = StatusCode::from_u16(code.status()).unwrap_or(StatusCode::FORBIDDEN);
         let mut p = Self::new(status, code.code(), code.title(), request_id);

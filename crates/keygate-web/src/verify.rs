@@ -108,6 +108,8 @@ pub(crate) async fn verify_key(
             "tenant": v.tenant.slug.as_str(),
             "permissions": v.permissions().to_strings(),
         }),
+        // No verdict on the key at all: the service is told to retry, never that the key is bad.
+        Err(refused) if refused.unavailable => return authenticated(&caller, Problem::refused(refused, id)),
         Err(refused) => {
             json!({ "valid": false, "code": refused.code.code(), "keyId": null, "userId": null, "tenant": null, "permissions": [] })
         }

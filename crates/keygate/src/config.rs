@@ -35,6 +35,10 @@ pub struct FileConfig {
     pub cookie_secure: Option<String>,
     /// Open the database read-only: commands that only read work, the others are refused.
     pub read_only: Option<bool>,
+    /// Days audit rows of changes (everything but refusals) are kept; default 365.
+    pub audit_keep_changes_days: Option<u32>,
+    /// Days audit rows of refused calls and failed log-ins are kept; default 90.
+    pub audit_keep_refusals_days: Option<u32>,
 }
 
 /// The settings in force.
@@ -64,6 +68,8 @@ pub struct Config {
     pub cookie_secure: keygate_web::CookieSecure,
     /// Where opening the database read-only was asked for, if it was.
     pub read_only: Option<&'static str>,
+    /// How long each kind of audit row is kept.
+    pub audit_retention: keygate_service::AuditRetention,
 }
 
 /// Bounds of the change-feed interval: more often is load without use; less often than a
@@ -137,6 +143,19 @@ impl Config {
         if queries_per_key == 0 {
             bail!("queries_per_key must be at least 1");
         }
+        let days = |setting: &str, value: Option<u32>, default: std::time::Duration| match value {
+            None => Ok(default),
+            Some(0) => bail!("{setting} must be at least 1 (days of audit rows kept)"),
+            Some(d) => Ok(std::time::Duration::from_secs(u64::from(d) * 86_400)),
+        };
+        let audit_retention = keygate_service::AuditRetention {
+            changes: days("audit_keep_changes_days", file.audit_keep_changes_days, service.audit_retention.changes)?,
+            refusals: days(
+                "audit_keep_refusals_days",
+                file.audit_keep_refusals_days,
+                service.audit_retention.refusals,
+            )?,
+        };
         let cookie_secure = match std::env::var("KEYGATE_COOKIE_SECURE").ok().or(file.cookie_secure) {
             Some(text) => text.parse().map_err(anyhow::Error::msg)?,
             None => keygate_web::CookieSecure::default(),
@@ -150,6 +169,7 @@ impl Config {
                 None
             },
             cookie_secure,
+            audit_retention,
             max_connections,
             max_connections_per_address,
             request_body_timeout,
@@ -245,6 +265,7 @@ impl Config {
             page_memory_budget: self.page_memory_budget,
             query_time_budget: self.query_time_budget,
             queries_per_key: self.queries_per_key,
+            audit_retention: self.audit_retention,
             ..keygate_service::ServiceConfig::default()
         }
     }

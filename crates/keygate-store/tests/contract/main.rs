@@ -46,6 +46,7 @@ contract!(
     a_user_with_an_unknown_group_is_not_created_at_all,
     the_public_api_switch_and_whitelist_are_stored,
     the_audit_log_refuses_updates_and_deletes,
+    old_audit_rows_are_pruned_per_kind_in_bounded_batches_and_nothing_younger_can_be_deleted,
     the_audit_log_filters_by_key_and_action,
     every_change_appears_in_the_change_feed,
     last_used_times_are_written_in_batches_and_never_go_back,
@@ -390,6 +391,53 @@ async fn the_audit_log_refuses_updates_and_deletes(db: &Database) {
     assert!(
         !db.audit().list(f.tenant, &AuditFilter { limit: 10, ..Default::default() }).await.expect("read").is_empty()
     );
+}
+
+async fn old_audit_rows_are_pruned_per_kind_in_bounded_batches_and_nothing_younger_can_be_deleted(db: &Database) {
+    let f = fixture(db, "acme").await;
+    let now = Timestamp::now();
+    let row = |action: &'static str, days: i64| {
+        let mut entry = cli(Some(f.tenant), action);
+        entry.at = now.plus_days(-days);
+        entry
+    };
+    let mut rows: Vec<AuditEntry> = Vec::new();
+    rows.extend((0..30).map(|_| row("call.refused", 100)));
+    rows.extend((0..5).map(|_| row("session.login_failed", 100)));
+    rows.extend((0..4).map(|_| row("call.refused", 10)));
+    rows.extend((0..7).map(|_| row("key.issued", 100)));
+    rows.extend((0..9).map(|_| row("key.issued", 400)));
+    db.audit().append(&rows).await.expect("append");
+    let audit = db.audit();
+    let refusals = now.plus_days(-90);
+    assert_eq!(audit.prune_refusals(refusals, 20).await.expect("prune"), 20, "one batch, at most 20 rows");
+    assert_eq!(audit.prune_refusals(refusals, 20).await.expect("prune"), 15);
+    assert_eq!(audit.prune_refusals(refusals, 20).await.expect("prune"), 0);
+    assert_eq!(audit.prune_changes(now.plus_days(-365), 20).await.expect("prune"), 9);
+    let left = audit.list(f.tenant, &AuditFilter { limit: 1000, ..Default::default() }).await.expect("list");
+    let count = |action: &str| left.iter().filter(|e| e.action == action).count();
+    assert_eq!((count("call.refused"), count("session.login_failed"), count("key.issued")), (4, 0, 7));
+    assert!(count("tenant.created") >= 1, "recent changes are kept");
+
+    // A transaction that declares a cutoff may delete only rows older than it.
+    let statements = [
+        format!("INSERT INTO audit_prune (before) VALUES ({})", now.plus_days(-365).0),
+        "DELETE FROM audit_events WHERE action = 'key.issued'".to_owned(),
+    ];
+    let refused = match db.postgres_pool() {
+        Some(pool) => {
+            let mut tx = pool.begin().await.expect("begin");
+            sqlx::query(&statements[0]).execute(&mut *tx).await.expect("cutoff");
+            sqlx::query(&statements[1]).execute(&mut *tx).await.is_err()
+        }
+        None => {
+            let pool = keygate_store::testing::sqlite_pool(db).expect("sqlite pool");
+            let mut tx = pool.begin().await.expect("begin");
+            sqlx::query(&statements[0]).execute(&mut *tx).await.expect("cutoff");
+            sqlx::query(&statements[1]).execute(&mut *tx).await.is_err()
+        }
+    };
+    assert!(refused, "rows 100 days old are younger than a 365-day cutoff");
 }
 
 async fn the_audit_log_filters_by_key_and_action(db: &Database) {

@@ -35,7 +35,12 @@ fn json_response(v: &Verified, status: StatusCode, body: String) -> Response {
     authenticated(v, (status, [(header::CONTENT_TYPE, "application/json")], body))
 }
 
+/// A verified call the service refused. `insufficient_permission` is a refusal of the call like
+/// those of the validity rule: counted and audited as one, not as accepted.
 fn failed(call: &Call, v: &Verified, e: ServiceError) -> Response {
+    if matches!(e, ServiceError::InsufficientPermission(_)) {
+        call.state.keygate.refused_for_permission(v);
+    }
     authenticated(v, Problem::from_service(e, call.id))
 }
 

@@ -1,11 +1,12 @@
-//! The abuse suite: each attack of issue 11, reproduced at a scale that fits CI, with the bound
-//! it must meet asserted as a number. Bounded loops only; every server on 127.0.0.1:0.
+//! The abuse suite: each attack of issues 11 and 17, reproduced at a scale that fits CI, with the
+//! bound it must meet asserted as a number. Bounded loops only; every server on 127.0.0.1:0.
 
 use keygate_domain::{ApiKeySecret, KeyId, TenantId};
 use keygate_service::{Caller, IssueKey, KeyOwner};
+use keygate_store::Backend;
 use serde_json::json;
 
-use crate::helpers::{TestApp, spawn_app};
+use crate::helpers::{TestApp, spawn_app, spawn_app_on};
 
 /// A second tenant `other` in the app's database, its API on, with an administrator.
 async fn other_tenant(app: &TestApp) -> TenantId {
@@ -567,7 +568,8 @@ async fn refused_calls_whose_audit_write_failed_are_written_by_a_later_flush() {
     .await
     .expect("trigger");
     for i in 0..5u32 {
-        let client = client_from(&format!("127.0.7.{}", 1 + i));
+        // Five /24s: the audit log aggregates a source per /24 (IPv6: per /64).
+        let client = client_from(&format!("127.{}.7.1", 10 + i));
         let r = client.get(app.url("/rest/v1/1/capability")).bearer_auth(ApiKeySecret::generate().expose()).send();
         assert_eq!(r.await.expect("send").status(), 401);
     }
@@ -575,7 +577,7 @@ async fn refused_calls_whose_audit_write_failed_are_written_by_a_later_flush() {
     assert_eq!(refused_rows().await, 0, "the write failed");
     sqlx::query("DROP TRIGGER audit_down").execute(&pool).await.expect("drop");
     app.keygate.flush().await;
-    assert_eq!(refused_rows().await, 5, "one aggregated row per source address, kept and written later");
+    assert_eq!(refused_rows().await, 5, "one aggregated row per source /24, kept and written later");
 }
 
 // --- strict requests ------------------------------------------------------------------------------
@@ -879,4 +881,233 @@ async fn over_long_passwords_and_emails_are_refused_before_any_hashing_or_thrott
     let pool = keygate_store::testing::sqlite_pool(app.keygate.db()).expect("sqlite");
     let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM login_throttle").fetch_one(&pool).await.expect("count");
     assert_eq!(rows, 0, "throttle rows for inputs over the length limits");
+}
+
+// --- issue 17 item 7: the audit log is bounded against strangers, and pruned ---------------------
+
+/// One number from a query over the whole database, on either engine.
+async fn scalar(app: &TestApp, sql: &str) -> i64 {
+    match app.keygate.db().postgres_pool() {
+        Some(pool) => sqlx::query_scalar(sql).fetch_one(pool).await.expect(sql),
+        None => {
+            let pool = keygate_store::testing::sqlite_pool(app.keygate.db()).expect("sqlite");
+            sqlx::query_scalar(sql).fetch_one(&pool).await.expect(sql)
+        }
+    }
+}
+
+/// A server on `backend` behind a trusted proxy on 127.0.0.1 (its `X-Forwarded-For` is believed).
+async fn behind_a_proxy(backend: keygate_store::Backend) -> Option<TestApp> {
+    let proxies = keygate_web::TrustedProxies::parse(&["127.0.0.1".into()]).expect("valid");
+    let web = keygate_web::WebConfig { trusted_proxies: proxies, ..keygate_web::WebConfig::default() };
+    crate::helpers::spawn_app_on_with_web(backend, keygate_service::ServiceConfig::default(), web).await
+}
+
+/// Refused calls counted in `call.refused` rows: the `(×N)` of each row, plus the calls a summary
+/// row says were not listed one by one.
+fn calls_in(details: &[String]) -> u64 {
+    details
+        .iter()
+        .filter_map(|d| match d.split("(×").nth(1) {
+            Some(rest) => rest.split(')').next()?.parse::<u64>().ok(),
+            None => d.split(' ').next()?.parse::<u64>().ok(),
+        })
+        .sum()
+}
+
+async fn refused_details(app: &TestApp) -> Vec<String> {
+    let sql = "SELECT details FROM audit_events WHERE action = 'call.refused'";
+    match app.keygate.db().postgres_pool() {
+        Some(pool) => sqlx::query_scalar(sql).fetch_all(pool).await.expect(sql),
+        None => {
+            let pool = keygate_store::testing::sqlite_pool(app.keygate.db()).expect("sqlite");
+            sqlx::query_scalar(sql).fetch_all(&pool).await.expect(sql)
+        }
+    }
+}
+
+/// The attack of issue 17: unknown keys from ever new IPv6 addresses of one /64, through a trusted
+/// proxy, from four clients as fast as they go for 20 s, with a flush every second (the server
+/// flushes every 5 s). Before, every call added a row: thousands.
+async fn ipv6_addresses_rotated_inside_one_64_for_20_s_add_at_most_100_audit_rows(app: TestApp) {
+    const ATTACK: std::time::Duration = std::time::Duration::from_secs(20);
+    let garbage = ApiKeySecret::generate();
+    let started = std::time::Instant::now();
+    let flusher = {
+        let keygate = app.keygate.clone();
+        tokio::spawn(async move {
+            while started.elapsed() < ATTACK {
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                keygate.flush().await;
+            }
+        })
+    };
+    let clients: Vec<_> = (0..4u64)
+        .map(|c| {
+            let (client, url, key) =
+                (app.client.clone(), app.url("/rest/v1/1/capability"), garbage.expose().to_owned());
+            tokio::spawn(async move {
+                let (mut calls, mut blocked) = (0u64, 0u64);
+                while started.elapsed() < ATTACK {
+                    let address = format!(
+                        "2001:db8:17:7:{c:x}:{:x}:{:x}:{:x}",
+                        calls >> 32,
+                        (calls >> 16) & 0xffff,
+                        calls & 0xffff
+                    );
+                    let r = client.get(&url).bearer_auth(&key).header("x-forwarded-for", address).send().await;
+                    let status = r.expect("send").status().as_u16();
+                    assert!(status == 401 || status == 429, "{status}");
+                    calls += 1;
+                    blocked += u64::from(status == 429);
+                }
+                (calls, blocked)
+            })
+        })
+        .collect();
+    let (mut calls, mut blocked) = (0, 0);
+    for client in clients {
+        let (c, b) = client.await.expect("client");
+        calls += c;
+        blocked += b;
+    }
+    flusher.await.expect("flusher");
+    app.keygate.flush().await;
+    let rows = scalar(&app, "SELECT count(*) FROM audit_events WHERE action = 'call.refused'").await;
+    let counted = calls_in(&refused_details(&app).await);
+    eprintln!("{calls} calls from one /64 in 20 s ({blocked} while it was blocked): {rows} audit rows");
+    assert!(calls >= 1_000, "the attack did not take: {calls} calls");
+    assert!(blocked > 0, "the /64 was blocked after 100 failures");
+    assert!(rows <= 100, "{rows} audit rows for {calls} refused calls from one /64 in 20 s");
+    assert_eq!(counted, calls, "every refused call is counted in some row");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ipv6_addresses_rotated_inside_one_64_for_20_s_add_at_most_100_audit_rows_on_sqlite() {
+    let app = behind_a_proxy(keygate_store::Backend::Sqlite).await.expect("sqlite");
+    ipv6_addresses_rotated_inside_one_64_for_20_s_add_at_most_100_audit_rows(app).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ipv6_addresses_rotated_inside_one_64_for_20_s_add_at_most_100_audit_rows_on_postgresql() {
+    let Some(app) = behind_a_proxy(keygate_store::Backend::Postgres).await else {
+        eprintln!("skipped: KEYGATE_TEST_POSTGRES_URL is not set");
+        return;
+    };
+    ipv6_addresses_rotated_inside_one_64_for_20_s_add_at_most_100_audit_rows(app).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strangers_from_2_000_different_64s_get_60_audit_rows_in_a_minute_one_summing_up_the_others() {
+    let app = behind_a_proxy(keygate_store::Backend::Sqlite).await.expect("sqlite");
+    let garbage = ApiKeySecret::generate();
+    let url = app.url("/rest/v1/1/capability");
+    for round in 0..2u32 {
+        let clients: Vec<_> = (0..4u32)
+            .map(|c| {
+                let (client, url, key) = (app.client.clone(), url.clone(), garbage.expose().to_owned());
+                tokio::spawn(async move {
+                    for i in 0..250u32 {
+                        let address = format!("2001:db8:{round:x}{c:x}:{i:x}::1");
+                        let r = client.get(&url).bearer_auth(&key).header("x-forwarded-for", address).send().await;
+                        assert_eq!(r.expect("send").status(), 401);
+                    }
+                })
+            })
+            .collect();
+        for client in clients {
+            client.await.expect("client");
+        }
+        // Two flushes within the minute, 1 000 new sources each.
+        app.keygate.flush().await;
+    }
+    let rows = scalar(&app, "SELECT count(*) FROM audit_events WHERE action = 'call.refused'").await;
+    let details = refused_details(&app).await;
+    assert_eq!(rows, 60, "audit rows of a minute of strangers from 2 000 prefixes");
+    assert!(details.iter().any(|d| d.contains("further refused calls without a known key")), "a summary row");
+    // 59 listed and a summary of the first 1 000 calls; the second 1 000, arriving with no room
+    // left in the minute, are summed up in the next minute's first row.
+    assert_eq!(calls_in(&details), 1_000, "the rows of the first flush list or sum up its refused calls");
+}
+
+on_both_backends!(audit_rows_past_their_retention_are_pruned_by_the_flush_in_bounded_batches);
+
+/// Inserts `n` audit rows of `action` made `days` ago, in one statement.
+async fn old_rows(app: &TestApp, n: u32, action: &str, days: i64) {
+    let at = keygate_domain::Timestamp::now().plus_days(-days).0;
+    let sql = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $1) \
+               INSERT INTO audit_events (tenant_id, at, actor_kind, actor_label, action, target, details) \
+               SELECT $2, $3, 'system', 'system (test)', $4, 'test', '' FROM n";
+    match app.keygate.db().postgres_pool() {
+        Some(pool) => {
+            let q = sqlx::query(sql).bind(i64::from(n)).bind(app.tenant.0).bind(at).bind(action);
+            q.execute(pool).await.expect("insert");
+        }
+        None => {
+            let pool = keygate_store::testing::sqlite_pool(app.keygate.db()).expect("sqlite");
+            let q = sqlx::query(sql).bind(i64::from(n)).bind(app.tenant.0).bind(at).bind(action);
+            q.execute(&pool).await.expect("insert");
+        }
+    }
+}
+
+/// Default retention: a year of changes, 90 days of refusals; at most 20 batches of 1 000 rows of
+/// each kind per run.
+async fn audit_rows_past_their_retention_are_pruned_by_the_flush_in_bounded_batches(app: TestApp) {
+    old_rows(&app, 21_500, "call.refused", 91).await;
+    old_rows(&app, 100, "session.login_failed", 91).await;
+    old_rows(&app, 300, "key.issued", 91).await;
+    old_rows(&app, 1_200, "key.issued", 366).await;
+    let recent_sql = "SELECT count(*) FROM audit_events WHERE at > (SELECT max(at) FROM audit_events) - 86400000";
+    let recent = scalar(&app, recent_sql).await;
+    assert!(recent >= 3, "the tenant's own recent rows");
+    let old = |action: &'static str, days: i64| {
+        let at = keygate_domain::Timestamp::now().plus_days(-days + 1).0;
+        let app = &app;
+        async move {
+            let sql = format!("SELECT count(*) FROM audit_events WHERE action = '{action}' AND at < {at}");
+            scalar(app, &sql).await
+        }
+    };
+    app.keygate.flush().await;
+    let left = old("call.refused", 91).await + old("session.login_failed", 91).await;
+    assert_eq!(left, 1_600, "one run deletes at most 20 000 refusals");
+    assert_eq!(old("key.issued", 366).await, 0, "changes past a year");
+    app.keygate.flush().await;
+    assert_eq!(old("call.refused", 91).await, 0, "the rest at the next run");
+    assert_eq!(old("session.login_failed", 91).await, 0, "failed log-ins are refusals");
+    assert_eq!(old("key.issued", 91).await, 300, "changes within the year are kept");
+    assert_eq!(scalar(&app, recent_sql).await, recent, "recent rows are kept");
+    // The log is still append-only for anything but pruning.
+    let delete = "DELETE FROM audit_events WHERE action = 'key.issued'";
+    let refused = match app.keygate.db().postgres_pool() {
+        Some(pool) => sqlx::query(delete).execute(pool).await.is_err(),
+        None => {
+            let pool = keygate_store::testing::sqlite_pool(app.keygate.db()).expect("sqlite");
+            sqlx::query(delete).execute(&pool).await.is_err()
+        }
+    };
+    assert!(refused, "a DELETE outside pruning is refused");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seventy_failed_log_ins_from_seventy_addresses_add_60_audit_rows_in_a_minute() {
+    let app = spawn_app().await;
+    let mut answers = Vec::new();
+    // Four at a time: as many as the hashing gate runs at once, so none is refused as busy.
+    for chunk in (0..70u32).collect::<Vec<_>>().chunks(4) {
+        let attempts = chunk.iter().map(|&i| {
+            let app = &app;
+            async move {
+                let ip = format!("127.9.0.{}", 1 + i);
+                log_in_from(app, &ip, &format!("nobody{i}@acme.example"), "wrong horse battery staple").await
+            }
+        });
+        answers.extend(futures_join_all(attempts).await);
+    }
+    let checked = answers.iter().filter(|(s, _)| *s == 401).count();
+    assert_eq!(checked, 70, "every attempt was checked: {answers:?}");
+    app.keygate.flush().await;
+    let rows = scalar(&app, "SELECT count(*) FROM audit_events WHERE action = 'session.login_failed'").await;
+    assert_eq!(rows, 60, "failed log-in rows in a minute of 70 failures");
 }

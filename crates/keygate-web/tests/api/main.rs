@@ -5,8 +5,8 @@ mod helpers;
 
 mod abuse;
 mod app;
-mod ceiling_random;
 mod budgets;
+mod ceiling_random;
 mod connections;
 mod console;
 mod data;

@@ -4,7 +4,11 @@ use keygate_domain::{ApiKeySecret, IpRanges, Purpose, Timestamp, UnitId};
 use keygate_service::{Caller, IssueKey, KeyOwner};
 use keygate_store::NewKey;
 
-use crate::helpers::{USER, problem_code, spawn_app};
+use keygate_store::Backend;
+
+use crate::helpers::{TestApp, USER, problem_code, spawn_app, spawn_app_on};
+
+on_both_backends!(a_call_refused_insufficient_permission_is_counted_and_audited_as_a_refusal_not_as_accepted);
 
 fn challenge(r: &reqwest::Response) -> String {
     r.headers().get("www-authenticate").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned()
@@ -236,4 +240,38 @@ async fn refused_calls_reach_the_audit_log_aggregated() {
     assert_eq!(refused.len(), 1, "twenty refusals, one aggregated event: {events:?}");
     assert!(refused[0].details.contains("ip_not_allowed") && refused[0].details.contains("×20"));
     assert_eq!(refused[0].source_ip.as_deref(), Some("127.0.0.1"));
+}
+
+/// The test user's group grants `invoices:read:all` and `jobs:read:own`, nothing on companies.
+/// Before, each 403 was counted `accepted` and left no audit row.
+async fn a_call_refused_insufficient_permission_is_counted_and_audited_as_a_refusal_not_as_accepted(app: TestApp) {
+    let (id, key) = app.issue(&["127.0.0.0/8"], None).await;
+    let get = |path: &'static str| app.client.get(app.url(path)).bearer_auth(key.expose()).send();
+    for _ in 0..2 {
+        assert_eq!(get("/rest/v1/1/views/invoices.sales").await.expect("send").status(), 200);
+    }
+    for _ in 0..3 {
+        let r = get("/rest/v1/1/views/companies").await.expect("send");
+        assert_eq!(r.status(), 403);
+        assert_eq!(problem_code(r).await, "insufficient_permission");
+    }
+    let r = app.client.post(app.url("/rest/v1/1/companies")).bearer_auth(key.expose());
+    let r = r.json(&serde_json::json!({"name": "Nope"})).send().await.expect("send");
+    assert_eq!(problem_code(r).await, "insufficient_permission", "a write the key may not make");
+    app.keygate.flush().await;
+
+    let usage = app.keygate.key_usage(&Caller::CLI, app.tenant, 1).await.expect("usage");
+    let mine = usage.iter().find(|u| u.key_id == id).expect("the key's usage");
+    assert_eq!((mine.total("accepted"), mine.total("insufficient_permission")), (2, 4), "(accepted, refused)");
+    let filter = keygate_store::AuditFilter { key: Some(id), limit: 50, ..Default::default() };
+    let events = app.keygate.db().audit().list(app.tenant, &filter).await.expect("audit");
+    let refused: Vec<_> = events.iter().filter(|e| e.action == "call.refused").collect();
+    assert_eq!(refused.len(), 1, "four refusals, one aggregated row: {events:?}");
+    assert!(refused[0].details.starts_with("insufficient_permission") && refused[0].details.contains("(×4)"));
+    assert_eq!(refused[0].source_ip.as_deref(), Some("127.0.0.1"));
+    let metrics = app.client.get(app.url("/metrics")).send().await.expect("send").text().await.expect("text");
+    let refused_metric = metrics.lines().find(|l| l.contains("insufficient_permission")).unwrap_or_default();
+    assert!(refused_metric.ends_with(" 4"), "{refused_metric}");
+    let accepted_metric = metrics.lines().find(|l| l.starts_with("keygate_accepted_calls")).unwrap_or_default();
+    assert!(accepted_metric.ends_with(" 2"), "{accepted_metric}");
 }

@@ -3,6 +3,7 @@
 mod cluster;
 mod nodes;
 mod openapi;
+mod outage;
 mod pages;
 mod read_only;
 

@@ -29,6 +29,8 @@ pub struct FileConfig {
     pub cookie_secure: Option<String>,
     /// Open the database read-only: commands that only read work, the others are refused.
     pub read_only: Option<bool>,
+    /// The access log: `stderr` (default), `off`, or the path of a file (reopened on SIGHUP).
+    pub access_log: Option<String>,
 }
 
 /// The settings in force.
@@ -52,6 +54,17 @@ pub struct Config {
     pub cookie_secure: keygate_web::CookieSecure,
     /// Where opening the database read-only was asked for, if it was.
     pub read_only: Option<&'static str>,
+    /// Where the access log goes (`access_log`, `KEYGATE_ACCESS_LOG`); `None`: off.
+    pub access_log: Option<keygate_web::AccessLogDestination>,
+}
+
+/// `access_log` / `KEYGATE_ACCESS_LOG`: `stderr` (or empty, or `on`), `off`, or a file's path.
+fn access_log_destination(text: &str) -> Option<keygate_web::AccessLogDestination> {
+    match text.trim() {
+        "" | "stderr" | "on" => Some(keygate_web::AccessLogDestination::Stderr),
+        "off" => None,
+        path => Some(keygate_web::AccessLogDestination::File(PathBuf::from(path))),
+    }
 }
 
 /// Bounds of the change-feed interval: more often is load without use; less often than a
@@ -115,7 +128,12 @@ impl Config {
             Some(text) => text.parse().map_err(anyhow::Error::msg)?,
             None => keygate_web::CookieSecure::default(),
         };
+        let access_log = match std::env::var("KEYGATE_ACCESS_LOG").ok().or(file.access_log) {
+            Some(text) => access_log_destination(&text),
+            None => Some(keygate_web::AccessLogDestination::Stderr),
+        };
         Ok(Self {
+            access_log,
             read_only: if global.read_only {
                 Some("--read-only (KEYGATE_READ_ONLY) was given")
             } else if file.read_only == Some(true) {

@@ -111,7 +111,7 @@ count() {
     printf -v "C_$name" %s "$((total / requests))"
 }
 
-echo "user-space instructions per request, GET /rest/v1/1/capability with one key, wrk -t1 -c64 -d${BENCH_SECONDS}s, under callgrind"
+echo "user-space instructions per request, GET /rest/v1/1/capability with one key, wrk -t1 -c64 -d${BENCH_SECONDS}s, under callgrind, release profile (as shipped)"
 echo "keygate: the defaults (access log on, to a file); quiet: KEYGATE_ACCESS_LOG=off"
 count keygate - "$KEYGATE" --data-dir "$WORK/data" serve --listen "127.0.0.1:$BENCH_PORT"
 count quiet KEYGATE_ACCESS_LOG=off "$KEYGATE" --data-dir "$WORK/data" serve --listen "127.0.0.1:$BENCH_PORT"

@@ -18,16 +18,20 @@
 #           keygate's 60 s cache TTL. The once-a-minute write-behind of counts and latest uses is
 #           never due (each server is fresh and lives for less than a minute); its cost is in the
 #           README, measured apart.
-#      For each scenario of a round, keygate (`serve`) and the baseline are started afresh, both
-#      pinned to CPU BENCH_SERVER_CPU, and warmed up. Then BENCH_PAIRS times, each server in turn
+#      For each scenario of a round, three servers are started afresh, all pinned to CPU
+#      BENCH_SERVER_CPU, and warmed up: keygate (`serve`) with the defaults (the access log on, to
+#      standard error, here a file), keygate with the access log off (KEYGATE_ACCESS_LOG=off, on a
+#      copy of the data dir), and the baseline. Then BENCH_PAIRS times, each server in turn
 #      is loaded for BENCH_DURATION seconds with `wrk -t1 -cBENCH_CONNECTIONS` pinned to CPU
-#      BENCH_CLIENT_CPU, while the other one is paused (SIGSTOP), so it takes no CPU at all; the
-#      pairs alternate which server goes first. Each pair gives a ratio keygate/baseline measured
+#      BENCH_CLIENT_CPU, while the others are paused (SIGSTOP), so they take no CPU at all; the
+#      pairs rotate which server goes first. Each pair gives a ratio keygate/baseline measured
 #      seconds apart: this VM's speed drifts by 10–15 % over minutes, and between processes, and a
 #      ratio of two runs this close cancels most of that.
 #      Prints, per server and scenario, the median over all runs of req/s, p50 and p99 and the
 #      server's CPU use, and keygate/baseline as the median of all pairs' ratios (with each
-#      round's median on stderr); PASS when keygate reaches BENCH_MIN_RATIO % of the baseline in
+#      round's median on stderr), and likewise keygate with the log off / baseline (the second
+#      line) and keygate / keygate with the log off (the access log's cost); PASS when keygate
+#      reaches BENCH_MIN_RATIO % of the baseline and BENCH_MIN_LOG_RATIO % of the log-off run in
 #      both scenarios. A pair in which either run found its server below BENCH_MIN_CPU % of a CPU
 #      (something else took the server's or the client's CPU) is measured again, at most three
 #      times, and left out if disturbed every time.
@@ -44,8 +48,9 @@
 # Fairness: both servers use the same runtime (tokio multi-thread, as crates/keygate/src/main.rs
 # builds it) with TOKIO_WORKER_THREADS=1: taskset pins the process, but tokio sizes its pool from
 # the machine's CPU count, not from the affinity mask, and two workers on one core only contend.
-# keygate runs with KEYGATE_LOG=$BENCH_LOG (warn: no access log; `info` measures it, one line per
-# request written to a file). Its background work (change-feed poll every 200 ms,
+# keygate runs with the default settings unless BENCH_LOG sets its KEYGATE_LOG: the access log is
+# on, one line per request to standard error, which goes to a file ($WORK/keygate.log). Its
+# background work (change-feed poll every 200 ms,
 # last-used write-behind every 5 s) runs on the same core and is part of what is measured.
 # "cold" means keygate's caches are empty; the OS page cache is not dropped (that needs root).
 # Latencies are wrk's, end to end over loopback (HTTP parse + verify + response + socket).
@@ -54,7 +59,7 @@
 #
 # Knobs (environment):
 #   BENCH_ROUNDS=5             hot-path rounds (fresh servers for each scenario of each round)
-#   BENCH_PAIRS=3              measured pairs (one run of each server) per scenario and round
+#   BENCH_PAIRS=2              measured pairs (one run of each of the three servers) per scenario and round
 #   BENCH_DURATION=4           seconds per measured wrk run (the cold path's HTTP runs: 10)
 #   BENCH_WARMUP=3             seconds per warm-up run
 #   BENCH_CONNECTIONS=64       wrk connections for the hot path
@@ -63,14 +68,15 @@
 #   BENCH_COLD_KEYS=1000000    keys in SQLite for the cold path (total, hot keys included)
 #   BENCH_COLD_CONNECTIONS=1   wrk connections for the cold path over HTTP
 #   BENCH_COLD_SAMPLE=500000   at most this many cold keys are loaded into wrk
-#   BENCH_MIN_RATIO=90         required keygate/baseline throughput, in %
+#   BENCH_MIN_RATIO=93         required keygate/baseline throughput, in % (the defaults: access log on)
+#   BENCH_MIN_LOG_RATIO=97     required keygate/keygate-with-the-access-log-off throughput, in %
 #   BENCH_COLD_P99_US=1000     required p99 of a cache-miss verify, in µs (strictly below)
 #   BENCH_MIN_CPU=90           a hot run whose server used less CPU than this (in %) was disturbed
 #                              by other work on the machine: that server is measured again
 #   BENCH_SERVER_CPU=0         CPU the servers are pinned to
 #   BENCH_CLIENT_CPU=1         CPU wrk is pinned to
 #   BENCH_PORT=18080           keygate listens on 127.0.0.1:PORT, the baseline on PORT+1
-#   BENCH_LOG=warn             keygate's KEYGATE_LOG in the hot path (info: with the access log)
+#   BENCH_LOG=                 keygate's KEYGATE_LOG in the hot path (unset: the default, access log on)
 #   BENCH_KEEP=                1: keep the work dir (logs, raw wrk output, plaintext bench keys)
 #   BENCH_SKIP_BUILD=          1: use the binaries already built
 #   BENCH_SKIP_COLD=           1: skip the cold path
@@ -84,7 +90,7 @@ set -euo pipefail
 export RUST_BACKTRACE=0 # a failing setup step prints its error, not pages of frames
 
 BENCH_ROUNDS=${BENCH_ROUNDS:-5}
-BENCH_PAIRS=${BENCH_PAIRS:-3}
+BENCH_PAIRS=${BENCH_PAIRS:-2}
 BENCH_DURATION=${BENCH_DURATION:-4}
 BENCH_WARMUP=${BENCH_WARMUP:-3}
 BENCH_CONNECTIONS=${BENCH_CONNECTIONS:-64}
@@ -93,14 +99,15 @@ BENCH_SETTLE=${BENCH_SETTLE:-7}
 BENCH_COLD_KEYS=${BENCH_COLD_KEYS:-1000000}
 BENCH_COLD_CONNECTIONS=${BENCH_COLD_CONNECTIONS:-1}
 BENCH_COLD_SAMPLE=${BENCH_COLD_SAMPLE:-500000}
-BENCH_MIN_RATIO=${BENCH_MIN_RATIO:-90}
+BENCH_MIN_RATIO=${BENCH_MIN_RATIO:-93}
+BENCH_MIN_LOG_RATIO=${BENCH_MIN_LOG_RATIO:-97}
 BENCH_COLD_P99_US=${BENCH_COLD_P99_US:-1000}
 BENCH_MIN_CPU=${BENCH_MIN_CPU:-90}
 BENCH_SERVER_CPU=${BENCH_SERVER_CPU:-0}
 BENCH_CLIENT_CPU=${BENCH_CLIENT_CPU:-1}
 BENCH_PORT=${BENCH_PORT:-18080}
 BENCH_KEEP=${BENCH_KEEP:-}
-BENCH_LOG=${BENCH_LOG:-warn}
+BENCH_LOG=${BENCH_LOG:-}
 BENCH_SKIP_BUILD=${BENCH_SKIP_BUILD:-}
 BENCH_SKIP_COLD=${BENCH_SKIP_COLD:-}
 
@@ -108,6 +115,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 LUA="$ROOT/bench/rotate.lua"
 KEYGATE_PORT=$BENCH_PORT
 BASELINE_PORT=$((BENCH_PORT + 1))
+QUIET_PORT=$((BENCH_PORT + 2))
 PATH_CAPABILITY=/rest/v1/1/capability
 TENANT=bench
 USER_EMAIL=bench@bench.example
@@ -123,8 +131,8 @@ for tool in cargo wrk taskset awk; do
     command -v "$tool" >/dev/null || die "$tool is required"
 done
 # keygate's cache TTL is 60 s: the rotating scenario's runs must end within it after the warm-up.
-if [ $((BENCH_SETTLE + 2 * BENCH_PAIRS * (BENCH_DURATION + 1))) -gt 45 ]; then
-    die "BENCH_SETTLE + 2 × BENCH_PAIRS × (BENCH_DURATION + 1) must stay within 45 s (keygate's 60 s cache TTL)"
+if [ $((BENCH_SETTLE + 3 * BENCH_PAIRS * (BENCH_DURATION + 1))) -gt 45 ]; then
+    die "BENCH_SETTLE + 3 × BENCH_PAIRS × (BENCH_DURATION + 1) must stay within 45 s (keygate's 60 s cache TTL)"
 fi
 if [ "$(nproc --all 2>/dev/null || echo 1)" -lt 2 ]; then
     say "warning: fewer than two CPUs; the server and the load generator share one"
@@ -135,7 +143,9 @@ fi
 # dev-dependencies never change the features the `keygate` binary is built with.
 cd "$ROOT"
 if [ -z "$BENCH_SKIP_BUILD" ]; then
-    say "building (release)…"
+    # The `release` profile: what users build and run (no debug information; `profiling` adds
+    # line tables to the same code for perf).
+    say "building (release profile)…"
     cargo build --release --quiet -p keygate --bin keygate --example bench_seed --example bench_verify
     cargo build --release --quiet -p keygate-web --example baseline
 fi
@@ -154,6 +164,7 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/keygate-bench.XXXXXX")
 DATA="$WORK/data"
 KEYGATE_PID=
 BASELINE_PID=
+QUIET_PID=
 
 # stop_server VAR: stops the server whose PID is in VAR (resuming it first if it is paused).
 stop_server() {
@@ -173,6 +184,7 @@ stop_server() {
 stop_servers() {
     stop_server KEYGATE_PID
     stop_server BASELINE_PID
+    stop_server QUIET_PID
 }
 
 cleanup() {
@@ -203,12 +215,28 @@ wait_for_port() {
     die "nothing listens on 127.0.0.1:$1 after 10 s"
 }
 
+# keygate's environment: the defaults, or KEYGATE_LOG=$BENCH_LOG when it is set.
+keygate_env() {
+    if [ -n "$BENCH_LOG" ]; then echo "KEYGATE_LOG=$BENCH_LOG"; else echo "KEYGATE_BENCH=1"; fi
+}
+
 start_keygate() {
     port_free "$KEYGATE_PORT"
-    KEYGATE_LOG=$BENCH_LOG TOKIO_WORKER_THREADS=1 taskset -c "$BENCH_SERVER_CPU" \
+    env "$(keygate_env)" TOKIO_WORKER_THREADS=1 taskset -c "$BENCH_SERVER_CPU" \
         "$KEYGATE" --data-dir "$DATA" serve --listen "127.0.0.1:$KEYGATE_PORT" >>"$WORK/keygate.log" 2>&1 &
     KEYGATE_PID=$!
     wait_for_port "$KEYGATE_PORT" "$KEYGATE_PID"
+}
+
+# The same build with the access log off, on its own copy of the data (its own caches, its own
+# write-behind, as keygate's).
+start_quiet() {
+    port_free "$QUIET_PORT"
+    [ -d "$DATA-quiet" ] || cp -a "$DATA" "$DATA-quiet"
+    env "$(keygate_env)" KEYGATE_ACCESS_LOG=off TOKIO_WORKER_THREADS=1 taskset -c "$BENCH_SERVER_CPU" \
+        "$KEYGATE" --data-dir "$DATA-quiet" serve --listen "127.0.0.1:$QUIET_PORT" >>"$WORK/quiet.log" 2>&1 &
+    QUIET_PID=$!
+    wait_for_port "$QUIET_PORT" "$QUIET_PID"
 }
 
 start_baseline() {
@@ -219,14 +247,17 @@ start_baseline() {
     wait_for_port "$BASELINE_PORT" "$BASELINE_PID"
 }
 
-# only SERVER: resumes SERVER (keygate or baseline) and pauses the other, so that while SERVER is
-# measured the other takes no CPU time at all (keygate's timers would otherwise wake it).
+# only SERVER: resumes SERVER (keygate, quiet or baseline) and pauses the others, so that while
+# SERVER is measured the others take no CPU time at all (keygate's timers would otherwise wake it).
 only() {
-    local run=KEYGATE_PID pause=BASELINE_PID
-    if [ "$1" = baseline ]; then run=BASELINE_PID pause=KEYGATE_PID; fi
-    [ -z "${!pause}" ] || kill -STOP "${!pause}"
-    [ -z "${!run}" ] || kill -CONT "${!run}"
+    local v
+    for v in KEYGATE_PID QUIET_PID BASELINE_PID; do
+        if [ "$v" != "$(pid_var "$1")" ] && [ -n "${!v}" ]; then kill -STOP "${!v}"; fi
+    done
+    v=$(pid_var "$1")
+    [ -z "${!v}" ] || kill -CONT "${!v}"
 }
+pid_var() { case $1 in keygate) echo KEYGATE_PID ;; quiet) echo QUIET_PID ;; *) echo BASELINE_PID ;; esac; }
 
 # CPU time (ticks, all threads) process PID has used so far.
 server_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
@@ -283,9 +314,13 @@ fmedian() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{ v[NR] = $1 } END { p
 median() { tr ' ' '\n' <<<"$1" | grep . | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : int((v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
 
 url_of() {
-    if [ "$1" = keygate ]; then echo "http://127.0.0.1:$KEYGATE_PORT$PATH_CAPABILITY"; else echo "http://127.0.0.1:$BASELINE_PORT$PATH_CAPABILITY"; fi
+    case $1 in
+        keygate) echo "http://127.0.0.1:$KEYGATE_PORT$PATH_CAPABILITY" ;;
+        quiet) echo "http://127.0.0.1:$QUIET_PORT$PATH_CAPABILITY" ;;
+        *) echo "http://127.0.0.1:$BASELINE_PORT$PATH_CAPABILITY" ;;
+    esac
 }
-pid_of() { if [ "$1" = keygate ]; then echo "$KEYGATE_PID"; else echo "$BASELINE_PID"; fi; }
+pid_of() { local v; v=$(pid_var "$1"); echo "${!v}"; }
 
 # measure_scenario ROUND SCENARIO: fresh servers, warm-up, then BENCH_PAIRS pairs of runs (see
 # the top of this file). Appends each accepted run's figures to <server>_<SCENARIO>_{RPS,P50,P99,CPU}
@@ -294,8 +329,9 @@ measure_scenario() {
     local round=$1 scenario=$2 limit=1 server pair attempt order label ok round_ratios=
     [ "$scenario" = ONE ] || limit=0
     start_keygate
+    start_quiet
     start_baseline
-    for server in keygate baseline; do
+    for server in baseline quiet keygate; do
         only "$server"
         label="$server-r$round-$scenario"
         if [ "$scenario" = ONE ]; then
@@ -305,11 +341,17 @@ measure_scenario() {
         fi
     done
     if [ "$scenario" = ROT ]; then
-        only keygate
+        # Both keygates settle: their write-behind of the first uses runs now, not measured.
+        for v in KEYGATE_PID QUIET_PID; do kill -CONT "${!v}"; done
+        kill -STOP "$BASELINE_PID"
         sleep "$BENCH_SETTLE"
     fi
     for pair in $(seq 1 "$BENCH_PAIRS"); do
-        if [ $(((round + pair) % 2)) = 0 ]; then order="keygate baseline"; else order="baseline keygate"; fi
+        case $(((round + pair) % 3)) in
+            0) order="keygate quiet baseline" ;;
+            1) order="baseline keygate quiet" ;;
+            *) order="quiet baseline keygate" ;;
+        esac
         for attempt in 1 2 3; do
             ok=1
             for server in $order; do
@@ -326,7 +368,7 @@ measure_scenario() {
             DISTURBED="$DISTURBED round-$round/$scenario/pair-$pair"
             continue
         fi
-        for server in keygate baseline; do
+        for server in keygate quiet baseline; do
             local p="P_$server"
             read -r rps p50 p99 cpu <<<"${!p}"
             append "${server}_${scenario}_RPS" "$rps"
@@ -335,10 +377,13 @@ measure_scenario() {
             append "${server}_${scenario}_CPU" "$cpu"
         done
         read -r k_rps _ <<<"$P_keygate"
+        read -r q_rps _ <<<"$P_quiet"
         read -r b_rps _ <<<"$P_baseline"
         append "${scenario}_RATIOS" "$(pct "$k_rps" "$b_rps")"
+        append "${scenario}_QRATIOS" "$(pct "$q_rps" "$b_rps")"
+        append "${scenario}_LRATIOS" "$(pct "$k_rps" "$q_rps")"
         append round_ratios "$(pct "$k_rps" "$b_rps")"
-        say "round $round, $scenario, pair $pair: keygate $k_rps req/s, baseline $b_rps req/s: ${round_ratios##* } %"
+        say "round $round, $scenario, pair $pair: keygate $k_rps req/s, log off $q_rps req/s, baseline $b_rps req/s: ${round_ratios##* } % (log on/off $(pct "$k_rps" "$q_rps") %)"
     done
     stop_servers
     [ -z "$round_ratios" ] || say "round $round, $scenario: keygate/baseline median $(fmedian "$round_ratios") % ($round_ratios )"
@@ -365,6 +410,10 @@ say "setting up tenant '$TENANT' and $BENCH_HOT_KEYS keys in $DATA…"
 DISTURBED=
 ONE_RATIOS=
 ROT_RATIOS=
+ONE_QRATIOS=
+ROT_QRATIOS=
+ONE_LRATIOS=
+ROT_LRATIOS=
 for round in $(seq 1 "$BENCH_ROUNDS"); do
     for scenario in ONE ROT; do
         measure_scenario "$round" "$scenario"
@@ -408,7 +457,7 @@ FAILED=0
 verdict() {
     if at_least "$2" "$3"; then printf -v "$1" PASS; else printf -v "$1" FAIL; FAILED=1; fi
 }
-for s in keygate baseline; do
+for s in keygate quiet baseline; do
     v="${s}_ONE_RPS"
     for c in ONE ROT; do
         v="${s}_${c}_RPS"
@@ -421,36 +470,53 @@ for s in keygate baseline; do
 done
 ONE_RATIO=$(fmedian "$ONE_RATIOS")
 ROT_RATIO=$(fmedian "$ROT_RATIOS")
+ONE_QRATIO=$(fmedian "$ONE_QRATIOS")
+ROT_QRATIO=$(fmedian "$ROT_QRATIOS")
+ONE_LRATIO=$(fmedian "$ONE_LRATIOS")
+ROT_LRATIO=$(fmedian "$ROT_LRATIOS")
 verdict ONE_VERDICT "$ONE_RATIO" "$BENCH_MIN_RATIO"
 verdict ROT_VERDICT "$ROT_RATIO" "$BENCH_MIN_RATIO"
+verdict ONE_LVERDICT "$ONE_LRATIO" "$BENCH_MIN_LOG_RATIO"
+verdict ROT_LVERDICT "$ROT_LRATIO" "$BENCH_MIN_LOG_RATIO"
 
 med() { local n="MED_$1"; printf %s "${!n}"; }
 row() {
-    local c=$1 title=$2 ratio=$3
+    local c=$1 title=$2 ratio=$3 k=${4:-keygate}
     printf '%-26s │ %8s %9s %9s %4s%% │ %8s %9s %9s %4s%% │ %7s%%\n' "$title" \
-        "$(med "keygate_${c}_RPS")" "$(us "$(med "keygate_${c}_P50")")" "$(us "$(med "keygate_${c}_P99")")" \
-        "$(med "keygate_${c}_CPU")" \
+        "$(med "${k}_${c}_RPS")" "$(us "$(med "${k}_${c}_P50")")" "$(us "$(med "${k}_${c}_P99")")" \
+        "$(med "${k}_${c}_CPU")" \
         "$(med "baseline_${c}_RPS")" "$(us "$(med "baseline_${c}_P50")")" "$(us "$(med "baseline_${c}_P99")")" \
         "$(med "baseline_${c}_CPU")" "$ratio"
 }
 
 echo
 echo "keygate HTTP benchmark, $(date -u +%Y-%m-%dT%H:%MZ), $(uname -srm), $(nproc --all) CPUs ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1))"
+echo "profile: release (as shipped); keygate: the defaults$([ -z "$BENCH_LOG" ] || echo ", KEYGATE_LOG=$BENCH_LOG") (access log on, to a file); log off: KEYGATE_ACCESS_LOG=off"
 echo "servers: taskset -c $BENCH_SERVER_CPU, TOKIO_WORKER_THREADS=1; load: taskset -c $BENCH_CLIENT_CPU wrk -t1 -c$BENCH_CONNECTIONS -d${BENCH_DURATION}s"
 echo "GET $PATH_CAPABILITY, cache hits; $BENCH_ROUNDS rounds × $BENCH_PAIRS pairs of runs, the other server paused; medians of all runs (per-pair figures on stderr)"
 echo "keygate/baseline: the median of the pairs' ratios, in %:"
 echo "  1 key ($(wc -w <<<"$ONE_RATIOS") pairs):$ONE_RATIOS"
 echo "  $BENCH_HOT_KEYS keys ($(wc -w <<<"$ROT_RATIOS") pairs):$ROT_RATIOS"
+echo "keygate, access log off/baseline, in %:"
+echo "  1 key:$ONE_QRATIOS"
+echo "  $BENCH_HOT_KEYS keys:$ROT_QRATIOS"
+echo "keygate/keygate with the access log off, in %:"
+echo "  1 key:$ONE_LRATIOS"
+echo "  $BENCH_HOT_KEYS keys:$ROT_LRATIOS"
 echo
 printf '%-26s │ %-35s │ %-35s │ %7s\n' "" "keygate" "baseline" "keygate/"
 printf '%-26s │ %8s %9s %9s %5s │ %8s %9s %9s %5s │ %7s\n' "scenario" "req/s" "p50" "p99" "CPU" "req/s" "p50" "p99" "CPU" "baseline"
 row ONE "1 key" "$ONE_RATIO"
 row ROT "$BENCH_HOT_KEYS keys rotating" "$ROT_RATIO"
+row ONE "1 key, access log off" "$ONE_QRATIO" quiet
+row ROT "$BENCH_HOT_KEYS keys, access log off" "$ROT_QRATIO" quiet
 echo "CPU: the server's CPU use during the run; near 100 % means the server, not wrk, was the limit"
 [ -z "$DISTURBED" ] || echo "warning: pairs left out, disturbed by other work on the machine in 3 attempts:$DISTURBED"
 echo
 echo "$ONE_VERDICT  hot path, 1 key: keygate reaches $ONE_RATIO % of the baseline (target ≥ $BENCH_MIN_RATIO %)"
 echo "$ROT_VERDICT  hot path, $BENCH_HOT_KEYS keys: keygate reaches $ROT_RATIO % of the baseline (target ≥ $BENCH_MIN_RATIO %)"
+echo "$ONE_LVERDICT  access log, 1 key: keygate reaches $ONE_LRATIO % of itself with the log off (target ≥ $BENCH_MIN_LOG_RATIO %)"
+echo "$ROT_LVERDICT  access log, $BENCH_HOT_KEYS keys: keygate reaches $ROT_LRATIO % of itself with the log off (target ≥ $BENCH_MIN_LOG_RATIO %)"
 if [ -z "$BENCH_SKIP_COLD" ]; then
     verdict COLD_VERDICT "$BENCH_COLD_P99_US" "$((V_p99_us + 1))"
     echo

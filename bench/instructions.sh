@@ -12,11 +12,14 @@
 # wrk for 3 s, zeroes the counters, loads it with `wrk -t1 -c64` for BENCH_SECONDS on
 # GET /rest/v1/1/capability with one key, dumps the counters, and prints the instructions
 # counted divided by the requests wrk completed. The kernel's share (about 70 % of the time) is
-# not counted: callgrind sees user space only.
+# not counted: callgrind sees user space only. keygate is counted twice: with the defaults (the
+# access log on, to a file) and with KEYGATE_ACCESS_LOG=off; the difference is the access log's
+# cost per call. Profile: `release`, as shipped and as bench/api.sh measures (callgrind counts the
+# same without line tables; build `--profile profiling` to annotate sources).
 #
 # Knobs: BENCH_SECONDS=10, BENCH_KEYS=1000, BENCH_PORT=18090, BENCH_SKIP_BUILD=1,
 #        BENCH_KEEP=1 (keep the work dir with the callgrind files, for callgrind_annotate),
-#        BENCH_LOG=warn (keygate's KEYGATE_LOG; info counts the access log too).
+#        BENCH_LOG= (keygate's KEYGATE_LOG; unset: the default, access log on).
 # Needs: cargo, valgrind, wrk. Takes about two minutes after compiling.
 
 set -euo pipefail
@@ -78,11 +81,13 @@ say "setting up a tenant and $BENCH_KEYS keys…"
     "$SEED" --data-dir "$WORK/data" --tenant bench --user bench@bench.example --count "$BENCH_KEYS" --out "$WORK/keys.txt"
 ) >"$WORK/setup.log" 2>&1 || die "setup failed: $(tail -3 "$WORK/setup.log")"
 
-# count NAME COMMAND...: prints NAME's instructions per request.
+# count NAME ENV COMMAND...: prints NAME's instructions per request (ENV: a VAR=value to add, or
+# -), and sets C_NAME to it.
 count() {
-    local name=$1 i requests total dump
-    shift
-    KEYGATE_LOG=${BENCH_LOG:-warn} TOKIO_WORKER_THREADS=1 valgrind --tool=callgrind --callgrind-out-file="$WORK/$name.%p" \
+    local name=$1 extra=$2 i requests total dump
+    shift 2
+    [ "$extra" != - ] || extra=KEYGATE_BENCH=1
+    env "$extra" ${BENCH_LOG:+KEYGATE_LOG=$BENCH_LOG} TOKIO_WORKER_THREADS=1 valgrind --tool=callgrind --callgrind-out-file="$WORK/$name.%p" \
         "$@" >"$WORK/$name.log" 2>&1 &
     PID=$!
     for i in $(seq 1 600); do
@@ -103,8 +108,12 @@ count() {
     total=$(grep -h '^summary:' $dump | awk '{ s += $2 } END { print s }')
     [ "${requests:-0}" -gt 0 ] || die "wrk completed no request against $name"
     printf '%-8s %9d requests  %7d instructions per request\n' "$name" "$requests" "$((total / requests))"
+    printf -v "C_$name" %s "$((total / requests))"
 }
 
-echo "user-space instructions per request, GET /rest/v1/1/capability with one key, wrk -t1 -c64 -d${BENCH_SECONDS}s, under callgrind"
-count keygate "$KEYGATE" --data-dir "$WORK/data" serve --listen "127.0.0.1:$BENCH_PORT"
-count baseline "$BASELINE" --listen "127.0.0.1:$BENCH_PORT" --keys "$WORK/keys.txt"
+echo "user-space instructions per request, GET /rest/v1/1/capability with one key, wrk -t1 -c64 -d${BENCH_SECONDS}s, under callgrind, release profile (as shipped)"
+echo "keygate: the defaults (access log on, to a file); quiet: KEYGATE_ACCESS_LOG=off"
+count keygate - "$KEYGATE" --data-dir "$WORK/data" serve --listen "127.0.0.1:$BENCH_PORT"
+count quiet KEYGATE_ACCESS_LOG=off "$KEYGATE" --data-dir "$WORK/data" serve --listen "127.0.0.1:$BENCH_PORT"
+count baseline - "$BASELINE" --listen "127.0.0.1:$BENCH_PORT" --keys "$WORK/keys.txt"
+echo "the access log: $((C_keygate - C_quiet)) instructions per call (keygate − quiet)"

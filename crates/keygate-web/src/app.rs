@@ -5,9 +5,10 @@
 //! id (a trusted proxy's `X-Request-Id`, or keygate's own) and a tracing span carrying it (so every log line of the request names it); its body gets
 //! the deadline; it is routed (a Public API path to [`crate::rest`], anything else to axum's
 //! router); and its answer gets the `X-Request-Id` header, is counted and timed by route
-//! template, and written to the access log (target `keygate::access`, level `info`: method,
-//! route template, status, duration and the id of the key accepted, or refused once known to be
-//! one of the tenant's — never the key, the path or the query, which may carry data).
+//! template, and written to the access log ([`crate::access_log`], named `keygate::access`:
+//! method, route template, status, duration, client address, and the id of the key accepted (and
+//! its user's), or refused once known to be one of the tenant's — never the key, the path or the
+//! query, which may carry data).
 
 use std::{
     borrow::Cow,
@@ -26,13 +27,14 @@ use axum::{
     http::{HeaderName, Request, StatusCode},
     response::{IntoResponse, Response},
 };
-use keygate_domain::KeyId;
+use keygate_domain::{KeyId, UserId};
 use tower::ServiceExt;
 use tracing::Instrument;
 
-use crate::{AppState, RequestId, deadline::with_deadline, rest};
+use crate::{AppState, RequestId, access_log::Entry, deadline::with_deadline, rest};
 
-/// The tracing target of the access log: `KEYGATE_LOG=info,keygate::access=off` turns it off.
+/// The name of the access log (the `target` of its lines): `KEYGATE_LOG=info,keygate::access=off`
+/// turns it off in the `keygate` binary, as when it was written through `tracing`.
 pub const ACCESS_LOG: &str = "keygate::access";
 
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -67,6 +69,11 @@ impl App {
         let span = tracing::info_span!("request", id = %id);
         let mut request = request.map(|body| with_deadline(body, self.state.config.body_timeout));
         let (state, router) = (self.state.clone(), self.router.clone());
+        let ip = state
+            .config
+            .access_log
+            .is_on()
+            .then(|| crate::client_ip::client_ip(peer, request.headers(), &state.config.trusted_proxies));
         let call = async move {
             let method = request.method().clone();
             let (route, mut response) = match rest::endpoint(request.method(), request.uri().path()) {
@@ -84,10 +91,18 @@ impl App {
             response.headers_mut().insert(X_REQUEST_ID.clone(), id.header_value());
             let elapsed = started.elapsed();
             let status = response.status().as_u16();
-            if let Some(KeyUsed(key)) = response.extensions_mut().remove::<KeyUsed>() {
-                tracing::info!(target: ACCESS_LOG, %method, %route, status, micros = elapsed.as_micros() as u64, %key, "answered");
-            } else {
-                tracing::info!(target: ACCESS_LOG, %method, %route, status, micros = elapsed.as_micros() as u64, "answered");
+            if let Some(ip) = ip {
+                let used = response.extensions_mut().remove::<KeyUsed>();
+                state.config.access_log.write(&Entry {
+                    id,
+                    method: &method,
+                    route: &route,
+                    status,
+                    micros: elapsed.as_micros() as u64,
+                    ip,
+                    key: used.map(|u| u.key),
+                    user: used.and_then(|u| u.user),
+                });
             }
             state.metrics.record(route, status, elapsed);
             Ok(response)
@@ -135,15 +150,19 @@ where
     }
 }
 
-/// The key an answered call was accepted or refused with, for the access log.
+/// The key an answered call was accepted or refused with (and its user, when accepted), for the
+/// access log.
 #[derive(Debug, Clone, Copy)]
-struct KeyUsed(KeyId);
+struct KeyUsed {
+    key: KeyId,
+    user: Option<UserId>,
+}
 
-/// Notes on `response` that the call was about key `key`, when the access log is on
+/// Notes on `response` that the call was about key `key` of `user`, when an access log is on
 /// (otherwise it costs nothing).
-pub(crate) fn note_key(response: &mut Response, key: KeyId) {
-    if tracing::enabled!(target: ACCESS_LOG, tracing::Level::INFO) {
-        response.extensions_mut().insert(KeyUsed(key));
+pub(crate) fn note_key(response: &mut Response, key: KeyId, user: Option<UserId>) {
+    if crate::access_log::any_on() {
+        response.extensions_mut().insert(KeyUsed { key, user });
     }
 }
 

@@ -4,6 +4,7 @@
 //! Handlers parse requests, call the service layer and shape responses; they never run SQL and
 //! hold no rules of their own. Every refusal leaves through [`problem`].
 
+mod access_log;
 mod app;
 mod client_ip;
 mod console;
@@ -27,6 +28,7 @@ use axum::{
 };
 use keygate_service::Keygate;
 
+pub use access_log::{AccessLog, AccessLogDestination, AccessLogFormat, AccessLogSettings};
 pub use app::{ACCESS_LOG, App, AppFuture, app};
 pub use client_ip::TrustedProxies;
 use request_id::{RequestId, RequestIds};
@@ -50,6 +52,8 @@ pub struct WebConfig {
     pub max_connections_per_address: usize,
     /// Whether the console's session cookie is marked `Secure`.
     pub cookie_secure: CookieSecure,
+    /// The access log: off here (tests, embedding); the `keygate` binary turns it on.
+    pub access_log: AccessLog,
 }
 
 /// When the session cookie carries `Secure` (setting `cookie_secure`).
@@ -86,6 +90,7 @@ impl Default for WebConfig {
             max_connections: 10_000,
             max_connections_per_address: 256,
             cookie_secure: CookieSecure::Auto,
+            access_log: AccessLog::off(),
         }
     }
 }
@@ -113,7 +118,7 @@ impl std::ops::Deref for AppState {
 
 impl AppState {
     pub fn new(keygate: Keygate, config: WebConfig) -> Self {
-        let metrics = metrics::Metrics::new(keygate.clone());
+        let metrics = metrics::Metrics::new(keygate.clone(), config.access_log.clone());
         Self(Arc::new(Shared { keygate, config, request_ids: RequestIds::new(), metrics }))
     }
 }
@@ -151,11 +156,20 @@ async fn not_found(axum::Extension(id): axum::Extension<RequestId>, uri: axum::h
 }
 
 /// Serves [`app`]`(state)` on `listener` until `shutdown` completes; in-flight requests are
-/// allowed to finish.
+/// allowed to finish, and then the access log is flushed: every answered request's line is
+/// written (within 10 s) when this returns.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    server::run(listener, app(state.clone()), &state.config, shutdown).await
+    let served = server::run(listener, app(state.clone()), &state.config, shutdown).await;
+    let log = state.config.access_log.clone();
+    if log.is_on() {
+        let flushed = tokio::task::spawn_blocking(move || log.flush(std::time::Duration::from_secs(10))).await;
+        if !matches!(flushed, Ok(true)) {
+            tracing::warn!("the access log could not be written in full within 10 s of the shutdown");
+        }
+    }
+    served
 }

@@ -21,6 +21,8 @@ use prometheus_client::{
     registry::Registry,
 };
 
+use crate::AccessLog;
+
 /// A request's route, as a template; the fast path's are named in `public_api`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Route {
@@ -46,7 +48,7 @@ pub(crate) struct Metrics {
 }
 
 impl Metrics {
-    pub(crate) fn new(keygate: Keygate) -> Self {
+    pub(crate) fn new(keygate: Keygate, access_log: AccessLog) -> Self {
         let mut registry = Registry::default();
         let requests = Family::<RouteStatus, Counter>::default();
         let latency = Family::<Route, Histogram, fn() -> Histogram>::new_with_constructor(latency_histogram);
@@ -61,6 +63,7 @@ impl Metrics {
             latency.clone(),
         );
         registry.register_collector(Box::new(ServiceCounters(keygate)));
+        registry.register_collector(Box::new(AccessLogCounters(access_log)));
         Self { registry, requests, latency }
     }
 
@@ -78,6 +81,23 @@ impl Metrics {
             tracing::error!(error = %e, "encoding the metrics failed");
         }
         out
+    }
+}
+
+/// The access log's lines written and dropped (0 and 0 when it is off).
+#[derive(Debug)]
+struct AccessLogCounters(AccessLog);
+
+impl Collector for AccessLogCounters {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let e = &mut encoder;
+        counter(e, "keygate_access_log_lines", "Access-log lines written", self.0.written())?;
+        counter(
+            e,
+            "keygate_access_log_dropped",
+            "Access-log lines dropped: the destination could not keep up (a full queue) or failed",
+            self.0.dropped(),
+        )
     }
 }
 

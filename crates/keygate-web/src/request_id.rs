@@ -49,16 +49,29 @@ impl RequestId {
     /// The id as a header value, written without the formatting machinery (this runs on every
     /// answer).
     pub(crate) fn header_value(self) -> HeaderValue {
+        let mut text = [0u8; GIVEN_MAX];
+        let len = self.write_ascii(&mut text);
+        HeaderValue::from_bytes(&text[..len]).unwrap_or_else(|_| HeaderValue::from_static("-"))
+    }
+
+    /// Appends the id (plain ASCII, nothing to escape in JSON) to `out`, as [`Self::header_value`].
+    pub(crate) fn append_to(self, out: &mut Vec<u8>) {
+        let mut text = [0u8; GIVEN_MAX];
+        let len = self.write_ascii(&mut text);
+        out.extend_from_slice(&text[..len]);
+    }
+
+    /// Writes the id into `text`; its length.
+    fn write_ascii(self, text: &mut [u8; GIVEN_MAX]) -> usize {
         let (prefix, n) = match self {
             Self::Own { prefix, n } => (prefix, n),
-            Self::Given { len, text } => {
-                return HeaderValue::from_bytes(&text[..usize::from(len)])
-                    .unwrap_or_else(|_| HeaderValue::from_static("-"));
+            Self::Given { len, text: given } => {
+                text[..usize::from(len)].copy_from_slice(&given[..usize::from(len)]);
+                return usize::from(len);
             }
         };
         const HEX: &[u8; 16] = b"0123456789abcdef";
         // 8 digits, a dash, at most 16 digits.
-        let mut text = [0u8; 25];
         for (i, byte) in text[..8].iter_mut().enumerate() {
             *byte = HEX[((prefix >> (28 - 4 * i)) & 0xf) as usize];
         }
@@ -67,7 +80,7 @@ impl RequestId {
         for i in 0..digits {
             text[9 + i] = HEX[((n >> (4 * (digits - 1 - i))) & 0xf) as usize];
         }
-        HeaderValue::from_bytes(&text[..9 + digits]).unwrap_or_else(|_| HeaderValue::from_static("-"))
+        9 + digits
     }
 }
 

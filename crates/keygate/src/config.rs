@@ -39,6 +39,8 @@ pub struct FileConfig {
     pub audit_keep_changes_days: Option<u32>,
     /// Days audit rows of refused calls and failed log-ins are kept; default 90.
     pub audit_keep_refusals_days: Option<u32>,
+    /// The access log: `stderr` (default), `off`, or the path of a file (reopened on SIGHUP).
+    pub access_log: Option<String>,
 }
 
 /// The settings in force.
@@ -70,6 +72,17 @@ pub struct Config {
     pub read_only: Option<&'static str>,
     /// How long each kind of audit row is kept.
     pub audit_retention: keygate_service::AuditRetention,
+    /// Where the access log goes (`access_log`, `KEYGATE_ACCESS_LOG`); `None`: off.
+    pub access_log: Option<keygate_web::AccessLogDestination>,
+}
+
+/// `access_log` / `KEYGATE_ACCESS_LOG`: `stderr` (or empty, or `on`), `off`, or a file's path.
+fn access_log_destination(text: &str) -> Option<keygate_web::AccessLogDestination> {
+    match text.trim() {
+        "" | "stderr" | "on" => Some(keygate_web::AccessLogDestination::Stderr),
+        "off" => None,
+        path => Some(keygate_web::AccessLogDestination::File(PathBuf::from(path))),
+    }
 }
 
 /// Bounds of the change-feed interval: more often is load without use; less often than a
@@ -160,7 +173,12 @@ impl Config {
             Some(text) => text.parse().map_err(anyhow::Error::msg)?,
             None => keygate_web::CookieSecure::default(),
         };
+        let access_log = match std::env::var("KEYGATE_ACCESS_LOG").ok().or(file.access_log) {
+            Some(text) => access_log_destination(&text),
+            None => Some(keygate_web::AccessLogDestination::Stderr),
+        };
         Ok(Self {
+            access_log,
             read_only: if global.read_only {
                 Some("--read-only (KEYGATE_READ_ONLY) was given")
             } else if file.read_only == Some(true) {

@@ -47,7 +47,11 @@ async fn run_server(keygate: Keygate, config: &Config, listener: TcpListener) ->
     let trusted_proxies = TrustedProxies::parse(&config.trusted_proxies).map_err(anyhow::Error::msg)?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let background = keygate.spawn_background(stop_rx);
-    let state = AppState::new(keygate.clone(), config.web_config(trusted_proxies));
+    let access_log = start_access_log(config)?;
+    let reopen = reopen_on_sighup(config, &access_log);
+    let mut web = config.web_config(trusted_proxies);
+    web.access_log = access_log;
+    let state = AppState::new(keygate.clone(), web);
     let addr = listener.local_addr()?;
     // With PostgreSQL the data directory holds nothing else: it is used only if it exists.
     let control = if config.database_url.is_none() || config.data_dir.is_dir() {
@@ -66,7 +70,11 @@ async fn run_server(keygate: Keygate, config: &Config, listener: TcpListener) ->
         }
     }
     tracing::info!(%addr, storage = %config.describe_storage(), "keygate is serving");
+    // Returns once every answered request's access-log line is written.
     keygate_web::serve(listener, state, shutdown_signal()).await.context("the server failed")?;
+    if let Some(task) = reopen {
+        task.abort();
+    }
     if let Some(task) = control {
         // Dropping the task drops the socket, which removes its file.
         task.abort();
@@ -77,6 +85,44 @@ async fn run_server(keygate: Keygate, config: &Config, listener: TcpListener) ->
     let _ = tokio::time::timeout(Duration::from_secs(10), background).await;
     keygate.db().close().await;
     Ok(())
+}
+
+/// The access log, on unless `access_log = "off"` (`KEYGATE_ACCESS_LOG=off`) or `KEYGATE_LOG`
+/// turns its target off (`KEYGATE_LOG=info,keygate::access=off`, or a level above `info`), as when
+/// it was written through `tracing`. Its format is `KEYGATE_LOG_FORMAT`'s.
+fn start_access_log(config: &Config) -> anyhow::Result<keygate_web::AccessLog> {
+    let Some(destination) = config.access_log.clone() else {
+        return Ok(keygate_web::AccessLog::off());
+    };
+    if !tracing::enabled!(target: keygate_web::ACCESS_LOG, tracing::Level::INFO) {
+        return Ok(keygate_web::AccessLog::off());
+    }
+    let format = match std::env::var("KEYGATE_LOG_FORMAT").unwrap_or_default().trim() {
+        "json" => keygate_web::AccessLogFormat::Json,
+        _ => keygate_web::AccessLogFormat::Text,
+    };
+    let what = match &destination {
+        keygate_web::AccessLogDestination::Stderr => "standard error".to_owned(),
+        keygate_web::AccessLogDestination::File(path) => path.display().to_string(),
+    };
+    let settings = keygate_web::AccessLogSettings { format, destination, ..Default::default() };
+    keygate_web::AccessLog::start(settings).with_context(|| format!("cannot open the access log ({what})"))
+}
+
+/// With the access log in a file, SIGHUP makes it reopen the file (after logrotate moved it).
+fn reopen_on_sighup(config: &Config, log: &keygate_web::AccessLog) -> Option<tokio::task::JoinHandle<()>> {
+    #[cfg(unix)]
+    if log.is_on() && matches!(config.access_log, Some(keygate_web::AccessLogDestination::File(_))) {
+        let mut hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok()?;
+        let log = log.clone();
+        return Some(tokio::spawn(async move {
+            while hangups.recv().await.is_some() {
+                log.reopen();
+            }
+        }));
+    }
+    let _ = (config, log);
+    None
 }
 
 async fn shutdown_signal() {

@@ -14,7 +14,7 @@ use axum::{
     http::{Request, StatusCode},
     response::Response,
 };
-use keygate_web::{App, AppState, WebConfig};
+use keygate_web::{AccessLog, AccessLogFormat, AccessLogSettings, App, AppState, WebConfig};
 use tower::ServiceExt;
 
 use crate::helpers::spawn_app;
@@ -25,20 +25,20 @@ fn from_loopback(request: Request<Body>) -> Request<Body> {
     request
 }
 
-async fn call(app: &App, request: Request<Body>) -> Response {
+pub(crate) async fn call(app: &App, request: Request<Body>) -> Response {
     app.clone().oneshot(from_loopback(request)).await.expect("infallible")
 }
 
-async fn text(response: Response) -> String {
+pub(crate) async fn text(response: Response) -> String {
     let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.expect("body");
     String::from_utf8(bytes.to_vec()).expect("utf-8")
 }
 
-fn capability(key: &str, path: &str) -> Request<Body> {
+pub(crate) fn capability(key: &str, path: &str) -> Request<Body> {
     Request::get(path).header("authorization", format!("Bearer {key}")).body(Body::empty()).expect("request")
 }
 
-fn request_id(response: &Response) -> String {
+pub(crate) fn request_id(response: &Response) -> String {
     response.headers().get("x-request-id").expect("X-Request-Id").to_str().expect("ascii").to_owned()
 }
 
@@ -85,7 +85,7 @@ async fn a_request_without_its_peer_address_is_refused_rather_than_judged_from_a
 
 /// Log lines written as the server writes them (`KEYGATE_LOG_FORMAT=json`), kept in memory.
 #[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
+pub(crate) struct Captured(pub(crate) Arc<Mutex<Vec<u8>>>);
 
 impl Write for Captured {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -98,7 +98,7 @@ impl Write for Captured {
 }
 
 impl Captured {
-    fn lines(&self) -> Vec<serde_json::Value> {
+    pub(crate) fn lines(&self) -> Vec<serde_json::Value> {
         let text = String::from_utf8(self.0.lock().expect("lock").clone()).expect("utf-8");
         text.lines().map(|l| serde_json::from_str(l).expect("one JSON object per line")).collect()
     }
@@ -108,8 +108,12 @@ impl Captured {
 async fn every_log_line_of_a_request_carries_its_id_and_the_access_log_names_the_key_but_never_the_secret() {
     let t = spawn_app().await;
     let (key_id, secret) = t.issue(&["127.0.0.0/8"], None).await;
-    let app = keygate_web::app(AppState::new(t.keygate.clone(), WebConfig::default()));
     let captured = Captured::default();
+    // The access log writes its own lines, in the JSON shape of the tracing lines around it.
+    let settings = AccessLogSettings { format: AccessLogFormat::Json, ..AccessLogSettings::default() };
+    let log = AccessLog::to_writer(settings, Box::new(captured.clone())).expect("access log");
+    let web = WebConfig { access_log: log.clone(), ..WebConfig::default() };
+    let app = keygate_web::app(AppState::new(t.keygate.clone(), web));
     let writer = captured.clone();
     let subscriber = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new("info"))
@@ -141,6 +145,7 @@ async fn every_log_line_of_a_request_carries_its_id_and_the_access_log_names_the
     let unknown_key = keygate_domain::ApiKeySecret::generate();
     let unknown = request_id(&call(&app, capability(unknown_key.expose(), "/rest/v1/1/capability")).await);
 
+    assert!(log.flush(std::time::Duration::from_secs(5)), "the access log's lines are written");
     let lines = captured.lines();
     let of = |id: &str| -> Vec<&serde_json::Value> { lines.iter().filter(|l| l["span"]["id"] == id).collect() };
     let access = |id: &str| {
@@ -156,6 +161,9 @@ async fn every_log_line_of_a_request_carries_its_id_and_the_access_log_names_the
     assert_eq!(fields["status"], 200);
     assert_eq!(fields["key"], key_id.to_string());
     assert!(fields["micros"].as_u64().is_some(), "{line}");
+    // New with the access log of issue 20: the client's address and the key's user.
+    assert_eq!(fields["ip"], "127.0.0.1");
+    assert_eq!(fields["user"], t.user.to_string());
 
     let guard_line =
         of(&refused).into_iter().find(|l| l["fields"]["message"] == "refused a cross-site console form post");
@@ -169,6 +177,7 @@ async fn every_log_line_of_a_request_carries_its_id_and_the_access_log_names_the
         (line["fields"]["status"].clone(), line["fields"]["key"].clone()),
         (401.into(), key_id.to_string().into())
     );
+    assert!(line["fields"].get("user").is_none(), "a refused call names no user: {line}");
     let line = access(&unknown);
     assert_eq!(line["fields"]["status"], 401);
     assert!(line["fields"].get("key").is_none(), "an unknown key has no id: {line}");

@@ -4,6 +4,7 @@
 mod helpers;
 
 mod abuse;
+mod access_log;
 mod app;
 mod budgets;
 mod ceiling_random;

@@ -14,6 +14,7 @@ use keygate_service::Verified;
 use super::{
     Call,
     auth::{authenticate, authenticated},
+    body::Parts,
 };
 
 /// Who am I: the key, its user, tenant, unit, effective permissions and the client IP as seen.
@@ -27,8 +28,9 @@ pub(crate) async fn capability(call: Call, request: Request) -> Response {
     if fixed.is_empty() {
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     }
-    let head = capability_head(ip, call.unit);
-    authenticated(&verified, ([(header::CONTENT_TYPE, "application/json")], Chunks::new(head.into(), fixed)))
+    // The per-call head, then the bytes shared with the cache, without joining them.
+    let body = Parts::new([Bytes::from(capability_head(ip, call.unit)), Bytes::from_owner(fixed)], ());
+    authenticated(&verified, ([(header::CONTENT_TYPE, "application/json")], axum::body::Body::new(body)))
 }
 
 /// The capability answer is `{"clientIp":…,"unit":…` + the rest. Only the two leading fields
@@ -61,52 +63,6 @@ fn capability_head(ip: IpAddr, unit: UnitId) -> Vec<u8> {
     out.extend_from_slice(UNIT);
     out.extend_from_slice(itoa::Buffer::new().format(unit.0).as_bytes());
     out
-}
-
-/// A body of two buffers sent one after the other, with its exact length (so the answer has a
-/// `Content-Length`): the per-call head, and bytes shared with the cache.
-struct Chunks {
-    parts: [Option<Bytes>; 2],
-    len: u64,
-}
-
-impl Chunks {
-    fn new(head: Bytes, shared: std::sync::Arc<[u8]>) -> Self {
-        let shared = Bytes::from_owner(shared);
-        let len = (head.len() + shared.len()) as u64;
-        Self { parts: [Some(head), Some(shared)], len }
-    }
-}
-
-impl http_body::Body for Chunks {
-    type Data = Bytes;
-    type Error = std::convert::Infallible;
-
-    fn poll_frame(
-        self: std::pin::Pin<&mut Self>,
-        _: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
-        let this = self.get_mut();
-        let next = this.parts.iter_mut().find_map(Option::take);
-        if let Some(part) = &next {
-            this.len -= part.len() as u64;
-        }
-        std::task::Poll::Ready(next.map(|part| Ok(http_body::Frame::data(part))))
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.parts.iter().all(Option::is_none)
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        http_body::SizeHint::with_exact(self.len)
-    }
-}
-
-impl IntoResponse for Chunks {
-    fn into_response(self) -> Response {
-        Response::new(axum::body::Body::new(self))
-    }
 }
 
 /// `,"key":{…},"permissions":[…],"tenant":"…","user":{…}}`; empty if serialising failed.

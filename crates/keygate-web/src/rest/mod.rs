@@ -15,6 +15,7 @@
 //! default.
 
 pub(crate) mod auth;
+mod body;
 mod capability;
 mod records;
 

@@ -13,6 +13,7 @@ use serde::Deserialize;
 use super::{
     BODY_LIMIT, Call,
     auth::{authenticate, authenticated},
+    body::Parts,
 };
 use crate::problem::Problem;
 
@@ -76,52 +77,17 @@ pub(crate) async fn read_view(call: Call, request: Request) -> Response {
     match call.state.keygate.read_view(&v, call.unit, view, &params).await {
         Ok(page) => authenticated(
             &v,
-            (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], axum::body::Body::new(PageBody::new(page))),
+            (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], axum::body::Body::new(page_body(page))),
         ),
         Err(e) => failed(&call, &v, e),
     }
 }
 
 /// A page's body: its head, its rows and its closing brace, sent without joining them, with the
-/// page's share of the memory budget held until the last part is taken, which the server does
-/// once the rows before it are written.
-struct PageBody {
-    parts: [Option<Bytes>; 3],
-    len: u64,
-    _memory: keygate_service::PageHold,
-}
-
-impl PageBody {
-    fn new(page: keygate_service::Page) -> Self {
-        let parts = [Bytes::from(page.head), Bytes::from(page.data), Bytes::from_static(b"}")];
-        let len = parts.iter().map(|p| p.len() as u64).sum();
-        Self { parts: parts.map(Some), len, _memory: page.memory }
-    }
-}
-
-impl http_body::Body for PageBody {
-    type Data = Bytes;
-    type Error = std::convert::Infallible;
-
-    fn poll_frame(
-        self: std::pin::Pin<&mut Self>,
-        _: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
-        let this = self.get_mut();
-        let next = this.parts.iter_mut().find_map(Option::take);
-        if let Some(part) = &next {
-            this.len -= part.len() as u64;
-        }
-        std::task::Poll::Ready(next.map(|part| Ok(http_body::Frame::data(part))))
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.parts.iter().all(Option::is_none)
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        http_body::SizeHint::with_exact(self.len)
-    }
+/// page's share of the memory budget held until the body is dropped, which the server does once
+/// the rows are written.
+fn page_body(page: keygate_service::Page) -> Parts<3, keygate_service::PageHold> {
+    Parts::new([Bytes::from(page.head), Bytes::from(page.data), Bytes::from_static(b"}")], page.memory)
 }
 
 /// The `?id=` of a record call, when it is a positive id.

@@ -327,7 +327,73 @@ fn postgres_address(url: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::postgres_address;
+    use clap::Parser as _;
+
+    use super::{Config, FileConfig, postgres_address};
+
+    const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/keygate.toml");
+
+    fn load(args: &[&str]) -> Config {
+        let cli = crate::cli::Cli::try_parse_from(args).expect("arguments");
+        Config::load(&cli.global).expect("settings")
+    }
+
+    /// deploy/keygate.toml is what operators copy: it names every setting (a new one fails to
+    /// compile here until it is added) and each with the value keygate uses without it.
+    #[test]
+    fn the_example_settings_file_names_every_setting_with_its_default() {
+        let text = std::fs::read_to_string(EXAMPLE).expect("deploy/keygate.toml");
+        let FileConfig {
+            listen,
+            data_dir,
+            database_url,
+            trusted_proxies,
+            change_poll_ms,
+            change_listener,
+            cluster_limits,
+            max_connections,
+            max_connections_per_address,
+            request_body_timeout_secs,
+            password_hash_memory_mib,
+            page_memory_budget_mib,
+            query_time_budget_ms,
+            queries_per_key,
+            cookie_secure,
+            read_only,
+            audit_keep_changes_days,
+            audit_keep_refusals_days,
+            access_log,
+        } = toml::from_str(&text).expect("a valid settings file");
+        let named = [
+            listen.is_some(),
+            data_dir.is_some(),
+            database_url.is_some(),
+            trusted_proxies.is_some(),
+            change_poll_ms.is_some(),
+            change_listener.is_some(),
+            cluster_limits.is_some(),
+            max_connections.is_some(),
+            max_connections_per_address.is_some(),
+            request_body_timeout_secs.is_some(),
+            password_hash_memory_mib.is_some(),
+            page_memory_budget_mib.is_some(),
+            query_time_budget_ms.is_some(),
+            queries_per_key.is_some(),
+            cookie_secure.is_some(),
+            read_only.is_some(),
+            audit_keep_changes_days.is_some(),
+            audit_keep_refusals_days.is_some(),
+            access_log.is_some(),
+        ];
+        assert!(named.iter().all(|n| *n), "deploy/keygate.toml leaves a setting out: {named:?}");
+        let from_file = load(&["keygate", "--config", EXAMPLE, "migrate"]);
+        let defaults = load(&["keygate", "--data-dir", "/var/lib/keygate", "migrate"]);
+        assert_eq!(
+            format!("{from_file:?}"),
+            format!("{defaults:?}"),
+            "a value in deploy/keygate.toml is not the default"
+        );
+    }
 
     #[test]
     fn the_postgres_address_is_read_from_the_url_without_its_credentials() {

@@ -935,8 +935,8 @@ async fn keys(keygate: &Keygate, cmd: KeysCommand) -> anyhow::Result<()> {
                     key.id,
                     key.display,
                     k.status,
-                    k.listing.user_email,
-                    key.purpose.as_str(),
+                    fit(&k.listing.user_email, 28),
+                    fit(key.purpose.as_str(), 24),
                     key.expires_at.map_or("never".to_owned(), |t| t.to_rfc3339()),
                     match (&key.last_used_at, &key.last_used_ip) {
                         (Some(at), Some(ip)) => format!("{at} from {ip}"),
@@ -993,16 +993,23 @@ async fn tenants(keygate: &Keygate, cmd: TenantsCommand) -> anyhow::Result<()> {
             println!("keys of `{tenant}` may make {per_minute} requests per minute unless they say otherwise");
         }
         TenantsCommand::List => {
+            println!("{:<24} {:<8} whitelist", "tenant", "api");
             for t in keygate.db().tenants().list().await? {
                 let p = t.policy;
-                println!(
-                    "{:<24} api {:<4} whitelist {}",
-                    p.slug,
-                    if p.public_api { "on" } else { "off" },
-                    p.ip_whitelist
-                );
+                println!("{:<24} {:<8} {}", p.slug, if p.public_api { "on" } else { "off" }, p.ip_whitelist);
             }
         }
     }
     Ok(())
+}
+
+/// `text` in at most `width` characters, cut with `…`, so that a long value keeps a table's
+/// columns in place.
+fn fit(text: &str, width: usize) -> String {
+    if text.chars().count() <= width {
+        return text.to_owned();
+    }
+    let mut out: String = text.chars().take(width.saturating_sub(1)).collect();
+    out.push('…');
+    out
 }

@@ -133,6 +133,40 @@ fn the_key_lifecycle_commands_touch_only_a_key_of_the_tenant_they_name() {
     assert!(ok(&keygate(&dir, &["keys", "list", "--tenant", "acme"])).contains("disabled"));
 }
 
+/// `keys list` columns used to shift with a long purpose, and `tenants list` had no header.
+#[test]
+fn lists_keep_their_columns_whatever_the_values_and_say_what_each_column_is() {
+    let dir = data_dir("columns");
+    setup(&dir);
+    let long = "a purpose far longer than the column that the list gives it";
+    for purpose in ["short", long] {
+        ok(&keygate(
+            &dir,
+            &[
+                "keys",
+                "issue",
+                "--tenant",
+                "acme",
+                "--user",
+                "erp@acme.example",
+                "--purpose",
+                purpose,
+                "--ip",
+                "10.0.0.0/8",
+            ],
+        ));
+    }
+    let listing = ok(&keygate(&dir, &["keys", "list", "--tenant", "acme"]));
+    let lines: Vec<&str> = listing.lines().collect();
+    assert_eq!(lines.len(), 3, "{listing}");
+    let column = |line: &str| line.find("never").map(|byte| line[..byte].chars().count());
+    assert_eq!(column(lines[1]), column(lines[2]), "the expiry column moved:\n{listing}");
+    assert!(lines[0].starts_with("id") && lines.iter().any(|l| l.contains("a purpose far longer th…")), "{listing}");
+    let tenants = ok(&keygate(&dir, &["tenants", "list"]));
+    assert!(tenants.lines().next().is_some_and(|h| h.starts_with("tenant") && h.contains("whitelist")), "{tenants}");
+    assert!(tenants.lines().nth(1).is_some_and(|l| l.starts_with("acme")), "{tenants}");
+}
+
 #[test]
 fn lifecycle_commands_change_the_key_and_are_audited_as_the_cli() {
     let dir = data_dir("lifecycle");

@@ -282,3 +282,44 @@ async fn every_database_pool_reports_its_connections_within_its_maximum(app: Tes
     assert_eq!(scrape.text.matches("keygate_db_connections{").count(), 2 * pools.len(), "no other pool");
     assert_eq!(scrape.kind("keygate_db_connections"), "gauge");
 }
+
+/// deploy/prometheus/keygate-alerts.yml is what operators load: every `keygate_…` series it names
+/// must be one that `/metrics` serves (on PostgreSQL, which serves every family), so a renamed
+/// metric cannot leave an alert silently watching nothing.
+#[tokio::test]
+async fn the_shipped_alert_rules_name_only_series_that_metrics_serves() {
+    let Some(app) = spawn_app_on(Backend::Postgres, ServiceConfig::default()).await else {
+        eprintln!("skipped: KEYGATE_TEST_POSTGRES_URL is not set");
+        return;
+    };
+    let rules =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/prometheus/keygate-alerts.yml"))
+            .expect("deploy/prometheus/keygate-alerts.yml");
+    // A serving process: its background work holds the change listener, whose series join in.
+    let (_stop, stop) = tokio::sync::watch::channel(false);
+    let _background = app.keygate.spawn_background(stop);
+    let started = std::time::Instant::now();
+    while !app.keygate.listener_health().enabled && started.elapsed() < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let key = key_for(&app, USER, None).await;
+    let answer = app.client.get(app.url("/rest/v1/1/capability")).bearer_auth(key.expose()).send().await.expect("call");
+    assert_eq!(answer.status(), 200);
+    let scrape = Scrape::of(&app).await;
+    let mut named = std::collections::BTreeSet::new();
+    for (at, _) in rules.match_indices("keygate_") {
+        let name: String =
+            rules[at..].chars().take_while(|c| c.is_ascii_lowercase() || *c == '_' || c.is_ascii_digit()).collect();
+        named.insert(name);
+    }
+    assert!(named.len() >= 10, "the rules name {} series", named.len());
+    for name in &named {
+        let family =
+            ["_total", "_bucket", "_sum", "_count"].iter().find_map(|suffix| name.strip_suffix(suffix)).unwrap_or(name);
+        assert!(
+            scrape.types.contains_key(family) || scrape.types.contains_key(name.as_str()),
+            "the alert rules name `{name}`, which /metrics does not serve:\n{}",
+            scrape.text
+        );
+    }
+}

@@ -64,6 +64,7 @@ impl Metrics {
         );
         registry.register_collector(Box::new(ServiceCounters(keygate)));
         registry.register_collector(Box::new(AccessLogCounters(access_log)));
+        registry.register_collector(Box::new(ProcessFigures { started: std::time::SystemTime::now() }));
         Self { registry, requests, latency }
     }
 
@@ -99,6 +100,83 @@ impl Collector for AccessLogCounters {
             self.0.dropped(),
         )
     }
+}
+
+/// The process's own figures under the names every Prometheus dashboard knows (`process_…`, read
+/// from `/proc/self` when scraped; absent where there is no `/proc`), and `keygate_build_info`.
+#[derive(Debug)]
+struct ProcessFigures {
+    /// When the metrics were set up: the server's start, near enough.
+    started: std::time::SystemTime,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Build {
+    version: &'static str,
+    profile: &'static str,
+}
+
+/// Linux reports CPU times in `/proc` in clock ticks of 1/100 s (USER_HZ) on every architecture.
+const TICKS_PER_SECOND: f64 = 100.0;
+
+impl Collector for ProcessFigures {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let e = &mut encoder;
+        let profile = if cfg!(debug_assertions) { "debug" } else { "release" };
+        gauges(
+            e,
+            "keygate_build_info",
+            "The running keygate: its version and build profile (always 1)",
+            [(Build { version: env!("CARGO_PKG_VERSION"), profile }, 1_i64)],
+        )?;
+        let start = self.started.duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
+        gauge(e, "process_start_time_seconds", "Start time of the process since the Unix epoch, in seconds", start)?;
+        // /proc/self/stat: fields after the command name; utime and stime are the 12th and 13th,
+        // vsize the 21st of those.
+        if let Ok(stat) = std::fs::read_to_string("/proc/self/stat")
+            && let Some((_, rest)) = stat.rsplit_once(')')
+        {
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            let number = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+            let cpu = (number(11) + number(12)) as f64 / TICKS_PER_SECOND;
+            let c = prometheus_client::metrics::counter::ConstCounter::new(cpu);
+            c.encode(e.encode_descriptor(
+                "process_cpu_seconds",
+                "User and system CPU time spent, in seconds",
+                None,
+                MetricType::Counter,
+            )?)?;
+            gauge(e, "process_virtual_memory_bytes", "Virtual memory size in bytes", count_u64(number(20)))?;
+        }
+        // VmRSS in kB: no page size to assume.
+        let rss_kib = std::fs::read_to_string("/proc/self/status").ok().and_then(|status| {
+            let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+            line.split_whitespace().nth(1)?.parse::<u64>().ok()
+        });
+        if let Some(kib) = rss_kib {
+            gauge(
+                e,
+                "process_resident_memory_bytes",
+                "Resident memory size in bytes",
+                count_u64(kib.saturating_mul(1024)),
+            )?;
+        }
+        if let Ok(fds) = std::fs::read_dir("/proc/self/fd") {
+            gauge(e, "process_open_fds", "Open file descriptors", count(fds.count()))?;
+        }
+        let max_fds = std::fs::read_to_string("/proc/self/limits").ok().and_then(|limits| {
+            let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+            line.split_whitespace().nth(3)?.parse::<u64>().ok()
+        });
+        if let Some(max) = max_fds {
+            gauge(e, "process_max_fds", "Open file descriptors allowed at most (soft limit)", count_u64(max))?;
+        }
+        Ok(())
+    }
+}
+
+fn count_u64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 /// The service's figures, read when scraped: atomics and a few short locks, no query.

@@ -17,6 +17,16 @@ mod serve;
 
 use std::process::ExitCode;
 
+/// `keygate --version`: the version, the build profile and the platform (what a bug report needs;
+/// `/metrics` has the same as `keygate_build_info`).
+fn version() -> &'static str {
+    let profile = if cfg!(debug_assertions) { "debug" } else { "release" };
+    let text =
+        format!("{} ({profile} build, {}-{})", env!("CARGO_PKG_VERSION"), std::env::consts::ARCH, std::env::consts::OS);
+    // Made once per process, for clap, which keeps it for the life of the command.
+    Box::leak(text.into_boxed_str())
+}
+
 /// Writes one line to standard output; see [`println!`].
 fn stdout_line(line: std::fmt::Arguments<'_>) {
     use std::io::Write as _;
@@ -31,7 +41,7 @@ fn stdout_line(line: std::fmt::Arguments<'_>) {
 }
 
 fn main() -> ExitCode {
-    let matches = <cli::Cli as clap::CommandFactory>::command().get_matches();
+    let matches = <cli::Cli as clap::CommandFactory>::command().version(version()).get_matches();
     let mut args = match <cli::Cli as clap::FromArgMatches>::from_arg_matches(&matches) {
         Ok(args) => args,
         Err(e) => e.exit(),

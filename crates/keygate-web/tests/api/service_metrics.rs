@@ -323,3 +323,19 @@ async fn the_shipped_alert_rules_name_only_series_that_metrics_serves() {
         );
     }
 }
+
+/// An operator's dashboard starts from the process figures every exporter gives and which build
+/// runs: `process_…` and `keygate_build_info`.
+#[tokio::test]
+async fn metrics_show_the_process_and_the_build() {
+    let app = crate::helpers::spawn_app().await;
+    let scrape = Scrape::of(&app).await;
+    assert!(scrape.value("process_resident_memory_bytes") > 1_000_000.0, "{}", scrape.text);
+    assert!(scrape.value("process_open_fds") >= 3.0);
+    assert!(scrape.value("process_max_fds") >= scrape.value("process_open_fds"));
+    assert!(scrape.value("process_cpu_seconds_total") >= 0.0);
+    assert!(scrape.value("process_start_time_seconds") > 1_700_000_000.0);
+    let build = scrape.series.keys().find(|s| s.starts_with("keygate_build_info{")).expect("build info");
+    assert!(build.contains(&format!("version=\"{}\"", env!("CARGO_PKG_VERSION"))), "{build}");
+    assert_eq!(scrape.kind("process_cpu_seconds"), "counter");
+}

@@ -4,6 +4,7 @@ mod cluster;
 mod nodes;
 mod openapi;
 mod outage;
+mod output;
 mod pages;
 mod read_only;
 

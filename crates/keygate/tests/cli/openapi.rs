@@ -21,24 +21,3 @@ fn the_committed_openapi_document_is_what_keygate_openapi_prints() {
     let doc: serde_json::Value = serde_json::from_str(&exported).expect("JSON");
     assert_eq!(doc["openapi"], "3.1.0");
 }
-
-/// `keygate openapi | head -1` panicked ("failed printing to stdout: Broken pipe", exit 101): a
-/// reader that goes away now ends the command quietly, with success. The document is larger
-/// than a pipe's buffer, so the write after the reader left fails for certain.
-#[test]
-fn a_reader_that_stops_early_ends_the_command_quietly() {
-    use std::io::{BufRead, BufReader};
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_keygate"))
-        .arg("openapi")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("run keygate");
-    let mut first = String::new();
-    BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut first).expect("first line");
-    assert_eq!(first.trim(), "{");
-    let out = child.wait_with_output().expect("wait");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "exit {:?}: {stderr}", out.status.code());
-    assert!(!stderr.contains("panicked"), "{stderr}");
-}

@@ -133,6 +133,7 @@ fn router(state: AppState) -> Router {
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
         .route("/openapi.json", get(openapi::serve_document))
+        .route("/problems/{code}", get(problem_type))
         .route("/", get(|| async { axum::response::Redirect::to("/console") }))
         .merge(console::routes())
         .fallback(not_found)
@@ -142,6 +143,27 @@ fn router(state: AppState) -> Router {
 
 /// Every unknown path gets an answer that says so: a page under `/console`, a problem document
 /// elsewhere (never an empty 404).
+/// `GET /problems/{code}`: what a problem document's `type` points to, in plain text. Anyone may
+/// read it: it describes the API, not any tenant's data.
+async fn problem_type(
+    axum::Extension(id): axum::Extension<RequestId>,
+    axum::extract::Path(code): axum::extract::Path<String>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    match openapi::all_problem_codes().into_iter().find(|(c, _, _)| *c == code) {
+        Some((code, status, about)) => (
+            [(axum::http::header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            format!(
+                "{code}\n\nHTTP status {status}: {about}.\nEvery problem keygate sends is listed in /openapi.json.\n"
+            ),
+        )
+            .into_response(),
+        None => problem::Problem::new(axum::http::StatusCode::NOT_FOUND, "not_found", "Not found", id)
+            .detail("keygate sends no problem with this code; /openapi.json lists every one")
+            .into_response(),
+    }
+}
+
 async fn not_found(axum::Extension(id): axum::Extension<RequestId>, uri: axum::http::Uri) -> axum::response::Response {
     use axum::response::IntoResponse;
     let path: String = uri.path().chars().take(200).collect();

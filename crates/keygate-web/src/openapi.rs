@@ -185,6 +185,23 @@ pub fn document() -> Value {
         text_path("metrics", "Prometheus metrics (text exposition format).", &[(200, "the metrics")]),
     );
     paths.insert(
+        "/problems/{code}".into(),
+        json!({ "get": {
+            "operationId": "problem_type",
+            "tags": ["ops"],
+            "summary": "What a problem `code` means: the page a problem document's `type` points to",
+            "security": [],
+            "parameters": [{ "name": "code", "in": "path", "required": true, "schema": { "type": "string" } }],
+            "responses": {
+                "200": {
+                    "description": "the code, its status and what it means",
+                    "content": { "text/plain": { "schema": { "type": "string" } } },
+                },
+                "404": ref_response("Problem404"),
+            },
+        } }),
+    );
+    paths.insert(
         "/openapi.json".into(),
         json!({ "get": {
             "operationId": "openapi",
@@ -289,7 +306,8 @@ fn ref_header(name: &str) -> Value {
     json!({ "$ref": format!("#/components/headers/{name}") })
 }
 
-fn all_problem_codes() -> Vec<(&'static str, u16, String)> {
+/// Every problem code keygate sends, with its status and what it means.
+pub(crate) fn all_problem_codes() -> Vec<(&'static str, u16, String)> {
     let mut codes: Vec<(&str, u16, String)> =
         RefusalCode::ALL.iter().map(|c| (c.code(), c.status(), c.title().to_owned())).collect();
     codes.extend(OTHER_PROBLEM_CODES.iter().map(|(c, s, about)| (*c, *s, (*about).to_owned())));
@@ -304,7 +322,7 @@ fn problem_schema() -> Value {
         "description": "An RFC 9457 problem document with keygate's extension members.",
         "required": ["type", "title", "status", "code", "requestId"],
         "properties": {
-            "type": { "type": "string", "format": "uri", "description": "`https://keygate.dev/problems/{code}`" },
+            "type": { "type": "string", "format": "uri-reference", "description": "`/problems/{code}`: keygate's own page about the code" },
             "title": { "type": "string" },
             "status": { "type": "integer", "minimum": 400, "maximum": 599 },
             "detail": { "type": "string" },

@@ -245,7 +245,8 @@ pub(crate) fn rate_headers(headers: &mut HeaderMap, rate: &RateState) {
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let mut body = json!({
-            "type": format!("https://keygate.dev/problems/{}", self.code),
+            // A reference to keygate's own page about the code (`GET /problems/{code}`).
+            "type": format!("/problems/{}", self.code),
             "title": self.title,
             "status": self.status.as_u16(),
             "code": self.code,

@@ -202,3 +202,28 @@ async fn forward_auth_refuses_a_public_api_uri_whose_unit_it_cannot_read_and_nev
         assert_eq!(r.status(), 200, "{uri}");
     }
 }
+
+/// A problem's `type` pointed to a domain keygate does not serve: it is keygate's own page now,
+/// which says what the code means; an unknown code is a 404 problem.
+#[tokio::test]
+async fn a_problems_type_is_a_page_keygate_serves_about_its_code() {
+    let app = spawn_app().await;
+    let refused = app
+        .client
+        .get(app.url("/rest/v1/1/capability"))
+        .bearer_auth(ApiKeySecret::generate().expose())
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(refused.status(), 401);
+    let problem: serde_json::Value = refused.json().await.expect("json");
+    let kind = problem["type"].as_str().expect("type");
+    assert_eq!(kind, "/problems/unknown_key");
+    let page = app.client.get(app.url(kind)).send().await.expect("send");
+    assert_eq!(page.status(), 200);
+    let text = page.text().await.expect("text");
+    assert!(text.starts_with("unknown_key") && text.contains("HTTP status 401"), "{text}");
+    let unknown = app.client.get(app.url("/problems/no_such_code")).send().await.expect("send");
+    assert_eq!(unknown.status(), 404);
+    assert_eq!(problem_code(unknown).await, "not_found");
+}

@@ -72,7 +72,10 @@ pub fn record_write(resource: &str, body: &[u8]) {
                 | ServiceError::Forbidden(_)
                 | ServiceError::InsufficientPermission(_)
                 | ServiceError::GrantExceedsActor(_)
-                | ServiceError::TooLarge(_),
+                | ServiceError::TooLarge(_)
+                // A bound keygate keeps (a hashing slot, a query budget): an answer, not a crash.
+                | ServiceError::Busy(_)
+                | ServiceError::Overloaded { .. },
             ) => {}
             Err(e @ (ServiceError::Store(_) | ServiceError::Internal(_))) => {
                 panic!("an arbitrary body made an internal error: {e:?}")

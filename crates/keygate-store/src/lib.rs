@@ -48,10 +48,11 @@ pub use read_only::SchemaState;
 pub use records::{
     FieldValue, Idempotency, PageRows, Properties, RecordWrite, Records, RowShape, SqlType, ViewQuery, Visibility,
 };
+pub use rows::GroupRecord;
 pub use sessions::{NewSession, SessionRecord, ThrottleState};
 pub use tenants::{NewTenant, TenantRecord};
 pub use usage::DailyCount;
-pub use users::{GroupRecord, NewUser, UserRecord, UserUpdate};
+pub use users::{NewUser, UserRecord, UserUpdate};
 
 /// Errors of the storage layer. Database causes are kept for logs, never shown to callers.
 #[derive(Debug, thiserror::Error)]

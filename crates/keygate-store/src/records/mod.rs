@@ -23,6 +23,7 @@ use crate::Database;
 pub use page::{PageGrowth, PageRows};
 pub(crate) use page::{PageText, time_budget_spent};
 pub use query::{Properties, RowShape, ViewQuery, Visibility};
+#[cfg(feature = "fuzzing")]
 pub(crate) use sql::{Sql, compile};
 pub(crate) use write::remember_answer;
 pub use write::{FieldValue, Idempotency, RecordWrite, SqlType};

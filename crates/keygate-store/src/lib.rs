@@ -31,6 +31,7 @@ mod rows;
 mod sessions;
 mod sqlite_reader;
 mod tenants;
+#[cfg(feature = "testing")]
 pub mod testing;
 mod usage;
 mod users;

@@ -6,6 +6,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use keygate_domain::{
     ApiKeySecret, IpRanges, KeyDigest, KeyId, KeyRecord, OwnerState, Permissions, Purpose, TenantId, TenantPolicy,
     TenantSlug, Timestamp, UnitId, UserCategory, UserId,
+    testing::key_record,
     validity::{Requirement, VerifyInput, check_validity},
 };
 
@@ -19,24 +20,9 @@ fn verify_step(c: &mut Criterion) {
         keys.insert(
             secret.digest(),
             KeyRecord {
-                id: KeyId(i),
-                tenant_id: TenantId(1),
-                user_id: UserId(1),
-                created_by: None,
                 purpose: Purpose::parse("bench").expect("valid"),
-                digest: secret.digest(),
-                display: secret.display_form(),
                 ip_ranges: ranges.clone(),
-                scopes: None,
-                units: None,
-                expires_at: None,
-                enabled: true,
-                revoked_at: None,
-                created_at: now,
-                last_used_at: None,
-                last_used_ip: None,
-                rolled_from: None,
-                rate_limit_per_minute: None,
+                ..key_record(KeyId(i), TenantId(1), UserId(1), &secret, now)
             },
         );
         plaintexts.push(secret.expose().to_owned());

@@ -11,6 +11,8 @@ pub mod ids;
 pub mod ip;
 pub mod permission;
 pub mod tenant;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod time;
 pub mod user;
 pub mod validity;

@@ -253,24 +253,13 @@ mod tests {
             let secret = ApiKeySecret::generate();
             let now = Timestamp(1_800_000_000_000);
             let key = KeyRecord {
-                id: KeyId(7),
-                tenant_id: TenantId(1),
-                user_id: UserId(2),
                 created_by: Some(UserId(1)),
                 purpose: Purpose::parse("ERP export").expect("valid"),
-                digest: secret.digest(),
-                display: secret.display_form(),
                 ip_ranges: IpRanges::parse(&["10.0.0.0/8"]).expect("valid"),
                 scopes: Some(Scopes::parse(&["invoices:read"]).expect("valid")),
                 units: Some(vec![UnitId(1)]),
                 expires_at: Some(now.plus_days(1)),
-                enabled: true,
-                revoked_at: None,
-                created_at: now.plus_days(-1),
-                last_used_at: None,
-                last_used_ip: None,
-                rolled_from: None,
-                rate_limit_per_minute: None,
+                ..crate::testing::key_record(KeyId(7), TenantId(1), UserId(2), &secret, now.plus_days(-1))
             };
             let owner = OwnerState {
                 id: UserId(2),

@@ -32,10 +32,8 @@ fn world() -> World {
                     owner: KeyOwner::Email("admin@fuzz.example".into()),
                     purpose: "fuzz".into(),
                     ip_ranges: vec!["0.0.0.0/0".into()],
-                    expires: None,
-                    scopes: None,
-                    units: None,
                     rate_limit_per_minute: Some(u32::MAX),
+                    ..IssueKey::default()
                 },
             )
             .await

@@ -9,16 +9,20 @@ use keygate_store::{HandsOver, KeyListing, NewKey, UserRecord};
 use crate::{Caller, Keygate, ServiceError, ServiceResult, ceiling::Affects, error::invalid};
 
 /// Whose key it is.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub enum KeyOwner {
     /// The caller themselves (the original manual's flow).
+    #[default]
     Myself,
     Email(String),
     Id(UserId),
 }
 
-/// A request to issue a key. Text fields are validated here.
-#[derive(Debug, Clone)]
+/// A request to issue a key. Text fields are validated here. The default is the caller's own key
+/// with no purpose and no ranges (refused until both are given) and no other choice: build one
+/// with `IssueKey { purpose, ip_ranges, ..IssueKey::default() }`, so that a field added here is
+/// added in one place.
+#[derive(Debug, Clone, Default)]
 pub struct IssueKey {
     pub owner: KeyOwner,
     pub purpose: String,

@@ -93,7 +93,7 @@ impl StateRows {
         let now = Timestamp::now().0;
         let mut state = TenantState::default();
         for (id, system, grants) in self.groups {
-            let record = crate::users::group_record(id, String::new(), system, grants)?;
+            let record = crate::rows::group_record(id, String::new(), system, grants)?;
             state
                 .groups
                 .insert(GroupId(id), GroupState { system: record.system, grants: record.grants.into_iter().collect() });

@@ -9,7 +9,7 @@ use crate::{
     authz::{Guard, judged_write},
     on_pool, on_unique,
     rows::to_json,
-    users::{GroupRecord, GroupRow},
+    rows::{GroupRecord, GroupRow},
 };
 
 /// Group repository.

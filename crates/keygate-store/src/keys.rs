@@ -28,6 +28,29 @@ pub struct NewKey {
     pub rate_limit_per_minute: Option<u32>,
 }
 
+impl NewKey {
+    /// A key of `user_id` with what every key must have; everything else as a key issued with no
+    /// choices gets it: from any address, the user's permissions and units, no expiry, the
+    /// tenant's rate limit, created by nobody in particular, rolled from nothing. Set the rest
+    /// with `..NewKey::new(…)`, so that a field added here is added in one place.
+    pub fn new(tenant_id: TenantId, user_id: UserId, purpose: Purpose, digest: KeyDigest, display: String) -> Self {
+        Self {
+            tenant_id,
+            user_id,
+            created_by: None,
+            purpose,
+            digest,
+            display,
+            ip_ranges: IpRanges::any(),
+            scopes: None,
+            units: None,
+            expires_at: None,
+            rolled_from: None,
+            rate_limit_per_minute: None,
+        }
+    }
+}
+
 /// A key with the names an administrator needs to read a list of keys.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyListing {

@@ -31,6 +31,7 @@ mod rows;
 mod sessions;
 mod sqlite_reader;
 mod tenants;
+#[cfg(feature = "testing")]
 pub mod testing;
 mod usage;
 mod users;
@@ -48,10 +49,11 @@ pub use read_only::SchemaState;
 pub use records::{
     FieldValue, Idempotency, PageRows, Properties, RecordWrite, Records, RowShape, SqlType, ViewQuery, Visibility,
 };
+pub use rows::GroupRecord;
 pub use sessions::{NewSession, SessionRecord, ThrottleState};
 pub use tenants::{NewTenant, TenantRecord};
 pub use usage::DailyCount;
-pub use users::{GroupRecord, NewUser, UserRecord, UserUpdate};
+pub use users::{NewUser, UserRecord, UserUpdate};
 
 /// Errors of the storage layer. Database causes are kept for logs, never shown to callers.
 #[derive(Debug, thiserror::Error)]

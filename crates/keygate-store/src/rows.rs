@@ -1,7 +1,10 @@
 //! Row shapes as the database returns them, and their conversion into domain values.
 //! A row that does not convert is reported as corrupt rather than guessed at.
 
-use keygate_domain::{IpRanges, KeyDigest, KeyId, KeyRecord, Purpose, Scopes, TenantId, Timestamp, UnitId, UserId};
+use keygate_domain::{
+    Grant, GroupId, IpRanges, KeyDigest, KeyId, KeyRecord, Purpose, Scopes, SystemGroup, TenantId, Timestamp, UnitId,
+    UserId,
+};
 
 use crate::{StoreError, StoreResult};
 
@@ -79,4 +82,37 @@ impl TryFrom<KeyRow> for KeyRecord {
             rate_limit_per_minute: r.rate_limit_per_minute.and_then(|n| u32::try_from(n).ok()),
         })
     }
+}
+
+/// A group: a system group, or a custom one with its grants.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupRecord {
+    pub id: GroupId,
+    pub name: String,
+    pub system: Option<SystemGroup>,
+    pub grants: Vec<Grant>,
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct GroupRow {
+    id: i64,
+    name: String,
+    system: Option<String>,
+    grants: String,
+}
+
+impl GroupRow {
+    pub(crate) fn into_record(self) -> StoreResult<GroupRecord> {
+        group_record(self.id, self.name, self.system, self.grants)
+    }
+}
+
+/// A group from its columns.
+pub(crate) fn group_record(id: i64, name: String, system: Option<String>, grants: String) -> StoreResult<GroupRecord> {
+    let grants = from_json(&grants, "group grants")?
+        .iter()
+        .map(|g| g.parse::<Grant>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| StoreError::Corrupt(format!("group {id}: {e}")))?;
+    Ok(GroupRecord { id: GroupId(id), system: system.as_deref().and_then(SystemGroup::from_name), name, grants })
 }

@@ -1,8 +1,11 @@
 //! Fresh databases for tests, on SQLite always and on PostgreSQL when
 //! `KEYGATE_TEST_POSTGRES_URL` is set (each call creates a new database on that server).
-//! Not used by the product itself.
+//! Also the fixtures of domain values ([`key_record`]), so that tests, benches and examples build
+//! a `KeyRecord` in one place. Behind the `testing` feature; not used by the product itself.
 
 use std::path::PathBuf;
+
+pub use keygate_domain::testing::key_record;
 
 use crate::{Backend, Database, StoreResult};
 

@@ -2,7 +2,7 @@
 //! whose user id comes from a key record that already belongs to its tenant.
 
 use keygate_domain::{
-    AuditEntry, Email, Grant, GroupId, OwnerState, Permissions, PersonName, SystemGroup, TenantId, Timestamp, UnitId,
+    AuditEntry, Email, GroupId, OwnerState, Permissions, PersonName, SystemGroup, TenantId, Timestamp, UnitId,
     UserCategory, UserId,
 };
 
@@ -10,7 +10,7 @@ use crate::{
     ChangeKind, Database, StoreError, StoreResult, append_audit,
     authz::{Guard, judged_write},
     on_pool, on_unique, record_change,
-    rows::{from_json, units_from_json, units_to_json},
+    rows::{GroupRecord, GroupRow, units_from_json, units_to_json},
 };
 
 /// A user as stored, with the names of their groups. The password hash never leaves the store
@@ -42,15 +42,6 @@ pub struct NewUser<'a> {
     pub idempotency: Option<crate::Idempotency<'a>>,
 }
 
-/// A group: a system group, or a custom one with its grants.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GroupRecord {
-    pub id: GroupId,
-    pub name: String,
-    pub system: Option<SystemGroup>,
-    pub grants: Vec<Grant>,
-}
-
 #[derive(sqlx::FromRow)]
 struct UserRow {
     id: i64,
@@ -66,30 +57,6 @@ struct UserRow {
 
 const USER_COLUMNS: &str =
     "id, tenant_id, email, name, category, active, (password_hash IS NOT NULL) AS has_password, units, created_at";
-
-#[derive(sqlx::FromRow)]
-pub(crate) struct GroupRow {
-    id: i64,
-    name: String,
-    system: Option<String>,
-    grants: String,
-}
-
-impl GroupRow {
-    pub(crate) fn into_record(self) -> StoreResult<GroupRecord> {
-        group_record(self.id, self.name, self.system, self.grants)
-    }
-}
-
-/// A group from its columns.
-pub(crate) fn group_record(id: i64, name: String, system: Option<String>, grants: String) -> StoreResult<GroupRecord> {
-    let grants = from_json(&grants, "group grants")?
-        .iter()
-        .map(|g| g.parse::<Grant>())
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| StoreError::Corrupt(format!("group {id}: {e}")))?;
-    Ok(GroupRecord { id: GroupId(id), system: system.as_deref().and_then(SystemGroup::from_name), name, grants })
-}
 
 /// Inserts memberships of user `$user` (an i64) in `$groups` (`&[GroupId]`, this tenant's only)
 /// inside transaction `$tx` (`&mut tx`); yields the groups' names as they are in the transaction.

@@ -82,24 +82,9 @@ fn load(path: &std::path::Path) -> Result<Baseline, Failure> {
     for (i, line) in text.lines().filter(|l| !l.trim().is_empty()).enumerate() {
         let secret = ApiKeySecret::parse(line.trim()).map_err(|e| format!("line {}: {e}", i + 1))?;
         let record = KeyRecord {
-            id: KeyId(i as i64 + 1),
-            tenant_id: TenantId(1),
-            user_id: UserId(2),
-            created_by: None,
             purpose: purpose.clone(),
-            digest: secret.digest(),
-            display: secret.display_form(),
             ip_ranges: ranges.clone(),
-            scopes: None,
-            units: None,
-            expires_at: None,
-            enabled: true,
-            revoked_at: None,
-            created_at: now,
-            last_used_at: None,
-            last_used_ip: None,
-            rolled_from: None,
-            rate_limit_per_minute: None,
+            ..keygate_store::testing::key_record(KeyId(i as i64 + 1), TenantId(1), UserId(2), &secret, now)
         };
         keys.insert(record.digest, record);
     }

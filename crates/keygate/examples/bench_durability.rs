@@ -45,10 +45,7 @@ async fn main() -> anyhow::Result<()> {
                     owner: KeyOwner::Email("admin@bench.example".into()),
                     purpose: format!("bench {i}"),
                     ip_ranges: vec!["127.0.0.0/8".into()],
-                    expires: None,
-                    scopes: None,
-                    units: None,
-                    rate_limit_per_minute: None,
+                    ..IssueKey::default()
                 },
             )
             .await?;

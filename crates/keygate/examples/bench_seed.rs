@@ -85,18 +85,8 @@ async fn main() -> anyhow::Result<()> {
             let secret = ApiKeySecret::generate();
             writeln!(out, "{}", secret.expose())?;
             batch.push(NewKey {
-                tenant_id: tenant.policy.id,
-                user_id: user.id,
-                created_by: None,
-                purpose: purpose.clone(),
-                digest: secret.digest(),
-                display: secret.display_form(),
                 ip_ranges: ranges.clone(),
-                scopes: None,
-                units: None,
-                expires_at: None,
-                rolled_from: None,
-                rate_limit_per_minute: None,
+                ..NewKey::new(tenant.policy.id, user.id, purpose.clone(), secret.digest(), secret.display_form())
             });
         }
         db.keys().insert_many_unaudited(&batch).await.context("cannot insert keys")?;

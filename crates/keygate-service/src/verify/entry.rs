@@ -29,28 +29,9 @@ impl CachedKey {
     /// An entry for key `id` with a plain record, for tests of what hangs off an entry.
     #[cfg(test)]
     pub(crate) fn for_test(id: KeyId) -> Arc<Self> {
-        use keygate_domain::{ApiKeySecret, IpRanges, Purpose, TenantId, Timestamp, UserId};
+        use keygate_domain::{ApiKeySecret, TenantId, Timestamp, UserId};
         let secret = ApiKeySecret::generate();
-        let record = KeyRecord {
-            id,
-            tenant_id: TenantId(1),
-            user_id: UserId(2),
-            created_by: None,
-            purpose: Purpose::parse("test").expect("valid"),
-            digest: secret.digest(),
-            display: secret.display_form(),
-            ip_ranges: IpRanges::any(),
-            scopes: None,
-            units: None,
-            expires_at: None,
-            enabled: true,
-            revoked_at: None,
-            created_at: Timestamp(0),
-            last_used_at: None,
-            last_used_ip: None,
-            rolled_from: None,
-            rate_limit_per_minute: None,
-        };
+        let record = keygate_store::testing::key_record(id, TenantId(1), UserId(2), &secret, Timestamp(0));
         Arc::new(Self::new(record, LiveKey::default()))
     }
 

@@ -85,10 +85,9 @@ impl World {
                     owner: KeyOwner::Id(owner),
                     purpose: "test".into(),
                     ip_ranges: vec!["127.0.0.1/32".into()],
-                    expires: None,
                     scopes: scopes.map(|s| s.iter().map(|x| (*x).to_owned()).collect()),
                     units,
-                    rate_limit_per_minute: None,
+                    ..IssueKey::default()
                 },
             )
             .await

@@ -75,10 +75,7 @@ fn request(ranges: &[&str]) -> IssueKey {
         owner: KeyOwner::Email("erp@acme.example".into()),
         purpose: "ERP export".into(),
         ip_ranges: ranges.iter().map(|s| (*s).to_owned()).collect(),
-        expires: None,
-        scopes: None,
-        units: None,
-        rate_limit_per_minute: None,
+        ..IssueKey::default()
     }
 }
 

@@ -109,18 +109,19 @@ async fn fixture(db: &Database, slug: &str) -> Fixture {
 
 fn new_key(f: &Fixture, secret: &ApiKeySecret) -> NewKey {
     NewKey {
-        tenant_id: f.tenant,
-        user_id: f.user,
         created_by: Some(f.admin),
-        purpose: Purpose::parse("ERP export").expect("purpose"),
-        digest: secret.digest(),
-        display: secret.display_form(),
         ip_ranges: IpRanges::parse(&["10.0.0.0/8", "2001:db8::/32"]).expect("ranges"),
         scopes: Some(Scopes::parse(&["invoices:read"]).expect("scopes")),
         units: Some(vec![UnitId(1)]),
         expires_at: Some(Timestamp::now().plus_days(30)),
-        rolled_from: None,
         rate_limit_per_minute: Some(120),
+        ..NewKey::new(
+            f.tenant,
+            f.user,
+            Purpose::parse("ERP export").expect("purpose"),
+            secret.digest(),
+            secret.display_form(),
+        )
     }
 }
 

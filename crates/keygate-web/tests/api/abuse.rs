@@ -31,10 +31,8 @@ async fn issue_in(
                 owner: KeyOwner::Email("boss@other.example".into()),
                 purpose: "foreign".into(),
                 ip_ranges: ranges.iter().map(|s| (*s).to_owned()).collect(),
-                expires: None,
-                scopes: None,
-                units: None,
                 rate_limit_per_minute,
+                ..IssueKey::default()
             },
         )
         .await
@@ -748,10 +746,7 @@ async fn key_of(app: &TestApp, owner: &str) -> ApiKeySecret {
             owner: KeyOwner::Email(owner.into()),
             purpose: "records".into(),
             ip_ranges: vec!["127.0.0.0/8".into()],
-            expires: None,
-            scopes: None,
-            units: None,
-            rate_limit_per_minute: None,
+            ..IssueKey::default()
         })
         .await;
     key

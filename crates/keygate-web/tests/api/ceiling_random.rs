@@ -663,10 +663,9 @@ async fn cli_key(app: &TestApp, user: i64, scopes: Option<&[&str]>) -> (i64, Str
                 owner: KeyOwner::Id(UserId(user)),
                 purpose: "ceiling random".into(),
                 ip_ranges: vec!["127.0.0.0/8".into()],
-                expires: None,
                 scopes: scopes.map(|s| s.iter().map(|x| (*x).to_owned()).collect()),
-                units: None,
                 rate_limit_per_minute: Some(1_000_000),
+                ..IssueKey::default()
             },
         )
         .await

@@ -365,10 +365,8 @@ async fn isolation_case(app: &TestApp, case: u32, seed: u64) {
                     owner: KeyOwner::Email(email.clone()),
                     purpose: "isolation".into(),
                     ip_ranges: vec!["127.0.0.0/8".into()],
-                    expires: None,
-                    scopes: None,
-                    units: None,
                     rate_limit_per_minute: Some(1_000_000),
+                    ..IssueKey::default()
                 },
             )
             .await

@@ -106,10 +106,8 @@ impl TestApp {
             owner: KeyOwner::Email(USER.into()),
             purpose: "tests".into(),
             ip_ranges: ranges.iter().map(|s| (*s).to_owned()).collect(),
-            expires: None,
             scopes: scopes.map(|s| s.iter().map(|x| (*x).to_owned()).collect()),
-            units: None,
-            rate_limit_per_minute: None,
+            ..IssueKey::default()
         })
         .await
     }
@@ -143,10 +141,9 @@ pub async fn key_for(app: &TestApp, owner: &str, scopes: Option<&[&str]>) -> Api
                 owner: KeyOwner::Email(owner.into()),
                 purpose: "data tests".into(),
                 ip_ranges: vec!["127.0.0.0/8".into()],
-                expires: None,
                 scopes: scopes.map(|s| s.iter().map(|x| (*x).to_owned()).collect()),
-                units: None,
                 rate_limit_per_minute: Some(1_000_000),
+                ..IssueKey::default()
             },
         )
         .await

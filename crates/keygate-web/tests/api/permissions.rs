@@ -139,10 +139,8 @@ async fn a_configurator_cannot_issue_a_key_for_a_supervisor_programmatic_user(ap
         owner: KeyOwner::Email("robot@acme.example".into()),
         purpose: "escalation".into(),
         ip_ranges: vec!["127.0.0.0/8".into()],
-        expires: None,
         scopes,
-        units: None,
-        rate_limit_per_minute: None,
+        ..IssueKey::default()
     };
     let attempt = app.keygate.issue_key(&configurator, app.tenant, request(None)).await;
     refused_for_lacking(attempt, "the `Supervisor` group");

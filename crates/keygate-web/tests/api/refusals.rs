@@ -168,10 +168,8 @@ async fn a_unit_outside_the_key_is_403_and_a_missing_unit_is_404() {
             owner: KeyOwner::Email(USER.into()),
             purpose: "unit one only".into(),
             ip_ranges: vec!["127.0.0.0/8".into()],
-            expires: None,
-            scopes: None,
             units: Some(vec![UnitId(1)]),
-            rate_limit_per_minute: None,
+            ..IssueKey::default()
         })
         .await;
     let r = app.client.get(app.url("/rest/v1/2/capability")).bearer_auth(key.expose()).send().await.expect("send");
@@ -190,10 +188,8 @@ async fn over_the_rate_limit_is_429_with_retry_after_and_ratelimit_headers() {
             owner: KeyOwner::Email(USER.into()),
             purpose: "slow".into(),
             ip_ranges: vec!["127.0.0.0/8".into()],
-            expires: None,
-            scopes: None,
-            units: None,
             rate_limit_per_minute: Some(2),
+            ..IssueKey::default()
         })
         .await;
     assert_eq!(app.capability(key.expose()).await.status(), 200);

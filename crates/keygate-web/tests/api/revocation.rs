@@ -34,10 +34,8 @@ async fn background_load(app: &TestApp) -> (Arc<AtomicBool>, Arc<AtomicU64>, Vec
                 owner: KeyOwner::Email("other@acme.example".into()),
                 purpose: "load".into(),
                 ip_ranges: vec!["127.0.0.0/8".into()],
-                expires: None,
-                scopes: None,
-                units: None,
                 rate_limit_per_minute: Some(1_000_000),
+                ..IssueKey::default()
             })
             .await;
         let (client, url, stop, ok) = (app.client.clone(), app.url("/rest/v1/1/capability"), stop.clone(), ok.clone());

@@ -76,10 +76,7 @@ async fn a_key_of_another_tenant_is_unknown_to_a_verifying_service() {
                 owner: keygate_service::KeyOwner::Email("boss@other.example".into()),
                 purpose: "foreign".into(),
                 ip_ranges: vec!["0.0.0.0/0".into()],
-                expires: None,
-                scopes: None,
-                units: None,
-                rate_limit_per_minute: None,
+                ..IssueKey::default()
             },
         )
         .await
@@ -155,10 +152,9 @@ async fn forward_auth_refuses_a_public_api_uri_whose_unit_it_cannot_read_and_nev
             owner: KeyOwner::Email(USER.into()),
             purpose: "unit one only".into(),
             ip_ranges: vec!["127.0.0.0/8".into()],
-            expires: None,
-            scopes: None,
             units: Some(vec![UnitId(1)]),
             rate_limit_per_minute: Some(1_000_000),
+            ..IssueKey::default()
         })
         .await;
     let ask = |uri: &'static str| {

@@ -1,0 +1,76 @@
+//! `keygate groups …`: custom groups, their grants and their members.
+
+use keygate_service::{Caller, Keygate};
+
+use super::{
+    Tenant,
+    args::{GroupsCommand, TenantArg},
+};
+
+impl GroupsCommand {
+    pub(super) fn tenant(&self) -> &TenantArg {
+        match self {
+            Self::Create { tenant, .. }
+            | Self::List { tenant }
+            | Self::Show { tenant, .. }
+            | Self::Rename { tenant, .. }
+            | Self::Grant { tenant, .. }
+            | Self::Ungrant { tenant, .. }
+            | Self::Delete { tenant, .. } => tenant,
+        }
+    }
+}
+
+fn grants_text(grants: &[keygate_domain::Grant]) -> String {
+    if grants.is_empty() {
+        "no grants".to_owned()
+    } else {
+        grants.iter().map(ToString::to_string).collect::<Vec<_>>().join(" ")
+    }
+}
+
+pub(super) async fn run(keygate: &Keygate, tenant: &Tenant, cmd: GroupsCommand) -> anyhow::Result<()> {
+    let system = Caller::CLI;
+    let t = tenant.id;
+    match cmd {
+        GroupsCommand::Create { name, grants, .. } => {
+            let group = keygate.create_group(&system, t, &name, &grants).await?;
+            println!("created group `{}` (id {}) granting {}", group.name, group.id.0, grants_text(&group.grants));
+        }
+        GroupsCommand::List { .. } => {
+            println!("{:<24} {:<8} {:<8} grants", "name", "kind", "members");
+            for g in keygate.list_groups(&system, t).await? {
+                let members = keygate.db().groups().members(t, g.id).await?.len();
+                let (kind, grants) = match g.system {
+                    Some(_) => ("system", "(fixed meaning)".to_owned()),
+                    None => ("custom", grants_text(&g.grants)),
+                };
+                println!("{:<24} {kind:<8} {members:<8} {grants}", g.name);
+            }
+        }
+        GroupsCommand::Show { name, .. } => {
+            let view = keygate.group(&system, t, &name).await?;
+            println!("group:   {}", view.group.name);
+            println!("kind:    {}", if view.group.system.is_some() { "system" } else { "custom" });
+            println!("grants:  {}", grants_text(&view.group.grants));
+            println!("members: {}", if view.members.is_empty() { "none".to_owned() } else { view.members.join(", ") });
+        }
+        GroupsCommand::Rename { name, new_name, .. } => {
+            keygate.rename_group(&system, t, &name, &new_name).await?;
+            println!("renamed group `{name}` to `{new_name}`");
+        }
+        GroupsCommand::Grant { name, grants, .. } => {
+            let group = keygate.change_group_grants(&system, t, &name, &grants, &[]).await?;
+            println!("group `{}` now grants {}", group.name, grants_text(&group.grants));
+        }
+        GroupsCommand::Ungrant { name, grants, .. } => {
+            let group = keygate.change_group_grants(&system, t, &name, &[], &grants).await?;
+            println!("group `{}` now grants {}", group.name, grants_text(&group.grants));
+        }
+        GroupsCommand::Delete { name, force, .. } => {
+            keygate.delete_group(&system, t, &name, force).await?;
+            println!("deleted group `{name}`");
+        }
+    }
+    Ok(())
+}

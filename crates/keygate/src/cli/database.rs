@@ -6,7 +6,7 @@ use std::{
 };
 
 use anyhow::{Context, bail};
-use keygate_service::Keygate;
+use keygate_service::{Caller, Keygate};
 use keygate_store::Database;
 
 use crate::config::Config;
@@ -45,7 +45,7 @@ pub(super) async fn copy(config: &Config, to: &str) -> anyhow::Result<ExitCode> 
 
 /// `keygate backup FILE`: a consistent copy of the embedded database, taken while serving.
 pub(super) async fn backup(keygate: &Keygate, file: &Path) -> anyhow::Result<()> {
-    let written = keygate.db().backup_to(file).await?;
+    let written = keygate.backup_to(&Caller::CLI, file).await?;
     println!("wrote a consistent copy of the database to {} ({written} bytes)", file.display());
     Ok(())
 }

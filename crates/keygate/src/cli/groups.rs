@@ -1,6 +1,6 @@
 //! `keygate groups …`: custom groups, their grants and their members.
 
-use keygate_service::{Caller, Keygate};
+use keygate_service::{Caller, GroupSummary, Keygate};
 
 use super::{
     Tenant,
@@ -39,8 +39,7 @@ pub(super) async fn run(keygate: &Keygate, tenant: &Tenant, cmd: GroupsCommand) 
         }
         GroupsCommand::List { .. } => {
             println!("{:<24} {:<8} {:<8} grants", "name", "kind", "members");
-            for g in keygate.list_groups(&system, t).await? {
-                let members = keygate.db().groups().members(t, g.id).await?.len();
+            for GroupSummary { group: g, members } in keygate.list_groups_with_members(&system, t).await? {
                 let (kind, grants) = match g.system {
                     Some(_) => ("system", "(fixed meaning)".to_owned()),
                     None => ("custom", grants_text(&g.grants)),

@@ -81,7 +81,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let keygate = open::open(&config, &cli.command, &cli.path).await?;
     let invalidates = cli.command.invalidates();
     let outcome = dispatch(&keygate, &config, cli.command).await;
-    keygate.db().close().await;
+    keygate.close().await;
     outcome?;
     if invalidates {
         match crate::control::notify(&config.data_dir).await {

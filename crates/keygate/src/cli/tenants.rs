@@ -41,7 +41,7 @@ pub(super) async fn create(
 /// `keygate tenants list`.
 pub(super) async fn list(keygate: &Keygate) -> anyhow::Result<()> {
     println!("{:<24} {:<8} whitelist", "tenant", "api");
-    for t in keygate.db().tenants().list().await? {
+    for t in keygate.list_tenants(&Caller::CLI).await? {
         let p = t.policy;
         println!("{:<24} {:<8} {}", p.slug, if p.public_api { "on" } else { "off" }, p.ip_whitelist);
     }

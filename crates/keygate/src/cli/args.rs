@@ -58,6 +58,22 @@ pub struct TenantArg {
     pub slug: String,
 }
 
+/// `--json`: the listing as JSON (the API's field names, RFC 3339 times) instead of a table.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct JsonArg {
+    /// Print JSON (field names as in the HTTP API's JSON, times in RFC 3339) instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `--yes`: the operator's consent to a change that cannot be undone.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct YesArg {
+    /// Do not ask for confirmation (needed without a terminal: scripts, pipes, CI).
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the Public API.
@@ -68,7 +84,8 @@ pub enum Command {
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000), value_name = "N")]
         scale: u32,
     },
-    /// Create the database if there is none, and a tenant with unit 1 and its administrator.
+    /// Create the database if there is none, and a tenant with unit 1 and its administrator (on a
+    /// database that exists, as `tenants create`).
     Init {
         /// The tenant's slug, e.g. `acme`.
         #[arg(long, value_name = "SLUG")]
@@ -79,6 +96,10 @@ pub enum Command {
         /// A file holding the administrator's password; without it a strong one is generated and printed once.
         #[arg(long, value_name = "FILE")]
         admin_password_file: Option<PathBuf>,
+        /// Fill the new tenant with the demo's records (units 1-3, about 10 000 rows owned by the
+        /// administrator), to have data to read through the API at once.
+        #[arg(long)]
+        demo_data: bool,
     },
     /// Apply database migrations and exit.
     Migrate,
@@ -120,6 +141,20 @@ pub enum Command {
     /// Units: the {unitId} of the Public API.
     #[command(subcommand)]
     Units(UnitsCommand),
+    /// Settings files.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Check a settings file with the server's own strict reading (unknown settings and bad values
+    /// are errors): exit 0 when it is valid, 1 with the reason when it is not.
+    Check {
+        /// The TOML settings file, e.g. deploy/keygate.toml.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -150,6 +185,8 @@ pub enum GroupsCommand {
     List {
         #[command(flatten)]
         tenant: TenantArg,
+        #[command(flatten)]
+        output: JsonArg,
     },
     /// Show one group: its grants and members.
     Show {
@@ -158,6 +195,8 @@ pub enum GroupsCommand {
         /// The group's name (any case).
         #[arg(value_name = "NAME")]
         name: String,
+        #[command(flatten)]
+        output: JsonArg,
     },
     /// Rename a custom group.
     Rename {
@@ -192,7 +231,7 @@ pub enum GroupsCommand {
         #[arg(required = true, value_name = "GRANT")]
         grants: Vec<String>,
     },
-    /// Delete a custom group (refused while it has members, unless --force).
+    /// Delete a custom group (refused while it has members, unless --force; asks first).
     Delete {
         #[command(flatten)]
         tenant: TenantArg,
@@ -202,6 +241,8 @@ pub enum GroupsCommand {
         /// Remove the group's memberships too (audited).
         #[arg(long)]
         force: bool,
+        #[command(flatten)]
+        confirm: YesArg,
     },
 }
 
@@ -222,6 +263,8 @@ pub enum UnitsCommand {
     List {
         #[command(flatten)]
         tenant: TenantArg,
+        #[command(flatten)]
+        output: JsonArg,
     },
     /// Rename a unit.
     Rename {
@@ -241,6 +284,8 @@ pub enum UnitsCommand {
         /// The unit's number, as `keygate units list` prints it.
         #[arg(value_name = "ID")]
         id: i64,
+        #[command(flatten)]
+        confirm: YesArg,
     },
 }
 
@@ -273,6 +318,8 @@ pub enum UsersCommand {
     List {
         #[command(flatten)]
         tenant: TenantArg,
+        #[command(flatten)]
+        output: JsonArg,
     },
     /// Deactivate a user: their keys stop working on the next request.
     Deactivate {
@@ -329,6 +376,8 @@ pub enum UsersCommand {
         /// Remove the password (programmatic users only: they then cannot log in).
         #[arg(long)]
         remove: bool,
+        #[command(flatten)]
+        confirm: YesArg,
     },
 }
 
@@ -364,6 +413,8 @@ pub enum KeysCommand {
     List {
         #[command(flatten)]
         tenant: TenantArg,
+        #[command(flatten)]
+        output: JsonArg,
     },
     /// Disable a key (it can be enabled again).
     Disable {
@@ -381,13 +432,15 @@ pub enum KeysCommand {
         #[arg(value_name = "ID")]
         key_id: String,
     },
-    /// Revoke a key for good.
+    /// Revoke a key for good (asks first; --yes does not).
     Revoke {
         #[command(flatten)]
         tenant: TenantArg,
         /// The key's id, as `keygate keys list --tenant SLUG` prints it.
         #[arg(value_name = "ID")]
         key_id: String,
+        #[command(flatten)]
+        confirm: YesArg,
     },
     /// Issue a successor; the old key keeps working for --overlap-hours (at most 168).
     Roll {
@@ -429,8 +482,27 @@ pub enum TenantsCommand {
         #[arg(value_name = "PER_MINUTE")]
         per_minute: u32,
     },
+    /// Create a tenant with unit 1 and its administrator in a database that exists (`init` also
+    /// creates the database).
+    Create {
+        #[command(flatten)]
+        tenant: TenantArg,
+        /// The administrator's email address (their log-in).
+        #[arg(long, value_name = "EMAIL")]
+        admin_email: String,
+        /// A file holding the administrator's password; without it a strong one is generated and printed once.
+        #[arg(long, value_name = "FILE")]
+        admin_password_file: Option<PathBuf>,
+        /// Fill the new tenant with the demo's records (units 1-3, about 10 000 rows owned by the
+        /// administrator), to have data to read through the API at once.
+        #[arg(long)]
+        demo_data: bool,
+    },
     /// List tenants.
-    List,
+    List {
+        #[command(flatten)]
+        output: JsonArg,
+    },
 }
 
 #[derive(Debug, Subcommand)]

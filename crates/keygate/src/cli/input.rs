@@ -40,3 +40,24 @@ pub(super) fn units(list: &[i64]) -> anyhow::Result<Option<Vec<UnitId>>> {
     }
     Ok(Some(list.iter().copied().map(UnitId).collect()))
 }
+
+/// Asks before a change that cannot be undone: `what` names it ("revoke key 3 …"). With `yes`
+/// nothing is asked. Without a terminal to ask on, and without `--yes`, it is refused, so that a
+/// script never makes such a change by accident; nothing has been changed then.
+pub(super) fn confirm(what: &str, yes: bool) -> anyhow::Result<()> {
+    use std::io::{BufRead as _, IsTerminal as _, Write as _};
+    if yes {
+        return Ok(());
+    }
+    if !std::io::stdin().is_terminal() {
+        bail!(
+            "{what} cannot be undone: pass --yes to confirm it (there is no terminal to ask on); nothing was changed"
+        );
+    }
+    let mut err = std::io::stderr().lock();
+    let _ = write!(err, "{what} cannot be undone. Type `yes` to go on: ");
+    let _ = err.flush();
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer).context("cannot read the answer")?;
+    if matches!(answer.trim(), "yes" | "y") { Ok(()) } else { bail!("not confirmed; nothing was changed") }
+}

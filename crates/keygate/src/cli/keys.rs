@@ -10,8 +10,8 @@ use keygate_service::{Caller, IssueKey, KeyOwner, Keygate};
 use super::{
     Tenant,
     args::{KeysCommand, TenantArg},
-    input::{parse_key_id, units},
-    output::fit,
+    input::{confirm, parse_key_id, units},
+    output::{fit, json_time, print_json, when},
 };
 
 impl KeysCommand {
@@ -19,7 +19,7 @@ impl KeysCommand {
     pub(super) fn tenant(&self) -> Option<&TenantArg> {
         match self {
             Self::Issue { tenant, .. }
-            | Self::List { tenant }
+            | Self::List { tenant, .. }
             | Self::Disable { tenant, .. }
             | Self::Enable { tenant, .. }
             | Self::Revoke { tenant, .. }
@@ -72,6 +72,34 @@ pub(super) async fn run(keygate: &Keygate, tenant: &Tenant, cmd: KeysCommand) ->
             eprintln!("key id: {}", issued.record.id);
             println!("{}", issued.secret.expose());
         }
+        KeysCommand::List { output, .. } if output.json => {
+            let list: Vec<serde_json::Value> = keygate
+                .list_keys(&system, t)
+                .await?
+                .iter()
+                .map(|k| {
+                    let key = &k.listing.key;
+                    serde_json::json!({
+                        "id": key.id,
+                        "display": key.display,
+                        "status": k.status,
+                        "user": { "id": key.user_id, "email": k.listing.user_email, "name": k.listing.user_name },
+                        "purpose": key.purpose.as_str(),
+                        "ipRanges": key.ip_ranges.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                        "scopes": key.scopes.as_ref().map(|s| s.iter().map(ToString::to_string).collect::<Vec<_>>()),
+                        "units": key.units,
+                        "rateLimitPerMinute": key.rate_limit_per_minute,
+                        "createdAt": json_time(Some(key.created_at)),
+                        "expiresAt": json_time(key.expires_at),
+                        "revokedAt": json_time(key.revoked_at),
+                        "lastUsedAt": json_time(key.last_used_at),
+                        "lastUsedIp": key.last_used_ip,
+                        "rolledFrom": key.rolled_from,
+                    })
+                })
+                .collect();
+            print_json(&serde_json::Value::Array(list))?;
+        }
         KeysCommand::List { .. } => {
             println!(
                 "{:<6} {:<14} {:<14} {:<28} {:<24} {:<22} last used",
@@ -86,9 +114,9 @@ pub(super) async fn run(keygate: &Keygate, tenant: &Tenant, cmd: KeysCommand) ->
                     k.status,
                     fit(&k.listing.user_email, 28),
                     fit(key.purpose.as_str(), 24),
-                    key.expires_at.map_or("never".to_owned(), |t| t.to_rfc3339()),
-                    match (&key.last_used_at, &key.last_used_ip) {
-                        (Some(at), Some(ip)) => format!("{at} from {ip}"),
+                    key.expires_at.map_or("never".to_owned(), when),
+                    match (key.last_used_at, &key.last_used_ip) {
+                        (Some(at), Some(ip)) => format!("{} from {ip}", when(at)),
                         _ => "never".to_owned(),
                     }
                 );
@@ -102,8 +130,17 @@ pub(super) async fn run(keygate: &Keygate, tenant: &Tenant, cmd: KeysCommand) ->
             keygate.set_key_enabled(&system, Some(t), parse_key_id(&key_id)?, true).await?;
             println!("key {key_id} of `{slug}` enabled");
         }
-        KeysCommand::Revoke { key_id, .. } => {
-            keygate.revoke_key(&system, Some(t), parse_key_id(&key_id)?).await?;
+        KeysCommand::Revoke { key_id, confirm: yes, .. } => {
+            let id = parse_key_id(&key_id)?;
+            // Named in the question, and a key of another tenant is not found before anything is asked.
+            let key = keygate.key(t, id).await?;
+            if key.revoked_at.is_none() {
+                confirm(
+                    &format!("revoking key {id} ({}, `{}`) of `{slug}`", key.display, key.purpose.as_str()),
+                    yes.yes,
+                )?;
+            }
+            keygate.revoke_key(&system, Some(t), id).await?;
             println!("key {key_id} of `{slug}` revoked");
         }
         KeysCommand::Roll { key_id, overlap_hours, .. } => {

@@ -20,7 +20,9 @@ use keygate_domain::TenantId;
 use keygate_service::Keygate;
 
 pub use args::{Cli, Command, Global};
-use args::{DatabaseCommand, GroupsCommand, KeysCommand, TenantArg, TenantsCommand, UnitsCommand, UsersCommand};
+use args::{
+    ConfigCommand, DatabaseCommand, GroupsCommand, KeysCommand, TenantArg, TenantsCommand, UnitsCommand, UsersCommand,
+};
 
 use crate::config::Config;
 
@@ -54,6 +56,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     // Offline commands first: they touch no storage.
     if let Command::Keys(KeysCommand::Check { key }) = &cli.command {
         return keys::check(key);
+    }
+    if let Command::Config(ConfigCommand::Check { file }) = &cli.command {
+        return check_settings(file);
     }
     if let Command::Openapi = &cli.command {
         println!("{}", keygate_web::openapi::document_text().trim_end());
@@ -102,8 +107,8 @@ async fn dispatch(keygate: &Keygate, config: &Config, command: Command) -> anyho
         Command::Serve => crate::serve::serve(keygate.clone(), config).await?,
         Command::Demo { scale } => crate::serve::demo(keygate.clone(), config, scale).await?,
         Command::Migrate => println!("the database is up to date ({})", config.describe_storage()),
-        Command::Init { tenant, admin_email, admin_password_file } => {
-            tenants::create(keygate, &tenant, &admin_email, admin_password_file.as_deref()).await?;
+        Command::Init { tenant, admin_email, admin_password_file, demo_data } => {
+            tenants::create(keygate, &tenant, &admin_email, admin_password_file.as_deref(), demo_data).await?;
         }
         Command::Backup { file } => database::backup(keygate, &file).await?,
         Command::Users(cmd) => users::run(keygate, &Tenant::resolve(keygate, cmd.tenant()).await?, cmd).await?,
@@ -117,12 +122,40 @@ async fn dispatch(keygate: &Keygate, config: &Config, command: Command) -> anyho
         }
         Command::Tenants(cmd) => match cmd.tenant() {
             Some(arg) => tenants::run(keygate, &Tenant::resolve(keygate, arg).await?, cmd).await?,
-            None => tenants::list(keygate).await?,
+            None => tenants::run_without_tenant(keygate, cmd).await?,
         },
         // Answered before the database is opened.
-        Command::Healthcheck { .. } | Command::Completions { .. } | Command::Database(_) | Command::Openapi => {}
+        Command::Healthcheck { .. }
+        | Command::Completions { .. }
+        | Command::Database(_)
+        | Command::Openapi
+        | Command::Config(_) => {}
     }
     Ok(())
+}
+
+/// `keygate config check FILE`: the file read as the server reads it (unknown settings are
+/// errors, every value checked), with no flag or `--config` of this command mixed in.
+fn check_settings(file: &std::path::Path) -> anyhow::Result<ExitCode> {
+    use anyhow::Context as _;
+    let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    if let Err(e) = toml::from_str::<crate::config::FileConfig>(&text) {
+        anyhow::bail!("{} is not a valid keygate configuration: {e}", file.display());
+    }
+    let global = Global {
+        config: Some(file.to_owned()),
+        data_dir: None,
+        database_url: None,
+        listen: None,
+        trusted_proxies: None,
+        change_poll_ms: None,
+        change_listener: None,
+        read_only: false,
+    };
+    Config::load(&global)
+        .map_err(|e| anyhow::anyhow!("{} is not a valid keygate configuration: {e:#}", file.display()))?;
+    println!("ok: {} is a valid keygate configuration", file.display());
+    Ok(ExitCode::SUCCESS)
 }
 
 impl Command {
@@ -149,7 +182,8 @@ impl Command {
                     | KeysCommand::Revoke { .. }
                     | KeysCommand::Roll { .. }
             ),
-            Command::Tenants(cmd) => !matches!(cmd, TenantsCommand::List),
+            // A new tenant is nothing a server has cached.
+            Command::Tenants(cmd) => !matches!(cmd, TenantsCommand::List { .. } | TenantsCommand::Create { .. }),
             Command::Serve
             | Command::Demo { .. }
             | Command::Init { .. }
@@ -158,6 +192,7 @@ impl Command {
             | Command::Database(_)
             | Command::Completions { .. }
             | Command::Openapi
+            | Command::Config(_)
             | Command::Healthcheck { .. } => false,
         }
     }

@@ -5,14 +5,15 @@ use keygate_service::{Caller, CreateUser, Keygate};
 use super::{
     Tenant,
     args::{TenantArg, UsersCommand},
-    input::{read_secret_file, units},
+    input::{confirm, read_secret_file, units},
+    output::{json_time, print_json},
 };
 
 impl UsersCommand {
     pub(super) fn tenant(&self) -> &TenantArg {
         match self {
             Self::Create { tenant, .. }
-            | Self::List { tenant }
+            | Self::List { tenant, .. }
             | Self::Deactivate { tenant, .. }
             | Self::Activate { tenant, .. }
             | Self::SetGroups { tenant, .. }
@@ -31,6 +32,26 @@ pub(super) async fn run(keygate: &Keygate, tenant: &Tenant, cmd: UsersCommand) -
             let new = CreateUser { email: email.clone(), name, category, groups, units: units(&unit_list)?, password };
             let id = keygate.create_user(&system, t, new).await?;
             println!("created user {email} (id {id})");
+        }
+        UsersCommand::List { output, .. } if output.json => {
+            let users = keygate.list_users(&system, t).await?;
+            let list: Vec<serde_json::Value> = users
+                .iter()
+                .map(|u| {
+                    serde_json::json!({
+                        "id": u.id,
+                        "email": u.email,
+                        "name": u.name,
+                        "category": u.category.as_str(),
+                        "active": u.active,
+                        "hasPassword": u.has_password,
+                        "groups": u.groups,
+                        "units": u.units,
+                        "createdAt": json_time(Some(u.created_at)),
+                    })
+                })
+                .collect();
+            print_json(&serde_json::Value::Array(list))?;
         }
         UsersCommand::List { .. } => {
             println!("{:<6} {:<32} {:<24} {:<13} {:<8} groups", "id", "email", "name", "category", "active");
@@ -74,8 +95,11 @@ pub(super) async fn run(keygate: &Keygate, tenant: &Tenant, cmd: UsersCommand) -
                 ),
             }
         }
-        UsersCommand::SetPassword { email, password_file, remove, .. } => {
+        UsersCommand::SetPassword { email, password_file, remove, confirm: yes, .. } => {
             let user = keygate.user_by_email(t, &email).await?;
+            if remove {
+                confirm(&format!("removing the password of {email}"), yes.yes)?;
+            }
             let password = if remove { None } else { password_file.as_deref().map(read_secret_file).transpose()? };
             keygate.set_user_password(&system, t, user.id, password).await?;
             if remove {

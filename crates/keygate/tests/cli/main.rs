@@ -8,6 +8,7 @@ mod outage;
 mod output;
 mod pages;
 mod read_only;
+mod walkthrough;
 
 use std::{path::PathBuf, process::Output};
 

@@ -16,6 +16,7 @@ pub mod fuzzing;
 mod groups;
 mod keys;
 mod listener;
+mod operations;
 mod password;
 mod query_limits;
 mod ratelimit;
@@ -38,6 +39,7 @@ pub use error::{BadRequest, Budget, FieldError, ServiceError, ServiceResult};
 pub use groups::GroupView;
 pub use keys::{IssueKey, IssuedKey, KeyChoices, KeyOwner, KeyView};
 pub use listener::{CHANGE_LAG_BUCKETS, LagHistogram, ListenerHealth};
+pub use operations::GroupSummary;
 pub use password::{ARGON2_MEMORY_BYTES, generate_password, hash_password, verify_password};
 pub use query_limits::PageHold;
 pub use ratelimit::RateState;
@@ -213,7 +215,8 @@ impl Keygate {
         }
     }
 
-    pub fn db(&self) -> &Database {
+    /// The store: the service's own. Tests reach it through `store_for_tests` (feature `testing`).
+    pub(crate) fn db(&self) -> &Database {
         &self.inner.db
     }
 

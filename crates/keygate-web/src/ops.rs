@@ -26,10 +26,11 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
     }
     // A probe must answer quickly even when the database does not: its pool would wait for a
     // connection for up to 10 s.
-    match tokio::time::timeout(READY_WITHIN, state.keygate.db().ping()).await {
+    match tokio::time::timeout(READY_WITHIN, state.keygate.ping()).await {
         Ok(Ok(())) => (StatusCode::OK, "ready\n").into_response(),
         Ok(Err(e)) => {
-            tracing::warn!(error = %e, "readiness check failed");
+            let cause = std::error::Error::source(&e).map(ToString::to_string).unwrap_or_default();
+            tracing::warn!(error = %e, cause = %cause, "readiness check failed");
             (StatusCode::SERVICE_UNAVAILABLE, "database unavailable\n").into_response()
         }
         Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "database did not answer within 1 s\n").into_response(),

@@ -129,7 +129,7 @@ async fn main() -> anyhow::Result<()> {
         percentile(&delays, 0.99).as_secs_f64() * 1e3,
         delays.last().copied().unwrap_or_default().as_secs_f64() * 1e3,
     );
-    kg.db().close().await;
+    kg.close().await;
     drop(nodes);
     drop(pg);
     Ok(())

@@ -94,7 +94,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let wall = started.elapsed();
     let _ = stop.send(true);
     let _ = background.await;
-    keygate.db().close().await;
+    keygate.close().await;
 
     times.sort_unstable();
     let at = |q: f64| times[((times.len() as f64 * q).ceil() as usize).clamp(1, times.len()) - 1].as_secs_f64() * 1e6;

@@ -17,12 +17,19 @@ mod serve;
 
 use std::process::ExitCode;
 
-/// `keygate --version`: the version, the build profile and the platform (what a bug report needs;
-/// `/metrics` has the same as `keygate_build_info`).
+/// `keygate --version`: the version, the build profile, the platform, the commit and the build
+/// date (what a bug report needs; `/metrics` has the first three as `keygate_build_info`). The
+/// commit and date come from build.rs.
 fn version() -> &'static str {
     let profile = if cfg!(debug_assertions) { "debug" } else { "release" };
-    let text =
-        format!("{} ({profile} build, {}-{})", env!("CARGO_PKG_VERSION"), std::env::consts::ARCH, std::env::consts::OS);
+    let text = format!(
+        "{} ({profile} build, {}-{}, commit {}, built {})",
+        env!("CARGO_PKG_VERSION"),
+        std::env::consts::ARCH,
+        std::env::consts::OS,
+        env!("KEYGATE_COMMIT"),
+        env!("KEYGATE_BUILD_DATE")
+    );
     // Made once per process, for clap, which keeps it for the life of the command.
     Box::leak(text.into_boxed_str())
 }

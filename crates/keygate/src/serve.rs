@@ -3,8 +3,7 @@
 use std::{process::ExitCode, time::Duration};
 
 use anyhow::Context;
-use keygate_domain::{Grant, TenantSlug};
-use keygate_service::{Caller, CreateUser, IssueKey, KeyOwner, Keygate};
+use keygate_service::{Caller, CreateUser, IssueKey, KeyOwner, Keygate, ServiceError};
 use keygate_web::{AppState, TrustedProxies};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
@@ -33,7 +32,7 @@ pub fn init_logging() -> anyhow::Result<()> {
 pub async fn serve(keygate: Keygate, config: &Config) -> anyhow::Result<()> {
     let listener =
         TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
-    if keygate.db().tenants().list().await?.is_empty() {
+    if keygate.list_tenants(&Caller::CLI).await?.is_empty() {
         tracing::warn!(
             storage = %config.describe_storage(),
             "this database has no tenant yet: every call will be refused; create one with \
@@ -83,7 +82,7 @@ async fn run_server(keygate: Keygate, config: &Config, listener: TcpListener) ->
     tracing::info!("shutting down: flushing last-used times and refusal counts");
     let _ = stop_tx.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(10), background).await;
-    keygate.db().close().await;
+    keygate.close().await;
     Ok(())
 }
 
@@ -158,10 +157,9 @@ pub async fn demo(keygate: Keygate, config: &Config, scale: u32) -> anyhow::Resu
     // Listen first: a demo that cannot serve must not issue a key nobody will see.
     let listener =
         TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
-    let slug = TenantSlug::parse(DEMO_TENANT).map_err(anyhow::Error::msg)?;
-    let tenant = match keygate.db().tenants().by_slug(&slug).await? {
-        Some(t) => t.policy.id,
-        None => {
+    let tenant = match keygate.tenant(DEMO_TENANT).await {
+        Ok(t) => t.policy.id,
+        Err(ServiceError::NotFound(_)) => {
             let outcome = keygate.create_tenant(&system, DEMO_TENANT, DEMO_ADMIN, None).await?;
             if let Some(p) = outcome.generated_password {
                 use secrecy::ExposeSecret;
@@ -171,18 +169,10 @@ pub async fn demo(keygate: Keygate, config: &Config, scale: u32) -> anyhow::Resu
                 );
             }
             keygate.set_public_api(&system, outcome.tenant, true).await?;
-            let grants: Vec<Grant> = ["companies:read:all", "persons:read:all", "jobs:read:all", "invoices:read:all"]
-                .iter()
-                .map(|g| g.parse())
-                .collect::<Result<_, _>>()
-                .map_err(|e: keygate_domain::permission::InvalidPermission| anyhow::anyhow!(e.0))?;
-            let audit = keygate_domain::AuditEntry::new(
-                Some(outcome.tenant),
-                system.actor(),
-                "group.created",
-                "group Integration readers",
-            );
-            keygate.db().groups().create(outcome.tenant, "Integration readers", &grants, &audit).await?;
+            // Through the service, authorised and judged like any group made from the command line.
+            let grants =
+                ["companies:read:all", "persons:read:all", "jobs:read:all", "invoices:read:all"].map(String::from);
+            keygate.create_group(&system, outcome.tenant, "Integration readers", &grants).await?;
             let integration = keygate
                 .create_user(
                     &system,
@@ -201,6 +191,7 @@ pub async fn demo(keygate: Keygate, config: &Config, scale: u32) -> anyhow::Resu
             println!("demo data: {rows} records in units 1-3 (scale {scale})");
             outcome.tenant
         }
+        Err(e) => return Err(e.into()),
     };
     // One demo key at a time: the previous runs' keys (whose secrets were printed then) go.
     let mut replaced = 0;

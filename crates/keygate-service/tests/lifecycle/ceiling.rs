@@ -115,7 +115,7 @@ impl World {
     async fn refusals(&self) -> usize {
         let filter =
             keygate_store::AuditFilter { action: Some("grant.refused".into()), limit: 1_000, ..Default::default() };
-        self.kg.db().audit().list(self.tenant, &filter).await.expect("audit").len()
+        self.kg.store_for_tests().audit().list(self.tenant, &filter).await.expect("audit").len()
     }
 }
 
@@ -164,7 +164,7 @@ async fn a_group_rename_racing_a_user_creation_never_puts_the_user_in_a_group_it
         match result {
             Ok(user) => {
                 created += 1;
-                let members = w.kg.db().groups().members(w.tenant, mighty).await.expect("members");
+                let members = w.kg.store_for_tests().groups().members(w.tenant, mighty).await.expect("members");
                 assert!(!members.contains(&user), "iteration {i}: {email} landed in the group with documents:read:all");
             }
             // Refused on the outcome, or the name was away while the creation looked it up.
@@ -173,7 +173,7 @@ async fn a_group_rename_racing_a_user_creation_never_puts_the_user_in_a_group_it
             Err(e) => panic!("iteration {i}: {e:?}"),
         }
     }
-    assert!(w.kg.db().groups().members(w.tenant, mighty).await.expect("members").is_empty());
+    assert!(w.kg.store_for_tests().groups().members(w.tenant, mighty).await.expect("members").is_empty());
     assert_eq!(created + refused_count, 100);
     assert!(created > 0, "no creation got through at all");
 }
@@ -386,7 +386,7 @@ impl World {
     /// than the last change by the command line: the order in which the two were applied.
     async fn order_of_last_two(&self, target_email: &str) -> Option<bool> {
         let filter = keygate_store::AuditFilter { limit: 20, ..Default::default() };
-        let rows = self.kg.db().audit().list(self.tenant, &filter).await.expect("audit");
+        let rows = self.kg.store_for_tests().audit().list(self.tenant, &filter).await.expect("audit");
         let write = rows
             .iter()
             .find(|r| {

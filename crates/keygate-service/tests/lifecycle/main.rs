@@ -30,6 +30,7 @@ macro_rules! on_both_backends {
 }
 
 mod ceiling;
+mod operations;
 
 on_both_backends!(
     a_fresh_key_verifies_as_its_user,
@@ -157,7 +158,7 @@ async fn console_user(w: &World, email: &str, groups: &[&str], category: &str) -
         )
         .await
         .expect("user");
-    let owner = w.kg.db().users().owner_state(id).await.expect("read").expect("exists");
+    let owner = w.kg.store_for_tests().users().owner_state(id).await.expect("read").expect("exists");
     Caller::User {
         id,
         tenant: w.tenant,

@@ -63,7 +63,7 @@ async fn verify_from(
 
 /// Rows of the whole audit log (every tenant and none) whose source address is `ip`.
 async fn audit_rows_from(app: &TestApp, ip: &str) -> i64 {
-    let pool = keygate_store::testing::sqlite_pool(app.keygate.db()).expect("sqlite");
+    let pool = keygate_store::testing::sqlite_pool(app.keygate.store_for_tests()).expect("sqlite");
     sqlx::query_scalar("SELECT count(*) FROM audit_events WHERE source_ip = $1")
         .bind(ip)
         .fetch_one(&pool)
@@ -73,7 +73,7 @@ async fn audit_rows_from(app: &TestApp, ip: &str) -> i64 {
 
 /// Rows of the audit log, of usage counts and keys with a last use, that belong to `tenant`.
 async fn footprint(app: &TestApp, tenant: TenantId) -> (i64, i64, i64) {
-    let pool = keygate_store::testing::sqlite_pool(app.keygate.db()).expect("sqlite");
+    let pool = keygate_store::testing::sqlite_pool(app.keygate.store_for_tests()).expect("sqlite");
     let audit: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_events WHERE tenant_id = $1")
         .bind(tenant.0)
         .fetch_one(&pool)
@@ -418,7 +418,7 @@ async fn long_emails_do_not_grow_the_throttle_table() {
         let (status, _) = log_in_from(&app, &format!("127.4.0.{}", 1 + i), &long, "wrong horse battery").await;
         assert!([401, 429].contains(&status), "{status}");
     }
-    let pool = keygate_store::testing::sqlite_pool(app.keygate.db()).expect("sqlite");
+    let pool = keygate_store::testing::sqlite_pool(app.keygate.store_for_tests()).expect("sqlite");
     let bytes: i64 = sqlx::query_scalar("SELECT coalesce(sum(length(subject)), 0) FROM login_throttle")
         .fetch_one(&pool)
         .await
@@ -551,7 +551,7 @@ async fn connections_over_the_global_cap_wait_in_the_backlog_until_a_place_is_fr
 #[tokio::test]
 async fn refused_calls_whose_audit_write_failed_are_written_by_a_later_flush() {
     let app = spawn_app().await;
-    let pool = keygate_store::testing::sqlite_pool(app.keygate.db()).expect("sqlite");
+    let pool = keygate_store::testing::sqlite_pool(app.keygate.store_for_tests()).expect("sqlite");
     let refused_rows = || async {
         sqlx::query_scalar::<_, i64>("SELECT count(*) FROM audit_events WHERE action = 'call.refused'")
             .fetch_one(&pool)
@@ -666,7 +666,7 @@ async fn a_trusted_proxy_on_this_machine_with_a_loopback_host_still_gets_a_secur
 #[tokio::test]
 async fn old_change_feed_and_throttle_rows_are_pruned_by_the_background_flush() {
     let app = spawn_app().await;
-    let pool = keygate_store::testing::sqlite_pool(app.keygate.db()).expect("sqlite");
+    let pool = keygate_store::testing::sqlite_pool(app.keygate.store_for_tests()).expect("sqlite");
     let long_ago = keygate_domain::Timestamp::now().plus_millis(-2 * 3_600_000).0;
     for i in 0..100i64 {
         sqlx::query("INSERT INTO changes (at, kind, entity_id) VALUES ($1, 'key', $2)")
@@ -730,7 +730,7 @@ async fn the_database_holds_no_csrf_token_a_page_carries() {
     let marker = "name=\"csrf\" value=\"";
     let start = page.find(marker).expect("a csrf field") + marker.len();
     let csrf = page[start..].split('"').next().expect("value");
-    let pool = keygate_store::testing::sqlite_pool(app.keygate.db()).expect("sqlite");
+    let pool = keygate_store::testing::sqlite_pool(app.keygate.store_for_tests()).expect("sqlite");
     let stored: Vec<String> =
         sqlx::query_scalar("SELECT csrf_token FROM console_sessions").fetch_all(&pool).await.expect("rows");
     assert_eq!(stored.len(), 1);
@@ -757,7 +757,7 @@ async fn an_idempotency_key_replayed_on_another_unit_does_not_answer_the_first_u
     let app = spawn_app().await;
     let audit = keygate_domain::AuditEntry::new(Some(app.tenant), Caller::CLI.actor(), "unit.created", "unit 2");
     app.keygate
-        .db()
+        .store_for_tests()
         .tenants()
         .create_unit(app.tenant, keygate_domain::UnitId(2), "Second", &audit)
         .await
@@ -873,7 +873,7 @@ async fn over_long_passwords_and_emails_are_refused_before_any_hashing_or_thrott
     }
     let (_, after) = app.keygate.password_hashing();
     assert_eq!(after - before, 0, "Argon2 ran for inputs over the length limits");
-    let pool = keygate_store::testing::sqlite_pool(app.keygate.db()).expect("sqlite");
+    let pool = keygate_store::testing::sqlite_pool(app.keygate.store_for_tests()).expect("sqlite");
     let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM login_throttle").fetch_one(&pool).await.expect("count");
     assert_eq!(rows, 0, "throttle rows for inputs over the length limits");
 }
@@ -882,10 +882,10 @@ async fn over_long_passwords_and_emails_are_refused_before_any_hashing_or_thrott
 
 /// One number from a query over the whole database, on either engine.
 async fn scalar(app: &TestApp, sql: &str) -> i64 {
-    match app.keygate.db().postgres_pool() {
+    match app.keygate.store_for_tests().postgres_pool() {
         Some(pool) => sqlx::query_scalar(sql).fetch_one(pool).await.expect(sql),
         None => {
-            let pool = keygate_store::testing::sqlite_pool(app.keygate.db()).expect("sqlite");
+            let pool = keygate_store::testing::sqlite_pool(app.keygate.store_for_tests()).expect("sqlite");
             sqlx::query_scalar(sql).fetch_one(&pool).await.expect(sql)
         }
     }
@@ -912,10 +912,10 @@ fn calls_in(details: &[String]) -> u64 {
 
 async fn refused_details(app: &TestApp) -> Vec<String> {
     let sql = "SELECT details FROM audit_events WHERE action = 'call.refused'";
-    match app.keygate.db().postgres_pool() {
+    match app.keygate.store_for_tests().postgres_pool() {
         Some(pool) => sqlx::query_scalar(sql).fetch_all(pool).await.expect(sql),
         None => {
-            let pool = keygate_store::testing::sqlite_pool(app.keygate.db()).expect("sqlite");
+            let pool = keygate_store::testing::sqlite_pool(app.keygate.store_for_tests()).expect("sqlite");
             sqlx::query_scalar(sql).fetch_all(&pool).await.expect(sql)
         }
     }
@@ -1033,13 +1033,13 @@ async fn old_rows(app: &TestApp, n: u32, action: &str, days: i64) {
     let sql = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $1) \
                INSERT INTO audit_events (tenant_id, at, actor_kind, actor_label, action, target, details) \
                SELECT $2, $3, 'system', 'system (test)', $4, 'test', '' FROM n";
-    match app.keygate.db().postgres_pool() {
+    match app.keygate.store_for_tests().postgres_pool() {
         Some(pool) => {
             let q = sqlx::query(sql).bind(i64::from(n)).bind(app.tenant.0).bind(at).bind(action);
             q.execute(pool).await.expect("insert");
         }
         None => {
-            let pool = keygate_store::testing::sqlite_pool(app.keygate.db()).expect("sqlite");
+            let pool = keygate_store::testing::sqlite_pool(app.keygate.store_for_tests()).expect("sqlite");
             let q = sqlx::query(sql).bind(i64::from(n)).bind(app.tenant.0).bind(at).bind(action);
             q.execute(&pool).await.expect("insert");
         }
@@ -1075,10 +1075,10 @@ async fn audit_rows_past_their_retention_are_pruned_by_the_flush_in_bounded_batc
     assert_eq!(scalar(&app, recent_sql).await, recent, "recent rows are kept");
     // The log is still append-only for anything but pruning.
     let delete = "DELETE FROM audit_events WHERE action = 'key.issued'";
-    let refused = match app.keygate.db().postgres_pool() {
+    let refused = match app.keygate.store_for_tests().postgres_pool() {
         Some(pool) => sqlx::query(delete).execute(pool).await.is_err(),
         None => {
-            let pool = keygate_store::testing::sqlite_pool(app.keygate.db()).expect("sqlite");
+            let pool = keygate_store::testing::sqlite_pool(app.keygate.store_for_tests()).expect("sqlite");
             sqlx::query(delete).execute(&pool).await.is_err()
         }
     };

@@ -47,7 +47,7 @@ async fn long_notes(app: &TestApp) {
         })
         .collect();
     for chunk in writes.chunks(500) {
-        app.keygate.db().records().seed(app.tenant, UnitId(1), chunk).await.expect("seed");
+        app.keygate.store_for_tests().records().seed(app.tenant, UnitId(1), chunk).await.expect("seed");
     }
 }
 
@@ -179,7 +179,7 @@ async fn a_page_that_finds_no_room_in_the_memory_budget_is_503_and_the_room_come
                 ("properties", FieldValue::Bound(Bound::Text(json!({ "blob": blob }).to_string()))),
             ],
         };
-        app.keygate.db().records().seed(app.tenant, UnitId(1), &[write]).await.expect("seed");
+        app.keygate.store_for_tests().records().seed(app.tenant, UnitId(1), &[write]).await.expect("seed");
     }
     let key = key_for(&app, "admin@acme.example", None).await;
     let stalled = stalled_page(&app, key.expose()).await;

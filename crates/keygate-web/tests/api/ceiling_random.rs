@@ -133,8 +133,14 @@ async fn snapshot(app: &TestApp) -> State {
     let mut users = BTreeMap::new();
     for u in app.keygate.list_users(&cli, app.tenant).await.expect("users") {
         let email = Email::parse(&u.email).expect("a stored email parses");
-        let (_, password_hash, _) =
-            app.keygate.db().users().login_record(app.tenant, &email).await.expect("login record").expect("the user");
+        let (_, password_hash, _) = app
+            .keygate
+            .store_for_tests()
+            .users()
+            .login_record(app.tenant, &email)
+            .await
+            .expect("login record")
+            .expect("the user");
         let ids = u
             .groups
             .iter()

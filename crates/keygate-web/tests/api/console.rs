@@ -572,7 +572,7 @@ async fn the_key_form_offers_only_the_scopes_the_chosen_user_holds_and_the_admin
     let audit =
         keygate_domain::AuditEntry::new(Some(app.tenant), Caller::CLI.actor(), "group.created", "group Billing");
     app.keygate
-        .db()
+        .store_for_tests()
         .groups()
         .create(app.tenant, "Billing", &["invoices:read:all".parse().expect("grant")], &audit)
         .await

@@ -172,7 +172,7 @@ async fn a_page_is_cut_under_the_size_cap_and_paging_still_returns_every_row(app
             ],
         })
         .collect();
-    app.keygate.db().records().seed(app.tenant, UnitId(1), &writes).await.expect("seed");
+    app.keygate.store_for_tests().records().seed(app.tenant, UnitId(1), &writes).await.expect("seed");
     let admin = key_for(&app, "admin@acme.example", None).await;
     let r = get(&app, &admin, "/rest/v1/1/views/companies?limit=1000").await;
     let body = r.text().await.expect("body");
@@ -351,8 +351,8 @@ async fn isolation_case(app: &TestApp, case: u32, seed: u64) {
                 ("name", FieldValue::Bound(Bound::Text(format!("Co {round}")))),
             ],
         };
-        app.keygate.db().records().seed(*tenant, UnitId(1), &[write]).await.expect("seed");
-        let id = app.keygate.db().records().max_id("companies").await.expect("id");
+        app.keygate.store_for_tests().records().seed(*tenant, UnitId(1), &[write]).await.expect("seed");
+        let id = app.keygate.store_for_tests().records().max_id("companies").await.expect("id");
         owned.entry(tenant.0).or_default().insert(id);
     }
     for (tenant, _, email) in &tenants {
@@ -376,7 +376,7 @@ async fn isolation_case(app: &TestApp, case: u32, seed: u64) {
             all_pages(app, &key, "companies", 7).await.iter().map(|r| r["id"].as_i64().expect("id")).collect();
         let expected: BTreeSet<i64> = app
             .keygate
-            .db()
+            .store_for_tests()
             .records()
             .ids_after("companies", *tenant, UnitId(1), 0)
             .await
@@ -480,7 +480,7 @@ async fn records_are_created_read_and_changed_and_every_write_is_audited(app: Te
     assert_eq!(invoice["amountTotal"], 1210.0);
     let events = app
         .keygate
-        .db()
+        .store_for_tests()
         .audit()
         .list(
             app.tenant,

@@ -39,7 +39,7 @@ async fn console_user(app: &TestApp, email: &str, groups: &[&str], category: &st
         )
         .await
         .expect("user");
-    let owner = app.keygate.db().users().owner_state(id).await.expect("read").expect("exists");
+    let owner = app.keygate.store_for_tests().users().owner_state(id).await.expect("read").expect("exists");
     let caller = Caller::User {
         id,
         tenant: app.tenant,
@@ -53,7 +53,7 @@ async fn console_user(app: &TestApp, email: &str, groups: &[&str], category: &st
 
 async fn refusals(app: &TestApp) -> Vec<String> {
     let filter = AuditFilter { action: Some("grant.refused".into()), limit: 100, ..AuditFilter::default() };
-    let events = app.keygate.db().audit().list(app.tenant, &filter).await.expect("audit");
+    let events = app.keygate.store_for_tests().audit().list(app.tenant, &filter).await.expect("audit");
     events.into_iter().map(|e| format!("{} {}: {}", e.actor_label, e.target, e.details)).collect()
 }
 

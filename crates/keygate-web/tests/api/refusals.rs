@@ -66,7 +66,7 @@ async fn a_key_with_a_wrong_checksum_is_401_malformed_key() {
 #[tokio::test]
 async fn a_malformed_key_is_refused_without_reading_storage() {
     let app = spawn_app().await;
-    app.keygate.db().close().await;
+    app.keygate.store_for_tests().close().await;
     let r = app.capability("kg_notavalidkeyatallbutlongenough000000000").await;
     assert_eq!(r.status(), 401);
     assert_eq!(problem_code(r).await, "malformed_key");
@@ -119,7 +119,7 @@ async fn an_expired_key_is_401_key_expired() {
         rolled_from: None,
         rate_limit_per_minute: None,
     };
-    app.keygate.db().keys().insert_many_unaudited(&[new]).await.expect("insert");
+    app.keygate.store_for_tests().keys().insert_many_unaudited(&[new]).await.expect("insert");
     let r = app.capability(secret.expose()).await;
     assert_eq!(r.status(), 401);
     assert_eq!(problem_code(r).await, "key_expired");
@@ -162,7 +162,7 @@ async fn the_api_switched_off_and_foreign_addresses_are_403() {
 async fn a_unit_outside_the_key_is_403_and_a_missing_unit_is_404() {
     let app = spawn_app().await;
     let audit = keygate_domain::AuditEntry::new(Some(app.tenant), keygate_domain::Actor::CLI, "unit.created", "unit 2");
-    app.keygate.db().tenants().create_unit(app.tenant, UnitId(2), "Second", &audit).await.expect("unit");
+    app.keygate.store_for_tests().tenants().create_unit(app.tenant, UnitId(2), "Second", &audit).await.expect("unit");
     let (_, key) = app
         .issue_with(IssueKey {
             owner: KeyOwner::Email(USER.into()),
@@ -227,7 +227,7 @@ async fn refused_calls_reach_the_audit_log_aggregated() {
     app.keygate.flush().await;
     let events = app
         .keygate
-        .db()
+        .store_for_tests()
         .audit()
         .list(app.tenant, &keygate_store::AuditFilter { key: Some(id), limit: 50, ..Default::default() })
         .await
@@ -260,7 +260,7 @@ async fn a_call_refused_insufficient_permission_is_counted_and_audited_as_a_refu
     let mine = usage.iter().find(|u| u.key_id == id).expect("the key's usage");
     assert_eq!((mine.total("accepted"), mine.total("insufficient_permission")), (2, 4), "(accepted, refused)");
     let filter = keygate_store::AuditFilter { key: Some(id), limit: 50, ..Default::default() };
-    let events = app.keygate.db().audit().list(app.tenant, &filter).await.expect("audit");
+    let events = app.keygate.store_for_tests().audit().list(app.tenant, &filter).await.expect("audit");
     let refused: Vec<_> = events.iter().filter(|e| e.action == "call.refused").collect();
     assert_eq!(refused.len(), 1, "four refusals, one aggregated row: {events:?}");
     assert!(refused[0].details.starts_with("insufficient_permission") && refused[0].details.contains("(×4)"));

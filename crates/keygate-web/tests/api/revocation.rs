@@ -111,7 +111,7 @@ async fn a_change_made_by_another_process_reaches_the_server_within_a_second() {
     let (id, key) = app.issue(&["127.0.0.0/8"], None).await;
     assert_eq!(app.capability(key.expose()).await.status(), 200);
     // A second service over the same database stands for the command line or another node.
-    let other = keygate_service::Keygate::new(app.keygate.db().clone(), Default::default());
+    let other = keygate_service::Keygate::new(app.keygate.store_for_tests().clone(), Default::default());
     other.revoke_key(&Caller::CLI, Some(app.tenant), id).await.expect("revoke");
     let started = std::time::Instant::now();
     loop {

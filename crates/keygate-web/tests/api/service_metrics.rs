@@ -210,7 +210,7 @@ async fn the_write_behind_queues_show_what_waits_and_a_failed_flush_keeps_it(app
     assert_eq!(waiting.count(&depth("refused_calls")), 1, "one refusal group: unknown key from 127.0.0.1");
 
     // The database goes away: a flush fails, keeps everything, and says so.
-    app.keygate.db().close().await;
+    app.keygate.store_for_tests().close().await;
     tokio::time::sleep(Duration::from_millis(50)).await;
     app.keygate.flush().await;
     let failing = Scrape::of(&app).await;
@@ -234,7 +234,7 @@ async fn a_change_made_by_another_process_shows_its_lag_and_the_feed_read_age(ap
     assert!(before.value("keygate_change_feed_read_age_seconds") < 1.0, "the feed was just read");
     assert_eq!(before.kind("keygate_change_apply_lag_seconds"), "histogram");
     // A second service over the same database stands for the command line or another node.
-    let other = keygate_service::Keygate::new(app.keygate.db().clone(), ServiceConfig::default());
+    let other = keygate_service::Keygate::new(app.keygate.store_for_tests().clone(), ServiceConfig::default());
     other.set_key_enabled(&Caller::CLI, Some(app.tenant), id, false).await.expect("disable");
     tokio::time::sleep(Duration::from_millis(20)).await;
     app.keygate.catch_up().await.expect("read the feed");
@@ -254,7 +254,7 @@ async fn every_database_pool_reports_its_connections_within_its_maximum(app: Tes
     let key = key_for(&app, USER, None).await;
     let r = app.client.get(app.url("/rest/v1/1/views/invoices.sales?limit=5")).bearer_auth(key.expose()).send().await;
     assert_eq!(r.expect("page").status(), 200);
-    let pools: &[&str] = match app.keygate.db().backend() {
+    let pools: &[&str] = match app.keygate.store_for_tests().backend() {
         Backend::Sqlite => &["sqlite", "sqlite_page_readers"],
         Backend::Postgres => &["postgres"],
     };

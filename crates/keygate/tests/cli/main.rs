@@ -1,12 +1,14 @@
 //! The `keygate` binary as an operator uses it: real processes over a real data directory.
 
 mod cluster;
+mod commands;
 mod nodes;
 mod openapi;
 mod outage;
 mod output;
 mod pages;
 mod read_only;
+mod walkthrough;
 
 use std::{path::PathBuf, process::Output};
 
@@ -184,7 +186,7 @@ fn lifecycle_commands_change_the_key_and_are_audited_as_the_cli() {
     ok(&keygate(&dir, &["users", "deactivate", "--tenant", "acme", "--email", "erp@acme.example"]));
     assert!(ok(&keygate(&dir, &["keys", "list", "--tenant", "acme"])).contains("user inactive"));
     ok(&keygate(&dir, &["users", "activate", "--tenant", "acme", "--email", "erp@acme.example"]));
-    ok(&keygate(&dir, &["keys", "revoke", "--tenant", "acme", "1"]));
+    ok(&keygate(&dir, &["keys", "revoke", "--tenant", "acme", "1", "--yes"]));
     assert!(ok(&keygate(&dir, &["keys", "list", "--tenant", "acme"])).contains("revoked"));
     refused(&keygate(&dir, &["keys", "enable", "--tenant", "acme", "1"]), "not found");
 
@@ -527,7 +529,7 @@ fn a_group_made_from_the_cli_alone_gives_a_programmatic_users_key_exactly_its_gr
     assert_eq!(server.status("GET", "/rest/v1/1/views/documents", &key, ""), 403, "the very next call");
     assert_eq!(server.status("GET", "/rest/v1/1/views/companies", &key, ""), 200);
     refused(&keygate(&dir, &["groups", "delete", "--tenant", "acme", "Invoice export"]), "has 1 member");
-    ok(&keygate(&dir, &["groups", "delete", "--tenant", "acme", "Invoice export", "--force"]));
+    ok(&keygate(&dir, &["groups", "delete", "--tenant", "acme", "Invoice export", "--force", "--yes"]));
     assert_eq!(server.status("GET", "/rest/v1/1/views/companies", &key, ""), 403, "the group is gone");
     refused(&keygate(&dir, &["groups", "rename", "--tenant", "acme", "Supervisor", "Boss"]), "system group");
 }
@@ -566,14 +568,20 @@ fn units_and_memberships_are_administered_from_the_cli() {
             pw.to_str().expect("utf-8"),
         ],
     ));
-    ok(&keygate(&dir, &["users", "set-password", "--tenant", "acme", "--email", "erp@acme.example", "--remove"]));
+    ok(&keygate(
+        &dir,
+        &["users", "set-password", "--tenant", "acme", "--email", "erp@acme.example", "--remove", "--yes"],
+    ));
     refused(
-        &keygate(&dir, &["users", "set-password", "--tenant", "acme", "--email", "admin@acme.example", "--remove"]),
+        &keygate(
+            &dir,
+            &["users", "set-password", "--tenant", "acme", "--email", "admin@acme.example", "--remove", "--yes"],
+        ),
         "personal user",
     );
     let _ = std::fs::remove_file(&pw);
-    ok(&keygate(&dir, &["units", "delete", "--tenant", "acme", "2"]));
-    refused(&keygate(&dir, &["units", "delete", "--tenant", "acme", "1"]), "only unit");
+    ok(&keygate(&dir, &["units", "delete", "--tenant", "acme", "2", "--yes"]));
+    refused(&keygate(&dir, &["units", "delete", "--tenant", "acme", "1", "--yes"]), "only unit");
     let actions: Vec<String> = audit_of(&dir).into_iter().map(|(_, action)| action).collect();
     for expected in [
         "unit.created",

@@ -37,6 +37,11 @@ use keygate_store::Database;
 pub use caller::Caller;
 pub use error::{BadRequest, Budget, FieldError, ServiceError, ServiceResult};
 pub use groups::GroupView;
+/// The store's records and errors that the service's operations take and return.
+pub use keygate_store::{
+    AuditFilter, AuditRecord, Backend, FieldValue, GroupRecord, KeyListing, PoolStats, RecordWrite, StoreError,
+    TenantRecord, UserRecord,
+};
 pub use keys::{IssueKey, IssuedKey, KeyChoices, KeyOwner, KeyView};
 pub use listener::{CHANGE_LAG_BUCKETS, LagHistogram, ListenerHealth};
 pub use password::{ARGON2_MEMORY_BYTES, generate_password, hash_password, verify_password};

@@ -11,6 +11,7 @@ mod console;
 mod deadline;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
+mod key_note;
 mod metrics;
 pub mod openapi;
 mod ops;

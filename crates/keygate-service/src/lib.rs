@@ -34,7 +34,7 @@ use std::{sync::Arc, time::Duration};
 
 use keygate_store::Database;
 
-pub use caller::Caller;
+pub use caller::{Caller, SystemName};
 pub use error::{BadRequest, Budget, FieldError, ServiceError, ServiceResult};
 pub use groups::GroupView;
 /// The store's records and errors that the service's operations take and return.

@@ -378,11 +378,11 @@ async fn post(app: &TestApp, path: &str, cookie: &str, fields: &[(&str, &str)]) 
     (status, location, response.text().await.expect("body"))
 }
 
-async fn group_named(app: &TestApp, name: &str) -> Option<keygate_store::GroupRecord> {
+async fn group_named(app: &TestApp, name: &str) -> Option<keygate_service::GroupRecord> {
     app.keygate.list_groups(&Caller::CLI, app.tenant).await.expect("groups").into_iter().find(|g| g.name == name)
 }
 
-fn grants(g: &keygate_store::GroupRecord) -> Vec<String> {
+fn grants(g: &keygate_service::GroupRecord) -> Vec<String> {
     g.grants.iter().map(ToString::to_string).collect()
 }
 

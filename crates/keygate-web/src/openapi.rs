@@ -153,8 +153,12 @@ pub fn document() -> Value {
             "parameters": [{ "name": "code", "in": "path", "required": true, "schema": { "type": "string" } }],
             "responses": {
                 "200": {
-                    "description": "the code, its status and what it means",
-                    "content": { "text/plain": { "schema": { "type": "string" } } },
+                    "description": "the code, its status, what it means and what to do: an HTML page for a \
+                        request that accepts `text/html`, plain text (the code first) for any other",
+                    "content": {
+                        "text/plain": { "schema": { "type": "string" } },
+                        "text/html": { "schema": { "type": "string" } },
+                    },
                 },
                 "404": ref_response("Problem404"),
             },

@@ -167,3 +167,24 @@ impl IntoResponse for Problem {
         response
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `/v1/keys/verify` refused a key without `keys:verify` with no `detail`; every refusal and
+    /// every other problem carries one now (its code's advice when nothing more precise is known).
+    #[tokio::test]
+    async fn every_refusal_and_every_problem_carries_a_detail() {
+        let id = RequestId::Own { prefix: 1, n: 2 };
+        let refusals = RefusalCode::ALL.into_iter().map(|code| Problem::refused(Refused::from(code), id));
+        let others = crate::ProblemCode::ALL.into_iter().map(|code| Problem::new(code, id));
+        for problem in refusals.chain(others) {
+            let code = problem.code;
+            let bytes = axum::body::to_bytes(problem.into_response().into_body(), 1 << 16).await.expect("body");
+            let body: serde_json::Value = serde_json::from_slice(&bytes).expect("json");
+            let detail = body["detail"].as_str().unwrap_or_default();
+            assert!(detail.len() >= 20, "{}: `{detail}`", code.code());
+        }
+    }
+}

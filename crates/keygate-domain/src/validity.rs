@@ -33,6 +33,8 @@ pub enum RefusalCode {
 }
 
 impl RefusalCode {
+    /// Every code once, in the order of declaration (so that [`Self::index`] is a code's place
+    /// here). A test with an exhaustive match does not compile while a variant is missing.
     pub const ALL: [RefusalCode; 15] = [
         Self::MissingCredentials,
         Self::MalformedKey,
@@ -69,6 +71,11 @@ impl RefusalCode {
             Self::TooManyFailures => "too_many_failures",
             Self::AmbiguousCredentials => "ambiguous_credentials",
         }
+    }
+
+    /// The code's place in [`Self::ALL`] (for per-code tables such as counters).
+    pub const fn index(self) -> usize {
+        self as usize
     }
 
     pub fn from_code(code: &str) -> Option<Self> {
@@ -306,6 +313,36 @@ mod tests {
                 now: self.now,
             })
             .map_err(|r| r.code)
+        }
+    }
+
+    /// A code missing from `ALL` was counted under another code's name (the first's). The match
+    /// is exhaustive: a new code does not compile until it has an arm, and its arm names its
+    /// place in `ALL`, which does not compile (index out of bounds) until `ALL` holds it.
+    #[test]
+    fn all_holds_every_refusal_code_once_in_the_order_of_declaration() {
+        use RefusalCode::*;
+        let listed = |c: RefusalCode| match c {
+            MissingCredentials => RefusalCode::ALL[0],
+            MalformedKey => RefusalCode::ALL[1],
+            UnknownKey => RefusalCode::ALL[2],
+            KeyRevoked => RefusalCode::ALL[3],
+            KeyDisabled => RefusalCode::ALL[4],
+            KeyExpired => RefusalCode::ALL[5],
+            UserInactive => RefusalCode::ALL[6],
+            ApiDisabled => RefusalCode::ALL[7],
+            IpNotAllowed => RefusalCode::ALL[8],
+            UnknownUnit => RefusalCode::ALL[9],
+            UnitNotAllowed => RefusalCode::ALL[10],
+            InsufficientPermission => RefusalCode::ALL[11],
+            RateLimited => RefusalCode::ALL[12],
+            TooManyFailures => RefusalCode::ALL[13],
+            AmbiguousCredentials => RefusalCode::ALL[14],
+        };
+        for (i, code) in RefusalCode::ALL.into_iter().enumerate() {
+            assert_eq!(listed(code), code, "{code:?} is not at its own place in ALL");
+            assert_eq!(code.index(), i, "{code:?}");
+            assert_eq!(RefusalCode::from_code(code.code()), Some(code), "codes are distinct");
         }
     }
 

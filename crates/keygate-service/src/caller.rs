@@ -1,13 +1,28 @@
-//! Who is asking: the command line (system), or a logged-in console user.
+//! Who is asking: the command line (system), a logged-in console user, or an API key.
+//!
+//! A system caller holds every power, so only the `keygate` binary's own entry points may make
+//! one: [`Caller::CLI`] exists only with the `system-caller` feature, which the binary enables and
+//! the web layer does not (CI checks `cargo check -p keygate-web` alone), and [`SystemName`]
+//! cannot be made anywhere else.
 
 use keygate_domain::{Access, Actor, AuditEntry, KeyId, Permissions, Power, Reach, Resource, TenantId, UnitId, UserId};
 
 use crate::{ServiceError, ServiceResult};
 
+/// The name a system caller is audited under (`system (cli)`). Made only in this crate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SystemName(&'static str);
+
+impl SystemName {
+    pub fn as_str(self) -> &'static str {
+        self.0
+    }
+}
+
 #[derive(Debug, Clone)]
 pub enum Caller {
     /// An operator with shell access to the server (`system (cli)`): may do anything.
-    System { what: &'static str },
+    System { what: SystemName },
     /// A console user, acting inside their own tenant with their own permissions and units
     /// (`None`: every unit).
     User {
@@ -30,11 +45,14 @@ pub enum Caller {
 }
 
 impl Caller {
-    pub const CLI: Caller = Caller::System { what: "cli" };
+    /// The command line: an operator with shell access to the server. Only for the `keygate`
+    /// binary's own entry points (and tests and fuzzing), behind the `system-caller` feature.
+    #[cfg(any(feature = "system-caller", feature = "fuzzing"))]
+    pub const CLI: Caller = Caller::System { what: SystemName("cli") };
 
     pub fn actor(&self) -> Actor {
         match self {
-            Self::System { what } => Actor::System(what),
+            Self::System { what } => Actor::System(what.0),
             Self::User { id, email, .. } => Actor::User { id: *id, email: email.clone() },
             Self::Key { key_id, user_id, .. } => Actor::Key { id: *key_id, user_id: *user_id },
         }

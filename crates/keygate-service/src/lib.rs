@@ -34,9 +34,14 @@ use std::{sync::Arc, time::Duration};
 
 use keygate_store::Database;
 
-pub use caller::Caller;
+pub use caller::{Caller, SystemName};
 pub use error::{BadRequest, Budget, FieldError, ServiceError, ServiceResult};
 pub use groups::GroupView;
+/// The store's records and errors that the service's operations take and return.
+pub use keygate_store::{
+    AuditFilter, AuditRecord, Backend, FieldValue, GroupRecord, KeyListing, PoolStats, RecordWrite, StoreError,
+    TenantRecord, UserRecord,
+};
 pub use keys::{IssueKey, IssuedKey, KeyChoices, KeyOwner, KeyView};
 pub use listener::{CHANGE_LAG_BUCKETS, LagHistogram, ListenerHealth};
 pub use operations::GroupSummary;

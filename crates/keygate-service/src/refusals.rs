@@ -194,8 +194,10 @@ impl RefusalLog {
         claimed: Option<IpAddr>,
         detail: &'static str,
     ) {
-        let index = RefusalCode::ALL.iter().position(|c| *c == code).unwrap_or(0);
-        self.counts[index].fetch_add(1, Ordering::Relaxed);
+        // Every code has its own counter (`RefusalCode::ALL` holds each: a test in the domain).
+        if let Some(count) = self.counts.get(code.index()) {
+            count.fetch_add(1, Ordering::Relaxed);
+        }
         let group_key = (tenant, key, code, Prefix::of(ip), claimed.map(Prefix::of));
         let mut groups = self.groups.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let len = groups.len();
@@ -292,6 +294,21 @@ mod tests {
 
     fn stranger(log: &RefusalLog, ip: &str) {
         log.record(None, None, RefusalCode::UnknownKey, ip.parse().expect("ip"), None, "no key has this digest");
+    }
+
+    #[test]
+    fn each_refusal_code_is_counted_under_its_own_name() {
+        let log = RefusalLog::default();
+        for (i, code) in RefusalCode::ALL.into_iter().enumerate() {
+            for _ in 0..=i {
+                log.record(None, None, code, "192.0.2.1".parse().expect("ip"), None, "test");
+            }
+        }
+        let counts = log.counts();
+        assert_eq!(counts.len(), 15, "one counter per code");
+        for (i, (name, n)) in counts.into_iter().enumerate() {
+            assert_eq!((name, n), (RefusalCode::ALL[i].code(), i as u64 + 1));
+        }
     }
 
     #[test]

@@ -27,11 +27,10 @@ use axum::{
     http::{HeaderName, Request, StatusCode},
     response::{IntoResponse, Response},
 };
-use keygate_domain::{KeyId, UserId};
 use tower::ServiceExt;
 use tracing::Instrument;
 
-use crate::{AppState, RequestId, access_log::Entry, deadline::with_deadline, rest};
+use crate::{AppState, RequestId, access_log::Entry, deadline::with_deadline, key_note::KeyUsed, rest};
 
 /// The name of the access log (the `target` of its lines): `KEYGATE_LOG=info,keygate::access=off`
 /// turns it off in the `keygate` binary, as when it was written through `tracing`.
@@ -147,22 +146,6 @@ where
             )
                 .into_response()))),
         }
-    }
-}
-
-/// The key an answered call was accepted or refused with (and its user, when accepted), for the
-/// access log.
-#[derive(Debug, Clone, Copy)]
-struct KeyUsed {
-    key: KeyId,
-    user: Option<UserId>,
-}
-
-/// Notes on `response` that the call was about key `key` of `user`, when an access log is on
-/// (otherwise it costs nothing).
-pub(crate) fn note_key(response: &mut Response, key: KeyId, user: Option<UserId>) {
-    if crate::access_log::any_on() {
-        response.extensions_mut().insert(KeyUsed { key, user });
     }
 }
 

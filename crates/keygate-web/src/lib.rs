@@ -11,10 +11,13 @@ mod console;
 mod deadline;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
+mod key_note;
 mod metrics;
 pub mod openapi;
 mod ops;
 mod problem;
+mod problem_code;
+mod problem_page;
 mod request_id;
 mod rest;
 mod server;
@@ -31,6 +34,7 @@ use keygate_service::Keygate;
 pub use access_log::{AccessLog, AccessLogDestination, AccessLogFormat, AccessLogSettings};
 pub use app::{ACCESS_LOG, App, AppFuture, app};
 pub use client_ip::TrustedProxies;
+pub use problem_code::ProblemCode;
 use request_id::{RequestId, RequestIds};
 
 /// Settings of the HTTP layer.
@@ -133,7 +137,7 @@ fn router(state: AppState) -> Router {
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
         .route("/openapi.json", get(openapi::serve_document))
-        .route("/problems/{code}", get(problem_type))
+        .route("/problems/{code}", get(problem_page::problem_page))
         .route("/", get(|| async { axum::response::Redirect::to("/console") }))
         .merge(console::routes())
         .fallback(not_found)
@@ -143,34 +147,13 @@ fn router(state: AppState) -> Router {
 
 /// Every unknown path gets an answer that says so: a page under `/console`, a problem document
 /// elsewhere (never an empty 404).
-/// `GET /problems/{code}`: what a problem document's `type` points to, in plain text. Anyone may
-/// read it: it describes the API, not any tenant's data.
-async fn problem_type(
-    axum::Extension(id): axum::Extension<RequestId>,
-    axum::extract::Path(code): axum::extract::Path<String>,
-) -> axum::response::Response {
-    use axum::response::IntoResponse as _;
-    match openapi::all_problem_codes().into_iter().find(|(c, _, _)| *c == code) {
-        Some((code, status, about)) => (
-            [(axum::http::header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-            format!(
-                "{code}\n\nHTTP status {status}: {about}.\nEvery problem keygate sends is listed in /openapi.json.\n"
-            ),
-        )
-            .into_response(),
-        None => problem::Problem::new(axum::http::StatusCode::NOT_FOUND, "not_found", "Not found", id)
-            .detail("keygate sends no problem with this code; /openapi.json lists every one")
-            .into_response(),
-    }
-}
-
 async fn not_found(axum::Extension(id): axum::Extension<RequestId>, uri: axum::http::Uri) -> axum::response::Response {
     use axum::response::IntoResponse;
     let path: String = uri.path().chars().take(200).collect();
     if path == "/console" || path.starts_with("/console/") {
         return console::not_found_page(&path);
     }
-    problem::Problem::new(axum::http::StatusCode::NOT_FOUND, "not_found", "Not found", id)
+    problem::Problem::new(ProblemCode::NotFound, id)
         .detail(format!(
             "there is nothing at {path}; the Public API is under /rest/v1/{{unitId}}/…, its description at /openapi.json, the console at /console"
         ))

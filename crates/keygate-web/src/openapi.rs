@@ -5,8 +5,7 @@
 //!   path per view so that each answer is checked against its own row);
 //! - the record endpoints and their writable fields from the write specs that validate writes
 //!   (`Keygate::writable_records`);
-//! - every refusal code from `RefusalCode::ALL`, and the other problem codes the web and service
-//!   layers send ([`OTHER_PROBLEM_CODES`]);
+//! - every problem code from [`ProblemCode::ALL`] (the refusals of the validity rule among them);
 //! - the problem document, the two ways to send a key, and the rate-limit headers.
 //!
 //! Served at `GET /openapi.json`, printed by `keygate openapi`, committed as `docs/openapi.json`
@@ -23,47 +22,7 @@ use keygate_domain::{
 use keygate_service::Keygate;
 use serde_json::{Map, Value, json};
 
-/// Problem codes besides the refusals of the validity rule, with the status each is sent with.
-/// Keep in step with `problem.rs`, `data.rs`, `public_api.rs`, `verify.rs` and the service's
-/// `BadRequest` codes: the contract test (schemathesis) fails on a code missing here.
-pub const OTHER_PROBLEM_CODES: &[(&str, u16, &str)] = &[
-    ("invalid_parameter", 400, "a query parameter or header has a value the endpoint does not take"),
-    ("unknown_parameter", 400, "a query parameter the endpoint does not know (it names the accepted ones)"),
-    ("invalid_filter", 400, "`externalFilter` does not parse (with the character position and what was expected)"),
-    ("unknown_column", 400, "a column that the view does not have, in `columns`, `properties` or the filter"),
-    ("type_mismatch", 400, "a filter value of the wrong type for its column"),
-    ("idempotency_key_reused", 400, "this `Idempotency-Key` was already used for a different request"),
-    (
-        "unreadable_unit",
-        400,
-        "forward-auth: the forwarded URI reaches `/rest/v1/` only in some reading of it (case, escapes, dot or \
-         empty segments, `;`, `\\`), so its unit cannot be read as keygate's router reads it; refused, never \
-         judged without a unit",
-    ),
-    ("forbidden", 403, "the change is not allowed"),
-    ("grant_exceeds_actor", 403, "the write would give a power that the key's user does not hold"),
-    ("not_found", 404, "no such view, resource or record (a record outside the key's view is 404, never 403)"),
-    ("method_not_allowed", 405, "the path does not answer this method (`Allow` names the ones it does)"),
-    ("conflict", 409, "the write conflicts with existing data, or an idempotent request is still in progress"),
-    ("body_too_large", 413, "the request body is over 2 MiB"),
-    ("page_too_large", 413, "one row alone is larger than the page size limit"),
-    ("invalid_fields", 422, "some fields of a write are not valid (listed in `errors`); nothing was written"),
-    ("invalid_input", 422, "the request body is not valid"),
-    ("too_many_queries", 429, "the key already runs `queries_per_key` data queries (`Retry-After` says when to retry)"),
-    ("page_memory_busy", 503, "the pages being read take the page memory budget (`Retry-After` says when to retry)"),
-    ("query_timeout", 503, "the query ran past its time budget, `query_time_budget_ms` (`Retry-After`)"),
-    ("internal_error", 500, "something went wrong on keygate's side (logged with the request id)"),
-    (
-        "busy",
-        503,
-        "keygate is at one of its bounds (e.g. every password-hashing slot is taken); retry after `Retry-After`",
-    ),
-    (
-        "unavailable",
-        503,
-        "keygate cannot judge the call now: its database does not answer in time (`Retry-After` says when to retry); never a verdict on the key",
-    ),
-];
+use crate::ProblemCode;
 
 /// The document as pretty JSON with a final newline: what `keygate openapi` prints and
 /// `docs/openapi.json` holds.
@@ -194,8 +153,12 @@ pub fn document() -> Value {
             "parameters": [{ "name": "code", "in": "path", "required": true, "schema": { "type": "string" } }],
             "responses": {
                 "200": {
-                    "description": "the code, its status and what it means",
-                    "content": { "text/plain": { "schema": { "type": "string" } } },
+                    "description": "the code, its status, what it means and what to do: an HTML page for a \
+                        request that accepts `text/html`, plain text (the code first) for any other",
+                    "content": {
+                        "text/plain": { "schema": { "type": "string" } },
+                        "text/html": { "schema": { "type": "string" } },
+                    },
                 },
                 "404": ref_response("Problem404"),
             },
@@ -306,12 +269,15 @@ fn ref_header(name: &str) -> Value {
     json!({ "$ref": format!("#/components/headers/{name}") })
 }
 
-/// Every problem code keygate sends, with its status and what it means.
-pub(crate) fn all_problem_codes() -> Vec<(&'static str, u16, String)> {
-    let mut codes: Vec<(&str, u16, String)> =
-        RefusalCode::ALL.iter().map(|c| (c.code(), c.status(), c.title().to_owned())).collect();
-    codes.extend(OTHER_PROBLEM_CODES.iter().map(|(c, s, about)| (*c, *s, (*about).to_owned())));
-    codes
+/// Every problem code keygate sends, with its status and what it means (a refusal by its title).
+pub(crate) fn all_problem_codes() -> Vec<(&'static str, u16, &'static str)> {
+    ProblemCode::ALL
+        .iter()
+        .map(|c| match c {
+            ProblemCode::Refusal(r) => (c.code(), c.status(), r.title()),
+            _ => (c.code(), c.status(), c.about()),
+        })
+        .collect()
 }
 
 fn problem_schema() -> Value {
@@ -938,9 +904,24 @@ mod tests {
                 | BadRequest::UnknownParameter
                 | BadRequest::IdempotencyKeyReused => {}
             }
-            let code = crate::problem::bad_request_code(kind);
-            assert!(OTHER_PROBLEM_CODES.iter().any(|(c, status, _)| *c == code && *status == 400), "{code}");
+            let code = crate::problem_code::bad_request_code(kind).code();
+            assert!(all_problem_codes().iter().any(|(c, status, _)| *c == code && *status == 400), "{code}");
         }
+    }
+
+    /// A code that exists but is missing from the document fails here (the list and the
+    /// document are built from `ProblemCode::ALL`, which a test in `problem_code` holds complete).
+    #[test]
+    fn the_document_lists_every_problem_code_with_its_status() {
+        let doc = document();
+        let listed = doc["components"]["schemas"]["Problem"]["properties"]["code"]["enum"].as_array().expect("codes");
+        for code in ProblemCode::ALL {
+            assert!(listed.contains(&Value::from(code.code())), "{} is not in the document", code.code());
+            let answer = &doc["components"]["responses"][format!("Problem{}", code.status())];
+            let about = answer["description"].as_str().unwrap_or_default();
+            assert!(about.contains(&format!("`{}`", code.code())), "{} is not among its status's codes", code.code());
+        }
+        assert_eq!(listed.len(), ProblemCode::ALL.len(), "the document lists no code keygate does not send");
     }
 
     #[test]

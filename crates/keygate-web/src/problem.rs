@@ -1,4 +1,5 @@
-//! RFC 9457 problem responses: the one place where refusals and errors become HTTP.
+//! RFC 9457 problem responses: the one place where refusals and errors become the Public API's
+//! HTTP answers. What each code means and which status it has is [`crate::problem_code`]'s.
 
 use axum::{
     Json,
@@ -6,17 +7,18 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use keygate_domain::RefusalCode;
-use keygate_service::{BadRequest, Budget, FieldError, RateState, Refused, ServiceError};
+use keygate_service::{FieldError, RateState, Refused, ServiceError};
 use serde_json::json;
 
-use crate::RequestId;
+use crate::{
+    RequestId,
+    problem_code::{ProblemCode, classify},
+};
 
 /// A problem document with its status and extra headers.
 #[derive(Debug)]
 pub(crate) struct Problem {
-    status: StatusCode,
-    code: &'static str,
-    title: String,
+    code: ProblemCode,
     detail: Option<String>,
     request_id: RequestId,
     headers: HeaderMap,
@@ -27,17 +29,10 @@ pub(crate) struct Problem {
 }
 
 impl Problem {
-    pub(crate) fn new(status: StatusCode, code: &'static str, title: impl Into<String>, request_id: RequestId) -> Self {
-        Self {
-            status,
-            code,
-            title: title.into(),
-            detail: None,
-            request_id,
-            headers: HeaderMap::new(),
-            errors: Vec::new(),
-            key: None,
-        }
+    /// A problem with the code's own status and title; its `detail` is the code's advice until
+    /// [`Self::detail`] gives a more precise one.
+    pub(crate) fn new(code: ProblemCode, request_id: RequestId) -> Self {
+        Self { code, detail: None, request_id, headers: HeaderMap::new(), errors: Vec::new(), key: None }
     }
 
     pub(crate) fn detail(mut self, detail: impl Into<String>) -> Self {
@@ -45,114 +40,31 @@ impl Problem {
         self
     }
 
-    /// A service error. Internal causes are logged with the request id, never sent.
+    fn status(&self) -> StatusCode {
+        StatusCode::from_u16(self.code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
+    /// A service error, as [`classify`] classifies it (internal causes are logged there with the
+    /// request id, never sent).
     pub(crate) fn from_service(e: ServiceError, request_id: RequestId) -> Self {
-        match e {
-            ServiceError::InsufficientPermission(detail) => {
-                let mut p = Self::new(
-                    StatusCode::FORBIDDEN,
-                    "insufficient_permission",
-                    RefusalCode::InsufficientPermission.title(),
-                    request_id,
-                )
-                .detail(detail);
-                p.headers.insert(
-                    header::WWW_AUTHENTICATE,
-                    HeaderValue::from_static("Bearer realm=\"keygate\", error=\"insufficient_scope\""),
-                );
-                p
-            }
-            ServiceError::BadRequest { kind, detail } => {
-                Self::new(StatusCode::BAD_REQUEST, bad_request_code(kind), "The request cannot be run", request_id)
-                    .detail(detail)
-            }
-            ServiceError::InvalidFields(errors) => {
-                let mut p = Self::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "invalid_fields",
-                    "Some fields are not valid; nothing was written",
-                    request_id,
-                );
-                p.errors = errors;
-                p
-            }
-            ServiceError::Invalid(detail) => {
-                Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_input", "The input is not valid", request_id)
-                    .detail(detail)
-            }
-            ServiceError::NotFound(what) => Self::new(StatusCode::NOT_FOUND, "not_found", "Not found", request_id)
-                .detail(format!("{what} was not found")),
-            ServiceError::Conflict(detail) => {
-                Self::new(StatusCode::CONFLICT, "conflict", "Conflict", request_id).detail(detail)
-            }
-            ServiceError::Forbidden(detail) => {
-                Self::new(StatusCode::FORBIDDEN, "forbidden", "Forbidden", request_id).detail(detail)
-            }
-            ServiceError::GrantExceedsActor(detail) => Self::new(
-                StatusCode::FORBIDDEN,
-                "grant_exceeds_actor",
-                "This would give a power the caller does not hold",
-                request_id,
-            )
-            .detail(detail),
-            ServiceError::TooLarge(detail) => Self::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "page_too_large",
-                "The answer would exceed the size limit",
-                request_id,
-            )
-            .detail(detail),
-            ServiceError::Busy(detail) => {
-                let mut p = Self::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "busy",
-                    "keygate is at one of its bounds; retry in a moment",
-                    request_id,
-                )
-                .detail(detail);
-                p.headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-                p
-            }
-            ServiceError::Overloaded { budget, detail, retry_after_secs } => {
-                let (status, code, title) = match budget {
-                    Budget::PageMemory => (
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "page_memory_busy",
-                        "The pages being read take the page memory budget; retry shortly",
-                    ),
-                    Budget::QueryTime => {
-                        (StatusCode::SERVICE_UNAVAILABLE, "query_timeout", "The query ran past its time budget")
-                    }
-                    Budget::KeyQueries => (
-                        StatusCode::TOO_MANY_REQUESTS,
-                        "too_many_queries",
-                        "The key runs as many data queries as it may at once",
-                    ),
-                };
-                let mut p = Self::new(status, code, title, request_id).detail(detail);
-                p.headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
-                p
-            }
-            other => {
-                tracing::error!(error = ?other, "request failed");
-                Self::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal_error",
-                    "Something went wrong on our side",
-                    request_id,
-                )
-            }
+        let c = classify(e, request_id);
+        let mut p = Self::new(c.code, request_id).detail(c.detail);
+        p.errors = c.errors;
+        if c.code == ProblemCode::Refusal(RefusalCode::InsufficientPermission) {
+            p.headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"keygate\", error=\"insufficient_scope\""),
+            );
         }
+        if let Some(secs) = c.retry_after_secs {
+            p.headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        p
     }
 
     /// `503 unavailable`: keygate cannot judge the call now; retry after `retry_after_secs`.
     pub(crate) fn unavailable(retry_after_secs: Option<u64>, request_id: RequestId) -> Self {
-        let mut p = Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            "keygate cannot check the key now (its database does not answer); retry later",
-            request_id,
-        );
+        let mut p = Self::new(ProblemCode::Unavailable, request_id);
         let secs = retry_after_secs.unwrap_or(keygate_service::UNAVAILABLE_RETRY_AFTER_SECS);
         p.headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         p
@@ -161,7 +73,7 @@ impl Problem {
     /// Says which address keygate judged, on `ip_not_allowed` (the caller may be behind a proxy or
     /// NAT and not know what address it calls from).
     pub(crate) fn seen_from(mut self, ip: std::net::IpAddr) -> Self {
-        if self.code == RefusalCode::IpNotAllowed.code() {
+        if self.code == ProblemCode::Refusal(RefusalCode::IpNotAllowed) {
             self.detail = Some(format!(
                 "keygate saw this call come from {ip}, which is outside the key's IP ranges or the tenant's API whitelist"
             ));
@@ -177,8 +89,7 @@ impl Problem {
             return Self::unavailable(refused.retry_after_secs, request_id);
         }
         let code = refused.code;
-        let status = StatusCode::from_u16(code.status()).unwrap_or(StatusCode::FORBIDDEN);
-        let mut p = Self::new(status, code.code(), code.title(), request_id);
+        let mut p = Self::new(ProblemCode::Refusal(code), request_id);
         p.key = refused.key;
         let challenge = match code {
             RefusalCode::MissingCredentials => Some("Bearer realm=\"keygate\"".to_owned()),
@@ -207,18 +118,6 @@ impl Problem {
     }
 }
 
-/// The stable `code` of each kind of bad request.
-pub(crate) fn bad_request_code(kind: BadRequest) -> &'static str {
-    match kind {
-        BadRequest::InvalidFilter => "invalid_filter",
-        BadRequest::UnknownColumn => "unknown_column",
-        BadRequest::TypeMismatch => "type_mismatch",
-        BadRequest::InvalidParameter => "invalid_parameter",
-        BadRequest::UnknownParameter => "unknown_parameter",
-        BadRequest::IdempotencyKeyReused => "idempotency_key_reused",
-    }
-}
-
 /// IETF `RateLimit-Policy` and `RateLimit` (draft-ietf-httpapi-ratelimit-headers).
 pub(crate) fn rate_headers(headers: &mut HeaderMap, rate: &RateState) {
     static POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
@@ -244,26 +143,48 @@ pub(crate) fn rate_headers(headers: &mut HeaderMap, rate: &RateState) {
 
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
+        let status = self.status();
+        let code = self.code.code();
         let mut body = json!({
             // A reference to keygate's own page about the code (`GET /problems/{code}`).
-            "type": format!("/problems/{}", self.code),
-            "title": self.title,
-            "status": self.status.as_u16(),
-            "code": self.code,
+            "type": format!("/problems/{code}"),
+            "title": self.code.title(),
+            "status": status.as_u16(),
+            // Every problem says what to do: the code's advice when there is nothing more precise.
+            "detail": self.detail.as_deref().unwrap_or(self.code.advice()),
+            "code": code,
             "requestId": self.request_id.to_string(),
         });
-        if let Some(detail) = self.detail {
-            body["detail"] = json!(detail);
-        }
         if !self.errors.is_empty() {
             body["errors"] = json!(self.errors);
         }
-        let mut response = (self.status, Json(body)).into_response();
+        let mut response = (status, Json(body)).into_response();
         response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
         response.headers_mut().extend(self.headers);
         if let Some(key) = self.key {
-            crate::app::note_key(&mut response, key, None);
+            crate::key_note::note_key(&mut response, key, None);
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `/v1/keys/verify` refused a key without `keys:verify` with no `detail`; every refusal and
+    /// every other problem carries one now (its code's advice when nothing more precise is known).
+    #[tokio::test]
+    async fn every_refusal_and_every_problem_carries_a_detail() {
+        let id = RequestId::Own { prefix: 1, n: 2 };
+        let refusals = RefusalCode::ALL.into_iter().map(|code| Problem::refused(Refused::from(code), id));
+        let others = crate::ProblemCode::ALL.into_iter().map(|code| Problem::new(code, id));
+        for problem in refusals.chain(others) {
+            let code = problem.code;
+            let bytes = axum::body::to_bytes(problem.into_response().into_body(), 1 << 16).await.expect("body");
+            let body: serde_json::Value = serde_json::from_slice(&bytes).expect("json");
+            let detail = body["detail"].as_str().unwrap_or_default();
+            assert!(detail.len() >= 20, "{}: `{detail}`", code.code());
+        }
     }
 }

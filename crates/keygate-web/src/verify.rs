@@ -18,6 +18,7 @@ use crate::{
     AppState, RequestId,
     client_ip::client_ip,
     problem::Problem,
+    problem_code::ProblemCode,
     rest::{
         auth::{authenticated, credential, parse_unit},
         decoded,
@@ -66,11 +67,7 @@ pub(crate) async fn verify_key(
         }
         Err(refused) => return Problem::refused(refused, id).into_response(),
     };
-    let invalid = |detail: String| {
-        Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_input", "The request body is not valid", id)
-            .detail(detail)
-            .into_response()
-    };
+    let invalid = |detail: String| Problem::new(ProblemCode::InvalidInput, id).detail(detail).into_response();
     // Read only now that the caller is known: an unauthenticated client cannot make keygate wait
     // for a body.
     let bytes = match axum::body::to_bytes(body, VERIFY_BODY_LIMIT).await {
@@ -172,18 +169,13 @@ pub(crate) async fn forward_auth(
 
 /// The refusal of a forwarded URI under `/rest/v1/` whose unit keygate cannot read.
 fn unreadable_unit(id: RequestId) -> Response {
-    Problem::new(
-        StatusCode::BAD_REQUEST,
-        "unreadable_unit",
-        "The forwarded URI addresses the Public API in a form keygate does not read",
-        id,
-    )
-    .detail(
-        "the forwarded URI reaches /rest/v1/ only in some reading of it (case, percent-escapes, dot or empty \
+    Problem::new(ProblemCode::UnreadableUnit, id)
+        .detail(
+            "the forwarded URI reaches /rest/v1/ only in some reading of it (case, percent-escapes, dot or empty \
          segments, `;` parameters, backslashes), so keygate cannot tell which unit the application will see; \
          send /rest/v1/{unitId}/… with the unit in plain digits and no such spellings",
-    )
-    .into_response()
+        )
+        .into_response()
 }
 
 /// What a forwarded URI addresses, for forward-auth.

@@ -129,14 +129,9 @@ fn page(doc: &Value, chrome: Chrome) -> ApiReferencePage {
         .flatten()
         .map(|(name, s)| SchemaDoc { name: name.clone(), description: rich(&s["description"]), fields: members(s) })
         .collect();
-    let mut codes: Vec<CodeDoc> = keygate_domain::RefusalCode::ALL
-        .iter()
-        .map(|c| CodeDoc { code: c.code().to_owned(), status: c.status(), about: Rich::of(c.title()) })
-        .chain(openapi::OTHER_PROBLEM_CODES.iter().map(|(code, status, about)| CodeDoc {
-            code: (*code).to_owned(),
-            status: *status,
-            about: Rich::of(about),
-        }))
+    let mut codes: Vec<CodeDoc> = openapi::all_problem_codes()
+        .into_iter()
+        .map(|(code, status, about)| CodeDoc { code: code.to_owned(), status, about: Rich::of(about) })
         .collect();
     codes.sort_by_key(|c| c.status);
     ApiReferencePage {

@@ -8,7 +8,7 @@ use axum::{
     response::Response,
 };
 use keygate_domain::{KeyId, Timestamp, UserId};
-use keygate_store::AuditFilter;
+use keygate_service::AuditFilter;
 
 use super::{Administrator, Chrome, render, service_error_page, when};
 use crate::AppState;
@@ -89,7 +89,7 @@ pub(crate) async fn audit_page(
         k.list_users(&ctx.session.caller, tenant).await,
     ) {
         (Ok(e), Ok(u)) => (e, u),
-        (Err(e), _) | (_, Err(e)) => return service_error_page(&ctx, &e),
+        (Err(e), _) | (_, Err(e)) => return service_error_page(&ctx, e),
     };
     let older = (events.len() == PAGE_SIZE as usize).then(|| {
         let last = events.last().map_or(0, |e| e.id);

@@ -14,7 +14,7 @@ use keygate_service::{LoginError, LoginRequest};
 use secrecy::{ExposeSecret, SecretString};
 
 use super::{COOKIE, CsrfForm, Ctx, Fields, Session, pages::LoginPage, render};
-use crate::{AppState, CookieSecure, client_ip::client_ip};
+use crate::{AppState, CookieSecure, RequestId, client_ip::client_ip};
 
 /// The log-in form. Anyone may see it.
 pub(crate) async fn login_page() -> Response {
@@ -26,6 +26,7 @@ pub(crate) async fn login_page() -> Response {
 pub(crate) async fn log_in(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    axum::Extension(request_id): axum::Extension<RequestId>,
     headers: HeaderMap,
     form: Fields,
 ) -> Response {
@@ -44,7 +45,7 @@ pub(crate) async fn log_in(
     match state.keygate.login(request).await {
         Ok(logged_in) => {
             // Rotation: a session that came in with the request ends here.
-            if let Ok(old) = Ctx::load(&state, peer, &headers).await {
+            if let Ok(old) = Ctx::load(&state, peer, &headers, request_id).await {
                 let _ = state.keygate.logout(&old.session).await;
             }
             let secure = cookie_secure(peer, &headers, &state);
@@ -79,7 +80,7 @@ pub(crate) async fn log_in(
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
             response
         }
-        Err(LoginError::Service(e)) => super::internal(&e),
+        Err(LoginError::Service(e)) => super::error_page(None, request_id, e),
     }
 }
 
@@ -92,7 +93,7 @@ pub(crate) async fn log_out(
     _form: CsrfForm,
 ) -> Response {
     if let Err(e) = state.keygate.logout(&ctx.session).await {
-        return super::internal(&e);
+        return super::service_error_page(&ctx, e);
     }
     let secure = cookie_secure(peer, &headers, &state);
     let mut response = Redirect::to("/console/login").into_response();

@@ -19,7 +19,7 @@ use axum::{
 };
 
 use super::{Ctx, Fields, pages};
-use crate::AppState;
+use crate::{AppState, RequestId};
 
 /// The session of the request, loaded once per request and kept in its extensions so that a
 /// guard and a [`CsrfForm`] in the same signature share it.
@@ -31,7 +31,9 @@ pub(super) async fn ctx_of(parts: &mut Parts, state: &AppState) -> Result<Ctx, R
         tracing::error!("a console request arrived without the peer address");
         return Err((StatusCode::INTERNAL_SERVER_ERROR, "the peer address is unknown").into_response());
     };
-    let ctx = Ctx::load(state, peer, &parts.headers).await?;
+    // The application gives every request its id before routing it.
+    let request_id = parts.extensions.get::<RequestId>().copied().unwrap_or(RequestId::Own { prefix: 0, n: 0 });
+    let ctx = Ctx::load(state, peer, &parts.headers, request_id).await?;
     parts.extensions.insert(ctx.clone());
     Ok(ctx)
 }

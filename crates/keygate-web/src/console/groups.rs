@@ -13,9 +13,9 @@ use axum::{
     response::{IntoResponse, Redirect, Response},
 };
 use keygate_domain::{Access, Grant, Reach, Resource, SystemGroup};
-use keygate_store::GroupRecord;
+use keygate_service::GroupRecord;
 
-use super::{Chrome, CsrfForm, Ctx, UserConfigurator, pages, render, service_error_page, users::form_error};
+use super::{Chrome, CsrfForm, Ctx, UserConfigurator, form_error, pages, render, service_error_page};
 use crate::AppState;
 
 /// One checkbox of the grant matrix.
@@ -130,7 +130,7 @@ async fn list_page(
 ) -> Response {
     let groups = match state.keygate.list_groups(&ctx.session.caller, ctx.session.tenant.policy.id).await {
         Ok(g) => g,
-        Err(e) => return service_error_page(ctx, &e),
+        Err(e) => return service_error_page(ctx, e),
     };
     let mut chrome = ctx.chrome();
     chrome.flash = ctx.take_flash(state).await;
@@ -173,12 +173,12 @@ pub(crate) async fn create_group(
         Ok(group) => {
             let message = format!("Created the group {}.", group.name);
             if let Err(e) = state.keygate.set_flash(&ctx.session, Some(&message)).await {
-                return service_error_page(&ctx, &e);
+                return service_error_page(&ctx, e);
             }
             Redirect::to(&format!("/console/groups/{}", group.id.0)).into_response()
         }
         Err(e) => {
-            let (status, why) = form_error(e);
+            let (status, why) = form_error(&ctx, e);
             list_page(&state, &ctx, status, name, &grants, Some(format!("No group created: {why}"))).await
         }
     }
@@ -201,7 +201,7 @@ impl FromRequestParts<AppState> for PathGroup {
             .keygate
             .list_groups(&ctx.session.caller, ctx.session.tenant.policy.id)
             .await
-            .map_err(|e| service_error_page(&ctx, &e))?;
+            .map_err(|e| service_error_page(&ctx, e))?;
         groups.into_iter().find(|g| g.id.0 == id).map(Self).ok_or_else(|| not_found(&ctx))
     }
 }
@@ -223,7 +223,7 @@ async fn group_view(state: &AppState, ctx: &Ctx, group: GroupRecord, status: Sta
     let id = group.id.0;
     let view = match state.keygate.group(&ctx.session.caller, ctx.session.tenant.policy.id, &group.name).await {
         Ok(v) => v,
-        Err(e) => return service_error_page(ctx, &e),
+        Err(e) => return service_error_page(ctx, e),
     };
     let ticked = again.grants.unwrap_or_else(|| grant_strings(&group));
     let mut chrome = ctx.chrome();
@@ -256,7 +256,7 @@ pub(crate) async fn group_page(
 
 async fn done(state: &AppState, ctx: &Ctx, to: &str, message: &str) -> Response {
     if let Err(e) = state.keygate.set_flash(&ctx.session, Some(message)).await {
-        return service_error_page(ctx, &e);
+        return service_error_page(ctx, e);
     }
     Redirect::to(to).into_response()
 }
@@ -282,7 +282,7 @@ pub(crate) async fn set_group_grants(
             done(&state, &ctx, &format!("/console/groups/{id}"), &message).await
         }
         Err(e) => {
-            let (status, why) = form_error(e);
+            let (status, why) = form_error(&ctx, e);
             let again = Again {
                 grants: Some(grants),
                 grants_error: Some(format!("Grants not changed: {why}")),
@@ -309,7 +309,7 @@ pub(crate) async fn rename_group(
             done(&state, &ctx, &format!("/console/groups/{id}"), &message).await
         }
         Err(e) => {
-            let (status, why) = form_error(e);
+            let (status, why) = form_error(&ctx, e);
             let again = Again {
                 new_name: Some(new_name),
                 rename_error: Some(format!("Not renamed: {why}")),
@@ -344,7 +344,7 @@ async fn delete_view(
     }
     let view = match state.keygate.group(&ctx.session.caller, ctx.session.tenant.policy.id, &group.name).await {
         Ok(v) => v,
-        Err(e) => return service_error_page(ctx, &e),
+        Err(e) => return service_error_page(ctx, e),
     };
     render(status, &DeleteGroupPage { chrome: ctx.chrome(), id, name: group.name, members: view.members, error })
 }
@@ -362,7 +362,7 @@ pub(crate) async fn delete_group(
     match state.keygate.delete_group(&ctx.session.caller, tenant, &group.name, force).await {
         Ok(()) => done(&state, &ctx, "/console/groups", &format!("The group {} is deleted.", group.name)).await,
         Err(e) => {
-            let (status, why) = form_error(e);
+            let (status, why) = form_error(&ctx, e);
             delete_view(&state, &ctx, group, status, Some(format!("Not deleted: {why}"))).await
         }
     }

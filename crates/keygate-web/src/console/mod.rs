@@ -31,7 +31,7 @@ use axum::{
 };
 use keygate_service::ServiceError;
 
-use crate::{AppState, client_ip::client_ip};
+use crate::{AppState, RequestId, client_ip::client_ip, problem_code::classify};
 
 pub(crate) use extract::{Administrator, Configurator, CsrfForm, Session, UserConfigurator};
 pub(crate) use pages::Chrome;
@@ -102,19 +102,26 @@ async fn copy_script() -> Response {
 pub(crate) struct Ctx {
     pub session: keygate_service::Session,
     pub ip: IpAddr,
+    /// The request's id, which an error page names.
+    pub request_id: RequestId,
 }
 
 impl Ctx {
     /// The session behind the request's cookie, or a redirect to the log-in page.
-    pub(crate) async fn load(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> Result<Self, Response> {
+    pub(crate) async fn load(
+        state: &AppState,
+        peer: SocketAddr,
+        headers: &HeaderMap,
+        request_id: RequestId,
+    ) -> Result<Self, Response> {
         let ip = client_ip(peer, headers, &state.config.trusted_proxies);
         let Some(token) = session_token(headers) else {
             return Err(Redirect::to("/console/login").into_response());
         };
         match state.keygate.session(&token, Some(ip)).await {
-            Ok(Some(session)) => Ok(Self { session, ip }),
+            Ok(Some(session)) => Ok(Self { session, ip, request_id }),
             Ok(None) => Err(Redirect::to("/console/login").into_response()),
-            Err(e) => Err(internal(&e)),
+            Err(e) => Err(error_page(None, request_id, e)),
         }
     }
 
@@ -209,36 +216,36 @@ pub(crate) fn not_found_page(path: &str) -> Response {
     )
 }
 
-/// An unexpected failure: logged with its cause, shown without it.
-pub(crate) fn internal(e: &ServiceError) -> Response {
-    tracing::error!(error = %e, "a console request failed");
-    pages::message_page(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        None,
-        "Something went wrong",
-        "keygate could not complete this request. The cause has been logged; try again in a moment.",
-    )
+/// A service error as a page, with the status the Public API answers for the same error
+/// ([`classify`]): refusals say why, invalid input says what to fix, an internal failure names
+/// the request id under which its cause is logged and nothing of the cause.
+pub(crate) fn service_error_page(ctx: &Ctx, e: ServiceError) -> Response {
+    error_page(Some(ctx), ctx.request_id, e)
 }
 
-/// A service error as a page: refusals say why, invalid input says what to fix.
-pub(crate) fn service_error_page(ctx: &Ctx, e: &ServiceError) -> Response {
-    match e {
-        ServiceError::Forbidden(why) | ServiceError::GrantExceedsActor(why) => {
-            pages::message_page(StatusCode::FORBIDDEN, Some(ctx), "Not allowed", why)
-        }
-        ServiceError::NotFound(what) => {
-            pages::message_page(StatusCode::NOT_FOUND, Some(ctx), "Not found", &format!("{what} was not found."))
-        }
-        ServiceError::Invalid(why) | ServiceError::Conflict(why) => {
-            pages::message_page(StatusCode::UNPROCESSABLE_ENTITY, Some(ctx), "Not done", why)
-        }
-        ServiceError::Busy(why) => {
-            let mut page = pages::message_page(StatusCode::SERVICE_UNAVAILABLE, Some(ctx), "Busy", why);
-            page.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("1"));
-            page
-        }
-        other => internal(other),
+/// [`service_error_page`], also for a request without a session.
+pub(crate) fn error_page(ctx: Option<&Ctx>, request_id: RequestId, e: ServiceError) -> Response {
+    let c = classify(e, request_id);
+    let status = StatusCode::from_u16(c.code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let heading = match c.code.status() {
+        403 => "Not allowed",
+        404 => "Not found",
+        500 => "Something went wrong",
+        503 => "Busy",
+        _ => "Not done",
+    };
+    let mut page = pages::message_page(status, ctx, heading, &c.detail);
+    if let Some(secs) = c.retry_after_secs {
+        page.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
     }
+    page
+}
+
+/// A refusal or a mistake in a form: the status (the Public API's for the same error) and the
+/// message to show beside the form. An internal failure is logged and shown only by its request id.
+pub(crate) fn form_error(ctx: &Ctx, e: ServiceError) -> (StatusCode, String) {
+    let c = classify(e, ctx.request_id);
+    (StatusCode::from_u16(c.code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), c.detail)
 }
 
 /// `YYYY-MM-DD HH:MM UTC`.

@@ -12,7 +12,9 @@ use axum::{
 use keygate_domain::{IpRanges, KeyId, Scope, Timestamp, UnitId, UserCategory, UserId};
 use keygate_service::{IssueKey, IssuedKey, KeyOwner, KeyView, ServiceError};
 
-use super::{Chrome, Configurator, CsrfForm, Ctx, Fields, PUBLIC_API, pages, render, service_error_page, when};
+use super::{
+    Chrome, Configurator, CsrfForm, Ctx, Fields, PUBLIC_API, form_error, pages, render, service_error_page, when,
+};
 use crate::AppState;
 
 /// A key that was just generated: shown in this response only.
@@ -166,11 +168,11 @@ async fn page(
         k.list_users(caller, tenant_id).await,
     ) {
         (Ok(t), Ok(keys), Ok(users)) => (t, keys, users),
-        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return service_error_page(ctx, &e),
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return service_error_page(ctx, e),
     };
     let nonce = match k.new_form_nonce(&ctx.session).await {
         Ok(n) => n,
-        Err(e) => return service_error_page(ctx, &e),
+        Err(e) => return service_error_page(ctx, e),
     };
     let me = ctx.session.user.id;
     let candidates: Vec<_> =
@@ -201,7 +203,7 @@ async fn page(
     let owner_label = owners.iter().find(|o| o.selected).map(|o| o.label.clone()).unwrap_or_default();
     let choices = match k.key_choices(caller, tenant_id, owner).await {
         Ok(c) => c,
-        Err(e) => return service_error_page(ctx, &e),
+        Err(e) => return service_error_page(ctx, e),
     };
     let scopes = choices
         .scopes
@@ -355,7 +357,7 @@ pub(crate) async fn switch_api(
             };
             done(&state, &ctx, message).await
         }
-        Err(e) => service_error_page(&ctx, &e),
+        Err(e) => service_error_page(&ctx, e),
     }
 }
 
@@ -381,7 +383,7 @@ pub(crate) async fn set_whitelist(
             )
             .await
         }
-        Err(e) => service_error_page(&ctx, &e),
+        Err(e) => service_error_page(&ctx, e),
     }
 }
 
@@ -392,7 +394,7 @@ fn split_ranges(text: &str) -> Vec<String> {
 /// Post-redirect-get with a one-shot message.
 async fn done(state: &AppState, ctx: &Ctx, message: &str) -> Response {
     if let Err(e) = state.keygate.set_flash(&ctx.session, Some(message)).await {
-        return service_error_page(ctx, &e);
+        return service_error_page(ctx, e);
     }
     Redirect::to(PUBLIC_API).into_response()
 }
@@ -533,30 +535,13 @@ pub(crate) async fn generate_key(
             drop(issued);
             page(&state, &ctx, StatusCode::OK, default_form(ctx.ip), Some(shown), None).await
         }
-        Err(ServiceError::Invalid(why) | ServiceError::Forbidden(why)) => {
-            page(
-                &state,
-                &ctx,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                values,
-                None,
-                Some(Mistake::Generate(format!("No key generated: {why}"))),
-            )
-            .await
+        // A mistake or a refusal (the grant ceiling among them): the form stays as it was, with
+        // what is wrong beside it, answered with the status the Public API gives the same error.
+        Err(e @ (ServiceError::Invalid(_) | ServiceError::Forbidden(_) | ServiceError::GrantExceedsActor(_))) => {
+            let (status, why) = form_error(&ctx, e);
+            page(&state, &ctx, status, values, None, Some(Mistake::Generate(format!("No key generated: {why}")))).await
         }
-        // The grant ceiling: the form stays as it was, with what the caller lacks beside it.
-        Err(ServiceError::GrantExceedsActor(why)) => {
-            page(
-                &state,
-                &ctx,
-                StatusCode::FORBIDDEN,
-                values,
-                None,
-                Some(Mistake::Generate(format!("No key generated: {why}"))),
-            )
-            .await
-        }
-        Err(e) => service_error_page(&ctx, &e),
+        Err(e) => service_error_page(&ctx, e),
     }
 }
 
@@ -575,7 +560,7 @@ pub(crate) async fn confirm_key_action(
     };
     let key = match state.keygate.key(ctx.session.tenant.policy.id, KeyId(id)).await {
         Ok(k) => k,
-        Err(e) => return service_error_page(&ctx, &e),
+        Err(e) => return service_error_page(&ctx, e),
     };
     let name = format!("{} (\u{201c}{}\u{201d})", key.display, key.purpose.as_str());
     let (title, message, button, danger) = match action {
@@ -610,7 +595,7 @@ pub(crate) async fn confirm_key_action(
     let nonce = if action == "roll" {
         match state.keygate.new_form_nonce(&ctx.session).await {
             Ok(n) => n,
-            Err(e) => return service_error_page(&ctx, &e),
+            Err(e) => return service_error_page(&ctx, e),
         }
     } else {
         String::new()
@@ -664,13 +649,13 @@ pub(crate) async fn change_key(
                     drop(issued);
                     page(&state, &ctx, StatusCode::OK, default_form(ctx.ip), Some(shown), None).await
                 }
-                Err(e) => service_error_page(&ctx, &e),
+                Err(e) => service_error_page(&ctx, e),
             };
         }
     };
     match result {
         Ok(message) => done(&state, &ctx, &message).await,
-        Err(e) => service_error_page(&ctx, &e),
+        Err(e) => service_error_page(&ctx, e),
     }
 }
 
@@ -690,6 +675,6 @@ async fn spend_nonce(state: &AppState, ctx: &Ctx, form: &Fields) -> Option<Respo
             )
             .await,
         ),
-        Err(e) => Some(service_error_page(ctx, &e)),
+        Err(e) => Some(service_error_page(ctx, e)),
     }
 }

@@ -10,9 +10,7 @@ use axum::{
 };
 use keygate_domain::UnitId;
 
-use super::{
-    Chrome, CsrfForm, Ctx, UserConfigurator, public_api::ConfirmPage, render, service_error_page, users::form_error,
-};
+use super::{Chrome, CsrfForm, Ctx, UserConfigurator, form_error, public_api::ConfirmPage, render, service_error_page};
 use crate::AppState;
 
 #[derive(Debug)]
@@ -50,7 +48,7 @@ struct Again {
 async fn page(state: &AppState, ctx: &Ctx, status: StatusCode, again: Again) -> Response {
     let units = match state.keygate.list_units(&ctx.session.caller, ctx.session.tenant.policy.id).await {
         Ok(u) => u,
-        Err(e) => return service_error_page(ctx, &e),
+        Err(e) => return service_error_page(ctx, e),
     };
     let mut chrome = ctx.chrome();
     chrome.flash = ctx.take_flash(state).await;
@@ -83,7 +81,7 @@ pub(crate) async fn units_page(State(state): State<AppState>, UserConfigurator(c
 
 async fn done(state: &AppState, ctx: &Ctx, message: &str) -> Response {
     if let Err(e) = state.keygate.set_flash(&ctx.session, Some(message)).await {
-        return service_error_page(ctx, &e);
+        return service_error_page(ctx, e);
     }
     Redirect::to("/console/units").into_response()
 }
@@ -109,7 +107,7 @@ pub(crate) async fn create_unit(
     match state.keygate.create_unit(&ctx.session.caller, ctx.session.tenant.policy.id, id, &name).await {
         Ok(id) => done(&state, &ctx, &format!("Created unit {id} ({name}).")).await,
         Err(e) => {
-            let (status, why) = form_error(e);
+            let (status, why) = form_error(&ctx, e);
             page(&state, &ctx, status, again(format!("No unit created: {why}"))).await
         }
     }
@@ -126,7 +124,7 @@ pub(crate) async fn rename_unit(
     match state.keygate.rename_unit(&ctx.session.caller, ctx.session.tenant.policy.id, UnitId(id), &name).await {
         Ok(()) => done(&state, &ctx, &format!("Unit {id} is now called {name}.")).await,
         Err(e) => {
-            let (status, why) = form_error(e);
+            let (status, why) = form_error(&ctx, e);
             let again = Again { rename: Some((id, name, format!("Not renamed: {why}"))), ..Again::default() };
             page(&state, &ctx, status, again).await
         }
@@ -164,7 +162,7 @@ pub(crate) async fn delete_unit(
     match state.keygate.delete_unit(&ctx.session.caller, ctx.session.tenant.policy.id, UnitId(id)).await {
         Ok(()) => done(&state, &ctx, &format!("Unit {id} is deleted.")).await,
         Err(e) => {
-            let (status, why) = form_error(e);
+            let (status, why) = form_error(&ctx, e);
             let again = Again { delete_error: Some(format!("Unit {id} not deleted: {why}")), ..Again::default() };
             page(&state, &ctx, status, again).await
         }

@@ -50,7 +50,7 @@ pub(crate) async fn usage_page(State(state): State<AppState>, Configurator(ctx):
     let (usage, keys) =
         match (k.key_usage(&ctx.session.caller, tenant, DAYS).await, k.list_keys(&ctx.session.caller, tenant).await) {
             (Ok(u), Ok(keys)) => (u, keys),
-            (Err(e), _) | (_, Err(e)) => return service_error_page(&ctx, &e),
+            (Err(e), _) | (_, Err(e)) => return service_error_page(&ctx, e),
         };
     let today = keygate_service::day_of(Timestamp::now());
     let first_day = today - DAYS + 1;

@@ -15,8 +15,8 @@ use keygate_domain::{UnitId, UserCategory, UserId};
 use secrecy::SecretString;
 
 use super::{
-    Chrome, CsrfForm, Ctx, PUBLIC_API, UserConfigurator, render, service_error_page,
-    users::{Choice, form_error, group_label},
+    Chrome, CsrfForm, Ctx, PUBLIC_API, UserConfigurator, form_error, render, service_error_page,
+    users::{Choice, group_label},
     when,
 };
 use crate::AppState;
@@ -90,11 +90,11 @@ async fn page(
         match (k.user_by_id(tenant, id).await, k.list_groups(caller, tenant).await, k.list_units(caller, tenant).await)
         {
             (Ok(u), Ok(g), Ok(n)) => (u, g, n),
-            (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return service_error_page(ctx, &e),
+            (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return service_error_page(ctx, e),
         };
     let permissions = match k.user_permissions(caller, tenant, id).await {
         Ok(p) => p,
-        Err(e) => return service_error_page(ctx, &e),
+        Err(e) => return service_error_page(ctx, e),
     };
     let keys = if ctx.session.permissions.configurator {
         match k.list_keys(caller, tenant).await {
@@ -123,7 +123,7 @@ async fn page(
                     })
                     .collect(),
             ),
-            Err(e) => return service_error_page(ctx, &e),
+            Err(e) => return service_error_page(ctx, e),
         }
     } else {
         None
@@ -193,7 +193,7 @@ pub(crate) async fn user_page(
 /// After a change: a one-shot message on the user's page.
 async fn done(state: &AppState, ctx: &Ctx, id: UserId, message: &str) -> Response {
     if let Err(e) = state.keygate.set_flash(&ctx.session, Some(message)).await {
-        return service_error_page(ctx, &e);
+        return service_error_page(ctx, e);
     }
     Redirect::to(&format!("/console/users/{id}")).into_response()
 }
@@ -215,7 +215,7 @@ pub(crate) async fn set_user_groups(
             done(&state, &ctx, id, &format!("The user's groups are now: {list}.")).await
         }
         Err(e) => {
-            let (status, why) = form_error(e);
+            let (status, why) = form_error(&ctx, e);
             let sent = Sent { groups: Some(names), units: None };
             page(&state, &ctx, id, status, sent, Some((Part::Groups, format!("Groups not changed: {why}")))).await
         }
@@ -240,7 +240,7 @@ pub(crate) async fn set_user_units(
             done(&state, &ctx, id, &format!("The user now reaches {what}.")).await
         }
         Err(e) => {
-            let (status, why) = form_error(e);
+            let (status, why) = form_error(&ctx, e);
             let sent = Sent { groups: None, units: Some((every, ticked)) };
             page(&state, &ctx, id, status, sent, Some((Part::Units, format!("Units not changed: {why}")))).await
         }
@@ -278,7 +278,7 @@ pub(crate) async fn set_user_password(
             done(&state, &ctx, id, message).await
         }
         Err(e) => {
-            let (status, why) = form_error(e);
+            let (status, why) = form_error(&ctx, e);
             page(
                 &state,
                 &ctx,

@@ -10,12 +10,12 @@ use axum::{
     response::{IntoResponse, Redirect, Response},
 };
 use keygate_domain::{SystemGroup, UnitId, UserCategory, UserId};
-use keygate_service::{CreateUser, ServiceError};
-use keygate_store::GroupRecord;
+use keygate_service::{CreateUser, GroupRecord, ServiceError};
 use secrecy::SecretString;
 
 use super::{
-    Chrome, CsrfForm, Ctx, Fields, UserConfigurator, pages, public_api::ConfirmPage, render, service_error_page, when,
+    Chrome, CsrfForm, Ctx, Fields, UserConfigurator, form_error, pages, public_api::ConfirmPage, render,
+    service_error_page, when,
 };
 use crate::AppState;
 
@@ -75,7 +75,7 @@ async fn page(
         k.list_units(caller, tenant).await,
     ) {
         (Ok(u), Ok(g), Ok(n)) => (u, g, n),
-        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return service_error_page(ctx, &e),
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return service_error_page(ctx, e),
     };
     let picked_groups = chosen.all("group");
     let picked_units = chosen.all("unit");
@@ -152,16 +152,16 @@ pub(crate) async fn create_user(
             let kind = if programmatic { "programmatic user" } else { "user" };
             let message = format!("Created the {kind} {email}.");
             if let Err(e) = state.keygate.set_flash(&ctx.session, Some(&message)).await {
-                return service_error_page(&ctx, &e);
+                return service_error_page(&ctx, e);
             }
             Redirect::to("/console/users").into_response()
         }
         Err(e @ (ServiceError::Invalid(_) | ServiceError::Conflict(_) | ServiceError::GrantExceedsActor(_))) => {
             let values = NewUserForm { email, name: form.get("name").to_owned(), programmatic };
-            let (status, why) = form_error(e);
+            let (status, why) = form_error(&ctx, e);
             page(&state, &ctx, status, values, &form, Some(format!("No user created: {why}"))).await
         }
-        Err(e) => service_error_page(&ctx, &e),
+        Err(e) => service_error_page(&ctx, e),
     }
 }
 
@@ -175,7 +175,7 @@ pub(crate) async fn confirm_user_action(
     let tenant = ctx.session.tenant.policy.id;
     let user = match state.keygate.user_by_id(tenant, UserId(id)).await {
         Ok(u) => u,
-        Err(e) => return service_error_page(&ctx, &e),
+        Err(e) => return service_error_page(&ctx, e),
     };
     let usable = match state.keygate.list_keys(&ctx.session.caller, tenant).await {
         Ok(keys) => keys
@@ -252,7 +252,7 @@ pub(crate) async fn change_user(
     let tenant = ctx.session.tenant.policy.id;
     let email = match state.keygate.user_by_id(tenant, UserId(id)).await {
         Ok(u) => u.email,
-        Err(e) => return service_error_page(&ctx, &e),
+        Err(e) => return service_error_page(&ctx, e),
     };
     match state.keygate.set_user_active(&ctx.session.caller, tenant, UserId(id), active).await {
         Ok(outcome) => {
@@ -264,21 +264,11 @@ pub(crate) async fn change_user(
                 format!("{email} is deactivated: {n} API {keys} stopped working.")
             };
             if let Err(e) = state.keygate.set_flash(&ctx.session, Some(&message)).await {
-                return service_error_page(&ctx, &e);
+                return service_error_page(&ctx, e);
             }
             Redirect::to("/console/users").into_response()
         }
-        Err(e) => service_error_page(&ctx, &e),
-    }
-}
-
-/// A refusal or a mistake in a form: the status, and the message to show beside the form.
-pub(crate) fn form_error(e: ServiceError) -> (StatusCode, String) {
-    match e {
-        ServiceError::GrantExceedsActor(why) | ServiceError::Forbidden(why) => (StatusCode::FORBIDDEN, why),
-        ServiceError::NotFound(what) => (StatusCode::NOT_FOUND, format!("{what} was not found")),
-        ServiceError::Invalid(why) | ServiceError::Conflict(why) => (StatusCode::UNPROCESSABLE_ENTITY, why),
-        other => (StatusCode::INTERNAL_SERVER_ERROR, other.to_string()),
+        Err(e) => service_error_page(&ctx, e),
     }
 }
 

@@ -23,12 +23,12 @@ use std::net::SocketAddr;
 
 use axum::{
     body::Body,
-    http::{HeaderValue, Method, Request, StatusCode, header},
+    http::{HeaderValue, Method, Request, header},
     response::{IntoResponse, Response},
 };
 use keygate_domain::UnitId;
 
-use crate::{AppState, RequestId, problem::Problem};
+use crate::{AppState, RequestId, problem::Problem, problem_code::ProblemCode};
 
 /// The largest request body a Public API call may send (axum's default limit).
 pub(crate) const BODY_LIMIT: usize = 2 * 1024 * 1024;
@@ -139,7 +139,7 @@ pub(crate) async fn serve(
         Endpoint::ReadRecord | Endpoint::CreateRecord | Endpoint::UpdateRecord => Some(second),
     };
     let Some(unit) = auth::parse_unit(raw_unit) else {
-        return Problem::new(StatusCode::NOT_FOUND, "unknown_unit", "There is no such unit", id)
+        return Problem::new(ProblemCode::Refusal(keygate_domain::RefusalCode::UnknownUnit), id)
             .detail(format!("`{}` is not a unit number", raw_unit.chars().take(40).collect::<String>()))
             .into_response();
     };
@@ -156,14 +156,8 @@ pub(crate) async fn serve(
 }
 
 fn method_not_allowed(id: RequestId, allow: &'static str) -> Response {
-    let mut response = Problem::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
-        "This endpoint does not answer this method",
-        id,
-    )
-    .detail(format!("allowed: {allow}"))
-    .into_response();
+    let mut response =
+        Problem::new(ProblemCode::MethodNotAllowed, id).detail(format!("allowed: {allow}")).into_response();
     response.headers_mut().insert(header::ALLOW, HeaderValue::from_static(allow));
     response
 }

@@ -15,7 +15,7 @@ use super::{
     auth::{authenticate, authenticated},
     body::Parts,
 };
-use crate::problem::Problem;
+use crate::{problem::Problem, problem_code::ProblemCode};
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -131,13 +131,8 @@ fn not_found(call: &Call, v: &Verified, what: &str) -> Response {
 /// The request body, up to [`BODY_LIMIT`].
 async fn read_body(call: &Call, v: &Verified, body: axum::body::Body) -> Result<Bytes, Response> {
     axum::body::to_bytes(body, BODY_LIMIT).await.map_err(|e| {
-        let p = Problem::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
-            "The request body is too large or could not be read",
-            call.id,
-        )
-        .detail(format!("{e}; at most {BODY_LIMIT} bytes are accepted"));
+        let p = Problem::new(ProblemCode::BodyTooLarge, call.id)
+            .detail(format!("{e}; at most {BODY_LIMIT} bytes are accepted"));
         authenticated(v, p)
     })
 }

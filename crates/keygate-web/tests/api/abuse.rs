@@ -2,8 +2,8 @@
 //! bound it must meet asserted as a number. Bounded loops only; every server on 127.0.0.1:0.
 
 use keygate_domain::{ApiKeySecret, KeyId, TenantId};
+use keygate_service::Backend;
 use keygate_service::{Caller, IssueKey, KeyOwner};
-use keygate_store::Backend;
 use serde_json::json;
 
 use crate::helpers::{TestApp, spawn_app, spawn_app_on};
@@ -203,7 +203,7 @@ async fn forward_auth_for_a_named_tenant_finds_no_key_of_another_and_writes_noth
 #[tokio::test]
 async fn failures_from_more_sources_than_the_map_holds_keep_it_at_its_capacity() {
     let config = keygate_service::ServiceConfig { failure_capacity: 64, ..Default::default() };
-    let app = crate::helpers::spawn_app_on(keygate_store::Backend::Sqlite, config).await.expect("sqlite");
+    let app = crate::helpers::spawn_app_on(keygate_service::Backend::Sqlite, config).await.expect("sqlite");
     let garbage = ApiKeySecret::generate();
     for i in 0..400u32 {
         let client = client_from(&format!("127.0.{}.{}", 1 + i / 200, 1 + i % 200));
@@ -892,7 +892,7 @@ async fn scalar(app: &TestApp, sql: &str) -> i64 {
 }
 
 /// A server on `backend` behind a trusted proxy on 127.0.0.1 (its `X-Forwarded-For` is believed).
-async fn behind_a_proxy(backend: keygate_store::Backend) -> Option<TestApp> {
+async fn behind_a_proxy(backend: keygate_service::Backend) -> Option<TestApp> {
     let proxies = keygate_web::TrustedProxies::parse(&["127.0.0.1".into()]).expect("valid");
     let web = keygate_web::WebConfig { trusted_proxies: proxies, ..keygate_web::WebConfig::default() };
     crate::helpers::spawn_app_on_with_web(backend, keygate_service::ServiceConfig::default(), web).await
@@ -979,13 +979,13 @@ async fn ipv6_addresses_rotated_inside_one_64_for_20_s_add_at_most_100_audit_row
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ipv6_addresses_rotated_inside_one_64_for_20_s_add_at_most_100_audit_rows_on_sqlite() {
-    let app = behind_a_proxy(keygate_store::Backend::Sqlite).await.expect("sqlite");
+    let app = behind_a_proxy(keygate_service::Backend::Sqlite).await.expect("sqlite");
     ipv6_addresses_rotated_inside_one_64_for_20_s_add_at_most_100_audit_rows(app).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ipv6_addresses_rotated_inside_one_64_for_20_s_add_at_most_100_audit_rows_on_postgresql() {
-    let Some(app) = behind_a_proxy(keygate_store::Backend::Postgres).await else {
+    let Some(app) = behind_a_proxy(keygate_service::Backend::Postgres).await else {
         eprintln!("skipped: KEYGATE_TEST_POSTGRES_URL is not set");
         return;
     };
@@ -994,7 +994,7 @@ async fn ipv6_addresses_rotated_inside_one_64_for_20_s_add_at_most_100_audit_row
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn strangers_from_2_000_different_64s_get_60_audit_rows_in_a_minute_one_summing_up_the_others() {
-    let app = behind_a_proxy(keygate_store::Backend::Sqlite).await.expect("sqlite");
+    let app = behind_a_proxy(keygate_service::Backend::Sqlite).await.expect("sqlite");
     let garbage = ApiKeySecret::generate();
     let url = app.url("/rest/v1/1/capability");
     for round in 0..2u32 {

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use keygate_domain::{UnitId, views::Bound};
 use keygate_service::ServiceConfig;
-use keygate_store::{Backend, FieldValue, RecordWrite};
+use keygate_service::{Backend, FieldValue, RecordWrite};
 use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, key_for, spawn_app_on};

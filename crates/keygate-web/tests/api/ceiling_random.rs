@@ -18,8 +18,8 @@ use std::fmt;
 use std::time::Instant;
 
 use keygate_domain::{Email, SystemGroup, Timestamp, UnitId, UserId};
+use keygate_service::Backend;
 use keygate_service::{Caller, CreateUser, IssueKey, KeyOwner};
-use keygate_store::Backend;
 use reqwest::redirect::Policy;
 use secrecy::SecretString;
 use serde_json::{Map, Value, json};

@@ -378,11 +378,11 @@ async fn post(app: &TestApp, path: &str, cookie: &str, fields: &[(&str, &str)]) 
     (status, location, response.text().await.expect("body"))
 }
 
-async fn group_named(app: &TestApp, name: &str) -> Option<keygate_store::GroupRecord> {
+async fn group_named(app: &TestApp, name: &str) -> Option<keygate_service::GroupRecord> {
     app.keygate.list_groups(&Caller::CLI, app.tenant).await.expect("groups").into_iter().find(|g| g.name == name)
 }
 
-fn grants(g: &keygate_store::GroupRecord) -> Vec<String> {
+fn grants(g: &keygate_service::GroupRecord) -> Vec<String> {
     g.grants.iter().map(ToString::to_string).collect()
 }
 
@@ -442,7 +442,8 @@ async fn groups_are_created_given_grants_renamed_and_deleted_through_the_console
 
     let (status, _, body) =
         post(&app, "/console/groups", &cookie, &[("name", "invoice EXPORT"), ("grant", "jobs:read:own")]).await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "names are unique whatever their case");
+    // A taken name is a conflict: 409, as the Public API answers it (it was 422 here).
+    assert_eq!(status, StatusCode::CONFLICT, "names are unique whatever their case");
     assert!(body.contains("already exists") && body.contains("value=\"invoice EXPORT\""), "{body}");
 
     let grants_path = format!("/console/groups/{}/grants", group.id.0);
@@ -554,7 +555,8 @@ async fn units_are_created_with_the_next_free_number_and_renamed() {
     let (status, _, _) = post(&app, "/console/units", &cookie, &[("number", "10"), ("name", "Warehouse")]).await;
     assert_eq!(status, StatusCode::SEE_OTHER);
     let (status, _, body) = post(&app, "/console/units", &cookie, &[("number", "10"), ("name", "Again")]).await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    // A taken number is a conflict: 409, as the Public API answers it (it was 422 here).
+    assert_eq!(status, StatusCode::CONFLICT);
     assert!(body.contains("No unit created:") && body.contains("value=\"Again\""), "{body}");
     let (status, _, _) = post(&app, "/console/units/2/rename", &cookie, &[("name", "Branch office Graz")]).await;
     assert_eq!(status, StatusCode::SEE_OTHER);
@@ -887,4 +889,29 @@ async fn the_key_form_generates_only_for_the_user_it_shows_never_for_the_person_
     assert!(body.contains(&format!("name=\"owner\" value=\"{erp}\"")) && body.contains("value=\"typed first\""));
     assert!(body.contains(&format!("<option value=\"{erp}\" selected>")), "the list does not show the chosen user");
     assert_eq!(keys().await.len(), 1);
+}
+
+/// The console answered a taken email with 422 while the Public API answered 409: one
+/// classification of errors gives both the same status now.
+#[tokio::test]
+async fn a_taken_email_is_a_409_conflict_in_the_console_as_in_the_public_api() {
+    let app = spawn_app().await;
+    person(&app, ADMIN, &["Supervisor", "User configurator"]).await;
+    let cookie = session(&app, ADMIN).await;
+    let form = [("email", USER), ("name", "Again"), ("category", "programmatic")];
+    let (console, _, body) = post(&app, "/console/users", &cookie, &form).await;
+    assert!(body.contains("No user created:"), "{body}");
+
+    let key = crate::helpers::key_for(&app, ADMIN, None).await;
+    let api = app
+        .client
+        .post(app.url("/rest/v1/1/users"))
+        .bearer_auth(key.expose())
+        .json(&serde_json::json!({ "name": "Again", "email": USER }))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(api.status(), StatusCode::CONFLICT);
+    assert_eq!(crate::helpers::problem_code(api).await, "conflict");
+    assert_eq!(console, StatusCode::CONFLICT, "the console, for the same taken email");
 }

@@ -5,8 +5,8 @@
 use std::collections::BTreeSet;
 
 use keygate_domain::{ApiKeySecret, UnitId, views::Bound};
+use keygate_service::{Backend, FieldValue, RecordWrite};
 use keygate_service::{Caller, CreateUser, IssueKey, KeyOwner, ServiceConfig};
-use keygate_store::{Backend, FieldValue, RecordWrite};
 use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, key_for, problem_code, spawn_app_on};
@@ -484,7 +484,7 @@ async fn records_are_created_read_and_changed_and_every_write_is_audited(app: Te
         .audit()
         .list(
             app.tenant,
-            &keygate_store::AuditFilter { action: Some("record.".into()), limit: 50, ..Default::default() },
+            &keygate_service::AuditFilter { action: Some("record.".into()), limit: 50, ..Default::default() },
         )
         .await
         .expect("audit");

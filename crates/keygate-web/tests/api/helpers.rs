@@ -37,13 +37,13 @@ pub async fn spawn_app_with_web(web: WebConfig) -> TestApp {
 }
 
 /// A server over a fresh database of `backend`; `None` when that engine is not configured here.
-pub async fn spawn_app_on(backend: keygate_store::Backend, config: ServiceConfig) -> Option<TestApp> {
+pub async fn spawn_app_on(backend: keygate_service::Backend, config: ServiceConfig) -> Option<TestApp> {
     spawn_app_on_with_web(backend, config, WebConfig::default()).await
 }
 
 /// [`spawn_app_on`] with the HTTP layer's settings too (trusted proxies, connection caps).
 pub async fn spawn_app_on_with_web(
-    backend: keygate_store::Backend,
+    backend: keygate_service::Backend,
     config: ServiceConfig,
     web: WebConfig,
 ) -> Option<TestApp> {

@@ -4,8 +4,8 @@
 //! tells what a key really reaches.
 
 use keygate_domain::{UnitId, UserId};
+use keygate_service::{AuditFilter, Backend};
 use keygate_service::{Caller, CreateUser, IssueKey, KeyOwner, ServiceError};
-use keygate_store::{AuditFilter, Backend};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 

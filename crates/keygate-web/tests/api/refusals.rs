@@ -4,7 +4,7 @@ use keygate_domain::{ApiKeySecret, IpRanges, Purpose, Timestamp, UnitId};
 use keygate_service::{Caller, IssueKey, KeyOwner};
 use keygate_store::NewKey;
 
-use keygate_store::Backend;
+use keygate_service::Backend;
 
 use crate::helpers::{TestApp, USER, problem_code, spawn_app, spawn_app_on};
 
@@ -229,7 +229,7 @@ async fn refused_calls_reach_the_audit_log_aggregated() {
         .keygate
         .store_for_tests()
         .audit()
-        .list(app.tenant, &keygate_store::AuditFilter { key: Some(id), limit: 50, ..Default::default() })
+        .list(app.tenant, &keygate_service::AuditFilter { key: Some(id), limit: 50, ..Default::default() })
         .await
         .expect("audit");
     let refused: Vec<_> = events.iter().filter(|e| e.action == "call.refused").collect();
@@ -259,7 +259,7 @@ async fn a_call_refused_insufficient_permission_is_counted_and_audited_as_a_refu
     let usage = app.keygate.key_usage(&Caller::CLI, app.tenant, 1).await.expect("usage");
     let mine = usage.iter().find(|u| u.key_id == id).expect("the key's usage");
     assert_eq!((mine.total("accepted"), mine.total("insufficient_permission")), (2, 4), "(accepted, refused)");
-    let filter = keygate_store::AuditFilter { key: Some(id), limit: 50, ..Default::default() };
+    let filter = keygate_service::AuditFilter { key: Some(id), limit: 50, ..Default::default() };
     let events = app.keygate.store_for_tests().audit().list(app.tenant, &filter).await.expect("audit");
     let refused: Vec<_> = events.iter().filter(|e| e.action == "call.refused").collect();
     assert_eq!(refused.len(), 1, "four refusals, one aggregated row: {events:?}");

@@ -6,8 +6,8 @@
 use std::{collections::HashMap, time::Duration};
 
 use keygate_domain::ApiKeySecret;
+use keygate_service::Backend;
 use keygate_service::{Caller, CreateUser, ServiceConfig};
-use keygate_store::Backend;
 use secrecy::SecretString;
 
 use crate::helpers::{TENANT, TestApp, USER, key_for, spawn_app_on};

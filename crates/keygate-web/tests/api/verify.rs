@@ -223,3 +223,24 @@ async fn a_problems_type_is_a_page_keygate_serves_about_its_code() {
     assert_eq!(unknown.status(), 404);
     assert_eq!(problem_code(unknown).await, "not_found");
 }
+
+/// The page a problem's `type` points to was plain text for everyone: a browser gets an HTML page
+/// now that says what the code means and what to do, and a refusal's document carries a `detail`
+/// (it had none).
+#[tokio::test]
+async fn a_browser_following_a_problems_type_gets_a_page_about_its_code_and_the_refusal_says_what_to_do() {
+    let app = spawn_app().await;
+    let refused = app.client.get(app.url("/rest/v1/1/capability")).send().await.expect("send");
+    assert_eq!(refused.status(), 401);
+    let problem: serde_json::Value = refused.json().await.expect("json");
+    assert_eq!(problem["code"], "missing_credentials");
+    let detail = problem["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains("Authorization: Bearer"), "the refusal has no detail that says what to do: {problem}");
+    let kind = problem["type"].as_str().expect("type");
+    let page = app.client.get(app.url(kind)).header("accept", "text/html,*/*;q=0.8").send().await.expect("send");
+    assert_eq!(page.status(), 200);
+    assert_eq!(page.headers().get("content-type").and_then(|v| v.to_str().ok()), Some("text/html; charset=utf-8"));
+    let html = page.text().await.expect("text");
+    assert!(html.contains("<h1><code>missing_credentials</code></h1>") && html.contains("What to do"), "{html}");
+    assert!(html.contains("<strong>401</strong>"), "{html}");
+}

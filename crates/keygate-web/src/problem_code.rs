@@ -1,0 +1,583 @@
+//! The vocabulary of problems keygate answers with, and the one classification of a service
+//! error: every `code`, its HTTP status, its title, what it means and what to do about it. The
+//! Public API's problem documents ([`crate::problem`]), the console's error pages, the OpenAPI
+//! document and the `/problems/{code}` pages all read it here, so that they cannot disagree.
+//!
+//! Owns no HTTP types and renders nothing; it logs only the internal causes it keeps from view.
+
+use keygate_domain::RefusalCode;
+use keygate_service::{BadRequest, Budget, FieldError, ServiceError};
+
+use crate::RequestId;
+
+/// A problem's stable `code`: a refusal of the validity rule, or one of keygate's other answers.
+/// The `code` strings are a public contract: never rename one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ProblemCode {
+    /// A call refused by the validity rule (or the rate limits around it).
+    Refusal(RefusalCode),
+    InvalidParameter,
+    UnknownParameter,
+    InvalidFilter,
+    UnknownColumn,
+    TypeMismatch,
+    IdempotencyKeyReused,
+    UnreadableUnit,
+    Forbidden,
+    GrantExceedsActor,
+    NotFound,
+    MethodNotAllowed,
+    Conflict,
+    BodyTooLarge,
+    PageTooLarge,
+    InvalidFields,
+    InvalidInput,
+    TooManyQueries,
+    PageMemoryBusy,
+    QueryTimeout,
+    InternalError,
+    Busy,
+    Unavailable,
+}
+
+/// How many refusal codes lead [`ProblemCode::ALL`].
+const REFUSALS: usize = RefusalCode::ALL.len();
+
+impl ProblemCode {
+    /// Every code keygate sends: the refusals in [`RefusalCode::ALL`]'s order, then the others.
+    /// A test with an exhaustive match does not compile while a variant is missing.
+    pub const ALL: [ProblemCode; REFUSALS + 22] = {
+        let own = [
+            Self::InvalidParameter,
+            Self::UnknownParameter,
+            Self::InvalidFilter,
+            Self::UnknownColumn,
+            Self::TypeMismatch,
+            Self::IdempotencyKeyReused,
+            Self::UnreadableUnit,
+            Self::Forbidden,
+            Self::GrantExceedsActor,
+            Self::NotFound,
+            Self::MethodNotAllowed,
+            Self::Conflict,
+            Self::BodyTooLarge,
+            Self::PageTooLarge,
+            Self::InvalidFields,
+            Self::InvalidInput,
+            Self::TooManyQueries,
+            Self::PageMemoryBusy,
+            Self::QueryTimeout,
+            Self::InternalError,
+            Self::Busy,
+            Self::Unavailable,
+        ];
+        let mut all = [Self::Busy; REFUSALS + 22];
+        let mut i = 0;
+        while i < REFUSALS {
+            all[i] = Self::Refusal(RefusalCode::ALL[i]);
+            i += 1;
+        }
+        while i < all.len() {
+            all[i] = own[i - REFUSALS];
+            i += 1;
+        }
+        all
+    };
+
+    /// The stable `code` of the problem document.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Refusal(r) => r.code(),
+            Self::InvalidParameter => "invalid_parameter",
+            Self::UnknownParameter => "unknown_parameter",
+            Self::InvalidFilter => "invalid_filter",
+            Self::UnknownColumn => "unknown_column",
+            Self::TypeMismatch => "type_mismatch",
+            Self::IdempotencyKeyReused => "idempotency_key_reused",
+            Self::UnreadableUnit => "unreadable_unit",
+            Self::Forbidden => "forbidden",
+            Self::GrantExceedsActor => "grant_exceeds_actor",
+            Self::NotFound => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::Conflict => "conflict",
+            Self::BodyTooLarge => "body_too_large",
+            Self::PageTooLarge => "page_too_large",
+            Self::InvalidFields => "invalid_fields",
+            Self::InvalidInput => "invalid_input",
+            Self::TooManyQueries => "too_many_queries",
+            Self::InternalError => "internal_error",
+            Self::PageMemoryBusy => "page_memory_busy",
+            Self::QueryTimeout => "query_timeout",
+            Self::Busy => "busy",
+            Self::Unavailable => "unavailable",
+        }
+    }
+
+    /// The code named `code`, if keygate sends one.
+    pub fn from_code(code: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.code() == code)
+    }
+
+    /// The HTTP status the code is sent with, in the API and on console pages alike.
+    pub fn status(self) -> u16 {
+        match self {
+            Self::Refusal(r) => r.status(),
+            Self::InvalidParameter
+            | Self::UnknownParameter
+            | Self::InvalidFilter
+            | Self::UnknownColumn
+            | Self::TypeMismatch
+            | Self::IdempotencyKeyReused
+            | Self::UnreadableUnit => 400,
+            Self::Forbidden | Self::GrantExceedsActor => 403,
+            Self::NotFound => 404,
+            Self::MethodNotAllowed => 405,
+            Self::Conflict => 409,
+            Self::BodyTooLarge | Self::PageTooLarge => 413,
+            Self::InvalidFields | Self::InvalidInput => 422,
+            Self::TooManyQueries => 429,
+            Self::InternalError => 500,
+            Self::PageMemoryBusy | Self::QueryTimeout | Self::Busy | Self::Unavailable => 503,
+        }
+    }
+
+    /// The problem document's `title`: one sentence, the same for every problem of the code.
+    pub fn title(self) -> &'static str {
+        match self {
+            Self::Refusal(r) => r.title(),
+            Self::InvalidParameter
+            | Self::UnknownParameter
+            | Self::InvalidFilter
+            | Self::UnknownColumn
+            | Self::TypeMismatch
+            | Self::IdempotencyKeyReused => "The request cannot be run",
+            Self::UnreadableUnit => "The forwarded URI addresses the Public API in a form keygate does not read",
+            Self::Forbidden => "Forbidden",
+            Self::GrantExceedsActor => "This would give a power the caller does not hold",
+            Self::NotFound => "Not found",
+            Self::MethodNotAllowed => "This endpoint does not answer this method",
+            Self::Conflict => "Conflict",
+            Self::BodyTooLarge => "The request body is too large or could not be read",
+            Self::PageTooLarge => "The answer would exceed the size limit",
+            Self::InvalidFields => "Some fields are not valid; nothing was written",
+            Self::InvalidInput => "The input is not valid",
+            Self::TooManyQueries => "The key runs as many data queries as it may at once",
+            Self::InternalError => "Something went wrong on our side",
+            Self::PageMemoryBusy => "The pages being read take the page memory budget; retry shortly",
+            Self::QueryTimeout => "The query ran past its time budget",
+            Self::Busy => "keygate is at one of its bounds; retry in a moment",
+            Self::Unavailable => "keygate cannot check the key now (its database does not answer); retry later",
+        }
+    }
+
+    /// What the code means: the OpenAPI document's description of it, and the first part of its
+    /// page.
+    pub fn about(self) -> &'static str {
+        match self {
+            Self::Refusal(r) => refusal_about(r),
+            Self::InvalidParameter => "a query parameter or header has a value the endpoint does not take",
+            Self::UnknownParameter => "a query parameter the endpoint does not know (it names the accepted ones)",
+            Self::InvalidFilter => {
+                "`externalFilter` does not parse (with the character position and what was expected)"
+            }
+            Self::UnknownColumn => "a column that the view does not have, in `columns`, `properties` or the filter",
+            Self::TypeMismatch => "a filter value of the wrong type for its column",
+            Self::IdempotencyKeyReused => "this `Idempotency-Key` was already used for a different request",
+            Self::UnreadableUnit => {
+                "forward-auth: the forwarded URI reaches `/rest/v1/` only in some reading of it (case, escapes, \
+                 dot or empty segments, `;`, `\\`), so its unit cannot be read as keygate's router reads it; \
+                 refused, never judged without a unit"
+            }
+            Self::Forbidden => "the change is not allowed",
+            Self::GrantExceedsActor => "the write would give a power that the key's user does not hold",
+            Self::NotFound => "no such view, resource or record (a record outside the key's view is 404, never 403)",
+            Self::MethodNotAllowed => "the path does not answer this method (`Allow` names the ones it does)",
+            Self::Conflict => "the write conflicts with existing data, or an idempotent request is still in progress",
+            Self::BodyTooLarge => "the request body is over 2 MiB",
+            Self::PageTooLarge => "one row alone is larger than the page size limit",
+            Self::InvalidFields => "some fields of a write are not valid (listed in `errors`); nothing was written",
+            Self::InvalidInput => "the request body is not valid",
+            Self::TooManyQueries => {
+                "the key already runs `queries_per_key` data queries (`Retry-After` says when to retry)"
+            }
+            Self::InternalError => "something went wrong on keygate's side (logged with the request id)",
+            Self::PageMemoryBusy => {
+                "the pages being read take the page memory budget (`Retry-After` says when to retry)"
+            }
+            Self::QueryTimeout => "the query ran past its time budget, `query_time_budget_ms` (`Retry-After`)",
+            Self::Busy => {
+                "keygate is at one of its bounds (e.g. every password-hashing slot is taken); retry after \
+                 `Retry-After`"
+            }
+            Self::Unavailable => {
+                "keygate cannot judge the call now: its database does not answer in time (`Retry-After` says \
+                 when to retry); never a verdict on the key"
+            }
+        }
+    }
+
+    /// What to do about it: the second part of the code's page, and the `detail` of a problem
+    /// that has no more precise one.
+    pub fn advice(self) -> &'static str {
+        match self {
+            Self::Refusal(r) => refusal_advice(r),
+            Self::InvalidParameter | Self::UnknownParameter => {
+                "Correct the parameter named in `detail`; the endpoint's parameters are listed in /openapi.json."
+            }
+            Self::InvalidFilter => {
+                "Correct the filter at the position named in `detail`; the filter language is described in \
+                 /openapi.json and on the console's API reference page."
+            }
+            Self::UnknownColumn | Self::TypeMismatch => {
+                "Use the view's own columns with values of their types; every view's columns are in /openapi.json."
+            }
+            Self::IdempotencyKeyReused => {
+                "Send a new `Idempotency-Key` for a new request; repeat a key only to retry the very same request."
+            }
+            Self::UnreadableUnit => {
+                "Have the proxy forward the path as /rest/v1/{unitId}/… with the unit in plain digits, without \
+                 percent-escapes, dot segments, `;` parameters or backslashes."
+            }
+            Self::Forbidden => {
+                "The caller may not make this change; `detail` says which group or permission it would need. Ask \
+                 an administrator of the tenant."
+            }
+            Self::GrantExceedsActor => {
+                "The change would give someone a power the caller does not hold itself; `detail` says what is \
+                 lacking. Ask someone who holds it, or give less."
+            }
+            Self::NotFound => {
+                "Check the path and the id; a record the key's user may not see is answered as if it did not exist."
+            }
+            Self::MethodNotAllowed => "Use one of the methods the `Allow` header names.",
+            Self::Conflict => {
+                "Read the current data and change your request (a name or number may already be taken), or retry \
+                 an idempotent request once the first one has finished."
+            }
+            Self::BodyTooLarge => "Send a body of at most 2 MiB, in full and without pauses.",
+            Self::PageTooLarge => "Ask for fewer columns (`columns`), so that one row fits in a page.",
+            Self::InvalidFields => "Correct every field listed in `errors` and send the write again.",
+            Self::InvalidInput => "Correct the input as `detail` says and send it again.",
+            Self::TooManyQueries => {
+                "Wait for the key's running queries to finish (`Retry-After` says how long), or run fewer at once."
+            }
+            Self::InternalError => {
+                "Retry in a moment. If it keeps happening, give keygate's operator the request id: the log has the \
+                 cause under it."
+            }
+            Self::PageMemoryBusy | Self::Busy => "Retry after the seconds that `Retry-After` names.",
+            Self::QueryTimeout => {
+                "Narrow the query (a filter on fewer rows, a smaller `limit`) or retry after `Retry-After`."
+            }
+            Self::Unavailable => {
+                "Retry after `Retry-After`; the key was not judged. If it lasts, keygate's operator should check \
+                 its database."
+            }
+        }
+    }
+}
+
+/// What a refusal means, beyond its title.
+fn refusal_about(code: RefusalCode) -> &'static str {
+    match code {
+        RefusalCode::MissingCredentials => "the call carried no API key",
+        RefusalCode::MalformedKey => {
+            "the API key is not one keygate could have issued (its length, characters or checksum are wrong): \
+             usually a key cut short or copied with extra characters"
+        }
+        RefusalCode::UnknownKey => "no key of this tenant has this secret (it never existed, or it was rolled)",
+        RefusalCode::KeyRevoked => "the key was revoked; revocation is final",
+        RefusalCode::KeyDisabled => "an administrator of the tenant disabled the key",
+        RefusalCode::KeyExpired => "the key is past the expiry it was issued with",
+        RefusalCode::UserInactive => "the user the key belongs to was deactivated, and its keys with it",
+        RefusalCode::ApiDisabled => "the tenant's Public API is switched off: every key of the tenant is refused",
+        RefusalCode::IpNotAllowed => {
+            "the call came from an address outside the key's IP ranges or the tenant's API whitelist"
+        }
+        RefusalCode::UnknownUnit => "the unit in the path does not exist in the key's tenant",
+        RefusalCode::UnitNotAllowed => "the key, or its user, may not reach this unit",
+        RefusalCode::InsufficientPermission => {
+            "the key's user, or the key's scopes, do not permit this read or write (or verifying other keys)"
+        }
+        RefusalCode::RateLimited => "the key made more calls than its rate limit allows in the current window",
+        RefusalCode::TooManyFailures => {
+            "too many calls with bad keys came from this address; it is refused for a while"
+        }
+        RefusalCode::AmbiguousCredentials => {
+            "the call carried more than one credential, and keygate does not pick one of them"
+        }
+    }
+}
+
+/// What to do about a refusal.
+fn refusal_advice(code: RefusalCode) -> &'static str {
+    match code {
+        RefusalCode::MissingCredentials => "Send the key as `Authorization: Bearer <key>` (or `X-API-Key: <key>`).",
+        RefusalCode::MalformedKey | RefusalCode::UnknownKey => {
+            "Check that the whole key is sent as it was shown when it was generated; a rolled key's old secret \
+             stops working once its grace period ends."
+        }
+        RefusalCode::KeyRevoked => "Ask an administrator of the tenant for a new key.",
+        RefusalCode::KeyDisabled => "Ask an administrator of the tenant to enable the key, or use another key.",
+        RefusalCode::KeyExpired => "Ask an administrator of the tenant for a new key (or to roll this one).",
+        RefusalCode::UserInactive => "Ask an administrator of the tenant to reactivate the user, or use another key.",
+        RefusalCode::ApiDisabled => "Ask an administrator of the tenant to switch the Public API on.",
+        RefusalCode::IpNotAllowed => {
+            "Call from an allowed address, or ask an administrator to widen the key's IP ranges or the tenant's \
+             whitelist; `detail` names the address keygate saw."
+        }
+        RefusalCode::UnknownUnit => "Use the number of one of the tenant's units in the path (/rest/v1/{unitId}/…).",
+        RefusalCode::UnitNotAllowed => {
+            "Use a unit the key may reach (`GET /rest/v1/{unitId}/capability` lists them), or ask an \
+             administrator for one that reaches this unit."
+        }
+        RefusalCode::InsufficientPermission => {
+            "Use a key whose user and scopes grant this access, or ask an administrator for one; \
+             `GET /rest/v1/{unitId}/capability` shows what this key may do."
+        }
+        RefusalCode::RateLimited => {
+            "Slow down: retry after `Retry-After`; the `RateLimit` headers show the quota left."
+        }
+        RefusalCode::TooManyFailures => "Stop sending bad keys from this address and retry after `Retry-After`.",
+        RefusalCode::AmbiguousCredentials => {
+            "Send exactly one key: one `Authorization` header, or one `X-API-Key` header (the same key if both)."
+        }
+    }
+}
+
+/// A service error as whoever asked is told it: its code, the detail that may be shown, and what
+/// goes with it. Never carries an internal cause.
+#[derive(Debug)]
+pub(crate) struct Classified {
+    pub(crate) code: ProblemCode,
+    /// What went wrong and how to fix it, for the caller or the person.
+    pub(crate) detail: String,
+    /// Field-level errors of a rejected write.
+    pub(crate) errors: Vec<FieldError>,
+    /// When to retry, for answers that say so.
+    pub(crate) retry_after_secs: Option<u64>,
+}
+
+/// The one classification of a service error, for the Public API and the console alike. An
+/// internal cause (a store or internal error) is logged here with the request id, and the
+/// detail only names that id.
+pub(crate) fn classify(e: ServiceError, request_id: RequestId) -> Classified {
+    let plain = |code, detail| Classified { code, detail, errors: Vec::new(), retry_after_secs: None };
+    match e {
+        ServiceError::InsufficientPermission(detail) => {
+            plain(ProblemCode::Refusal(RefusalCode::InsufficientPermission), detail)
+        }
+        ServiceError::BadRequest { kind, detail } => plain(bad_request_code(kind), detail),
+        ServiceError::InvalidFields(errors) => {
+            let detail = format!(
+                "{} field(s) are not valid: {}; nothing was written",
+                errors.len(),
+                errors.iter().map(|e| e.field.as_str()).collect::<Vec<_>>().join(", ")
+            );
+            Classified { code: ProblemCode::InvalidFields, detail, errors, retry_after_secs: None }
+        }
+        ServiceError::Invalid(detail) => plain(ProblemCode::InvalidInput, detail),
+        ServiceError::NotFound(what) => plain(ProblemCode::NotFound, format!("{what} was not found")),
+        ServiceError::Conflict(detail) => plain(ProblemCode::Conflict, detail),
+        ServiceError::Forbidden(detail) => plain(ProblemCode::Forbidden, detail),
+        ServiceError::GrantExceedsActor(detail) => plain(ProblemCode::GrantExceedsActor, detail),
+        ServiceError::TooLarge(detail) => plain(ProblemCode::PageTooLarge, detail),
+        ServiceError::Busy(detail) => Classified { retry_after_secs: Some(1), ..plain(ProblemCode::Busy, detail) },
+        ServiceError::Overloaded { budget, detail, retry_after_secs } => {
+            let code = match budget {
+                Budget::PageMemory => ProblemCode::PageMemoryBusy,
+                Budget::QueryTime => ProblemCode::QueryTimeout,
+                Budget::KeyQueries => ProblemCode::TooManyQueries,
+            };
+            Classified { retry_after_secs: Some(retry_after_secs), ..plain(code, detail) }
+        }
+        e @ (ServiceError::Store(_) | ServiceError::Internal(_)) => {
+            tracing::error!(request_id = %request_id, error = ?e, "request failed");
+            plain(
+                ProblemCode::InternalError,
+                format!(
+                    "something went wrong on keygate's side; the cause is logged under request id {request_id}: \
+                     retry in a moment, or give the id to keygate's operator"
+                ),
+            )
+        }
+    }
+}
+
+/// The stable code of each kind of bad request.
+pub(crate) fn bad_request_code(kind: BadRequest) -> ProblemCode {
+    match kind {
+        BadRequest::InvalidFilter => ProblemCode::InvalidFilter,
+        BadRequest::UnknownColumn => ProblemCode::UnknownColumn,
+        BadRequest::TypeMismatch => ProblemCode::TypeMismatch,
+        BadRequest::InvalidParameter => ProblemCode::InvalidParameter,
+        BadRequest::UnknownParameter => ProblemCode::UnknownParameter,
+        BadRequest::IdempotencyKeyReused => ProblemCode::IdempotencyKeyReused,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The match is exhaustive: a new code does not compile until it has an arm, and its arm
+    /// names its place in `ALL`, which does not compile (index out of bounds) until `ALL` holds it.
+    #[test]
+    fn all_holds_every_problem_code_once() {
+        use ProblemCode::*;
+        const R: usize = REFUSALS;
+        let listed = |c: ProblemCode| match c {
+            Refusal(r) => ProblemCode::ALL[r.index()],
+            InvalidParameter => ProblemCode::ALL[R],
+            UnknownParameter => ProblemCode::ALL[R + 1],
+            InvalidFilter => ProblemCode::ALL[R + 2],
+            UnknownColumn => ProblemCode::ALL[R + 3],
+            TypeMismatch => ProblemCode::ALL[R + 4],
+            IdempotencyKeyReused => ProblemCode::ALL[R + 5],
+            UnreadableUnit => ProblemCode::ALL[R + 6],
+            Forbidden => ProblemCode::ALL[R + 7],
+            GrantExceedsActor => ProblemCode::ALL[R + 8],
+            NotFound => ProblemCode::ALL[R + 9],
+            MethodNotAllowed => ProblemCode::ALL[R + 10],
+            Conflict => ProblemCode::ALL[R + 11],
+            BodyTooLarge => ProblemCode::ALL[R + 12],
+            PageTooLarge => ProblemCode::ALL[R + 13],
+            InvalidFields => ProblemCode::ALL[R + 14],
+            InvalidInput => ProblemCode::ALL[R + 15],
+            TooManyQueries => ProblemCode::ALL[R + 16],
+            PageMemoryBusy => ProblemCode::ALL[R + 17],
+            QueryTimeout => ProblemCode::ALL[R + 18],
+            InternalError => ProblemCode::ALL[R + 19],
+            Busy => ProblemCode::ALL[R + 20],
+            Unavailable => ProblemCode::ALL[R + 21],
+        };
+        for code in ProblemCode::ALL {
+            assert_eq!(listed(code), code, "{code:?} is not at its own place in ALL");
+            assert_eq!(ProblemCode::from_code(code.code()), Some(code), "{}: codes are distinct", code.code());
+        }
+        assert_eq!(ProblemCode::ALL.len(), 37, "15 refusals and 22 other codes");
+    }
+
+    #[test]
+    fn every_code_has_a_status_a_title_a_meaning_and_advice() {
+        for code in ProblemCode::ALL {
+            assert!((400..=599).contains(&code.status()), "{}", code.code());
+            for text in [code.title(), code.about(), code.advice()] {
+                assert!(text.len() >= 8, "{}: `{text}`", code.code());
+            }
+        }
+    }
+
+    const ID: RequestId = RequestId::Own { prefix: 0xabcd, n: 7 };
+    const CAUSE: &str = "connection to db.internal:5432 failed: password authentication failed for user keygate";
+
+    /// The status both surfaces must answer `e` with. Exhaustive: a new kind of service error does
+    /// not compile until it has a status here (and then gets its test below).
+    fn expected_status(e: &ServiceError) -> u16 {
+        match e {
+            ServiceError::Invalid(_) | ServiceError::InvalidFields(_) => 422,
+            ServiceError::NotFound(_) => 404,
+            ServiceError::Conflict(_) => 409,
+            ServiceError::Forbidden(_)
+            | ServiceError::GrantExceedsActor(_)
+            | ServiceError::InsufficientPermission(_) => 403,
+            ServiceError::BadRequest { .. } => 400,
+            ServiceError::TooLarge(_) => 413,
+            ServiceError::Busy(_) => 503,
+            ServiceError::Overloaded { budget: Budget::KeyQueries, .. } => 429,
+            ServiceError::Overloaded { budget: Budget::PageMemory | Budget::QueryTime, .. } => 503,
+            ServiceError::Store(_) | ServiceError::Internal(_) => 500,
+        }
+    }
+
+    /// The Public API's problem and the console's page for the error `make` makes: both have
+    /// the expected status, and the same `Retry-After`.
+    fn same_status_in_the_console_and_the_api(make: impl Fn() -> ServiceError) {
+        let expected = expected_status(&make());
+        let api = crate::problem::Problem::from_service(make(), ID).into_response();
+        let page = crate::console::error_page(None, ID, make());
+        assert_eq!(api.status().as_u16(), expected, "the Public API, for {:?}", make());
+        assert_eq!(page.status().as_u16(), expected, "the console, for {:?}", make());
+        let retry = |r: &axum::response::Response| r.headers().get("retry-after").cloned();
+        assert_eq!(retry(&api), retry(&page), "Retry-After, for {:?}", make());
+    }
+
+    macro_rules! same_status {
+        ($($name:ident: $e:expr;)*) => {$(
+            #[test]
+            fn $name() {
+                same_status_in_the_console_and_the_api(|| $e);
+            }
+        )*};
+    }
+
+    use axum::response::IntoResponse as _;
+
+    same_status! {
+        invalid_input_is_422_in_the_console_and_the_api: ServiceError::Invalid("the email is not valid".into());
+        invalid_fields_are_422_in_the_console_and_the_api: ServiceError::InvalidFields(vec![FieldError {
+            field: "name".into(),
+            message: "too long".into(),
+        }]);
+        not_found_is_404_in_the_console_and_the_api: ServiceError::NotFound("the user".into());
+        a_conflict_is_409_in_the_console_and_the_api: ServiceError::Conflict("the email is taken".into());
+        forbidden_is_403_in_the_console_and_the_api: ServiceError::Forbidden("only Configurators".into());
+        a_grant_beyond_the_actor_is_403_in_the_console_and_the_api:
+            ServiceError::GrantExceedsActor("you lack jobs:write:all".into());
+        insufficient_permission_is_403_in_the_console_and_the_api:
+            ServiceError::InsufficientPermission("needs jobs:read".into());
+        a_bad_request_is_400_in_the_console_and_the_api:
+            ServiceError::BadRequest { kind: BadRequest::InvalidFilter, detail: "at 3".into() };
+        too_large_is_413_in_the_console_and_the_api: ServiceError::TooLarge("one row is over 1 MiB".into());
+        busy_is_503_with_retry_after_in_the_console_and_the_api: ServiceError::Busy("every slot is taken".into());
+        too_many_queries_is_429_in_the_console_and_the_api: ServiceError::Overloaded {
+            budget: Budget::KeyQueries,
+            detail: "2 queries run".into(),
+            retry_after_secs: 1,
+        };
+        a_page_memory_overload_is_503_in_the_console_and_the_api: ServiceError::Overloaded {
+            budget: Budget::PageMemory,
+            detail: "64 MiB taken".into(),
+            retry_after_secs: 2,
+        };
+        a_query_timeout_is_503_in_the_console_and_the_api: ServiceError::Overloaded {
+            budget: Budget::QueryTime,
+            detail: "over 5000 ms".into(),
+            retry_after_secs: 3,
+        };
+        a_store_failure_is_500_in_the_console_and_the_api:
+            ServiceError::Store(keygate_service::StoreError::Corrupt(CAUSE.into()));
+        an_internal_error_is_500_in_the_console_and_the_api: ServiceError::Internal(CAUSE.into());
+    }
+
+    async fn body_text(response: axum::response::Response) -> String {
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.expect("body");
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    /// A console form showed a store or internal error's own text to the person.
+    #[tokio::test]
+    async fn no_internal_cause_reaches_a_console_page_or_a_problem_but_the_request_id_does() {
+        for make in [
+            || ServiceError::Internal(CAUSE.into()),
+            || ServiceError::Store(keygate_service::StoreError::Corrupt(CAUSE.into())),
+        ] {
+            let page = body_text(crate::console::error_page(None, ID, make())).await;
+            let problem = body_text(crate::problem::Problem::from_service(make(), ID).into_response()).await;
+            for text in [page, problem] {
+                assert!(!text.contains("db.internal") && !text.contains("password authentication"), "{text}");
+                assert!(!text.contains("inconsistent"), "the store error's own words: {text}");
+                assert!(text.contains("abcd") && text.contains(&ID.to_string()), "the request id: {text}");
+            }
+        }
+    }
+
+    #[test]
+    fn an_internal_cause_is_never_in_the_detail_but_the_request_id_is() {
+        let id = ID;
+        let c = classify(ServiceError::Internal(CAUSE.to_owned()), id);
+        assert_eq!(c.code, ProblemCode::InternalError);
+        assert!(!c.detail.contains("db.internal") && !c.detail.contains("password"), "{}", c.detail);
+        assert!(c.detail.contains(&id.to_string()), "{}", c.detail);
+    }
+}

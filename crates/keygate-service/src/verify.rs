@@ -456,14 +456,15 @@ impl Verifier {
         self.accepted.get().saturating_sub(self.retracted.get())
     }
 
-    /// Charges `n` calls another node accepted for `id` to this node's bucket of that key, if it
-    /// has one (a key this node has not served yet starts with its full quota).
-    pub(crate) fn debit_key(&self, id: KeyId, n: u32, now: Instant) {
+    /// Charges `n` calls another node accepted for `id` at `at` to this node's bucket of that key;
+    /// false when it has none (the cluster keeps the charge until this node serves the key).
+    pub(crate) fn debit_key(&self, id: KeyId, n: u32, at: Instant) -> bool {
         let digest = self.key_digests.read().unwrap_or_else(std::sync::PoisonError::into_inner).get(&id).copied();
-        let Some(entry) = digest.and_then(|d| self.keys.get_stale(&d)) else { return };
-        if let Some(bucket) = entry.live().bucket.as_mut() {
-            bucket.debit(n, now);
-        }
+        let Some(entry) = digest.and_then(|d| self.keys.get_stale(&d)) else { return false };
+        let mut live = entry.live();
+        let Some(bucket) = live.bucket.as_mut() else { return false };
+        bucket.debit(n, at);
+        true
     }
 
     /// Counts `n` failed verifications another node saw from `source`.
@@ -580,7 +581,7 @@ impl Keygate {
         let now = Instant::now();
         let source = scope.source;
         if scope.throttled
-            && let Some(wait) = v.failures.blocked(source, now)
+            && let Some(wait) = v.failures.blocked_shared(source, now, self.inner.cluster.share())
         {
             v.refusals.record(None, None, RefusalCode::TooManyFailures, source, None, "too many failed verifications");
             return Err(Refused { retry_after_secs: Some(wait), ..RefusalCode::TooManyFailures.into() });
@@ -657,7 +658,8 @@ impl Keygate {
         let limit = key.rate_limit_per_minute.unwrap_or(tenant.rate_limit_per_minute);
         let (taken, notice, rendered) = {
             let mut live = entry.live();
-            let taken = live.bucket.get_or_insert_with(|| Bucket::full(limit, now)).take(limit, now);
+            let bucket = live.bucket.get_or_insert_with(|| self.inner.cluster.start_bucket(key.id, limit, now));
+            let taken = bucket.take_shared(limit, now, self.inner.cluster.share());
             let notice = taken.is_ok().then(|| live.usage.accept(clock, source));
             let rendered = live.memo.as_ref().and_then(|m| m.bytes_for(&owner, &tenant));
             (taken, notice, rendered)
@@ -687,7 +689,7 @@ impl Keygate {
         if scope.throttled {
             v.failures.succeeded(source);
         }
-        self.inner.cluster.accepted(key.id);
+        self.inner.cluster.accepted(key.id, limit);
         if let Some(notice) = notice {
             v.usage.note(&entry, notice);
         }
@@ -717,7 +719,7 @@ impl Keygate {
     fn failed(&self, scope: &Scope<'_>, code: RefusalCode, detail: &'static str, now: Instant) -> Refused {
         let v = &self.inner.verifier;
         if scope.throttled {
-            v.failures.failed(scope.source, now);
+            v.failures.failed_shared(scope.source, now, self.inner.cluster.share());
             self.inner.cluster.failed(crate::ratelimit::FailureLimiter::source(scope.source));
         }
         v.refusals.record(scope.audit_tenant(), None, code, scope.source, scope.claimed, detail);

@@ -1,6 +1,7 @@
 //! The `keygate` binary as an operator uses it: real processes over a real data directory.
 
 mod cluster;
+mod limits;
 mod nodes;
 mod openapi;
 mod outage;

@@ -18,17 +18,16 @@ mod keys;
 mod listener;
 mod password;
 mod query_limits;
-mod queues;
 mod ratelimit;
 mod records;
 mod refusals;
 mod sessions;
 mod tenants;
 mod units;
-mod usage;
 mod usage_stats;
 mod users;
 mod verify;
+mod write_behind;
 
 use std::{sync::Arc, time::Duration};
 
@@ -41,17 +40,16 @@ pub use keys::{IssueKey, IssuedKey, KeyChoices, KeyOwner, KeyView};
 pub use listener::{CHANGE_LAG_BUCKETS, LagHistogram, ListenerHealth};
 pub use password::{ARGON2_MEMORY_BYTES, generate_password, hash_password, verify_password};
 pub use query_limits::PageHold;
-pub use queues::QueueHealth;
 pub use ratelimit::RateState;
 pub use records::{Page, ViewParams};
 pub use sessions::{LoggedIn, LoginError, LoginRequest, Session};
 pub use tenants::InitOutcome;
-pub use usage::day_of;
 pub use usage_stats::KeyUsage;
 pub use users::{ChangeUser, CreateUser, Deactivated};
 pub use verify::{
-    CheckRequest, Credential, Refused, UNAVAILABLE_RETRY_AFTER_SECS, VERIFY_DB_WAIT, Verified, VerifyRequest,
+    CheckRequest, Credential, Refused, UNAVAILABLE_RETRY_AFTER_SECS, VERIFY_DB_WAIT, Verified, VerifyRequest, day_of,
 };
+pub use write_behind::QueueHealth;
 
 /// Tunables of the service layer.
 #[derive(Debug, Clone)]
@@ -152,22 +150,6 @@ pub struct HashingGateHealth {
     pub queued: u64,
 }
 
-/// Refused-call audit entries kept after a failed write, at most this many (then counted only).
-const MAX_UNWRITTEN: usize = 10_000;
-
-/// Audit entries a flush could not write, and when to try again (exponential backoff from one
-/// flush interval to a minute; at shutdown, a few quick tries whatever the backoff).
-#[derive(Debug, Default)]
-struct Unwritten {
-    entries: Vec<keygate_domain::AuditEntry>,
-    /// Entries given up on because [`MAX_UNWRITTEN`] was reached, not yet reported in the audit log.
-    dropped: u64,
-    /// Entries given up on since the start (for `/metrics`).
-    dropped_total: u64,
-    failures: u32,
-    next_try: Option<std::time::Instant>,
-}
-
 /// The service handle: cheap to clone, shared by every request.
 #[derive(Debug, Clone)]
 pub struct Keygate {
@@ -189,14 +171,14 @@ struct Inner {
     /// When per-day counts were last written (Unix ms).
     last_counts_flush: std::sync::Mutex<i64>,
     /// Refused-call audit entries whose write failed, kept for the next flush.
-    unwritten: std::sync::Mutex<Unwritten>,
+    unwritten: std::sync::Mutex<write_behind::Unwritten>,
     /// Where this process is in the change feed; read by the poll and by [`Keygate::catch_up`].
     feed: tokio::sync::Mutex<verify::FeedCursor>,
     listener: listener::ListenerState,
     /// What the hot path counted for the next exchange with the other nodes.
     cluster: cluster::ClusterCounts,
     /// When each write-behind queue was last written whole, and its failed writes.
-    flushes: queues::QueueFlushes,
+    flushes: write_behind::QueueFlushes,
     /// Console log-in outcomes.
     logins: sessions::LoginCounts,
 }
@@ -225,7 +207,7 @@ impl Keygate {
                 feed: tokio::sync::Mutex::default(),
                 listener: listener::ListenerState::default(),
                 cluster: cluster::ClusterCounts::default(),
-                flushes: queues::QueueFlushes::default(),
+                flushes: write_behind::QueueFlushes::default(),
                 logins: sessions::LoginCounts::default(),
             }),
         }
@@ -278,154 +260,6 @@ impl Keygate {
         let _ = listening.await;
         let _ = reconciling.await;
         self.flush().await;
-    }
-
-    /// Reads the change feed now and drops what it names from the caches, as the periodic poll
-    /// does. A process that changed keys, users or tenants (the CLI) asks a running server for
-    /// this, so that the server refuses on the very next request what was just disabled.
-    pub async fn catch_up(&self) -> ServiceResult<()> {
-        let mut feed = self.inner.feed.lock().await;
-        let applied = self.inner.verifier.apply_changes(&self.inner.db, &mut feed).await?;
-        self.inner.listener.feed_read(&applied);
-        Ok(())
-    }
-
-    /// Writes pending last-used times and refusal counts now.
-    pub async fn flush(&self) {
-        self.flush_due(true).await;
-    }
-
-    /// Writes what is due: first uses and uses from a new address always, counts and the latest
-    /// use of each key once a minute, refused calls always; with `everything`, all that is pending.
-    async fn flush_due(&self, everything: bool) {
-        let now = keygate_domain::Timestamp::now();
-        let with_counts = {
-            let mut last = self.inner.last_counts_flush.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            let due = now.0 - *last >= 60_000;
-            if due || everything {
-                *last = now.0;
-            }
-            due
-        };
-        let started = std::time::Instant::now();
-        let (usage, daily) = self.inner.verifier.usage.take(with_counts || everything);
-        let (written_usage, written_daily) = (usage.len(), daily.len());
-        let usage_failed = self.inner.db.keys().record_usage(&usage).await.err();
-        let daily_failed = self.inner.db.usage().add_daily(&daily).await.err();
-        let flushes = &self.inner.flushes;
-        if let Some(e) = &usage_failed {
-            flushes.last_used.failed();
-            tracing::warn!(error = %e, count = written_usage, "writing last-used times failed; kept for the next flush");
-        } else {
-            flushes.last_used.written(started);
-        }
-        if let Some(e) = &daily_failed {
-            flushes.call_counts.failed();
-            tracing::warn!(error = %e, count = written_daily, "writing per-day call counts failed; kept for the next flush");
-        } else if with_counts || everything {
-            flushes.call_counts.written(started);
-        }
-        // Each write is one transaction: a failed one wrote nothing, so what it held is given back
-        // whole and neither lost nor counted twice.
-        if usage_failed.is_some() || daily_failed.is_some() {
-            let usage = if usage_failed.is_some() { usage } else { Vec::new() };
-            let daily = if daily_failed.is_some() { daily } else { Vec::new() };
-            self.inner.verifier.usage.give_back(usage, daily);
-        }
-        if with_counts || everything {
-            let before = now.plus_millis(-keygate_store::CHANGE_RETENTION_MS);
-            if let Err(e) = self.inner.db.changes().prune(before).await {
-                tracing::warn!(error = %e, "pruning the change feed failed");
-            }
-            match self.prune_login_throttle(now).await {
-                Ok(0) => {}
-                Ok(n) => tracing::debug!(rows = n, "pruned the log-in throttle"),
-                Err(e) => tracing::warn!(error = %e, "pruning the log-in throttle failed"),
-            }
-            self.prune_audit(now).await;
-        }
-        let refusals = self.write_refusals(everything).await;
-        if written_usage > 0 || written_daily > 0 || refusals > 0 {
-            tracing::debug!(
-                last_used = written_usage,
-                daily_counts = written_daily,
-                refusals,
-                elapsed_ms = started.elapsed().as_millis() as u64,
-                "usage written behind"
-            );
-        }
-    }
-
-    /// Writes the refused calls recorded since the last flush, with those a failed write left.
-    /// A failed write keeps them (up to [`MAX_UNWRITTEN`]) and backs off; at shutdown
-    /// (`everything`) it tries four times: at once, then 100 ms, 400 ms and 1.6 s later. Returns
-    /// how many were written.
-    async fn write_refusals(&self, everything: bool) -> usize {
-        let now = std::time::Instant::now();
-        let fresh = self.inner.verifier.refusals.take_audit_entries(now);
-        let mut batch = {
-            let mut unwritten = self.inner.unwritten.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            let waiting = unwritten.next_try.is_some_and(|at| at > now) && !everything;
-            if waiting {
-                Self::keep_unwritten(&mut unwritten, fresh);
-                return 0;
-            }
-            let mut batch = std::mem::take(&mut unwritten.entries);
-            batch.extend(fresh);
-            let dropped = std::mem::take(&mut unwritten.dropped);
-            if dropped > 0 {
-                batch.push(
-                    keygate_domain::AuditEntry::new(None, keygate_domain::Actor::System("api"), "call.refused", "lost")
-                        .details(format!("{dropped} refused-call entries could not be written and were dropped")),
-                );
-            }
-            batch
-        };
-        if batch.is_empty() {
-            self.inner.flushes.refused_calls.written(now);
-            return 0;
-        }
-        let tries = if everything { 4 } else { 1 };
-        let mut pause = Duration::from_millis(100);
-        for attempt in 1..=tries {
-            match self.inner.db.audit().append(&batch).await {
-                Ok(()) => {
-                    let mut unwritten = self.inner.unwritten.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                    unwritten.failures = 0;
-                    unwritten.next_try = None;
-                    self.inner.flushes.refused_calls.written(now);
-                    return batch.len();
-                }
-                Err(e) => {
-                    self.inner.flushes.refused_calls.failed();
-                    tracing::warn!(error = %e, count = batch.len(), attempt, "writing refused calls to the audit log failed; kept for a retry");
-                    if attempt < tries {
-                        tokio::time::sleep(pause).await;
-                        pause *= 4;
-                    }
-                }
-            }
-        }
-        let mut unwritten = self.inner.unwritten.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        unwritten.failures = unwritten.failures.saturating_add(1);
-        let backoff =
-            (self.inner.config.flush_every * 2u32.saturating_pow(unwritten.failures - 1)).min(Duration::from_secs(60));
-        unwritten.next_try = Some(std::time::Instant::now() + backoff);
-        let later = std::mem::take(&mut unwritten.entries);
-        batch.extend(later);
-        Self::keep_unwritten(&mut unwritten, batch);
-        0
-    }
-
-    fn keep_unwritten(unwritten: &mut Unwritten, entries: Vec<keygate_domain::AuditEntry>) {
-        for entry in entries {
-            if unwritten.entries.len() < MAX_UNWRITTEN {
-                unwritten.entries.push(entry);
-            } else {
-                unwritten.dropped += 1;
-                unwritten.dropped_total += 1;
-            }
-        }
     }
 
     /// Refused calls since start, per code (for metrics).

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use keygate_domain::{KeyId, TenantId, Timestamp};
 
-use crate::{Caller, Keygate, ServiceResult, usage::day_of};
+use crate::{Caller, Keygate, ServiceResult, verify::day_of};
 
 /// One key's calls over the last days, oldest day first.
 #[derive(Debug, Clone, PartialEq, Eq)]

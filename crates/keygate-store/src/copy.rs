@@ -102,7 +102,7 @@ fn corrupt(what: String) -> StoreError {
 }
 
 /// Copies the SQLite database at `source` into the PostgreSQL database `target`. The target is
-/// checked before anything is written to it ([`check_target`]): a new, empty database, or one
+/// checked before anything is written to it (`check_target`): a new, empty database, or one
 /// holding only keygate's schema without rows; anything else is refused and left as it was. It is
 /// then migrated and filled in one transaction. Nothing is written to `source`; on a failure after
 /// the check nothing stays in `target` but keygate's schema.

@@ -2,7 +2,7 @@
 //!
 //! Owns SQL and nothing else: no business rules beyond integrity, no HTTP. One SQL text serves
 //! both engines (`$1…$N` placeholders); each repository method is written once and expanded for
-//! both pools by [`on_pool!`]. Every change is written in one transaction together with its audit
+//! both pools by `on_pool!`. Every change is written in one transaction together with its audit
 //! event and its change-feed row, so a change is never stored without its trace.
 
 use std::{path::Path, str::FromStr, time::Duration};

@@ -14,7 +14,7 @@ use crate::{
 };
 
 /// A user as stored, with the names of their groups. The password hash never leaves the store
-/// except through [`Users::login_record`].
+/// except through `Users::login_record`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserRecord {
     pub id: UserId,

@@ -2,7 +2,7 @@
 //! forward-auth for reverse proxies, and ops endpoints.
 //!
 //! Handlers parse requests, call the service layer and shape responses; they never run SQL and
-//! hold no rules of their own. Every refusal leaves through [`problem`].
+//! hold no rules of their own. Every refusal leaves through `problem`.
 
 mod access_log;
 mod app;

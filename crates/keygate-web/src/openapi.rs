@@ -228,7 +228,7 @@ pub fn document() -> Value {
                 authenticated answers `RateLimit-Policy` and `RateLimit`. Keys are sent as \
                 `Authorization: Bearer <key>` or `X-API-Key: <key>`, never in a query string; two different \
                 credentials in one request are refused.",
-            "license": { "name": "keygate", "identifier": "MIT OR Apache-2.0" },
+            "license": { "name": "Apache License 2.0", "identifier": env!("CARGO_PKG_LICENSE") },
         },
         "servers": [{ "url": "/", "description": "this keygate server" }],
         "tags": [

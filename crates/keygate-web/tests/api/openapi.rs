@@ -50,3 +50,15 @@ async fn a_capability_answer_has_exactly_the_documented_members() {
     sent.sort_unstable();
     assert_eq!(sent, documented);
 }
+
+#[test]
+fn the_document_declares_the_licence_that_cargo_declares_and_the_repository_ships() {
+    let doc = keygate_web::openapi::document();
+    assert_eq!(doc["info"]["license"]["identifier"], env!("CARGO_PKG_LICENSE"));
+    assert_eq!(env!("CARGO_PKG_LICENSE"), "Apache-2.0", "the LICENSE file below is Apache-2.0");
+    let licence = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../LICENSE")).expect("LICENSE");
+    assert!(
+        licence.contains("Apache License") && licence.contains("Version 2.0, January 2004"),
+        "LICENSE is Apache 2.0"
+    );
+}

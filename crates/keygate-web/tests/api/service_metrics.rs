@@ -283,18 +283,30 @@ async fn every_database_pool_reports_its_connections_within_its_maximum(app: Tes
     assert_eq!(scrape.kind("keygate_db_connections"), "gauge");
 }
 
-/// deploy/prometheus/keygate-alerts.yml is what operators load: every `keygate_…` series it names
-/// must be one that `/metrics` serves (on PostgreSQL, which serves every family), so a renamed
-/// metric cannot leave an alert silently watching nothing.
+/// deploy/prometheus/keygate-alerts.yml and deploy/grafana/keygate-dashboard.json are what operators
+/// load: every `keygate_…` and `process_…` series they name must be one that `/metrics` serves (on
+/// PostgreSQL, which serves every family), so a renamed metric cannot leave an alert or a panel
+/// silently watching nothing. (The disk alert's `node_…` series come from node_exporter.)
 #[tokio::test]
-async fn the_shipped_alert_rules_name_only_series_that_metrics_serves() {
+async fn the_shipped_dashboard_and_alert_rules_name_only_series_that_metrics_serves() {
     let Some(app) = spawn_app_on(Backend::Postgres, ServiceConfig::default()).await else {
         eprintln!("skipped: KEYGATE_TEST_POSTGRES_URL is not set");
         return;
     };
-    let rules =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/prometheus/keygate-alerts.yml"))
-            .expect("deploy/prometheus/keygate-alerts.yml");
+    let deploy = |file: &str| {
+        std::fs::read_to_string(format!("{}/../../deploy/{file}", env!("CARGO_MANIFEST_DIR"))).expect(file)
+    };
+    let rules = deploy("prometheus/keygate-alerts.yml");
+    let dashboard = deploy("grafana/keygate-dashboard.json");
+    let panels: serde_json::Value = serde_json::from_str(&dashboard).expect("the dashboard is JSON");
+    let queries: Vec<String> = panels["panels"]
+        .as_array()
+        .expect("panels")
+        .iter()
+        .flat_map(|p| p["targets"].as_array().expect("targets").iter())
+        .map(|t| t["expr"].as_str().expect("expr").to_owned())
+        .collect();
+    assert!(queries.len() >= 20, "the dashboard has {} queries", queries.len());
     // A serving process: its background work holds the change listener, whose series join in.
     let (_stop, stop) = tokio::sync::watch::channel(false);
     let _background = app.keygate.spawn_background(stop);
@@ -306,21 +318,29 @@ async fn the_shipped_alert_rules_name_only_series_that_metrics_serves() {
     let answer = app.client.get(app.url("/rest/v1/1/capability")).bearer_auth(key.expose()).send().await.expect("call");
     assert_eq!(answer.status(), 200);
     let scrape = Scrape::of(&app).await;
-    let mut named = std::collections::BTreeSet::new();
-    for (at, _) in rules.match_indices("keygate_") {
-        let name: String =
-            rules[at..].chars().take_while(|c| c.is_ascii_lowercase() || *c == '_' || c.is_ascii_digit()).collect();
-        named.insert(name);
-    }
-    assert!(named.len() >= 10, "the rules name {} series", named.len());
-    for name in &named {
-        let family =
-            ["_total", "_bucket", "_sum", "_count"].iter().find_map(|suffix| name.strip_suffix(suffix)).unwrap_or(name);
-        assert!(
-            scrape.types.contains_key(family) || scrape.types.contains_key(name.as_str()),
-            "the alert rules name `{name}`, which /metrics does not serve:\n{}",
-            scrape.text
-        );
+    for (file, text, at_least) in [("alert rules", rules, 12), ("dashboard", queries.join("\n"), 25)] {
+        let mut named = std::collections::BTreeSet::new();
+        for prefix in ["keygate_", "process_"] {
+            for (at, _) in text.match_indices(prefix) {
+                let name: String = text[at..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_lowercase() || *c == '_' || c.is_ascii_digit())
+                    .collect();
+                named.insert(name);
+            }
+        }
+        assert!(named.len() >= at_least, "the {file} name {} series", named.len());
+        for name in &named {
+            let family = ["_total", "_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|suffix| name.strip_suffix(suffix))
+                .unwrap_or(name);
+            assert!(
+                scrape.types.contains_key(family) || scrape.types.contains_key(name.as_str()),
+                "the {file} name `{name}`, which /metrics does not serve:\n{}",
+                scrape.text
+            );
+        }
     }
 }
 

@@ -1,0 +1,158 @@
+//! A generic cache of shared values with a TTL, a load epoch and single-flight loading, and the
+//! hasher of its id-keyed maps. Knows nothing of keys, users or the database.
+
+use std::{
+    collections::HashMap,
+    hash::{BuildHasherDefault, Hash, Hasher},
+    sync::{
+        Arc, Mutex, RwLock,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use crate::counter::Striped;
+
+/// A SHA-256 digest hashes to its own first eight bytes: no need to hash it again. Integer ids
+/// (written with `write_i64`/`write_u64`) are spread with a multiplication (Fibonacci hashing);
+/// they come from the database, not from callers, so flooding is not a concern.
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct PassThrough(u64);
+
+impl Hasher for PassThrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+    fn write_i64(&mut self, n: i64) {
+        self.0 = (n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+/// A map keyed by integer ids, hashed with [`PassThrough`].
+pub(super) type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<PassThrough>>;
+
+/// A map of cached values with a load epoch: a value loaded before an invalidation is not
+/// stored after it, so a slow cache miss can never resurrect what a change just dropped.
+/// Concurrent misses of one entry take turns ([`Cache::load_turn`]), so that a burst of calls
+/// for an entry not cached (at a start, or when its TTL ran out) makes one database read, not one
+/// per call.
+#[derive(Debug)]
+pub(super) struct Cache<K, V, S = std::hash::RandomState> {
+    map: RwLock<HashMap<K, (Arc<V>, Instant), S>>,
+    epoch: AtomicU64,
+    /// Entries being loaded, each with the lock its loaders take turns on.
+    loading: Mutex<HashMap<K, Arc<tokio::sync::Mutex<()>>, S>>,
+    /// Database reads made for this cache (for `/metrics`).
+    loads: AtomicU64,
+    /// Lookups answered without a database read (for `/metrics`): striped, as every call makes
+    /// one per cache.
+    hits: Striped,
+}
+
+/// A task's turn to load an entry; the next task waiting for that entry gets its turn when this
+/// is dropped (also when the loading call is cancelled).
+pub(super) struct LoadTurn<'a, K: Eq + Hash + Copy, V, S: std::hash::BuildHasher> {
+    cache: &'a Cache<K, V, S>,
+    key: K,
+    _held: tokio::sync::OwnedMutexGuard<()>,
+}
+
+impl<K: Eq + Hash + Copy, V, S: std::hash::BuildHasher> Drop for LoadTurn<'_, K, V, S> {
+    fn drop(&mut self) {
+        let mut loading = self.cache.loading.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Two references: the map's and the one inside this turn's guard. More: others wait.
+        if loading.get(&self.key).is_some_and(|lock| Arc::strong_count(lock) <= 2) {
+            loading.remove(&self.key);
+        }
+    }
+}
+
+impl<K: Eq + Hash + Copy, V, S: std::hash::BuildHasher + Default> Cache<K, V, S> {
+    pub(super) fn new() -> Self {
+        Self {
+            map: RwLock::new(HashMap::default()),
+            epoch: AtomicU64::new(0),
+            loading: Mutex::new(HashMap::default()),
+            loads: AtomicU64::new(0),
+            hits: Striped::default(),
+        }
+    }
+
+    /// Waits until no other task is loading `k`. Whoever held the turn before has stored what it
+    /// loaded (unless a change intervened), so look in the cache again before loading.
+    pub(super) async fn load_turn(&self, k: K) -> LoadTurn<'_, K, V, S> {
+        let lock = {
+            let mut loading = self.loading.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            Arc::clone(loading.entry(k).or_default())
+        };
+        LoadTurn { cache: self, key: k, _held: lock.lock_owned().await }
+    }
+
+    pub(super) fn counted_load(&self) {
+        self.loads.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// [`Self::get`], counting a hit when the entry is there: a lookup either hits or loads.
+    pub(super) fn get_counted(&self, k: &K, now: Instant, ttl: Duration) -> Option<Arc<V>> {
+        let found = self.get(k, now, ttl);
+        if found.is_some() {
+            self.hits.add_one();
+        }
+        found
+    }
+
+    pub(super) fn get(&self, k: &K, now: Instant, ttl: Duration) -> Option<Arc<V>> {
+        let map = self.map.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match map.get(k) {
+            Some((v, at)) if now.saturating_duration_since(*at) < ttl => Some(Arc::clone(v)),
+            _ => None,
+        }
+    }
+
+    /// The entry even when its TTL has run out.
+    pub(super) fn get_stale(&self, k: &K) -> Option<Arc<V>> {
+        let map = self.map.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.get(k).map(|(v, _)| Arc::clone(v))
+    }
+
+    pub(super) fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+
+    pub(super) fn insert_if_unchanged(&self, k: K, v: Arc<V>, epoch: u64, now: Instant) {
+        let mut map = self.map.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if self.epoch.load(Ordering::Acquire) == epoch {
+            map.insert(k, (v, now));
+        }
+    }
+
+    /// Makes every load in flight store nothing, though no entry is dropped (one may be on its
+    /// way in).
+    pub(super) fn invalidate_loads(&self) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Database reads made for this cache since the start.
+    pub(super) fn loads(&self) -> u64 {
+        self.loads.load(Ordering::Relaxed)
+    }
+
+    /// Lookups answered without a database read since the start.
+    pub(super) fn hits(&self) -> u64 {
+        self.hits.get()
+    }
+
+    pub(super) fn remove(&self, k: &K) {
+        let mut map = self.map.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        map.remove(k);
+    }
+}

@@ -1,0 +1,102 @@
+//! A key as the verification cache holds it: the stored record, and what accepted calls change
+//! (rate bucket, usage not yet gathered, the rendered bytes) behind one lock.
+
+use std::sync::{Arc, Mutex};
+
+use keygate_domain::{KeyId, KeyRecord, OwnerState, TenantPolicy};
+
+use super::key_usage::KeyUsage;
+use crate::ratelimit::Bucket;
+
+/// A key as the cache holds it: the stored record; what accepted calls change (rate bucket and
+/// usage not yet written), behind one lock; and the bytes of [`Verified::rendered`]. One
+/// allocation, so a call on a key that is not in the CPU cache touches as little memory as can be.
+#[derive(Debug)]
+pub(crate) struct CachedKey {
+    pub(super) record: KeyRecord,
+    live: Mutex<LiveKey>,
+}
+
+impl CachedKey {
+    pub(super) fn new(record: KeyRecord, live: LiveKey) -> Self {
+        Self { record, live: Mutex::new(live) }
+    }
+
+    pub(crate) fn id(&self) -> KeyId {
+        self.record.id
+    }
+
+    /// An entry for key `id` with a plain record, for tests of what hangs off an entry.
+    #[cfg(test)]
+    pub(crate) fn for_test(id: KeyId) -> Arc<Self> {
+        use keygate_domain::{ApiKeySecret, IpRanges, Purpose, TenantId, Timestamp, UserId};
+        let secret = ApiKeySecret::generate();
+        let record = KeyRecord {
+            id,
+            tenant_id: TenantId(1),
+            user_id: UserId(2),
+            created_by: None,
+            purpose: Purpose::parse("test").expect("valid"),
+            digest: secret.digest(),
+            display: secret.display_form(),
+            ip_ranges: IpRanges::any(),
+            scopes: None,
+            units: None,
+            expires_at: None,
+            enabled: true,
+            revoked_at: None,
+            created_at: Timestamp(0),
+            last_used_at: None,
+            last_used_ip: None,
+            rolled_from: None,
+            rate_limit_per_minute: None,
+        };
+        Arc::new(Self::new(record, LiveKey::default()))
+    }
+
+    /// The entry a TTL reload of `old` makes.
+    #[cfg(test)]
+    pub(crate) fn new_for_test_successor(old: &Self) -> Self {
+        Self::new(old.record.clone(), old.live().successor())
+    }
+
+    pub(crate) fn live(&self) -> std::sync::MutexGuard<'_, LiveKey> {
+        self.live.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// What accepted calls of one key change, and the bytes of [`Verified::rendered`]: one lock.
+#[derive(Debug, Default)]
+pub(crate) struct LiveKey {
+    pub(super) bucket: Option<Bucket>,
+    pub(crate) usage: KeyUsage,
+    pub(super) memo: Option<Memo>,
+}
+
+impl LiveKey {
+    /// The state of the entry that replaces this one when its TTL ran out: a reload is not a
+    /// change, so the bucket is not refilled and a use already written is not written again.
+    /// Counts not yet gathered stay here and are gathered from here.
+    pub(super) fn successor(&self) -> Self {
+        Self { bucket: self.bucket.clone(), usage: self.usage.successor(), memo: None }
+    }
+}
+
+pub(super) struct Memo {
+    pub(super) owner: Arc<OwnerState>,
+    pub(super) tenant: Arc<TenantPolicy>,
+    pub(super) bytes: Arc<[u8]>,
+}
+
+impl Memo {
+    /// The bytes, if they were made under this owner and tenant.
+    pub(super) fn bytes_for(&self, owner: &Arc<OwnerState>, tenant: &Arc<TenantPolicy>) -> Option<Arc<[u8]>> {
+        (Arc::ptr_eq(&self.owner, owner) && Arc::ptr_eq(&self.tenant, tenant)).then(|| Arc::clone(&self.bytes))
+    }
+}
+
+impl std::fmt::Debug for Memo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Memo").field("owner", &self.owner.id).field("tenant", &self.tenant.id).finish_non_exhaustive()
+    }
+}

@@ -118,7 +118,8 @@ async fn seed(db: &Database, args: &Args) -> anyhow::Result<()> {
     let next = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
     for _ in 0..workers {
-        let (db, next, ranges, purpose, count) = (db.clone(), next.clone(), ranges.clone(), purpose.clone(), args.count);
+        let (db, next, ranges, purpose, count) =
+            (db.clone(), next.clone(), ranges.clone(), purpose.clone(), args.count);
         let (tenant_id, user_id) = (tenant.policy.id, user.id);
         tasks.push(tokio::spawn(async move {
             loop {

@@ -124,7 +124,7 @@ impl Default for ServiceConfig {
             change_listener: true,
             cluster_limits: true,
             cache_ttl: Duration::from_secs(60),
-            key_cache_capacity: 1_000_000,
+            key_cache_capacity: 500_000,
             flush_every: Duration::from_secs(5),
             max_failures_per_ip: 100,
             failure_block: Duration::from_secs(60),

@@ -75,6 +75,9 @@ pub struct ServiceConfig {
     pub cluster_limits: bool,
     /// Safety net: a cached entry older than this is reloaded even without a change.
     pub cache_ttl: Duration,
+    /// Keys the verification cache holds at most (and as many users and tenants); beyond, the
+    /// keys used least are evicted (S3-FIFO: a scan of keys used once does not evict hot ones).
+    pub key_cache_capacity: usize,
     /// How often last-used times and refusal counts are written.
     pub flush_every: Duration,
     /// Consecutive failed verifications from one IP before it is slowed down.
@@ -128,6 +131,7 @@ impl Default for ServiceConfig {
             change_listener: true,
             cluster_limits: true,
             cache_ttl: Duration::from_secs(60),
+            key_cache_capacity: 500_000,
             flush_every: Duration::from_secs(5),
             max_failures_per_ip: 100,
             failure_block: Duration::from_secs(60),
@@ -312,6 +316,11 @@ impl Keygate {
     /// Sources the failed-verification map tracks now, its capacity, and the bytes it takes (fixed).
     pub fn failure_map(&self) -> (usize, usize, usize) {
         self.inner.verifier.failure_map()
+    }
+
+    /// Keys cached now, the most the key cache holds, and keys evicted to make room since the start.
+    pub fn key_cache(&self) -> (usize, usize, u64) {
+        self.inner.verifier.key_cache()
     }
 
     /// Database reads the verification caches have made since the start, per cache (`key`,

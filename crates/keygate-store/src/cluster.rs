@@ -33,6 +33,8 @@ pub struct Count {
 pub struct ReportedCount {
     pub seq: i64,
     pub at: Timestamp,
+    /// The reporting node's name (random per process).
+    pub node: String,
     pub count: Count,
 }
 
@@ -42,6 +44,21 @@ impl Database {
         let Pool::Postgres(p) = &self.pool else { return Ok(None) };
         let newest: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM cluster_counts").fetch_one(p).await?;
         Ok(Some(newest.unwrap_or(0)))
+    }
+
+    /// The row number just before the first report made at or after `since` (the newest row's when
+    /// there is none, 0 when the table is empty): a node that starts reads from there, so that it
+    /// knows what the others spent of the budgets it will share. `None` on SQLite.
+    pub async fn count_seq_before(&self, since: Timestamp) -> StoreResult<Option<i64>> {
+        let Pool::Postgres(p) = &self.pool else { return Ok(None) };
+        let seq: Option<i64> = sqlx::query_scalar(
+            "SELECT COALESCE((SELECT MIN(seq) - 1 FROM cluster_counts WHERE at >= $1), \
+             (SELECT MAX(seq) FROM cluster_counts))",
+        )
+        .bind(since.0)
+        .fetch_one(p)
+        .await?;
+        Ok(Some(seq.unwrap_or(0)))
     }
 
     /// Appends `mine` as `node`'s report and returns what other nodes reported after the row
@@ -61,8 +78,9 @@ impl Database {
             });
             q.build().execute(p).await?;
         }
-        let rows: Vec<(i64, i64, String, Vec<u8>, i64)> = sqlx::query_as(
-            "SELECT seq, at, kind, subject, n FROM cluster_counts WHERE seq > $1 AND node <> $2 ORDER BY seq LIMIT 100000",
+        let rows: Vec<(i64, i64, String, String, Vec<u8>, i64)> = sqlx::query_as(
+            "SELECT seq, at, node, kind, subject, n FROM cluster_counts WHERE seq > $1 AND node <> $2 \
+             ORDER BY seq LIMIT 100000",
         )
         .bind(after)
         .bind(node)
@@ -70,13 +88,13 @@ impl Database {
         .await?;
         Ok(Some(
             rows.into_iter()
-                .filter_map(|(seq, at, kind, subject, n)| {
+                .filter_map(|(seq, at, node, kind, subject, n)| {
                     let kind = match kind.as_str() {
                         "key" => CountKind::Key,
                         "failure" => CountKind::Failure,
                         _ => return None,
                     };
-                    Some(ReportedCount { seq, at: Timestamp(at), count: Count { kind, subject, n } })
+                    Some(ReportedCount { seq, at: Timestamp(at), node, count: Count { kind, subject, n } })
                 })
                 .collect(),
         ))

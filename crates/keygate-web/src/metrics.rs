@@ -285,6 +285,15 @@ impl Collector for ServiceCounters {
             "Database reads of the verification caches (misses), by cache",
             kg.cache_loads().into_iter().map(|(cache, n)| (CacheName { cache }, n)),
         )?;
+        let (keys, key_capacity, evictions) = kg.key_cache();
+        gauge(e, "keygate_key_cache_entries", "Keys the verification cache holds now", count(keys))?;
+        gauge(e, "keygate_key_cache_capacity", "Keys the verification cache holds at most", count(key_capacity))?;
+        counter(
+            e,
+            "keygate_key_cache_evictions",
+            "Keys evicted from the verification cache to make room (S3-FIFO: the least used go)",
+            evictions,
+        )?;
         let (sources, capacity, bytes) = kg.failure_map();
         gauge(
             e,

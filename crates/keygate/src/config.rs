@@ -31,6 +31,8 @@ pub struct FileConfig {
     pub query_time_budget_ms: Option<u64>,
     /// Data queries one key may run at once.
     pub queries_per_key: Option<u32>,
+    /// Keys the verification cache holds at most (and as many users and tenants).
+    pub key_cache_capacity: Option<usize>,
     /// `auto` (default), `always` or `never`: when the session cookie is `Secure`.
     pub cookie_secure: Option<String>,
     /// Open the database read-only: commands that only read work, the others are refused.
@@ -67,6 +69,8 @@ pub struct Config {
     pub query_time_budget: std::time::Duration,
     /// Data queries one key may run at once.
     pub queries_per_key: u32,
+    /// Keys the verification cache holds at most.
+    pub key_cache_capacity: usize,
     pub cookie_secure: keygate_web::CookieSecure,
     /// Where opening the database read-only was asked for, if it was.
     pub read_only: Option<&'static str>,
@@ -156,6 +160,10 @@ impl Config {
         if queries_per_key == 0 {
             bail!("queries_per_key must be at least 1");
         }
+        let key_cache_capacity = file.key_cache_capacity.unwrap_or(service.key_cache_capacity);
+        if key_cache_capacity < 1_000 {
+            bail!("key_cache_capacity must be at least 1000");
+        }
         let days = |setting: &str, value: Option<u32>, default: std::time::Duration| match value {
             None => Ok(default),
             Some(0) => bail!("{setting} must be at least 1 (days of audit rows kept)"),
@@ -195,6 +203,7 @@ impl Config {
             page_memory_budget,
             query_time_budget,
             queries_per_key,
+            key_cache_capacity,
             change_poll: std::time::Duration::from_millis(change_poll_ms),
             change_listener: global.change_listener.or(file.change_listener).unwrap_or(true),
             cluster_limits: std::env::var("KEYGATE_CLUSTER_LIMITS")
@@ -283,6 +292,7 @@ impl Config {
             page_memory_budget: self.page_memory_budget,
             query_time_budget: self.query_time_budget,
             queries_per_key: self.queries_per_key,
+            key_cache_capacity: self.key_cache_capacity,
             audit_retention: self.audit_retention,
             ..keygate_service::ServiceConfig::default()
         }
@@ -358,6 +368,7 @@ mod tests {
             page_memory_budget_mib,
             query_time_budget_ms,
             queries_per_key,
+            key_cache_capacity,
             cookie_secure,
             read_only,
             audit_keep_changes_days,
@@ -379,6 +390,7 @@ mod tests {
             page_memory_budget_mib.is_some(),
             query_time_budget_ms.is_some(),
             queries_per_key.is_some(),
+            key_cache_capacity.is_some(),
             cookie_secure.is_some(),
             read_only.is_some(),
             audit_keep_changes_days.is_some(),

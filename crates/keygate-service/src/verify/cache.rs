@@ -1,16 +1,18 @@
-//! A generic cache of shared values with a TTL, a load epoch and single-flight loading, and the
-//! hasher of its id-keyed maps. Knows nothing of keys, users or the database.
+//! A generic cache of shared values with a capacity (kept by [`super::capped`]), a TTL, a load
+//! epoch and single-flight loading, and the hasher of its id-keyed maps. Knows nothing of keys,
+//! users or the database.
 
 use std::{
     collections::HashMap,
     hash::{BuildHasherDefault, Hash, Hasher},
     sync::{
-        Arc, Mutex, RwLock,
+        Arc, Mutex,
         atomic::{AtomicU64, Ordering},
     },
     time::{Duration, Instant},
 };
 
+use super::capped::CappedMap;
 use crate::counter::Striped;
 
 /// A SHA-256 digest hashes to its own first eight bytes: no need to hash it again. Integer ids
@@ -46,7 +48,7 @@ pub(super) type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<PassThrough>>;
 /// per call.
 #[derive(Debug)]
 pub(super) struct Cache<K, V, S = std::hash::RandomState> {
-    map: RwLock<HashMap<K, (Arc<V>, Instant), S>>,
+    map: CappedMap<K, V, S>,
     epoch: AtomicU64,
     /// Entries being loaded, each with the lock its loaders take turns on.
     loading: Mutex<HashMap<K, Arc<tokio::sync::Mutex<()>>, S>>,
@@ -76,9 +78,10 @@ impl<K: Eq + Hash + Copy, V, S: std::hash::BuildHasher> Drop for LoadTurn<'_, K,
 }
 
 impl<K: Eq + Hash + Copy, V, S: std::hash::BuildHasher + Default> Cache<K, V, S> {
-    pub(super) fn new() -> Self {
+    /// A cache that holds at most `capacity` entries.
+    pub(super) fn new(capacity: usize) -> Self {
         Self {
-            map: RwLock::new(HashMap::default()),
+            map: CappedMap::new(capacity),
             epoch: AtomicU64::new(0),
             loading: Mutex::new(HashMap::default()),
             loads: AtomicU64::new(0),
@@ -110,28 +113,27 @@ impl<K: Eq + Hash + Copy, V, S: std::hash::BuildHasher + Default> Cache<K, V, S>
     }
 
     pub(super) fn get(&self, k: &K, now: Instant, ttl: Duration) -> Option<Arc<V>> {
-        let map = self.map.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-        match map.get(k) {
-            Some((v, at)) if now.saturating_duration_since(*at) < ttl => Some(Arc::clone(v)),
-            _ => None,
-        }
+        self.map.get(k).filter(|(_, at)| now.saturating_duration_since(*at) < ttl).map(|(v, _)| v)
     }
 
     /// The entry even when its TTL has run out.
     pub(super) fn get_stale(&self, k: &K) -> Option<Arc<V>> {
-        let map = self.map.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-        map.get(k).map(|(v, _)| Arc::clone(v))
+        self.map.get(k).map(|(v, _)| v)
     }
 
     pub(super) fn epoch(&self) -> u64 {
         self.epoch.load(Ordering::Acquire)
     }
 
-    pub(super) fn insert_if_unchanged(&self, k: K, v: Arc<V>, epoch: u64, now: Instant) {
-        let mut map = self.map.write().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if self.epoch.load(Ordering::Acquire) == epoch {
-            map.insert(k, (v, now));
-        }
+    /// Stores `v` unless an invalidation came after `epoch`: what was evicted to make room, or
+    /// `None` when not stored.
+    pub(super) fn insert_if_unchanged(&self, k: K, v: Arc<V>, epoch: u64, now: Instant) -> Option<Vec<(K, Arc<V>)>> {
+        self.map.insert_if(k, v, now, || self.epoch.load(Ordering::Acquire) == epoch)
+    }
+
+    /// Entries held now, the most it holds, and entries evicted to make room since the start.
+    pub(super) fn size(&self) -> (usize, usize, u64) {
+        (self.map.len(), self.map.capacity(), self.map.evictions())
     }
 
     /// Makes every load in flight store nothing, though no entry is dropped (one may be on its
@@ -151,8 +153,8 @@ impl<K: Eq + Hash + Copy, V, S: std::hash::BuildHasher + Default> Cache<K, V, S>
     }
 
     pub(super) fn remove(&self, k: &K) {
-        let mut map = self.map.write().unwrap_or_else(std::sync::PoisonError::into_inner);
-        self.epoch.fetch_add(1, Ordering::AcqRel);
-        map.remove(k);
+        self.map.remove_with(k, || {
+            self.epoch.fetch_add(1, Ordering::AcqRel);
+        });
     }
 }

@@ -14,7 +14,7 @@ use super::{
     outcome::{Refused, UNAVAILABLE_RETRY_AFTER_SECS, VERIFY_DB_WAIT, Verified},
     request::{CheckRequest, Credential, VerifyRequest},
 };
-use crate::{Keygate, ratelimit::Bucket};
+use crate::Keygate;
 
 /// The one tenant whose keys a verification may know.
 #[derive(Debug, Clone, Copy)]
@@ -88,7 +88,7 @@ impl Keygate {
         let now = Instant::now();
         let source = scope.source;
         if scope.throttled
-            && let Some(wait) = v.failures.blocked(source, now)
+            && let Some(wait) = v.failures.blocked_shared(source, now, self.inner.cluster.share())
         {
             v.refusals.record(None, None, RefusalCode::TooManyFailures, source, None, "too many failed verifications");
             return Err(Refused { retry_after_secs: Some(wait), ..RefusalCode::TooManyFailures.into() });
@@ -165,7 +165,8 @@ impl Keygate {
         let limit = key.rate_limit_per_minute.unwrap_or(tenant.rate_limit_per_minute);
         let (taken, notice, rendered) = {
             let mut live = entry.live();
-            let taken = live.bucket.get_or_insert_with(|| Bucket::full(limit, now)).take(limit, now);
+            let bucket = live.bucket.get_or_insert_with(|| self.inner.cluster.start_bucket(key.id, limit, now));
+            let taken = bucket.take_shared(limit, now, self.inner.cluster.share());
             let notice = taken.is_ok().then(|| live.usage.accept(clock, source));
             let rendered = live.memo.as_ref().and_then(|m| m.bytes_for(&owner, &tenant));
             (taken, notice, rendered)
@@ -195,7 +196,7 @@ impl Keygate {
         if scope.throttled {
             v.failures.succeeded(source);
         }
-        self.inner.cluster.accepted(key.id);
+        self.inner.cluster.accepted(key.id, limit);
         if let Some(notice) = notice {
             v.usage.note(&entry, notice);
         }
@@ -225,7 +226,7 @@ impl Keygate {
     fn failed(&self, scope: &Scope<'_>, code: RefusalCode, detail: &'static str, now: Instant) -> Refused {
         let v = &self.inner.verifier;
         if scope.throttled {
-            v.failures.failed(scope.source, now);
+            v.failures.failed_shared(scope.source, now, self.inner.cluster.share());
             self.inner.cluster.failed(crate::ratelimit::FailureLimiter::source(scope.source));
         }
         v.refusals.record(scope.audit_tenant(), None, code, scope.source, scope.claimed, detail);

@@ -4,12 +4,14 @@
 //!
 //! One job per file: what a caller asks ([`request`]) and is answered ([`outcome`]); the flow that
 //! decides ([`flow`]); the verifier's state, its caches and how they are filled and emptied
-//! ([`verifier`]), over a generic single-flight cache ([`cache`]) of key entries ([`entry`]); the
+//! ([`verifier`]), over a generic single-flight cache ([`cache`]) with a capacity ([`capped`]) of key entries
+//! ([`entry`]); the
 //! change feed that empties them from other processes ([`feed`]); and the usage that accepted
 //! calls leave, per key ([`key_usage`]) and buffered for writing behind ([`usage`]). This file only
 //! declares and re-exports.
 
 mod cache;
+mod capped;
 mod entry;
 mod feed;
 mod flow;

@@ -39,10 +39,10 @@ pub(crate) struct Verifier {
 impl Verifier {
     pub(crate) fn new(config: &ServiceConfig) -> Self {
         Self {
-            keys: Cache::new(),
+            keys: Cache::new(config.key_cache_capacity),
             key_digests: RwLock::default(),
-            owners: Cache::new(),
-            tenants: Cache::new(),
+            owners: Cache::new(config.key_cache_capacity),
+            tenants: Cache::new(config.key_cache_capacity),
             failures: FailureLimiter::with_capacity(
                 config.max_failures_per_ip,
                 config.failure_block,
@@ -79,19 +79,25 @@ impl Verifier {
         [("key", self.keys.hits()), ("user", self.owners.hits()), ("tenant", self.tenants.hits())]
     }
 
+    /// Keys cached now, the most the key cache holds, and keys evicted to make room since the start.
+    pub(crate) fn key_cache(&self) -> (usize, usize, u64) {
+        self.keys.size()
+    }
+
     /// Verifications that succeeded since the start.
     pub(crate) fn accepted(&self) -> u64 {
         self.accepted.get().saturating_sub(self.retracted.get())
     }
 
-    /// Charges `n` calls another node accepted for `id` to this node's bucket of that key, if it
-    /// has one (a key this node has not served yet starts with its full quota).
-    pub(crate) fn debit_key(&self, id: KeyId, n: u32, now: Instant) {
+    /// Charges `n` calls another node accepted for `id` at `at` to this node's bucket of that key;
+    /// false when it has none (the cluster keeps the charge until this node serves the key).
+    pub(crate) fn debit_key(&self, id: KeyId, n: u32, at: Instant) -> bool {
         let digest = self.key_digests.read().unwrap_or_else(std::sync::PoisonError::into_inner).get(&id).copied();
-        let Some(entry) = digest.and_then(|d| self.keys.get_stale(&d)) else { return };
-        if let Some(bucket) = entry.live().bucket.as_mut() {
-            bucket.debit(n, now);
-        }
+        let Some(entry) = digest.and_then(|d| self.keys.get_stale(&d)) else { return false };
+        let mut live = entry.live();
+        let Some(bucket) = live.bucket.as_mut() else { return false };
+        bucket.debit(n, at);
+        true
     }
 
     /// Counts `n` failed verifications another node saw from `source`.
@@ -153,8 +159,22 @@ impl Keygate {
             _ => LiveKey::default(),
         };
         let entry = Arc::new(CachedKey::new(record, live));
-        v.key_digests.write().unwrap_or_else(std::sync::PoisonError::into_inner).insert(entry.record.id, *digest);
-        v.keys.insert_if_unchanged(*digest, Arc::clone(&entry), epoch, now);
+        let id = entry.record.id;
+        // Known by id before it is cached, so that a change of the key arriving meanwhile finds it.
+        v.key_digests.write().unwrap_or_else(std::sync::PoisonError::into_inner).insert(id, *digest);
+        let stored = v.keys.insert_if_unchanged(*digest, Arc::clone(&entry), epoch, now);
+        let gone: Vec<(KeyId, KeyDigest)> = match stored {
+            Some(evicted) => evicted.into_iter().map(|(d, e)| (e.record.id, d)).collect(),
+            None => vec![(id, *digest)],
+        };
+        if !gone.is_empty() {
+            let mut digests = v.key_digests.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+            for (id, digest) in gone {
+                if digests.get(&id) == Some(&digest) && v.keys.get_stale(&digest).is_none() {
+                    digests.remove(&id);
+                }
+            }
+        }
         Ok(Some(entry))
     }
 

@@ -56,7 +56,30 @@ contract!(
     a_console_session_is_found_by_its_digest_until_deleted,
     a_form_nonce_can_be_taken_only_once,
     the_limit_th_failed_log_in_locks_the_subject,
+    a_node_reads_the_other_nodes_counts_with_their_names_and_a_new_node_starts_a_minute_back,
 );
+
+async fn a_node_reads_the_other_nodes_counts_with_their_names_and_a_new_node_starts_a_minute_back(db: &Database) {
+    use keygate_store::{Count, CountKind};
+    let Some(start) = db.newest_count_seq().await.expect("read") else {
+        assert_eq!(db.backend(), keygate_store::Backend::Sqlite);
+        assert_eq!(db.count_seq_before(Timestamp::now()).await.expect("read"), None, "one node: nothing to share");
+        assert!(db.exchange_counts("a", &[], 0).await.expect("write").is_none());
+        return;
+    };
+    let key = Count { kind: CountKind::Key, subject: 7i64.to_le_bytes().to_vec(), n: 3 };
+    let beat = Count { kind: CountKind::Key, subject: Vec::new(), n: 0 };
+    let before = Timestamp::now();
+    db.exchange_counts("node-a", std::slice::from_ref(&key), start).await.expect("a writes");
+    db.exchange_counts("node-b", std::slice::from_ref(&beat), start).await.expect("b writes");
+    let seen = db.exchange_counts("node-c", &[], start).await.expect("c reads").expect("postgres");
+    let seen: Vec<(&str, &Count)> = seen.iter().map(|r| (r.node.as_str(), &r.count)).collect();
+    assert_eq!(seen, vec![("node-a", &key), ("node-b", &beat)], "both reports, in order, with their nodes");
+    let from = db.count_seq_before(before).await.expect("read").expect("postgres");
+    assert_eq!(from, start, "a node starting now reads both reports");
+    let later = db.count_seq_before(before.plus_millis(60_000)).await.expect("read").expect("postgres");
+    assert!(later >= start + 2, "nothing newer than a minute ahead: start after the newest row ({later})");
+}
 
 struct Fixture {
     tenant: TenantId,

@@ -220,6 +220,24 @@ async fn failures_from_more_sources_than_the_map_holds_keep_it_at_its_capacity()
     assert!(gauge("keygate_failure_map_bytes") < 4096, "{} bytes for 64 sources", gauge("keygate_failure_map_bytes"));
 }
 
+#[tokio::test]
+async fn the_key_cache_keeps_to_its_capacity_and_metrics_count_what_it_evicts() {
+    let config = keygate_service::ServiceConfig { key_cache_capacity: 3, ..Default::default() };
+    let app = crate::helpers::spawn_app_on(keygate_store::Backend::Sqlite, config).await.expect("sqlite");
+    for _ in 0..8 {
+        let (_, key) = app.issue(&["127.0.0.0/8"], None).await;
+        assert_eq!(app.capability(key.expose()).await.status(), 200);
+    }
+    let metrics = app.client.get(app.url("/metrics")).send().await.expect("send").text().await.expect("text");
+    let value = |name: &str| -> u64 {
+        let line = metrics.lines().find(|l| l.starts_with(&format!("{name} "))).expect("metric");
+        line.rsplit(' ').next().and_then(|n| n.parse().ok()).expect("number")
+    };
+    assert_eq!(value("keygate_key_cache_capacity"), 3);
+    assert_eq!(value("keygate_key_cache_entries"), 3, "8 keys used, 3 kept");
+    assert_eq!(value("keygate_key_cache_evictions_total"), 5);
+}
+
 // --- item 4: password hashing is bounded by a memory budget; the throttle counts first -----------
 
 /// The peak resident memory of this test process (each test runs in a process of its own).

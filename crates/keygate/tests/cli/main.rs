@@ -2,6 +2,7 @@
 
 mod cluster;
 mod commands;
+mod limits;
 mod nodes;
 mod openapi;
 mod outage;

@@ -1,0 +1,317 @@
+//! BENCHMARK ONLY — ten million keys (issue 20): bulk-inserts `--count` keys, then verifies them in
+//! process the way `keygate serve` does (same `Keygate`, default `ServiceConfig`, its background
+//! tasks) and prints, in one run: cold verification p50/p99 (each key once, a cache miss), the
+//! resident memory per cached key, RSS with the cache at its capacity, and warm throughput with
+//! one key, with a Zipf-distributed choice (P(rank k) ∝ 1/k) over all keys and over as many as the
+//! cache holds, and with a uniform choice over all keys.
+//!
+//! The keys are derived from their index (a fixed pseudo-random body plus its checksum), so nothing
+//! but the database holds them: never point this at a database that matters. Run by
+//! `bench/keys.sh`, which makes the tenant and the user first.
+//!
+//! ```text
+//! cargo run --release -p keygate --example bench_keys -- (--data-dir DIR | --database-url URL) \
+//!     --tenant bench --user b@bench.example [--count 10000000] [--seed] [--seconds 5]
+//! ```
+
+use std::{
+    net::{IpAddr, Ipv4Addr},
+    path::PathBuf,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use keygate_domain::{ApiKeySecret, Email, IpRanges, Purpose, TenantSlug, UnitId};
+use keygate_service::{Credential, Keygate, ServiceConfig, VerifyRequest};
+use keygate_store::{Database, NewKey};
+
+#[derive(Debug, Parser)]
+struct Args {
+    /// keygate's data directory (SQLite).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// A PostgreSQL URL instead.
+    #[arg(long)]
+    database_url: Option<String>,
+    #[arg(long)]
+    tenant: String,
+    #[arg(long)]
+    user: String,
+    #[arg(long, default_value_t = 10_000_000)]
+    count: u64,
+    /// Insert the keys first.
+    #[arg(long)]
+    seed: bool,
+    /// Seconds per warm measurement.
+    #[arg(long, default_value_t = 5)]
+    seconds: u64,
+    /// Cold verifications timed one after another.
+    #[arg(long, default_value_t = 50_000)]
+    cold: u64,
+}
+
+const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+fn mix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
+/// Key number `i`: always the same text.
+fn key(i: u64) -> String {
+    let mut body = String::with_capacity(41);
+    body.push_str("kg_");
+    for part in 0..4 {
+        let mut x = mix(i.wrapping_mul(4).wrapping_add(part) ^ 0x6b67_6174_6520_3230);
+        for _ in 0..8 {
+            body.push(BASE62[(x % 62) as usize] as char);
+            x /= 62;
+        }
+    }
+    let sum = keygate_domain::api_key::checksum(&body);
+    body.push_str(&sum);
+    body
+}
+
+fn rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .unwrap_or(0)
+        * 1024
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(run(args))
+}
+
+async fn open(args: &Args) -> anyhow::Result<Database> {
+    let db = match (&args.data_dir, &args.database_url) {
+        (Some(dir), None) => Database::open_data_dir(dir).await?,
+        (None, Some(url)) => Database::connect_url(url).await?,
+        _ => bail!("give --data-dir or --database-url"),
+    };
+    db.migrate().await.context("cannot migrate")?;
+    Ok(db)
+}
+
+async fn seed(db: &Database, args: &Args) -> anyhow::Result<()> {
+    let slug = TenantSlug::parse(&args.tenant).map_err(anyhow::Error::msg)?;
+    let Some(tenant) = db.tenants().by_slug(&slug).await? else { bail!("no tenant `{}`", args.tenant) };
+    let email = Email::parse(&args.user).map_err(|e| anyhow::anyhow!("`{}` is not an email address", e.0))?;
+    let Some(user) = db.users().by_email(tenant.policy.id, &email).await? else { bail!("no user {}", args.user) };
+    let ranges = IpRanges::parse(&["127.0.0.0/8"]).map_err(anyhow::Error::msg)?;
+    let purpose = Purpose::parse("benchmark (bench/keys.sh)").map_err(anyhow::Error::msg)?;
+    let started = Instant::now();
+    let workers = if args.database_url.is_some() { 4 } else { 1 };
+    let next = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..workers {
+        let (db, next, ranges, purpose, count) =
+            (db.clone(), next.clone(), ranges.clone(), purpose.clone(), args.count);
+        let (tenant_id, user_id) = (tenant.policy.id, user.id);
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let from = next.fetch_add(10_000, Ordering::Relaxed);
+                if from >= count {
+                    return anyhow::Ok(());
+                }
+                let batch: Vec<NewKey> = (from..(from + 10_000).min(count))
+                    .map(|i| {
+                        let secret = ApiKeySecret::parse(&key(i)).expect("a well-formed key");
+                        NewKey {
+                            tenant_id,
+                            user_id,
+                            created_by: None,
+                            purpose: purpose.clone(),
+                            digest: secret.digest(),
+                            display: secret.display_form(),
+                            ip_ranges: ranges.clone(),
+                            scopes: None,
+                            units: None,
+                            expires_at: None,
+                            rolled_from: None,
+                            rate_limit_per_minute: None,
+                        }
+                    })
+                    .collect();
+                db.keys().insert_many_unaudited(&batch).await?;
+                if (from / 10_000) % 50 == 0 {
+                    eprintln!("bench_keys: {from} keys inserted ({:.0} s)", started.elapsed().as_secs_f64());
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    eprintln!("bench_keys: {} keys inserted in {:.0} s", args.count, started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+async fn verify(keygate: &Keygate, key: &str) -> bool {
+    keygate
+        .verify(VerifyRequest {
+            credential: Credential::Key(key),
+            client_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            unit: Some(UnitId(1)),
+            required: None,
+        })
+        .await
+        .is_ok()
+}
+
+/// Verifications per second of `tasks` tasks for `seconds`, each choosing its key with `choose`.
+async fn throughput(keygate: &Keygate, seconds: u64, choose: fn(&mut u64) -> u64) -> anyhow::Result<f64> {
+    let done = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    for t in 0..8u64 {
+        let (keygate, done, stop) = (keygate.clone(), done.clone(), stop.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut state = mix(t + 1);
+            let mut n = 0;
+            let mut text = String::new();
+            let mut last = u64::MAX;
+            while !stop.load(Ordering::Relaxed) {
+                let i = choose(&mut state);
+                if i != last {
+                    text = key(i);
+                    last = i;
+                }
+                if !verify(&keygate, &text).await {
+                    return Err(anyhow::anyhow!("key {i} was refused"));
+                }
+                n += 1;
+                if n % 64 == 0 {
+                    tokio::task::yield_now().await;
+                }
+            }
+            done.fetch_add(n, Ordering::Relaxed);
+            Ok(())
+        }));
+    }
+    let started = Instant::now();
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    stop.store(true, Ordering::Relaxed);
+    for t in tasks {
+        t.await??;
+    }
+    Ok(done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64())
+}
+
+static KEYS: AtomicU64 = AtomicU64::new(0);
+static CACHED: AtomicU64 = AtomicU64::new(0);
+
+fn uniform01(state: &mut u64) -> f64 {
+    *state = mix(*state);
+    (*state >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// Rank `k` of `n` with P(k) ∝ 1/k (continuous approximation), spread over the key numbers.
+fn zipf(state: &mut u64, n: u64) -> u64 {
+    let rank = ((n as f64 + 1.0).powf(uniform01(state)) - 1.0) as u64;
+    rank.min(n - 1).wrapping_mul(2_654_435_761) % n
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let db = open(&args).await?;
+    if args.seed {
+        seed(&db, &args).await?;
+    }
+    KEYS.store(args.count, Ordering::Relaxed);
+    let config = ServiceConfig::default();
+    let capacity = config.key_cache_capacity as u64;
+    CACHED.store(capacity.min(args.count), Ordering::Relaxed);
+    let keygate = Keygate::new(db, config);
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let background = keygate.spawn_background(stopped);
+    for i in 0..100 {
+        anyhow::ensure!(verify(&keygate, &key(i)).await, "warm-up key {i} refused");
+    }
+    let rss_start = rss_bytes();
+
+    // 1. Cold: distinct keys, each once, timed one after another.
+    let mut times = Vec::with_capacity(args.cold as usize);
+    let mut state = 7;
+    for _ in 0..args.cold {
+        let i = 100 + (uniform01(&mut state) * (args.count - 100) as f64) as u64;
+        let text = key(i);
+        let t = Instant::now();
+        anyhow::ensure!(verify(&keygate, &text).await, "cold key {i} refused");
+        times.push(t.elapsed());
+    }
+    times.sort_unstable();
+    let at = |q: f64| times[((times.len() as f64 * q) as usize).min(times.len() - 1)].as_secs_f64() * 1e6;
+    let (entries, _, _) = keygate.key_cache();
+    let per_key = rss_bytes().saturating_sub(rss_start) as f64 / entries as f64;
+    println!(
+        "RESULT cold verifications={} p50_us={:.0} p99_us={:.0} p999_us={:.0}; memory per cached key ~{per_key:.0} bytes \
+         ({entries} keys cached)",
+        times.len(),
+        at(0.5),
+        at(0.99),
+        at(0.999)
+    );
+
+    // 2. The cache filled to its capacity (and past it: evictions), then RSS.
+    let fill = (capacity + capacity / 10).min(args.count);
+    let next = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let (keygate, next) = (keygate.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= fill {
+                    return;
+                }
+                let _ = verify(&keygate, &key(i)).await;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await?;
+    }
+    let (entries, capacity, evictions) = keygate.key_cache();
+    println!(
+        "RESULT filled with {fill} keys in {:.0} s: {entries} cached (capacity {capacity}), {evictions} evicted; RSS {:.0} MiB",
+        started.elapsed().as_secs_f64(),
+        rss_bytes() as f64 / 1048576.0
+    );
+
+    // 3. Warm throughput, 8 tasks on the runtime's workers.
+    let one = throughput(&keygate, args.seconds, |_| 0).await?;
+    let zipf_cached = throughput(&keygate, args.seconds, |s| zipf(s, CACHED.load(Ordering::Relaxed))).await?;
+    let zipf_all = throughput(&keygate, args.seconds, |s| zipf(s, KEYS.load(Ordering::Relaxed))).await?;
+    let uniform =
+        throughput(&keygate, args.seconds, |s| (uniform01(s) * KEYS.load(Ordering::Relaxed) as f64) as u64).await?;
+    let (entries, _, evictions) = keygate.key_cache();
+    println!(
+        "RESULT warm verifications/s: one key {one:.0}; Zipf over the {} keys the cache holds {zipf_cached:.0} ({:.2} of one \
+         key); Zipf over all {} keys {zipf_all:.0} ({:.2}); uniform over all {uniform:.0} ({:.2}); {entries} cached, \
+         {evictions} evicted; RSS {:.0} MiB",
+        CACHED.load(Ordering::Relaxed),
+        zipf_cached / one,
+        args.count,
+        zipf_all / one,
+        uniform / one,
+        rss_bytes() as f64 / 1048576.0
+    );
+    let _ = stop.send(true);
+    let _ = background.await;
+    keygate.db().close().await;
+    Ok(())
+}

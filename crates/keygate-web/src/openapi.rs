@@ -577,9 +577,13 @@ fn view_path(view: &View, page: &str) -> Value {
         json!({
             "name": "externalFilter",
             "in": "query",
-            "description": "A filter in keygate's filter language (AND, OR, NOT, ANY, IS NULL, LIKE), e.g. \
-                `status = 'APPROVED' AND amountTotal > 1000`.",
+            "description": format!(
+                "A filter on this view's columns in keygate's filter language (AND, OR, NOT, ANY, IS NULL, LIKE), \
+                 e.g. `{}`.",
+                view.example
+            ),
             "schema": { "type": "string" },
+            "example": view.example,
         }),
         json!({
             "name": "limit",

@@ -23,6 +23,9 @@ use keygate_domain::{
 use keygate_service::Keygate;
 use serde_json::{Map, Value, json};
 
+mod examples;
+pub use examples::EXAMPLE_KEY;
+
 /// Problem codes besides the refusals of the validity rule, with the status each is sent with.
 /// Keep in step with `problem.rs`, `data.rs`, `public_api.rs`, `verify.rs` and the service's
 /// `BadRequest` codes: the contract test (schemathesis) fails on a code missing here.
@@ -215,7 +218,7 @@ pub fn document() -> Value {
         } }),
     );
 
-    json!({
+    let mut doc = json!({
         "openapi": "3.1.0",
         "info": {
             "title": "keygate",
@@ -277,7 +280,9 @@ pub fn document() -> Value {
             },
             "responses": problem_responses(),
         },
-    })
+    });
+    examples::add(&mut doc);
+    doc
 }
 
 /// `companies.client` → `CompaniesClient`.

@@ -1,7 +1,7 @@
 // Browser test of the console's API reference (/console/api, issue 19) in Debian's headless
 // Chromium with playwright-core, against the debug keygate binary on a fresh database, at 1 280
 // and 390 px: no horizontal page overflow, the largest id written exactly, the example request
-// and answer of an operation visible, and the problem answers described once (not under every
+// and answer of an operation visible, the problem answers described once (not under every
 // operation). Start-up helpers are copied from run.mjs (which runs its own test when imported).
 // Screenshots go to target/screenshots/. Prints `N passed, M failed` and exits non-zero on
 // failure. With CI=true a missing Chromium or keygate binary is a failure, never a skip.

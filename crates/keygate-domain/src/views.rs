@@ -69,6 +69,9 @@ pub struct View {
     pub columns: &'static [Column],
     /// Whether rows carry custom `properties` (a JSON object).
     pub properties: bool,
+    /// An `externalFilter` on this view's own columns that finds rows in the demo data: the
+    /// example the API reference and the OpenAPI document show for the view.
+    pub example: &'static str,
 }
 
 const fn col(name: &'static str, sql: &'static str, ty: ColumnType) -> Column {
@@ -168,6 +171,7 @@ const fn business(
     resource: Resource,
     base: Option<&'static str>,
     columns: &'static [Column],
+    example: &'static str,
 ) -> View {
     View {
         name,
@@ -178,6 +182,7 @@ const fn business(
         unit: Some("unit_id"),
         columns,
         properties: true,
+        example,
     }
 }
 
@@ -192,6 +197,7 @@ pub const VIEWS: &[View] = &[
         unit: None,
         columns: UNIT,
         properties: false,
+        example: "name LIKE '%studio'",
     },
     View {
         name: "users",
@@ -202,6 +208,7 @@ pub const VIEWS: &[View] = &[
         unit: None,
         columns: USER,
         properties: false,
+        example: "category = 'programmatic' AND isDisabled = false",
     },
     View {
         name: "groups",
@@ -214,20 +221,36 @@ pub const VIEWS: &[View] = &[
         unit: None,
         columns: GROUP,
         properties: false,
+        example: "name = ANY('Supervisor', 'Configurator')",
     },
-    business("companies", "companies", Resource::Companies, None, COMPANY),
-    business("companies.client", "companies", Resource::Companies, Some("is_client"), COMPANY),
-    business("companies.supplier", "companies", Resource::Companies, Some("is_supplier"), COMPANY),
-    business("persons", "persons", Resource::Persons, None, PERSON),
-    business("jobs", "jobs", Resource::Jobs, None, JOB),
-    business("tasks", "tasks", Resource::Tasks, None, TASK),
-    business("documents", "documents", Resource::Documents, None, DOCUMENT),
+    business("companies", "companies", Resource::Companies, None, COMPANY, "isClient = true AND isDisabled = false"),
+    business(
+        "companies.client",
+        "companies",
+        Resource::Companies,
+        Some("is_client"),
+        COMPANY,
+        "name LIKE 'Acme%' AND isDisabled = false",
+    ),
+    business("companies.supplier", "companies", Resource::Companies, Some("is_supplier"), COMPANY, "isClient = true"),
+    business("persons", "persons", Resource::Persons, None, PERSON, "lastName = 'Svoboda' AND companyId IS NOT NULL"),
+    business("jobs", "jobs", Resource::Jobs, None, JOB, "status = 'IN_PROGRESS' AND budget >= 100000"),
+    business("tasks", "tasks", Resource::Tasks, None, TASK, "status <> 'DONE' AND dueDate < '2026-07-01'"),
+    business(
+        "documents",
+        "documents",
+        Resource::Documents,
+        None,
+        DOCUMENT,
+        "type = ANY('DOCUMENT.CONTRACT', 'DOCUMENT.QUOTATION.SALES') AND currency = 'EUR'",
+    ),
     business(
         "invoices.sales",
         "documents",
         Resource::Invoices,
         Some("(type = 'INVOICE.SALES' OR type LIKE 'INVOICE.SALES.%')"),
         DOCUMENT,
+        "status = 'APPROVED' AND amountTotal > 1000",
     ),
     business(
         "invoices.purchase",
@@ -235,6 +258,7 @@ pub const VIEWS: &[View] = &[
         Resource::Invoices,
         Some("(type = 'INVOICE.PURCHASE' OR type LIKE 'INVOICE.PURCHASE.%')"),
         DOCUMENT,
+        "status <> 'CANCELLED' AND issueDate >= '2026-06-01'",
     ),
     View {
         name: "intervals.track",
@@ -245,6 +269,7 @@ pub const VIEWS: &[View] = &[
         unit: Some("unit_id"),
         columns: TIME,
         properties: false,
+        example: "hours >= 4 AND date >= '2026-06-01'",
     },
 ];
 
@@ -411,6 +436,16 @@ mod tests {
         assert_eq!(check("documents", "(type='INVOICE.SALES' AND status='APPROVED')"), Ok(()));
         assert_eq!(check("jobs", "id>5"), Ok(()));
         assert_eq!(check("invoices.sales", "amountTotal >= 1250.50 AND issueDate >= '2026-01-01'"), Ok(()));
+    }
+
+    #[test]
+    fn every_views_example_filter_parses_and_uses_only_its_own_columns() {
+        for v in VIEWS {
+            let expr = parse(v.example).unwrap_or_else(|e| panic!("{}: `{}` does not parse: {e:?}", v.name, v.example));
+            assert_eq!(check_filter(v, &expr), Ok(()), "{}: `{}`", v.name, v.example);
+        }
+        // The one example shown for every view before: `companies` has neither column.
+        assert!(check("companies", "status = 'APPROVED' AND amountTotal > 1000").is_err());
     }
 
     #[test]

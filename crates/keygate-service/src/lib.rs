@@ -57,6 +57,10 @@ pub use verify::{
     CheckRequest, Credential, Refused, UNAVAILABLE_RETRY_AFTER_SECS, VERIFY_DB_WAIT, Verified, VerifyRequest, day_of,
 };
 pub use write_behind::QueueHealth;
+/// Test databases and fixtures (feature `testing`, enabled by dev-dependencies only), so that
+/// the layers above reach them through the service and never name the store.
+#[cfg(feature = "testing")]
+pub use keygate_store::{NewKey, testing};
 
 /// Tunables of the service layer.
 #[derive(Debug, Clone)]

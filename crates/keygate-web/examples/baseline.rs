@@ -84,7 +84,7 @@ fn load(path: &std::path::Path) -> Result<Baseline, Failure> {
         let record = KeyRecord {
             purpose: purpose.clone(),
             ip_ranges: ranges.clone(),
-            ..keygate_store::testing::key_record(KeyId(i as i64 + 1), TenantId(1), UserId(2), &secret, now)
+            ..keygate_service::testing::key_record(KeyId(i as i64 + 1), TenantId(1), UserId(2), &secret, now)
         };
         keys.insert(record.digest, record);
     }

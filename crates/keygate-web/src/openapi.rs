@@ -24,6 +24,9 @@ use serde_json::{Map, Value, json};
 
 use crate::ProblemCode;
 
+mod examples;
+pub use examples::EXAMPLE_KEY;
+
 /// The document as pretty JSON with a final newline: what `keygate openapi` prints and
 /// `docs/openapi.json` holds.
 pub fn document_text() -> String {
@@ -178,7 +181,7 @@ pub fn document() -> Value {
         } }),
     );
 
-    json!({
+    let mut doc = json!({
         "openapi": "3.1.0",
         "info": {
             "title": "keygate",
@@ -240,7 +243,9 @@ pub fn document() -> Value {
             },
             "responses": problem_responses(),
         },
-    })
+    });
+    examples::add(&mut doc);
+    doc
 }
 
 /// `companies.client` → `CompaniesClient`.
@@ -543,9 +548,13 @@ fn view_path(view: &View, page: &str) -> Value {
         json!({
             "name": "externalFilter",
             "in": "query",
-            "description": "A filter in keygate's filter language (AND, OR, NOT, ANY, IS NULL, LIKE), e.g. \
-                `status = 'APPROVED' AND amountTotal > 1000`.",
+            "description": format!(
+                "A filter on this view's columns in keygate's filter language (AND, OR, NOT, ANY, IS NULL, LIKE), \
+                 e.g. `{}`.",
+                view.example
+            ),
             "schema": { "type": "string" },
+            "example": view.example,
         }),
         json!({
             "name": "limit",

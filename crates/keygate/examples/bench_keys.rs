@@ -312,6 +312,6 @@ async fn run(args: Args) -> anyhow::Result<()> {
     );
     let _ = stop.send(true);
     let _ = background.await;
-    keygate.db().close().await;
+    keygate.close().await;
     Ok(())
 }

@@ -1,6 +1,8 @@
 //! The API reference page: the OpenAPI document ([`crate::openapi`]) rendered as HTML by keygate
-//! itself, so the reference an administrator reads is the contract the server serves. No external
-//! assets and no script. Reads the document only; no rules here.
+//! itself, so the reference an administrator reads is the contract the server serves: each
+//! operation with its example request and answer, and the problem answers once, in one section.
+//! No external assets and no script (so no number passes through JavaScript's doubles). Reads the
+//! document only; no rules here.
 
 use axum::{http::StatusCode, response::Response};
 use serde_json::Value;
@@ -17,6 +19,16 @@ pub(crate) struct ApiReferencePage {
     pub groups: Vec<OperationGroup>,
     pub schemas: Vec<SchemaDoc>,
     pub codes: Vec<CodeDoc>,
+    /// One problem answer per status, with its example, shown once for every operation.
+    pub errors: Vec<ErrorDoc>,
+}
+
+/// The problem answer of one status (`components/responses/Problem{status}`).
+pub(crate) struct ErrorDoc {
+    pub status: String,
+    pub description: Rich,
+    pub headers: String,
+    pub example: String,
 }
 
 /// Text in which `backquoted` spans are code, as the document writes them (Markdown's code
@@ -57,7 +69,19 @@ pub(crate) struct OperationDoc {
     pub parameters: Vec<FieldDoc>,
     /// The request body's schema, by name.
     pub body: Option<String>,
+    /// The answers with a body of their own (success and the like).
     pub responses: Vec<ResponseDoc>,
+    /// The statuses answered with a problem document, described once in the errors section.
+    pub errors: Vec<String>,
+    /// The example request as HTTP text (request line, headers, body), and the example answer.
+    pub example_request: String,
+    pub example_answer: Option<Example>,
+}
+
+/// An example answer: its status and body as text.
+pub(crate) struct Example {
+    pub status: String,
+    pub body: String,
 }
 
 pub(crate) struct ResponseDoc {
@@ -134,6 +158,23 @@ fn page(doc: &Value, chrome: Chrome) -> ApiReferencePage {
         .map(|(code, status, about)| CodeDoc { code: code.to_owned(), status, about: Rich::of(about) })
         .collect();
     codes.sort_by_key(|c| c.status);
+    let errors = doc["components"]["responses"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter_map(|(name, r)| {
+            let status = name.strip_prefix("Problem")?.to_owned();
+            let headers: Vec<&str> =
+                r["headers"].as_object().into_iter().flatten().map(|(name, _)| name.as_str()).collect();
+            let example = r["content"].as_object().and_then(|c| c.values().next()).map(|m| &m["example"]);
+            Some(ErrorDoc {
+                status,
+                description: rich(&r["description"]),
+                headers: headers.join(", "),
+                example: example.filter(|e| !e.is_null()).map(pretty).unwrap_or_default(),
+            })
+        })
+        .collect();
     ApiReferencePage {
         chrome,
         version: text(&doc["info"]["version"]),
@@ -141,7 +182,65 @@ fn page(doc: &Value, chrome: Chrome) -> ApiReferencePage {
         groups,
         schemas,
         codes,
+        errors,
     }
+}
+
+/// A JSON value as indented text; a string example (a text answer) as itself. serde_json writes
+/// every integer exactly (`9223372036854775807`, never a rounded double).
+fn pretty(v: &Value) -> String {
+    match v {
+        Value::String(text) => text.clone(),
+        other => serde_json::to_string_pretty(other).unwrap_or_default(),
+    }
+}
+
+/// Percent-encodes a query value the way a client must send it (RFC 3986 unreserved kept).
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The example request of an operation as HTTP text: the request line with the path and query
+/// parameters' examples, the example headers, the key, and the example body.
+fn example_request(doc: &Value, method: &str, path: &str, op: &Value, authenticated: bool) -> String {
+    let mut target = path.to_owned();
+    let mut query = Vec::new();
+    let mut headers = Vec::new();
+    for p in op["parameters"].as_array().into_iter().flatten() {
+        let p = resolve(doc, p);
+        let Some(example) = p.get("example") else { continue };
+        let value = example.as_str().map_or_else(|| example.to_string(), str::to_owned);
+        let name = text(&p["name"]);
+        match p["in"].as_str() {
+            Some("path") => target = target.replace(&format!("{{{name}}}"), &value),
+            Some("query") => query.push(format!("{name}={}", encode(&value))),
+            Some("header") if p["required"] == true || name.starts_with("X-Forwarded") => {
+                headers.push(format!("{name}: {value}"));
+            }
+            _ => {}
+        }
+    }
+    if !query.is_empty() {
+        target = format!("{target}?{}", query.join("&"));
+    }
+    let mut out = format!("{} {target}", method.to_ascii_uppercase());
+    if authenticated {
+        out.push_str("\nAuthorization: Bearer kg_…");
+    }
+    for h in headers {
+        out.push('\n');
+        out.push_str(&h);
+    }
+    if let Some(body) = op["requestBody"]["content"]["application/json"].get("example") {
+        out.push_str("\nContent-Type: application/json\n\n");
+        out.push_str(&pretty(body));
+    }
+    out
 }
 
 fn operation(doc: &Value, method: &str, path: &str, op: &Value) -> OperationDoc {
@@ -159,36 +258,55 @@ fn operation(doc: &Value, method: &str, path: &str, op: &Value) -> OperationDoc 
         })
         .collect();
     let body = op["requestBody"]["content"]["application/json"]["schema"]["$ref"].as_str().map(ref_name);
-    let responses = op["responses"]
-        .as_object()
-        .into_iter()
-        .flatten()
-        .map(|(status, r)| {
-            let r = resolve(doc, r);
-            let content = r["content"].as_object().and_then(|c| c.values().next());
-            let schema = content.map(|c| &c["schema"]);
-            let schema_anchor = schema.and_then(|s| s["$ref"].as_str()).map(|r| format!("schema-{}", ref_name(r)));
-            let headers: Vec<&str> =
-                r["headers"].as_object().into_iter().flatten().map(|(name, _)| name.as_str()).collect();
-            ResponseDoc {
-                status: status.clone(),
-                description: rich(&r["description"]),
-                schema: schema.map(type_of).unwrap_or_default(),
-                schema_anchor,
-                headers: headers.join(", "),
+    let mut errors = Vec::new();
+    let mut responses = Vec::new();
+    let mut example_answer = None;
+    for (status, r) in op["responses"].as_object().into_iter().flatten() {
+        if r["$ref"].as_str().is_some_and(|r| r.starts_with("#/components/responses/Problem")) {
+            errors.push(status.clone());
+            continue;
+        }
+        let content = r["content"].as_object().and_then(|c| c.values().next());
+        let schema = content.map(|c| &c["schema"]);
+        let schema_anchor = schema.and_then(|s| s["$ref"].as_str()).map(|r| format!("schema-{}", ref_name(r)));
+        let headers: Vec<&str> =
+            r["headers"].as_object().into_iter().flatten().map(|(name, _)| name.as_str()).collect();
+        if example_answer.is_none() {
+            let example = content.and_then(|c| c.get("example"));
+            let example_headers: Vec<String> = r["headers"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .filter_map(|(name, h)| h["example"].as_str().map(|e| format!("{name}: {e}")))
+                .collect();
+            if let Some(e) = example {
+                example_answer = Some(Example { status: status.clone(), body: pretty(e) });
+            } else if !example_headers.is_empty() {
+                example_answer = Some(Example { status: status.clone(), body: example_headers.join("\n") });
             }
-        })
-        .collect();
+        }
+        responses.push(ResponseDoc {
+            status: status.clone(),
+            description: rich(&r["description"]),
+            schema: schema.map(type_of).unwrap_or_default(),
+            schema_anchor,
+            headers: headers.join(", "),
+        });
+    }
+    let authenticated = op["security"].as_array().is_some_and(|s| !s.is_empty());
     OperationDoc {
         anchor: text(&op["operationId"]),
         method: method.to_ascii_uppercase(),
         path: path.to_owned(),
         summary: rich(&op["summary"]),
         description: rich(&op["description"]),
-        authenticated: op["security"].as_array().is_some_and(|s| !s.is_empty()),
+        authenticated,
         parameters,
         body,
         responses,
+        errors,
+        example_request: example_request(doc, method, path, op, authenticated),
+        example_answer,
     }
 }
 
@@ -222,7 +340,8 @@ fn type_of(s: &Value) -> String {
     if let Some(format) = s["format"].as_str() {
         out.push_str(&format!(" ({format})"));
     }
-    let bound = |k: &str| s[k].as_f64().map(|n| n.to_string());
+    // The bound as the document writes it: `i64::MAX` is 9223372036854775807, not a rounded double.
+    let bound = |k: &str| s[k].as_number().map(ToString::to_string);
     match (bound("minimum").or(bound("exclusiveMinimum")), bound("maximum").or(bound("exclusiveMaximum"))) {
         (Some(lo), Some(hi)) => out.push_str(&format!(", {lo} to {hi}")),
         (Some(lo), None) => out.push_str(&format!(", from {lo}")),
@@ -269,6 +388,58 @@ mod tests {
             doc["paths"].as_object().expect("paths").values().map(|item| item.as_object().expect("item").len()).sum();
         assert_eq!(shown, documented);
         assert!(page.codes.iter().any(|c| c.code == "key_revoked" && c.status == 401));
+    }
+
+    fn rendered() -> String {
+        askama::Template::render(&page(&openapi::document(), Chrome::default())).expect("renders")
+    }
+
+    #[test]
+    fn the_largest_id_reads_exactly_as_the_document_writes_it() {
+        let max = serde_json::json!({ "type": "integer", "minimum": 1, "maximum": i64::MAX });
+        assert_eq!(type_of(&max), "integer, 1 to 9223372036854775807");
+        let html = rendered();
+        assert!(html.contains("1 to 9223372036854775807"));
+        assert!(!html.contains("9223372036854775808") && !html.contains("9223372036854776000"));
+    }
+
+    #[test]
+    fn the_problem_answers_are_described_once_not_under_every_operation() {
+        let doc = openapi::document();
+        let html = rendered();
+        let statuses = doc["components"]["responses"].as_object().expect("responses").len();
+        assert_eq!(html.matches("A problem document:").count(), statuses, "one description per status");
+        assert_eq!(html.matches("<table>").count(), html.matches("</table>").count());
+        let p = page(&doc, Chrome::default());
+        let view = p.groups.iter().flat_map(|g| &g.operations).find(|o| o.anchor == "readViewCompanies").expect("op");
+        assert_eq!(view.errors, ["400", "401", "403", "404", "413", "429", "503"]);
+        assert!(view.responses.iter().all(|r| r.status.starts_with('2')));
+        assert_eq!(p.errors.len(), statuses);
+        assert!(p.errors.iter().all(|e| e.example.contains(&format!("\"status\": {}", e.status))));
+    }
+
+    #[test]
+    fn every_operation_shows_an_example_request_and_answer() {
+        let p = page(&openapi::document(), Chrome::default());
+        for op in p.groups.iter().flat_map(|g| &g.operations) {
+            assert!(op.example_request.starts_with(&format!("{} /", op.method)), "{}", op.anchor);
+            let request_line = op.example_request.lines().next().unwrap_or_default();
+            assert!(!request_line.contains('{'), "{}: a path parameter without its example", op.anchor);
+            assert!(op.example_answer.is_some(), "{}: no example answer", op.anchor);
+        }
+        let companies =
+            p.groups.iter().flat_map(|g| &g.operations).find(|o| o.anchor == "readViewCompanies").expect("op");
+        assert!(
+            companies.example_request.starts_with(
+                "GET /rest/v1/1/views/companies?externalFilter=isClient%20%3D%20true%20AND%20isDisabled%20%3D%20false"
+            ),
+            "{}",
+            companies.example_request
+        );
+        let create =
+            p.groups.iter().flat_map(|g| &g.operations).find(|o| o.anchor == "createCompaniesRecord").expect("op");
+        assert!(create.example_request.contains("\"name\": \"Northwind Traders s.r.o.\""));
+        assert_eq!(create.example_answer.as_ref().map(|a| a.status.as_str()), Some("201"));
     }
 
     #[test]

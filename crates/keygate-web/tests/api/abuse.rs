@@ -63,7 +63,7 @@ async fn verify_from(
 
 /// Rows of the whole audit log (every tenant and none) whose source address is `ip`.
 async fn audit_rows_from(app: &TestApp, ip: &str) -> i64 {
-    let pool = keygate_store::testing::sqlite_pool(app.keygate.store_for_tests()).expect("sqlite");
+    let pool = keygate_service::testing::sqlite_pool(app.keygate.store_for_tests()).expect("sqlite");
     sqlx::query_scalar("SELECT count(*) FROM audit_events WHERE source_ip = $1")
         .bind(ip)
         .fetch_one(&pool)
@@ -73,7 +73,7 @@ async fn audit_rows_from(app: &TestApp, ip: &str) -> i64 {
 
 /// Rows of the audit log, of usage counts and keys with a last use, that belong to `tenant`.
 async fn footprint(app: &TestApp, tenant: TenantId) -> (i64, i64, i64) {
-    let pool = keygate_store::testing::sqlite_pool(app.keygate.store_for_tests()).expect("sqlite");
+    let pool = keygate_service::testing::sqlite_pool(app.keygate.store_for_tests()).expect("sqlite");
     let audit: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_events WHERE tenant_id = $1")
         .bind(tenant.0)
         .fetch_one(&pool)
@@ -223,7 +223,7 @@ async fn failures_from_more_sources_than_the_map_holds_keep_it_at_its_capacity()
 #[tokio::test]
 async fn the_key_cache_keeps_to_its_capacity_and_metrics_count_what_it_evicts() {
     let config = keygate_service::ServiceConfig { key_cache_capacity: 3, ..Default::default() };
-    let app = crate::helpers::spawn_app_on(keygate_store::Backend::Sqlite, config).await.expect("sqlite");
+    let app = crate::helpers::spawn_app_on(keygate_service::Backend::Sqlite, config).await.expect("sqlite");
     for _ in 0..8 {
         let (_, key) = app.issue(&["127.0.0.0/8"], None).await;
         assert_eq!(app.capability(key.expose()).await.status(), 200);
@@ -436,7 +436,7 @@ async fn long_emails_do_not_grow_the_throttle_table() {
         let (status, _) = log_in_from(&app, &format!("127.4.0.{}", 1 + i), &long, "wrong horse battery").await;
         assert!([401, 429].contains(&status), "{status}");
     }
-    let pool = keygate_store::testing::sqlite_pool(app.keygate.store_for_tests()).expect("sqlite");
+    let pool = keygate_service::testing::sqlite_pool(app.keygate.store_for_tests()).expect("sqlite");
     let bytes: i64 = sqlx::query_scalar("SELECT coalesce(sum(length(subject)), 0) FROM login_throttle")
         .fetch_one(&pool)
         .await
@@ -569,7 +569,7 @@ async fn connections_over_the_global_cap_wait_in_the_backlog_until_a_place_is_fr
 #[tokio::test]
 async fn refused_calls_whose_audit_write_failed_are_written_by_a_later_flush() {
     let app = spawn_app().await;
-    let pool = keygate_store::testing::sqlite_pool(app.keygate.store_for_tests()).expect("sqlite");
+    let pool = keygate_service::testing::sqlite_pool(app.keygate.store_for_tests()).expect("sqlite");
     let refused_rows = || async {
         sqlx::query_scalar::<_, i64>("SELECT count(*) FROM audit_events WHERE action = 'call.refused'")
             .fetch_one(&pool)
@@ -684,7 +684,7 @@ async fn a_trusted_proxy_on_this_machine_with_a_loopback_host_still_gets_a_secur
 #[tokio::test]
 async fn old_change_feed_and_throttle_rows_are_pruned_by_the_background_flush() {
     let app = spawn_app().await;
-    let pool = keygate_store::testing::sqlite_pool(app.keygate.store_for_tests()).expect("sqlite");
+    let pool = keygate_service::testing::sqlite_pool(app.keygate.store_for_tests()).expect("sqlite");
     let long_ago = keygate_domain::Timestamp::now().plus_millis(-2 * 3_600_000).0;
     for i in 0..100i64 {
         sqlx::query("INSERT INTO changes (at, kind, entity_id) VALUES ($1, 'key', $2)")
@@ -748,7 +748,7 @@ async fn the_database_holds_no_csrf_token_a_page_carries() {
     let marker = "name=\"csrf\" value=\"";
     let start = page.find(marker).expect("a csrf field") + marker.len();
     let csrf = page[start..].split('"').next().expect("value");
-    let pool = keygate_store::testing::sqlite_pool(app.keygate.store_for_tests()).expect("sqlite");
+    let pool = keygate_service::testing::sqlite_pool(app.keygate.store_for_tests()).expect("sqlite");
     let stored: Vec<String> =
         sqlx::query_scalar("SELECT csrf_token FROM console_sessions").fetch_all(&pool).await.expect("rows");
     assert_eq!(stored.len(), 1);
@@ -891,7 +891,7 @@ async fn over_long_passwords_and_emails_are_refused_before_any_hashing_or_thrott
     }
     let (_, after) = app.keygate.password_hashing();
     assert_eq!(after - before, 0, "Argon2 ran for inputs over the length limits");
-    let pool = keygate_store::testing::sqlite_pool(app.keygate.store_for_tests()).expect("sqlite");
+    let pool = keygate_service::testing::sqlite_pool(app.keygate.store_for_tests()).expect("sqlite");
     let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM login_throttle").fetch_one(&pool).await.expect("count");
     assert_eq!(rows, 0, "throttle rows for inputs over the length limits");
 }
@@ -903,7 +903,7 @@ async fn scalar(app: &TestApp, sql: &str) -> i64 {
     match app.keygate.store_for_tests().postgres_pool() {
         Some(pool) => sqlx::query_scalar(sql).fetch_one(pool).await.expect(sql),
         None => {
-            let pool = keygate_store::testing::sqlite_pool(app.keygate.store_for_tests()).expect("sqlite");
+            let pool = keygate_service::testing::sqlite_pool(app.keygate.store_for_tests()).expect("sqlite");
             sqlx::query_scalar(sql).fetch_one(&pool).await.expect(sql)
         }
     }
@@ -933,7 +933,7 @@ async fn refused_details(app: &TestApp) -> Vec<String> {
     match app.keygate.store_for_tests().postgres_pool() {
         Some(pool) => sqlx::query_scalar(sql).fetch_all(pool).await.expect(sql),
         None => {
-            let pool = keygate_store::testing::sqlite_pool(app.keygate.store_for_tests()).expect("sqlite");
+            let pool = keygate_service::testing::sqlite_pool(app.keygate.store_for_tests()).expect("sqlite");
             sqlx::query_scalar(sql).fetch_all(&pool).await.expect(sql)
         }
     }
@@ -1057,7 +1057,7 @@ async fn old_rows(app: &TestApp, n: u32, action: &str, days: i64) {
             q.execute(pool).await.expect("insert");
         }
         None => {
-            let pool = keygate_store::testing::sqlite_pool(app.keygate.store_for_tests()).expect("sqlite");
+            let pool = keygate_service::testing::sqlite_pool(app.keygate.store_for_tests()).expect("sqlite");
             let q = sqlx::query(sql).bind(i64::from(n)).bind(app.tenant.0).bind(at).bind(action);
             q.execute(&pool).await.expect("insert");
         }
@@ -1096,7 +1096,7 @@ async fn audit_rows_past_their_retention_are_pruned_by_the_flush_in_bounded_batc
     let refused = match app.keygate.store_for_tests().postgres_pool() {
         Some(pool) => sqlx::query(delete).execute(pool).await.is_err(),
         None => {
-            let pool = keygate_store::testing::sqlite_pool(app.keygate.store_for_tests()).expect("sqlite");
+            let pool = keygate_service::testing::sqlite_pool(app.keygate.store_for_tests()).expect("sqlite");
             sqlx::query(delete).execute(&pool).await.is_err()
         }
     };

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 
 use keygate_domain::{ApiKeySecret, Grant, TenantId, UserId};
 use keygate_service::{Caller, CreateUser, IssueKey, KeyOwner, Keygate, ServiceConfig};
-use keygate_store::testing::TestDatabase;
+use keygate_service::testing::TestDatabase;
 use keygate_web::{AppState, TrustedProxies, WebConfig};
 use tokio::sync::oneshot;
 
@@ -32,7 +32,7 @@ pub async fn spawn_app_with(trusted_proxies: TrustedProxies) -> TestApp {
 }
 
 pub async fn spawn_app_with_web(web: WebConfig) -> TestApp {
-    let t = keygate_store::testing::fresh_sqlite().await.expect("database");
+    let t = keygate_service::testing::fresh_sqlite().await.expect("database");
     start(t, web, ServiceConfig::default()).await
 }
 
@@ -47,7 +47,7 @@ pub async fn spawn_app_on_with_web(
     config: ServiceConfig,
     web: WebConfig,
 ) -> Option<TestApp> {
-    let t = keygate_store::testing::fresh(backend).await.expect("database")?;
+    let t = keygate_service::testing::fresh(backend).await.expect("database")?;
     Some(start(t, web, config).await)
 }
 

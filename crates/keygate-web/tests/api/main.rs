@@ -12,6 +12,7 @@ mod connections;
 mod console;
 mod data;
 mod openapi;
+mod openapi_examples;
 mod permissions;
 mod refusals;
 mod revocation;

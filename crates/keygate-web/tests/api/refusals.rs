@@ -2,7 +2,7 @@
 
 use keygate_domain::{ApiKeySecret, IpRanges, Purpose, Timestamp, UnitId};
 use keygate_service::{Caller, IssueKey, KeyOwner};
-use keygate_store::NewKey;
+use keygate_service::NewKey;
 
 use keygate_service::Backend;
 

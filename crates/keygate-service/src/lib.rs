@@ -5,6 +5,7 @@
 //! audited through the store, and reflected in this process's caches at once.
 
 mod audit_log;
+mod audit_query;
 mod caller;
 mod ceiling;
 mod cluster;

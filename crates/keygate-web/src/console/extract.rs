@@ -31,7 +31,8 @@ pub(super) async fn ctx_of(parts: &mut Parts, state: &AppState) -> Result<Ctx, R
         tracing::error!("a console request arrived without the peer address");
         return Err((StatusCode::INTERNAL_SERVER_ERROR, "the peer address is unknown").into_response());
     };
-    let ctx = Ctx::load(state, peer, &parts.headers).await?;
+    let mut ctx = Ctx::load(state, peer, &parts.headers).await?;
+    ctx.section = pages::section_of(parts.uri.path());
     parts.extensions.insert(ctx.clone());
     Ok(ctx)
 }

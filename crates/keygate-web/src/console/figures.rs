@@ -116,14 +116,14 @@ fn of_key(v: &KeyView, usage: Option<&KeyUsage>, now: Timestamp) -> KeyFigures {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    #[test]
-    fn refusals_are_listed_most_frequent_first_and_empty_reads_none() {
-        let mut f = KeyFigures {
-            id: 1,
-            display: String::new(),
+    /// A key with no calls, for tests of the pages that list figures.
+    pub(crate) fn sample(id: i64) -> KeyFigures {
+        KeyFigures {
+            id,
+            display: format!("kg_{id}"),
             purpose: String::new(),
             user: String::new(),
             status: "active",
@@ -133,12 +133,17 @@ mod tests {
             refused_today: 0,
             refused_7d: 0,
             refusals: Vec::new(),
-            last_refusal: String::new(),
-            last_used: String::new(),
+            last_refusal: "none".to_owned(),
+            last_used: "never".to_owned(),
             never_used: true,
             unused: true,
             expiring: None,
-        };
+        }
+    }
+
+    #[test]
+    fn refusals_are_listed_most_frequent_first_and_empty_reads_none() {
+        let mut f = sample(1);
         assert_eq!(f.refusals_text(), "none");
         f.refusals = vec![("key_disabled".to_owned(), 3), ("ip_not_allowed".to_owned(), 1)];
         assert_eq!(f.refusals_text(), "key_disabled 3, ip_not_allowed 1");

@@ -154,3 +154,15 @@ fn menu(chrome: &Chrome) -> Vec<MenuLink> {
     }
     links
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_list_of_the_landing_page_names_at_most_10_keys_and_counts_the_rest() {
+        let list = KeyList::of((1..=13).map(figures::tests::sample));
+        assert_eq!((list.keys.len(), list.more), (10, 3));
+        assert_eq!(list.keys.last().map(|k| k.id), Some(10));
+    }
+}

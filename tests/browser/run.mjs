@@ -7,6 +7,10 @@
 // ticked by label, a programmatic user in it, a key for that user that reads documents and is
 // refused persons and writes, the grant taken away in the console and the next call refused; and
 // a User configurator who is refused, beside the form, a user in Supervisor (the grant ceiling).
+// Issue 19: the landing page (today's figures, the Public API one click away), scope choices as
+// read / write per resource with dormant ones marked, the usage page's per-key table and chart
+// axes, the audit log's filters and CSV export, and at 1 280 and 390 px: no page overflow, no
+// clipped table cell, and (at 1 280 px) no table that scrolls sideways.
 // Screenshots go to target/screenshots/ and, for the pages of the docs, docs/screenshots/.
 // Prints `N passed, M failed` and exits non-zero on failure. With CI=true a missing Chromium or
 // keygate binary is a failure, never a skip.
@@ -36,6 +40,7 @@ const OVERALL_TIMEOUT_MS = 240_000;
 let passed = 0;
 let failed = 0;
 let server;
+let restartServer;
 let context;
 let work;
 
@@ -177,11 +182,22 @@ async function main() {
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
   const log = openSync(join(work, "server.log"), "w");
-  server = spawn(BIN, ["--data-dir", dataDir, "serve", "--listen", `127.0.0.1:${port}`], {
-    stdio: ["ignore", log, log],
-    env: { ...process.env, KEYGATE_LOG: "info,sqlx=warn" },
-  });
-  await waitUntilUp(base);
+  const startServer = async () => {
+    server = spawn(BIN, ["--data-dir", dataDir, "serve", "--listen", `127.0.0.1:${port}`], {
+      stdio: ["ignore", log, log],
+      env: { ...process.env, KEYGATE_LOG: "info,sqlx=warn" },
+    });
+    await waitUntilUp(base);
+  };
+  // Call counts are written once a minute and when the server stops: a restart writes them now
+  // (the console session lives in the database and survives it).
+  restartServer = async () => {
+    const exited = new Promise((r) => server.once("exit", r));
+    server.kill("SIGTERM");
+    await exited;
+    await startServer();
+  };
+  await startServer();
 
   context = await chromium.launchPersistentContext(join(work, "profile"), {
     executablePath: CHROMIUM,
@@ -435,13 +451,123 @@ async function main() {
 
   await check("the usage and audit pages show the key", async () => {
     await main().getByRole("link", { name: "Usage", exact: true }).click();
-    assert(await page.locator("svg.chart").count() >= 1, "no usage chart");
+    // Issue 19: a key is listed in the per-key table at once; its chart comes with its first
+    // counts (written behind every 5 s), never as an empty chart.
+    assert(await page.locator("table.usage-table").getByRole("row").filter({ hasText: "ERP invoice export" }).count() === 1, "the key is not in the usage table");
     await main().getByRole("link", { name: "Audit log", exact: true }).click();
     const text = await page.locator("main").textContent();
     for (const action of ["key.issued", "key.disabled", "user.deactivated", "tenant.api_enabled"]) {
       assert(text.includes(action), `the audit log lacks ${action}`);
     }
   });
+
+  // Issue 19: the landing page, scope choices, usage, the audit log's filters and CSV, and the
+  // layout at 1 280 and 390 px.
+  await check("the landing page shows the API state, keys by state, calls and refusals today, with the Public API one click away", async () => {
+    await restartServer();
+    await page.goto(`${base}/console/configuration`);
+    const calls = Number(await page.locator(".tile", { hasText: "Calls today" }).locator("strong").textContent());
+    assert(calls >= 5, `calls today: ${calls}`);
+    const tile = (label) => page.locator(".tile", { hasText: label });
+    assert((await tile("Public API").locator("strong").textContent()) === "on", "the API is not shown as on");
+    assert((await tile("Keys").textContent()).includes("user inactive"), `keys by state: ${await tile("Keys").textContent()}`);
+    assert(Number(await tile("Refused today").locator("strong").textContent()) >= 2, "refusals today are not counted");
+    const failing = await page.getByRole("region", { name: "Keys failing today" }).textContent();
+    assert(failing.includes("ERP invoice export") && failing.includes("key_disabled"), `keys failing: ${failing}`);
+    assert(await page.getByRole("heading", { name: /Keys expiring within 14 days/ }).isVisible(), "no expiring keys section");
+    assert(await page.getByRole("heading", { name: /Keys unused for 30 days/ }).isVisible(), "no unused keys section");
+    assert((await main().locator("a[aria-current]").textContent()) === "Configuration", "the current section is not marked");
+    await shot(page, "home.png", { docs: true });
+    await page.getByRole("navigation", { name: "The manual's path to the Public API" }).getByRole("link", { name: "Public API", exact: true }).click();
+    assert(page.url() === `${base}${PUBLIC_API}`, `one click led to ${page.url()}`);
+  });
+
+  await check("scope choices: read and write per resource for oneself, dormant ones marked for a user without the grant", async () => {
+    await page.goto(`${base}${PUBLIC_API}`);
+    const scopes = page.getByRole("group", { name: "Scopes (optional)" });
+    for (const label of ["companies — read", "companies — write", "persons — read"]) {
+      assert(await scopes.getByLabel(label, { exact: true }).count() === 1, `${label} is not offered to the Supervisor for their own key`);
+    }
+    const owner = page.getByLabel("For which user");
+    await owner.selectOption(await owner.locator("option", { hasText: INVOICES }).getAttribute("value"));
+    await page.getByRole("button", { name: "Show the choices for this user" }).click();
+    await page.getByText(`The key below is for Invoice export <${INVOICES}>`).waitFor();
+    assert(await scopes.getByLabel("companies — read", { exact: true }).count() === 1, "companies — read is not offered");
+    assert(await scopes.getByLabel("companies — write", { exact: true }).count() === 0, "companies — write is offered");
+    const companies = await scopes.getByRole("row").filter({ hasText: "companies" }).first().textContent();
+    assert(companies.includes("Write not offered: this user holds read access only."), `companies row: ${companies}`);
+    const persons = await scopes.getByRole("row").filter({ hasText: "persons" }).first().textContent();
+    assert(persons.includes("dormant") && persons.includes("reaches nothing now"), `persons row: ${persons}`);
+    await shot(page, "public-api-scopes.png", { docs: true });
+  });
+
+  await check("the usage page leads with a per-key table, and its charts have axes", async () => {
+    await main().getByRole("link", { name: "Usage", exact: true }).click();
+    const table = page.locator("table.usage-table");
+    assert(await table.isVisible(), "no per-key table");
+    const row = await table.getByRole("row").filter({ hasText: "ERP invoice export" }).textContent();
+    assert(row.includes("key_disabled") && row.includes("user inactive"), `the ERP key's row: ${row}`);
+    const [tableTop, chartTop] = await page.evaluate(() => [
+      document.querySelector("table.usage-table").getBoundingClientRect().top,
+      document.querySelector("svg.chart").getBoundingClientRect().top,
+    ]);
+    assert(tableTop < chartTop, "the table does not come before the charts");
+    assert(await page.locator("svg.chart .y-tick").count() >= 2 && await page.locator("svg.chart .x-tick").count() >= 4, "a chart without ticks");
+    await shot(page, "usage.png", { docs: true });
+  });
+
+  await check("the audit log filters by day, action and actor, and exports the same events as CSV", async () => {
+    await main().getByRole("link", { name: "Audit log", exact: true }).click();
+    const today = new Date().toISOString().slice(0, 10);
+    await page.getByLabel("From (day)").fill(today);
+    await page.getByLabel("To (day, included)").fill(today);
+    await page.getByLabel("Action").selectOption("key.");
+    await page.getByLabel("Actor contains").fill(ADMIN);
+    await page.getByRole("button", { name: "Filter" }).click();
+    await page.waitForURL(/actor=/);
+    const actions = await page.locator("main table tbody tr td:nth-child(3)").allTextContents();
+    assert(actions.length >= 4 && actions.every((a) => a.startsWith("key.")), `filtered actions: ${actions}`);
+    const whos = await page.locator("main table tbody tr td:nth-child(2)").allTextContents();
+    assert(whos.every((w) => w === ADMIN), `filtered actors: ${whos}`);
+    await shot(page, "audit.png", { docs: true });
+    const [download] = await Promise.all([
+      page.waitForEvent("download"),
+      page.getByRole("link", { name: "Download these events as CSV" }).click(),
+    ]);
+    const csv = readFileSync(await download.path(), "utf8").trim().split("\r\n");
+    assert(csv[0] === "id,time_utc,actor,action,target,details,source_ip", `CSV header: ${csv[0]}`);
+    assert(csv.length - 1 === actions.length, `${csv.length - 1} CSV rows for ${actions.length} events on the page`);
+    assert(csv.slice(1).every((line) => line.includes(`,${ADMIN},key.`)), "a CSV row outside the filter");
+  });
+
+  for (const width of [1280, 390]) {
+    await check(`at ${width} px no console page overflows, no table cell is clipped${width === 1280 ? " and no table scrolls sideways" : ""}`, async () => {
+      await page.setViewportSize({ width, height: 900 });
+      const paths = ["/console/configuration", PUBLIC_API, "/console/usage", "/console/audit", "/console/users", "/console/groups", "/console/units", "/console/no-such-page"];
+      for (const path of paths) {
+        await page.goto(`${base}${path}`);
+        const problems = await page.evaluate((wide) => {
+          const out = [];
+          const doc = document.documentElement;
+          if (doc.scrollWidth > doc.clientWidth + 1) out.push(`the page is ${doc.scrollWidth} px wide in ${doc.clientWidth} px`);
+          for (const cell of document.querySelectorAll("main td, main th")) {
+            if (cell.scrollWidth > cell.clientWidth + 1) out.push(`a cell is cut: "${cell.textContent.trim().slice(0, 40)}" (${cell.scrollWidth} > ${cell.clientWidth})`);
+          }
+          for (const wrap of document.querySelectorAll("main .table-wrap")) {
+            if (wide && wrap.scrollWidth > wrap.clientWidth + 1) out.push(`a table scrolls sideways (${wrap.scrollWidth} > ${wrap.clientWidth}): ${wrap.querySelector("th")?.textContent}`);
+          }
+          return out;
+        }, width === 1280);
+        assert(problems.length === 0, `${path} at ${width} px: ${problems.join("; ")}`);
+        assert(await main().isVisible(), `${path} has no navigation`);
+      }
+      await page.goto(`${base}/console/configuration`);
+      await shot(page, `home-${width}.png`, { docs: width === 390 });
+      await page.goto(`${base}/console/audit`);
+      await shot(page, `audit-${width}.png`, { docs: width === 390 });
+    });
+  }
+  await page.setViewportSize({ width: 1280, height: 900 });
 
   await check("logging out ends the session", async () => {
     await page.getByRole("button", { name: "Log out" }).click();

@@ -5,6 +5,7 @@
 //! audited through the store, and reflected in this process's caches at once.
 
 mod audit_log;
+mod audit_query;
 mod caller;
 mod ceiling;
 mod cluster;
@@ -39,7 +40,7 @@ pub use error::{BadRequest, Budget, FieldError, ServiceError, ServiceResult};
 pub use groups::GroupView;
 /// The store's records and errors that the service's operations take and return.
 pub use keygate_store::{
-    AuditFilter, AuditRecord, Backend, FieldValue, GroupRecord, KeyListing, PoolStats, RecordWrite, StoreError,
+    AuditFilter, AuditRecord, AuditSearch, Backend, FieldValue, GroupRecord, KeyListing, PoolStats, RecordWrite, StoreError,
     TenantRecord, UserRecord,
 };
 pub use keys::{IssueKey, IssuedKey, KeyChoices, KeyOwner, KeyView};

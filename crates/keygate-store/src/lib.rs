@@ -14,6 +14,7 @@ use sqlx::{
 };
 
 mod audit;
+mod audit_search;
 mod authz;
 mod backup;
 mod changes;
@@ -37,6 +38,7 @@ mod usage;
 mod users;
 
 pub use audit::{AuditFilter, AuditRecord};
+pub use audit_search::{AUDIT_SEARCH_MAX_ROWS, AuditSearch, AuditSearchRepo};
 pub use authz::{Guard, HandsOver, Judgement};
 
 pub use changes::{CHANGE_RETENTION_MS, Change, ChangeKind};

@@ -660,3 +660,5 @@ async fn the_limit_th_failed_log_in_locks_the_subject(db: &Database) {
     db.sessions().clear_failures("account:acme:a@b.example").await.expect("clear");
     assert_eq!(db.sessions().locked_until("account:acme:a@b.example", now).await.expect("read"), None);
 }
+
+mod audit_search;

@@ -33,7 +33,8 @@ pub(super) async fn ctx_of(parts: &mut Parts, state: &AppState) -> Result<Ctx, R
     };
     // The application gives every request its id before routing it.
     let request_id = parts.extensions.get::<RequestId>().copied().unwrap_or(RequestId::Own { prefix: 0, n: 0 });
-    let ctx = Ctx::load(state, peer, &parts.headers, request_id).await?;
+    let mut ctx = Ctx::load(state, peer, &parts.headers, request_id).await?;
+    ctx.section = pages::section_of(parts.uri.path());
     parts.extensions.insert(ctx.clone());
     Ok(ctx)
 }

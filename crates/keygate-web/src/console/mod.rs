@@ -10,8 +10,10 @@ mod api_reference;
 mod audit;
 mod auth;
 mod extract;
+mod figures;
 mod groups;
 mod guard;
+mod home;
 mod pages;
 mod public_api;
 mod units;
@@ -27,7 +29,7 @@ use axum::{
     http::{HeaderMap, HeaderValue, StatusCode, header},
     middleware,
     response::{IntoResponse, Redirect, Response},
-    routing::{get, post},
+    routing::{any, get, post},
 };
 use keygate_service::ServiceError;
 
@@ -49,7 +51,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/console/copy.js", get(copy_script))
         .route("/console/login", get(auth::login_page).post(auth::log_in))
         .route("/console/logout", post(auth::log_out))
-        .route("/console/configuration", get(pages::configuration))
+        .route("/console/configuration", get(home::home_page))
         .route("/console/configuration/system", get(pages::system_configuration))
         .route("/console/configuration/system/integrations", get(pages::integrations))
         .route(PUBLIC_API, get(public_api::public_api_page))
@@ -75,8 +77,10 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/console/units/{id}/rename", post(units::rename_unit))
         .route("/console/units/{id}/delete", get(units::confirm_delete_unit).post(units::delete_unit))
         .route("/console/audit", get(audit::audit_page))
+        .route("/console/audit.csv", get(audit::audit_csv))
         .route("/console/usage", get(usage::usage_page))
         .route("/console/api", get(api_reference::api_reference_page))
+        .route("/console/{*rest}", any(pages::missing_page))
         .layer(middleware::from_fn(guard::refuse_cross_site_posts))
 }
 
@@ -104,6 +108,8 @@ pub(crate) struct Ctx {
     pub ip: IpAddr,
     /// The request's id, which an error page names.
     pub request_id: RequestId,
+    /// The navigation section of the requested page (see [`pages::section_of`]), marked current.
+    pub section: &'static str,
 }
 
 impl Ctx {
@@ -119,14 +125,16 @@ impl Ctx {
             return Err(Redirect::to("/console/login").into_response());
         };
         match state.keygate.session(&token, Some(ip)).await {
-            Ok(Some(session)) => Ok(Self { session, ip, request_id }),
+            Ok(Some(session)) => Ok(Self { session, ip, request_id, section: "" }),
             Ok(None) => Err(Redirect::to("/console/login").into_response()),
             Err(e) => Err(error_page(None, request_id, e)),
         }
     }
 
     pub(crate) fn chrome(&self) -> Chrome {
-        Chrome::of(&self.session)
+        let mut chrome = Chrome::of(&self.session);
+        chrome.section = self.section;
+        chrome
     }
 
     /// The one-shot message, cleared once it has been read for this page.

@@ -1,5 +1,6 @@
-//! Page types (askama templates, HTML-escaped by default) and the three navigation pages on the
-//! manual's path: Configuration → System configuration → Integrations → Public API.
+//! Page types (askama templates, HTML-escaped by default), the navigation's sections, the 404 page
+//! and the two navigation pages on the manual's path: Configuration (the landing page, see
+//! `home`) → System configuration → Integrations → Public API.
 
 use askama::Template;
 use axum::{extract::State, http::StatusCode, response::Response};
@@ -16,6 +17,9 @@ pub(crate) struct Chrome {
     pub configurator: bool,
     pub user_configurator: bool,
     pub flash: Option<String>,
+    /// The navigation section this page belongs to (`configuration`, `users`, …), marked
+    /// `aria-current` in the navigation; empty for none.
+    pub section: &'static str,
 }
 
 impl Chrome {
@@ -27,8 +31,19 @@ impl Chrome {
             configurator: session.permissions.configurator,
             user_configurator: session.permissions.user_configurator,
             flash: None,
+            section: "",
         }
     }
+}
+
+/// The navigation section of a console path: the first part after `/console/`, if the
+/// navigation has it (`/console/users/7` → `users`); the Public API pages are `configuration`.
+pub(crate) fn section_of(path: &str) -> &'static str {
+    let first = path.strip_prefix("/console/").unwrap_or("").split('/').next().unwrap_or("");
+    ["configuration", "users", "groups", "units", "audit", "usage", "api"]
+        .into_iter()
+        .find(|s| *s == first)
+        .unwrap_or("")
 }
 
 #[derive(Template, Default)]
@@ -77,62 +92,27 @@ pub(crate) fn message_page(status: StatusCode, ctx: Option<&Ctx>, title: &str, m
     render(status, &MessagePage { chrome: ctx.map(Ctx::chrome), title: title.to_owned(), message: message.to_owned() })
 }
 
+/// Any console path without a page: a 404 that keeps the navigation, the logged-in user's or,
+/// without a session, the way to log in.
+pub(crate) async fn missing_page(
+    State(state): State<AppState>,
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
+    headers: axum::http::HeaderMap,
+    uri: axum::http::Uri,
+) -> Response {
+    let path: String = uri.path().chars().take(200).collect();
+    let ctx = Ctx::load(&state, peer, &headers).await.ok();
+    message_page(
+        StatusCode::NOT_FOUND,
+        ctx.as_ref(),
+        "Page not found",
+        &format!("There is no console page at {path}. Start from the console's home page, /console."),
+    )
+}
+
 pub(crate) const SYSTEM: Crumb = Crumb { href: "/console/configuration/system", text: "System configuration" };
 pub(crate) const INTEGRATIONS: Crumb =
     Crumb { href: "/console/configuration/system/integrations", text: "Integrations" };
-
-/// The start page after log-in. Any logged-in user.
-pub(crate) async fn configuration(State(state): State<AppState>, Session(ctx): Session) -> Response {
-    let mut chrome = ctx.chrome();
-    chrome.flash = ctx.take_flash(&state).await;
-    let mut links = vec![MenuLink {
-        href: SYSTEM.href,
-        text: SYSTEM.text,
-        about: "Integrations and the Public API: enable the API, generate and manage keys.",
-    }];
-    if chrome.user_configurator {
-        links.push(MenuLink {
-            href: "/console/users",
-            text: "Users",
-            about: "Create users (including programmatic users for integrations); change their groups, units and \
-                    passwords; deactivate and reactivate them.",
-        });
-        links.push(MenuLink {
-            href: "/console/groups",
-            text: "Groups",
-            about: "Groups and their grants: what their members (and the members' keys) may read and write.",
-        });
-        links.push(MenuLink {
-            href: "/console/units",
-            text: "Units",
-            about: "The units of your company: the {unitId} of the API.",
-        });
-    }
-    if chrome.configurator || chrome.user_configurator {
-        links.push(MenuLink {
-            href: "/console/audit",
-            text: "Audit log",
-            about: "Every change and every refused call.",
-        });
-    }
-    if chrome.configurator {
-        links.push(MenuLink {
-            href: "/console/usage",
-            text: "Usage",
-            about: "Calls per key and day, accepted and refused.",
-        });
-    }
-    render(
-        StatusCode::OK,
-        &MenuPage {
-            chrome,
-            title: "Configuration",
-            intro: "Settings of your company's keygate tenant.",
-            crumbs: vec![],
-            links,
-        },
-    )
-}
 
 /// System configuration. Any logged-in user may look; the pages below check their own rights.
 pub(crate) async fn system_configuration(Session(ctx): Session) -> Response {

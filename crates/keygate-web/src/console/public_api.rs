@@ -9,7 +9,7 @@ use axum::{
     http::StatusCode,
     response::{IntoResponse, Redirect, Response},
 };
-use keygate_domain::{IpRanges, KeyId, Scope, Timestamp, UnitId, UserCategory, UserId};
+use keygate_domain::{Access, IpRanges, KeyId, Resource, Scope, Timestamp, UnitId, UserCategory, UserId};
 use keygate_service::{IssueKey, IssuedKey, KeyOwner, KeyView, ServiceError};
 
 use super::{
@@ -44,6 +44,20 @@ pub(crate) struct ScopeOption {
     pub value: String,
     pub label: String,
     pub checked: bool,
+}
+
+/// One resource of the scope choices: a read and a write box, each offered only when the
+/// chosen user holds it and the caller may give it (the grant ceiling judges again on submit).
+#[derive(Debug)]
+pub(crate) struct ScopeRow {
+    pub resource: &'static str,
+    pub read: Option<ScopeOption>,
+    pub write: Option<ScopeOption>,
+    /// The user holds no grant on this resource: a scope reaches nothing now (a personal user:
+    /// only their own records) and wakes up when the user gains a grant.
+    pub dormant: bool,
+    /// Why a box is missing, or what a dormant scope means; empty when both are plainly offered.
+    pub note: String,
 }
 
 #[derive(Debug)]
@@ -101,8 +115,11 @@ pub(crate) struct PublicApiPage {
     pub owners: Vec<OwnerOption>,
     /// Who the generate form issues for, as shown beside it.
     pub owner_label: String,
-    /// Only the scopes the chosen user holds and the caller may give.
-    pub scopes: Vec<ScopeOption>,
+    /// Per resource, read and write: offered when the chosen user holds it and the caller may
+    /// give it; dormant ones marked.
+    pub scopes: Vec<ScopeRow>,
+    /// `keys:verify`, when the caller may give it.
+    pub verify: Option<ScopeOption>,
     /// The chosen user's units that the caller reaches.
     pub units: Vec<ScopeOption>,
     pub form: GenerateForm,
@@ -205,14 +222,11 @@ async fn page(
         Ok(c) => c,
         Err(e) => return service_error_page(ctx, e),
     };
-    let scopes = choices
-        .scopes
-        .iter()
-        .map(|scope| {
-            let value = scope.to_string();
-            ScopeOption { checked: form.scopes.contains(&value), label: scope_label(*scope), value }
-        })
-        .collect();
+    let held = match k.user_permissions(caller, tenant_id, owner).await {
+        Ok(p) => p,
+        Err(e) => return service_error_page(ctx, &e),
+    };
+    let (scopes, verify) = scope_rows(&choices.scopes, &held, &form.scopes, owner == me);
     let units = choices
         .units
         .iter()
@@ -246,6 +260,7 @@ async fn page(
             owners,
             owner_label,
             scopes,
+            verify,
             units,
             form,
             nonce,
@@ -332,6 +347,55 @@ async fn owner_name(state: &AppState, ctx: &Ctx, id: UserId) -> String {
         Ok(u) => u.email,
         Err(_) => format!("user {id}"),
     }
+}
+
+/// The scope choices as read / write per resource. `giveable` is the service's list (one scope
+/// per resource, write standing for read too); `held` what the key's user holds, which tells a
+/// dormant scope from a live one; `ticked` what the form had ticked.
+fn scope_rows(
+    giveable: &[Scope],
+    held: &keygate_domain::Permissions,
+    ticked: &[String],
+    for_me: bool,
+) -> (Vec<ScopeRow>, Option<ScopeOption>) {
+    let whom = if for_me { "you hold" } else { "this user holds" };
+    let option = |scope: Scope| {
+        let value = scope.to_string();
+        ScopeOption { checked: ticked.contains(&value), label: scope_label(scope), value }
+    };
+    let rows = Resource::ALL
+        .into_iter()
+        .map(|resource| {
+            let read_scope = Scope::Resource(resource, Access::Read);
+            let write_scope = Scope::Resource(resource, Access::Write);
+            let write = giveable.contains(&write_scope);
+            let read = write || giveable.contains(&read_scope);
+            let dormant = held.reach(resource, Access::Read).is_none();
+            let note = if dormant {
+                format!(
+                    "Dormant: {whom} no grant on {r}, so a {r} scope reaches nothing now{own}; it takes effect                      if a grant on {r} is given later.",
+                    r = resource.as_str(),
+                    own = if held.own_records { " but the user's own records" } else { "" },
+                )
+            } else if !read {
+                "Not offered: you may not give this (you do not hold what the user holds here).".to_owned()
+            } else if !write && held.reach(resource, Access::Write).is_none() {
+                format!("Write not offered: {whom} read access only.")
+            } else if !write {
+                "Write not offered: you may not give write access here.".to_owned()
+            } else {
+                String::new()
+            };
+            ScopeRow {
+                resource: resource.as_str(),
+                read: read.then(|| option(read_scope)),
+                write: write.then(|| option(write_scope)),
+                dormant,
+                note,
+            }
+        })
+        .collect();
+    (rows, giveable.contains(&Scope::KeysVerify).then(|| option(Scope::KeysVerify)))
 }
 
 fn scope_label(scope: Scope) -> String {

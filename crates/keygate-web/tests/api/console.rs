@@ -584,18 +584,32 @@ async fn the_key_form_offers_only_the_scopes_the_chosen_user_holds_and_the_admin
     let (status, page) = get(&app, &format!("{PUBLIC_API}?for={}", app.user.0), &cookie).await;
     assert_eq!(status, StatusCode::OK);
     assert!(page.contains(&format!("name=\"owner\" value=\"{}\"", app.user.0)), "the form is not for the chosen user");
-    let offered: Vec<String> = page
-        .split("name=\"scope\" type=\"checkbox\" value=\"")
-        .skip(1)
-        .map(|rest| rest.split('"').next().expect("value").to_owned())
-        .collect();
+    let offered = offered_scopes(&page);
     let choices =
         app.keygate.key_choices(&caller_of(&app, &cookie).await, app.tenant, app.user).await.expect("choices");
-    let giveable: Vec<String> = choices.scopes.iter().map(ToString::to_string).collect();
+    // Issue 19: read and write per resource; a giveable write scope offers its read scope too.
+    let giveable: Vec<String> = choices
+        .scopes
+        .iter()
+        .flat_map(|s| match s {
+            keygate_domain::Scope::Resource(r, keygate_domain::Access::Write) => {
+                vec![format!("{}:read", r.as_str()), s.to_string()]
+            }
+            other => vec![other.to_string()],
+        })
+        .collect();
     assert_eq!(offered, giveable, "the page offers other scopes than key_choices");
     assert!(offered.contains(&"invoices:read".to_owned()));
     assert!(!offered.contains(&"jobs:read".to_owned()), "a scope the admin may not give is offered");
     assert!(page.contains("name=\"unit\" type=\"checkbox\" value=\"1\""), "no unit picker");
+}
+
+/// The scope boxes a Public API page offers, in page order.
+fn offered_scopes(page: &str) -> Vec<String> {
+    page.split("name=\"scope\" type=\"checkbox\" value=\"")
+        .skip(1)
+        .map(|rest| rest.split('"').next().expect("value").to_owned())
+        .collect()
 }
 
 /// The caller behind a console session cookie, as the console's handlers see it.
@@ -914,4 +928,268 @@ async fn a_taken_email_is_a_409_conflict_in_the_console_as_in_the_public_api() {
     assert_eq!(api.status(), StatusCode::CONFLICT);
     assert_eq!(crate::helpers::problem_code(api).await, "conflict");
     assert_eq!(console, StatusCode::CONFLICT, "the console, for the same taken email");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Issue 19: the landing page, the navigation, scope choices, usage, and the audit log's
+// filters, paging and CSV export.
+// ---------------------------------------------------------------------------------------------
+
+/// The text after `marker` (tags stripped, white space collapsed) up to the end of its table row,
+/// or of the next 1 500 characters of HTML.
+fn text_after(html: &str, marker: &str) -> String {
+    let start = html.find(marker).unwrap_or_else(|| panic!("no {marker} in the page")) + marker.len();
+    let rest: String = html[start..].chars().take(1_500).collect();
+    let rest = rest.split("</tr>").next().unwrap_or_default();
+    let mut out = String::new();
+    let mut in_tag = false;
+    for c in rest.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' => {
+                in_tag = false;
+                out.push(' ');
+            }
+            c if !in_tag => out.push(c),
+            _ => {}
+        }
+    }
+    out.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[tokio::test]
+async fn the_landing_page_shows_what_matters_today_and_the_public_api_is_one_click_away() {
+    let app = spawn_app().await;
+    let (busy, key) = app.issue(&["127.0.0.1/32"], None).await;
+    let (_quiet, _) = app.issue(&["127.0.0.1/32"], None).await;
+    for _ in 0..3 {
+        assert_eq!(app.capability(key.expose()).await.status(), StatusCode::OK);
+    }
+    app.keygate.set_key_enabled(&Caller::CLI, Some(app.tenant), busy, false).await.expect("disable");
+    assert_eq!(app.capability(key.expose()).await.status(), StatusCode::UNAUTHORIZED);
+    app.keygate.flush().await;
+    person(&app, ADMIN, &["Configurator"]).await;
+    let cookie = session(&app, ADMIN).await;
+    let (status, page) = get(&app, "/console/configuration", &cookie).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(text_after(&page, "<span class=\"label\">Public API</span>").starts_with("on"), "API state missing");
+    let keys = text_after(&page, "<span class=\"label\">Keys</span>");
+    assert!(keys.starts_with("2 1 active · 1 disabled"), "2 keys, 1 active and 1 disabled: {keys}");
+    assert!(text_after(&page, "<span class=\"label\">Calls today</span>").starts_with('4'));
+    assert!(text_after(&page, "<span class=\"label\">Refused today</span>").starts_with('1'));
+    let failing = text_after(&page, "id=\"failing-title\">");
+    assert!(failing.contains("1 refused of 4 — key_disabled 1"), "{failing}");
+    let unused = text_after(&page, "id=\"unused-title\">");
+    assert!(unused.contains("never used"), "the unused key is not named: {unused}");
+    assert!(page.contains(&format!("<a href=\"{PUBLIC_API}\" class=\"go\">Public API</a>")), "no one-click path");
+    // Someone who may not see keys lands on the same page without the figures.
+    person(&app, CLERK, &["User configurator"]).await;
+    let (status, page) = get(&app, "/console/configuration", &session(&app, CLERK).await).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(!page.contains("Calls today") && page.contains("class=\"go\">Public API</a>"));
+}
+
+#[tokio::test]
+async fn the_navigation_marks_the_current_section_and_a_404_page_keeps_the_navigation() {
+    let app = spawn_app().await;
+    person(&app, ADMIN, &["Configurator", "User configurator"]).await;
+    let cookie = session(&app, ADMIN).await;
+    let current = |page: &str| -> Vec<String> {
+        let nav = page.split("<nav aria-label=\"Main\">").nth(1).expect("nav").split("</nav>").next().expect("nav");
+        nav.split(" aria-current=\"page\">").skip(1).map(|r| r.split('<').next().expect("text").to_owned()).collect()
+    };
+    assert_eq!(current(&get(&app, "/console/users", &cookie).await.1), ["Users"]);
+    assert_eq!(current(&get(&app, &format!("/console/users/{}", app.user.0), &cookie).await.1), ["Users"]);
+    assert_eq!(current(&get(&app, PUBLIC_API, &cookie).await.1)[0], "Configuration");
+    assert_eq!(current(&get(&app, "/console/audit", &cookie).await.1), ["Audit log"]);
+    let (status, page) = get(&app, "/console/no-such-page", &cookie).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(page.contains("aria-label=\"Main\"") && page.contains("href=\"/console/users\""), "no navigation");
+    assert!(page.contains("There is no console page at /console/no-such-page"));
+    // Without a session the 404 still offers a way on: the log-in page.
+    let (status, page) = get(&app, "/console/no-such-page", "").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(page.contains("aria-label=\"Main\"") && page.contains("href=\"/console/login\""));
+}
+
+#[tokio::test]
+async fn a_supervisor_may_give_a_read_only_key_and_a_scope_the_user_holds_no_grant_for_is_marked_dormant() {
+    let app = spawn_app().await;
+    person(&app, ADMIN, &["Supervisor", "Configurator"]).await;
+    let cookie = session(&app, ADMIN).await;
+    // For themselves: read and write of every resource, nothing dormant (issue 19: only write
+    // scopes were offered, so no read-only key).
+    let (_, mine) = get(&app, PUBLIC_API, &cookie).await;
+    let offered = offered_scopes(&mine);
+    for r in keygate_domain::Resource::ALL {
+        for a in ["read", "write"] {
+            assert!(offered.contains(&format!("{}:{a}", r.as_str())), "{}:{a} is not offered", r.as_str());
+        }
+    }
+    assert!(!mine.contains("<span class=\"dormant\">dormant</span></th>"), "a Supervisor's own scope is dormant");
+    // For the ERP user (invoices:read:all, jobs:read:own): invoices read only, companies dormant.
+    let (_, erp) = get(&app, &format!("{PUBLIC_API}?for={}", app.user.0), &cookie).await;
+    let offered = offered_scopes(&erp);
+    assert!(
+        offered.contains(&"invoices:read".to_owned()) && !offered.contains(&"invoices:write".to_owned()),
+        "{offered:?}"
+    );
+    let row = |resource: &str| text_after(&erp, &format!("<tr data-resource=\"{resource}\">"));
+    assert!(row("invoices").contains("Write not offered: this user holds read access only."), "{}", row("invoices"));
+    assert!(row("companies").starts_with("companies dormant"), "{}", row("companies"));
+    assert!(row("companies").contains("Dormant: this user holds no grant on companies"), "{}", row("companies"));
+    assert!(!row("jobs").contains("dormant"), "jobs is held (own records): {}", row("jobs"));
+    // Every box offered is one the grant ceiling accepts, alone, for this user.
+    let caller = caller_of(&app, &cookie).await;
+    for scope in &offered {
+        let issued = app
+            .keygate
+            .issue_key(
+                &caller,
+                app.tenant,
+                keygate_service::IssueKey {
+                    owner: keygate_service::KeyOwner::Id(app.user),
+                    purpose: format!("only {scope}"),
+                    ip_ranges: vec!["127.0.0.1/32".into()],
+                    expires: None,
+                    scopes: Some(vec![scope.clone()]),
+                    units: None,
+                    rate_limit_per_minute: None,
+                },
+            )
+            .await;
+        assert!(issued.is_ok(), "{scope} is offered but refused: {:?}", issued.err());
+    }
+}
+
+#[tokio::test]
+async fn the_usage_page_leads_with_a_per_key_table_and_a_key_without_calls_gets_no_chart() {
+    let app = spawn_app().await;
+    let (busy, key) = app.issue(&["127.0.0.1/32"], None).await;
+    let (quiet, _) = app.issue(&["127.0.0.1/32"], None).await;
+    assert_eq!(app.capability(key.expose()).await.status(), StatusCode::OK);
+    app.keygate.set_key_enabled(&Caller::CLI, Some(app.tenant), busy, false).await.expect("disable");
+    assert_eq!(app.capability(key.expose()).await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(app.capability(key.expose()).await.status(), StatusCode::UNAUTHORIZED);
+    app.keygate.flush().await;
+    person(&app, ADMIN, &["Configurator"]).await;
+    let (status, page) = get(&app, "/console/usage", &session(&app, ADMIN).await).await;
+    assert_eq!(status, StatusCode::OK);
+    let table = page.find("class=\"usage-table\"").expect("a per-key table");
+    let first_chart = page.find("<svg class=\"chart\"").expect("a chart");
+    assert!(table < first_chart, "the table does not lead");
+    let busy_row = text_after(&page, &format!("<tr data-key-id=\"{busy}\">"));
+    let today = keygate_domain::Timestamp::now().to_date_string();
+    assert!(busy_row.contains("3 (2 refused)") && busy_row.contains("2: key_disabled 2"), "{busy_row}");
+    assert!(busy_row.contains(&format!("{today} (key_disabled)")), "{busy_row}");
+    let quiet_row = text_after(&page, &format!("<tr data-key-id=\"{quiet}\">"));
+    assert!(quiet_row.contains("none") && quiet_row.contains("never"), "{quiet_row}");
+    assert_eq!(page.matches("<svg class=\"chart\"").count(), 1, "one chart: the quiet key gets none");
+    assert!(text_after(&page, "<p id=\"quiet\">").starts_with("No calls from"));
+    assert!(!page.contains("1 per day"), "the old empty chart");
+    assert!(page.contains("class=\"y-tick\"") && page.contains("class=\"x-tick\""), "the chart has no axes");
+}
+
+on_both_backends!(
+    the_audit_page_filters_by_time_action_actor_and_target_and_pages_50_events_at_a_time,
+    the_audit_csv_holds_the_filtered_events_at_most_5000_rows_and_never_another_tenants,
+);
+
+use crate::helpers::spawn_app_on;
+use keygate_service::Backend;
+
+/// `n` audit rows of `tenant`: action `key.disabled`, target `key {i}`, actor `ada@acme.example`,
+/// one millisecond apart from `at`.
+async fn audit_rows(app: &TestApp, tenant: keygate_domain::TenantId, n: i64, at: keygate_domain::Timestamp) {
+    let rows: Vec<keygate_domain::AuditEntry> = (0..n)
+        .map(|i| {
+            let actor = keygate_domain::Actor::User { id: app.admin, email: "ada@acme.example".into() };
+            let mut e = keygate_domain::AuditEntry::new(Some(tenant), actor, "key.disabled", format!("key {i}"))
+                .details("by hand, \"quoted\", =SUM(A1)");
+            e.at = at.plus_millis(i);
+            e
+        })
+        .collect();
+    app.keygate.store_for_tests().audit().append(&rows).await.expect("append");
+}
+
+async fn the_audit_page_filters_by_time_action_actor_and_target_and_pages_50_events_at_a_time(app: TestApp) {
+    let day = keygate_domain::Timestamp::parse("2026-03-10").expect("day");
+    audit_rows(&app, app.tenant, 120, day).await;
+    audit_rows(&app, app.tenant, 5, day.plus_days(-3)).await;
+    person(&app, ADMIN, &["Configurator"]).await;
+    let cookie = session(&app, ADMIN).await;
+    let rows = |page: &str| page.matches("<td class=\"when\">").count();
+    let link = |page: &str, text: &str| {
+        let end = page.find(&format!("\">{text}</a>")).map(|e| &page[..e]);
+        end.map(|p| {
+            let href = &p[p.rfind("href=\"").expect("href") + 6..];
+            href.split('"').next().expect("href").replace("&#38;", "&").replace("&amp;", "&")
+        })
+    };
+    let filter = "/console/audit?from=2026-03-10&to=2026-03-10&action=key.disabled&actor=ADA%40acme";
+    let (status, first) = get(&app, filter, &cookie).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(rows(&first), 50);
+    assert!(first.contains("<td>key 119</td>") && link(&first, "Newer events").is_none());
+    let older = link(&first, "Older events").expect("an older page");
+    let (_, second) = get(&app, &older, &cookie).await;
+    assert_eq!(rows(&second), 50);
+    assert!(second.contains("<td>key 69</td>") && second.contains("<td>key 20</td>"), "{older}: {second}");
+    let (_, third) = get(&app, &link(&second, "Older events").expect("a third page"), &cookie).await;
+    assert_eq!(rows(&third), 20, "the 5 events three days earlier are outside the range");
+    assert!(link(&third, "Older events").is_none());
+    let (_, back) = get(&app, &link(&third, "Newer events").expect("back"), &cookie).await;
+    assert!(back.contains("<td>key 69</td>") && rows(&back) == 50);
+    // Target text, and a day range that holds only the earlier five.
+    let (_, one) = get(&app, "/console/audit?target=key%20117", &cookie).await;
+    assert_eq!(rows(&one), 1);
+    let (_, early) = get(&app, "/console/audit?to=2026-03-09&action=key.", &cookie).await;
+    assert_eq!(rows(&early), 5);
+    // A bad day is explained beside the filters, with a 422.
+    let (status, bad) = get(&app, "/console/audit?from=2026-02-30", &cookie).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(bad.contains("From `2026-02-30` is not a day; write it as YYYY-MM-DD"));
+}
+
+async fn the_audit_csv_holds_the_filtered_events_at_most_5000_rows_and_never_another_tenants(app: TestApp) {
+    let day = keygate_domain::Timestamp::parse("2026-03-10").expect("day");
+    let other = app.keygate.create_tenant(&Caller::CLI, "other", "admin@other.example", None).await.expect("tenant");
+    audit_rows(&app, other.tenant, 3, day).await;
+    audit_rows(&app, app.tenant, 3, day).await;
+    person(&app, ADMIN, &["Configurator"]).await;
+    let cookie = session(&app, ADMIN).await;
+    let csv = |path: &'static str| {
+        let cookie = cookie.clone();
+        let url = app.url(path);
+        async move {
+            let r = client().get(url).header("cookie", cookie).send().await.expect("csv");
+            let truncated = r.headers().get("x-keygate-truncated").map(|v| v.to_str().expect("ascii").to_owned());
+            let csv = r.headers()["content-type"] == "text/csv; charset=utf-8";
+            let status = r.status();
+            let body = r.text().await.expect("body");
+            assert!(csv || status != StatusCode::OK, "not CSV: {body}");
+            (status, truncated, body)
+        }
+    };
+    let (status, truncated, body) = csv("/console/audit.csv?from=2026-03-10&to=2026-03-10&target=key%201").await;
+    assert_eq!((status, truncated.as_deref()), (StatusCode::OK, Some("false")));
+    let lines: Vec<&str> = body.split("\r\n").filter(|l| !l.is_empty()).collect();
+    assert_eq!(lines[0], "id,time_utc,actor,action,target,details,source_ip");
+    assert_eq!(lines.len(), 2, "only acme's key 1, not the other tenant's: {body}");
+    assert!(lines[1].ends_with(
+        ",2026-03-10T00:00:00.001Z,ada@acme.example,key.disabled,key 1,\"by hand, \"\"quoted\"\", =SUM(A1)\","
+    ));
+    // The cap: 5 003 matching rows give the newest 5 000 and say so.
+    audit_rows(&app, app.tenant, 5_000, day.plus_days(1)).await;
+    let (_, truncated, body) = csv("/console/audit.csv?action=key.disabled").await;
+    assert_eq!(truncated.as_deref(), Some("true"));
+    assert_eq!(body.split("\r\n").filter(|l| !l.is_empty()).count(), 1 + 5_000);
+    assert!(body.split("\r\n").nth(1).expect("a row").contains(",key 4999,"), "newest first");
+    // The other tenant's own administrator sees only theirs.
+    let (status, _, _) = csv("/console/audit.csv?from=yesterday").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let theirs = keygate_service::AuditSearch { target: Some("key".into()), limit: 100, ..Default::default() };
+    let all = app.keygate.search_audit(&Caller::CLI, other.tenant, &theirs).await.expect("search");
+    assert_eq!(all.len(), 3);
 }

@@ -80,7 +80,7 @@ pub(crate) async fn home_page(State(state): State<AppState>, Session(ctx): Sessi
             k.key_usage(caller, tenant, figures::DAYS).await,
         ) {
             (Ok(t), Ok(keys), Ok(usage)) => (t.policy, keys, usage),
-            (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return service_error_page(&ctx, &e),
+            (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return service_error_page(&ctx, e),
         };
         let all = figures::of_keys(&keys, &usage, Timestamp::now());
         Some(Today {

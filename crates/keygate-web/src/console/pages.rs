@@ -99,9 +99,11 @@ pub(crate) async fn missing_page(
     axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
     headers: axum::http::HeaderMap,
     uri: axum::http::Uri,
+    request_id: Option<axum::Extension<crate::RequestId>>,
 ) -> Response {
     let path: String = uri.path().chars().take(200).collect();
-    let ctx = Ctx::load(&state, peer, &headers).await.ok();
+    let request_id = request_id.map_or(crate::RequestId::Own { prefix: 0, n: 0 }, |id| id.0);
+    let ctx = Ctx::load(&state, peer, &headers, request_id).await.ok();
     message_page(
         StatusCode::NOT_FOUND,
         ctx.as_ref(),

@@ -224,7 +224,7 @@ async fn page(
     };
     let held = match k.user_permissions(caller, tenant_id, owner).await {
         Ok(p) => p,
-        Err(e) => return service_error_page(ctx, &e),
+        Err(e) => return service_error_page(ctx, e),
     };
     let (scopes, verify) = scope_rows(&choices.scopes, &held, &form.scopes, owner == me);
     let units = choices

@@ -40,9 +40,13 @@ pub use error::{BadRequest, Budget, FieldError, ServiceError, ServiceResult};
 pub use groups::GroupView;
 /// The store's records and errors that the service's operations take and return.
 pub use keygate_store::{
-    AuditFilter, AuditRecord, AuditSearch, Backend, FieldValue, GroupRecord, KeyListing, PoolStats, RecordWrite, StoreError,
-    TenantRecord, UserRecord,
+    AuditFilter, AuditRecord, AuditSearch, Backend, FieldValue, GroupRecord, KeyListing, PoolStats, RecordWrite,
+    StoreError, TenantRecord, UserRecord,
 };
+/// Test databases and fixtures (feature `testing`, enabled by dev-dependencies only), so that
+/// the layers above reach them through the service and never name the store.
+#[cfg(feature = "testing")]
+pub use keygate_store::{NewKey, testing};
 pub use keys::{IssueKey, IssuedKey, KeyChoices, KeyOwner, KeyView};
 pub use listener::{CHANGE_LAG_BUCKETS, LagHistogram, ListenerHealth};
 pub use operations::GroupSummary;
@@ -58,10 +62,6 @@ pub use verify::{
     CheckRequest, Credential, Refused, UNAVAILABLE_RETRY_AFTER_SECS, VERIFY_DB_WAIT, Verified, VerifyRequest, day_of,
 };
 pub use write_behind::QueueHealth;
-/// Test databases and fixtures (feature `testing`, enabled by dev-dependencies only), so that
-/// the layers above reach them through the service and never name the store.
-#[cfg(feature = "testing")]
-pub use keygate_store::{NewKey, testing};
 
 /// Tunables of the service layer.
 #[derive(Debug, Clone)]

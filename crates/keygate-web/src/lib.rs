@@ -6,6 +6,8 @@
 
 mod access_log;
 mod app;
+#[cfg(test)]
+mod classification_tests;
 mod client_ip;
 mod console;
 mod deadline;

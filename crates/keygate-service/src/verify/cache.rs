@@ -4,7 +4,7 @@
 
 use std::{
     collections::HashMap,
-    hash::{BuildHasherDefault, Hash, Hasher},
+    hash::Hash,
     sync::{
         Arc, Mutex,
         atomic::{AtomicU64, Ordering},
@@ -13,33 +13,8 @@ use std::{
 };
 
 use super::capped::CappedMap;
+pub(super) use super::hashing::{IdMap, PassThrough};
 use crate::counter::Striped;
-
-/// A SHA-256 digest hashes to its own first eight bytes: no need to hash it again. Integer ids
-/// (written with `write_i64`/`write_u64`) are spread with a multiplication (Fibonacci hashing);
-/// they come from the database, not from callers, so flooding is not a concern.
-#[derive(Debug, Default, Clone, Copy)]
-pub(super) struct PassThrough(u64);
-
-impl Hasher for PassThrough {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(b);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-    fn write_i64(&mut self, n: i64) {
-        self.0 = (n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    }
-}
-
-/// A map keyed by integer ids, hashed with [`PassThrough`].
-pub(super) type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<PassThrough>>;
 
 /// A map of cached values with a load epoch: a value loaded before an invalidation is not
 /// stored after it, so a slow cache miss can never resurrect what a change just dropped.

@@ -47,7 +47,7 @@ struct Shard<K, V, S> {
     in_small: usize,
     in_main: usize,
     ghost: VecDeque<u64>,
-    ghosts: HashSet<u64, std::hash::BuildHasherDefault<super::cache::PassThrough>>,
+    ghosts: HashSet<u64, std::hash::BuildHasherDefault<super::hashing::PassThrough>>,
     next_generation: u32,
     capacity: usize,
     small_capacity: usize,

@@ -18,7 +18,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 
-use super::{Ctx, Fields, pages};
+use super::{Ctx, Fields};
 use crate::{AppState, RequestId};
 
 /// The session of the request, loaded once per request and kept in its extensions so that a
@@ -34,7 +34,7 @@ pub(super) async fn ctx_of(parts: &mut Parts, state: &AppState) -> Result<Ctx, R
     // The application gives every request its id before routing it.
     let request_id = parts.extensions.get::<RequestId>().copied().unwrap_or(RequestId::Own { prefix: 0, n: 0 });
     let mut ctx = Ctx::load(state, peer, &parts.headers, request_id).await?;
-    ctx.section = pages::section_of(parts.uri.path());
+    ctx.section = super::section_of(parts.uri.path());
     parts.extensions.insert(ctx.clone());
     Ok(ctx)
 }
@@ -90,7 +90,7 @@ impl FromRequestParts<AppState> for Administrator {
         if p.configurator || p.user_configurator {
             Ok(Self(ctx))
         } else {
-            Err(pages::message_page(
+            Err(super::message_page(
                 StatusCode::FORBIDDEN,
                 Some(&ctx),
                 "Only Configurators and User configurators may read the audit log",
@@ -114,7 +114,7 @@ impl FromRequest<AppState> for CsrfForm {
         let ctx = ctx_of(&mut parts, state).await?;
         let fields = Fields::from_request(Request::from_parts(parts, body), state).await?;
         if !keygate_service::Keygate::csrf_matches(&ctx.session, fields.get("csrf")) {
-            return Err(pages::message_page(
+            return Err(super::message_page(
                 StatusCode::FORBIDDEN,
                 Some(&ctx),
                 "Form refused",
@@ -131,7 +131,7 @@ fn groups_of(ctx: &Ctx) -> String {
 }
 
 fn not_configurator(ctx: &Ctx) -> Response {
-    pages::message_page(
+    super::message_page(
         StatusCode::FORBIDDEN,
         Some(ctx),
         "Only Configurators may manage the Public API",
@@ -146,7 +146,7 @@ fn not_configurator(ctx: &Ctx) -> Response {
 }
 
 fn not_user_configurator(ctx: &Ctx) -> Response {
-    pages::message_page(
+    super::message_page(
         StatusCode::FORBIDDEN,
         Some(ctx),
         "Only User configurators may manage users, groups and units",

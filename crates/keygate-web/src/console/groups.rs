@@ -15,7 +15,7 @@ use axum::{
 use keygate_domain::{Access, Grant, Reach, Resource, SystemGroup};
 use keygate_service::GroupRecord;
 
-use super::{Chrome, CsrfForm, Ctx, UserConfigurator, form_error, pages, render, service_error_page};
+use super::{Chrome, CsrfForm, Ctx, UserConfigurator, form_error, render, service_error_page};
 use crate::AppState;
 
 /// One checkbox of the grant matrix.
@@ -207,7 +207,7 @@ impl FromRequestParts<AppState> for PathGroup {
 }
 
 fn not_found(ctx: &Ctx) -> Response {
-    pages::message_page(StatusCode::NOT_FOUND, Some(ctx), "Not found", "There is no such group in this tenant.")
+    super::message_page(StatusCode::NOT_FOUND, Some(ctx), "Not found", "There is no such group in this tenant.")
 }
 
 /// What the group page's forms show again after a mistake.
@@ -340,7 +340,7 @@ async fn delete_view(
     let id = group.id.0;
     if group.system.is_some() {
         let why = format!("`{}` is a system group: it cannot be deleted.", group.name);
-        return pages::message_page(StatusCode::UNPROCESSABLE_ENTITY, Some(ctx), "Not done", &why);
+        return super::message_page(StatusCode::UNPROCESSABLE_ENTITY, Some(ctx), "Not done", &why);
     }
     let view = match state.keygate.group(&ctx.session.caller, ctx.session.tenant.policy.id, &group.name).await {
         Ok(v) => v,

@@ -10,15 +10,13 @@ use axum::{
     response::Response,
 };
 
-use super::pages;
-
 pub(crate) async fn refuse_cross_site_posts(request: Request, next: Next) -> Response {
     if request.method() != Method::GET
         && request.method() != Method::HEAD
         && let Some(why) = cross_site(request.headers())
     {
         tracing::info!(reason = why, "refused a cross-site console form post");
-        return pages::message_page(
+        return super::message_page(
             StatusCode::FORBIDDEN,
             None,
             "Cross-site request refused",

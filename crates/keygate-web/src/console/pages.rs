@@ -5,46 +5,8 @@
 use askama::Template;
 use axum::{extract::State, http::StatusCode, response::Response};
 
-use super::{Ctx, PUBLIC_API, Session, render};
+use super::{Chrome, Ctx, PUBLIC_API, Session, message_page, render};
 use crate::AppState;
-
-/// What every logged-in page shows around its content.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Chrome {
-    pub user_email: String,
-    pub tenant: String,
-    pub csrf: String,
-    pub configurator: bool,
-    pub user_configurator: bool,
-    pub flash: Option<String>,
-    /// The navigation section this page belongs to (`configuration`, `users`, …), marked
-    /// `aria-current` in the navigation; empty for none.
-    pub section: &'static str,
-}
-
-impl Chrome {
-    pub(crate) fn of(session: &keygate_service::Session) -> Self {
-        Self {
-            user_email: session.user.email.clone(),
-            tenant: session.tenant.policy.slug.as_str().to_owned(),
-            csrf: session.csrf_token.clone(),
-            configurator: session.permissions.configurator,
-            user_configurator: session.permissions.user_configurator,
-            flash: None,
-            section: "",
-        }
-    }
-}
-
-/// The navigation section of a console path: the first part after `/console/`, if the
-/// navigation has it (`/console/users/7` → `users`); the Public API pages are `configuration`.
-pub(crate) fn section_of(path: &str) -> &'static str {
-    let first = path.strip_prefix("/console/").unwrap_or("").split('/').next().unwrap_or("");
-    ["configuration", "users", "groups", "units", "audit", "usage", "api"]
-        .into_iter()
-        .find(|s| *s == first)
-        .unwrap_or("")
-}
 
 #[derive(Template, Default)]
 #[template(path = "console/login.html")]
@@ -77,19 +39,6 @@ pub(crate) struct MenuPage {
     pub intro: &'static str,
     pub crumbs: Vec<Crumb>,
     pub links: Vec<MenuLink>,
-}
-
-#[derive(Template)]
-#[template(path = "console/message.html")]
-pub(crate) struct MessagePage {
-    pub chrome: Option<Chrome>,
-    pub title: String,
-    pub message: String,
-}
-
-/// A page that says what happened and why, e.g. a 403 naming the missing group.
-pub(crate) fn message_page(status: StatusCode, ctx: Option<&Ctx>, title: &str, message: &str) -> Response {
-    render(status, &MessagePage { chrome: ctx.map(Ctx::chrome), title: title.to_owned(), message: message.to_owned() })
 }
 
 /// Any console path without a page: a 404 that keeps the navigation, the logged-in user's or,

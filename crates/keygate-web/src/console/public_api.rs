@@ -620,7 +620,7 @@ pub(crate) async fn confirm_key_action(
     Path((id, action)): Path<(i64, String)>,
 ) -> Response {
     let Some(action) = parse_action(&action) else {
-        return pages::message_page(StatusCode::NOT_FOUND, Some(&ctx), "Not found", "There is no such key action.");
+        return super::message_page(StatusCode::NOT_FOUND, Some(&ctx), "Not found", "There is no such key action.");
     };
     let key = match state.keygate.key(ctx.session.tenant.policy.id, KeyId(id)).await {
         Ok(k) => k,
@@ -688,7 +688,7 @@ pub(crate) async fn change_key(
     CsrfForm(form): CsrfForm,
 ) -> Response {
     let Some(action) = parse_action(&action) else {
-        return pages::message_page(StatusCode::NOT_FOUND, Some(&ctx), "Not found", "There is no such key action.");
+        return super::message_page(StatusCode::NOT_FOUND, Some(&ctx), "Not found", "There is no such key action.");
     };
     let k = &state.keygate;
     let caller = &ctx.session.caller;

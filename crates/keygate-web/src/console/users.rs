@@ -14,8 +14,8 @@ use keygate_service::{CreateUser, GroupRecord, ServiceError};
 use secrecy::SecretString;
 
 use super::{
-    Chrome, CsrfForm, Ctx, Fields, UserConfigurator, form_error, pages, public_api::ConfirmPage, render,
-    service_error_page, when,
+    Chrome, CsrfForm, Ctx, Fields, UserConfigurator, form_error, public_api::ConfirmPage, render, service_error_page,
+    when,
 };
 use crate::AppState;
 
@@ -205,7 +205,7 @@ pub(crate) async fn confirm_user_action(
             false,
         ),
         _ => {
-            return pages::message_page(
+            return super::message_page(
                 StatusCode::NOT_FOUND,
                 Some(&ctx),
                 "Not found",
@@ -241,7 +241,7 @@ pub(crate) async fn change_user(
         "deactivate" => false,
         "activate" => true,
         _ => {
-            return pages::message_page(
+            return super::message_page(
                 StatusCode::NOT_FOUND,
                 Some(&ctx),
                 "Not found",

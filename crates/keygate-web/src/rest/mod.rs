@@ -16,22 +16,21 @@
 
 pub(crate) mod auth;
 mod body;
+mod call;
 mod capability;
 mod records;
 
 use std::net::SocketAddr;
+
+pub(crate) use call::{BODY_LIMIT, Call};
 
 use axum::{
     body::Body,
     http::{HeaderValue, Method, Request, header},
     response::{IntoResponse, Response},
 };
-use keygate_domain::UnitId;
 
 use crate::{AppState, RequestId, problem::Problem, problem_code::ProblemCode};
-
-/// The largest request body a Public API call may send (axum's default limit).
-pub(crate) const BODY_LIMIT: usize = 2 * 1024 * 1024;
 
 /// A Public API endpoint, found from the method and the path alone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,19 +107,6 @@ pub(crate) fn decoded(segment: &str) -> Option<std::borrow::Cow<'_, str>> {
         }
     }
     String::from_utf8(out).ok().map(std::borrow::Cow::Owned)
-}
-
-/// What a Public API handler is given: the path as the router read it, and who asked.
-pub(crate) struct Call {
-    pub(crate) state: AppState,
-    /// The socket peer (the client IP is found from it and the trusted proxies).
-    pub(crate) peer: SocketAddr,
-    pub(crate) id: RequestId,
-    /// `{unitId}`.
-    pub(crate) unit: UnitId,
-    /// The view's or the resource's name, decoded; `None` when its escapes are not UTF-8 (it
-    /// names nothing) and for `capability`.
-    pub(crate) name: Option<String>,
 }
 
 /// Answers a Public API request for `endpoint` (found by [`endpoint`] on its path).

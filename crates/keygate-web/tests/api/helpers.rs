@@ -4,8 +4,8 @@
 use std::net::SocketAddr;
 
 use keygate_domain::{ApiKeySecret, Grant, TenantId, UserId};
-use keygate_service::{Caller, CreateUser, IssueKey, KeyOwner, Keygate, ServiceConfig};
 use keygate_service::testing::TestDatabase;
+use keygate_service::{Caller, CreateUser, IssueKey, KeyOwner, Keygate, ServiceConfig};
 use keygate_web::{AppState, TrustedProxies, WebConfig};
 use tokio::sync::oneshot;
 

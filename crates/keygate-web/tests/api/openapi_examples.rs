@@ -8,8 +8,8 @@
 //! the numeric bounds, `format: date` and `not: {required}`. An unknown keyword fails the check.
 
 use keygate_domain::{AuditEntry, Grant};
-use keygate_service::Caller;
 use keygate_service::Backend;
+use keygate_service::Caller;
 use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, key_for, spawn_app_on};
@@ -254,7 +254,12 @@ async fn every_example_request_answers_as_its_example_says_on_the_demo_data(app:
         .map(|g| g.parse().expect("grant"))
         .collect();
     let audit = AuditEntry::new(Some(app.tenant), Caller::CLI.actor(), "group.created", "group Integration readers");
-    app.keygate.store_for_tests().groups().create(app.tenant, "Integration readers", &grants, &audit).await.expect("group");
+    app.keygate
+        .store_for_tests()
+        .groups()
+        .create(app.tenant, "Integration readers", &grants, &audit)
+        .await
+        .expect("group");
     let key = key_for(&app, "admin@acme.example", None).await;
     // The verify example checks a key: a real one of this tenant stands in for the example's,
     // and the caller's key carries `keys:verify`.

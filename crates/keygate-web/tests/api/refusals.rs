@@ -1,8 +1,8 @@
 //! Each refusal code with its status and headers.
 
 use keygate_domain::{ApiKeySecret, IpRanges, Purpose, Timestamp, UnitId};
-use keygate_service::{Caller, IssueKey, KeyOwner};
 use keygate_service::NewKey;
+use keygate_service::{Caller, IssueKey, KeyOwner};
 
 use keygate_service::Backend;
 

@@ -3,10 +3,10 @@
 use keygate_service::{Caller, GroupSummary, Keygate};
 
 use super::{
-    Tenant,
     args::{GroupsCommand, TenantArg},
     input::confirm,
     output::print_json,
+    tenant::Tenant,
 };
 
 impl GroupsCommand {

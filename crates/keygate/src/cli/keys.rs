@@ -8,10 +8,10 @@ use keygate_domain::api_key::check_format;
 use keygate_service::{Caller, IssueKey, KeyOwner, Keygate};
 
 use super::{
-    Tenant,
     args::{KeysCommand, TenantArg},
     input::{confirm, parse_key_id, units},
     output::{fit, json_time, print_json, when},
+    tenant::Tenant,
 };
 
 impl KeysCommand {

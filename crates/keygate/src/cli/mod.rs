@@ -10,21 +10,20 @@ mod input;
 mod keys;
 mod open;
 mod output;
+mod tenant;
 mod tenants;
 mod units;
 mod users;
 
 use std::process::ExitCode;
 
-use keygate_domain::TenantId;
 use keygate_service::Keygate;
 
 pub use args::{Cli, Command, Global};
-use args::{
-    ConfigCommand, DatabaseCommand, GroupsCommand, KeysCommand, TenantArg, TenantsCommand, UnitsCommand, UsersCommand,
-};
+use args::{ConfigCommand, DatabaseCommand, GroupsCommand, KeysCommand, TenantsCommand, UnitsCommand, UsersCommand};
 
 use crate::config::Config;
+use tenant::Tenant;
 
 /// The words of the subcommand `matches` ran, e.g. `users list`.
 pub fn command_path(matches: &clap::ArgMatches) -> String {
@@ -35,21 +34,6 @@ pub fn command_path(matches: &clap::ArgMatches) -> String {
         m = sub;
     }
     words.join(" ")
-}
-
-/// A command's tenant, resolved once from its `--tenant SLUG`.
-#[derive(Debug)]
-struct Tenant {
-    id: TenantId,
-    /// As typed, for messages.
-    slug: String,
-}
-
-impl Tenant {
-    async fn resolve(keygate: &Keygate, arg: &TenantArg) -> anyhow::Result<Self> {
-        let record = keygate.tenant(&arg.slug).await?;
-        Ok(Self { id: record.policy.id, slug: arg.slug.clone() })
-    }
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {

@@ -3,10 +3,10 @@
 use keygate_service::{Caller, Keygate};
 
 use super::{
-    Tenant,
     args::{TenantArg, TenantsCommand, WhitelistCommand},
     input::read_secret_file,
     output::{json_time, print_json},
+    tenant::Tenant,
 };
 
 impl TenantsCommand {

@@ -4,10 +4,10 @@ use keygate_domain::UnitId;
 use keygate_service::{Caller, Keygate};
 
 use super::{
-    Tenant,
     args::{TenantArg, UnitsCommand},
     input::confirm,
     output::print_json,
+    tenant::Tenant,
 };
 
 impl UnitsCommand {

@@ -3,10 +3,10 @@
 use keygate_service::{Caller, CreateUser, Keygate};
 
 use super::{
-    Tenant,
     args::{TenantArg, UsersCommand},
     input::{confirm, read_secret_file, units},
     output::{json_time, print_json},
+    tenant::Tenant,
 };
 
 impl UsersCommand {

@@ -1,4 +1,4 @@
-//! The grant ceiling (DESIGN §6): no actor can give anyone a power that the actor does not hold.
+//! The grant ceiling (docs/design.md §6): no actor can give anyone a power that the actor does not hold.
 //!
 //! The ceiling judges **outcomes, not actions**. Every power is an [`Atom`]: a system power, or
 //! (resource, read/write, own/all) in one unit (or in every unit). A principal (a user, or a key)

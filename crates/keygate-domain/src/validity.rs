@@ -1,5 +1,5 @@
 //! The validity rule: one pure function deciding whether a key may make a call, and if not, the
-//! first reason why, in the fixed order of DESIGN §3.
+//! first reason why, in the fixed order of docs/design.md §3.
 
 use std::net::IpAddr;
 

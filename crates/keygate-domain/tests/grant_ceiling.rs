@@ -1,4 +1,4 @@
-//! The grant ceiling (DESIGN §6, issue 17) against an oracle written from the prose alone.
+//! The grant ceiling (docs/design.md §6, issue 17) against an oracle written from the prose alone.
 //!
 //! Random tenants (units 1–3, personal and programmatic users, the three system groups, custom
 //! groups with random grants, keys with random scopes, units and usability), a random actor (the
@@ -7,7 +7,7 @@
 //! twice: by `keygate_domain::judge`, and by the oracle below, which knows nothing of `ceiling.rs`
 //! beyond its public types. The two verdicts must agree on every case.
 //!
-//! The oracle's picture of a power, from DESIGN §6 and issue 17:
+//! The oracle's picture of a power, from docs/design.md §6 and issue 17:
 //! - a principal holds system powers, and per *place* (one unit, or "anywhere": every unit, today's
 //!   and tomorrow's) a set of `(resource, write?, all?)`, closed under write ⊇ read and all ⊇ own;
 //! - a user holds its custom groups' grants in each of its units; Supervisor: every resource,

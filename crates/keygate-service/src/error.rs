@@ -14,7 +14,7 @@ pub enum ServiceError {
     /// The caller may not do this; the message says which group or permission is missing.
     #[error("{0}")]
     Forbidden(String),
-    /// The act would give a power the caller does not hold (DESIGN §6); nothing was written.
+    /// The act would give a power the caller does not hold (docs/design.md §6); nothing was written.
     #[error("{0}")]
     GrantExceedsActor(String),
     /// A request the data API cannot run; the kind is what the caller gets as a stable code.

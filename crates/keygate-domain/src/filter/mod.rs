@@ -1,4 +1,4 @@
-//! The `externalFilter` language (DESIGN.md §5): the small boolean filter API clients send to narrow a
+//! The `externalFilter` language (docs/design.md §5): the small boolean filter API clients send to narrow a
 //! list, such as `(type='INVOICE.SALES' AND status='APPROVED') OR id > 5`.
 //!
 //! This module owns the grammar, the tokenizer and parser, the syntax tree, its canonical text and

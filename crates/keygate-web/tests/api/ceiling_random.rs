@@ -1,7 +1,7 @@
 //! Issue 17, "prove it independently", through the real HTTP surfaces: random administrative
 //! actions by random actors through the console's forms (session cookie, CSRF token, nonces) and
 //! the Public API (`POST`/`PATCH /rest/v1/{unit}/users`), on SQLite and PostgreSQL. After every
-//! action the state is read back and judged by an oracle written from DESIGN §6 and the issue's
+//! action the state is read back and judged by an oracle written from docs/design.md §6 and the issue's
 //! prose alone (it shares nothing with `keygate_domain::ceiling`):
 //!
 //! - an accepted action gives no user and no usable key an atom it did not hold, unless the actor

@@ -1,4 +1,4 @@
-//! The grant ceiling (DESIGN §6) on SQLite and (when configured) PostgreSQL: the three
+//! The grant ceiling (docs/design.md §6) on SQLite and (when configured) PostgreSQL: the three
 //! escalations found by trying keygate (issue 10) are refused with `grant_exceeds_actor`, audited,
 //! and write nothing; groups change their members' keys on the next request; the capability answer
 //! tells what a key really reaches.

@@ -74,19 +74,20 @@ pub(crate) fn page(code: ProblemCode) -> Response {
 
 /// The page as plain text: the code first, then its status, meaning and advice.
 pub(crate) fn text(code: ProblemCode) -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        format!(
-            "{}\n\nHTTP status {}: {}.\n\nWhat it means: {}.\n\nWhat to do: {}\n\nEvery problem keygate sends is \
-             listed in /openapi.json.\n",
-            code.code(),
-            code.status(),
-            code.title(),
-            code.about(),
-            code.advice(),
-        ),
+    ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text_body(code)).into_response()
+}
+
+/// The plain-text page's body (also the OpenAPI document's example of it).
+pub(crate) fn text_body(code: ProblemCode) -> String {
+    format!(
+        "{}\n\nHTTP status {}: {}.\n\nWhat it means: {}.\n\nWhat to do: {}\n\nEvery problem keygate sends is \
+         listed in /openapi.json.\n",
+        code.code(),
+        code.status(),
+        code.title(),
+        code.about(),
+        code.advice(),
     )
-        .into_response()
 }
 
 #[cfg(test)]

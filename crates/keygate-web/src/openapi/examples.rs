@@ -191,13 +191,13 @@ fn operation(path: &str, op: &mut Value) {
         ),
         "problem_type" => {
             parameter(op, "code", json!("key_revoked"));
-            response(
-                op,
-                "200",
-                json!(
-                    "key_revoked\n\nHTTP status 401: The API key has been revoked.\nEvery problem keygate sends is \
-                     listed in /openapi.json.\n"
-                ),
+            // The plain-text form, for clients that do not ask for HTML.
+            let revoked = crate::ProblemCode::Refusal(keygate_domain::RefusalCode::KeyRevoked);
+            op["responses"]["200"]["content"]["text/plain"]["example"] = json!(crate::problem_page::text_body(revoked));
+            // The HTML page (for browsers) says the same around the console's layout; shortened here.
+            op["responses"]["200"]["content"]["text/html"]["example"] = json!(
+                "<!DOCTYPE html>\n<html lang=\"en\">…<h1><code>key_revoked</code></h1>\n<p>HTTP status 401: The API key \
+                 has been revoked.</p>…</html>\n"
             );
         }
         "openapi" => response(op, "200", json!({ "openapi": "3.1.0", "info": { "title": "keygate" }, "paths": {} })),

@@ -6,8 +6,8 @@
 //! against a view, typing values by column and compiling the tree to parameterised SQL belong to the
 //! store, which receives an [`Expr`] that is already known to be well formed.
 //!
-//! One job per file: the limits and the error ([`limits`]), the syntax tree and its canonical
-//! text ([`ast`]), the tokenizer ([`lex`]) and the parser ([`parser`]). This file only declares and
+//! One job per file: the limits and the error (`limits`), the syntax tree and its canonical
+//! text (`ast`), the tokenizer (`lex`) and the parser (`parser`). This file only declares and
 //! re-exports.
 
 mod ast;

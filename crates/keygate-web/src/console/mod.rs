@@ -14,6 +14,7 @@ mod figures;
 mod groups;
 mod guard;
 mod home;
+mod key_actions;
 mod layout;
 mod pages;
 mod public_api;
@@ -55,7 +56,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route(&format!("{PUBLIC_API}/keys"), post(public_api::generate_key))
         .route(
             &format!("{PUBLIC_API}/keys/{{id}}/{{action}}"),
-            get(public_api::confirm_key_action).post(public_api::change_key),
+            get(key_actions::confirm_key_action).post(key_actions::change_key),
         )
         .route("/console/users", get(users::users_page).post(users::create_user))
         .route("/console/users/{id}", get(user::user_page))

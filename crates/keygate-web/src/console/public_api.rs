@@ -5,11 +5,11 @@ use std::net::IpAddr;
 
 use askama::Template;
 use axum::{
-    extract::{Path, Query, State},
+    extract::{Query, State},
     http::StatusCode,
     response::{IntoResponse, Redirect, Response},
 };
-use keygate_domain::{Access, IpRanges, KeyId, Resource, Scope, Timestamp, UnitId, UserCategory, UserId};
+use keygate_domain::{Access, IpRanges, Resource, Scope, Timestamp, UnitId, UserCategory, UserId};
 use keygate_service::{IssueKey, IssuedKey, KeyOwner, KeyView, ServiceError};
 
 use super::{
@@ -135,23 +135,9 @@ pub(crate) struct PublicApiPage {
     pub base: &'static str,
 }
 
-#[derive(Template)]
-#[template(path = "console/confirm.html")]
-pub(crate) struct ConfirmPage {
-    pub chrome: Chrome,
-    pub title: String,
-    pub message: String,
-    pub action: String,
-    pub button: String,
-    pub danger: bool,
-    pub roll: bool,
-    pub nonce: String,
-    pub cancel: &'static str,
-}
-
 /// What went wrong, and beside which form the page says so.
 #[derive(Debug)]
-enum Mistake {
+pub(super) enum Mistake {
     Page(String),
     /// What was wrong with the whitelist, and what was typed (shown again, not thrown away).
     Whitelist {
@@ -162,13 +148,13 @@ enum Mistake {
 }
 
 /// A fresh form: the browser's own address as the key's range, the caller as its owner.
-fn default_form(ip: IpAddr) -> GenerateForm {
+pub(super) fn default_form(ip: IpAddr) -> GenerateForm {
     let prefix = if ip.is_ipv4() { 32 } else { 128 };
     GenerateForm { ranges: format!("{ip}/{prefix}"), owner: "me".to_owned(), ..Default::default() }
 }
 
 /// Renders the page; `fresh` is the one moment a key's secret is part of a response.
-async fn page(
+pub(super) async fn page(
     state: &AppState,
     ctx: &Ctx,
     status: StatusCode,
@@ -339,7 +325,7 @@ fn parse_owner(owner: &str) -> Option<Option<UserId>> {
 }
 
 /// How the page names the owner `id` of a key: "yourself (email)" or the user's email.
-async fn owner_name(state: &AppState, ctx: &Ctx, id: UserId) -> String {
+pub(super) async fn owner_name(state: &AppState, ctx: &Ctx, id: UserId) -> String {
     if id == ctx.session.user.id {
         return format!("yourself ({})", ctx.session.user.email);
     }
@@ -456,14 +442,14 @@ fn split_ranges(text: &str) -> Vec<String> {
 }
 
 /// Post-redirect-get with a one-shot message.
-async fn done(state: &AppState, ctx: &Ctx, message: &str) -> Response {
+pub(super) async fn done(state: &AppState, ctx: &Ctx, message: &str) -> Response {
     if let Err(e) = state.keygate.set_flash(&ctx.session, Some(message)).await {
         return service_error_page(ctx, e);
     }
     Redirect::to(PUBLIC_API).into_response()
 }
 
-fn fresh(issued: &IssuedKey, owner: String) -> FreshKey {
+pub(super) fn fresh(issued: &IssuedKey, owner: String) -> FreshKey {
     FreshKey {
         secret: issued.secret.expose().to_owned(),
         display: issued.record.display.clone(),
@@ -473,7 +459,7 @@ fn fresh(issued: &IssuedKey, owner: String) -> FreshKey {
     }
 }
 
-const ALREADY_SHOWN: &str = "This form was already sent, so nothing was generated now. A key is shown only once, \
+pub(super) const ALREADY_SHOWN: &str = "This form was already sent, so nothing was generated now. A key is shown only once, \
      in the answer to the form that generated it; if you did not copy it, roll or revoke that key below.";
 
 /// The key form, sent with one of its two buttons. "Show the choices for this user"
@@ -609,123 +595,9 @@ pub(crate) async fn generate_key(
     }
 }
 
-fn parse_action(action: &str) -> Option<&'static str> {
-    ["disable", "enable", "revoke", "roll"].into_iter().find(|a| *a == action)
-}
-
-/// The confirmation step before a key action (works without JavaScript). Members of `Configurator`.
-pub(crate) async fn confirm_key_action(
-    State(state): State<AppState>,
-    Configurator(ctx): Configurator,
-    Path((id, action)): Path<(i64, String)>,
-) -> Response {
-    let Some(action) = parse_action(&action) else {
-        return super::message_page(StatusCode::NOT_FOUND, Some(&ctx), "Not found", "There is no such key action.");
-    };
-    let key = match state.keygate.key(ctx.session.tenant.policy.id, KeyId(id)).await {
-        Ok(k) => k,
-        Err(e) => return service_error_page(&ctx, e),
-    };
-    let name = format!("{} (\u{201c}{}\u{201d})", key.display, key.purpose.as_str());
-    let (title, message, button, danger) = match action {
-        "disable" => (
-            "Disable this key?",
-            format!("{name} will be refused with key_disabled from the next request on. You can enable it again."),
-            "Disable the key",
-            true,
-        ),
-        "enable" => (
-            "Enable this key?",
-            format!("{name} will be accepted again (if it is otherwise valid)."),
-            "Enable the key",
-            false,
-        ),
-        "revoke" => (
-            "Revoke this key for good?",
-            format!("{name} will be refused with key_revoked from the next request on. Revocation cannot be undone."),
-            "Revoke the key",
-            true,
-        ),
-        _ => (
-            "Roll this key?",
-            format!(
-                "A new key with the same user, purpose, ranges and scopes replaces {name}. The old key keeps \
-                 working until the overlap you choose ends, so you can update the integration first."
-            ),
-            "Roll the key",
-            false,
-        ),
-    };
-    let nonce = if action == "roll" {
-        match state.keygate.new_form_nonce(&ctx.session).await {
-            Ok(n) => n,
-            Err(e) => return service_error_page(&ctx, e),
-        }
-    } else {
-        String::new()
-    };
-    render(
-        StatusCode::OK,
-        &ConfirmPage {
-            chrome: ctx.chrome(),
-            title: title.to_owned(),
-            message,
-            action: format!("{PUBLIC_API}/keys/{id}/{action}"),
-            button: button.to_owned(),
-            danger,
-            roll: action == "roll",
-            nonce,
-            cancel: PUBLIC_API,
-        },
-    )
-}
-
-/// Disables, enables, revokes or rolls a key. Members of `Configurator`.
-pub(crate) async fn change_key(
-    State(state): State<AppState>,
-    Configurator(ctx): Configurator,
-    Path((id, action)): Path<(i64, String)>,
-    CsrfForm(form): CsrfForm,
-) -> Response {
-    let Some(action) = parse_action(&action) else {
-        return super::message_page(StatusCode::NOT_FOUND, Some(&ctx), "Not found", "There is no such key action.");
-    };
-    let k = &state.keygate;
-    let caller = &ctx.session.caller;
-    let tenant = Some(ctx.session.tenant.policy.id);
-    let id = KeyId(id);
-    let result = match action {
-        "disable" => k.set_key_enabled(caller, tenant, id, false).await.map(|()| format!("Key {id} is disabled.")),
-        "enable" => k.set_key_enabled(caller, tenant, id, true).await.map(|()| format!("Key {id} is enabled.")),
-        "revoke" => k.revoke_key(caller, tenant, id).await.map(|()| format!("Key {id} is revoked for good.")),
-        _ => {
-            if let Some(refused) = spend_nonce(&state, &ctx, &form).await {
-                return refused;
-            }
-            let hours = form.get("overlap_hours").parse::<i64>().unwrap_or(24);
-            return match k.roll_key(caller, tenant, id, hours).await {
-                Ok(issued) => {
-                    let owner = match k.user_by_id(ctx.session.tenant.policy.id, issued.record.user_id).await {
-                        Ok(u) => u.email,
-                        Err(_) => format!("user {}", issued.record.user_id),
-                    };
-                    let shown = fresh(&issued, owner);
-                    drop(issued);
-                    page(&state, &ctx, StatusCode::OK, default_form(ctx.ip), Some(shown), None).await
-                }
-                Err(e) => service_error_page(&ctx, e),
-            };
-        }
-    };
-    match result {
-        Ok(message) => done(&state, &ctx, &message).await,
-        Err(e) => service_error_page(&ctx, e),
-    }
-}
-
 /// Spends the form's single-use nonce. A second submission of the same form (a reload after a key
 /// was shown) gets a 409 page without any key; `None` means go ahead.
-async fn spend_nonce(state: &AppState, ctx: &Ctx, form: &Fields) -> Option<Response> {
+pub(super) async fn spend_nonce(state: &AppState, ctx: &Ctx, form: &Fields) -> Option<Response> {
     match state.keygate.take_form_nonce(&ctx.session, form.get("nonce")).await {
         Ok(true) => None,
         Ok(false) => Some(

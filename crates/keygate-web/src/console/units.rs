@@ -10,7 +10,9 @@ use axum::{
 };
 use keygate_domain::UnitId;
 
-use super::{Chrome, CsrfForm, Ctx, UserConfigurator, form_error, public_api::ConfirmPage, render, service_error_page};
+use super::{
+    Chrome, CsrfForm, Ctx, UserConfigurator, form_error, key_actions::ConfirmPage, render, service_error_page,
+};
 use crate::AppState;
 
 #[derive(Debug)]

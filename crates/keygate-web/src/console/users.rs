@@ -14,7 +14,7 @@ use keygate_service::{CreateUser, GroupRecord, ServiceError};
 use secrecy::SecretString;
 
 use super::{
-    Chrome, CsrfForm, Ctx, Fields, UserConfigurator, form_error, public_api::ConfirmPage, render, service_error_page,
+    Chrome, CsrfForm, Ctx, Fields, UserConfigurator, form_error, key_actions::ConfirmPage, render, service_error_page,
     when,
 };
 use crate::AppState;

@@ -17,7 +17,7 @@ use std::{
 use crate::{
     Scopes,
     ids::{GroupId, KeyId, UnitId, UserId},
-    permission::{Access, Grant, Permissions, Reach, Resource, Scope, SystemGroup},
+    permission::{Access, AdminScope, Grant, Permissions, Reach, Resource, Scope, SystemGroup},
     user::UserCategory,
 };
 
@@ -91,6 +91,13 @@ pub fn giveable_scopes(actor: Authority<'_>, owner: &Power) -> Vec<Scope> {
     if holds_verify(&holder.permissions) {
         out.push(Scope::KeysVerify);
     }
+    // Admin scopes the giver carries and the owner's groups allow (a Supervisor holds them all).
+    for admin in AdminScope::ALL {
+        let gives = holder.permissions.supervisor || holder.permissions.allows_admin(admin);
+        if gives && admin.group_flag(&owner.permissions) {
+            out.push(Scope::Admin(admin));
+        }
+    }
     out.sort();
     out
 }
@@ -141,6 +148,8 @@ pub enum SystemPower {
     Configurator,
     UserConfigurator,
     VerifyKeys,
+    /// An administrative scope of a scoped key (a user's system groups hold it whole).
+    Admin(AdminScope),
 }
 
 /// One indivisible power.
@@ -172,6 +181,7 @@ impl fmt::Display for Atom {
             Self::System(SystemPower::Configurator) => f.write_str("the `Configurator` group"),
             Self::System(SystemPower::UserConfigurator) => f.write_str("the `User configurator` group"),
             Self::System(SystemPower::VerifyKeys) => f.write_str("keys:verify"),
+            Self::System(SystemPower::Admin(a)) => write!(f, "the scope `{a}`"),
             Self::Data { resource, access, reach, unit } => {
                 write!(f, "{} in {unit}", Grant { resource: *resource, access: *access, reach: *reach })
             }
@@ -330,6 +340,7 @@ impl TenantState {
                 out.insert(Atom::System(power));
             }
         }
+        out.extend(permissions.admin.iter().map(|a| Atom::System(SystemPower::Admin(*a))));
         for unit in unit_scopes(units.as_ref()) {
             for resource in Resource::ALL {
                 for access in [Access::Read, Access::Write] {
@@ -405,6 +416,16 @@ pub fn holds(held: &BTreeSet<Atom>, me: Option<UserId>, atom: &Atom) -> bool {
         })
     };
     match *atom {
+        // An admin scope is held as such (or its family's write), or whole by the system group
+        // the console asks for (a Supervisor holds both groups' atoms).
+        Atom::System(SystemPower::Admin(a)) => {
+            held.iter().any(|h| matches!(h, Atom::System(SystemPower::Admin(b)) if b.implies(a)))
+                || match a {
+                    AdminScope::UsersRead | AdminScope::UsersWrite => system(SystemPower::UserConfigurator),
+                    AdminScope::AuditRead => system(SystemPower::Configurator) || system(SystemPower::UserConfigurator),
+                    _ => system(SystemPower::Configurator),
+                }
+        }
         Atom::System(p) => system(p),
         Atom::Data { resource, access, reach, unit } => data(resource, access, reach, unit),
         Atom::Records { resource, access, owner, unit } => {

@@ -27,7 +27,7 @@ pub use ceiling::{
 pub use ids::{GroupId, KeyId, TenantId, UnitId, UserId};
 pub use ip::{InvalidIpRanges, IpRanges};
 pub use permission::{
-    Access, Grant, GroupName, Permissions, Reach, Resource, Scope, Scopes, SystemGroup, parse_grants,
+    Access, AdminScope, Grant, GroupName, Permissions, Reach, Resource, Scope, Scopes, SystemGroup, parse_grants,
 };
 pub use tenant::{TenantPolicy, TenantSlug};
 pub use time::Timestamp;

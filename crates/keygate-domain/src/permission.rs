@@ -193,11 +193,95 @@ pub fn parse_grants<S: AsRef<str>>(items: &[S]) -> Result<Vec<Grant>, InvalidPer
     Ok(set.into_iter().collect())
 }
 
-/// A key scope: `resource:read`, `resource:write`, or `keys:verify` (the verify endpoint).
+/// An administrative power of the management API (`/v1/…`) that a *scoped* key carries only
+/// when it names it, and only while its user is in the system group the console asks for the
+/// same work ([`AdminScope::group_flag`]). An unscoped key inherits its user's groups instead.
+/// Write implies read of the same family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum AdminScope {
+    /// Keys: list, read, usage. Configurator.
+    KeysRead,
+    /// Keys: issue, change, disable, enable, revoke, roll. Configurator.
+    KeysWrite,
+    /// Users, groups and units: list and read. User configurator.
+    UsersRead,
+    /// Users, groups and units: create, change, (de)activate, passwords. User configurator.
+    UsersWrite,
+    /// Tenant settings (Public API switch, whitelist, rate limit, key lifetime): read. Configurator.
+    SettingsRead,
+    /// Tenant settings: change. Configurator.
+    SettingsWrite,
+    /// The audit log. Configurator or User configurator.
+    AuditRead,
+}
+
+impl AdminScope {
+    pub const ALL: [AdminScope; 7] = [
+        Self::KeysRead,
+        Self::KeysWrite,
+        Self::UsersRead,
+        Self::UsersWrite,
+        Self::SettingsRead,
+        Self::SettingsWrite,
+        Self::AuditRead,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::KeysRead => "admin:keys:read",
+            Self::KeysWrite => "admin:keys:write",
+            Self::UsersRead => "admin:users:read",
+            Self::UsersWrite => "admin:users:write",
+            Self::SettingsRead => "admin:settings:read",
+            Self::SettingsWrite => "admin:settings:write",
+            Self::AuditRead => "admin:audit:read",
+        }
+    }
+
+    /// Whether holding `self` holds `other`: the same scope, or the write of `other`'s family.
+    pub fn implies(self, other: AdminScope) -> bool {
+        self == other
+            || matches!(
+                (self, other),
+                (Self::KeysWrite, Self::KeysRead)
+                    | (Self::UsersWrite, Self::UsersRead)
+                    | (Self::SettingsWrite, Self::SettingsRead)
+            )
+    }
+
+    /// Whether a user with these permissions' system groups may use `self` (through an unscoped
+    /// key, the console, or a scoped key naming it): the group the console asks for.
+    pub fn group_flag(self, p: &Permissions) -> bool {
+        match self {
+            Self::KeysRead | Self::KeysWrite | Self::SettingsRead | Self::SettingsWrite => p.configurator,
+            Self::UsersRead | Self::UsersWrite => p.user_configurator,
+            Self::AuditRead => p.configurator || p.user_configurator,
+        }
+    }
+
+    /// The system group named in a refusal.
+    pub fn group_name(self) -> &'static str {
+        match self {
+            Self::KeysRead | Self::KeysWrite | Self::SettingsRead | Self::SettingsWrite => "Configurator",
+            Self::UsersRead | Self::UsersWrite => "User configurator",
+            Self::AuditRead => "Configurator` or `User configurator",
+        }
+    }
+}
+
+impl fmt::Display for AdminScope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A key scope: `resource:read`, `resource:write`, `keys:verify` (the verify endpoint), or an
+/// administrative scope `admin:…` ([`AdminScope`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Scope {
     Resource(Resource, Access),
     KeysVerify,
+    Admin(AdminScope),
 }
 
 impl fmt::Display for Scope {
@@ -205,6 +289,7 @@ impl fmt::Display for Scope {
         match self {
             Self::Resource(r, a) => write!(f, "{}:{}", r.as_str(), a.as_str()),
             Self::KeysVerify => f.write_str("keys:verify"),
+            Self::Admin(a) => f.write_str(a.as_str()),
         }
     }
 }
@@ -216,9 +301,17 @@ impl FromStr for Scope {
         if s == "keys:verify" {
             return Ok(Self::KeysVerify);
         }
+        if s.starts_with("admin:") {
+            return AdminScope::ALL.into_iter().find(|a| a.as_str() == s).map(Self::Admin).ok_or_else(|| {
+                InvalidPermission(format!(
+                    "`{s}` is not an admin scope; expected one of {}",
+                    AdminScope::ALL.map(AdminScope::as_str).join(", ")
+                ))
+            });
+        }
         let Some((resource, access)) = s.split_once(':') else {
             return Err(InvalidPermission(format!(
-                "`{s}` is not a scope; expected resource:read, resource:write or keys:verify"
+                "`{s}` is not a scope; expected resource:read, resource:write, keys:verify or admin:…"
             )));
         };
         let access = match access {
@@ -273,6 +366,9 @@ pub struct Permissions {
     pub configurator: bool,
     pub user_configurator: bool,
     pub verify_keys: bool,
+    /// The administrative scopes a *scoped* key carries (those its user's groups allow). Empty for
+    /// users and unscoped keys, whose system groups say it ([`Permissions::allows_admin`]).
+    pub admin: BTreeSet<AdminScope>,
     /// The own-records rule: without a grant a *personal* user still reaches the records they
     /// own. A programmatic user reaches only what its groups grant (the manual's least privilege).
     pub own_records: bool,
@@ -287,6 +383,7 @@ impl Permissions {
             configurator: system.contains(&SystemGroup::Configurator),
             user_configurator: system.contains(&SystemGroup::UserConfigurator),
             verify_keys: false,
+            admin: BTreeSet::new(),
             own_records: false,
             grants: grants.into_iter().collect(),
         }
@@ -317,8 +414,15 @@ impl Permissions {
             .max()
     }
 
+    /// Whether these permissions carry the administrative power `scope`: through the system group
+    /// the console asks for (users, unscoped keys), or a scoped key's `admin:…` scope.
+    pub fn allows_admin(&self, scope: AdminScope) -> bool {
+        scope.group_flag(self) || self.admin.iter().any(|held| held.implies(scope))
+    }
+
     /// The user's permissions narrowed to a key's scopes. System-group powers (configuration,
-    /// user administration) never pass through a scoped key; `keys:verify` comes only from scopes.
+    /// user administration) never pass through a scoped key as such: only the `admin:…` scopes it
+    /// names that its user's groups allow; `keys:verify` comes only from scopes.
     pub fn narrowed_to(&self, scopes: Option<&Scopes>) -> Permissions {
         let Some(scopes) = scopes else {
             return self.clone();
@@ -336,11 +440,19 @@ impl Permissions {
                 }
             }
         }
+        let admin = scopes
+            .iter()
+            .filter_map(|s| match s {
+                Scope::Admin(a) if a.group_flag(self) => Some(*a),
+                _ => None,
+            })
+            .collect();
         Permissions {
             supervisor: false,
             configurator: false,
             user_configurator: false,
             verify_keys: scopes.contains(Scope::KeysVerify),
+            admin,
             own_records: self.own_records,
             grants,
         }
@@ -361,8 +473,11 @@ impl Permissions {
     /// access it reaches, e.g. `["companies:read:all", "companies:write:own", …]`.
     pub fn effective_list(&self, scopes: Option<&Scopes>) -> Vec<String> {
         let narrowed = self.narrowed_to(scopes);
-        let mut out: Vec<String> =
-            narrowed.to_strings().into_iter().filter(|p| !p.contains(':') || p == "keys:verify").collect();
+        let mut out: Vec<String> = narrowed
+            .to_strings()
+            .into_iter()
+            .filter(|p| !p.contains(':') || p == "keys:verify" || p.starts_with("admin:"))
+            .collect();
         for resource in Resource::ALL {
             for access in [Access::Read, Access::Write] {
                 if let Some(reach) = self.effective_reach(scopes, resource, access) {
@@ -382,6 +497,7 @@ impl Permissions {
             .filter(|s| match s {
                 Scope::Resource(resource, access) => self.reach(*resource, *access).is_none(),
                 Scope::KeysVerify => false,
+                Scope::Admin(a) => !a.group_flag(self),
             })
             .map(ToString::to_string)
             .collect()
@@ -402,6 +518,7 @@ impl Permissions {
         if self.verify_keys {
             out.push("keys:verify".to_owned());
         }
+        out.extend(self.admin.iter().map(|a| a.as_str().to_owned()));
         out.extend(self.grants.iter().map(ToString::to_string));
         out
     }
@@ -487,5 +604,29 @@ mod tests {
     fn system_groups_are_found_by_their_display_name() {
         assert_eq!(SystemGroup::from_name("user configurator"), Some(SystemGroup::UserConfigurator));
         assert_eq!(SystemGroup::from_name("Accountant"), None);
+    }
+
+    #[test]
+    fn a_scoped_key_carries_an_admin_scope_only_while_its_user_is_in_the_group_the_console_asks_for() {
+        let configurator = Permissions::of_user(&[SystemGroup::Configurator], []);
+        let clerk = Permissions::of_user(&[], [grant("invoices:read:all")]);
+        let scopes = Scopes::parse(&["admin:keys:write", "admin:users:write", "invoices:read"]).expect("valid");
+        let key = configurator.narrowed_to(Some(&scopes));
+        assert!(key.allows_admin(AdminScope::KeysWrite) && key.allows_admin(AdminScope::KeysRead));
+        assert!(!key.allows_admin(AdminScope::UsersWrite), "the user is not a User configurator");
+        assert!(!key.allows_admin(AdminScope::SettingsWrite), "not named");
+        assert!(!key.configurator, "the group itself never passes through a scoped key");
+        assert!(!clerk.narrowed_to(Some(&scopes)).allows_admin(AdminScope::KeysRead));
+        assert!(configurator.allows_admin(AdminScope::SettingsWrite), "an unscoped key inherits the group");
+        assert_eq!(clerk.dormant_scopes(Some(&scopes)), ["admin:keys:write", "admin:users:write"]);
+    }
+
+    #[test]
+    fn admin_scopes_read_and_print_as_they_are_written_and_an_unknown_one_names_the_choices() {
+        for a in AdminScope::ALL {
+            assert_eq!(a.as_str().parse::<Scope>(), Ok(Scope::Admin(a)));
+        }
+        let err = "admin:everything".parse::<Scope>().expect_err("unknown");
+        assert!(err.0.contains("admin:keys:read") && err.0.contains("admin:audit:read"), "{}", err.0);
     }
 }

@@ -1,7 +1,7 @@
 //! The audit log: reading it, and keeping it within its retention (each kind of row for its own
 //! time, pruned in bounded batches by the background flush). No SQL here.
 
-use keygate_domain::{TenantId, Timestamp};
+use keygate_domain::{AdminScope, TenantId, Timestamp};
 use keygate_store::{AuditFilter, AuditRecord};
 
 use crate::{Caller, Keygate, ServiceResult};
@@ -22,9 +22,7 @@ impl Keygate {
         tenant: TenantId,
         filter: &AuditFilter,
     ) -> ServiceResult<Vec<AuditRecord>> {
-        if caller.require_user_configurator(tenant).is_err() {
-            caller.require_configurator(tenant)?;
-        }
+        caller.require_admin(tenant, AdminScope::AuditRead)?;
         Ok(self.db().audit().list(tenant, filter).await?)
     }
 

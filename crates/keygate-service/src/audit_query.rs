@@ -2,7 +2,7 @@
 //! target filters, paging. Bounded by the store ([`keygate_store::AUDIT_SEARCH_MAX_ROWS`] rows a
 //! read) and kept inside the caller's tenant. No SQL here.
 
-use keygate_domain::TenantId;
+use keygate_domain::{AdminScope, TenantId};
 use keygate_store::{AuditRecord, AuditSearch};
 
 use crate::{Caller, Keygate, ServiceResult};
@@ -16,9 +16,7 @@ impl Keygate {
         tenant: TenantId,
         search: &AuditSearch,
     ) -> ServiceResult<Vec<AuditRecord>> {
-        if caller.require_user_configurator(tenant).is_err() {
-            caller.require_configurator(tenant)?;
-        }
+        caller.require_admin(tenant, AdminScope::AuditRead)?;
         Ok(self.db().audit_search().search(tenant, search).await?)
     }
 }

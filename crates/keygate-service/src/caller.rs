@@ -5,7 +5,9 @@
 //! the web layer does not (CI checks `cargo check -p keygate-web` alone), and [`SystemName`]
 //! cannot be made anywhere else.
 
-use keygate_domain::{Access, Actor, AuditEntry, KeyId, Permissions, Power, Reach, Resource, TenantId, UnitId, UserId};
+use keygate_domain::{
+    Access, Actor, AdminScope, AuditEntry, KeyId, Permissions, Power, Reach, Resource, TenantId, UnitId, UserId,
+};
 
 use crate::{ServiceError, ServiceResult};
 
@@ -42,6 +44,28 @@ pub enum Caller {
         units: Option<Vec<UnitId>>,
         ip: Option<String>,
     },
+}
+
+impl crate::Verified {
+    /// The verified key as a caller of the service's use cases (the data API's writes, the
+    /// management API): its user's current permissions narrowed to its scopes, and the units both
+    /// reach.
+    pub fn caller(&self, ip: Option<String>) -> Caller {
+        Caller::Key {
+            key_id: self.key().id,
+            user_id: self.owner.id,
+            tenant: self.tenant.id,
+            permissions: self.permissions().clone(),
+            units: Power::of_key(
+                &Power::new(self.owner.permissions.clone(), self.owner.units.as_deref()),
+                self.key().scopes.as_ref(),
+                self.key().units.as_deref(),
+            )
+            .units
+            .map(|u| u.into_iter().collect()),
+            ip,
+        }
+    }
 }
 
 impl Caller {
@@ -84,35 +108,41 @@ impl Caller {
         AuditEntry::new(Some(tenant), self.actor(), action, target).from_ip(ip)
     }
 
-    /// Members of `Configurator` (system configuration, the Public API, keys) of this tenant.
-    pub(crate) fn require_configurator(&self, tenant: TenantId) -> ServiceResult<()> {
-        self.require(tenant, |p| p.configurator, "Configurator")
+    /// The administrative power `scope` in this tenant: a console user in the system group the
+    /// console asks for; a key whose user is in that group, unscoped or naming `scope` (or its
+    /// family's write); the command line always.
+    pub(crate) fn require_admin(&self, tenant: TenantId, scope: AdminScope) -> ServiceResult<()> {
+        self.require_any_admin(tenant, &[scope])
     }
 
-    /// Members of `User configurator` (users, groups, deactivation) of this tenant.
-    pub(crate) fn require_user_configurator(&self, tenant: TenantId) -> ServiceResult<()> {
-        self.require(tenant, |p| p.user_configurator, "User configurator")
-    }
-
-    fn require(&self, tenant: TenantId, has: impl Fn(&Permissions) -> bool, group: &str) -> ServiceResult<()> {
+    /// As [`Self::require_admin`], for work any of `scopes` allows (a list of users serves both
+    /// the key manager and the user manager).
+    pub(crate) fn require_any_admin(&self, tenant: TenantId, scopes: &[AdminScope]) -> ServiceResult<()> {
+        let first = scopes.first().copied().unwrap_or(AdminScope::SettingsWrite);
         match self {
             Self::System { .. } => Ok(()),
-            // A key manages users only with full write reach on users (an unscoped key of a
-            // User configurator, or one scoped `users:write`); it never configures the system.
-            Self::Key { tenant: own, permissions, .. } if *own == tenant && group == "User configurator" => {
-                if permissions.reach(Resource::Users, Access::Write) == Some(Reach::All) {
-                    Ok(())
-                } else {
-                    Err(ServiceError::Forbidden(
-                        "the key may not manage users (it needs users:write on all users)".to_owned(),
-                    ))
-                }
+            Self::User { tenant: own, .. } | Self::Key { tenant: own, .. } if *own != tenant => {
+                Err(ServiceError::NotFound("the tenant".to_owned()))
             }
-            Self::Key { .. } => Err(ServiceError::Forbidden(format!("API keys cannot act as the `{group}` group"))),
-            Self::User { tenant: own, permissions, .. } if *own == tenant && has(permissions) => Ok(()),
-            Self::User { tenant: own, .. } if *own != tenant => Err(ServiceError::NotFound("the tenant".to_owned())),
+            Self::User { permissions, .. } | Self::Key { permissions, .. }
+                if scopes.iter().any(|s| permissions.allows_admin(*s)) =>
+            {
+                Ok(())
+            }
+            // A key with full write reach on users (an unscoped key of a User configurator, or one
+            // scoped `users:write`) has managed users through the Public API since the start.
+            Self::Key { permissions, .. }
+                if scopes.iter().any(|s| matches!(s, AdminScope::UsersRead | AdminScope::UsersWrite))
+                    && permissions.reach(Resource::Users, Access::Write) == Some(Reach::All) =>
+            {
+                Ok(())
+            }
+            Self::Key { .. } => Err(ServiceError::Forbidden(format!(
+                "the key may not do this: it needs the scope `{first}` (or no scopes) and its user the `{}` group",
+                first.group_name()
+            ))),
             Self::User { .. } => {
-                Err(ServiceError::Forbidden(format!("only members of the `{group}` group may do this")))
+                Err(ServiceError::Forbidden(format!("only members of the `{}` group may do this", first.group_name())))
             }
         }
     }

@@ -1,7 +1,7 @@
 //! A deterministic, realistic data set for the demo tenant and for benchmarks: the same scale
 //! always produces the same rows.
 
-use keygate_domain::{AuditEntry, TenantId, UnitId, UserId, views::Bound};
+use keygate_domain::{AdminScope, AuditEntry, TenantId, UnitId, UserId, views::Bound};
 use keygate_store::{FieldValue, RecordWrite, SqlType};
 
 use crate::{Caller, Keygate, ServiceResult};
@@ -80,7 +80,7 @@ impl Keygate {
         owners: &[UserId],
         scale: u32,
     ) -> ServiceResult<u64> {
-        caller.require_configurator(tenant)?;
+        caller.require_admin(tenant, AdminScope::SettingsWrite)?;
         let existing = self.tenant_by_id(tenant).await?.policy.units;
         for (unit, name) in [(2, "Prague studio"), (3, "Brno studio")] {
             if !existing.contains(&UnitId(unit)) {

@@ -3,7 +3,7 @@
 //! member and their keys gain must lie within the caller's powers; only a Supervisor changes a
 //! Supervisor), and reaches every member's keys on the next request.
 
-use keygate_domain::{Authority, Grant, GroupName, TenantId, grants_beyond, parse_grants};
+use keygate_domain::{AdminScope, Authority, Grant, GroupName, TenantId, grants_beyond, parse_grants};
 use keygate_store::GroupRecord;
 
 use crate::{Caller, Keygate, ServiceError, ServiceResult, ceiling::Affects, error::invalid};
@@ -18,17 +18,13 @@ pub struct GroupView {
 impl Keygate {
     /// The tenant's groups, system groups first. Members of `User configurator` or `Configurator`.
     pub async fn list_groups(&self, caller: &Caller, tenant: TenantId) -> ServiceResult<Vec<GroupRecord>> {
-        if caller.require_user_configurator(tenant).is_err() {
-            caller.require_configurator(tenant)?;
-        }
+        caller.require_any_admin(tenant, &[AdminScope::UsersRead, AdminScope::KeysRead])?;
         Ok(self.db().groups().list(tenant).await?)
     }
 
     /// One group and its members. Members of `User configurator` or `Configurator`.
     pub async fn group(&self, caller: &Caller, tenant: TenantId, name: &str) -> ServiceResult<GroupView> {
-        if caller.require_user_configurator(tenant).is_err() {
-            caller.require_configurator(tenant)?;
-        }
+        caller.require_any_admin(tenant, &[AdminScope::UsersRead, AdminScope::KeysRead])?;
         let group = self.find_group(tenant, name).await?;
         let ids = self.db().groups().members(tenant, group.id).await?;
         let mut members = Vec::with_capacity(ids.len());
@@ -53,7 +49,7 @@ impl Keygate {
         name: &str,
         grants: &[String],
     ) -> ServiceResult<GroupRecord> {
-        caller.require_user_configurator(tenant)?;
+        caller.require_admin(tenant, AdminScope::UsersWrite)?;
         let name = GroupName::parse(name).map_err(invalid)?;
         let grants = parse_grants(grants).map_err(invalid)?;
         let known = self.db().groups().list(tenant).await?;
@@ -87,7 +83,7 @@ impl Keygate {
         name: &str,
         new_name: &str,
     ) -> ServiceResult<()> {
-        caller.require_user_configurator(tenant)?;
+        caller.require_admin(tenant, AdminScope::UsersWrite)?;
         let group = self.custom_group(tenant, name, "renamed").await?;
         let new_name = GroupName::parse(new_name).map_err(invalid)?;
         let known = self.db().groups().list(tenant).await?;
@@ -143,7 +139,7 @@ impl Keygate {
         group: GroupRecord,
         after: Vec<Grant>,
     ) -> ServiceResult<GroupRecord> {
-        caller.require_user_configurator(tenant)?;
+        caller.require_admin(tenant, AdminScope::UsersWrite)?;
         let target = format!("group {}", group.name);
         let audit = caller.audit(tenant, "group.grants_changed", target.clone()).details(format!(
             "before: {}; after: {}",
@@ -161,7 +157,7 @@ impl Keygate {
     /// Deletes a custom group. With members it is refused unless `force`, which removes the
     /// memberships (audited with the members' emails). Members of `User configurator`.
     pub async fn delete_group(&self, caller: &Caller, tenant: TenantId, name: &str, force: bool) -> ServiceResult<()> {
-        caller.require_user_configurator(tenant)?;
+        caller.require_admin(tenant, AdminScope::UsersWrite)?;
         let view = self.group(caller, tenant, name).await?;
         if view.group.system.is_some() {
             return Err(ServiceError::Invalid(format!(

@@ -1,8 +1,8 @@
 //! Keys: issue, list, disable, enable, revoke, roll.
 
 use keygate_domain::{
-    ApiKeySecret, IpRanges, KeyId, KeyRecord, KeyStatus, Purpose, Scope, Scopes, Subject, TenantId, Timestamp, UnitId,
-    UserCategory, UserId,
+    AdminScope, ApiKeySecret, IpRanges, KeyId, KeyRecord, KeyStatus, Purpose, Scope, Scopes, Subject, TenantId,
+    Timestamp, UnitId, UserCategory, UserId,
 };
 use keygate_store::{HandsOver, KeyListing, NewKey, UserRecord};
 
@@ -59,7 +59,7 @@ impl Keygate {
     /// Issues a key. Members of `Configurator`; a console user may issue for themselves or for a
     /// programmatic user of the tenant (who then needs neither Configurator rights nor a password).
     pub async fn issue_key(&self, caller: &Caller, tenant: TenantId, req: IssueKey) -> ServiceResult<IssuedKey> {
-        caller.require_configurator(tenant)?;
+        caller.require_admin(tenant, AdminScope::KeysWrite)?;
         let policy = self.tenant_by_id(tenant).await?.policy;
         let owner = match &req.owner {
             KeyOwner::Myself => {
@@ -147,7 +147,7 @@ impl Keygate {
 
     /// The tenant's keys with their effective status. Members of `Configurator`.
     pub async fn list_keys(&self, caller: &Caller, tenant: TenantId) -> ServiceResult<Vec<KeyView>> {
-        caller.require_configurator(tenant)?;
+        caller.require_admin(tenant, AdminScope::KeysRead)?;
         let api_on = self.tenant_by_id(tenant).await?.policy.public_api;
         let now = Timestamp::now();
         let keys = self.db().keys().list(tenant).await?;
@@ -188,7 +188,7 @@ impl Keygate {
         enabled: bool,
     ) -> ServiceResult<()> {
         let tenant = self.key_tenant(caller, tenant, id).await?;
-        caller.require_configurator(tenant)?;
+        caller.require_admin(tenant, AdminScope::KeysWrite)?;
         let action = if enabled { "key.enabled" } else { "key.disabled" };
         let target = format!("key {id}");
         let audit = caller.audit(tenant, action, target.clone());
@@ -205,7 +205,7 @@ impl Keygate {
     /// Revokes a key for good; refused on the next request.
     pub async fn revoke_key(&self, caller: &Caller, tenant: Option<TenantId>, id: KeyId) -> ServiceResult<()> {
         let tenant = self.key_tenant(caller, tenant, id).await?;
-        caller.require_configurator(tenant)?;
+        caller.require_admin(tenant, AdminScope::KeysWrite)?;
         self.db().keys().revoke(tenant, id, &caller.audit(tenant, "key.revoked", format!("key {id}"))).await?;
         self.inner.verifier.forget_key(id);
         Ok(())
@@ -221,7 +221,7 @@ impl Keygate {
         overlap_hours: i64,
     ) -> ServiceResult<IssuedKey> {
         let tenant = self.key_tenant(caller, tenant, id).await?;
-        caller.require_configurator(tenant)?;
+        caller.require_admin(tenant, AdminScope::KeysWrite)?;
         if !(0..=MAX_ROLL_OVERLAP_DAYS * 24).contains(&overlap_hours) {
             return Err(ServiceError::Invalid(format!(
                 "the overlap must be between 0 and {} hours",
@@ -279,7 +279,7 @@ pub struct KeyChoices {
 impl Keygate {
     /// The scopes and units the caller may put on a key for `owner`. Members of `Configurator`.
     pub async fn key_choices(&self, caller: &Caller, tenant: TenantId, owner: UserId) -> ServiceResult<KeyChoices> {
-        caller.require_configurator(tenant)?;
+        caller.require_admin(tenant, AdminScope::KeysRead)?;
         let (_, owner_power) = self.user_power(tenant, owner).await?;
         let power = caller.power();
         let authority = power.as_ref().map_or(keygate_domain::Authority::Everything, keygate_domain::Authority::Holder);

@@ -1,6 +1,6 @@
 //! Tenants: creating the first one, the Public API switch, the IP whitelist.
 
-use keygate_domain::{Email, IpRanges, PersonName, TenantId, TenantSlug, UserId};
+use keygate_domain::{AdminScope, Email, IpRanges, PersonName, TenantId, TenantSlug, UserId};
 use keygate_store::{NewTenant, TenantRecord};
 use secrecy::SecretString;
 
@@ -70,7 +70,7 @@ impl Keygate {
 
     /// Switches the tenant's Public API on or off; takes effect on the next request.
     pub async fn set_public_api(&self, caller: &Caller, tenant: TenantId, on: bool) -> ServiceResult<()> {
-        caller.require_configurator(tenant)?;
+        caller.require_admin(tenant, AdminScope::SettingsWrite)?;
         let action = if on { "tenant.api_enabled" } else { "tenant.api_disabled" };
         self.db()
             .tenants()
@@ -82,7 +82,7 @@ impl Keygate {
 
     /// Replaces the tenant-wide API IP whitelist; takes effect on the next request.
     pub async fn set_whitelist(&self, caller: &Caller, tenant: TenantId, ranges: &[String]) -> ServiceResult<IpRanges> {
-        caller.require_configurator(tenant)?;
+        caller.require_admin(tenant, AdminScope::SettingsWrite)?;
         let ranges = IpRanges::parse(ranges).map_err(invalid)?;
         let audit =
             caller.audit(tenant, "tenant.whitelist_set", format!("tenant {tenant}")).details(ranges.to_string());
@@ -93,7 +93,7 @@ impl Keygate {
 
     /// Sets the tenant's default per-key rate limit (requests per minute, 1–1 000 000 000).
     pub async fn set_rate_limit(&self, caller: &Caller, tenant: TenantId, per_minute: u32) -> ServiceResult<()> {
-        caller.require_configurator(tenant)?;
+        caller.require_admin(tenant, AdminScope::SettingsWrite)?;
         if !(1..=1_000_000_000).contains(&per_minute) {
             return Err(ServiceError::Invalid(
                 "the rate limit must be between 1 and 1000000000 requests per minute".into(),
@@ -114,7 +114,7 @@ impl Keygate {
         tenant: TenantId,
         days: Option<u32>,
     ) -> ServiceResult<()> {
-        caller.require_configurator(tenant)?;
+        caller.require_admin(tenant, AdminScope::SettingsWrite)?;
         if days == Some(0) {
             return Err(ServiceError::Invalid("the maximum key lifetime must be at least one day".into()));
         }

@@ -1,7 +1,7 @@
 //! Units: the `{unitId}` of the Public API. Created, renamed and deleted by members of
 //! `User configurator`; a unit that holds records is never deleted.
 
-use keygate_domain::{PersonName, TenantId, UnitId};
+use keygate_domain::{AdminScope, PersonName, TenantId, UnitId};
 
 use crate::{Caller, Keygate, ServiceError, ServiceResult, error::invalid};
 
@@ -11,9 +11,7 @@ pub const MAX_UNIT_ID: i64 = 2_147_483_647;
 impl Keygate {
     /// The tenant's units by number. Members of `User configurator` or `Configurator`.
     pub async fn list_units(&self, caller: &Caller, tenant: TenantId) -> ServiceResult<Vec<(UnitId, String)>> {
-        if caller.require_user_configurator(tenant).is_err() {
-            caller.require_configurator(tenant)?;
-        }
+        caller.require_any_admin(tenant, &[AdminScope::UsersRead, AdminScope::KeysRead])?;
         Ok(self.db().tenants().units(tenant).await?)
     }
 
@@ -25,7 +23,7 @@ impl Keygate {
         id: Option<i64>,
         name: &str,
     ) -> ServiceResult<UnitId> {
-        caller.require_user_configurator(tenant)?;
+        caller.require_admin(tenant, AdminScope::UsersWrite)?;
         let name = PersonName::parse(name).map_err(|_| invalid("a unit name must be 1 to 120 printable characters"))?;
         let existing = self.db().tenants().units(tenant).await?;
         let id = match id {
@@ -47,7 +45,7 @@ impl Keygate {
 
     /// Renames a unit. Members of `User configurator`.
     pub async fn rename_unit(&self, caller: &Caller, tenant: TenantId, id: UnitId, name: &str) -> ServiceResult<()> {
-        caller.require_user_configurator(tenant)?;
+        caller.require_admin(tenant, AdminScope::UsersWrite)?;
         let name = PersonName::parse(name).map_err(|_| invalid("a unit name must be 1 to 120 printable characters"))?;
         let before = self
             .db()
@@ -67,7 +65,7 @@ impl Keygate {
 
     /// Deletes a unit that holds no records. Members of `User configurator`.
     pub async fn delete_unit(&self, caller: &Caller, tenant: TenantId, id: UnitId) -> ServiceResult<()> {
-        caller.require_user_configurator(tenant)?;
+        caller.require_admin(tenant, AdminScope::UsersWrite)?;
         let audit = caller.audit(tenant, "unit.deleted", format!("unit {id}"));
         self.db().tenants().delete_unit(tenant, id, &audit).await?;
         self.inner.verifier.forget_tenant(tenant);

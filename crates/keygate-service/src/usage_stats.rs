@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use keygate_domain::{KeyId, TenantId, Timestamp};
+use keygate_domain::{AdminScope, KeyId, TenantId, Timestamp};
 
 use crate::{Caller, Keygate, ServiceResult, verify::day_of};
 
@@ -35,7 +35,7 @@ impl Keygate {
     /// Per key of the tenant, calls per day for the last `days` days (today included).
     /// Members of `Configurator`. Counts reach the database with the write-behind flush.
     pub async fn key_usage(&self, caller: &Caller, tenant: TenantId, days: i64) -> ServiceResult<Vec<KeyUsage>> {
-        caller.require_configurator(tenant)?;
+        caller.require_admin(tenant, AdminScope::KeysRead)?;
         let days = days.clamp(1, 366);
         let today = day_of(Timestamp::now());
         let first_day = today - days + 1;

@@ -2,7 +2,9 @@
 //! that can give a power is a judged write ([`Keygate::judged`]): the grant ceiling judges its
 //! outcome inside the transaction that writes it.
 
-use keygate_domain::{Email, GroupId, PersonName, Power, Subject, SystemGroup, TenantId, UnitId, UserCategory, UserId};
+use keygate_domain::{
+    AdminScope, Email, GroupId, PersonName, Power, Subject, SystemGroup, TenantId, UnitId, UserCategory, UserId,
+};
 use keygate_store::{GroupRecord, HandsOver, Idempotency, NewUser, UserRecord, UserUpdate};
 use secrecy::SecretString;
 
@@ -48,7 +50,7 @@ impl Keygate {
         new: CreateUser,
         idempotency: Option<Idempotency<'_>>,
     ) -> ServiceResult<UserId> {
-        caller.require_user_configurator(tenant)?;
+        caller.require_admin(tenant, AdminScope::UsersWrite)?;
         let email = Email::parse(&new.email).map_err(invalid)?;
         let name = PersonName::parse(&new.name).map_err(invalid)?;
         let category = UserCategory::parse(&new.category).map_err(ServiceError::Invalid)?;
@@ -83,9 +85,7 @@ impl Keygate {
 
     /// The tenant's users. Members of `User configurator` or `Configurator`.
     pub async fn list_users(&self, caller: &Caller, tenant: TenantId) -> ServiceResult<Vec<UserRecord>> {
-        if caller.require_user_configurator(tenant).is_err() {
-            caller.require_configurator(tenant)?;
-        }
+        caller.require_any_admin(tenant, &[AdminScope::UsersRead, AdminScope::KeysRead])?;
         Ok(self.db().users().list(tenant).await?)
     }
 
@@ -151,7 +151,7 @@ impl Keygate {
         user: UserId,
         change: ChangeUser,
     ) -> ServiceResult<()> {
-        caller.require_user_configurator(tenant)?;
+        caller.require_admin(tenant, AdminScope::UsersWrite)?;
         if change.active == Some(false) && caller.user_id() == Some(user) {
             return Err(ServiceError::Invalid("you cannot deactivate yourself".to_owned()));
         }
@@ -211,7 +211,7 @@ impl Keygate {
     ) -> ServiceResult<()> {
         let own = caller.user_id() == Some(user) && matches!(caller, Caller::User { .. });
         if !own {
-            caller.require_user_configurator(tenant)?;
+            caller.require_admin(tenant, AdminScope::UsersWrite)?;
         }
         let record = self.user_by_id(tenant, user).await?;
         if password.is_none() && record.category != UserCategory::Programmatic {
@@ -244,9 +244,7 @@ impl Keygate {
         tenant: TenantId,
         user: UserId,
     ) -> ServiceResult<keygate_domain::Permissions> {
-        if caller.require_user_configurator(tenant).is_err() {
-            caller.require_configurator(tenant)?;
-        }
+        caller.require_any_admin(tenant, &[AdminScope::UsersRead, AdminScope::KeysRead])?;
         Ok(self.user_power(tenant, user).await?.1.permissions)
     }
 

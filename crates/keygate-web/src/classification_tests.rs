@@ -36,12 +36,13 @@ fn all_holds_every_problem_code_once() {
         InternalError => ProblemCode::ALL[R + 19],
         Busy => ProblemCode::ALL[R + 20],
         Unavailable => ProblemCode::ALL[R + 21],
+        PreconditionFailed => ProblemCode::ALL[R + 22],
     };
     for code in ProblemCode::ALL {
         assert_eq!(listed(code), code, "{code:?} is not at its own place in ALL");
         assert_eq!(ProblemCode::from_code(code.code()), Some(code), "{}: codes are distinct", code.code());
     }
-    assert_eq!(ProblemCode::ALL.len(), 37, "15 refusals and 22 other codes");
+    assert_eq!(ProblemCode::ALL.len(), 38, "15 refusals and 23 other codes");
 }
 
 #[test]

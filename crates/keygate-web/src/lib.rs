@@ -14,6 +14,7 @@ mod deadline;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 mod key_note;
+mod manage;
 mod metrics;
 pub mod openapi;
 mod ops;
@@ -141,6 +142,7 @@ fn router(state: AppState) -> Router {
         .route("/openapi.json", get(openapi::serve_document))
         .route("/problems/{code}", get(problem_page::problem_page))
         .route("/", get(|| async { axum::response::Redirect::to("/console") }))
+        .merge(manage::routes())
         .merge(console::routes())
         .fallback(not_found)
         .layer(axum::middleware::from_fn(app::note_route))

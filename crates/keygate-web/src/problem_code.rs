@@ -28,6 +28,8 @@ pub enum ProblemCode {
     NotFound,
     MethodNotAllowed,
     Conflict,
+    /// `If-Match` named a version of the resource that is no longer current (412).
+    PreconditionFailed,
     BodyTooLarge,
     PageTooLarge,
     InvalidFields,
@@ -46,7 +48,7 @@ pub(crate) const REFUSALS: usize = RefusalCode::ALL.len();
 impl ProblemCode {
     /// Every code keygate sends: the refusals in [`RefusalCode::ALL`]'s order, then the others.
     /// A test with an exhaustive match does not compile while a variant is missing.
-    pub const ALL: [ProblemCode; REFUSALS + 22] = {
+    pub const ALL: [ProblemCode; REFUSALS + 23] = {
         let own = [
             Self::InvalidParameter,
             Self::UnknownParameter,
@@ -70,8 +72,9 @@ impl ProblemCode {
             Self::InternalError,
             Self::Busy,
             Self::Unavailable,
+            Self::PreconditionFailed,
         ];
-        let mut all = [Self::Busy; REFUSALS + 22];
+        let mut all = [Self::Busy; REFUSALS + 23];
         let mut i = 0;
         while i < REFUSALS {
             all[i] = Self::Refusal(RefusalCode::ALL[i]);
@@ -100,6 +103,7 @@ impl ProblemCode {
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::Conflict => "conflict",
+            Self::PreconditionFailed => "precondition_failed",
             Self::BodyTooLarge => "body_too_large",
             Self::PageTooLarge => "page_too_large",
             Self::InvalidFields => "invalid_fields",
@@ -133,6 +137,7 @@ impl ProblemCode {
             Self::NotFound => 404,
             Self::MethodNotAllowed => 405,
             Self::Conflict => 409,
+            Self::PreconditionFailed => 412,
             Self::BodyTooLarge | Self::PageTooLarge => 413,
             Self::InvalidFields | Self::InvalidInput => 422,
             Self::TooManyQueries => 429,
@@ -157,6 +162,7 @@ impl ProblemCode {
             Self::NotFound => "Not found",
             Self::MethodNotAllowed => "This endpoint does not answer this method",
             Self::Conflict => "Conflict",
+            Self::PreconditionFailed => "Precondition failed",
             Self::BodyTooLarge => "The request body is too large or could not be read",
             Self::PageTooLarge => "The answer would exceed the size limit",
             Self::InvalidFields => "Some fields are not valid; nothing was written",
@@ -193,6 +199,9 @@ impl ProblemCode {
             Self::NotFound => "no such view, resource or record (a record outside the key's view is 404, never 403)",
             Self::MethodNotAllowed => "the path does not answer this method (`Allow` names the ones it does)",
             Self::Conflict => "the write conflicts with existing data, or an idempotent request is still in progress",
+            Self::PreconditionFailed => {
+                "the resource changed since the version named in `If-Match` was read; nothing was written"
+            }
             Self::BodyTooLarge => "the request body is over 2 MiB",
             Self::PageTooLarge => "one row alone is larger than the page size limit",
             Self::InvalidFields => "some fields of a write are not valid (listed in `errors`); nothing was written",
@@ -253,6 +262,10 @@ impl ProblemCode {
             Self::Conflict => {
                 "Read the current data and change your request (a name or number may already be taken), or retry \
                  an idempotent request once the first one has finished."
+            }
+            Self::PreconditionFailed => {
+                "Read the resource again (its `ETag` names the current version), apply your change to what it \
+                 holds now, and send the update with the new `If-Match`."
             }
             Self::BodyTooLarge => "Send a body of at most 2 MiB, in full and without pauses.",
             Self::PageTooLarge => "Ask for fewer columns (`columns`), so that one row fits in a page.",

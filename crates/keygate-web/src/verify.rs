@@ -87,6 +87,9 @@ pub(crate) async fn verify_key(
         None => None,
         Some(Ok(Scope::Resource(r, a))) => Some(Requirement::Resource(r, a)),
         Some(Ok(Scope::KeysVerify)) => Some(Requirement::VerifyKeys),
+        Some(Ok(Scope::Admin(a))) => {
+            return invalid(format!("`{a}` is a management API scope, not a permission a service asks of a key"));
+        }
         Some(Err(e)) => return invalid(e.0),
     };
     let unit = match body.unit_id {

@@ -65,20 +65,7 @@ pub(super) fn view_visibility(v: &Verified, view: &View) -> ServiceResult<Visibi
 }
 
 pub(super) fn caller(v: &Verified, ip: Option<String>) -> Caller {
-    Caller::Key {
-        key_id: v.key().id,
-        user_id: v.owner.id,
-        tenant: v.tenant.id,
-        permissions: v.permissions().clone(),
-        units: keygate_domain::Power::of_key(
-            &keygate_domain::Power::new(v.owner.permissions.clone(), v.owner.units.as_deref()),
-            v.key().scopes.as_ref(),
-            v.key().units.as_deref(),
-        )
-        .units
-        .map(|u| u.into_iter().collect()),
-        ip,
-    }
+    v.caller(ip)
 }
 
 pub(super) fn record_view(resource: &str) -> ServiceResult<&'static View> {

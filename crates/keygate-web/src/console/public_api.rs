@@ -388,6 +388,7 @@ fn scope_label(scope: Scope) -> String {
     match scope {
         Scope::Resource(r, a) => format!("{} — {}", r.as_str(), a.as_str()),
         Scope::KeysVerify => "keys — verify other keys (for services)".to_owned(),
+        Scope::Admin(a) => format!("{a} — the management API"),
     }
 }
 

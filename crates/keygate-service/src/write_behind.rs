@@ -47,7 +47,7 @@ impl Keygate {
             due
         };
         let started = std::time::Instant::now();
-        let (usage, daily) = self.inner.verifier.usage.take(with_counts || everything);
+        let (usage, daily) = self.inner.verifier.take_usage(with_counts || everything);
         let (written_usage, written_daily) = (usage.len(), daily.len());
         let usage_failed = self.inner.db.keys().record_usage(&usage).await.err();
         let daily_failed = self.inner.db.usage().add_daily(&daily).await.err();

@@ -1,25 +1,40 @@
 //! A key as the verification cache holds it: the stored record, and what accepted calls change
 //! (rate bucket, usage not yet gathered, the rendered bytes) behind one lock.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 
 use keygate_domain::{KeyId, KeyRecord, OwnerState, TenantPolicy};
 
-use super::key_usage::KeyUsage;
+use super::{key_usage::KeyUsage, usage::UsageBuffer};
 use crate::ratelimit::Bucket;
 
 /// A key as the cache holds it: the stored record; what accepted calls change (rate bucket and
 /// usage not yet written), behind one lock; and the bytes of [`Verified::rendered`]. One
 /// allocation, so a call on a key that is not in the CPU cache touches as little memory as can be.
+///
+/// An entry hands what its calls left ungathered to the usage buffer when it goes (evicted,
+/// reloaded or invalidated, once the last call holding it is over), so that the buffer needs to
+/// keep only the ids of the keys used in a minute, never the entries themselves: memory stays
+/// bounded by the cache's capacity.
 #[derive(Debug)]
 pub(crate) struct CachedKey {
     pub(super) record: KeyRecord,
     live: Mutex<LiveKey>,
+    sink: Weak<UsageBuffer>,
+}
+
+impl Drop for CachedKey {
+    fn drop(&mut self) {
+        let Some(buffer) = self.sink.upgrade() else { return };
+        let usage = &mut self.live.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner).usage;
+        buffer.absorb(self.record.id, usage.gather());
+    }
 }
 
 impl CachedKey {
-    pub(super) fn new(record: KeyRecord, live: LiveKey) -> Self {
-        Self { record, live: Mutex::new(live) }
+    /// An entry whose ungathered usage goes to `sink` when it is dropped.
+    pub(super) fn new(record: KeyRecord, live: LiveKey, sink: Weak<UsageBuffer>) -> Self {
+        Self { record, live: Mutex::new(live), sink }
     }
 
     pub(crate) fn id(&self) -> KeyId {
@@ -32,13 +47,13 @@ impl CachedKey {
         use keygate_domain::{ApiKeySecret, TenantId, Timestamp, UserId};
         let secret = ApiKeySecret::generate();
         let record = keygate_store::testing::key_record(id, TenantId(1), UserId(2), &secret, Timestamp(0));
-        Arc::new(Self::new(record, LiveKey::default()))
+        Arc::new(Self::new(record, LiveKey::default(), Weak::new()))
     }
 
     /// The entry a TTL reload of `old` makes.
     #[cfg(test)]
     pub(crate) fn new_for_test_successor(old: &Self) -> Self {
-        Self::new(old.record.clone(), old.live().successor())
+        Self::new(old.record.clone(), old.live().successor(), old.sink.clone())
     }
 
     pub(crate) fn live(&self) -> std::sync::MutexGuard<'_, LiveKey> {

@@ -27,7 +27,7 @@ pub(crate) struct Verifier {
     owners: Cache<UserId, OwnerState, BuildHasherDefault<PassThrough>>,
     tenants: Cache<TenantId, TenantPolicy, BuildHasherDefault<PassThrough>>,
     pub(super) failures: FailureLimiter,
-    pub(crate) usage: UsageBuffer,
+    pub(crate) usage: Arc<UsageBuffer>,
     pub(crate) refusals: RefusalLog,
     /// Verifications that succeeded (for `/metrics`; refusals are counted per code in `refusals`).
     pub(super) accepted: Striped,
@@ -48,12 +48,23 @@ impl Verifier {
                 config.failure_block,
                 config.failure_capacity,
             ),
-            usage: UsageBuffer::default(),
+            usage: Arc::default(),
             refusals: RefusalLog::default(),
             accepted: Striped::default(),
             retracted: Striped::default(),
             ttl: config.cache_ttl,
         }
+    }
+
+    /// What usage is due for writing ([`UsageBuffer::take`]), gathered from the keys cached now.
+    pub(crate) fn take_usage(
+        &self,
+        with_counts: bool,
+    ) -> (Vec<keygate_store::UsageUpdate>, Vec<keygate_store::DailyCount>) {
+        self.usage.take(with_counts, |id| {
+            let digest = *self.key_digests.read().unwrap_or_else(std::sync::PoisonError::into_inner).get(&id)?;
+            self.keys.get_stale(&digest).filter(|entry| entry.id() == id)
+        })
     }
 
     pub(crate) fn forget_key(&self, id: KeyId) {
@@ -158,7 +169,7 @@ impl Keygate {
             Some(old) if old.record.id == record.id => old.live().successor(),
             _ => LiveKey::default(),
         };
-        let entry = Arc::new(CachedKey::new(record, live));
+        let entry = Arc::new(CachedKey::new(record, live, Arc::downgrade(&v.usage)));
         let id = entry.record.id;
         // Known by id before it is cached, so that a change of the key arriving meanwhile finds it.
         v.key_digests.write().unwrap_or_else(std::sync::PoisonError::into_inner).insert(id, *digest);

@@ -79,10 +79,33 @@ struct Person {
     groups: BTreeSet<i64>,
 }
 
+/// What an administrative scope (`admin:<family>:read|write`) is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Fam {
+    Keys,
+    Users,
+    Settings,
+    /// Read only: there is no `admin:audit:write`.
+    Audit,
+}
+
+impl Fam {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Keys => "keys",
+            Self::Users => "users",
+            Self::Settings => "settings",
+            Self::Audit => "audit",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Scoped {
     lines: BTreeSet<(Resource, bool)>,
     verify: bool,
+    /// Administrative scopes: (family, write?).
+    admin: BTreeSet<(Fam, bool)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,6 +137,25 @@ enum Sys {
     Configurator,
     UserConfigurator,
     Verify,
+    /// An administrative scope a scoped key carries: (family, write?).
+    Admin(Fam, bool),
+}
+
+/// Whether `system` holds `need`. From issue 21's prose: the console's groups hold their
+/// administrative work whole (Configurator: keys, settings, the audit log; User configurator:
+/// users, groups and units, the audit log); a scoped key holds only the administrative scopes it
+/// names, write holding read of the same family.
+fn holds_sys(system: &BTreeSet<Sys>, need: Sys) -> bool {
+    if system.contains(&need) {
+        return true;
+    }
+    let Sys::Admin(fam, write) = need else { return false };
+    let by_group = match fam {
+        Fam::Keys | Fam::Settings => system.contains(&Sys::Configurator),
+        Fam::Users => system.contains(&Sys::UserConfigurator),
+        Fam::Audit => system.contains(&Sys::Configurator) || system.contains(&Sys::UserConfigurator),
+    };
+    by_group || (!write && system.contains(&Sys::Admin(fam, true)))
 }
 
 /// What one principal holds.
@@ -239,6 +281,22 @@ fn of_token(m: &Model, id: i64, dormant: bool) -> Holding {
             if s.verify && m.people.get(&t.user).is_some_and(|p| p.active || dormant) {
                 h.system.insert(Sys::Verify);
             }
+            // An administrative scope, only while the user is *in* the group the console asks
+            // for the same work (membership, not what a Supervisor holds besides).
+            if let Some(p) = m.people.get(&t.user).filter(|p| p.active || dormant) {
+                let member = |kind: &Kind| p.groups.iter().any(|g| m.groups.get(g) == Some(kind));
+                let (configurator, user_configurator) = (member(&Kind::Configurator), member(&Kind::UserConfigurator));
+                for (fam, write) in &s.admin {
+                    let allowed = match fam {
+                        Fam::Keys | Fam::Settings => configurator,
+                        Fam::Users => user_configurator,
+                        Fam::Audit => configurator || user_configurator,
+                    };
+                    if allowed {
+                        h.system.insert(Sys::Admin(*fam, *write));
+                    }
+                }
+            }
         }
     }
     for (place, lines) in &owner.data {
@@ -276,7 +334,7 @@ fn awake(m: &Model, s: Subject) -> bool {
 /// What `now` holds that `was` did not (a power held anywhere before covers it in every unit).
 fn gains(was: &Holding, now: &Holding) -> Vec<Need> {
     let held = |need: &Need| match *need {
-        Need::Sys(sys) => was.system.contains(&sys),
+        Need::Sys(sys) => holds_sys(&was.system, sys),
         Need::Data(place, r, w, a) => was.reaches(place, (r, w, a)),
         Need::Records(..) => false,
     };
@@ -349,7 +407,7 @@ impl Giver {
     fn gives(&self, need: Need) -> bool {
         let Self::Holds(h, me) = self else { return true };
         match need {
-            Need::Sys(s) => h.system.contains(&s),
+            Need::Sys(s) => holds_sys(&h.system, s),
             Need::Data(place, r, w, a) => h.reaches(place, (r, w, a)),
             Need::Records(place, r, w, owner) => *me == Some(owner) || h.reaches(place, (r, w, true)),
         }
@@ -486,6 +544,9 @@ fn state(m: &Model) -> TenantState {
                     .collect();
                 if s.verify {
                     items.push("keys:verify".into());
+                }
+                for (fam, write) in &s.admin {
+                    items.push(format!("admin:{}:{}", fam.name(), if *write { "write" } else { "read" }));
                 }
                 Scopes::parse(&items).expect("scopes")
             });
@@ -711,8 +772,18 @@ fn grants() -> impl Strategy<Value = BTreeSet<Line>> {
 fn scopes() -> impl Strategy<Value = Option<Scoped>> {
     prop_oneof![
         1 => Just(None),
-        2 => (prop::collection::vec((resource(), any::<bool>()), 0..=3), prop::bool::weighted(0.3))
-            .prop_map(|(lines, verify)| Some(Scoped { lines: lines.into_iter().collect(), verify })),
+        2 => (prop::collection::vec((resource(), any::<bool>()), 0..=3), prop::bool::weighted(0.3), admin_scopes())
+            .prop_map(|(lines, verify, admin)| Some(Scoped { lines: lines.into_iter().collect(), verify, admin })),
+    ]
+}
+
+/// Administrative scopes of a scoped key: none half the time.
+fn admin_scopes() -> impl Strategy<Value = BTreeSet<(Fam, bool)>> {
+    let fam = prop::sample::select(vec![Fam::Keys, Fam::Users, Fam::Settings, Fam::Audit]);
+    prop_oneof![
+        1 => Just(BTreeSet::new()),
+        1 => prop::collection::vec((fam, any::<bool>()), 1..=3)
+            .prop_map(|v| v.into_iter().map(|(f, w)| (f, w && f != Fam::Audit)).collect()),
     ]
 }
 
@@ -946,7 +1017,7 @@ fn key(user: i64, scopes: Option<Scoped>, units: Option<&[i64]>) -> Token {
 }
 
 fn scoped(lines: &[(Resource, bool)], verify: bool) -> Option<Scoped> {
-    Some(Scoped { lines: lines.iter().copied().collect(), verify })
+    Some(Scoped { lines: lines.iter().copied().collect(), verify, admin: BTreeSet::new() })
 }
 
 fn by_user(id: i64) -> Judge {
@@ -969,6 +1040,34 @@ fn verdicts(m: &Model, actor: Judge, act: &Drawn, allowed: bool) -> Vec<Atom> {
 }
 
 const ANY: usize = 0;
+
+fn admin(lines: &[(Fam, bool)]) -> Option<Scoped> {
+    Some(Scoped { lines: BTreeSet::new(), verify: false, admin: lines.iter().copied().collect() })
+}
+
+#[test]
+fn a_key_scoped_to_manage_keys_gives_no_administrative_power_it_does_not_carry() {
+    let mut m = tenant(&[]);
+    m.people.insert(1, user(false, None, &[CONFIGURATOR]));
+    // Key 1 (the actor): the Configurator's key, scoped `admin:keys:write`.
+    m.tokens.insert(1, key(1, admin(&[(Fam::Keys, true)]), None));
+    // It may issue its user a key that manages keys, or only reads them…
+    verdicts(&m, by_key(1), &Drawn::IssueKey { user: 1, scopes: admin(&[(Fam::Keys, false)]), units: None }, true);
+    // …but not one that changes settings, nor an unscoped key (the whole Configurator group).
+    let lacking = verdicts(
+        &m,
+        by_key(1),
+        &Drawn::IssueKey { user: 1, scopes: admin(&[(Fam::Settings, true)]), units: None },
+        false,
+    );
+    assert_eq!(lacking, [Atom::System(SystemPower::Admin(keygate_domain::AdminScope::SettingsWrite))]);
+    verdicts(&m, by_key(1), &Drawn::IssueKey { user: 1, scopes: None, units: None }, false);
+    // A key scoped `admin:users:write` of a user outside `User configurator` carries nothing.
+    m.tokens.insert(2, key(1, admin(&[(Fam::Users, true)]), None));
+    verdicts(&m, by_key(2), &Drawn::IssueKey { user: 1, scopes: admin(&[(Fam::Users, true)]), units: None }, true);
+    // Reading the audit log is not part of managing keys: the key does not carry it.
+    verdicts(&m, by_key(1), &Drawn::IssueKey { user: 1, scopes: admin(&[(Fam::Audit, false)]), units: None }, false);
+}
 
 #[test]
 fn a_configurator_without_grants_cannot_roll_a_personal_users_key() {

@@ -9,7 +9,7 @@ use axum::{
     http::StatusCode,
     response::{IntoResponse, Redirect, Response},
 };
-use keygate_domain::{Access, IpRanges, Resource, Scope, Timestamp, UnitId, UserCategory, UserId};
+use keygate_domain::{Access, AdminScope, IpRanges, Resource, Scope, Timestamp, UnitId, UserCategory, UserId};
 use keygate_service::{IssueKey, IssuedKey, KeyOwner, KeyView, ServiceError};
 
 use super::{
@@ -120,6 +120,8 @@ pub(crate) struct PublicApiPage {
     pub scopes: Vec<ScopeRow>,
     /// `keys:verify`, when the caller may give it.
     pub verify: Option<ScopeOption>,
+    /// The management API's `admin:…` scopes the caller may give and the user's groups allow.
+    pub admin_scopes: Vec<ScopeOption>,
     /// The chosen user's units that the caller reaches.
     pub units: Vec<ScopeOption>,
     pub form: GenerateForm,
@@ -213,6 +215,15 @@ pub(super) async fn page(
         Err(e) => return service_error_page(ctx, e),
     };
     let (scopes, verify) = scope_rows(&choices.scopes, &held, &form.scopes, owner == me);
+    let admin_scopes = choices
+        .scopes
+        .iter()
+        .filter(|s| matches!(s, Scope::Admin(_)))
+        .map(|s| {
+            let value = s.to_string();
+            ScopeOption { checked: form.scopes.contains(&value), label: scope_label(*s), value }
+        })
+        .collect();
     let units = choices
         .units
         .iter()
@@ -247,6 +258,7 @@ pub(super) async fn page(
             owner_label,
             scopes,
             verify,
+            admin_scopes,
             units,
             form,
             nonce,
@@ -388,7 +400,18 @@ fn scope_label(scope: Scope) -> String {
     match scope {
         Scope::Resource(r, a) => format!("{} — {}", r.as_str(), a.as_str()),
         Scope::KeysVerify => "keys — verify other keys (for services)".to_owned(),
-        Scope::Admin(a) => format!("{a} — the management API"),
+        Scope::Admin(a) => {
+            let what = match a {
+                AdminScope::KeysRead => "read keys and their usage",
+                AdminScope::KeysWrite => "issue, change, disable and roll keys",
+                AdminScope::UsersRead => "read users, groups and units",
+                AdminScope::UsersWrite => "manage users, groups and units",
+                AdminScope::SettingsRead => "read the tenant's API settings",
+                AdminScope::SettingsWrite => "change the tenant's API settings",
+                AdminScope::AuditRead => "read the audit log",
+            };
+            format!("{a} — {what} (management API)")
+        }
     }
 }
 

@@ -604,6 +604,41 @@ async fn the_key_form_offers_only_the_scopes_the_chosen_user_holds_and_the_admin
     assert!(page.contains("name=\"unit\" type=\"checkbox\" value=\"1\""), "no unit picker");
 }
 
+#[tokio::test]
+async fn a_configurator_is_offered_the_administrative_scopes_of_their_groups_and_a_key_carries_the_one_ticked() {
+    let app = spawn_app().await;
+    person(&app, ADMIN, &["Configurator"]).await;
+    let cookie = session(&app, ADMIN).await;
+    let (status, page) = get(&app, PUBLIC_API, &cookie).await;
+    assert_eq!(status, StatusCode::OK);
+    let offered: Vec<String> = offered_scopes(&page).into_iter().filter(|s| s.starts_with("admin:")).collect();
+    // Keys, settings and the audit log are the Configurator's; users, groups and units are not.
+    assert_eq!(
+        offered,
+        ["admin:keys:read", "admin:keys:write", "admin:settings:read", "admin:settings:write", "admin:audit:read"]
+    );
+    assert!(page.contains("admin:keys:write — issue, change, disable and roll keys (management API)"));
+    let form = [
+        ("csrf", hidden(&page, "csrf")),
+        ("nonce", hidden(&page, "nonce")),
+        ("owner", "me".to_owned()),
+        ("purpose", "key rotation job".to_owned()),
+        ("ranges", "127.0.0.1/32".to_owned()),
+        ("scope", "admin:keys:write".to_owned()),
+    ];
+    let response = client()
+        .post(app.url(&format!("{PUBLIC_API}/keys")))
+        .header("cookie", &cookie)
+        .form(&form)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(response.status(), StatusCode::OK);
+    let keys = app.keygate.list_keys(&Caller::CLI, app.tenant).await.expect("keys");
+    let issued = keys.iter().find(|k| k.listing.key.purpose.as_str() == "key rotation job").expect("the key");
+    assert_eq!(issued.listing.key.scopes.as_ref().map(|s| s.to_strings()), Some(vec!["admin:keys:write".to_owned()]));
+}
+
 /// The scope boxes a Public API page offers, in page order.
 fn offered_scopes(page: &str) -> Vec<String> {
     page.split("name=\"scope\" type=\"checkbox\" value=\"")

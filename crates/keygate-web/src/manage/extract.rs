@@ -92,9 +92,7 @@ impl Admin {
         let Some(wanted) = headers.get(header::IF_MATCH) else { return Ok(()) };
         let now = etag(current);
         let wanted = wanted.to_str().unwrap_or("");
-        let matches =
-            wanted.split(',').map(str::trim).any(|t| t == "*" || t == now || t.strip_prefix("W/") == Some(&now));
-        if matches {
+        if matches_version(wanted, &now) {
             Ok(())
         } else {
             Err(self.problem(
@@ -103,6 +101,11 @@ impl Admin {
             ))
         }
     }
+}
+
+/// Whether an `If-Match` value (`*`, or a list of tags) names the version `now`.
+pub(crate) fn matches_version(wanted: &str, now: &str) -> bool {
+    wanted.split(',').map(str::trim).any(|t| t == "*" || t == now || t.strip_prefix("W/") == Some(now))
 }
 
 /// The request id the application gave this request.

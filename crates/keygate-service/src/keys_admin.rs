@@ -205,7 +205,10 @@ impl Keygate {
             BulkKeys::Disable(ids) | BulkKeys::Revoke(ids) => ids.len(),
         };
         if !(1..=BULK_MAX).contains(&n) {
-            return Err(ServiceError::Invalid(format!("a bulk call takes 1 to {BULK_MAX} items, not {n}")));
+            return Err(ServiceError::BadRequest {
+                kind: crate::BadRequest::InvalidParameter,
+                detail: format!("items: a bulk call takes 1 to {BULK_MAX} items, not {n}; nothing was written"),
+            });
         }
         match bulk {
             BulkKeys::Issue(items) => self.bulk_issue(caller, tenant, &items).await.map(BulkDone::Issued),

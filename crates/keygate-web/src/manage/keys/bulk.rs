@@ -59,8 +59,8 @@ pub(super) async fn bulk_keys(
     let n = body.items.len();
     if !(1..=BULK_MAX).contains(&n) {
         return admin.problem(
-            ProblemCode::InvalidInput,
-            format!("a bulk call takes 1 to {BULK_MAX} items, not {n}; nothing was written"),
+            ProblemCode::InvalidParameter,
+            format!("items: a bulk call takes 1 to {BULK_MAX} items, not {n}; nothing was written"),
         );
     }
     let bulk = match parse(body.action, body.items) {

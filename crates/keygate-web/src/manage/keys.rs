@@ -140,13 +140,14 @@ pub(crate) fn answer_key(admin: &Admin, status: StatusCode, view: &KeyView) -> R
     response
 }
 
-/// A key id from the path; anything else names no key (`404`).
-pub(crate) fn key_id(admin: &Admin, text: &str) -> Result<KeyId, Response> {
-    text.parse::<i64>()
-        .ok()
-        .filter(|n| *n > 0)
-        .map(KeyId)
-        .ok_or_else(|| admin.problem(ProblemCode::NotFound, format!("key {text} was not found")))
+/// A key id from the path; anything else names no key (see [`no_key`]).
+pub(crate) fn key_id(text: &str) -> Option<KeyId> {
+    text.parse::<i64>().ok().filter(|n| *n > 0).map(KeyId)
+}
+
+/// `404`: the path names no key.
+pub(crate) fn no_key(admin: &Admin, text: &str) -> Response {
+    admin.problem(ProblemCode::NotFound, format!("key {text} was not found"))
 }
 
 #[derive(Debug, Deserialize)]
@@ -256,10 +257,7 @@ pub(crate) fn created(admin: &Admin, body: &impl Serialize, id: KeyId) -> Respon
 
 /// `GET /v1/keys/{id}` — one key, with its `ETag`. `admin:keys:read`.
 async fn show_key(admin: Admin, State(state): State<AppState>, Path(id): Path<String>) -> Response {
-    let id = match key_id(&admin, &id) {
-        Ok(id) => id,
-        Err(r) => return r,
-    };
+    let Some(id) = key_id(&id) else { return no_key(&admin, &id) };
     match state.keygate.key_view(&admin.caller, admin.tenant(), id).await {
         Ok(view) => answer_key(&admin, StatusCode::OK, &view),
         Err(e) => admin.failed(e),
@@ -295,10 +293,7 @@ async fn update_key(
     headers: HeaderMap,
     JsonBody(body): JsonBody<UpdateBody>,
 ) -> Response {
-    let id = match key_id(&admin, &id) {
-        Ok(id) => id,
-        Err(r) => return r,
-    };
+    let Some(id) = key_id(&id) else { return no_key(&admin, &id) };
     let wanted = headers.get(header::IF_MATCH).map(|v| v.to_str().unwrap_or("").to_owned());
     let expect = |key: &KeyRecord| wanted.as_deref().is_none_or(|w| matches_version(w, &version(key)));
     let req = UpdateKey {
@@ -342,10 +337,7 @@ enum Switch {
 }
 
 async fn switch(admin: Admin, state: &AppState, id: &str, switch: Switch) -> Response {
-    let id = match key_id(&admin, id) {
-        Ok(id) => id,
-        Err(r) => return r,
-    };
+    let Some(id) = key_id(id) else { return no_key(&admin, id) };
     let k = &state.keygate;
     let t = Some(admin.tenant());
     let done = match switch {
@@ -382,10 +374,7 @@ async fn roll_key(
     Path(id): Path<String>,
     JsonBody(body): JsonBody<RollBody>,
 ) -> Response {
-    let id = match key_id(&admin, &id) {
-        Ok(id) => id,
-        Err(r) => return r,
-    };
+    let Some(id) = key_id(&id) else { return no_key(&admin, &id) };
     let hours = body.overlap_hours.unwrap_or(DEFAULT_OVERLAP_HOURS);
     let issued = match state.keygate.roll_key(&admin.caller, Some(admin.tenant()), id, hours).await {
         Ok(i) => i,
@@ -411,10 +400,7 @@ async fn key_usage(
     Path(id): Path<String>,
     QueryParams(q): QueryParams<UsageQuery>,
 ) -> Response {
-    let id = match key_id(&admin, &id) {
-        Ok(id) => id,
-        Err(r) => return r,
-    };
+    let Some(id) = key_id(&id) else { return no_key(&admin, &id) };
     let days = q.days.unwrap_or(DEFAULT_USAGE_DAYS);
     match state.keygate.usage_of_key(&admin.caller, admin.tenant(), id, days).await {
         Ok((view, usage)) => admin.answer(StatusCode::OK, &usage_wire(&view, &usage)),

@@ -1,4 +1,5 @@
-//! Keys: issue, list, disable, enable, revoke, roll.
+//! Keys: issue, list, disable, enable, revoke, roll (the console's and the command line's; the
+//! management API's own use cases are in `keys_admin`).
 
 use keygate_domain::{
     AdminScope, ApiKeySecret, IpRanges, KeyId, KeyRecord, KeyStatus, Purpose, Scope, Scopes, Subject, TenantId,
@@ -52,6 +53,18 @@ pub struct KeyView {
     pub status: &'static str,
 }
 
+impl KeyView {
+    /// `listing` with its effective status at `now` in a tenant whose API is `api_on`.
+    pub(crate) fn of(listing: KeyListing, api_on: bool, now: Timestamp) -> Self {
+        let status = match listing.key.status(now) {
+            KeyStatus::Active if !listing.user_active => "user inactive",
+            KeyStatus::Active if !api_on => "API off",
+            other => other.as_str(),
+        };
+        Self { listing, status }
+    }
+}
+
 /// The longest overlap a rolled key keeps working for.
 pub const MAX_ROLL_OVERLAP_DAYS: i64 = 7;
 
@@ -61,6 +74,29 @@ impl Keygate {
     pub async fn issue_key(&self, caller: &Caller, tenant: TenantId, req: IssueKey) -> ServiceResult<IssuedKey> {
         caller.require_admin(tenant, AdminScope::KeysWrite)?;
         let policy = self.tenant_by_id(tenant).await?.policy;
+        let (secret, new, owner) = self.prepare_key(caller, tenant, &policy, &req).await?;
+        let audit = caller.audit(tenant, "key.issued", "key").details(describe(&new, &owner.email));
+        // Whoever gets the secret holds everything the key reaches: a hand-over of the new key.
+        let affects = Affects::user(owner.id).handing_over(HandsOver::TheNewKey);
+        let id = self
+            .judged(caller, tenant, &format!("key for {}", owner.email), affects, async |guard| {
+                self.db().keys().insert(&new, guard, &audit).await
+            })
+            .await?;
+        let record = self.key(tenant, id).await?;
+        Ok(IssuedKey { warnings: warnings(&record), secret, record })
+    }
+
+    /// A new key of `req` with its secret and owner, every field checked (owner active and of this
+    /// tenant, purpose, ranges, scopes, expiry within the tenant's maximum, units the owner
+    /// reaches, rate limit); nothing written. The caller's power is the ceiling's to judge.
+    pub(crate) async fn prepare_key(
+        &self,
+        caller: &Caller,
+        tenant: TenantId,
+        policy: &keygate_domain::TenantPolicy,
+        req: &IssueKey,
+    ) -> ServiceResult<(ApiKeySecret, NewKey, UserRecord)> {
         let owner = match &req.owner {
             KeyOwner::Myself => {
                 let id = caller
@@ -81,7 +117,7 @@ impl Keygate {
             Some(items) => Some(Scopes::parse(items).map_err(invalid)?),
             None => None,
         };
-        let expires_at = self.expiry(&policy, req.expires.as_deref())?;
+        let expires_at = self.expiry(policy, req.expires.as_deref())?;
         if let Some(units) = &req.units
             && let Some(u) = units.iter().find(|u| !policy.units.contains(u))
         {
@@ -111,19 +147,14 @@ impl Keygate {
             rolled_from: None,
             rate_limit_per_minute: req.rate_limit_per_minute,
         };
-        let audit = caller.audit(tenant, "key.issued", "key").details(describe(&new, &owner.email));
-        // Whoever gets the secret holds everything the key reaches: a hand-over of the new key.
-        let affects = Affects::user(owner.id).handing_over(HandsOver::TheNewKey);
-        let id = self
-            .judged(caller, tenant, &format!("key for {}", owner.email), affects, async |guard| {
-                self.db().keys().insert(&new, guard, &audit).await
-            })
-            .await?;
-        let record = self.key(tenant, id).await?;
-        Ok(IssuedKey { warnings: warnings(&record), secret, record })
+        Ok((secret, new, owner))
     }
 
-    fn expiry(&self, policy: &keygate_domain::TenantPolicy, text: Option<&str>) -> ServiceResult<Option<Timestamp>> {
+    pub(crate) fn expiry(
+        &self,
+        policy: &keygate_domain::TenantPolicy,
+        text: Option<&str>,
+    ) -> ServiceResult<Option<Timestamp>> {
         let now = Timestamp::now();
         let max = policy.max_key_lifetime_days.map(|d| now.plus_days(i64::from(d)));
         let requested = match text.map(str::trim).filter(|t| !t.is_empty()) {
@@ -151,17 +182,7 @@ impl Keygate {
         let api_on = self.tenant_by_id(tenant).await?.policy.public_api;
         let now = Timestamp::now();
         let keys = self.db().keys().list(tenant).await?;
-        Ok(keys
-            .into_iter()
-            .map(|listing| {
-                let status = match listing.key.status(now) {
-                    KeyStatus::Active if !listing.user_active => "user inactive",
-                    KeyStatus::Active if !api_on => "API off",
-                    other => other.as_str(),
-                };
-                KeyView { listing, status }
-            })
-            .collect())
+        Ok(keys.into_iter().map(|listing| KeyView::of(listing, api_on, now)).collect())
     }
 
     /// Resolves the tenant of a key: the caller's own tenant, or (command line) any tenant.
@@ -237,20 +258,7 @@ impl Keygate {
             )));
         }
         let secret = ApiKeySecret::generate();
-        let new = NewKey {
-            tenant_id: tenant,
-            user_id: old.user_id,
-            created_by: caller.user_id(),
-            purpose: old.purpose.clone(),
-            digest: secret.digest(),
-            display: secret.display_form(),
-            ip_ranges: old.ip_ranges.clone(),
-            scopes: old.scopes.clone(),
-            units: old.units.clone(),
-            expires_at: old.expires_at,
-            rolled_from: Some(id),
-            rate_limit_per_minute: old.rate_limit_per_minute,
-        };
+        let new = successor(&old, caller, &secret);
         let until = Timestamp::now().plus_millis(overlap_hours * 3_600_000);
         let audit =
             caller.audit(tenant, "key.rolled", format!("key {id}")).details(format!("old key works until {until}"));
@@ -264,6 +272,25 @@ impl Keygate {
         self.inner.verifier.forget_key(id);
         let record = self.key(tenant, new_id).await?;
         Ok(IssuedKey { warnings: warnings(&record), secret, record })
+    }
+}
+
+/// The successor of `old` under `secret`: the same owner, purpose, ranges, scopes, units, expiry
+/// and rate limit, rolled from `old`, made by `caller`.
+pub(crate) fn successor(old: &KeyRecord, caller: &Caller, secret: &ApiKeySecret) -> NewKey {
+    NewKey {
+        tenant_id: old.tenant_id,
+        user_id: old.user_id,
+        created_by: caller.user_id(),
+        purpose: old.purpose.clone(),
+        digest: secret.digest(),
+        display: secret.display_form(),
+        ip_ranges: old.ip_ranges.clone(),
+        scopes: old.scopes.clone(),
+        units: old.units.clone(),
+        expires_at: old.expires_at,
+        rolled_from: Some(old.id),
+        rate_limit_per_minute: old.rate_limit_per_minute,
     }
 }
 
@@ -295,7 +322,7 @@ impl Keygate {
 
 /// A key of a personal user is issued or rolled only by that person (the command line aside):
 /// its secret is theirs.
-fn personal_rule(caller: &Caller, owner: &UserRecord, what: &str) -> ServiceResult<()> {
+pub(crate) fn personal_rule(caller: &Caller, owner: &UserRecord, what: &str) -> ServiceResult<()> {
     match caller.user_id() {
         Some(me) if me != owner.id && owner.category != UserCategory::Programmatic => Err(ServiceError::Forbidden(
             format!("{} is a personal user: keys are {what} for yourself or for a programmatic user", owner.email),
@@ -304,7 +331,7 @@ fn personal_rule(caller: &Caller, owner: &UserRecord, what: &str) -> ServiceResu
     }
 }
 
-fn describe(new: &NewKey, owner: &str) -> String {
+pub(crate) fn describe(new: &NewKey, owner: &str) -> String {
     format!(
         "for {owner}; purpose \"{}\"; ranges {}; scopes {}; expires {}",
         new.purpose.as_str(),
@@ -314,7 +341,7 @@ fn describe(new: &NewKey, owner: &str) -> String {
     )
 }
 
-fn warnings(record: &KeyRecord) -> Vec<String> {
+pub(crate) fn warnings(record: &KeyRecord) -> Vec<String> {
     let mut out = Vec::new();
     if record.ip_ranges.allows_any_address() {
         out.push("this key accepts calls from any address: use that for debugging only".to_owned());

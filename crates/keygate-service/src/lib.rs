@@ -16,6 +16,7 @@ mod error;
 pub mod fuzzing;
 mod groups;
 mod keys;
+mod keys_admin;
 mod listener;
 mod operations;
 mod password;
@@ -48,6 +49,7 @@ pub use keygate_store::{
 #[cfg(feature = "testing")]
 pub use keygate_store::{NewKey, testing};
 pub use keys::{IssueKey, IssuedKey, KeyChoices, KeyOwner, KeyView};
+pub use keys_admin::{BULK_MAX, BulkDone, BulkKeys, KEY_PAGE_MAX, KeyQuery, KeyStateFilter, USAGE_DAYS_MAX, UpdateKey};
 pub use listener::{CHANGE_LAG_BUCKETS, LagHistogram, ListenerHealth};
 pub use operations::GroupSummary;
 pub use password::{ARGON2_MEMORY_BYTES, generate_password, hash_password, verify_password};

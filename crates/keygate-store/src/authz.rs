@@ -46,7 +46,7 @@ pub enum HandsOver {
     Nothing,
     /// A password set, a re-activation, an enabled key.
     Subjects(Vec<Subject>),
-    /// A key issued or rolled by this write (its id is known only once written).
+    /// The keys issued or rolled by this write (their ids are known only once written).
     TheNewKey,
 }
 
@@ -63,12 +63,13 @@ impl Guard<'_> {
         }
     }
 
-    /// Judges `before` → `after`; `new_key` is the key this write created, if any.
-    pub(crate) fn check(&self, before: &TenantState, after: &TenantState, new_key: Option<KeyId>) -> StoreResult<()> {
+    /// Judges `before` → `after`; `new_keys` are the keys this write created (a bulk issue makes
+    /// several; each is handed over).
+    pub(crate) fn check(&self, before: &TenantState, after: &TenantState, new_keys: &[KeyId]) -> StoreResult<()> {
         let handed_over: Vec<Subject> = match &self.hands_over {
             HandsOver::Nothing => Vec::new(),
             HandsOver::Subjects(s) => s.clone(),
-            HandsOver::TheNewKey => new_key.map(Subject::Key).into_iter().collect(),
+            HandsOver::TheNewKey => new_keys.iter().copied().map(Subject::Key).collect(),
         };
         (self.judge)(&Outcome { before, after, handed_over: &handed_over }).map_err(StoreError::Refused)
     }
@@ -218,8 +219,8 @@ macro_rules! load_state {
 pub(crate) use load_state;
 
 /// Runs one judged write on `$db`: begin, lock the tenant, read the state, run `$write` (an
-/// expression using the transaction `$tx` that yields `(value, Option<UserId> created,
-/// Option<KeyId> created)`), read the state again, judge, commit. Any error or a refusal drops
+/// expression using the transaction `$tx` that yields `(value, Option<UserId> created, the
+/// keys created: an `Option<KeyId>` or a `Vec<KeyId>`)`), read the state again, judge, commit. Any error or a refusal drops
 /// the transaction, so nothing of the write stays.
 macro_rules! judged_write {
     ($db:expr, $tenant:expr, $guard:expr, |$tx:ident| $write:expr) => {{
@@ -229,11 +230,11 @@ macro_rules! judged_write {
             let mut $tx = p.begin().await?;
             $crate::authz::lock_tenant!(&mut *$tx, tenant)?;
             let before = $crate::authz::load_state!(&mut $tx, tenant, guard, &[], &[])?;
-            let (value, new_user, new_key): (_, Option<keygate_domain::UserId>, Option<keygate_domain::KeyId>) = $write;
+            let (value, new_user, new_key): (_, Option<keygate_domain::UserId>, _) = $write;
             let new_users: Vec<keygate_domain::UserId> = new_user.into_iter().collect();
             let new_keys: Vec<keygate_domain::KeyId> = new_key.into_iter().collect();
             let after = $crate::authz::load_state!(&mut $tx, tenant, guard, &new_users, &new_keys)?;
-            guard.check(&before, &after, new_key)?;
+            guard.check(&before, &after, &new_keys)?;
             $tx.commit().await?;
             Ok(value)
         })

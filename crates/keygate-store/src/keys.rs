@@ -71,7 +71,7 @@ pub struct UsageUpdate {
 
 /// Key repository.
 #[derive(Debug, Clone, Copy)]
-pub struct Keys<'a>(&'a Database);
+pub struct Keys<'a>(pub(crate) &'a Database);
 
 impl Database {
     pub fn keys(&self) -> Keys<'_> {
@@ -128,7 +128,46 @@ impl Keys<'_> {
         guard: &Guard<'_>,
         audit: &AuditEntry,
     ) -> StoreResult<KeyId> {
+        self.roll_judged(old, new, old_expires_at, false, guard, audit).await
+    }
+
+    /// As [`Self::roll`], refused with [`StoreError::Conflict`] when `old` already has a successor:
+    /// a key rolls itself once. The check and the write are one transaction behind the tenant's
+    /// lock, so of two concurrent rolls of one key exactly one succeeds.
+    pub async fn roll_once(
+        &self,
+        old: KeyId,
+        new: &NewKey,
+        old_expires_at: Timestamp,
+        guard: &Guard<'_>,
+        audit: &AuditEntry,
+    ) -> StoreResult<KeyId> {
+        self.roll_judged(old, new, old_expires_at, true, guard, audit).await
+    }
+
+    async fn roll_judged(
+        &self,
+        old: KeyId,
+        new: &NewKey,
+        old_expires_at: Timestamp,
+        once: bool,
+        guard: &Guard<'_>,
+        audit: &AuditEntry,
+    ) -> StoreResult<KeyId> {
         judged_write!(self.0, new.tenant_id, guard, |tx| {
+            if once {
+                let successor: Option<i64> =
+                    sqlx::query_scalar("SELECT id FROM api_keys WHERE tenant_id = $1 AND rolled_from = $2 LIMIT 1")
+                        .bind(new.tenant_id.0)
+                        .bind(old.0)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                if let Some(successor) = successor {
+                    return Err(StoreError::Conflict(format!(
+                        "key {old} was already rolled (its successor is key {successor}); a key rolls itself once"
+                    )));
+                }
+            }
             let done = sqlx::query(
                 "UPDATE api_keys SET expires_at = CASE WHEN expires_at IS NULL OR expires_at > $3 THEN $3 ELSE expires_at END \
                  WHERE tenant_id = $1 AND id = $2 AND revoked_at IS NULL",
@@ -147,6 +186,30 @@ impl Keys<'_> {
             audit.details = format!("{}; new key {id}", audit.details);
             append_audit!(&mut *tx, &audit)?;
             (KeyId(id), None, Some(KeyId(id)))
+        })
+    }
+
+    /// Stores every key of `items` with its audit event in one judged transaction: all of them,
+    /// or (an error, a refusal of any one) none. Each new key is handed over (see [`Guard`]).
+    pub async fn insert_many(
+        &self,
+        tenant: TenantId,
+        items: &[(NewKey, AuditEntry)],
+        guard: &Guard<'_>,
+    ) -> StoreResult<Vec<KeyId>> {
+        judged_write!(self.0, tenant, guard, |tx| {
+            let mut ids = Vec::with_capacity(items.len());
+            for (new, audit) in items {
+                if new.tenant_id != tenant {
+                    return Err(StoreError::Conflict("a bulk issue is for one tenant".to_owned()));
+                }
+                let id = KeyId(insert_key!(&mut *tx, new)?);
+                let mut audit = audit.clone();
+                audit.target = format!("key {id}");
+                append_audit!(&mut *tx, &audit)?;
+                ids.push(id);
+            }
+            (ids.clone(), None, ids)
         })
     }
 

@@ -24,6 +24,7 @@ pub mod files;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 mod groups;
+mod key_admin;
 mod keys;
 mod listen;
 mod read_only;
@@ -45,6 +46,7 @@ pub use changes::{CHANGE_RETENTION_MS, Change, ChangeKind};
 pub use cluster::{Count, CountKind, ReportedCount};
 pub use copy::{CopyReport, TableCopy, copy_sqlite_to_postgres};
 pub use groups::Groups;
+pub use key_admin::{KeyChange, KeyFilter, KeyStateFilter, KeySwitch};
 pub use keys::{KeyListing, NewKey, UsageUpdate};
 pub use listen::{CHANGE_CHANNEL, ChangeListener};
 pub use read_only::SchemaState;

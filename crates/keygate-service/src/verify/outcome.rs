@@ -29,6 +29,11 @@ impl Verified {
         &self.entry.record
     }
 
+    /// Where the call came from, as keygate judged it (never a claimed address).
+    pub fn source(&self) -> IpAddr {
+        self.source
+    }
+
     /// The user's current permissions intersected with the key's scopes.
     pub fn permissions(&self) -> &Permissions {
         self.scoped.as_ref().unwrap_or(&self.owner.permissions)

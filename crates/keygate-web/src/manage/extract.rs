@@ -88,13 +88,12 @@ impl Admin {
 
     /// `Ok` when `If-Match` is absent, `*`, or names `current`'s version; otherwise the `412
     /// precondition_failed` to send (nothing may be written).
+    #[allow(clippy::result_large_err, reason = "the refusal is the response itself, sent at once")]
     pub(crate) fn if_match(&self, headers: &HeaderMap, current: &impl Serialize) -> Result<(), Response> {
         let Some(wanted) = headers.get(header::IF_MATCH) else { return Ok(()) };
         let now = etag(current);
         let wanted = wanted.to_str().unwrap_or("");
-        let matches =
-            wanted.split(',').map(str::trim).any(|t| t == "*" || t == now || t.strip_prefix("W/") == Some(&now));
-        if matches {
+        if matches_version(wanted, &now) {
             Ok(())
         } else {
             Err(self.problem(
@@ -103,6 +102,11 @@ impl Admin {
             ))
         }
     }
+}
+
+/// Whether an `If-Match` value (`*`, or a list of tags) names the version `now`.
+pub(crate) fn matches_version(wanted: &str, now: &str) -> bool {
+    wanted.split(',').map(str::trim).any(|t| t == "*" || t == now || t.strip_prefix("W/") == Some(now))
 }
 
 /// The request id the application gave this request.
@@ -154,6 +158,33 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
     }
 }
 
+/// Query parameters read into `T` (whose `serde` attributes should deny unknown fields). A
+/// parameter `T` does not take is `400 unknown_parameter`; a value it cannot read (a `limit`
+/// that is not a number, an unknown `state`) is `400 invalid_parameter`; both with serde's words.
+/// Never axum's plain-text rejection.
+pub(crate) struct QueryParams<T>(pub(crate) T);
+
+impl<T: DeserializeOwned + Send> FromRequestParts<AppState> for QueryParams<T> {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, Response> {
+        read_query(&parts.uri)
+            .map(Self)
+            .map_err(|(code, detail)| Problem::new(code, request_id(parts)).detail(detail).into_response())
+    }
+}
+
+/// `uri`'s query as `T`, or the problem code and detail of why not.
+fn read_query<T: DeserializeOwned>(uri: &Uri) -> Result<T, (ProblemCode, String)> {
+    axum::extract::Query::<T>::try_from_uri(uri).map(|q| q.0).map_err(|rejection| {
+        let words = rejection.body_text();
+        let words = words.strip_prefix("Failed to deserialize query string: ").unwrap_or(&words);
+        let code =
+            if words.contains("unknown field") { ProblemCode::UnknownParameter } else { ProblemCode::InvalidParameter };
+        (code, format!("the query string is not what this operation takes: {words}"))
+    })
+}
+
 /// The most items one page holds, and the default.
 pub(crate) const PAGE_MAX: u32 = 200;
 pub(crate) const PAGE_DEFAULT: u32 = 50;
@@ -169,10 +200,10 @@ pub(crate) struct Page<T> {
 /// A page answered with `Link: <this path with cursor=next>; rel="next"` when there is a next.
 pub(crate) fn paged<T: Serialize>(admin: &Admin, uri: &Uri, page: &Page<T>) -> Response {
     let mut response = admin.answer(StatusCode::OK, page);
-    if let Some(next) = &page.next_cursor {
-        if let Ok(link) = HeaderValue::from_str(&format!("<{}>; rel=\"next\"", with_cursor(uri, next))) {
-            response.headers_mut().insert(header::LINK, link);
-        }
+    if let Some(next) = &page.next_cursor
+        && let Ok(link) = HeaderValue::from_str(&format!("<{}>; rel=\"next\"", with_cursor(uri, next)))
+    {
+        response.headers_mut().insert(header::LINK, link);
     }
     response
 }
@@ -196,6 +227,27 @@ mod tests {
     fn the_next_link_keeps_the_filters_and_replaces_the_cursor() {
         let uri: Uri = "/v1/keys?state=active&cursor=12&limit=2".parse().expect("uri");
         assert_eq!(with_cursor(&uri, "40"), "/v1/keys?state=active&limit=2&cursor=40");
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Listing {
+        limit: Option<u32>,
+        state: Option<String>,
+    }
+
+    #[test]
+    fn query_parameters_are_read_and_strangers_or_bad_values_are_named_problems() {
+        let ok: Listing = read_query(&"/v1/keys?limit=200&state=active".parse().expect("uri")).expect("read");
+        assert_eq!((ok.limit, ok.state.as_deref()), (Some(200), Some("active")));
+        let none: Listing = read_query(&"/v1/keys".parse().expect("uri")).expect("no query");
+        assert_eq!(none.limit, None);
+        let (code, detail) = read_query::<Listing>(&"/v1/keys?colour=red".parse().expect("uri")).expect_err("unknown");
+        assert_eq!(code, ProblemCode::UnknownParameter);
+        assert!(detail.contains("colour") && detail.contains("limit"), "{detail}");
+        let (code, detail) = read_query::<Listing>(&"/v1/keys?limit=lots".parse().expect("uri")).expect_err("bad");
+        assert_eq!(code, ProblemCode::InvalidParameter);
+        assert!(detail.contains("limit"), "{detail}");
     }
 
     #[test]

@@ -10,6 +10,10 @@
 // Used by the resource files as they land (issue 21).
 #[allow(dead_code)]
 pub(crate) mod extract;
+mod groups;
+mod settings;
+mod units;
+mod users;
 
 use axum::Router;
 
@@ -17,5 +21,5 @@ use crate::AppState;
 
 /// The management API's routes, merged into the application's router.
 pub(crate) fn routes() -> Router<AppState> {
-    Router::new()
+    Router::new().merge(users::routes()).merge(groups::routes()).merge(units::routes()).merge(settings::routes())
 }

@@ -119,6 +119,11 @@ impl Keygate {
         if days == Some(0) {
             return Err(ServiceError::Invalid("the maximum key lifetime must be at least one day".into()));
         }
+        if days.is_some_and(|d| u64::from(d) > MAX_KEY_LIFETIME_DAYS) {
+            return Err(ServiceError::Invalid(format!(
+                "the maximum key lifetime is at most {MAX_KEY_LIFETIME_DAYS} days (or none)"
+            )));
+        }
         let audit = caller
             .audit(tenant, "tenant.max_key_lifetime_set", format!("tenant {tenant}"))
             .details(days.map_or("unlimited".to_owned(), |d| format!("{d} days")));

@@ -51,6 +51,11 @@ fn the_maximum_key_lifetime_is_set_shown_and_cleared_from_the_cli_and_caps_new_k
     }
     let shown = json(&ok(&keygate(&dir, &["tenants", "show", "--tenant", "acme", "--json"])));
     assert_eq!(shown["maxKeyLifetimeDays"], serde_json::Value::Null, "a refused value changed nothing");
+    // `show` only reads: it runs on a database opened read-only, where the setting is refused.
+    let read_only = ok(&keygate(&dir, &["tenants", "show", "--tenant", "acme", "--read-only"]));
+    assert!(read_only.contains("max key lifetime:   none"), "{read_only}");
+    let out = keygate(&dir, &["tenants", "max-key-lifetime", "--tenant", "acme", "7", "--read-only"]);
+    assert!(!out.status.success());
 }
 
 /// The CLI's JSON uses the management API's names: a user has exactly the API's members, a

@@ -3,7 +3,7 @@
 //! member and their keys gain must lie within the caller's powers; only a Supervisor changes a
 //! Supervisor), and reaches every member's keys on the next request.
 
-use keygate_domain::{AdminScope, Authority, Grant, GroupName, TenantId, grants_beyond, parse_grants};
+use keygate_domain::{AdminScope, Authority, Grant, GroupId, GroupName, TenantId, UserId, grants_beyond, parse_grants};
 use keygate_store::GroupRecord;
 
 use crate::{Caller, Keygate, ServiceError, ServiceResult, ceiling::Affects, error::invalid};
@@ -32,6 +32,27 @@ impl Keygate {
             members.push(self.user_by_id(tenant, id).await?.email);
         }
         Ok(GroupView { group, members })
+    }
+
+    /// The group with this id and its members' ids. Members of `User configurator` or
+    /// `Configurator`; a group of another tenant is not found.
+    pub async fn group_by_id(
+        &self,
+        caller: &Caller,
+        tenant: TenantId,
+        id: GroupId,
+    ) -> ServiceResult<(GroupRecord, Vec<UserId>)> {
+        caller.require_any_admin(tenant, &[AdminScope::UsersRead, AdminScope::KeysRead])?;
+        let group = self
+            .db()
+            .groups()
+            .list(tenant)
+            .await?
+            .into_iter()
+            .find(|g| g.id == id)
+            .ok_or_else(|| ServiceError::NotFound(format!("group {}", id.0)))?;
+        let members = self.db().groups().members(tenant, group.id).await?;
+        Ok((group, members))
     }
 
     /// The group called `name` (any case), or an error listing the tenant's groups.

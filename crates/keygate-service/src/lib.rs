@@ -57,9 +57,9 @@ pub use query_limits::PageHold;
 pub use ratelimit::RateState;
 pub use records::{Page, ViewParams};
 pub use sessions::{LoggedIn, LoginError, LoginRequest, Session};
-pub use tenants::InitOutcome;
+pub use tenants::{InitOutcome, MAX_KEY_LIFETIME_DAYS, SettingsChange};
 pub use usage_stats::KeyUsage;
-pub use users::{ChangeUser, CreateUser, Deactivated};
+pub use users::{ChangeUser, CreateUser, Deactivated, USER_PAGE_MAX, UserPatch, UserQuery};
 pub use verify::{
     CheckRequest, Credential, Refused, UNAVAILABLE_RETRY_AFTER_SECS, VERIFY_DB_WAIT, Verified, VerifyRequest, day_of,
 };

@@ -1,7 +1,8 @@
-//! Tenants: creating the first one, the Public API switch, the IP whitelist.
+//! Tenants: creating the first one, the Public API switch, the IP whitelist, the default rate
+//! limit and the longest key lifetime (one at a time, or all at once for the management API).
 
-use keygate_domain::{AdminScope, Email, IpRanges, PersonName, TenantId, TenantSlug, UserId};
-use keygate_store::{NewTenant, TenantRecord};
+use keygate_domain::{AdminScope, Email, IpRanges, PersonName, TenantId, TenantPolicy, TenantSlug, UserId};
+use keygate_store::{NewTenant, SettingsUpdate, TenantRecord};
 use secrecy::SecretString;
 
 use crate::{Caller, Keygate, ServiceError, ServiceResult, error::invalid, password};
@@ -118,11 +119,110 @@ impl Keygate {
         if days == Some(0) {
             return Err(ServiceError::Invalid("the maximum key lifetime must be at least one day".into()));
         }
+        if days.is_some_and(|d| u64::from(d) > MAX_KEY_LIFETIME_DAYS) {
+            return Err(ServiceError::Invalid(format!(
+                "the maximum key lifetime is at most {MAX_KEY_LIFETIME_DAYS} days (or none)"
+            )));
+        }
         let audit = caller
             .audit(tenant, "tenant.max_key_lifetime_set", format!("tenant {tenant}"))
             .details(days.map_or("unlimited".to_owned(), |d| format!("{d} days")));
         self.db().tenants().set_max_key_lifetime(tenant, days, &audit).await?;
         self.inner.verifier.forget_tenant(tenant);
         Ok(())
+    }
+}
+
+/// A change of the tenant's Public API settings (the management API's PATCH); `None` leaves a
+/// field as it is. Numbers are as given, checked here.
+#[derive(Debug, Default, Clone)]
+pub struct SettingsChange {
+    pub public_api: Option<bool>,
+    pub ip_whitelist: Option<Vec<String>>,
+    pub rate_limit_per_minute: Option<u64>,
+    /// `Some(None)`: no maximum.
+    pub max_key_lifetime_days: Option<Option<u64>>,
+}
+
+/// The largest maximum key lifetime: 100 years.
+pub const MAX_KEY_LIFETIME_DAYS: u64 = 36_500;
+
+impl Keygate {
+    /// The tenant's Public API settings. Members of `Configurator`.
+    pub async fn tenant_settings(&self, caller: &Caller, tenant: TenantId) -> ServiceResult<TenantPolicy> {
+        caller.require_admin(tenant, AdminScope::SettingsRead)?;
+        Ok(self.tenant_by_id(tenant).await?.policy)
+    }
+
+    /// Changes any of the tenant's Public API settings at once: every given field is checked
+    /// first (the refusal names every wrong one), then all are written with their audit rows in
+    /// one transaction, or none. Takes effect on the next request. Members of `Configurator`.
+    pub async fn update_settings(
+        &self,
+        caller: &Caller,
+        tenant: TenantId,
+        change: SettingsChange,
+    ) -> ServiceResult<TenantPolicy> {
+        caller.require_admin(tenant, AdminScope::SettingsWrite)?;
+        let mut wrong = Vec::new();
+        let whitelist = match change.ip_whitelist.as_deref().map(IpRanges::parse).transpose() {
+            Ok(w) => w,
+            Err(e) => {
+                wrong.push(format!("ipWhitelist: {e}"));
+                None
+            }
+        };
+        let rate = match change.rate_limit_per_minute {
+            Some(n) if (1..=1_000_000_000).contains(&n) => u32::try_from(n).ok(),
+            Some(_) => {
+                wrong.push("rateLimitPerMinute: must be between 1 and 1000000000 requests per minute".to_owned());
+                None
+            }
+            None => None,
+        };
+        let lifetime = match change.max_key_lifetime_days {
+            Some(Some(d)) if (1..=MAX_KEY_LIFETIME_DAYS).contains(&d) => Some(u32::try_from(d).ok()),
+            Some(Some(_)) => {
+                wrong.push(format!(
+                    "maxKeyLifetimeDays: must be between 1 and {MAX_KEY_LIFETIME_DAYS} days, or null for no maximum"
+                ));
+                None
+            }
+            Some(None) => Some(None),
+            None => None,
+        };
+        if !wrong.is_empty() {
+            return Err(ServiceError::Invalid(format!("nothing was changed: {}", wrong.join("; "))));
+        }
+        let target = format!("tenant {tenant}");
+        let mut audits = Vec::new();
+        if let Some(on) = change.public_api {
+            let action = if on { "tenant.api_enabled" } else { "tenant.api_disabled" };
+            audits.push(caller.audit(tenant, action, target.clone()));
+        }
+        if let Some(ranges) = &whitelist {
+            audits.push(caller.audit(tenant, "tenant.whitelist_set", target.clone()).details(ranges.to_string()));
+        }
+        if let Some(n) = rate {
+            audits.push(caller.audit(tenant, "tenant.rate_limit_set", target.clone()).details(format!("{n}/min")));
+        }
+        if let Some(days) = lifetime {
+            audits.push(
+                caller
+                    .audit(tenant, "tenant.max_key_lifetime_set", target.clone())
+                    .details(days.map_or("unlimited".to_owned(), |d| format!("{d} days"))),
+            );
+        }
+        if !audits.is_empty() {
+            let update = SettingsUpdate {
+                public_api: change.public_api,
+                ip_whitelist: whitelist,
+                rate_limit_per_minute: rate,
+                max_key_lifetime_days: lifetime,
+            };
+            self.db().tenants().update_settings(tenant, &update, &audits).await?;
+            self.inner.verifier.forget_tenant(tenant);
+        }
+        Ok(self.tenant_by_id(tenant).await?.policy)
     }
 }

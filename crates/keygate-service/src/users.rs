@@ -5,7 +5,7 @@
 use keygate_domain::{
     AdminScope, Email, GroupId, PersonName, Power, Subject, SystemGroup, TenantId, UnitId, UserCategory, UserId,
 };
-use keygate_store::{GroupRecord, HandsOver, Idempotency, NewUser, UserRecord, UserUpdate};
+use keygate_store::{GroupRecord, HandsOver, Idempotency, NewUser, UserPageQuery, UserRecord, UserUpdate};
 use secrecy::SecretString;
 
 use crate::{Caller, Keygate, ServiceError, ServiceResult, ceiling::Affects, error::invalid, groups::resolve};
@@ -28,6 +28,31 @@ pub struct ChangeUser {
     pub groups: Option<Vec<String>>,
     pub units: Option<Option<Vec<UnitId>>>,
     pub active: Option<bool>,
+}
+
+/// A change of a user (the management API's PATCH): [`ChangeUser`]'s fields, the name and the
+/// category; `None` leaves a field as it is.
+#[derive(Debug, Default, Clone)]
+pub struct UserPatch {
+    pub name: Option<String>,
+    pub category: Option<String>,
+    pub groups: Option<Vec<String>>,
+    pub units: Option<Option<Vec<UnitId>>>,
+    pub active: Option<bool>,
+}
+
+/// The most users one page holds.
+pub const USER_PAGE_MAX: u32 = 200;
+
+/// Which users a page holds: those after `after` (by id), at most `limit`, filtered by active
+/// flag, category and a text the email or name contains (any case).
+#[derive(Debug, Default, Clone)]
+pub struct UserQuery {
+    pub after: Option<UserId>,
+    pub limit: u32,
+    pub active: Option<bool>,
+    pub category: Option<String>,
+    pub contains: Option<String>,
 }
 
 /// The outcome of a deactivation: how many keys stopped working with it.
@@ -151,11 +176,27 @@ impl Keygate {
         user: UserId,
         change: ChangeUser,
     ) -> ServiceResult<()> {
+        let ChangeUser { groups, units, active } = change;
+        self.patch_user(caller, tenant, user, UserPatch { groups, units, active, ..UserPatch::default() }).await
+    }
+
+    /// [`Self::change_user`] with the user's name and category too (the management API's PATCH):
+    /// every field is checked first, then all are written in one judged write, or none.
+    pub async fn patch_user(
+        &self,
+        caller: &Caller,
+        tenant: TenantId,
+        user: UserId,
+        change: UserPatch,
+    ) -> ServiceResult<()> {
         caller.require_admin(tenant, AdminScope::UsersWrite)?;
         if change.active == Some(false) && caller.user_id() == Some(user) {
             return Err(ServiceError::Invalid("you cannot deactivate yourself".to_owned()));
         }
         let record = self.user_by_id(tenant, user).await?;
+        let name = change.name.as_deref().map(PersonName::parse).transpose().map_err(invalid)?;
+        let category =
+            change.category.as_deref().map(UserCategory::parse).transpose().map_err(ServiceError::Invalid)?;
         let groups = match &change.groups {
             Some(names) => Some(self.resolve_groups(tenant, names).await?),
             None => None,
@@ -172,9 +213,17 @@ impl Keygate {
         if groups.is_some() {
             what.push(format!("groups before: {}", names_or_none(record.groups.iter().map(String::as_str))));
         }
-        let action = match (change.active, groups.is_some() || units.is_some()) {
+        if let Some(name) = &name {
+            what.push(format!("name before: {}; after: {}", record.name, name.as_str()));
+        }
+        if let Some(category) = category {
+            what.push(format!("category before: {}; after: {}", record.category.as_str(), category.as_str()));
+        }
+        let profile = name.is_some() || category.is_some();
+        let action = match (change.active, groups.is_some() || units.is_some() || profile) {
             (Some(true), false) => "user.activated",
             (Some(false), false) => "user.deactivated",
+            (None, _) if profile => "user.changed",
             (None, _) if units.is_none() => "user.groups_changed",
             (None, _) if groups.is_none() => "user.units_changed",
             _ => "user.changed",
@@ -184,7 +233,7 @@ impl Keygate {
         }
         let audit = caller.audit(tenant, action, target.clone()).details(format!("(user {user}); {}", what.join("; ")));
         let ids: Option<Vec<GroupId>> = groups.map(|g| g.iter().map(|g| g.id).collect());
-        let update = UserUpdate { groups: ids.as_deref(), units, active: change.active };
+        let update = UserUpdate { groups: ids.as_deref(), units, active: change.active, name: name.as_ref(), category };
         let hands_over = if change.active == Some(true) {
             HandsOver::Subjects(vec![Subject::User(user)])
         } else {
@@ -196,6 +245,38 @@ impl Keygate {
         .await?;
         self.inner.verifier.forget_user(user);
         Ok(())
+    }
+
+    /// One user of the tenant. Members of `User configurator` or `Configurator`.
+    pub async fn get_user(&self, caller: &Caller, tenant: TenantId, user: UserId) -> ServiceResult<UserRecord> {
+        caller.require_any_admin(tenant, &[AdminScope::UsersRead, AdminScope::KeysRead])?;
+        self.user_by_id(tenant, user).await
+    }
+
+    /// One page of the tenant's users by id (at most [`USER_PAGE_MAX`]) and the id to continue
+    /// after, if there are more. Members of `User configurator` or `Configurator`.
+    pub async fn list_users_page(
+        &self,
+        caller: &Caller,
+        tenant: TenantId,
+        query: UserQuery,
+    ) -> ServiceResult<(Vec<UserRecord>, Option<UserId>)> {
+        caller.require_any_admin(tenant, &[AdminScope::UsersRead, AdminScope::KeysRead])?;
+        let limit = query.limit.clamp(1, USER_PAGE_MAX);
+        let category = query.category.as_deref().map(UserCategory::parse).transpose().map_err(ServiceError::Invalid)?;
+        let contains = query.contains.map(|t| t.trim().to_owned()).filter(|t| !t.is_empty());
+        if contains.as_ref().is_some_and(|t| t.chars().count() > 200) {
+            return Err(ServiceError::Invalid("the search text is longer than 200 characters".to_owned()));
+        }
+        let page = UserPageQuery { after: query.after, limit: limit + 1, active: query.active, category, contains };
+        let mut users = self.db().users().page(tenant, &page).await?;
+        let next = if users.len() > limit as usize {
+            users.truncate(limit as usize);
+            users.last().map(|u| u.id)
+        } else {
+            None
+        };
+        Ok((users, next))
     }
 
     /// Sets or resets a user's password (`None` removes it: programmatic users only). Every

@@ -55,9 +55,9 @@ pub use records::{
 };
 pub use rows::GroupRecord;
 pub use sessions::{NewSession, SessionRecord, ThrottleState};
-pub use tenants::{NewTenant, TenantRecord};
+pub use tenants::{NewTenant, SettingsUpdate, TenantRecord};
 pub use usage::DailyCount;
-pub use users::{NewUser, UserRecord, UserUpdate};
+pub use users::{NewUser, UserPageQuery, UserRecord, UserUpdate};
 
 /// Errors of the storage layer. Database causes are kept for logs, never shown to callers.
 #[derive(Debug, thiserror::Error)]

@@ -298,6 +298,68 @@ impl Tenants<'_> {
     }
 }
 
+/// A change of a tenant's Public API settings; `None` leaves a field as it is.
+#[derive(Debug, Default, Clone)]
+pub struct SettingsUpdate {
+    pub public_api: Option<bool>,
+    pub ip_whitelist: Option<IpRanges>,
+    pub rate_limit_per_minute: Option<u32>,
+    /// `Some(None)`: no maximum.
+    pub max_key_lifetime_days: Option<Option<u32>>,
+}
+
+impl Tenants<'_> {
+    /// Writes every given setting and its audit rows in one transaction: all of them, or none.
+    pub async fn update_settings(
+        &self,
+        tenant: TenantId,
+        change: &SettingsUpdate,
+        audits: &[AuditEntry],
+    ) -> StoreResult<()> {
+        let whitelist = change.ip_whitelist.as_ref().map(|r| to_json(&r.to_strings()));
+        on_pool!(self.0, p => {
+            let mut tx = p.begin().await?;
+            let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM tenants WHERE id = $1")
+                .bind(tenant.0)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if exists.is_none() {
+                return Err(StoreError::NotFound(format!("tenant {tenant}")));
+            }
+            if let Some(on) = change.public_api {
+                sqlx::query("UPDATE tenants SET public_api = $2 WHERE id = $1").bind(tenant.0).bind(on).execute(&mut *tx).await?;
+            }
+            if let Some(json) = &whitelist {
+                sqlx::query("UPDATE tenants SET ip_whitelist = $2 WHERE id = $1")
+                    .bind(tenant.0)
+                    .bind(json)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            if let Some(n) = change.rate_limit_per_minute {
+                sqlx::query("UPDATE tenants SET rate_limit_per_minute = $2 WHERE id = $1")
+                    .bind(tenant.0)
+                    .bind(i64::from(n))
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            if let Some(days) = change.max_key_lifetime_days {
+                sqlx::query("UPDATE tenants SET max_key_lifetime_days = $2 WHERE id = $1")
+                    .bind(tenant.0)
+                    .bind(days.map(i64::from))
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            record_change!(&mut *tx, ChangeKind::Tenant, tenant.0)?;
+            for audit in audits {
+                append_audit!(&mut *tx, audit)?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+}
+
 enum Value {
     Bool(bool),
     Text(String),

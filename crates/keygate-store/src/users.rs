@@ -320,6 +320,22 @@ impl Users<'_> {
                     .execute(&mut *tx)
                     .await?;
             }
+            if let Some(name) = change.name {
+                sqlx::query("UPDATE users SET name = $3 WHERE tenant_id = $1 AND id = $2")
+                    .bind(tenant.0)
+                    .bind(user.0)
+                    .bind(name.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            if let Some(category) = change.category {
+                sqlx::query("UPDATE users SET category = $3 WHERE tenant_id = $1 AND id = $2")
+                    .bind(tenant.0)
+                    .bind(user.0)
+                    .bind(category.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+            }
             if let Some(active) = change.active {
                 sqlx::query("UPDATE users SET active = $3 WHERE tenant_id = $1 AND id = $2")
                     .bind(tenant.0)
@@ -335,13 +351,91 @@ impl Users<'_> {
     }
 }
 
-/// A change of a user's groups, units and active flag; `None` leaves a field as it is.
+/// A change of a user's groups, units, active flag, name and category; `None` leaves a field as
+/// it is.
 #[derive(Debug, Default)]
 pub struct UserUpdate<'a> {
     pub groups: Option<&'a [GroupId]>,
     /// `Some(None)`: every unit.
     pub units: Option<Option<Vec<UnitId>>>,
     pub active: Option<bool>,
+    pub name: Option<&'a PersonName>,
+    pub category: Option<UserCategory>,
+}
+
+/// Which users a page holds: those after `after` (by id), at most `limit`, filtered.
+#[derive(Debug, Default, Clone)]
+pub struct UserPageQuery {
+    pub after: Option<UserId>,
+    pub limit: u32,
+    pub active: Option<bool>,
+    pub category: Option<UserCategory>,
+    /// Email or name contains this text (any case).
+    pub contains: Option<String>,
+}
+
+impl Users<'_> {
+    /// One page of the tenant's users by id, read with SQL `LIMIT` (the store never reads the
+    /// whole tenant for a page), each with their groups (one more query for the page).
+    pub async fn page(&self, tenant: TenantId, query: &UserPageQuery) -> StoreResult<Vec<UserRecord>> {
+        let pattern = query.contains.as_deref().map(|text| {
+            let escaped: String = text
+                .to_lowercase()
+                .chars()
+                .flat_map(|c| if matches!(c, '%' | '_' | '\\') { vec!['\\', c] } else { vec![c] })
+                .collect();
+            format!("%{escaped}%")
+        });
+        let sql = format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE tenant_id = $1 AND id > $2 \
+             AND ($3 IS NULL OR active = $3) AND ($4 IS NULL OR category = $4) \
+             AND ($5 IS NULL OR LOWER(email) LIKE $5 ESCAPE '\\' OR LOWER(name) LIKE $5 ESCAPE '\\') \
+             ORDER BY id LIMIT $6"
+        );
+        let rows: Vec<UserRow> = on_pool!(self.0, p => sqlx::query_as(&sql)
+            .bind(tenant.0)
+            .bind(query.after.map_or(i64::MIN, |u| u.0))
+            .bind(query.active)
+            .bind(query.category.map(UserCategory::as_str))
+            .bind(pattern.as_deref())
+            .bind(i64::from(query.limit))
+            .fetch_all(p)
+            .await)?;
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        // The page's ids as bound parameters ($2…$n+1, at most a page of them).
+        let ids = (0..rows.len()).map(|i| format!("${}", i + 2)).collect::<Vec<_>>().join(", ");
+        let sql = format!(
+            "SELECT m.user_id, g.name FROM memberships m JOIN user_groups g ON g.id = m.group_id \
+             WHERE g.tenant_id = $1 AND m.user_id IN ({ids}) ORDER BY g.name"
+        );
+        let memberships: Vec<(i64, String)> = on_pool!(self.0, p => {
+            let mut q = sqlx::query_as(&sql).bind(tenant.0);
+            for row in &rows {
+                q = q.bind(row.id);
+            }
+            q.fetch_all(p).await
+        })?;
+        rows.into_iter()
+            .map(|row| {
+                let groups = memberships.iter().filter(|(u, _)| *u == row.id).map(|(_, g)| g.clone()).collect();
+                Ok(UserRecord {
+                    id: UserId(row.id),
+                    tenant_id: TenantId(row.tenant_id),
+                    category: UserCategory::parse(&row.category)
+                        .map_err(|_| StoreError::Corrupt(format!("user {}: category", row.id)))?,
+                    email: row.email,
+                    name: row.name,
+                    active: row.active,
+                    has_password: row.has_password,
+                    units: units_from_json(row.units.as_deref())?,
+                    groups,
+                    created_at: Timestamp(row.created_at),
+                })
+            })
+            .collect()
+    }
 }
 
 fn names_or_none(names: &[String]) -> String {

@@ -25,6 +25,7 @@ use serde_json::{Map, Value, json};
 use crate::ProblemCode;
 
 mod examples;
+mod manage_users;
 pub use examples::EXAMPLE_KEY;
 
 /// The document as pretty JSON with a final newline: what `keygate openapi` prints and
@@ -133,6 +134,7 @@ pub fn document() -> Value {
     }
     paths.insert("/v1/keys/verify".into(), verify_path());
     paths.insert("/v1/forward-auth".into(), forward_auth_path());
+    manage_users::merge(&mut paths, &mut schemas);
     paths.insert("/healthz".into(), text_path("healthz", "Liveness: the process answers.", &[(200, "ok")]));
     paths.insert(
         "/readyz".into(),

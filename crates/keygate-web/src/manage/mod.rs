@@ -11,6 +11,10 @@
 #[allow(dead_code)]
 pub(crate) mod extract;
 mod keys;
+mod groups;
+mod settings;
+mod units;
+mod users;
 
 use axum::Router;
 
@@ -18,5 +22,10 @@ use crate::AppState;
 
 /// The management API's routes, merged into the application's router.
 pub(crate) fn routes() -> Router<AppState> {
-    Router::new().merge(keys::routes())
+    Router::new()
+        .merge(keys::routes())
+        .merge(users::routes())
+        .merge(groups::routes())
+        .merge(units::routes())
+        .merge(settings::routes())
 }

@@ -45,6 +45,8 @@ fn problems(responses: &mut Value) {
             "Problem409" => {
                 problem(409, "conflict", "Conflict").detail("a request with this Idempotency-Key is still in progress")
             }
+            "Problem412" => problem(412, "precondition_failed", "Precondition failed")
+                .detail("If-Match named \"9b2f6c0e41d7a35c8e10f4b2\", but the resource is now \"0c7d2e94b1a8f3560e2d9a17\"; nothing was written"),
             "Problem413" => {
                 problem(413, "body_too_large", "The request body is too large").detail("the request body is over 2 MiB")
             }

@@ -12,6 +12,7 @@ mod connections;
 mod console;
 mod data;
 mod manage_keys;
+mod manage_users;
 mod openapi;
 mod openapi_examples;
 mod permissions;

@@ -482,6 +482,21 @@ pub enum TenantsCommand {
         #[arg(value_name = "PER_MINUTE")]
         per_minute: u32,
     },
+    /// Set the longest lifetime of new keys, in days, or `none` for no maximum.
+    MaxKeyLifetime {
+        #[command(flatten)]
+        tenant: TenantArg,
+        /// Days (1-36500), or `none`.
+        #[arg(value_name = "DAYS|none")]
+        days: String,
+    },
+    /// Show the tenant's Public API settings.
+    Show {
+        #[command(flatten)]
+        tenant: TenantArg,
+        #[command(flatten)]
+        output: JsonArg,
+    },
     /// Create a tenant with unit 1 and its administrator in a database that exists (`init` also
     /// creates the database).
     Create {

@@ -53,6 +53,7 @@ pub(super) async fn run(keygate: &Keygate, tenant: &Tenant, cmd: GroupsCommand) 
                         "id": group.id.0,
                         "name": group.name,
                         "kind": kind(group),
+                        "system": group.system.is_some(),
                         "grants": group.grants.iter().map(ToString::to_string).collect::<Vec<_>>(),
                         "members": members,
                     })
@@ -72,12 +73,15 @@ pub(super) async fn run(keygate: &Keygate, tenant: &Tenant, cmd: GroupsCommand) 
         }
         GroupsCommand::Show { name, output, .. } if output.json => {
             let view = keygate.group(&system, t, &name).await?;
+            let (_, ids) = keygate.group_by_id(&system, t, view.group.id).await?;
             print_json(&serde_json::json!({
                 "id": view.group.id.0,
                 "name": view.group.name,
                 "kind": kind(&view.group),
+                "system": view.group.system.is_some(),
                 "grants": view.group.grants.iter().map(ToString::to_string).collect::<Vec<_>>(),
-                "members": view.members,
+                "members": ids,
+                "memberEmails": view.members,
             }))?;
         }
         GroupsCommand::Show { name, .. } => {

@@ -167,7 +167,10 @@ impl Command {
                     | KeysCommand::Roll { .. }
             ),
             // A new tenant is nothing a server has cached.
-            Command::Tenants(cmd) => !matches!(cmd, TenantsCommand::List { .. } | TenantsCommand::Create { .. }),
+            Command::Tenants(cmd) => !matches!(
+                cmd,
+                TenantsCommand::List { .. } | TenantsCommand::Create { .. } | TenantsCommand::Show { .. }
+            ),
             Command::Serve
             | Command::Demo { .. }
             | Command::Init { .. }

@@ -104,7 +104,7 @@ impl Command {
         match self {
             Command::Users(cmd) => !matches!(cmd, UsersCommand::List { .. }),
             Command::Keys(cmd) => !matches!(cmd, KeysCommand::List { .. } | KeysCommand::Check { .. }),
-            Command::Tenants(cmd) => !matches!(cmd, TenantsCommand::List { .. }),
+            Command::Tenants(cmd) => !matches!(cmd, TenantsCommand::List { .. } | TenantsCommand::Show { .. }),
             Command::Groups(cmd) => !matches!(cmd, GroupsCommand::List { .. } | GroupsCommand::Show { .. }),
             Command::Units(cmd) => !matches!(cmd, UnitsCommand::List { .. }),
             Command::Serve | Command::Demo { .. } | Command::Init { .. } | Command::Migrate => true,

@@ -15,7 +15,9 @@ impl TenantsCommand {
         match self {
             Self::Api { tenant, .. }
             | Self::Whitelist(WhitelistCommand::Set { tenant, .. })
-            | Self::RateLimit { tenant, .. } => Some(tenant),
+            | Self::RateLimit { tenant, .. }
+            | Self::MaxKeyLifetime { tenant, .. }
+            | Self::Show { tenant, .. } => Some(tenant),
             Self::List { .. } | Self::Create { .. } => None,
         }
     }
@@ -56,6 +58,7 @@ pub(super) async fn list(keygate: &Keygate, json: bool) -> anyhow::Result<()> {
                 serde_json::json!({
                     "id": p.id.0,
                     "tenant": p.slug.as_str(),
+                    "slug": p.slug.as_str(),
                     "name": p.name,
                     "publicApi": p.public_api,
                     "ipWhitelist": p.ip_whitelist.iter().map(ToString::to_string).collect::<Vec<_>>(),
@@ -96,6 +99,39 @@ pub(super) async fn run(keygate: &Keygate, tenant: &Tenant, cmd: TenantsCommand)
             println!("keys of `{slug}` may make {per_minute} requests per minute unless they say otherwise");
         }
         // Without a tenant of their own: dispatched by `run_without_tenant`.
+        TenantsCommand::MaxKeyLifetime { days, .. } => {
+            let days = lifetime_days(&days)?;
+            keygate.set_max_key_lifetime(&system, t, days).await?;
+            match days {
+                Some(d) => println!("new keys of `{slug}` may live at most {d} days"),
+                None => println!("new keys of `{slug}` may live for ever (no maximum lifetime)"),
+            }
+        }
+        TenantsCommand::Show { output, .. } => {
+            let p = keygate.tenant_settings(&system, t).await?;
+            let whitelist = p.ip_whitelist.iter().map(ToString::to_string).collect::<Vec<_>>();
+            if output.json {
+                print_json(&serde_json::json!({
+                    "id": p.id.0,
+                    "slug": p.slug.as_str(),
+                    "name": p.name,
+                    "publicApi": p.public_api,
+                    "ipWhitelist": whitelist,
+                    "rateLimitPerMinute": p.rate_limit_per_minute,
+                    "maxKeyLifetimeDays": p.max_key_lifetime_days,
+                    "units": p.units,
+                }))?;
+            } else {
+                println!("tenant:             {}", p.slug);
+                println!("public API:         {}", if p.public_api { "on" } else { "off" });
+                println!("IP whitelist:       {}", whitelist.join(" "));
+                println!("rate limit:         {} requests per minute per key", p.rate_limit_per_minute);
+                match p.max_key_lifetime_days {
+                    Some(d) => println!("max key lifetime:   {d} days"),
+                    None => println!("max key lifetime:   none"),
+                }
+            }
+        }
         TenantsCommand::List { .. } | TenantsCommand::Create { .. } => run_without_tenant(keygate, cmd).await?,
     }
     Ok(())
@@ -108,8 +144,24 @@ pub(super) async fn run_without_tenant(keygate: &Keygate, cmd: TenantsCommand) -
         TenantsCommand::Create { tenant, admin_email, admin_password_file, demo_data } => {
             create(keygate, &tenant.slug, &admin_email, admin_password_file.as_deref(), demo_data).await
         }
-        TenantsCommand::Api { .. } | TenantsCommand::Whitelist(_) | TenantsCommand::RateLimit { .. } => {
+        TenantsCommand::Api { .. }
+        | TenantsCommand::Whitelist(_)
+        | TenantsCommand::RateLimit { .. }
+        | TenantsCommand::MaxKeyLifetime { .. }
+        | TenantsCommand::Show { .. } => {
             anyhow::bail!("this command names its tenant with --tenant")
         }
+    }
+}
+
+/// `DAYS` (1 to the service's maximum) or `none`.
+fn lifetime_days(text: &str) -> anyhow::Result<Option<u32>> {
+    if text.eq_ignore_ascii_case("none") {
+        return Ok(None);
+    }
+    let max = keygate_service::MAX_KEY_LIFETIME_DAYS;
+    match text.parse::<u32>() {
+        Ok(d) if (1..=max).contains(&u64::from(d)) => Ok(Some(d)),
+        _ => anyhow::bail!("the maximum key lifetime is a number of days from 1 to {max}, or `none`; got `{text}`"),
     }
 }

@@ -9,6 +9,7 @@ mod outage;
 mod output;
 mod pages;
 mod read_only;
+mod tenant_settings;
 mod walkthrough;
 
 use std::{path::PathBuf, process::Output};

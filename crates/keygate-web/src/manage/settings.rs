@@ -1,0 +1,99 @@
+//! `/v1/settings`: the tenant's Public API settings over the management API (the switch, the IP
+//! whitelist, the default rate limit, the longest key lifetime). Needs `admin:settings:read` to
+//! read and `admin:settings:write` to change; a change applies every given field, or none.
+
+use axum::{
+    Router,
+    extract::State,
+    http::{HeaderMap, StatusCode},
+    response::Response,
+    routing::get,
+};
+use keygate_domain::TenantPolicy;
+use keygate_service::SettingsChange;
+use serde::{Deserialize, Serialize};
+
+use super::{
+    extract::{Admin, JsonBody},
+    users::nullable,
+};
+use crate::AppState;
+
+/// The settings routes, merged by [`super::routes`].
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new().route("/v1/settings", get(get_settings).patch(change_settings))
+}
+
+/// The settings as the API shows them.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SettingsJson {
+    public_api: bool,
+    ip_whitelist: Vec<String>,
+    rate_limit_per_minute: u32,
+    max_key_lifetime_days: Option<u32>,
+}
+
+impl From<TenantPolicy> for SettingsJson {
+    fn from(p: TenantPolicy) -> Self {
+        Self {
+            public_api: p.public_api,
+            ip_whitelist: p.ip_whitelist.to_strings(),
+            rate_limit_per_minute: p.rate_limit_per_minute,
+            max_key_lifetime_days: p.max_key_lifetime_days,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct ChangeSettingsBody {
+    #[serde(default)]
+    public_api: Option<bool>,
+    #[serde(default)]
+    ip_whitelist: Option<Vec<String>>,
+    #[serde(default)]
+    rate_limit_per_minute: Option<u64>,
+    #[serde(default, deserialize_with = "nullable")]
+    max_key_lifetime_days: Option<Option<u64>>,
+}
+
+/// `GET /v1/settings`, with its version in `ETag`. Needs `admin:settings:read`.
+async fn get_settings(admin: Admin, State(state): State<AppState>) -> Response {
+    match state.keygate.tenant_settings(&admin.caller, admin.tenant()).await {
+        Ok(p) => admin.answer_versioned(StatusCode::OK, &SettingsJson::from(p)),
+        Err(e) => admin.failed(e),
+    }
+}
+
+/// `PATCH /v1/settings` {publicApi?, ipWhitelist?, rateLimitPerMinute?, maxKeyLifetimeDays?}:
+/// every field is checked first and all are written at once, or none (`422` naming each wrong
+/// field). `If-Match` → `412` when the settings changed. Needs `admin:settings:write`.
+async fn change_settings(
+    admin: Admin,
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<ChangeSettingsBody>,
+) -> Response {
+    let keygate = &state.keygate;
+    let (tenant, caller) = (admin.tenant(), &admin.caller);
+    if headers.contains_key(axum::http::header::IF_MATCH) {
+        let current = match keygate.tenant_settings(caller, tenant).await {
+            Ok(p) => SettingsJson::from(p),
+            Err(e) => return admin.failed(e),
+        };
+        if let Err(r) = admin.if_match(&headers, &current) {
+            return r;
+        }
+    }
+    let change = SettingsChange {
+        public_api: body.public_api,
+        ip_whitelist: body.ip_whitelist,
+        rate_limit_per_minute: body.rate_limit_per_minute,
+        max_key_lifetime_days: body.max_key_lifetime_days,
+    };
+    match keygate.update_settings(caller, tenant, change).await {
+        Ok(p) => admin.answer_versioned(StatusCode::OK, &SettingsJson::from(p)),
+        Err(e) => admin.failed(e),
+    }
+}

@@ -1,0 +1,408 @@
+//! The management API's users, groups, units and settings (issue 21), over real HTTP on SQLite
+//! and PostgreSQL: what a User configurator's key may do, what the grant ceiling refuses with
+//! nothing written, `If-Match`, cursor paging with `Link`, all-or-nothing settings and tenant
+//! isolation.
+
+use keygate_domain::{ApiKeySecret, TenantId, UnitId};
+use keygate_service::{AuditFilter, Backend, Caller, CreateUser, IssueKey, KeyOwner};
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, key_for, problem_code, spawn_app_on};
+
+on_both_backends!(
+    a_user_configurator_key_manages_a_programmatic_user_from_creation_to_reactivation,
+    adding_a_user_to_a_group_beyond_the_key_is_refused_with_nothing_written,
+    giving_a_group_grants_beyond_the_key_is_refused_with_nothing_written,
+    paging_with_link_returns_every_user_exactly_once,
+    a_settings_change_with_one_bad_field_changes_nothing,
+    a_key_of_another_tenant_finds_none_of_this_tenants_users_groups_or_units,
+);
+
+/// A programmatic user `email` in `groups` (made by the command line) and an unscoped key of it.
+async fn actor(app: &TestApp, email: &str, groups: &[&str]) -> ApiKeySecret {
+    let new = CreateUser {
+        email: email.into(),
+        name: "Ops".into(),
+        category: "programmatic".into(),
+        groups: groups.iter().map(|g| (*g).to_owned()).collect(),
+        ..CreateUser::default()
+    };
+    app.keygate.create_user(&Caller::CLI, app.tenant, new).await.expect("actor");
+    key_for(app, email, None).await
+}
+
+async fn call(app: &TestApp, method: &str, path: &str, key: &ApiKeySecret, body: Option<Value>) -> reqwest::Response {
+    let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+    let mut request = app.client.request(method, app.url(path)).bearer_auth(key.expose());
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    request.send().await.expect("request")
+}
+
+async fn ok_json(response: reqwest::Response, status: u16) -> Value {
+    let code = response.status().as_u16();
+    let text = response.text().await.expect("body");
+    assert_eq!(code, status, "{text}");
+    serde_json::from_str(&text).expect("json")
+}
+
+async fn group_id(app: &TestApp, name: &str) -> i64 {
+    let groups = app.keygate.list_groups(&Caller::CLI, app.tenant).await.expect("groups");
+    groups.iter().find(|g| g.name == name).expect("group").id.0
+}
+
+async fn a_user_configurator_key_manages_a_programmatic_user_from_creation_to_reactivation(app: TestApp) {
+    let ops = actor(&app, "ops@acme.example", &["User configurator", "Readers"]).await;
+    // Re-activation hands the user over, own records included: the user's group gives only what
+    // the key holds in every unit.
+    let group =
+        call(&app, "POST", "/v1/groups", &ops, Some(json!({"name": "Invoices", "grants": ["invoices:read:all"]})))
+            .await;
+    let group = ok_json(group, 201).await;
+    assert_eq!((group["system"].clone(), group["members"].clone()), (json!(false), json!([])));
+    let created = call(
+        &app,
+        "POST",
+        "/v1/users",
+        &ops,
+        Some(json!({"email": "ci@acme.example", "name": "CI", "category": "programmatic", "groups": ["Invoices"],
+                    "password": "correct horse battery staple"})),
+    )
+    .await;
+    assert!(created.headers().contains_key("etag"));
+    let user = ok_json(created, 201).await;
+    assert_eq!(user["groups"], json!(["Invoices"]));
+    assert_eq!(user["category"], "programmatic");
+    assert_eq!(user["active"], true);
+    assert_eq!(user["hasPassword"], true);
+    assert_eq!(user["units"], Value::Null, "every unit");
+    assert!(user.get("password").is_none() && !user.to_string().contains("horse"), "{user}");
+    let id = user["id"].as_i64().expect("id");
+
+    // A second unit, then the user moves to it and out of every group.
+    let unit = ok_json(call(&app, "POST", "/v1/units", &ops, Some(json!({"name": "Branch"}))).await, 201).await;
+    assert_eq!(unit, json!({"id": 2, "name": "Branch"}));
+    let path = format!("/v1/users/{id}");
+    let changed = ok_json(
+        call(&app, "PATCH", &path, &ops, Some(json!({"groups": [], "units": [2], "name": "CI bot"}))).await,
+        200,
+    )
+    .await;
+    assert_eq!((changed["groups"].clone(), changed["units"].clone()), (json!([]), json!([2])));
+    assert_eq!(changed["name"], "CI bot");
+    let back =
+        ok_json(call(&app, "PATCH", &path, &ops, Some(json!({"groups": ["invoices"], "units": null}))).await, 200)
+            .await;
+    assert_eq!((back["groups"].clone(), back["units"].clone()), (json!(["Invoices"]), Value::Null));
+
+    // The user's key works, stops on the next request after the deactivation, works again after.
+    let issued = app
+        .keygate
+        .issue_key(
+            &Caller::CLI,
+            app.tenant,
+            IssueKey {
+                owner: KeyOwner::Id(keygate_domain::UserId(id)),
+                purpose: "ci".into(),
+                ip_ranges: vec!["127.0.0.0/8".into()],
+                rate_limit_per_minute: Some(1_000_000),
+                ..IssueKey::default()
+            },
+        )
+        .await
+        .expect("issue");
+    let ci_key = issued.secret.expose().to_owned();
+    assert_eq!(app.capability(&ci_key).await.status(), 200);
+    let keys = ok_json(call(&app, "GET", &format!("{path}/keys"), &ops, None).await, 403).await;
+    assert_eq!(keys["code"], "forbidden", "a User configurator alone does not read keys: {keys}");
+    let off = ok_json(call(&app, "POST", &format!("{path}/deactivate"), &ops, None).await, 200).await;
+    assert_eq!(off["active"], false);
+    let refused = app.capability(&ci_key).await;
+    assert_eq!(refused.status(), 401);
+    assert_eq!(problem_code(refused).await, "user_inactive");
+    let on = ok_json(call(&app, "POST", &format!("{path}/activate"), &ops, None).await, 200).await;
+    assert_eq!(on["active"], true);
+    assert_eq!(app.capability(&ci_key).await.status(), 200);
+
+    // The password goes away with a 204 and appears in no audit detail.
+    let removed = call(&app, "DELETE", &format!("{path}/password"), &ops, None).await;
+    assert_eq!(removed.status(), 204);
+    assert!(removed.text().await.expect("body").is_empty());
+    let now = ok_json(call(&app, "GET", &path, &ops, None).await, 200).await;
+    assert_eq!(now["hasPassword"], false);
+    let filter = AuditFilter { action: Some("user.".into()), limit: 100, ..AuditFilter::default() };
+    let events = app.keygate.audit_log(&Caller::CLI, app.tenant, &filter).await.expect("audit");
+    assert!(events.len() >= 5, "{events:?}");
+    assert!(events.iter().all(|e| !e.details.contains("horse")), "{events:?}");
+
+    // An administrator's key (Configurator too) reads the user's keys in the Key wire format.
+    let admin = key_for(&app, "admin@acme.example", None).await;
+    let keys = ok_json(call(&app, "GET", &format!("{path}/keys"), &admin, None).await, 200).await;
+    assert_eq!(keys["items"].as_array().map(Vec::len), Some(1), "{keys}");
+    assert_eq!(keys["items"][0]["user"]["email"], "ci@acme.example");
+    assert_eq!(keys["items"][0]["status"], "active");
+    assert_eq!(keys["items"][0]["ipRanges"], json!(["127.0.0.0/8"]));
+}
+
+/// A key whose user lacks the power, or whose scopes do not name it, is `403 forbidden`.
+#[tokio::test]
+async fn a_key_without_the_user_configurator_power_is_forbidden() {
+    let app = spawn_app_on(Backend::Sqlite, Default::default()).await.expect("sqlite");
+    let reader = key_for(&app, crate::helpers::USER, None).await;
+    for (method, path) in [("GET", "/v1/users"), ("GET", "/v1/groups"), ("GET", "/v1/units"), ("GET", "/v1/settings")] {
+        let r = call(&app, method, path, &reader, None).await;
+        assert_eq!(r.status(), 403, "{method} {path}");
+        assert_eq!(problem_code(r).await, "forbidden");
+    }
+    let body = json!({"email": "x@acme.example", "name": "X", "category": "programmatic"});
+    let r = call(&app, "POST", "/v1/users", &reader, Some(body.clone())).await;
+    assert_eq!(problem_code(r).await, "forbidden");
+    // An administrator's key scoped to reading keys may not create users.
+    let scoped = key_for(&app, "admin@acme.example", Some(&["admin:keys:read"])).await;
+    let r = call(&app, "POST", "/v1/users", &scoped, Some(body)).await;
+    assert_eq!(r.status(), 403);
+    assert_eq!(problem_code(r).await, "forbidden");
+    let users = app.keygate.list_users(&Caller::CLI, app.tenant).await.expect("users");
+    assert_eq!(users.len(), 2, "nothing was created");
+}
+
+async fn adding_a_user_to_a_group_beyond_the_key_is_refused_with_nothing_written(app: TestApp) {
+    let ops = actor(&app, "ops@acme.example", &["User configurator"]).await;
+    let body = json!({"email": "new@acme.example", "name": "New", "category": "programmatic", "groups": ["Readers"]});
+    let r = call(&app, "POST", "/v1/users", &ops, Some(body)).await;
+    assert_eq!(r.status(), 403);
+    assert_eq!(problem_code(r).await, "grant_exceeds_actor");
+    let found = ok_json(call(&app, "GET", "/v1/users?q=new%40acme", &ops, None).await, 200).await;
+    assert_eq!(found["items"], json!([]), "no user was created");
+
+    let plain = CreateUser {
+        email: "plain@acme.example".into(),
+        name: "Plain".into(),
+        category: "programmatic".into(),
+        ..CreateUser::default()
+    };
+    let id = app.keygate.create_user(&Caller::CLI, app.tenant, plain).await.expect("user").0;
+    let path = format!("/v1/users/{id}");
+    let r = call(&app, "PATCH", &path, &ops, Some(json!({"groups": ["Readers"], "name": "Renamed"}))).await;
+    assert_eq!(problem_code(r).await, "grant_exceeds_actor");
+    let after = ok_json(call(&app, "GET", &path, &ops, None).await, 200).await;
+    assert_eq!((after["groups"].clone(), after["name"].clone()), (json!([]), json!("Plain")), "nothing changed");
+    let filter = AuditFilter { action: Some("grant.refused".into()), limit: 10, ..AuditFilter::default() };
+    let refused = app.keygate.audit_log(&Caller::CLI, app.tenant, &filter).await.expect("audit");
+    assert_eq!(refused.len(), 2, "each refusal is audited: {refused:?}");
+}
+
+async fn giving_a_group_grants_beyond_the_key_is_refused_with_nothing_written(app: TestApp) {
+    let ops = actor(&app, "ops@acme.example", &["User configurator", "Readers"]).await;
+    let readers = group_id(&app, "Readers").await;
+    let path = format!("/v1/groups/{readers}");
+    let before = ok_json(call(&app, "GET", &path, &ops, None).await, 200).await;
+    assert_eq!(before["grants"], json!(["invoices:read:all", "jobs:read:own"]));
+    assert_eq!(before["system"], false);
+    let wider = json!({"grants": ["invoices:read:all", "jobs:read:own", "companies:write:all"], "name": "Wide"});
+    let r = call(&app, "PATCH", &path, &ops, Some(wider)).await;
+    assert_eq!(r.status(), 403);
+    assert_eq!(problem_code(r).await, "grant_exceeds_actor");
+    let after = ok_json(call(&app, "GET", &path, &ops, None).await, 200).await;
+    assert_eq!(after, before, "neither the grants nor the name changed");
+    let r = call(&app, "POST", "/v1/groups", &ops, Some(json!({"name": "Writers", "grants": ["companies:write:all"]})))
+        .await;
+    assert_eq!(problem_code(r).await, "grant_exceeds_actor");
+
+    // Within the key's powers: narrowing and renaming work, and a group is deleted only by force.
+    let narrowed = ok_json(
+        call(&app, "PATCH", &path, &ops, Some(json!({"grants": ["invoices:read:all"], "name": "Invoices"}))).await,
+        200,
+    )
+    .await;
+    assert_eq!(
+        (narrowed["name"].clone(), narrowed["grants"].clone()),
+        (json!("Invoices"), json!(["invoices:read:all"]))
+    );
+    let r = call(&app, "DELETE", &path, &ops, None).await;
+    assert_eq!(r.status(), 409, "a group with members stays");
+    let r = call(&app, "DELETE", &format!("{path}?force=yes"), &ops, None).await;
+    assert_eq!(problem_code(r).await, "invalid_parameter");
+    assert_eq!(call(&app, "DELETE", &format!("{path}?force=true"), &ops, None).await.status(), 204);
+    assert_eq!(call(&app, "GET", &path, &ops, None).await.status(), 404);
+}
+
+/// `If-Match` with the version read before someone else's change is `412`, and writes nothing.
+#[tokio::test]
+async fn an_update_with_a_stale_if_match_is_412_and_writes_nothing() {
+    let app = spawn_app_on(Backend::Sqlite, Default::default()).await.expect("sqlite");
+    let ops = actor(&app, "ops@acme.example", &["User configurator", "Readers"]).await;
+    let path = format!("/v1/users/{}", app.user.0);
+    let read = call(&app, "GET", &path, &ops, None).await;
+    let tag = read.headers().get("etag").expect("etag").to_str().expect("text").to_owned();
+    let first = app
+        .client
+        .patch(app.url(&path))
+        .bearer_auth(ops.expose())
+        .header("if-match", &tag)
+        .json(&json!({"name": "First"}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(first.status(), 200);
+    let second = app
+        .client
+        .patch(app.url(&path))
+        .bearer_auth(ops.expose())
+        .header("if-match", &tag)
+        .json(&json!({"name": "Second"}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(second.status(), 412);
+    assert_eq!(problem_code(second).await, "precondition_failed");
+    let now = ok_json(call(&app, "GET", &path, &ops, None).await, 200).await;
+    assert_eq!(now["name"], "First");
+    let unit = app
+        .client
+        .patch(app.url("/v1/units/1"))
+        .bearer_auth(ops.expose())
+        .header("if-match", "\"000000000000000000000000\"")
+        .json(&json!({"name": "Renamed"}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(unit.status(), 412);
+}
+
+async fn paging_with_link_returns_every_user_exactly_once(app: TestApp) {
+    for n in 0..7 {
+        let new = CreateUser {
+            email: format!("bot{n}@acme.example"),
+            name: format!("Bot {n}"),
+            category: "programmatic".into(),
+            ..CreateUser::default()
+        };
+        app.keygate.create_user(&Caller::CLI, app.tenant, new).await.expect("user");
+    }
+    let ops = actor(&app, "ops@acme.example", &["User configurator"]).await;
+    // admin, erp, 7 bots and ops: 10 users, 2 a page: 5 pages.
+    let mut next = Some(app.url("/v1/users?limit=2"));
+    let (mut seen, mut pages) = (Vec::new(), 0);
+    while let Some(url) = next.take() {
+        let r = app.client.get(&url).bearer_auth(ops.expose()).send().await.expect("request");
+        let link = r.headers().get("link").map(|l| l.to_str().expect("text").to_owned());
+        let page = ok_json(r, 200).await;
+        pages += 1;
+        seen.extend(page["items"].as_array().expect("items").iter().map(|u| u["id"].as_i64().expect("id")));
+        assert_eq!(link.is_some(), !page["nextCursor"].is_null(), "{page}");
+        next = link.map(|l| {
+            let target = l.trim_start_matches('<').split('>').next().expect("target").to_owned();
+            assert!(target.contains("limit=2"), "{target}");
+            app.url(&target)
+        });
+        assert!(pages <= 6, "the paging never ends");
+    }
+    let mut unique = seen.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!((seen.len(), unique.len(), pages), (10, 10, 5), "{seen:?}");
+
+    let bots =
+        ok_json(call(&app, "GET", "/v1/users?q=BOT&category=programmatic&limit=200", &ops, None).await, 200).await;
+    assert_eq!(bots["items"].as_array().map(Vec::len), Some(7));
+    let personal = ok_json(call(&app, "GET", "/v1/users?category=personal&active=true", &ops, None).await, 200).await;
+    assert_eq!(personal["items"].as_array().map(Vec::len), Some(1), "the administrator");
+    let wild = ok_json(call(&app, "GET", "/v1/users?q=%25", &ops, None).await, 200).await;
+    assert_eq!(wild["items"], json!([]), "`%` is a character, not a wildcard");
+    for (query, code) in [
+        ("limit=0", "invalid_parameter"),
+        ("limit=201", "invalid_parameter"),
+        ("cursor=x", "invalid_parameter"),
+        ("active=yes", "invalid_parameter"),
+        ("sort=name", "unknown_parameter"),
+    ] {
+        let r = call(&app, "GET", &format!("/v1/users?{query}"), &ops, None).await;
+        assert_eq!(r.status(), 400, "{query}");
+        assert_eq!(problem_code(r).await, code, "{query}");
+    }
+}
+
+async fn a_settings_change_with_one_bad_field_changes_nothing(app: TestApp) {
+    let admin = key_for(&app, "admin@acme.example", None).await;
+    let before = ok_json(call(&app, "GET", "/v1/settings", &admin, None).await, 200).await;
+    assert_eq!(before["publicApi"], true);
+    assert_eq!(before["maxKeyLifetimeDays"], Value::Null);
+    let bad =
+        json!({"publicApi": false, "ipWhitelist": ["10.0.0.0/8"], "rateLimitPerMinute": 0, "maxKeyLifetimeDays": 30});
+    let r = call(&app, "PATCH", "/v1/settings", &admin, Some(bad)).await;
+    assert_eq!(r.status(), 422);
+    let problem: Value = r.json().await.expect("json");
+    assert!(problem["detail"].as_str().is_some_and(|d| d.contains("rateLimitPerMinute")), "{problem}");
+    // The key still works (the API stayed on, the whitelist did not change): nothing was written.
+    let after = ok_json(call(&app, "GET", "/v1/settings", &admin, None).await, 200).await;
+    assert_eq!(after, before);
+
+    let good =
+        json!({"rateLimitPerMinute": 120, "maxKeyLifetimeDays": 90, "ipWhitelist": ["127.0.0.0/8", "10.0.0.0/8"]});
+    let changed = ok_json(call(&app, "PATCH", "/v1/settings", &admin, Some(good)).await, 200).await;
+    assert_eq!(
+        changed,
+        json!({"publicApi": true, "ipWhitelist": ["127.0.0.0/8", "10.0.0.0/8"], "rateLimitPerMinute": 120, "maxKeyLifetimeDays": 90})
+    );
+    let none =
+        ok_json(call(&app, "PATCH", "/v1/settings", &admin, Some(json!({"maxKeyLifetimeDays": null}))).await, 200)
+            .await;
+    assert_eq!(none["maxKeyLifetimeDays"], Value::Null);
+    assert_eq!(none["rateLimitPerMinute"], 120, "an absent field stays");
+    // A User configurator's key has no power over settings.
+    let ops = actor(&app, "ops@acme.example", &["User configurator"]).await;
+    let r = call(&app, "PATCH", "/v1/settings", &ops, Some(json!({"rateLimitPerMinute": 5}))).await;
+    assert_eq!(problem_code(r).await, "forbidden");
+}
+
+async fn a_key_of_another_tenant_finds_none_of_this_tenants_users_groups_or_units(app: TestApp) {
+    let other = app.keygate.create_tenant(&Caller::CLI, "globex", "admin@globex.example", None).await.expect("tenant");
+    app.keygate.set_public_api(&Caller::CLI, other.tenant, true).await.expect("api on");
+    let key = globex_key(&app, other.tenant).await;
+    let readers = group_id(&app, "Readers").await;
+    app.keygate.create_unit(&Caller::CLI, app.tenant, Some(77), "Acme only").await.expect("unit");
+    let erp = app.user.0;
+    for (method, path, body) in [
+        ("GET", format!("/v1/users/{erp}"), None),
+        ("PATCH", format!("/v1/users/{erp}"), Some(json!({"name": "Taken"}))),
+        ("POST", format!("/v1/users/{erp}/deactivate"), None),
+        ("DELETE", format!("/v1/users/{erp}/password"), None),
+        ("GET", format!("/v1/users/{erp}/keys"), None),
+        ("GET", format!("/v1/groups/{readers}"), None),
+        ("PATCH", format!("/v1/groups/{readers}"), Some(json!({"grants": []}))),
+        ("DELETE", format!("/v1/groups/{readers}?force=true"), None),
+        ("GET", "/v1/units/77".to_owned(), None),
+        ("PATCH", "/v1/units/77".to_owned(), Some(json!({"name": "Taken"}))),
+        ("DELETE", "/v1/units/77".to_owned(), None),
+    ] {
+        let r = call(&app, method, &path, &key, body).await;
+        assert_eq!(r.status(), 404, "{method} {path}");
+        assert_eq!(problem_code(r).await, "not_found", "{method} {path}");
+    }
+    let erp_now = app.keygate.user_by_id(app.tenant, app.user).await.expect("erp");
+    assert!(erp_now.active && erp_now.name == "ERP");
+    let units = app.keygate.list_units(&Caller::CLI, app.tenant).await.expect("units");
+    assert!(units.contains(&(UnitId(77), "Acme only".to_owned())));
+    let listed = ok_json(call(&app, "GET", "/v1/users", &key, None).await, 200).await;
+    assert_eq!(listed["items"].as_array().map(Vec::len), Some(1), "globex's administrator alone: {listed}");
+}
+
+async fn globex_key(app: &TestApp, tenant: TenantId) -> ApiKeySecret {
+    app.keygate
+        .issue_key(
+            &Caller::CLI,
+            tenant,
+            IssueKey {
+                owner: KeyOwner::Email("admin@globex.example".into()),
+                purpose: "isolation".into(),
+                ip_ranges: vec!["127.0.0.0/8".into()],
+                rate_limit_per_minute: Some(1_000_000),
+                ..IssueKey::default()
+            },
+        )
+        .await
+        .expect("issue")
+        .secret
+}

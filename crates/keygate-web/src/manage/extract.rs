@@ -35,11 +35,23 @@ pub(crate) struct Admin {
     pub(crate) ip: IpAddr,
 }
 
+/// A key a layer in front of the handler already verified (the `Idempotency-Key` layer), so
+/// that [`Admin`] does not verify it (and count it against its rate limit) twice.
+#[derive(Clone)]
+pub(crate) struct AlreadyVerified {
+    pub(crate) v: Verified,
+    pub(crate) ip: IpAddr,
+}
+
 impl FromRequestParts<AppState> for Admin {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
         let id = request_id(parts);
+        if let Some(AlreadyVerified { v, ip }) = parts.extensions.remove::<AlreadyVerified>() {
+            let caller = v.caller(Some(ip.to_string()));
+            return Ok(Self { v, caller, id, ip });
+        }
         let Some(ConnectInfo(peer)) = parts.extensions.get::<ConnectInfo<SocketAddr>>().copied() else {
             return Err(Problem::new(ProblemCode::InternalError, id).into_response());
         };
@@ -88,6 +100,7 @@ impl Admin {
 
     /// `Ok` when `If-Match` is absent, `*`, or names `current`'s version; otherwise the `412
     /// precondition_failed` to send (nothing may be written).
+    #[allow(clippy::result_large_err, reason = "the error is the answer to send, made once per request")]
     pub(crate) fn if_match(&self, headers: &HeaderMap, current: &impl Serialize) -> Result<(), Response> {
         let Some(wanted) = headers.get(header::IF_MATCH) else { return Ok(()) };
         let now = etag(current);
@@ -169,10 +182,10 @@ pub(crate) struct Page<T> {
 /// A page answered with `Link: <this path with cursor=next>; rel="next"` when there is a next.
 pub(crate) fn paged<T: Serialize>(admin: &Admin, uri: &Uri, page: &Page<T>) -> Response {
     let mut response = admin.answer(StatusCode::OK, page);
-    if let Some(next) = &page.next_cursor {
-        if let Ok(link) = HeaderValue::from_str(&format!("<{}>; rel=\"next\"", with_cursor(uri, next))) {
-            response.headers_mut().insert(header::LINK, link);
-        }
+    if let Some(next) = &page.next_cursor
+        && let Ok(link) = HeaderValue::from_str(&format!("<{}>; rel=\"next\"", with_cursor(uri, next)))
+    {
+        response.headers_mut().insert(header::LINK, link);
     }
     response
 }

@@ -7,15 +7,19 @@
 //! Rules, audit and the grant ceiling are the service's: a handler parses, asks one use case of
 //! [`keygate_service::Keygate`] with the key as [`keygate_service::Caller`], and renders.
 
+mod audit;
 // Used by the resource files as they land (issue 21).
 #[allow(dead_code)]
 pub(crate) mod extract;
+mod idempotency;
 
 use axum::Router;
 
 use crate::AppState;
 
-/// The management API's routes, merged into the application's router.
-pub(crate) fn routes() -> Router<AppState> {
-    Router::new()
+/// The management API's routes, merged into the application's router. The `Idempotency-Key`
+/// layer wraps them all (it only acts on POSTs): merge every resource's routes above it.
+pub(crate) fn routes(state: &AppState) -> Router<AppState> {
+    let routes = Router::new().merge(audit::routes());
+    idempotency::layer(routes, state)
 }

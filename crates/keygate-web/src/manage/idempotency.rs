@@ -40,7 +40,11 @@ pub(super) fn layer(routes: Router<AppState>, state: &AppState) -> Router<AppSta
 }
 
 async fn idempotent(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    if request.method() != Method::POST || !request.headers().contains_key(IDEMPOTENCY_KEY) {
+    // The operator plane's credential is not a tenant key: its routes are not this layer's.
+    if request.method() != Method::POST
+        || !request.headers().contains_key(IDEMPOTENCY_KEY)
+        || request.uri().path().starts_with("/v1/operator/")
+    {
         return next.run(request).await;
     }
     let (mut parts, body) = request.into_parts();

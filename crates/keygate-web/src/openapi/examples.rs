@@ -45,6 +45,9 @@ fn problems(responses: &mut Value) {
             "Problem409" => {
                 problem(409, "conflict", "Conflict").detail("a request with this Idempotency-Key is still in progress")
             }
+            "Problem412" => problem(412, "precondition_failed", "Precondition failed").detail(
+                "If-Match named \"3f1c9a0b2d4e6f8a1b2c3d4e\", but the resource is now \"9e8d7c6b5a4f3e2d1c0b9a8f\"; nothing was written",
+            ),
             "Problem413" => {
                 problem(413, "body_too_large", "The request body is too large").detail("the request body is over 2 MiB")
             }

@@ -73,6 +73,8 @@ async fn events_come_back_newest_first_and_a_link_leads_to_older_pages(app: Test
     assert_eq!(first[0]["action"], "key.issued");
     assert_eq!(first[0]["actor"]["kind"], "system");
     assert!(first[0]["at"].as_str().expect("at").ends_with('Z'));
+    let members: Vec<&str> = first[0].as_object().expect("event").keys().map(String::as_str).collect();
+    assert_eq!(members, ["action", "actor", "at", "details", "id", "ip", "target"], "the documented AuditEvent");
     assert_eq!(next.as_deref(), Some(first[1]["id"].as_str().expect("id")));
     let mut all = ids(&first);
     let mut link = link;

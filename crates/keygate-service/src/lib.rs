@@ -15,6 +15,7 @@ mod error;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 mod groups;
+mod idempotency;
 mod keys;
 mod keys_admin;
 mod listener;
@@ -39,15 +40,19 @@ use keygate_store::Database;
 pub use caller::{Caller, SystemName};
 pub use error::{BadRequest, Budget, FieldError, ServiceError, ServiceResult};
 pub use groups::GroupView;
+pub use idempotency::{
+    IDEMPOTENCY_ABANDONED_AFTER, IDEMPOTENCY_KEY_MAX, IDEMPOTENCY_MAX_ANSWER, IDEMPOTENCY_PER_KEY, IDEMPOTENCY_TTL,
+    IdempotencyStart, StoredAnswer, WITHHELD_BODY, WITHHELD_SECRET,
+};
 /// The store's records and errors that the service's operations take and return.
 pub use keygate_store::{
-    AuditFilter, AuditRecord, AuditSearch, Backend, FieldValue, GroupRecord, KeyListing, PoolStats, RecordWrite,
-    StoreError, TenantRecord, UserRecord,
+    AUDIT_SETTLE_MS, AuditFilter, AuditRecord, AuditSearch, Backend, FieldValue, GroupRecord, KeyListing, PoolStats,
+    RecordWrite, StoreError, TenantRecord, UserRecord,
 };
 /// Test databases and fixtures (feature `testing`, enabled by dev-dependencies only), so that
 /// the layers above reach them through the service and never name the store.
 #[cfg(feature = "testing")]
-pub use keygate_store::{NewKey, testing};
+pub use keygate_store::{NewKey, Reservation, ReserveLimits, testing};
 pub use keys::{IssueKey, IssuedKey, KeyChoices, KeyOwner, KeyView};
 pub use keys_admin::{BULK_MAX, BulkDone, BulkKeys, KEY_PAGE_MAX, KeyQuery, KeyStateFilter, USAGE_DAYS_MAX, UpdateKey};
 pub use listener::{CHANGE_LAG_BUCKETS, LagHistogram, ListenerHealth};

@@ -82,6 +82,7 @@ impl Keygate {
                 Err(e) => tracing::warn!(error = %e, "pruning the log-in throttle failed"),
             }
             self.prune_audit(now).await;
+            self.prune_idempotency(now).await;
         }
         let refusals = self.write_refusals(everything).await;
         if written_usage > 0 || written_daily > 0 || refusals > 0 {

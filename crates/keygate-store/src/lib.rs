@@ -27,6 +27,7 @@ mod groups;
 mod key_admin;
 mod keys;
 mod listen;
+mod management_idempotency;
 mod read_only;
 mod records;
 mod rows;
@@ -39,7 +40,7 @@ mod usage;
 mod users;
 
 pub use audit::{AuditFilter, AuditRecord};
-pub use audit_search::{AUDIT_SEARCH_MAX_ROWS, AuditSearch, AuditSearchRepo};
+pub use audit_search::{AUDIT_SEARCH_MAX_ROWS, AUDIT_SETTLE_MS, AuditSearch, AuditSearchRepo};
 pub use authz::{Guard, HandsOver, Judgement};
 
 pub use changes::{CHANGE_RETENTION_MS, Change, ChangeKind};
@@ -49,6 +50,7 @@ pub use groups::Groups;
 pub use key_admin::{KeyChange, KeyFilter, KeyStateFilter, KeySwitch};
 pub use keys::{KeyListing, NewKey, UsageUpdate};
 pub use listen::{CHANGE_CHANNEL, ChangeListener};
+pub use management_idempotency::{IdempotentEntry, ManagementIdempotency, Reservation, ReserveLimits};
 pub use read_only::SchemaState;
 pub use records::{
     FieldValue, Idempotency, PageRows, Properties, RecordWrite, Records, RowShape, SqlType, ViewQuery, Visibility,

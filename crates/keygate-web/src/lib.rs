@@ -142,7 +142,7 @@ fn router(state: AppState) -> Router {
         .route("/openapi.json", get(openapi::serve_document))
         .route("/problems/{code}", get(problem_page::problem_page))
         .route("/", get(|| async { axum::response::Redirect::to("/console") }))
-        .merge(manage::routes())
+        .merge(manage::routes(&state))
         .merge(console::routes())
         .fallback(not_found)
         .layer(axum::middleware::from_fn(app::note_route))

@@ -26,6 +26,7 @@ use crate::ProblemCode;
 
 mod examples;
 mod manage_users;
+mod manage_audit;
 pub use examples::EXAMPLE_KEY;
 
 /// The document as pretty JSON with a final newline: what `keygate openapi` prints and
@@ -132,6 +133,7 @@ pub fn document() -> Value {
         schemas.insert(format!("{name}Update"), update);
         paths.insert(format!("/rest/v1/{{unitId}}/{resource}"), record_path(resource, &name, record_view.is_some()));
     }
+    manage_audit::add(&mut paths, &mut schemas);
     paths.insert("/v1/keys/verify".into(), verify_path());
     paths.insert("/v1/forward-auth".into(), forward_auth_path());
     manage_users::merge(&mut paths, &mut schemas);
@@ -247,6 +249,7 @@ pub fn document() -> Value {
         },
     });
     examples::add(&mut doc);
+    manage_audit::idempotent_posts(&mut doc);
     doc
 }
 

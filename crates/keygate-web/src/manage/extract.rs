@@ -35,11 +35,23 @@ pub(crate) struct Admin {
     pub(crate) ip: IpAddr,
 }
 
+/// A key a layer in front of the handler already verified (the `Idempotency-Key` layer), so
+/// that [`Admin`] does not verify it (and count it against its rate limit) twice.
+#[derive(Clone)]
+pub(crate) struct AlreadyVerified {
+    pub(crate) v: Verified,
+    pub(crate) ip: IpAddr,
+}
+
 impl FromRequestParts<AppState> for Admin {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
         let id = request_id(parts);
+        if let Some(AlreadyVerified { v, ip }) = parts.extensions.remove::<AlreadyVerified>() {
+            let caller = v.caller(Some(ip.to_string()));
+            return Ok(Self { v, caller, id, ip });
+        }
         let Some(ConnectInfo(peer)) = parts.extensions.get::<ConnectInfo<SocketAddr>>().copied() else {
             return Err(Problem::new(ProblemCode::InternalError, id).into_response());
         };

@@ -7,11 +7,11 @@
 //! Rules, audit and the grant ceiling are the service's: a handler parses, asks one use case of
 //! [`keygate_service::Keygate`] with the key as [`keygate_service::Caller`], and renders.
 
-// Used by the resource files as they land (issue 21).
-#[allow(dead_code)]
+mod audit;
 pub(crate) mod extract;
-mod keys;
 mod groups;
+mod idempotency;
+mod keys;
 mod settings;
 mod units;
 mod users;
@@ -20,12 +20,15 @@ use axum::Router;
 
 use crate::AppState;
 
-/// The management API's routes, merged into the application's router.
-pub(crate) fn routes() -> Router<AppState> {
-    Router::new()
+/// The management API's routes, merged into the application's router. The `Idempotency-Key`
+/// layer wraps them all (it only acts on POSTs): merge every resource's routes above it.
+pub(crate) fn routes(state: &AppState) -> Router<AppState> {
+    let routes = Router::new()
         .merge(keys::routes())
         .merge(users::routes())
         .merge(groups::routes())
         .merge(units::routes())
         .merge(settings::routes())
+        .merge(audit::routes());
+    idempotency::layer(routes, state)
 }

@@ -13,6 +13,7 @@ mod console;
 mod data;
 mod manage_keys;
 mod manage_users;
+mod manage_audit;
 mod openapi;
 mod openapi_examples;
 mod permissions;

@@ -18,6 +18,7 @@ mod groups;
 mod keys;
 mod listener;
 mod operations;
+mod operators;
 mod password;
 mod query_limits;
 mod ratelimit;
@@ -43,6 +44,8 @@ pub use keygate_store::{
     AuditFilter, AuditRecord, AuditSearch, Backend, FieldValue, GroupRecord, KeyListing, PoolStats, RecordWrite,
     StoreError, TenantRecord, UserRecord,
 };
+/// The operator plane's records (issue 21).
+pub use keygate_store::{MAX_OPERATORS, MAX_PENDING_REMOVALS, OperatorRecord, TenantSummary};
 /// Test databases and fixtures (feature `testing`, enabled by dev-dependencies only), so that
 /// the layers above reach them through the service and never name the store.
 #[cfg(feature = "testing")]
@@ -50,6 +53,10 @@ pub use keygate_store::{NewKey, testing};
 pub use keys::{IssueKey, IssuedKey, KeyChoices, KeyOwner, KeyView};
 pub use listener::{CHANGE_LAG_BUCKETS, LagHistogram, ListenerHealth};
 pub use operations::GroupSummary;
+pub use operators::{
+    CreateTenant, CreatedTenant, IssuedOperator, OPERATOR_PAGE_MAX, Operator, REMOVAL_CONFIRMATION_TTL_MS,
+    RemovalConfirmation,
+};
 pub use password::{ARGON2_MEMORY_BYTES, generate_password, hash_password, verify_password};
 pub use query_limits::PageHold;
 pub use ratelimit::RateState;

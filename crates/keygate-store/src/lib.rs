@@ -26,6 +26,7 @@ pub mod fuzzing;
 mod groups;
 mod keys;
 mod listen;
+mod operators;
 mod read_only;
 mod records;
 mod rows;
@@ -47,6 +48,7 @@ pub use copy::{CopyReport, TableCopy, copy_sqlite_to_postgres};
 pub use groups::Groups;
 pub use keys::{KeyListing, NewKey, UsageUpdate};
 pub use listen::{CHANGE_CHANNEL, ChangeListener};
+pub use operators::{MAX_OPERATORS, MAX_PENDING_REMOVALS, OperatorRecord, Operators, TenantSummary};
 pub use read_only::SchemaState;
 pub use records::{
     FieldValue, Idempotency, PageRows, Properties, RecordWrite, Records, RowShape, SqlType, ViewQuery, Visibility,

@@ -10,6 +10,7 @@
 // Used by the resource files as they land (issue 21).
 #[allow(dead_code)]
 pub(crate) mod extract;
+mod operator;
 
 use axum::Router;
 
@@ -17,5 +18,5 @@ use crate::AppState;
 
 /// The management API's routes, merged into the application's router.
 pub(crate) fn routes() -> Router<AppState> {
-    Router::new()
+    Router::new().merge(operator::routes())
 }

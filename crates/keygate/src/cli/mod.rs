@@ -9,6 +9,7 @@ mod groups;
 mod input;
 mod keys;
 mod open;
+mod operators;
 mod output;
 mod tenant;
 mod tenants;
@@ -108,6 +109,7 @@ async fn dispatch(keygate: &Keygate, config: &Config, command: Command) -> anyho
             Some(arg) => tenants::run(keygate, &Tenant::resolve(keygate, arg).await?, cmd).await?,
             None => tenants::run_without_tenant(keygate, cmd).await?,
         },
+        Command::Operators(cmd) => operators::run(keygate, cmd).await?,
         // Answered before the database is opened.
         Command::Healthcheck { .. }
         | Command::Completions { .. }
@@ -168,7 +170,9 @@ impl Command {
             ),
             // A new tenant is nothing a server has cached.
             Command::Tenants(cmd) => !matches!(cmd, TenantsCommand::List { .. } | TenantsCommand::Create { .. }),
-            Command::Serve
+            // Operator credentials are read from the database on every use, never cached.
+            Command::Operators(_)
+            | Command::Serve
             | Command::Demo { .. }
             | Command::Init { .. }
             | Command::Migrate

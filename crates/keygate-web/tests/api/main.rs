@@ -11,6 +11,7 @@ mod ceiling_random;
 mod connections;
 mod console;
 mod data;
+mod manage_operator;
 mod openapi;
 mod openapi_examples;
 mod permissions;

@@ -2,6 +2,7 @@
 
 use crate::{
     ids::{KeyId, TenantId, UserId},
+    operator::OperatorId,
     time::Timestamp,
 };
 
@@ -14,6 +15,9 @@ pub enum Actor {
     User { id: UserId, email: String },
     /// A call made with an API key.
     Key { id: KeyId, user_id: UserId },
+    /// An operator credential (the operator plane): creates, lists, switches off and removes
+    /// tenants, nothing inside them.
+    Operator { id: OperatorId, name: String },
 }
 
 impl Actor {
@@ -24,6 +28,7 @@ impl Actor {
             Self::System(_) => "system",
             Self::User { .. } => "user",
             Self::Key { .. } => "key",
+            Self::Operator { .. } => "operator",
         }
     }
 
@@ -32,6 +37,7 @@ impl Actor {
             Self::System(_) => None,
             Self::User { id, .. } => Some(id.0),
             Self::Key { id, .. } => Some(id.0),
+            Self::Operator { id, .. } => Some(id.0),
         }
     }
 
@@ -41,6 +47,7 @@ impl Actor {
             Self::System(what) => format!("system ({what})"),
             Self::User { email, .. } => email.clone(),
             Self::Key { id, user_id } => format!("key {id} (user {user_id})"),
+            Self::Operator { id, name } => format!("operator {name} ({id})"),
         }
     }
 }

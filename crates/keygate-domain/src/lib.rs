@@ -9,6 +9,7 @@ pub mod ceiling;
 pub mod filter;
 pub mod ids;
 pub mod ip;
+pub mod operator;
 pub mod permission;
 pub mod tenant;
 #[cfg(any(test, feature = "testing"))]
@@ -26,6 +27,7 @@ pub use ceiling::{
 };
 pub use ids::{GroupId, KeyId, TenantId, UnitId, UserId};
 pub use ip::{InvalidIpRanges, IpRanges};
+pub use operator::{OperatorId, OperatorName, OperatorSecret};
 pub use permission::{
     Access, AdminScope, Grant, GroupName, Permissions, Reach, Resource, Scope, Scopes, SystemGroup, parse_grants,
 };

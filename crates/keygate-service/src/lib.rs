@@ -20,6 +20,7 @@ mod keys;
 mod keys_admin;
 mod listener;
 mod operations;
+mod operators;
 mod password;
 mod query_limits;
 mod ratelimit;
@@ -49,6 +50,8 @@ pub use keygate_store::{
     AUDIT_SETTLE_MS, AuditFilter, AuditRecord, AuditSearch, Backend, FieldValue, GroupRecord, KeyListing, PoolStats,
     RecordWrite, StoreError, TenantRecord, UserRecord,
 };
+/// The operator plane's records (issue 21).
+pub use keygate_store::{MAX_OPERATORS, MAX_PENDING_REMOVALS, OperatorRecord, TenantSummary};
 /// Test databases and fixtures (feature `testing`, enabled by dev-dependencies only), so that
 /// the layers above reach them through the service and never name the store.
 #[cfg(feature = "testing")]
@@ -57,6 +60,10 @@ pub use keys::{IssueKey, IssuedKey, KeyChoices, KeyOwner, KeyView};
 pub use keys_admin::{BULK_MAX, BulkDone, BulkKeys, KEY_PAGE_MAX, KeyQuery, KeyStateFilter, USAGE_DAYS_MAX, UpdateKey};
 pub use listener::{CHANGE_LAG_BUCKETS, LagHistogram, ListenerHealth};
 pub use operations::GroupSummary;
+pub use operators::{
+    CreateTenant, CreatedTenant, IssuedOperator, OPERATOR_PAGE_MAX, Operator, REMOVAL_CONFIRMATION_TTL_MS,
+    RemovalConfirmation,
+};
 pub use password::{ARGON2_MEMORY_BYTES, generate_password, hash_password, verify_password};
 pub use query_limits::PageHold;
 pub use ratelimit::RateState;

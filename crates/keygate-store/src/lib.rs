@@ -28,6 +28,7 @@ mod key_admin;
 mod keys;
 mod listen;
 mod management_idempotency;
+mod operators;
 mod read_only;
 mod records;
 mod rows;
@@ -51,6 +52,7 @@ pub use key_admin::{KeyChange, KeyFilter, KeyStateFilter, KeySwitch};
 pub use keys::{KeyListing, NewKey, UsageUpdate};
 pub use listen::{CHANGE_CHANNEL, ChangeListener};
 pub use management_idempotency::{IdempotentEntry, ManagementIdempotency, Reservation, ReserveLimits};
+pub use operators::{MAX_OPERATORS, MAX_PENDING_REMOVALS, OperatorRecord, Operators, TenantSummary};
 pub use read_only::SchemaState;
 pub use records::{
     FieldValue, Idempotency, PageRows, Properties, RecordWrite, Records, RowShape, SqlType, ViewQuery, Visibility,

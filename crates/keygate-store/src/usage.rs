@@ -35,10 +35,15 @@ impl Usage<'_> {
             // The rows come from a map, so no (key, day, outcome) is twice in one statement
             // (PostgreSQL refuses to update a row twice in one INSERT … ON CONFLICT).
             for chunk in batch.chunks(crate::ROWS_PER_STATEMENT) {
-                let mut q = sqlx::QueryBuilder::new("INSERT INTO key_usage_daily (key_id, day, outcome, count) ");
+                // Counts of a key whose tenant was removed meanwhile are dropped, not a failed batch.
+                let mut q = sqlx::QueryBuilder::new(
+                    "INSERT INTO key_usage_daily (key_id, day, outcome, count) \
+                     SELECT column1, column2, column3, column4 FROM (",
+                );
                 q.push_values(chunk, |mut row, c| {
                     row.push_bind(c.key_id).push_bind(c.day).push_bind(c.outcome.as_str()).push_bind(c.count);
                 });
+                q.push(") AS v WHERE EXISTS (SELECT 1 FROM api_keys k WHERE k.id = v.column1)");
                 q.push(" ON CONFLICT (key_id, day, outcome) DO UPDATE SET count = key_usage_daily.count + excluded.count");
                 q.build().execute(&mut *tx).await?;
             }

@@ -25,8 +25,8 @@ use serde_json::{Map, Value, json};
 use crate::ProblemCode;
 
 mod examples;
-mod manage_users;
 mod manage_audit;
+mod manage_users;
 pub use examples::EXAMPLE_KEY;
 
 /// The document as pretty JSON with a final newline: what `keygate openapi` prints and

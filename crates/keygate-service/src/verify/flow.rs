@@ -233,6 +233,38 @@ impl Keygate {
         code.into()
     }
 
+    /// The failure throttle's gate for a credential that is not a key (an operator's): the
+    /// refusal to send while `source` is blocked, as for keys.
+    pub(crate) fn throttle_gate(&self, source: IpAddr) -> Result<(), Refused> {
+        let v = &self.inner.verifier;
+        match v.failures.blocked_shared(source, Instant::now(), self.inner.cluster.share()) {
+            None => Ok(()),
+            Some(wait) => {
+                v.refusals.record(
+                    None,
+                    None,
+                    RefusalCode::TooManyFailures,
+                    source,
+                    None,
+                    "too many failed verifications",
+                );
+                Err(Refused { retry_after_secs: Some(wait), ..RefusalCode::TooManyFailures.into() })
+            }
+        }
+    }
+
+    /// A credential that is not a key refused: counted against `source` like a bad key, and
+    /// audited (aggregated) outside any tenant.
+    pub(crate) fn failed_from(&self, source: IpAddr, code: RefusalCode, detail: &'static str) -> Refused {
+        let scope = Scope { tenant: None, source, claimed: None, throttled: true };
+        self.failed(&scope, code, detail, Instant::now())
+    }
+
+    /// A credential that is not a key accepted: its source's failures are forgiven, as for keys.
+    pub(crate) fn succeeded_from(&self, source: IpAddr) {
+        self.inner.verifier.failures.succeeded(source);
+    }
+
     /// A call that could not be judged: not accepted (fail closed), and not blamed on its key.
     fn unavailable(&self, e: crate::ServiceError) -> Refused {
         tracing::error!(error = %e, "verification could not read storage");

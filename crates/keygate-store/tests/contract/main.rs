@@ -662,3 +662,4 @@ async fn the_limit_th_failed_log_in_locks_the_subject(db: &Database) {
 }
 
 mod audit_search;
+mod operators;

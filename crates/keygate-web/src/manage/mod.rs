@@ -12,6 +12,7 @@ pub(crate) mod extract;
 mod groups;
 mod idempotency;
 mod keys;
+mod operator;
 mod settings;
 mod units;
 mod users;
@@ -21,7 +22,8 @@ use axum::Router;
 use crate::AppState;
 
 /// The management API's routes, merged into the application's router. The `Idempotency-Key`
-/// layer wraps them all (it only acts on POSTs): merge every resource's routes above it.
+/// layer wraps the tenant routes (it only acts on POSTs): merge every resource's routes above it.
+/// The operator plane is not a tenant's and keeps no idempotent answers.
 pub(crate) fn routes(state: &AppState) -> Router<AppState> {
     let routes = Router::new()
         .merge(keys::routes())
@@ -30,5 +32,5 @@ pub(crate) fn routes(state: &AppState) -> Router<AppState> {
         .merge(units::routes())
         .merge(settings::routes())
         .merge(audit::routes());
-    idempotency::layer(routes, state)
+    idempotency::layer(routes, state).merge(operator::routes())
 }

@@ -144,6 +144,30 @@ pub enum Command {
     /// Settings files.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Operator credentials (`kgop_…`) for the operator plane's HTTP routes (/v1/operator/…).
+    #[command(subcommand)]
+    Operators(OperatorsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OperatorsCommand {
+    /// Issue an operator credential; its secret is printed once, to standard output.
+    Issue {
+        /// What the credential is for, e.g. "sign-up service".
+        #[arg(long, value_name = "NAME")]
+        name: String,
+    },
+    /// Every operator credential (never a secret).
+    List {
+        #[command(flatten)]
+        output: JsonArg,
+    },
+    /// Revoke an operator credential: refused from the next request on.
+    Revoke {
+        /// The credential's id, as `operators list` shows it.
+        #[arg(value_name = "ID")]
+        id: i64,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -9,6 +9,7 @@ mod groups;
 mod input;
 mod keys;
 mod open;
+mod operators;
 mod output;
 mod tenant;
 mod tenants;
@@ -108,6 +109,7 @@ async fn dispatch(keygate: &Keygate, config: &Config, command: Command) -> anyho
             Some(arg) => tenants::run(keygate, &Tenant::resolve(keygate, arg).await?, cmd).await?,
             None => tenants::run_without_tenant(keygate, cmd).await?,
         },
+        Command::Operators(cmd) => operators::run(keygate, cmd).await?,
         // Answered before the database is opened.
         Command::Healthcheck { .. }
         | Command::Completions { .. }
@@ -171,7 +173,9 @@ impl Command {
                 cmd,
                 TenantsCommand::List { .. } | TenantsCommand::Create { .. } | TenantsCommand::Show { .. }
             ),
-            Command::Serve
+            // Operator credentials are read from the database on every use, never cached.
+            Command::Operators(_)
+            | Command::Serve
             | Command::Demo { .. }
             | Command::Init { .. }
             | Command::Migrate

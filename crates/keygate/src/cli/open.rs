@@ -5,7 +5,7 @@ use anyhow::{Context, bail};
 use keygate_service::Keygate;
 use keygate_store::Database;
 
-use super::args::{Command, GroupsCommand, KeysCommand, TenantsCommand, UnitsCommand, UsersCommand};
+use super::args::{Command, GroupsCommand, KeysCommand, OperatorsCommand, TenantsCommand, UnitsCommand, UsersCommand};
 use crate::config::Config;
 
 /// Opens the configured database and brings its schema up to date. Only the commands that set
@@ -107,6 +107,7 @@ impl Command {
             Command::Tenants(cmd) => !matches!(cmd, TenantsCommand::List { .. } | TenantsCommand::Show { .. }),
             Command::Groups(cmd) => !matches!(cmd, GroupsCommand::List { .. } | GroupsCommand::Show { .. }),
             Command::Units(cmd) => !matches!(cmd, UnitsCommand::List { .. }),
+            Command::Operators(cmd) => !matches!(cmd, OperatorsCommand::List { .. }),
             Command::Serve | Command::Demo { .. } | Command::Init { .. } | Command::Migrate => true,
             // The backup writes a new file, never the database; the copy reads its source read-only.
             Command::Backup { .. }

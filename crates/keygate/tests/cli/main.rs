@@ -5,6 +5,7 @@ mod commands;
 mod limits;
 mod nodes;
 mod openapi;
+mod operators;
 mod outage;
 mod output;
 mod pages;

@@ -88,18 +88,32 @@ for _ in $(seq 1 300); do
 done
 curl -fsS "$base/readyz" >/dev/null
 
-# A programmatic user that may read and write everything, and a key with every scope.
+# A programmatic user that may read and write everything and run the management API
+# (Configurator, User configurator), and a key with every scope, the admin ones too.
 grants=()
 scopes=()
 for r in companies persons jobs tasks documents invoices time users; do
     grants+=(--grant "$r:write:all")
     scopes+=(--scope "$r:write")
 done
-kg groups create --tenant demo "Contract tests" "${grants[@]}" >/dev/null
-kg users create --tenant demo --email contract@demo.example --name "Contract tests" \
-    --category programmatic --group "Contract tests" >/dev/null
-KEY=$(kg keys issue --tenant demo --user contract@demo.example --purpose "contract tests" \
-    --ip 127.0.0.0/8 "${scopes[@]}" --scope keys:verify --rate-limit 1000000 2>/dev/null)
+for a in keys:read keys:write users:read users:write settings:read settings:write audit:read; do
+    scopes+=(--scope "admin:$a")
+done
+group_line=$(kg groups create --tenant demo "Contract tests" "${grants[@]}")
+user_line=$(kg users create --tenant demo --email contract@demo.example --name "Contract tests" \
+    --category programmatic --group "Contract tests" --group Configurator --group "User configurator")
+issue() { # issue PURPOSE: a key of the contract user (secret on stdout, "key id: N" on fd 3)
+    kg keys issue --tenant demo --user contract@demo.example --purpose "$1" \
+        --ip 127.0.0.0/8 "${scopes[@]}" --scope keys:verify --rate-limit 1000000 2>&3
+}
+KEY=$(issue "contract tests" 3>"$WORK/key.id")
+# What fuzzing must not switch off (hooks.py): the run's key, its user and its group.
+export CONTRACT_KEY_ID CONTRACT_USER_ID CONTRACT_GROUP_ID
+CONTRACT_KEY_ID=$(sed -n 's/^key id: \([0-9]*\).*/\1/p' "$WORK/key.id")
+CONTRACT_USER_ID=$(sed -n 's/.*(id \([0-9]*\)).*/\1/p' <<<"$user_line")
+CONTRACT_GROUP_ID=$(sed -n 's/.*(id \([0-9]*\)).*/\1/p' <<<"$group_line")
+[[ -n $CONTRACT_KEY_ID && -n $CONTRACT_USER_ID && -n $CONTRACT_GROUP_ID ]] ||
+    { echo "ERROR: no id in the command line's answers" >&2; exit 1; }
 code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $KEY" "$base/rest/v1/1/capability")
 [[ $code == 200 ]] || { echo "ERROR: the contract key is refused ($code)" >&2; exit 1; }
 

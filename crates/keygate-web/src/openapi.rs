@@ -25,6 +25,7 @@ use serde_json::{Map, Value, json};
 use crate::ProblemCode;
 
 mod examples;
+mod manage_keys;
 pub use examples::EXAMPLE_KEY;
 
 /// The document as pretty JSON with a final newline: what `keygate openapi` prints and
@@ -131,6 +132,7 @@ pub fn document() -> Value {
         schemas.insert(format!("{name}Update"), update);
         paths.insert(format!("/rest/v1/{{unitId}}/{resource}"), record_path(resource, &name, record_view.is_some()));
     }
+    manage_keys::add(&mut paths, &mut schemas);
     paths.insert("/v1/keys/verify".into(), verify_path());
     paths.insert("/v1/forward-auth".into(), forward_auth_path());
     paths.insert("/healthz".into(), text_path("healthz", "Liveness: the process answers.", &[(200, "ok")]));
@@ -202,6 +204,7 @@ pub fn document() -> Value {
             { "name": "views", "description": "The data API's views: paged, filtered reads." },
             { "name": "records", "description": "One record by id; create and change records." },
             { "name": "verification", "description": "Key verification for services and reverse proxies." },
+            { "name": "management", "description": "The management API (`/v1/…`): keys, users, groups, units, settings, audit events." },
             { "name": "ops", "description": "Liveness, readiness, metrics and this document." },
         ],
         "paths": paths,

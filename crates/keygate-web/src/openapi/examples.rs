@@ -45,6 +45,8 @@ fn problems(responses: &mut Value) {
             "Problem409" => {
                 problem(409, "conflict", "Conflict").detail("a request with this Idempotency-Key is still in progress")
             }
+            "Problem412" => problem(412, "precondition_failed", "Precondition failed")
+                .detail("If-Match named \"5c1d0e9a7b3f2e4d6a8c9b01\", but key 12 changed since; nothing was written (read it again)"),
             "Problem413" => {
                 problem(413, "body_too_large", "The request body is too large").detail("the request body is over 2 MiB")
             }

@@ -26,6 +26,7 @@ use crate::ProblemCode;
 
 mod examples;
 mod manage_audit;
+mod manage_keys;
 mod manage_users;
 pub use examples::EXAMPLE_KEY;
 
@@ -133,6 +134,7 @@ pub fn document() -> Value {
         schemas.insert(format!("{name}Update"), update);
         paths.insert(format!("/rest/v1/{{unitId}}/{resource}"), record_path(resource, &name, record_view.is_some()));
     }
+    manage_keys::add(&mut paths, &mut schemas);
     manage_audit::add(&mut paths, &mut schemas);
     paths.insert("/v1/keys/verify".into(), verify_path());
     paths.insert("/v1/forward-auth".into(), forward_auth_path());
@@ -206,6 +208,7 @@ pub fn document() -> Value {
             { "name": "views", "description": "The data API's views: paged, filtered reads." },
             { "name": "records", "description": "One record by id; create and change records." },
             { "name": "verification", "description": "Key verification for services and reverse proxies." },
+            { "name": "management", "description": "The management API (`/v1/…`): keys, users, groups, units, settings, audit events." },
             { "name": "ops", "description": "Liveness, readiness, metrics and this document." },
         ],
         "paths": paths,

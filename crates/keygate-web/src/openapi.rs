@@ -25,6 +25,7 @@ use serde_json::{Map, Value, json};
 use crate::ProblemCode;
 
 mod examples;
+mod manage_operator;
 pub use examples::EXAMPLE_KEY;
 
 /// The document as pretty JSON with a final newline: what `keygate openapi` prints and
@@ -181,6 +182,11 @@ pub fn document() -> Value {
         } }),
     );
 
+    if let (Value::Object(p), Value::Object(s)) = (manage_operator::paths(), manage_operator::schemas()) {
+        paths.extend(p);
+        schemas.extend(s);
+    }
+
     let mut doc = json!({
         "openapi": "3.1.0",
         "info": {
@@ -215,6 +221,7 @@ pub fn document() -> Value {
                     "description": "`Authorization: Bearer <key>` (RFC 6750).",
                 },
                 "apiKey": { "type": "apiKey", "in": "header", "name": "X-API-Key", "description": "`X-API-Key: <key>`." },
+                "operatorCredential": manage_operator::security_scheme(),
             },
             "headers": headers(),
             "parameters": {

@@ -88,6 +88,7 @@ impl Admin {
 
     /// `Ok` when `If-Match` is absent, `*`, or names `current`'s version; otherwise the `412
     /// precondition_failed` to send (nothing may be written).
+    #[allow(clippy::result_large_err)]
     pub(crate) fn if_match(&self, headers: &HeaderMap, current: &impl Serialize) -> Result<(), Response> {
         let Some(wanted) = headers.get(header::IF_MATCH) else { return Ok(()) };
         let now = etag(current);
@@ -169,10 +170,10 @@ pub(crate) struct Page<T> {
 /// A page answered with `Link: <this path with cursor=next>; rel="next"` when there is a next.
 pub(crate) fn paged<T: Serialize>(admin: &Admin, uri: &Uri, page: &Page<T>) -> Response {
     let mut response = admin.answer(StatusCode::OK, page);
-    if let Some(next) = &page.next_cursor {
-        if let Ok(link) = HeaderValue::from_str(&format!("<{}>; rel=\"next\"", with_cursor(uri, next))) {
-            response.headers_mut().insert(header::LINK, link);
-        }
+    if let Some(next) = &page.next_cursor
+        && let Ok(link) = HeaderValue::from_str(&format!("<{}>; rel=\"next\"", with_cursor(uri, next)))
+    {
+        response.headers_mut().insert(header::LINK, link);
     }
     response
 }

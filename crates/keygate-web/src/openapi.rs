@@ -28,6 +28,7 @@ mod examples;
 mod manage_audit;
 mod manage_keys;
 mod manage_users;
+mod manage_operator;
 pub use examples::EXAMPLE_KEY;
 
 /// The document as pretty JSON with a final newline: what `keygate openapi` prints and
@@ -187,6 +188,11 @@ pub fn document() -> Value {
         } }),
     );
 
+    if let (Value::Object(p), Value::Object(s)) = (manage_operator::paths(), manage_operator::schemas()) {
+        paths.extend(p);
+        schemas.extend(s);
+    }
+
     let mut doc = json!({
         "openapi": "3.1.0",
         "info": {
@@ -222,6 +228,7 @@ pub fn document() -> Value {
                     "description": "`Authorization: Bearer <key>` (RFC 6750).",
                 },
                 "apiKey": { "type": "apiKey", "in": "header", "name": "X-API-Key", "description": "`X-API-Key: <key>`." },
+                "operatorCredential": manage_operator::security_scheme(),
             },
             "headers": headers(),
             "parameters": {

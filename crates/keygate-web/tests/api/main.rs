@@ -12,6 +12,7 @@ mod connections;
 mod console;
 mod data;
 mod manage_audit;
+mod manage_escalations;
 mod manage_keys;
 mod manage_operator;
 mod manage_users;

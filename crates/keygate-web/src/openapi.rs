@@ -27,8 +27,8 @@ use crate::ProblemCode;
 mod examples;
 mod manage_audit;
 mod manage_keys;
-mod manage_users;
 mod manage_operator;
+mod manage_users;
 pub use examples::EXAMPLE_KEY;
 
 /// The document as pretty JSON with a final newline: what `keygate openapi` prints and

@@ -23,12 +23,14 @@ use keygate_service::Keygate;
 use serde_json::{Map, Value, json};
 
 use crate::ProblemCode;
+use parts::{json_ok, ref_header, ref_response, ref_schema, refusals, security};
 
 mod examples;
 mod manage_audit;
 mod manage_keys;
 mod manage_operator;
 mod manage_users;
+mod parts;
 pub use examples::EXAMPLE_KEY;
 
 /// The document as pretty JSON with a final newline: what `keygate openapi` prints and
@@ -273,22 +275,6 @@ fn schema_name(name: &str) -> String {
         .collect()
 }
 
-fn security() -> Value {
-    json!([{ "bearer": [] }, { "apiKey": [] }])
-}
-
-fn ref_schema(name: &str) -> Value {
-    json!({ "$ref": format!("#/components/schemas/{name}") })
-}
-
-fn ref_response(name: &str) -> Value {
-    json!({ "$ref": format!("#/components/responses/{name}") })
-}
-
-fn ref_header(name: &str) -> Value {
-    json!({ "$ref": format!("#/components/headers/{name}") })
-}
-
 /// Every problem code keygate sends, with its status and what it means (a refusal by its title).
 pub(crate) fn all_problem_codes() -> Vec<(&'static str, u16, &'static str)> {
     ProblemCode::ALL
@@ -392,32 +378,6 @@ fn problem_responses() -> Value {
         );
     }
     Value::Object(out)
-}
-
-/// The problem responses of an authenticated endpoint, plus `extra` statuses. Every one may be
-/// `503 unavailable` when keygate cannot read the key for want of its database.
-fn refusals(extra: &[u16]) -> Map<String, Value> {
-    let mut out = Map::new();
-    for status in [400, 401, 403, 404, 429, 503].iter().chain(extra) {
-        out.insert(status.to_string(), ref_response(&format!("Problem{status}")));
-    }
-    out
-}
-
-fn authenticated_headers() -> Value {
-    json!({
-        "RateLimit": ref_header("RateLimit"),
-        "RateLimit-Policy": ref_header("RateLimit-Policy"),
-        "X-Request-Id": ref_header("X-Request-Id"),
-    })
-}
-
-fn json_ok(description: &str, schema: Value) -> Value {
-    json!({
-        "description": description,
-        "headers": authenticated_headers(),
-        "content": { "application/json": { "schema": schema } },
-    })
 }
 
 fn capability_schema() -> Value {

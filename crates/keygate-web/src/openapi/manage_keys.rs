@@ -3,7 +3,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::{ref_schema, refusals, security};
+use super::parts::{ref_schema, refusals, security};
 
 /// The bounds the handlers keep, as the document states them.
 const PAGE_MAX: u32 = crate::manage::extract::PAGE_MAX;
@@ -216,7 +216,7 @@ fn bulk_done_schema() -> Value {
 
 /// The answer of a management operation: `schema` with `example`, the rate headers.
 fn answer(description: &str, schema: Value, example: Value) -> Value {
-    let mut ok = super::json_ok(description, schema);
+    let mut ok = super::parts::json_ok(description, schema);
     ok["content"]["application/json"]["example"] = example;
     ok
 }
@@ -270,7 +270,7 @@ fn example_issued(id: i64, rolled_from: Option<i64>) -> Value {
     key["lastUsedAt"] = Value::Null;
     key["lastUsedIp"] = Value::Null;
     key["rolledFrom"] = json!(rolled_from);
-    json!({ "key": key, "secret": super::EXAMPLE_KEY, "warnings": [] })
+    json!({ "key": key, "secret": super::examples::EXAMPLE_KEY, "warnings": [] })
 }
 
 const ADMIN_READ: &str = "Needs `admin:keys:read` (or an unscoped key) and a user in the `Configurator` group.";

@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use super::ref_response;
+use super::parts::ref_response;
 
 /// A removal confirmation as the examples show it (its format and checksum are real).
 const EXAMPLE_OPERATOR_CONFIRMATION: &str = "kgop_7Jq2mXcV9bLr4TnA8sKd1WfY3hGe6uZp2DKvVH";

@@ -5,7 +5,7 @@
 
 use axum::{body::Bytes, extract::State, http::StatusCode, response::Response};
 
-use super::{DEFAULT_OVERLAP_HOURS, RollBody, answer_key, created, issued_wire};
+use super::wire::{DEFAULT_OVERLAP_HOURS, RollBody, answer_key, created, issued_wire};
 use crate::{AppState, manage::extract::Admin, problem_code::ProblemCode};
 
 /// `GET /v1/keys/self` — the calling key as an administrator would see it. Any valid key.

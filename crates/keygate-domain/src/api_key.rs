@@ -49,21 +49,7 @@ impl fmt::Debug for ApiKeySecret {
 impl ApiKeySecret {
     /// Draws a fresh key from the operating system's CSPRNG.
     pub fn generate() -> Self {
-        let mut key = String::with_capacity(KEY_LEN);
-        key.push_str(PREFIX);
-        let mut buf = Zeroizing::new([0u8; 64]);
-        while key.len() < PREFIX.len() + RANDOM_LEN {
-            getrandom::fill(buf.as_mut()).expect("the operating system's random source is unavailable");
-            for &b in buf.iter() {
-                // 248 = 4 × 62: rejecting the top 8 byte values keeps every character equally likely.
-                if b < 248 && key.len() < PREFIX.len() + RANDOM_LEN {
-                    key.push(BASE62[usize::from(b % 62)] as char);
-                }
-            }
-        }
-        let sum = checksum(&key);
-        key.push_str(&sum);
-        Self(Zeroizing::new(key))
+        Self(draw_secret(PREFIX))
     }
 
     /// Checks length, prefix, alphabet and checksum; touches no storage.
@@ -85,6 +71,26 @@ impl ApiKeySecret {
     pub fn display_form(&self) -> String {
         display_form(&self.0)
     }
+}
+
+/// `prefix` + [`RANDOM_LEN`] base62 characters from the operating system's CSPRNG + the
+/// [`CHECKSUM_LEN`]-character checksum of both: a key, or (`kgop_`) an operator credential.
+pub(crate) fn draw_secret(prefix: &str) -> Zeroizing<String> {
+    let mut text = Zeroizing::new(String::with_capacity(prefix.len() + RANDOM_LEN + CHECKSUM_LEN));
+    text.push_str(prefix);
+    let mut buf = Zeroizing::new([0u8; 64]);
+    while text.len() < prefix.len() + RANDOM_LEN {
+        getrandom::fill(buf.as_mut()).expect("the operating system's random source is unavailable");
+        for &b in buf.iter() {
+            // 248 = 4 × 62: rejecting the top 8 byte values keeps every character equally likely.
+            if b < 248 && text.len() < prefix.len() + RANDOM_LEN {
+                text.push(BASE62[usize::from(b % 62)] as char);
+            }
+        }
+    }
+    let sum = checksum(&text);
+    text.push_str(&sum);
+    text
 }
 
 /// Format and checksum check, without copying the key.

@@ -11,11 +11,10 @@ use std::fmt;
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
-use crate::api_key::{CHECKSUM_LEN, KeyDigest, RANDOM_LEN, checksum};
+use crate::api_key::{CHECKSUM_LEN, KeyDigest, RANDOM_LEN, checksum, draw_secret};
 
 pub const OPERATOR_PREFIX: &str = "kgop_";
 pub const OPERATOR_SECRET_LEN: usize = OPERATOR_PREFIX.len() + RANDOM_LEN + CHECKSUM_LEN;
-const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
 /// An operator credential's stored id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -51,21 +50,7 @@ impl fmt::Debug for OperatorSecret {
 impl OperatorSecret {
     /// Draws a fresh credential from the operating system's CSPRNG.
     pub fn generate() -> Self {
-        let mut text = String::with_capacity(OPERATOR_SECRET_LEN);
-        text.push_str(OPERATOR_PREFIX);
-        let mut buf = Zeroizing::new([0u8; 64]);
-        while text.len() < OPERATOR_PREFIX.len() + RANDOM_LEN {
-            getrandom::fill(buf.as_mut()).expect("the operating system's random source is unavailable");
-            for &b in buf.iter() {
-                // 248 = 4 × 62: rejecting the top 8 byte values keeps every character equally likely.
-                if b < 248 && text.len() < OPERATOR_PREFIX.len() + RANDOM_LEN {
-                    text.push(BASE62[usize::from(b % 62)] as char);
-                }
-            }
-        }
-        let sum = checksum(&text);
-        text.push_str(&sum);
-        Self(Zeroizing::new(text))
+        Self(draw_secret(OPERATOR_PREFIX))
     }
 
     /// Checks length, prefix, alphabet and checksum; touches no storage.

@@ -234,7 +234,10 @@ impl Keygate {
         let audit = caller.audit(tenant, action, target.clone()).details(format!("(user {user}); {}", what.join("; ")));
         let ids: Option<Vec<GroupId>> = groups.map(|g| g.iter().map(|g| g.id).collect());
         let update = UserUpdate { groups: ids.as_deref(), units, active: change.active, name: name.as_ref(), category };
-        let hands_over = if change.active == Some(true) {
+        // Re-activation hands the user back; so does making them personal, for a personal user
+        // also reaches their own records: either needs every power the user then holds.
+        let becomes_personal = category == Some(UserCategory::Personal) && record.category != UserCategory::Personal;
+        let hands_over = if change.active == Some(true) || becomes_personal {
             HandsOver::Subjects(vec![Subject::User(user)])
         } else {
             HandsOver::Nothing

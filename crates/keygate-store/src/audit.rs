@@ -69,20 +69,21 @@ impl Audit<'_> {
             return Ok(());
         }
         on_pool!(self.0, p => {
-            let mut tx = p.begin().await?;
             // Entries of a tenant removed meanwhile (refused calls written behind) are dropped,
-            // not a failed batch: nothing of a removed tenant is written again.
+            // not a failed batch: nothing of a removed tenant is written again. Looked up before
+            // the transaction, whose first statement must be a write: on SQLite a transaction
+            // that reads first and then writes fails at once (SQLITE_BUSY) when another writer
+            // got in between, and the audit rows would be lost.
             let named: std::collections::BTreeSet<i64> = entries.iter().filter_map(|e| e.tenant_id.map(|t| t.0)).collect();
             let mut gone: Vec<i64> = Vec::new();
             for tenant in named {
-                let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM tenants WHERE id = $1")
-                    .bind(tenant)
-                    .fetch_optional(&mut *tx)
-                    .await?;
+                let exists: Option<i64> =
+                    sqlx::query_scalar("SELECT id FROM tenants WHERE id = $1").bind(tenant).fetch_optional(p).await?;
                 if exists.is_none() {
                     gone.push(tenant);
                 }
             }
+            let mut tx = p.begin().await?;
             for entry in entries.iter().filter(|e| e.tenant_id.is_none_or(|t| !gone.contains(&t.0))) {
                 append_audit!(&mut *tx, entry)?;
             }

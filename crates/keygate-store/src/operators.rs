@@ -97,24 +97,28 @@ impl Operators<'_> {
     ) -> StoreResult<OperatorRecord> {
         let now = Timestamp::now().0;
         on_pool!(self.0, p => {
+            // One statement that counts and inserts: the transaction's first statement is a
+            // write, so SQLite takes its write lock before reading (a read first fails at once
+            // with SQLITE_BUSY when another writer got in between).
             let mut tx = p.begin().await?;
-            let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM operators").fetch_one(&mut *tx).await?;
-            if count >= MAX_OPERATORS {
-                return Err(StoreError::Conflict(format!(
-                    "{count} operator credentials exist, the most there may be ({MAX_OPERATORS}); revoke one first"
-                )));
-            }
-            let row: OperatorRow = sqlx::query_as(
-                "INSERT INTO operators (name, digest, display, created_at) VALUES ($1, $2, $3, $4) \
+            let row: Option<OperatorRow> = sqlx::query_as(
+                "INSERT INTO operators (name, digest, display, created_at) \
+                 SELECT $1, $2, $3, $4 WHERE (SELECT COUNT(*) FROM operators) < $5 \
                  RETURNING id, name, display, created_at, last_used_at",
             )
             .bind(name)
             .bind(digest.as_bytes().as_slice())
             .bind(display)
             .bind(now)
-            .fetch_one(&mut *tx)
+            .bind(MAX_OPERATORS)
+            .fetch_optional(&mut *tx)
             .await
             .map_err(|e| on_unique(e, || "this credential exists already".to_owned()))?;
+            let Some(row) = row else {
+                return Err(StoreError::Conflict(format!(
+                    "{MAX_OPERATORS} operator credentials exist, the most there may be; revoke one first"
+                )));
+            };
             let mut audit = audit.clone();
             audit.target = format!("operator {} ({})", row.name, row.id);
             append_audit!(&mut *tx, &audit)?;
@@ -240,6 +244,9 @@ impl Operators<'_> {
         let discovered = self.tenant_tables().await?;
         on_pool!(self.0, p => {
             let mut tx = p.begin().await?;
+            // The tenant's lock first (a write: SQLite's write lock, PostgreSQL's row lock), so
+            // that a confirmation is used once even by two requests at the same time.
+            crate::authz::lock_tenant!(&mut *tx, tenant)?;
             let pending: Option<(Vec<u8>, i64)> =
                 sqlx::query_as("SELECT digest, expires_at FROM tenant_removals WHERE tenant_id = $1")
                     .bind(tenant.0)

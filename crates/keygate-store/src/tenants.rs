@@ -319,13 +319,9 @@ impl Tenants<'_> {
         let whitelist = change.ip_whitelist.as_ref().map(|r| to_json(&r.to_strings()));
         on_pool!(self.0, p => {
             let mut tx = p.begin().await?;
-            let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM tenants WHERE id = $1")
-                .bind(tenant.0)
-                .fetch_optional(&mut *tx)
-                .await?;
-            if exists.is_none() {
-                return Err(StoreError::NotFound(format!("tenant {tenant}")));
-            }
+            // The tenant's lock is the first statement, a write (a read first would fail at once
+            // on SQLite when another writer got in between).
+            crate::authz::lock_tenant!(&mut *tx, tenant).map_err(|_: StoreError| StoreError::NotFound(format!("tenant {tenant}")))?;
             if let Some(on) = change.public_api {
                 sqlx::query("UPDATE tenants SET public_api = $2 WHERE id = $1").bind(tenant.0).bind(on).execute(&mut *tx).await?;
             }

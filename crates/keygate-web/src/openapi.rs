@@ -23,10 +23,14 @@ use keygate_service::Keygate;
 use serde_json::{Map, Value, json};
 
 use crate::ProblemCode;
+use parts::{json_ok, ref_header, ref_response, ref_schema, refusals, security};
 
 mod examples;
 mod manage_audit;
+mod manage_keys;
+mod manage_operator;
 mod manage_users;
+mod parts;
 pub use examples::EXAMPLE_KEY;
 
 /// The document as pretty JSON with a final newline: what `keygate openapi` prints and
@@ -133,6 +137,7 @@ pub fn document() -> Value {
         schemas.insert(format!("{name}Update"), update);
         paths.insert(format!("/rest/v1/{{unitId}}/{resource}"), record_path(resource, &name, record_view.is_some()));
     }
+    manage_keys::add(&mut paths, &mut schemas);
     manage_audit::add(&mut paths, &mut schemas);
     paths.insert("/v1/keys/verify".into(), verify_path());
     paths.insert("/v1/forward-auth".into(), forward_auth_path());
@@ -185,6 +190,11 @@ pub fn document() -> Value {
         } }),
     );
 
+    if let (Value::Object(p), Value::Object(s)) = (manage_operator::paths(), manage_operator::schemas()) {
+        paths.extend(p);
+        schemas.extend(s);
+    }
+
     let mut doc = json!({
         "openapi": "3.1.0",
         "info": {
@@ -206,6 +216,7 @@ pub fn document() -> Value {
             { "name": "views", "description": "The data API's views: paged, filtered reads." },
             { "name": "records", "description": "One record by id; create and change records." },
             { "name": "verification", "description": "Key verification for services and reverse proxies." },
+            { "name": "management", "description": "The management API (`/v1/…`): keys, users, groups, units, settings, audit events." },
             { "name": "ops", "description": "Liveness, readiness, metrics and this document." },
         ],
         "paths": paths,
@@ -219,6 +230,7 @@ pub fn document() -> Value {
                     "description": "`Authorization: Bearer <key>` (RFC 6750).",
                 },
                 "apiKey": { "type": "apiKey", "in": "header", "name": "X-API-Key", "description": "`X-API-Key: <key>`." },
+                "operatorCredential": manage_operator::security_scheme(),
             },
             "headers": headers(),
             "parameters": {
@@ -261,22 +273,6 @@ fn schema_name(name: &str) -> String {
             chars.next().map(|c| c.to_ascii_uppercase().to_string() + chars.as_str()).unwrap_or_default()
         })
         .collect()
-}
-
-fn security() -> Value {
-    json!([{ "bearer": [] }, { "apiKey": [] }])
-}
-
-fn ref_schema(name: &str) -> Value {
-    json!({ "$ref": format!("#/components/schemas/{name}") })
-}
-
-fn ref_response(name: &str) -> Value {
-    json!({ "$ref": format!("#/components/responses/{name}") })
-}
-
-fn ref_header(name: &str) -> Value {
-    json!({ "$ref": format!("#/components/headers/{name}") })
 }
 
 /// Every problem code keygate sends, with its status and what it means (a refusal by its title).
@@ -382,32 +378,6 @@ fn problem_responses() -> Value {
         );
     }
     Value::Object(out)
-}
-
-/// The problem responses of an authenticated endpoint, plus `extra` statuses. Every one may be
-/// `503 unavailable` when keygate cannot read the key for want of its database.
-fn refusals(extra: &[u16]) -> Map<String, Value> {
-    let mut out = Map::new();
-    for status in [400, 401, 403, 404, 429, 503].iter().chain(extra) {
-        out.insert(status.to_string(), ref_response(&format!("Problem{status}")));
-    }
-    out
-}
-
-fn authenticated_headers() -> Value {
-    json!({
-        "RateLimit": ref_header("RateLimit"),
-        "RateLimit-Policy": ref_header("RateLimit-Policy"),
-        "X-Request-Id": ref_header("X-Request-Id"),
-    })
-}
-
-fn json_ok(description: &str, schema: Value) -> Value {
-    json!({
-        "description": description,
-        "headers": authenticated_headers(),
-        "content": { "application/json": { "schema": schema } },
-    })
 }
 
 fn capability_schema() -> Value {

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex, Weak};
 
 use keygate_domain::{KeyId, KeyRecord, OwnerState, TenantPolicy};
 
-use super::{key_usage::KeyUsage, usage::UsageBuffer};
+use super::key_usage::{KeyUsage, UsageSink};
 use crate::ratelimit::Bucket;
 
 /// A key as the cache holds it: the stored record; what accepted calls change (rate bucket and
@@ -20,7 +20,17 @@ use crate::ratelimit::Bucket;
 pub(crate) struct CachedKey {
     pub(super) record: KeyRecord,
     live: Mutex<LiveKey>,
-    sink: Weak<UsageBuffer>,
+    sink: Weak<dyn UsageSink>,
+}
+
+/// The sink of an entry that hands its usage to nobody (tests of what hangs off an entry).
+#[cfg(test)]
+#[derive(Debug)]
+struct NoSink;
+
+#[cfg(test)]
+impl UsageSink for NoSink {
+    fn absorb(&self, _: KeyId, _: (Option<(i64, u64)>, Option<super::key_usage::Use>)) {}
 }
 
 impl Drop for CachedKey {
@@ -33,7 +43,7 @@ impl Drop for CachedKey {
 
 impl CachedKey {
     /// An entry whose ungathered usage goes to `sink` when it is dropped.
-    pub(super) fn new(record: KeyRecord, live: LiveKey, sink: Weak<UsageBuffer>) -> Self {
+    pub(super) fn new(record: KeyRecord, live: LiveKey, sink: Weak<dyn UsageSink>) -> Self {
         Self { record, live: Mutex::new(live), sink }
     }
 
@@ -47,7 +57,7 @@ impl CachedKey {
         use keygate_domain::{ApiKeySecret, TenantId, Timestamp, UserId};
         let secret = ApiKeySecret::generate();
         let record = keygate_store::testing::key_record(id, TenantId(1), UserId(2), &secret, Timestamp(0));
-        Arc::new(Self::new(record, LiveKey::default(), Weak::new()))
+        Arc::new(Self::new(record, LiveKey::default(), Weak::<NoSink>::new()))
     }
 
     /// The entry a TTL reload of `old` makes.

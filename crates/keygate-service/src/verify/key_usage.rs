@@ -4,7 +4,7 @@
 
 use std::net::IpAddr;
 
-use keygate_domain::Timestamp;
+use keygate_domain::{KeyId, Timestamp};
 
 /// The outcome recorded for an accepted call; refusals record their code.
 pub(super) const ACCEPTED: &str = "accepted";
@@ -18,6 +18,13 @@ pub fn day_of(at: Timestamp) -> i64 {
 
 /// A use of a key: when, and from where.
 pub(super) type Use = (Timestamp, IpAddr);
+
+/// Where a cache entry's ungathered usage goes when the entry is dropped: the usage buffer
+/// ([`super::usage::UsageBuffer`]). A trait here, so that the entry does not know the buffer.
+pub(crate) trait UsageSink: Send + Sync + std::fmt::Debug {
+    /// Takes what [`KeyUsage::gather`] gave for `key`.
+    fn absorb(&self, key: KeyId, gathered: (Option<(i64, u64)>, Option<Use>));
+}
 
 /// One key's accepted calls since its counts were last gathered.
 #[derive(Debug, Default)]

@@ -25,7 +25,7 @@ use keygate_store::{DailyCount, UsageUpdate};
 use super::{
     cache::IdMap,
     entry::CachedKey,
-    key_usage::{ACCEPTED, Notice, Use, day_of},
+    key_usage::{ACCEPTED, Notice, UsageSink, Use, day_of},
 };
 
 #[derive(Debug, Default)]
@@ -75,10 +75,12 @@ impl UsageBuffer {
         let mut pending = self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         *pending.counts.entry((key, day_of(at), code)).or_insert(0) += 1;
     }
+}
 
+impl UsageSink for UsageBuffer {
     /// What an entry leaving the cache had not had gathered: its count and its latest use
     /// (a later use already noted wins).
-    pub(crate) fn absorb(&self, key: KeyId, (count, unreported): (Option<(i64, u64)>, Option<Use>)) {
+    fn absorb(&self, key: KeyId, (count, unreported): (Option<(i64, u64)>, Option<Use>)) {
         if count.is_none() && unreported.is_none() {
             return;
         }
@@ -93,7 +95,9 @@ impl UsageBuffer {
             }
         }
     }
+}
 
+impl UsageBuffer {
     /// What is due for writing: the last uses reported since the last call, and, when
     /// `with_counts` (once a minute, and at shutdown), the counts and latest uses gathered from
     /// every key used since the last gathering that `entry_of` still finds cached (one that left
@@ -183,7 +187,7 @@ mod tests {
     /// A cache entry of key 1 that hands its usage to `buffer` when dropped.
     fn entry(buffer: &Arc<UsageBuffer>) -> Arc<CachedKey> {
         let plain = CachedKey::for_test(KeyId(1));
-        Arc::new(CachedKey::new(plain.record.clone(), LiveKey::default(), Arc::downgrade(buffer)))
+        Arc::new(CachedKey::new(plain.record.clone(), LiveKey::default(), Arc::<UsageBuffer>::downgrade(buffer)))
     }
 
     /// [`UsageBuffer::take`] with `cached` as what the key cache holds.

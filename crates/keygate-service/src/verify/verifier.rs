@@ -169,7 +169,8 @@ impl Keygate {
             Some(old) if old.record.id == record.id => old.live().successor(),
             _ => LiveKey::default(),
         };
-        let entry = Arc::new(CachedKey::new(record, live, Arc::downgrade(&v.usage)));
+        let sink: std::sync::Weak<dyn super::key_usage::UsageSink> = Arc::<UsageBuffer>::downgrade(&v.usage);
+        let entry = Arc::new(CachedKey::new(record, live, sink));
         let id = entry.record.id;
         // Known by id before it is cached, so that a change of the key arriving meanwhile finds it.
         v.key_digests.write().unwrap_or_else(std::sync::PoisonError::into_inner).insert(id, *digest);

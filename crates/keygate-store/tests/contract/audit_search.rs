@@ -10,7 +10,51 @@ use super::fixture;
 contract!(
     the_audit_search_filters_by_time_action_actor_target_and_key_inside_one_tenant,
     the_audit_search_pages_both_ways_and_returns_at_most_10000_rows,
+    a_poll_forwards_never_skips_an_id_that_commits_after_a_larger_one,
 );
+
+/// Two PostgreSQL transactions take ids A < B and B commits first. Read at once, B alone would
+/// be served and a poller resuming after B would never see A; with the settle time B waits
+/// until A has had time to commit, and the poll gets A then B. (SQLite has one writer: its
+/// committed ids are final, served at once.)
+async fn a_poll_forwards_never_skips_an_id_that_commits_after_a_larger_one(db: &Database) {
+    let acme = fixture(db, "acme").await;
+    let search = |after: i64| AuditSearch { after_id: Some(after), limit: 100, ..AuditSearch::default() };
+    let now = Timestamp::now();
+    let newest = AuditSearch { limit: 1, ..AuditSearch::default() };
+    let last = db.audit_search().events(acme.tenant, &newest, None, 0).await.expect("newest");
+    let last = last.first().map_or(0, |r| r.id);
+    let Some(pool) = db.postgres_pool() else {
+        db.audit().append(&[entry(acme.tenant, now, Actor::CLI, "key.issued", "key 1")]).await.expect("append");
+        let served = db.audit_search().events(acme.tenant, &search(last), None, 60_000).await.expect("poll");
+        assert_eq!(served.len(), 1, "SQLite serves a committed row at once");
+        return;
+    };
+    let mut first = pool.begin().await.expect("begin");
+    sqlx::query(
+        "INSERT INTO audit_events (tenant_id, at, actor_kind, actor_label, action, target) \
+         VALUES ($1, $2, 'system', 'system (cli)', 'key.issued', 'key A')",
+    )
+    .bind(acme.tenant.0)
+    .bind(now.0)
+    .execute(&mut *first)
+    .await
+    .expect("A takes its id");
+    db.audit().append(&[entry(acme.tenant, now, Actor::CLI, "key.issued", "key B")]).await.expect("B commits");
+    let unsettled = db.audit_search().events(acme.tenant, &search(last), None, 0).await.expect("poll");
+    assert_eq!(unsettled.iter().map(|r| r.target.as_str()).collect::<Vec<_>>(), ["key B"], "without a settle time");
+    let settle = 400;
+    let early = db.audit_search().events(acme.tenant, &search(last), None, settle).await.expect("poll");
+    assert!(early.is_empty(), "B waits while A may still commit: {early:?}");
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    first.commit().await.expect("A commits after B");
+    tokio::time::sleep(std::time::Duration::from_millis(u64::try_from(settle).expect("ms") + 100)).await;
+    let served = db.audit_search().events(acme.tenant, &search(last), None, settle).await.expect("poll");
+    let targets: Vec<&str> = served.iter().map(|r| r.target.as_str()).collect();
+    assert_eq!(targets, ["key A", "key B"], "both, in id order");
+    let after_b = db.audit_search().events(acme.tenant, &search(served[1].id), None, settle).await.expect("poll");
+    assert!(after_b.is_empty());
+}
 
 fn entry(tenant: TenantId, at: Timestamp, actor: Actor, action: &'static str, target: &str) -> AuditEntry {
     let mut e = AuditEntry::new(Some(tenant), actor, action, target);

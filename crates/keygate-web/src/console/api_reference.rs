@@ -283,6 +283,9 @@ fn operation(doc: &Value, method: &str, path: &str, op: &Value) -> OperationDoc 
                 example_answer = Some(Example { status: status.clone(), body: pretty(e) });
             } else if !example_headers.is_empty() {
                 example_answer = Some(Example { status: status.clone(), body: example_headers.join("\n") });
+            } else if content.is_none() && status.starts_with('2') {
+                // An answer without a body (204): its status is the whole example.
+                example_answer = Some(Example { status: status.clone(), body: "(no body)".to_owned() });
             }
         }
         responses.push(ResponseDoc {

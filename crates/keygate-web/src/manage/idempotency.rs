@@ -397,6 +397,29 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_maintenance_run_forgets_entries_older_than_24_hours_and_keeps_younger_ones() {
+        on_both(async |f: Fixture| {
+            let store = f.state.keygate.store_for_tests().management_idempotency();
+            let now = keygate_domain::Timestamp::now().0;
+            let hour = 3_600_000;
+            for (name, age) in [("25h", 25 * hour), ("23h", 23 * hour)] {
+                let at = now - age;
+                let limits = keygate_service::ReserveLimits {
+                    now: at,
+                    expired_before: at - 24 * hour,
+                    abandoned_before: at - 300_000,
+                    per_key: IDEMPOTENCY_PER_KEY,
+                };
+                store.reserve(f.tenant.0, f.key_id, name, &[1; 32], limits).await.expect("reserve");
+            }
+            f.state.keygate.flush().await;
+            assert!(store.get(f.key_id, "25h").await.expect("read").is_none(), "expired and pruned");
+            assert!(store.get(f.key_id, "23h").await.expect("read").is_some(), "still within 24 h");
+        })
+        .await;
+    }
+
+    #[tokio::test]
     async fn a_key_holds_at_most_1000_names_the_oldest_evicted_and_each_lives_24_hours() {
         on_both(async |f: Fixture| {
             assert_eq!((IDEMPOTENCY_PER_KEY, IDEMPOTENCY_TTL.as_secs()), (1_000, 86_400));

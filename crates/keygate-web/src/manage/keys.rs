@@ -11,21 +11,24 @@
 
 mod bulk;
 mod self_key;
+pub(crate) mod wire;
 
 use axum::{
     Router,
+    body::Bytes,
     extract::{Path, State},
-    http::{HeaderMap, HeaderValue, StatusCode, Uri, header},
+    http::{HeaderMap, StatusCode, Uri, header},
     response::Response,
     routing::{get, post},
 };
-use keygate_domain::{KeyId, KeyRecord, UnitId, UserId};
-use keygate_service::{IssueKey, IssuedKey, KeyOwner, KeyQuery, KeyStateFilter, KeyUsage, KeyView, UpdateKey};
-use serde::{Deserialize, Deserializer, Serialize};
+use keygate_domain::{KeyId, KeyRecord, UserId};
+use keygate_service::{IssuedKey, KeyQuery, KeyStateFilter, KeyUsage, KeyView, UpdateKey};
+use serde::{Deserialize, Deserializer};
 use serde_json::{Value, json};
 
-use super::extract::{Admin, JsonBody, PAGE_DEFAULT, Page, QueryParams, etag, matches_version, paged};
+use super::extract::{Admin, JsonBody, PAGE_DEFAULT, Page, QueryParams, matches_version, paged};
 use crate::{AppState, problem_code::ProblemCode};
+use wire::{DEFAULT_OVERLAP_HOURS, IssueBody, KeyWire, RollBody, answer_key, created, issued_wire, version};
 
 /// The key routes, merged by `manage::routes`.
 pub(crate) fn routes() -> Router<AppState> {
@@ -42,71 +45,6 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/v1/keys/{id}/usage", get(key_usage))
 }
 
-/// A key's user as the wire shows it.
-#[derive(Debug, Serialize)]
-pub(crate) struct UserRef {
-    id: i64,
-    email: String,
-    name: String,
-}
-
-/// A key on the wire (the CLI's `keygate keys list --json` names).
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct KeyWire {
-    id: i64,
-    display: String,
-    status: &'static str,
-    user: UserRef,
-    purpose: String,
-    ip_ranges: Vec<String>,
-    scopes: Option<Vec<String>>,
-    units: Option<Vec<i64>>,
-    rate_limit_per_minute: Option<u32>,
-    created_at: String,
-    expires_at: Option<String>,
-    revoked_at: Option<String>,
-    last_used_at: Option<String>,
-    last_used_ip: Option<String>,
-    rolled_from: Option<i64>,
-}
-
-impl From<&KeyView> for KeyWire {
-    fn from(v: &KeyView) -> Self {
-        let key = &v.listing.key;
-        Self {
-            id: key.id.0,
-            display: key.display.clone(),
-            status: v.status,
-            user: UserRef { id: key.user_id.0, email: v.listing.user_email.clone(), name: v.listing.user_name.clone() },
-            purpose: key.purpose.as_str().to_owned(),
-            ip_ranges: key.ip_ranges.to_strings(),
-            scopes: key.scopes.as_ref().map(|s| s.to_strings()),
-            units: key.units.as_ref().map(|u| u.iter().map(|u| u.0).collect()),
-            rate_limit_per_minute: key.rate_limit_per_minute,
-            created_at: key.created_at.to_rfc3339(),
-            expires_at: key.expires_at.map(|t| t.to_rfc3339()),
-            revoked_at: key.revoked_at.map(|t| t.to_rfc3339()),
-            last_used_at: key.last_used_at.map(|t| t.to_rfc3339()),
-            last_used_ip: key.last_used_ip.clone(),
-            rolled_from: key.rolled_from.map(|k| k.0),
-        }
-    }
-}
-
-/// An issued or rolled key: the secret, shown this once.
-#[derive(Debug, Serialize)]
-pub(crate) struct IssuedWire {
-    key: KeyWire,
-    secret: String,
-    warnings: Vec<String>,
-}
-
-/// `issued` as the wire shows it, with `view` (the new key as the service now shows it).
-pub(crate) fn issued_wire(view: &KeyView, issued: IssuedKey) -> IssuedWire {
-    IssuedWire { key: KeyWire::from(view), secret: issued.secret.expose().to_owned(), warnings: issued.warnings }
-}
-
 /// `issued` answered `201`, with the new key as the caller (an administrator) reads it.
 async fn answer_issued(admin: &Admin, state: &AppState, issued: IssuedKey) -> Response {
     let id = issued.record.id;
@@ -114,30 +52,6 @@ async fn answer_issued(admin: &Admin, state: &AppState, issued: IssuedKey) -> Re
         Ok(view) => created(admin, &issued_wire(&view, issued), id),
         Err(e) => admin.failed(e),
     }
-}
-
-/// What a key's `ETag` versions: its own settings and state.
-pub(crate) fn version(key: &KeyRecord) -> String {
-    etag(&json!([
-        key.id.0,
-        key.purpose.as_str(),
-        key.ip_ranges.to_strings(),
-        key.scopes.as_ref().map(|s| s.to_strings()),
-        key.units.as_ref().map(|u| u.iter().map(|u| u.0).collect::<Vec<_>>()),
-        key.expires_at.map(|t| t.0),
-        key.enabled,
-        key.revoked_at.map(|t| t.0),
-        key.rate_limit_per_minute,
-    ]))
-}
-
-/// `view` as a 200 (or `status`) answer with its `ETag`.
-pub(crate) fn answer_key(admin: &Admin, status: StatusCode, view: &KeyView) -> Response {
-    let mut response = admin.answer(status, &KeyWire::from(view));
-    if let Ok(tag) = HeaderValue::from_str(&version(&view.listing.key)) {
-        response.headers_mut().insert(header::ETAG, tag);
-    }
-    response
 }
 
 /// A key id from the path; anything else names no key (see [`no_key`]).
@@ -205,37 +119,6 @@ async fn list_keys(
     }
 }
 
-/// An issue request (a bulk issue's item too).
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub(crate) struct IssueBody {
-    user: i64,
-    purpose: String,
-    ip_ranges: Vec<String>,
-    #[serde(default)]
-    expires_at: Option<String>,
-    #[serde(default)]
-    scopes: Option<Vec<String>>,
-    #[serde(default)]
-    units: Option<Vec<i64>>,
-    #[serde(default)]
-    rate_limit_per_minute: Option<u32>,
-}
-
-impl From<IssueBody> for IssueKey {
-    fn from(b: IssueBody) -> Self {
-        IssueKey {
-            owner: KeyOwner::Id(UserId(b.user)),
-            purpose: b.purpose,
-            ip_ranges: b.ip_ranges,
-            expires: b.expires_at,
-            scopes: b.scopes,
-            units: b.units.map(|u| u.into_iter().map(UnitId).collect()),
-            rate_limit_per_minute: b.rate_limit_per_minute,
-        }
-    }
-}
-
 /// `POST /v1/keys` — issues a key for a user of the tenant; `201` with its secret, shown once.
 /// `admin:keys:write`; judged by the grant ceiling (a hand-over of everything the key reaches).
 async fn issue_key(admin: Admin, State(state): State<AppState>, JsonBody(body): JsonBody<IssueBody>) -> Response {
@@ -244,15 +127,6 @@ async fn issue_key(admin: Admin, State(state): State<AppState>, JsonBody(body): 
         Err(e) => return admin.failed(e),
     };
     answer_issued(&admin, &state, issued).await
-}
-
-/// `201` with `body` and `Location: /v1/keys/{id}`.
-pub(crate) fn created(admin: &Admin, body: &impl Serialize, id: KeyId) -> Response {
-    let mut response = admin.answer(StatusCode::CREATED, body);
-    if let Ok(location) = HeaderValue::from_str(&format!("/v1/keys/{id}")) {
-        response.headers_mut().insert(header::LOCATION, location);
-    }
-    response
 }
 
 /// `GET /v1/keys/{id}` — one key, with its `ETag`. `admin:keys:read`.
@@ -354,27 +228,14 @@ async fn switch(admin: Admin, state: &AppState, id: &str, switch: Switch) -> Res
     }
 }
 
-/// A roll's body: how long the old key keeps working.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub(crate) struct RollBody {
-    /// 0 to 168; default 24.
-    #[serde(default)]
-    pub(crate) overlap_hours: Option<i64>,
-}
-
-/// The default overlap of a roll, as the command line's.
-pub(crate) const DEFAULT_OVERLAP_HOURS: i64 = 24;
-
 /// `POST /v1/keys/{id}/roll` — a successor (`201`, its secret shown once); the old key works
 /// for `overlapHours` more. `admin:keys:write`; judged as a hand-over.
-async fn roll_key(
-    admin: Admin,
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    JsonBody(body): JsonBody<RollBody>,
-) -> Response {
+async fn roll_key(admin: Admin, State(state): State<AppState>, Path(id): Path<String>, bytes: Bytes) -> Response {
     let Some(id) = key_id(&id) else { return no_key(&admin, &id) };
+    let body = match RollBody::read(&bytes) {
+        Ok(b) => b,
+        Err(detail) => return admin.problem(ProblemCode::InvalidInput, detail),
+    };
     let hours = body.overlap_hours.unwrap_or(DEFAULT_OVERLAP_HOURS);
     let issued = match state.keygate.roll_key(&admin.caller, Some(admin.tenant()), id, hours).await {
         Ok(i) => i,

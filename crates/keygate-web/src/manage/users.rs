@@ -18,13 +18,16 @@ use axum::{
     response::Response,
     routing::{get, post, put},
 };
-use keygate_domain::{KeyId, Timestamp, UnitId, UserId};
+use keygate_domain::{KeyId, UnitId, UserId};
 use keygate_service::UserRecord;
-use keygate_service::{CreateUser, KeyView, UserPatch, UserQuery};
+use keygate_service::{CreateUser, KeyQuery, UserPatch, UserQuery};
 use secrecy::SecretString;
 use serde::{Deserialize, Deserializer, Serialize};
 
-use super::extract::{Admin, JsonBody, PAGE_DEFAULT, PAGE_MAX, Page, paged};
+use super::{
+    extract::{Admin, JsonBody, PAGE_DEFAULT, PAGE_MAX, Page, paged},
+    keys::wire::KeyWire,
+};
 use crate::{AppState, problem_code::ProblemCode, rest::auth::authenticated};
 
 /// The users routes, merged by [`super::routes`].
@@ -291,47 +294,14 @@ async fn list_user_keys(
     if let Err(e) = keygate.get_user(caller, tenant, user).await {
         return admin.failed(e);
     }
-    let keys = match keygate.list_keys(caller, tenant).await {
-        Ok(keys) => keys,
+    let query = KeyQuery { user: Some(user), before: before.map(KeyId), limit, ..KeyQuery::default() };
+    let (keys, next) = match keygate.list_keys_page(caller, tenant, &query).await {
+        Ok(page) => page,
         Err(e) => return admin.failed(e),
     };
-    // Newest first: the page holds keys below the cursor.
-    let mut mine = keys
-        .into_iter()
-        .filter(|k| k.listing.key.user_id == user && before.is_none_or(|b| k.listing.key.id.0 < b))
-        .take(limit as usize + 1)
-        .collect::<Vec<_>>();
-    let next = if mine.len() > limit as usize {
-        mine.truncate(limit as usize);
-        mine.last().map(|k| k.listing.key.id.0.to_string())
-    } else {
-        None
-    };
-    let page = Page { items: mine.iter().map(key_json).collect::<Vec<_>>(), next_cursor: next };
+    let page =
+        Page { items: keys.iter().map(KeyWire::from).collect::<Vec<_>>(), next_cursor: next.map(|k| k.0.to_string()) };
     paged(&admin, &uri, &page)
-}
-
-/// A key in the contract's wire format. (The keys resource has its own; the two are to become one.)
-pub(crate) fn key_json(view: &KeyView) -> serde_json::Value {
-    let k = &view.listing.key;
-    let time = |t: Option<Timestamp>| t.map(Timestamp::to_rfc3339);
-    serde_json::json!({
-        "id": k.id.0,
-        "display": k.display,
-        "status": view.status,
-        "user": { "id": k.user_id.0, "email": view.listing.user_email, "name": view.listing.user_name },
-        "purpose": k.purpose.as_str(),
-        "ipRanges": k.ip_ranges.to_strings(),
-        "scopes": k.scopes.as_ref().map(|s| s.to_strings()),
-        "units": k.units.as_ref().map(|u| u.iter().map(|u| u.0).collect::<Vec<_>>()),
-        "rateLimitPerMinute": k.rate_limit_per_minute,
-        "createdAt": k.created_at.to_rfc3339(),
-        "expiresAt": time(k.expires_at),
-        "revokedAt": time(k.revoked_at),
-        "lastUsedAt": time(k.last_used_at),
-        "lastUsedIp": k.last_used_ip,
-        "rolledFrom": k.rolled_from.map(|r: KeyId| r.0),
-    })
 }
 
 async fn answer_user(admin: &Admin, state: &AppState, user: UserId) -> Response {

@@ -5,7 +5,7 @@
 use keygate_service::{AUDIT_SETTLE_MS, IDEMPOTENCY_MAX_ANSWER, IDEMPOTENCY_PER_KEY};
 use serde_json::{Map, Value, json};
 
-use super::{json_ok, ref_header, ref_schema, refusals, security};
+use super::parts::{json_ok, ref_header, ref_schema, refusals, security};
 use crate::manage::extract::{PAGE_DEFAULT, PAGE_MAX};
 
 /// Adds the audit events' operation and schemas.

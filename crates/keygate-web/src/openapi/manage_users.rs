@@ -3,7 +3,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::{authenticated_headers, ref_schema, refusals, security};
+use super::parts::{authenticated_headers, ref_schema, refusals, security};
 
 const USER_ID: i64 = 42;
 const GROUP_ID: i64 = 7;

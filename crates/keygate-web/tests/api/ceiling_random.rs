@@ -1,8 +1,16 @@
 //! Issue 17, "prove it independently", through the real HTTP surfaces: random administrative
-//! actions by random actors through the console's forms (session cookie, CSRF token, nonces) and
-//! the Public API (`POST`/`PATCH /rest/v1/{unit}/users`), on SQLite and PostgreSQL. After every
-//! action the state is read back and judged by an oracle written from docs/design.md §6 and the issue's
-//! prose alone (it shares nothing with `keygate_domain::ceiling`):
+//! actions by random actors through the console's forms (session cookie, CSRF token, nonces), the
+//! Public API (`POST`/`PATCH /rest/v1/{unit}/users`) and the management API (issue 21: API keys,
+//! unscoped or with administrative and data scopes, issuing, rolling, enabling and bulk-issuing
+//! keys, creating and changing users, passwords, activation, groups and units under `/v1/`), on
+//! SQLite and PostgreSQL. After every action the state is read back and judged by an oracle
+//! written from docs/design.md §6 and the issues' prose alone (it shares nothing with
+//! `keygate_domain::ceiling`):
+//!
+//! - the administrative powers (`admin:<family>:read|write`) are atoms too: a member of
+//!   `Configurator` holds keys, settings and audit, of `User configurator` users (groups, units)
+//!   and audit, a Supervisor all; an unscoped key inherits its user's, a scoped key holds those it
+//!   names (write holds read) while its user is a member of the group that holds them;
 //!
 //! - an accepted action gives no user and no usable key an atom it did not hold, unless the actor
 //!   held that atom (in that unit; "every unit" only if the actor reaches every unit);
@@ -223,6 +231,27 @@ const SUPERVISOR: &str = "Supervisor";
 const CONFIGURATOR: &str = "Configurator";
 const USER_CONFIGURATOR: &str = "User configurator";
 const KEYS_VERIFY: &str = "keys:verify";
+/// The administrative scopes (issue 21) and the group whose members hold each whole: Configurator
+/// for keys and settings, User configurator for users (groups and units too), either for the audit
+/// log. A Supervisor holds them all.
+const ADMIN: [(&str, &[&str]); 7] = [
+    ("admin:keys:read", &[CONFIGURATOR]),
+    ("admin:keys:write", &[CONFIGURATOR]),
+    ("admin:settings:read", &[CONFIGURATOR]),
+    ("admin:settings:write", &[CONFIGURATOR]),
+    ("admin:users:read", &[USER_CONFIGURATOR]),
+    ("admin:users:write", &[USER_CONFIGURATOR]),
+    ("admin:audit:read", &[CONFIGURATOR, USER_CONFIGURATOR]),
+];
+
+/// The administrative powers `user` holds as a *member* of Configurator or User configurator
+/// (the groups the console asks for the same work); nothing when inactive.
+fn member_admin(s: &State, user: i64) -> BTreeSet<&'static str> {
+    let Some(u) = s.users.get(&user).filter(|u| u.active) else { return BTreeSet::new() };
+    let systems: BTreeSet<&str> = u.groups.iter().filter_map(|g| s.groups.get(g).and_then(|g| g.system)).collect();
+    let member = |group: &str| systems.contains(group.to_lowercase().as_str());
+    ADMIN.iter().filter(|(_, groups)| groups.iter().any(|g| member(g))).map(|(scope, _)| *scope).collect()
+}
 
 /// A grant in a place, with what it includes: write includes read, all includes own.
 fn grant(out: &mut Atoms, resource: &str, write: bool, all: bool, place: Place) {
@@ -264,6 +293,9 @@ fn user_atoms(s: &State, id: i64, own_rule: bool) -> Atoms {
                 for power in [SUPERVISOR, CONFIGURATOR, USER_CONFIGURATOR, KEYS_VERIFY] {
                     out.insert(Atom::Power(power));
                 }
+                for (scope, _) in ADMIN {
+                    out.insert(Atom::Power(scope));
+                }
             }
             Some("user configurator") => {
                 out.insert(Atom::Power(USER_CONFIGURATOR));
@@ -286,6 +318,9 @@ fn user_atoms(s: &State, id: i64, own_rule: bool) -> Atoms {
             }
         }
     }
+    for scope in member_admin(s, id) {
+        out.insert(Atom::Power(scope));
+    }
     if own_rule && u.personal {
         for p in &here {
             for r in RESOURCES {
@@ -302,6 +337,9 @@ fn usable(s: &State, id: i64, now: i64) -> bool {
 }
 
 /// What a key holds: its user's atoms ∩ its scopes ∩ its units; nothing when it cannot be used.
+/// An administrative power (`admin:<family>:read|write`): an unscoped key inherits its user's;
+/// a scoped key holds one it names (write holds read) while its user is a member of the group
+/// the console asks for that work (a Supervisor's other powers aside).
 fn key_atoms(s: &State, id: i64, own_rule: bool, now: i64) -> Atoms {
     let mut out = Atoms::new();
     if !usable(s, id, now) {
@@ -309,6 +347,14 @@ fn key_atoms(s: &State, id: i64, own_rule: bool, now: i64) -> Atoms {
     }
     let k = &s.keys[&id];
     let of_user = user_atoms(s, k.user, own_rule);
+    if let Some(scopes) = &k.scopes {
+        for scope in member_admin(s, k.user) {
+            let named = |text: &str| scopes.contains(text);
+            if named(scope) || scope.strip_suffix(":read").is_some_and(|family| named(&format!("{family}:write"))) {
+                out.insert(Atom::Power(scope));
+            }
+        }
+    }
     for atom in &of_user {
         match atom {
             Atom::Power(p) => match &k.scopes {
@@ -555,8 +601,10 @@ struct Actor {
     label: &'static str,
     user: i64,
     email: String,
-    /// `Some` for the API actor: its key's id and secret.
+    /// `Some` for the API actors: its key's id and secret.
     key: Option<(i64, String)>,
+    /// Whether the key acts through the management API (`/v1/`) rather than the Public API.
+    manage: bool,
     cookie: Option<String>,
     weight: usize,
 }
@@ -729,6 +777,22 @@ async fn random_administrative_actions_over_http_give_nothing_the_actor_lacks(ap
     cli_key(&app, app.user.0, None).await;
     cli_key(&app, robot, Some(&["companies:read"])).await;
     cli_key(&app, conf, Some(&["documents:read", "keys:verify"])).await;
+    // Management-API actors (issue 21): keys with administrative scopes, or unscoped.
+    let manage = |label: &'static str, user: i64, email: &str, key: (i64, String), weight: usize| Actor {
+        label,
+        user,
+        email: email.to_owned(),
+        key: Some(key),
+        cookie: None,
+        manage: true,
+        weight,
+    };
+    let mixed_key = cli_key(&app, mixed, None).await;
+    let keys_key =
+        cli_key(&app, conf, Some(&["admin:keys:write", "admin:audit:read", "documents:read", "companies:write"])).await;
+    let users_key = cli_key(&app, small, Some(&["admin:users:write", "documents:read", "users:write"])).await;
+    let outsider_key = cli_key(&app, sync, Some(&["admin:users:write", "admin:keys:write", "users:write"])).await;
+    let sup_key = cli_key(&app, sup, Some(&["admin:keys:write", "admin:users:write", "companies:read"])).await;
 
     let mut actors = [
         Actor {
@@ -737,6 +801,7 @@ async fn random_administrative_actions_over_http_give_nothing_the_actor_lacks(ap
             email: "uc-small@acme.example".into(),
             key: None,
             cookie: None,
+            manage: false,
             weight: 25,
         },
         Actor {
@@ -745,6 +810,7 @@ async fn random_administrative_actions_over_http_give_nothing_the_actor_lacks(ap
             email: "uc-mixed@acme.example".into(),
             key: None,
             cookie: None,
+            manage: false,
             weight: 25,
         },
         Actor {
@@ -753,18 +819,34 @@ async fn random_administrative_actions_over_http_give_nothing_the_actor_lacks(ap
             email: "conf@acme.example".into(),
             key: None,
             cookie: None,
+            manage: false,
             weight: 20,
         },
-        Actor { label: "supervisor", user: sup, email: "sup@acme.example".into(), key: None, cookie: None, weight: 10 },
+        Actor {
+            label: "supervisor",
+            user: sup,
+            email: "sup@acme.example".into(),
+            key: None,
+            cookie: None,
+            manage: false,
+            weight: 10,
+        },
         Actor {
             label: "api-key",
             user: sync,
             email: "hr-sync@acme.example".into(),
             key: Some(api_key),
             cookie: None,
+            manage: false,
             weight: 20,
         },
+        manage("manage-unscoped", mixed, "uc-mixed@acme.example", mixed_key, 16),
+        manage("manage-keys-scoped", conf, "conf@acme.example", keys_key, 12),
+        manage("manage-users-scoped", small, "uc-small@acme.example", users_key, 12),
+        manage("manage-outside-groups", sync, "hr-sync@acme.example", outsider_key, 3),
+        manage("manage-supervisor-scoped", sup, "sup@acme.example", sup_key, 3),
     ];
+    let actor_keys: Vec<i64> = actors.iter().filter_map(|a| a.key.as_ref().map(|(id, _)| *id)).collect();
     let actor_users: Vec<i64> = actors.iter().map(|a| a.user).collect();
     let http = Http { app: &app, client: reqwest::Client::builder().redirect(Policy::none()).build().expect("client") };
 
@@ -801,6 +883,9 @@ async fn random_administrative_actions_over_http_give_nothing_the_actor_lacks(ap
                 let _ = app.keygate.set_user_groups(&cli, app.tenant, user, &groups).await;
                 let _ = app.keygate.set_user_units(&cli, app.tenant, user, units.clone()).await;
             }
+            for key in &actor_keys {
+                let _ = app.keygate.set_key_enabled(&cli, Some(app.tenant), keygate_domain::KeyId(*key), true).await;
+            }
             state = snapshot(&app).await;
         }
         let total: usize = actors.iter().map(|a| a.weight).sum();
@@ -812,7 +897,7 @@ async fn random_administrative_actions_over_http_give_nothing_the_actor_lacks(ap
         }
         next += 1;
         let before = state.clone();
-        let done = act(&http, &mut rng, &mut actors[who], &before, &actor_users, next).await;
+        let done = act(&http, &mut rng, &mut actors[who], &before, (&actor_users, &actor_keys), next).await;
         let Some((kind, what, status, accepted)) = done else {
             counts.skipped += 1;
             continue;
@@ -918,10 +1003,13 @@ async fn act(
     rng: &mut Rng,
     actor: &mut Actor,
     state: &State,
-    actors: &[i64],
+    (actors, actor_keys): (&[i64], &[i64]),
     n: usize,
 ) -> Option<(&'static str, String, u16, bool)> {
     if let Some((_, secret)) = &actor.key {
+        if actor.manage {
+            return Some(manage_action(http, rng, secret, actor.user, state, (actors, actor_keys), n).await);
+        }
         return Some(api_action(http, rng, secret, state, actors, n).await);
     }
     let (cookie, csrf) = http.session(actor, state).await?;
@@ -1056,6 +1144,8 @@ async fn act(
             let ids: Vec<i64> = state.keys.keys().copied().collect();
             let key = *rng.pick(&ids);
             let action = *rng.pick(&["disable", "enable", "enable", "revoke", "roll", "roll"]);
+            // Revoking an actor's key is taking power away (always allowed); it would only end coverage.
+            let action = if action == "revoke" && actor_keys.contains(&key) { "disable" } else { action };
             let path = format!("{PUBLIC_API}/keys/{key}/{action}");
             let what = format!("console {action} key {key} of user {}", state.keys[&key].user);
             if action == "roll" {
@@ -1122,5 +1212,173 @@ async fn api_action(
         ("api PATCH users", format!("api PATCH user {target} {body}"), r)
     };
     let status = request.send().await.expect("api call").status().as_u16();
+    (kind, what, status, (200..300).contains(&status))
+}
+
+/// Scopes a key issued through the management API may name: data scopes and administrative ones.
+const MANAGE_SCOPES: [&str; 11] = [
+    "documents:read",
+    "companies:write",
+    "invoices:read",
+    "users:write",
+    "keys:verify",
+    "admin:keys:read",
+    "admin:keys:write",
+    "admin:users:write",
+    "admin:settings:write",
+    "admin:audit:read",
+    "admin:users:read",
+];
+
+/// A key item of `POST /v1/keys` (and of a bulk issue) for a random owner: mostly another user,
+/// now and then the actor itself; unscoped a quarter of the time.
+fn random_key_item(rng: &mut Rng, state: &State, actors: &[i64], me: i64, n: usize) -> Value {
+    let owner = if rng.percent(20) { me } else { random_user(rng, state, actors) };
+    let mut item = Map::new();
+    item.insert("user".into(), json!(owner));
+    item.insert("purpose".into(), json!(format!("managed {n}")));
+    item.insert("ipRanges".into(), json!(["127.0.0.1/32"]));
+    if !rng.percent(25) {
+        let mut scopes = rng.some(&MANAGE_SCOPES, 3);
+        if scopes.is_empty() {
+            scopes.push(*rng.pick(&MANAGE_SCOPES));
+        }
+        item.insert("scopes".into(), json!(scopes));
+    }
+    if rng.percent(30)
+        && let Some(units) = random_units(rng, state)
+    {
+        item.insert("units".into(), json!(units));
+    }
+    Value::Object(item)
+}
+
+/// One random administrative call of a key through the management API (`/v1/`): (kind,
+/// description, status, accepted). Accepted is a 2xx answer.
+async fn manage_action(
+    http: &Http<'_>,
+    rng: &mut Rng,
+    secret: &str,
+    me: i64,
+    state: &State,
+    (actors, actor_keys): (&[i64], &[i64]),
+    n: usize,
+) -> (&'static str, String, u16, bool) {
+    let units_json = |u: &Option<Vec<i64>>| match u {
+        None => Value::Null,
+        Some(l) => json!(l),
+    };
+    let custom: Vec<i64> = state.groups.iter().filter(|(_, g)| g.system.is_none()).map(|(id, _)| *id).collect();
+    let others: Vec<i64> = state.users.keys().copied().filter(|id| !actors.contains(id)).collect();
+    let keys: Vec<i64> = state.keys.keys().copied().collect();
+    let (kind, method, path, body): (&'static str, &str, String, Option<Value>) = match rng.below(100) {
+        0..=15 => ("manage issue key", "POST", "/v1/keys".to_owned(), Some(random_key_item(rng, state, actors, me, n))),
+        16..=27 if !keys.is_empty() => {
+            let key = *rng.pick(&keys);
+            let action = *rng.pick(&["disable", "enable", "enable", "revoke", "roll", "roll"]);
+            let action = if action == "revoke" && actor_keys.contains(&key) { "disable" } else { action };
+            let body = (action == "roll").then(|| json!({"overlapHours": if rng.percent(50) { 1 } else { 24 }}));
+            let kind = if action == "roll" { "manage roll key" } else { "manage key switch" };
+            (kind, "POST", format!("/v1/keys/{key}/{action}"), body)
+        }
+        28..=35 => {
+            let body = if rng.percent(65) || keys.is_empty() {
+                let count = 1 + rng.below(3);
+                let items: Vec<Value> =
+                    (0..count).map(|i| random_key_item(rng, state, actors, me, n * 10 + i)).collect();
+                json!({"action": "issue", "items": items})
+            } else {
+                let mut picked: Vec<i64> = rng.some(&keys, 3).into_iter().filter(|k| !actor_keys.contains(k)).collect();
+                if picked.is_empty() {
+                    picked.push(*rng.pick(&keys));
+                }
+                let items: Vec<Value> = picked.iter().map(|id| json!({"id": id})).collect();
+                json!({"action": if rng.percent(60) || picked.iter().any(|k| actor_keys.contains(k)) { "disable" } else { "revoke" }, "items": items})
+            };
+            ("manage bulk keys", "POST", "/v1/keys/bulk".to_owned(), Some(body))
+        }
+        36..=47 => {
+            let mut body = Map::new();
+            body.insert("email".into(), json!(format!("n{n}@acme.example")));
+            body.insert("name".into(), json!(format!("Managed {n}")));
+            body.insert("category".into(), json!(if rng.percent(50) { "programmatic" } else { "personal" }));
+            body.insert("groups".into(), json!(random_groups(rng, state)));
+            if rng.percent(70) {
+                body.insert("units".into(), units_json(&random_units(rng, state)));
+            }
+            if rng.percent(40) {
+                body.insert("password".into(), json!(format!("a new password {n:04}")));
+            }
+            if rng.percent(10) {
+                body.insert("active".into(), json!(false));
+            }
+            ("manage create user", "POST", "/v1/users".to_owned(), Some(Value::Object(body)))
+        }
+        48..=59 => {
+            let target = random_user(rng, state, actors);
+            let mut body = Map::new();
+            while body.is_empty() {
+                if rng.percent(50) {
+                    body.insert("groups".into(), json!(random_groups(rng, state)));
+                }
+                if rng.percent(40) {
+                    body.insert("units".into(), units_json(&random_units(rng, state)));
+                }
+                if rng.percent(30) && !actors.contains(&target) {
+                    body.insert("active".into(), json!(rng.percent(65)));
+                }
+                if rng.percent(15) {
+                    body.insert("name".into(), json!(format!("Renamed {n}")));
+                }
+            }
+            ("manage patch user", "PATCH", format!("/v1/users/{target}"), Some(Value::Object(body)))
+        }
+        60..=66 if !others.is_empty() => {
+            let target = *rng.pick(&others);
+            let action = if rng.percent(35) { "deactivate" } else { "activate" };
+            ("manage (de)activate", "POST", format!("/v1/users/{target}/{action}"), None)
+        }
+        67..=72 if !others.is_empty() => {
+            let target = *rng.pick(&others);
+            if rng.percent(15) {
+                ("manage password", "DELETE", format!("/v1/users/{target}/password"), None)
+            } else {
+                let body = json!({"password": format!("another password {n:04}")});
+                ("manage password", "PUT", format!("/v1/users/{target}/password"), Some(body))
+            }
+        }
+        73..=79 => {
+            let body = json!({"name": format!("Managed group {n}"), "grants": random_grants(rng)});
+            ("manage create group", "POST", "/v1/groups".to_owned(), Some(body))
+        }
+        80..=89 if !custom.is_empty() => {
+            let g = *rng.pick(&custom);
+            let mut body = json!({"grants": random_grants(rng)});
+            if rng.percent(15) {
+                body["name"] = json!(format!("Managed rename {n}"));
+            }
+            ("manage change group", "PATCH", format!("/v1/groups/{g}"), Some(body))
+        }
+        90..=93 if !custom.is_empty() => {
+            let g = *rng.pick(&custom);
+            let force = rng.percent(70);
+            ("manage delete group", "DELETE", format!("/v1/groups/{g}?force={force}"), None)
+        }
+        94..=96 if state.units.len() < 6 => {
+            ("manage create unit", "POST", "/v1/units".to_owned(), Some(json!({"name": format!("Managed unit {n}")})))
+        }
+        _ => ("manage issue key", "POST", "/v1/keys".to_owned(), Some(random_key_item(rng, state, actors, me, n))),
+    };
+    let method_ = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+    let mut request = http.client.request(method_, http.app.url(&path)).bearer_auth(secret);
+    if let Some(body) = &body {
+        request = request.json(body);
+    }
+    let response = request.send().await.expect("management call");
+    let status = response.status().as_u16();
+    let what = match &body {
+        Some(b) => format!("{method} {path} {b}"),
+        None => format!("{method} {path}"),
+    };
     (kind, what, status, (200..300).contains(&status))
 }

@@ -13,6 +13,7 @@ mod console;
 mod data;
 mod manage_audit;
 mod manage_e2e;
+mod manage_escalations;
 mod manage_keys;
 mod manage_operator;
 mod manage_users;

@@ -1,7 +1,7 @@
 //! `GET /v1/audit-events` over real HTTP, on SQLite and PostgreSQL: newest first with a `Link`
 //! to older pages, a poll forwards from the last id seen that gets every newer event once and
 //! then nothing, filters, `admin:audit:read`, tenants apart. And `Idempotency-Key` on a
-//! management POST over HTTP (waiting for `POST /v1/keys`, see the ignored test).
+//! management POST over HTTP (`POST /v1/keys`).
 
 use keygate_domain::KeyId;
 use keygate_service::{AUDIT_SETTLE_MS, Backend, Caller, IssueKey, KeyOwner};
@@ -216,15 +216,13 @@ on_both_backends!(
     a_key_without_admin_audit_read_is_forbidden,
     a_tenants_key_never_sees_another_tenants_events,
     on_postgresql_an_event_is_served_once_it_is_2_seconds_old,
+    an_idempotent_issue_over_http_is_answered_twice_and_done_once,
 );
 
-/// `POST /v1/keys` with an `Idempotency-Key`, sent twice: the same answer, one key issued, the
-/// secret neither replayed nor stored. Ignored until the keys routes land on this branch (the
-/// layer is tested around a real handler in `manage::idempotency`'s unit tests meanwhile).
-#[tokio::test]
-#[ignore = "needs POST /v1/keys (issue 21, keys routes); the lead re-points it at the merge"]
-async fn an_idempotent_issue_over_http_is_answered_twice_and_done_once() {
-    let app = spawn_app_on(Backend::Sqlite, keygate_service::ServiceConfig::default()).await.expect("sqlite");
+/// `POST /v1/keys` with an `Idempotency-Key`, sent twice: the same status and key, one key
+/// issued (one `key.issued` event), the secret neither replayed nor stored; another body under
+/// the same name is `idempotency_key_reused`.
+async fn an_idempotent_issue_over_http_is_answered_twice_and_done_once(app: TestApp) {
     let issued = app
         .keygate
         .issue_key(
@@ -234,14 +232,21 @@ async fn an_idempotent_issue_over_http_is_answered_twice_and_done_once() {
                 owner: KeyOwner::Email(ADMIN.into()),
                 purpose: "automation".into(),
                 ip_ranges: vec!["127.0.0.0/8".into()],
+                rate_limit_per_minute: Some(1_000_000),
                 ..IssueKey::default()
             },
         )
         .await
         .expect("issue");
     let admin = issued.secret;
-    let body = serde_json::json!({"user": app.user.0.to_string(), "purpose": "ci", "ipRanges": ["10.0.0.0/8"]});
-    let send = || {
+    let issued_events = async || {
+        let search =
+            keygate_service::AuditSearch { action: Some("key.issued".into()), limit: 1_000, ..Default::default() };
+        app.keygate.store_for_tests().audit_search().search(app.tenant, &search).await.expect("audit").len()
+    };
+    let before = issued_events().await;
+    let send = |purpose: &str| {
+        let body = serde_json::json!({"user": app.user.0, "purpose": purpose, "ipRanges": ["10.0.0.0/8"]});
         app.client
             .post(app.url("/v1/keys"))
             .bearer_auth(admin.expose())
@@ -249,17 +254,21 @@ async fn an_idempotent_issue_over_http_is_answered_twice_and_done_once() {
             .json(&body)
             .send()
     };
-    let first = send().await.expect("first");
+    let first = send("ci").await.expect("first");
     assert_eq!(first.status(), 201);
+    assert!(first.headers().get("idempotent-replayed").is_none());
     let first: Value = first.json().await.expect("json");
     let secret = first["secret"].as_str().expect("secret").to_owned();
-    let again = send().await.expect("again");
+    let again = send("ci").await.expect("again");
     assert_eq!(again.status(), 201);
     assert_eq!(again.headers()["idempotent-replayed"], "true");
     assert_eq!(again.headers()["idempotency-withheld"], "secret");
-    let again: Value = again.json().await.expect("json");
+    let again_text = again.text().await.expect("body");
+    assert!(!again_text.contains(&secret), "{again_text}");
+    let again: Value = serde_json::from_str(&again_text).expect("json");
     assert_eq!(again["key"], first["key"]);
     assert!(again.get("secret").is_none());
+    assert_eq!(issued_events().await, before + 1, "one key issued for two requests");
     let row = app
         .keygate
         .store_for_tests()
@@ -268,5 +277,11 @@ async fn an_idempotent_issue_over_http_is_answered_twice_and_done_once() {
         .await
         .expect("read")
         .expect("row");
-    assert!(!row.body.contains(&secret));
+    // The stored answer keeps the key's display form (`kg_ABCD…wxyz`), never the secret.
+    assert!(!row.body.contains(&secret) && !row.body.contains("\"secret\""), "{}", row.body);
+    assert_eq!((row.status, row.withheld.as_str()), (Some(201), "secret"));
+    let reused = send("another purpose").await.expect("reused");
+    assert_eq!(reused.status(), 400);
+    assert_eq!(problem_code(reused).await, "idempotency_key_reused");
+    assert_eq!(issued_events().await, before + 1);
 }

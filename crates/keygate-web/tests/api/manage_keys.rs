@@ -375,6 +375,12 @@ async fn a_key_rolls_itself_once_and_the_old_key_works_only_for_the_overlap(app:
     assert_eq!(call(&app, "GET", "/v1/keys/self", &newest, None).await.status(), StatusCode::OK);
     let hours = call(&app, "POST", "/v1/keys/self/roll", &newest, Some(json!({ "overlapHours": 169 }))).await;
     assert_eq!(problem_code(hours).await, "invalid_input");
+    let typo = call(&app, "POST", "/v1/keys/self/roll", &newest, Some(json!({ "overlap": 1 }))).await;
+    assert_eq!(problem_code(typo).await, "invalid_input");
+    // A bare POST (no body), as a CI script sends it, rolls with the default overlap of 24 hours.
+    let bare = app.client.post(app.url("/v1/keys/self/roll")).bearer_auth(&newest).send().await.expect("roll");
+    let bare = json_of(bare, StatusCode::CREATED).await;
+    assert!(bare["secret"].as_str().is_some_and(|s| s.starts_with("kg_")));
 }
 
 async fn two_concurrent_self_rolls_of_one_key_give_one_successor_and_one_audited_refusal(app: TestApp) {

@@ -13,6 +13,7 @@ on_both_backends!(
     a_user_configurator_key_manages_a_programmatic_user_from_creation_to_reactivation,
     adding_a_user_to_a_group_beyond_the_key_is_refused_with_nothing_written,
     giving_a_group_grants_beyond_the_key_is_refused_with_nothing_written,
+    making_a_programmatic_user_personal_is_judged_as_what_it_gains,
     paging_with_link_returns_every_user_exactly_once,
     a_settings_change_with_one_bad_field_changes_nothing,
     a_key_of_another_tenant_finds_none_of_this_tenants_users_groups_or_units,
@@ -405,4 +406,23 @@ async fn globex_key(app: &TestApp, tenant: TenantId) -> ApiKeySecret {
         .await
         .expect("issue")
         .secret
+}
+
+/// A personal user also reaches their own records: turning a programmatic user personal is judged
+/// as a hand-over (refused for a key that lacks any of the user's powers, nothing written).
+async fn making_a_programmatic_user_personal_is_judged_as_what_it_gains(app: TestApp) {
+    let ops = actor(&app, "ops@acme.example", &["User configurator", "Readers"]).await;
+    let path = format!("/v1/users/{}", app.user.0);
+    let r = call(&app, "PATCH", &path, &ops, Some(json!({"category": "personal", "name": "ERP person"}))).await;
+    assert_eq!(r.status(), 403);
+    assert_eq!(problem_code(r).await, "grant_exceeds_actor");
+    let after = ok_json(call(&app, "GET", &path, &ops, None).await, 200).await;
+    assert_eq!((after["category"].clone(), after["name"].clone()), (json!("programmatic"), json!("ERP")));
+    // A Supervisor's key holds every power: the same change passes, and the name with it.
+    let admin = key_for(&app, "admin@acme.example", None).await;
+    let changed = call(&app, "PATCH", &path, &admin, Some(json!({"category": "personal", "name": "ERP person"}))).await;
+    let changed = ok_json(changed, 200).await;
+    assert_eq!((changed["category"].clone(), changed["name"].clone()), (json!("personal"), json!("ERP person")));
+    let r = call(&app, "PATCH", &path, &admin, Some(json!({"category": "robot"}))).await;
+    assert_eq!(problem_code(r).await, "invalid_input");
 }

@@ -8,7 +8,7 @@ use keygate_service::{BULK_MAX, BulkDone, BulkKeys};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{IssueBody, IssuedWire, KeyWire, issued_wire};
+use super::wire::{IssueBody, IssuedWire, KeyWire, issued_wire};
 use crate::{
     AppState,
     manage::extract::{Admin, JsonBody},

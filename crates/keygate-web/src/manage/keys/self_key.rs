@@ -3,13 +3,10 @@
 //! The rules (one roll per key, even under a race; the successor carries exactly what the key
 //! carries; the audit of a refused second roll) are the service's `roll_own_key`.
 
-use axum::{extract::State, http::StatusCode, response::Response};
+use axum::{body::Bytes, extract::State, http::StatusCode, response::Response};
 
-use super::{DEFAULT_OVERLAP_HOURS, RollBody, answer_key, created, issued_wire};
-use crate::{
-    AppState,
-    manage::extract::{Admin, JsonBody},
-};
+use super::wire::{DEFAULT_OVERLAP_HOURS, RollBody, answer_key, created, issued_wire};
+use crate::{AppState, manage::extract::Admin, problem_code::ProblemCode};
 
 /// `GET /v1/keys/self` — the calling key as an administrator would see it. Any valid key.
 pub(super) async fn show_own_key(admin: Admin, State(state): State<AppState>) -> Response {
@@ -21,11 +18,11 @@ pub(super) async fn show_own_key(admin: Admin, State(state): State<AppState>) ->
 
 /// `POST /v1/keys/self/roll` — the calling key's successor (`201`, its secret shown once); the
 /// calling key works for `overlapHours` more. Any valid key; a key rolls itself once (`409`).
-pub(super) async fn roll_own_key(
-    admin: Admin,
-    State(state): State<AppState>,
-    JsonBody(body): JsonBody<RollBody>,
-) -> Response {
+pub(super) async fn roll_own_key(admin: Admin, State(state): State<AppState>, bytes: Bytes) -> Response {
+    let body = match RollBody::read(&bytes) {
+        Ok(b) => b,
+        Err(detail) => return admin.problem(ProblemCode::InvalidInput, detail),
+    };
     let hours = body.overlap_hours.unwrap_or(DEFAULT_OVERLAP_HOURS);
     match state.keygate.roll_own_key(&admin.v, hours).await {
         Ok((issued, view)) => {

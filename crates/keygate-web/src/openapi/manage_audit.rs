@@ -130,8 +130,8 @@ fn audit_events_path() -> Value {
             query("to", "events before this time (RFC 3339)", time, json!("2026-04-01T00:00:00Z")),
             query("action", "events whose action starts with this (`key.` is every key event)", json!({ "type": "string" }), json!("key.")),
             query("actor", "events whose actor contains this text (an email, `key 7`, `system`)", json!({ "type": "string" }), json!("admin@acme.example")),
-            query("key", "events by this key or about it", json!({ "type": "integer", "minimum": 1 }), json!(12)),
-            query("user", "events by this user, by the user's keys, or about the user", json!({ "type": "integer", "minimum": 1 }), json!(3)),
+            query("key", "events by this key or about it (an id that is no key finds none)", json!({ "type": "integer" }), json!(12)),
+            query("user", "events by this user, by the user's keys, or about the user (an id that is no user finds none)", json!({ "type": "integer" }), json!(3)),
             query(
                 "limit",
                 &format!("events per page, 1 to {PAGE_MAX} (default {PAGE_DEFAULT})"),

@@ -35,7 +35,11 @@ pub(super) fn add(paths: &mut Map<String, Value>, schemas: &mut Map<String, Valu
     schemas.insert("KeyBulk".into(), bulk_schema());
     schemas.insert("KeyBulkDone".into(), bulk_done_schema());
 
-    paths.insert("/v1/keys".into(), json!({ "get": list_op(), "post": issue_op() }));
+    let (mut issue, mut roll) = (issue_op(), roll_op());
+    for created in [&mut issue, &mut roll] {
+        created["responses"]["201"]["links"] = links_to_the_key();
+    }
+    paths.insert("/v1/keys".into(), json!({ "get": list_op(), "post": issue }));
     paths.insert("/v1/keys/{id}".into(), json!({ "get": get_op(), "patch": update_op() }));
     for (action, summary) in [
         ("disable", "Disable a key: it is refused from its next request on"),
@@ -44,11 +48,26 @@ pub(super) fn add(paths: &mut Map<String, Value>, schemas: &mut Map<String, Valu
     ] {
         paths.insert(format!("/v1/keys/{{id}}/{action}"), json!({ "post": switch_op(action, summary) }));
     }
-    paths.insert("/v1/keys/{id}/roll".into(), json!({ "post": roll_op() }));
+    paths.insert("/v1/keys/{id}/roll".into(), json!({ "post": roll }));
     paths.insert("/v1/keys/{id}/usage".into(), json!({ "get": usage_op() }));
     paths.insert("/v1/keys/bulk".into(), json!({ "post": bulk_op() }));
     paths.insert("/v1/keys/self".into(), json!({ "get": self_op() }));
     paths.insert("/v1/keys/self/roll".into(), json!({ "post": self_roll_op() }));
+}
+
+/// OpenAPI `links` from an issued (or rolled) key to what can be done with it by its id: a
+/// client, and schemathesis's stateful phase, chain issue → get → update → disable/revoke.
+fn links_to_the_key() -> Value {
+    let ops = ["getKey", "updateKey", "getKeyUsage", "disableKey", "enableKey", "rollKey", "revokeKey"];
+    let links: Map<String, Value> = ops
+        .iter()
+        .map(|op| {
+            let mut name = (*op).to_owned();
+            name[..1].make_ascii_uppercase();
+            (name, json!({ "operationId": op, "parameters": { "id": "$response.body#/key/id" } }))
+        })
+        .collect();
+    Value::Object(links)
 }
 
 fn nullable(ty: &str) -> Value {
@@ -290,7 +309,7 @@ fn list_op() -> Value {
             "example": example })
     };
     o["parameters"] = json!([
-        q("user", json!({ "type": "integer", "minimum": 1 }), "keys of this user", json!(3)),
+        q("user", json!({ "type": "integer" }), "keys of this user (an id that is no user finds none)", json!(3)),
         q(
             "state",
             json!({ "type": "string", "enum": ["active", "disabled", "expired", "revoked"] }),

@@ -14,9 +14,31 @@ pub(super) fn merge(paths: &mut Map<String, Value>, schemas: &mut Map<String, Va
     for (name, schema) in schemas_of() {
         schemas.insert(name.to_owned(), schema);
     }
-    for (path, item) in paths_of() {
+    for (path, mut item) in paths_of() {
+        link_created(&mut item);
         paths.insert(path.to_owned(), item);
     }
+}
+
+/// OpenAPI `links` from what a create answers to reading, changing and removing it by its id:
+/// a client (and schemathesis's stateful phase) chains create → get → update → delete.
+fn link_created(item: &mut Value) {
+    let follow: &[(&str, &[&str])] = &[
+        ("createUser", &["getUser", "updateUser", "deactivateUser", "activateUser", "listUserKeys"]),
+        ("createGroup", &["getGroup", "updateGroup", "deleteGroup"]),
+        ("createUnit", &["getUnit", "updateUnit", "deleteUnit"]),
+    ];
+    let Some(created) = item.get_mut("post").filter(|op| op["responses"]["201"].is_object()) else { return };
+    let Some((_, targets)) = follow.iter().find(|(id, _)| created["operationId"] == *id) else { return };
+    let links: Map<String, Value> = targets
+        .iter()
+        .map(|target| {
+            let mut name = (*target).to_owned();
+            name[..1].make_ascii_uppercase();
+            (name, json!({ "operationId": target, "parameters": { "id": "$response.body#/id" } }))
+        })
+        .collect();
+    created["responses"]["201"]["links"] = Value::Object(links);
 }
 
 fn user_example() -> Value {
@@ -399,7 +421,7 @@ fn paths_of() -> Vec<(&'static str, Value)> {
             "/v1/users",
             json!({
                 "get": op("listUsers", "List the tenant's users, by id", USERS_READ, list_users_params, 200,
-                    answer("a page of users", "UserPage", user_page, false, true), &[]),
+                    answer("a page of users", "UserPage", user_page, false, true), &[422]),
                 "post": with_body(
                     op("createUser", "Create a user", USERS_WRITE, vec![], 201,
                         answer("the user", "User", json!({

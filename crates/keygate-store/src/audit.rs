@@ -70,20 +70,7 @@ impl Audit<'_> {
         }
         on_pool!(self.0, p => {
             let mut tx = p.begin().await?;
-            // Entries of a tenant removed meanwhile (refused calls written behind) are dropped,
-            // not a failed batch: nothing of a removed tenant is written again.
-            let named: std::collections::BTreeSet<i64> = entries.iter().filter_map(|e| e.tenant_id.map(|t| t.0)).collect();
-            let mut gone: Vec<i64> = Vec::new();
-            for tenant in named {
-                let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM tenants WHERE id = $1")
-                    .bind(tenant)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                if exists.is_none() {
-                    gone.push(tenant);
-                }
-            }
-            for entry in entries.iter().filter(|e| e.tenant_id.is_none_or(|t| !gone.contains(&t.0))) {
+            for entry in entries {
                 append_audit!(&mut *tx, entry)?;
             }
             tx.commit().await?;

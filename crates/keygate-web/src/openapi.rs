@@ -216,7 +216,7 @@ pub fn document() -> Value {
             { "name": "views", "description": "The data API's views: paged, filtered reads." },
             { "name": "records", "description": "One record by id; create and change records." },
             { "name": "verification", "description": "Key verification for services and reverse proxies." },
-            { "name": "management", "description": "The management API (`/v1/…`): keys, users, groups, units, settings, audit events." },
+            { "name": "management", "description": "The management API (`/v1/…`): keys, users, groups, units, settings, audit events, and the operator plane." },
             { "name": "ops", "description": "Liveness, readiness, metrics and this document." },
         ],
         "paths": paths,

@@ -200,7 +200,7 @@ async fn throughput(keygate: &Keygate, seconds: u64, warm: bool, choose: fn(&mut
                     return Err(anyhow::anyhow!("key {text} was refused"));
                 }
                 n += 1;
-                if n % 64 == 0 {
+                if n.is_multiple_of(64) {
                     tokio::task::yield_now().await;
                 }
             }

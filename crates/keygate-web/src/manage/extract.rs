@@ -164,7 +164,7 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
         match serde_json::from_slice(&bytes) {
             Ok(value) => Ok(Self(value)),
             Err(e) => Err(Problem::new(ProblemCode::InvalidInput, id)
-                .detail(format!("the body is not what this operation takes: {e}"))
+                .detail(format!("the body is not what this operation takes: {}", without_values(&e)))
                 .into_response()),
         }
     }
@@ -195,6 +195,21 @@ fn read_query<T: DeserializeOwned>(uri: &Uri) -> Result<T, (ProblemCode, String)
             if words.contains("unknown field") { ProblemCode::UnknownParameter } else { ProblemCode::InvalidParameter };
         (code, format!("the query string is not what this operation takes: {words}"))
     })
+}
+
+/// serde's words for a body it could not read, without the value it quotes: a wrongly typed
+/// field may be a secret (`{"password": 123456}`), and an answer never repeats one.
+pub(crate) fn without_values(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    for lead in ["invalid type: ", "invalid value: ", "invalid length "] {
+        if let Some(rest) = text.strip_prefix(lead)
+            && let Some(at) = rest.find(", expected")
+        {
+            let kind = rest[..at].split([' ', '`', '"']).next().unwrap_or("value");
+            return format!("{lead}{kind}{}", &rest[at..]);
+        }
+    }
+    text
 }
 
 /// The most items one page holds, and the default.
@@ -260,6 +275,21 @@ mod tests {
         let (code, detail) = read_query::<Listing>(&"/v1/keys?limit=lots".parse().expect("uri")).expect_err("bad");
         assert_eq!(code, ProblemCode::InvalidParameter);
         assert!(detail.contains("limit"), "{detail}");
+    }
+
+    #[test]
+    fn a_body_error_names_the_type_it_got_but_never_the_value() {
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code, reason = "only read")]
+        struct Body {
+            password: String,
+        }
+        for body in [r#"{"password": 12345678}"#, r#"{"password": true}"#, r#"{"password": ["hunter2hunter2"]}"#] {
+            let e = serde_json::from_str::<Body>(body).expect_err("a wrong type");
+            let said = without_values(&e);
+            assert!(said.starts_with("invalid type: ") && said.contains("expected a string"), "{said}");
+            assert!(!said.contains("12345678") && !said.contains("hunter2"), "{said}");
+        }
     }
 
     #[test]

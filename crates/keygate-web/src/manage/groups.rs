@@ -140,6 +140,21 @@ async fn change_group(
     {
         return admin.problem(ProblemCode::InvalidInput, e.to_string());
     }
+    // And a name another group holds is refused before the grants change too: the two writes
+    // are two transactions, and the second must not fail for a reason known beforehand.
+    if let Some(new_name) = &body.name
+        && body.grants.is_some()
+    {
+        match keygate.list_groups(caller, tenant).await {
+            Ok(groups) => {
+                if let Some(same) = groups.iter().find(|g| g.id.0 != id && GroupName::same(&g.name, new_name)) {
+                    let taken = format!("a group named `{}` already exists; nothing was changed", same.name);
+                    return admin.failed(keygate_service::ServiceError::Conflict(taken));
+                }
+            }
+            Err(e) => return admin.failed(e),
+        }
+    }
     if let Some(grants) = &body.grants
         && let Err(e) = keygate.set_group_grants(caller, tenant, &name, grants).await
     {

@@ -175,7 +175,14 @@ pub(super) fn paths() -> Value {
                       "example": EXAMPLE_OPERATOR_CONFIRMATION },
                 ],
                 "responses": responses(
-                    ("204", json!({ "description": "the tenant and all its data are gone" })),
+                    ("204", json!({
+                        "description": "the tenant and all its data are gone",
+                        "headers": { "X-Request-Id": {
+                            "description": "The request's id, as in the access log.",
+                            "schema": { "type": "string" },
+                            "example": "3f4b0cb7-2c",
+                        } },
+                    })),
                     &[400, 401, 404, 409, 429, 503],
                 ),
             },

@@ -211,6 +211,13 @@ async fn giving_a_group_grants_beyond_the_key_is_refused_with_nothing_written(ap
         .await;
     assert_eq!(problem_code(r).await, "grant_exceeds_actor");
 
+    // A name another group holds is refused before the grants change (two writes, none done).
+    call(&app, "POST", "/v1/groups", &ops, Some(json!({"name": "Taken", "grants": []}))).await;
+    let r = call(&app, "PATCH", &path, &ops, Some(json!({"grants": ["invoices:read:all"], "name": "taken"}))).await;
+    assert_eq!(r.status(), 409);
+    let after = ok_json(call(&app, "GET", &path, &ops, None).await, 200).await;
+    assert_eq!(after, before, "the grants did not change for a rename that could not be");
+
     // Within the key's powers: narrowing and renaming work, and a group is deleted only by force.
     let narrowed = ok_json(
         call(&app, "PATCH", &path, &ops, Some(json!({"grants": ["invoices:read:all"], "name": "Invoices"}))).await,

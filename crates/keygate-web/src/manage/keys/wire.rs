@@ -157,7 +157,9 @@ impl RollBody {
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(Self::default());
         }
-        serde_json::from_slice(bytes).map_err(|e| format!("the body is not what this operation takes: {e}"))
+        serde_json::from_slice(bytes).map_err(|e| {
+            format!("the body is not what this operation takes: {}", crate::manage::extract::without_values(&e))
+        })
     }
 }
 

@@ -121,21 +121,28 @@ impl Keygate {
         Ok(self.db().operators().revoke(id, &audit).await?)
     }
 
-    /// Authenticates an operator credential sent from `source`. Failures (none sent, a tenant's
-    /// key, a malformed, unknown or revoked credential) are counted by the same failure throttle
-    /// as bad keys, and a blocked source is refused before anything is read.
+    /// Authenticates an operator credential sent from `source`. Guesses (a malformed, unknown or
+    /// revoked operator credential) are counted by the same failure throttle as bad keys; none
+    /// sent, two sent, or a well-formed tenant key are refused and audited but not counted, as a
+    /// missing key is not (none of them could ever pass here). A blocked source is refused before
+    /// anything is read.
     pub async fn authenticate_operator(&self, credential: Credential<'_>, source: IpAddr) -> Result<Operator, Refused> {
         self.throttle_gate(source)?;
         let text = match credential {
             Credential::Missing => {
-                return Err(self.failed_from(source, RefusalCode::MissingCredentials, "no operator credential sent"));
+                return Err(self.refused_from(source, RefusalCode::MissingCredentials, "no operator credential sent"));
             }
             Credential::Ambiguous => {
                 let detail = "more than one credential sent";
-                return Err(self.failed_from(source, RefusalCode::AmbiguousCredentials, detail));
+                return Err(self.refused_from(source, RefusalCode::AmbiguousCredentials, detail));
             }
             Credential::Key(text) => text,
         };
+        if keygate_domain::api_key::check_format(text).is_ok() {
+            // A tenant's key, well formed: refused here, but no guess at an operator credential.
+            let detail = "a tenant's key is not an operator credential";
+            return Err(self.refused_from(source, RefusalCode::MalformedKey, detail));
+        }
         let Ok(secret) = OperatorSecret::parse(text) else {
             let detail = "not an operator credential (format or checksum wrong)";
             return Err(self.failed_from(source, RefusalCode::MalformedKey, detail));

@@ -260,6 +260,14 @@ impl Keygate {
         self.failed(&scope, code, detail, Instant::now())
     }
 
+    /// A credential refused without counting against `source` (none sent, two sent, or a tenant's
+    /// key on the operator plane: none of them is a guess at an operator credential), audited
+    /// (aggregated) outside any tenant, as a missing key is.
+    pub(crate) fn refused_from(&self, source: IpAddr, code: RefusalCode, detail: &'static str) -> Refused {
+        let scope = Scope { tenant: None, source, claimed: None, throttled: false };
+        self.failed(&scope, code, detail, Instant::now())
+    }
+
     /// A credential that is not a key accepted: its source's failures are forgiven, as for keys.
     pub(crate) fn succeeded_from(&self, source: IpAddr) {
         self.inner.verifier.failures.succeeded(source);

@@ -161,7 +161,18 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
                     .into_response());
             }
         };
-        match serde_json::from_slice(&bytes) {
+        // Every management body is a JSON object: serde would also read a struct from an array
+        // of its fields in order (`[null, null]`), which the document does not allow.
+        let value = match serde_json::from_slice::<serde_json::Value>(&bytes) {
+            Ok(v) if v.is_object() => Ok(v),
+            Ok(_) => {
+                return Err(Problem::new(ProblemCode::InvalidInput, id)
+                    .detail("the body must be a JSON object, as this operation's schema says")
+                    .into_response());
+            }
+            Err(e) => Err(e),
+        };
+        match value.and_then(serde_json::from_value) {
             Ok(value) => Ok(Self(value)),
             Err(e) => Err(Problem::new(ProblemCode::InvalidInput, id)
                 .detail(format!("the body is not what this operation takes: {}", without_values(&e)))

@@ -14,11 +14,14 @@ use axum::{
     response::{IntoResponse, Response},
     routing::{delete, get, post},
 };
-use keygate_service::{CreateTenant, OPERATOR_PAGE_MAX, Operator, ServiceError, TenantSummary, UserRecord};
+use keygate_service::{CreateTenant, OPERATOR_PAGE_MAX, Operator, ServiceError, TenantSummary};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
-use super::extract::{JsonBody, request_id};
+use super::{
+    extract::{JsonBody, request_id},
+    users::UserJson,
+};
 use crate::{
     AppState, RequestId, client_ip::client_ip, problem::Problem, problem_code::ProblemCode, rest::auth::credential,
 };
@@ -101,37 +104,6 @@ impl From<TenantSummary> for TenantWire {
     }
 }
 
-/// A user on the wire (the management API's `User`).
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-struct UserWire {
-    id: i64,
-    email: String,
-    name: String,
-    category: &'static str,
-    active: bool,
-    has_password: bool,
-    groups: Vec<String>,
-    units: Option<Vec<i64>>,
-    created_at: String,
-}
-
-impl From<UserRecord> for UserWire {
-    fn from(u: UserRecord) -> Self {
-        Self {
-            id: u.id.0,
-            email: u.email,
-            name: u.name,
-            category: u.category.as_str(),
-            active: u.active,
-            has_password: u.has_password,
-            groups: u.groups,
-            units: u.units.map(|us| us.into_iter().map(|x| x.0).collect()),
-            created_at: u.created_at.to_rfc3339(),
-        }
-    }
-}
-
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 struct TenantPage {
@@ -207,7 +179,7 @@ struct NewTenantBody {
 #[serde(rename_all = "camelCase")]
 struct CreatedWire {
     tenant: TenantWire,
-    admin: UserWire,
+    admin: UserJson,
     /// Only when no password was given: the one generated, shown this once.
     #[serde(skip_serializing_if = "Option::is_none")]
     generated_password: Option<String>,

@@ -34,6 +34,11 @@ struct SettingsJson {
     max_key_lifetime_days: Option<u32>,
 }
 
+/// A field that, when present, must hold a value (`null` is a type error).
+fn not_null<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
+}
+
 impl From<TenantPolicy> for SettingsJson {
     fn from(p: TenantPolicy) -> Self {
         Self {
@@ -45,14 +50,16 @@ impl From<TenantPolicy> for SettingsJson {
     }
 }
 
+/// A PATCH of the settings: an absent field is left as it is; `null` is refused for the fields
+/// that cannot be empty (it would otherwise read as absent, which the document does not allow).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct ChangeSettingsBody {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "not_null")]
     public_api: Option<bool>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "not_null")]
     ip_whitelist: Option<Vec<String>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "not_null")]
     rate_limit_per_minute: Option<u64>,
     #[serde(default, deserialize_with = "nullable")]
     max_key_lifetime_days: Option<Option<u64>>,

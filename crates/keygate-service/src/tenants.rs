@@ -154,16 +154,17 @@ impl Keygate {
         Ok(self.tenant_by_id(tenant).await?.policy)
     }
 
-    /// Changes any of the tenant's Public API settings at once: every given field is checked
-    /// first (the refusal names every wrong one), then all are written with their audit rows in
-    /// one transaction, or none. Takes effect on the next request. Members of `Configurator`.
-    pub async fn update_settings(
-        &self,
-        caller: &Caller,
-        tenant: TenantId,
-        change: SettingsChange,
-    ) -> ServiceResult<TenantPolicy> {
-        caller.require_admin(tenant, AdminScope::SettingsWrite)?;
+    /// Checks a settings change without writing anything: every wrong field is named, and a
+    /// change with one is refused whole. The management API asks this before `If-Match`, so that a
+    /// bad body is a 422 whatever version it names.
+    pub fn check_settings(change: &SettingsChange) -> ServiceResult<()> {
+        Self::checked_settings(change).map(|_| ())
+    }
+
+    #[allow(clippy::type_complexity, reason = "the three checked values, used once")]
+    fn checked_settings(
+        change: &SettingsChange,
+    ) -> ServiceResult<(Option<IpRanges>, Option<u32>, Option<Option<u32>>)> {
         let mut wrong = Vec::new();
         let whitelist = match change.ip_whitelist.as_deref().map(IpRanges::parse).transpose() {
             Ok(w) => w,
@@ -194,6 +195,20 @@ impl Keygate {
         if !wrong.is_empty() {
             return Err(ServiceError::Invalid(format!("nothing was changed: {}", wrong.join("; "))));
         }
+        Ok((whitelist, rate, lifetime))
+    }
+
+    /// Changes any of the tenant's Public API settings at once: every given field is checked
+    /// first (the refusal names every wrong one), then all are written with their audit rows in
+    /// one transaction, or none. Takes effect on the next request. Members of `Configurator`.
+    pub async fn update_settings(
+        &self,
+        caller: &Caller,
+        tenant: TenantId,
+        change: SettingsChange,
+    ) -> ServiceResult<TenantPolicy> {
+        caller.require_admin(tenant, AdminScope::SettingsWrite)?;
+        let (whitelist, rate, lifetime) = Self::checked_settings(&change)?;
         let target = format!("tenant {tenant}");
         let mut audits = Vec::new();
         if let Some(on) = change.public_api {

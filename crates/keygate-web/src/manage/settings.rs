@@ -84,6 +84,16 @@ async fn change_settings(
 ) -> Response {
     let keygate = &state.keygate;
     let (tenant, caller) = (admin.tenant(), &admin.caller);
+    let change = SettingsChange {
+        public_api: body.public_api,
+        ip_whitelist: body.ip_whitelist,
+        rate_limit_per_minute: body.rate_limit_per_minute,
+        max_key_lifetime_days: body.max_key_lifetime_days,
+    };
+    // A bad body is refused before any version is compared (422 whatever If-Match names).
+    if let Err(e) = keygate_service::Keygate::check_settings(&change) {
+        return admin.failed(e);
+    }
     if headers.contains_key(axum::http::header::IF_MATCH) {
         let current = match keygate.tenant_settings(caller, tenant).await {
             Ok(p) => SettingsJson::from(p),
@@ -93,12 +103,6 @@ async fn change_settings(
             return r;
         }
     }
-    let change = SettingsChange {
-        public_api: body.public_api,
-        ip_whitelist: body.ip_whitelist,
-        rate_limit_per_minute: body.rate_limit_per_minute,
-        max_key_lifetime_days: body.max_key_lifetime_days,
-    };
     match keygate.update_settings(caller, tenant, change).await {
         Ok(p) => admin.answer_versioned(StatusCode::OK, &SettingsJson::from(p)),
         Err(e) => admin.failed(e),

@@ -355,6 +355,16 @@ async fn a_settings_change_with_one_bad_field_changes_nothing(app: TestApp) {
         .await
         .expect("send");
     assert_eq!(r.status(), 422, "null is not a rate limit");
+    let r = app
+        .client
+        .patch(app.url("/v1/settings"))
+        .bearer_auth(admin.expose())
+        .header("if-match", "\"9b2f6c0e41d7a35c8e10f4b2\"")
+        .json(&json!({"rateLimitPerMinute": 0}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 422, "a bad value is named before a stale version (schemathesis ST201)");
     // The key still works (the API stayed on, the whitelist did not change): nothing was written.
     let after = ok_json(call(&app, "GET", "/v1/settings", &admin, None).await, 200).await;
     assert_eq!(after, before);

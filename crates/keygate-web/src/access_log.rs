@@ -105,14 +105,6 @@ impl std::fmt::Debug for AccessLog {
     }
 }
 
-/// Whether any access log of this process is on: the key noted for it on an answer costs an
-/// allocation, which a process without one does not pay.
-static ANY_ON: AtomicBool = AtomicBool::new(false);
-
-pub(crate) fn any_on() -> bool {
-    ANY_ON.load(Ordering::Relaxed)
-}
-
 struct Inner {
     format: AccessLogFormat,
     batch_bytes: usize,
@@ -190,7 +182,6 @@ impl AccessLog {
         let inner = Arc::new(Inner { format: settings.format, batch_bytes, shards, queue, stats: stats.clone() });
         let writer = Writer { sink, stats, inner: Arc::downgrade(&inner), interval: settings.flush_interval };
         std::thread::Builder::new().name("access-log".into()).spawn(move || writer.run(batches))?;
-        ANY_ON.store(true, Ordering::Relaxed);
         Ok(Self(Some(inner)))
     }
 

@@ -2,7 +2,8 @@
 //! connection, and tests can call it in process.
 //!
 //! Every request passes the same layers, here and only here, in this order: it gets a request
-//! id (a trusted proxy's `X-Request-Id`, or keygate's own) and a tracing span carrying it (so every log line of the request names it); its body gets
+//! id (a trusted proxy's `X-Request-Id`, or keygate's own), which every log line written while it
+//! is answered names ([`crate::request_scope`]); its body gets
 //! the deadline; it is routed (a Public API path to [`crate::rest`], anything else to axum's
 //! router); and its answer gets the `X-Request-Id` header, is counted and timed by route
 //! template, and written to the access log ([`crate::access_log`], named `keygate::access`:
@@ -28,9 +29,8 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use tower::ServiceExt;
-use tracing::Instrument;
 
-use crate::{AppState, RequestId, access_log::Entry, deadline::with_deadline, key_note::KeyUsed, rest};
+use crate::{AppState, RequestId, access_log::Entry, deadline::with_deadline, request_scope, rest};
 
 /// The name of the access log (the `target` of its lines): `KEYGATE_LOG=info,keygate::access=off`
 /// turns it off in the `keygate` binary, as when it was written through `tracing`.
@@ -65,7 +65,6 @@ impl App {
     {
         let started = Instant::now();
         let id = self.request_id(peer, request.headers());
-        let span = tracing::info_span!("request", id = %id);
         let mut request = request.map(|body| with_deadline(body, self.state.config.body_timeout));
         let (state, router) = (self.state.clone(), self.router.clone());
         let ip = state
@@ -91,7 +90,7 @@ impl App {
             let elapsed = started.elapsed();
             let status = response.status().as_u16();
             if let Some(ip) = ip {
-                let used = response.extensions_mut().remove::<KeyUsed>();
+                let used = request_scope::take_key();
                 state.config.access_log.write(&Entry {
                     id,
                     method: &method,
@@ -106,7 +105,7 @@ impl App {
             state.metrics.record(route, status, elapsed);
             Ok(response)
         };
-        Box::pin(call.instrument(span))
+        Box::pin(request_scope::in_request(id, call))
     }
 }
 

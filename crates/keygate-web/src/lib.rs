@@ -13,7 +13,7 @@ mod console;
 mod deadline;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
-mod key_note;
+mod log_lines;
 mod manage;
 mod metrics;
 pub mod openapi;
@@ -22,6 +22,7 @@ mod problem;
 mod problem_code;
 mod problem_page;
 mod request_id;
+mod request_scope;
 mod rest;
 mod server;
 mod verify;
@@ -37,6 +38,7 @@ use keygate_service::Keygate;
 pub use access_log::{AccessLog, AccessLogDestination, AccessLogFormat, AccessLogSettings};
 pub use app::{ACCESS_LOG, App, AppFuture, app};
 pub use client_ip::TrustedProxies;
+pub use log_lines::{LogFormat, log_subscriber};
 pub use problem_code::ProblemCode;
 use request_id::{RequestId, RequestIds};
 

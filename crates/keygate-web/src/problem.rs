@@ -162,7 +162,7 @@ impl IntoResponse for Problem {
         response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
         response.headers_mut().extend(self.headers);
         if let Some(key) = self.key {
-            crate::key_note::note_key(&mut response, key, None);
+            crate::request_scope::note_key(key, None);
         }
         response
     }

@@ -4,7 +4,7 @@ use std::{process::ExitCode, time::Duration};
 
 use anyhow::Context;
 use keygate_service::{Caller, CreateUser, IssueKey, KeyOwner, Keygate, ServiceError};
-use keygate_web::{AppState, TrustedProxies};
+use keygate_web::{AppState, LogFormat, TrustedProxies};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpListener,
@@ -18,13 +18,13 @@ use crate::config::Config;
 pub fn init_logging() -> anyhow::Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_from_env("KEYGATE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    let format = std::env::var("KEYGATE_LOG_FORMAT").unwrap_or_default();
-    let _ = match format.trim() {
-        "json" => builder.json().with_current_span(true).with_span_list(false).try_init(),
-        "" | "text" => builder.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).try_init(),
+    let format = match std::env::var("KEYGATE_LOG_FORMAT").unwrap_or_default().trim() {
+        "json" => LogFormat::Json,
+        "" | "text" => LogFormat::Text { ansi: std::io::IsTerminal::is_terminal(&std::io::stderr()) },
         other => anyhow::bail!("KEYGATE_LOG_FORMAT must be json or text, not `{other}`"),
     };
+    // Already set (by a test of this crate, say): the one there stays.
+    let _ = tracing::subscriber::set_global_default(keygate_web::log_subscriber(filter, format, std::io::stderr));
     Ok(())
 }
 

@@ -63,6 +63,6 @@ pub(crate) async fn authenticate(call: &Call, headers: &HeaderMap) -> Result<(Ve
 pub(crate) fn authenticated(v: &Verified, body: impl IntoResponse) -> Response {
     let mut response = body.into_response();
     rate_headers(response.headers_mut(), &v.rate);
-    crate::key_note::note_key(&mut response, v.key().id, Some(v.owner.id));
+    crate::request_scope::note_key(v.key().id, Some(v.owner.id));
     response
 }

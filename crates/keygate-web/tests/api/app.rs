@@ -115,13 +115,12 @@ async fn every_log_line_of_a_request_carries_its_id_and_the_access_log_names_the
     let web = WebConfig { access_log: log.clone(), ..WebConfig::default() };
     let app = keygate_web::app(AppState::new(t.keygate.clone(), web));
     let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new("info"))
-        .json()
-        .with_current_span(true)
-        .with_span_list(false)
-        .with_writer(move || writer.clone())
-        .finish();
+    // The subscriber the `keygate` binary installs, in its JSON format.
+    let subscriber = keygate_web::log_subscriber(
+        tracing_subscriber::EnvFilter::new("info"),
+        keygate_web::LogFormat::Json,
+        move || writer.clone(),
+    );
     // The test's runtime has one thread: everything the app does runs under this subscriber.
     let _guard = tracing::subscriber::set_default(subscriber);
 

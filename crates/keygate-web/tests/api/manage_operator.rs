@@ -350,11 +350,11 @@ async fn no_operator_secret_confirmation_or_password_reaches_a_log() {
         WebConfig { access_log: log.clone(), ..WebConfig::default() },
     ));
     let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new("debug"))
-        .json()
-        .with_writer(move || writer.clone())
-        .finish();
+    let subscriber = keygate_web::log_subscriber(
+        tracing_subscriber::EnvFilter::new("debug"),
+        keygate_web::LogFormat::Json,
+        move || writer.clone(),
+    );
     let _guard = tracing::subscriber::set_default(subscriber);
     let request = |method: &str, path: &str, body: Option<Value>| {
         Request::builder()

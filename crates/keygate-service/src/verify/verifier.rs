@@ -150,7 +150,7 @@ impl Keygate {
         let v = &self.inner.verifier;
         match v.keys.get_counted(digest, now, v.ttl) {
             Some(k) => Ok(Some(k)),
-            None => bounded(deadline, self.load_key(digest, now)).await,
+            None => Box::pin(bounded(deadline, self.load_key(digest, now))).await,
         }
     }
 
@@ -199,7 +199,7 @@ impl Keygate {
         let v = &self.inner.verifier;
         match v.owners.get_counted(&id, now, v.ttl) {
             Some(o) => Ok(Some(o)),
-            None => bounded(deadline, self.load_owner(id, now)).await,
+            None => Box::pin(bounded(deadline, self.load_owner(id, now))).await,
         }
     }
 
@@ -226,7 +226,7 @@ impl Keygate {
         let v = &self.inner.verifier;
         match v.tenants.get_counted(&id, now, v.ttl) {
             Some(t) => Ok(Some(t)),
-            None => bounded(deadline, self.load_tenant(id, now)).await,
+            None => Box::pin(bounded(deadline, self.load_tenant(id, now))).await,
         }
     }
 

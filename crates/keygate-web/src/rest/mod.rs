@@ -133,10 +133,10 @@ pub(crate) async fn serve(
     let call = Call { state, peer, id, unit, name };
     match endpoint {
         Endpoint::Capability => capability::capability(call, request).await,
-        Endpoint::ReadView => records::read_view(call, request).await,
-        Endpoint::ReadRecord => records::read_record(call, request).await,
-        Endpoint::CreateRecord => records::create_record(call, request).await,
-        Endpoint::UpdateRecord => records::update_record(call, request).await,
+        Endpoint::ReadView => Box::pin(records::read_view(call, request)).await,
+        Endpoint::ReadRecord => Box::pin(records::read_record(call, request)).await,
+        Endpoint::CreateRecord => Box::pin(records::create_record(call, request)).await,
+        Endpoint::UpdateRecord => Box::pin(records::update_record(call, request)).await,
         Endpoint::MethodNotAllowed(allow) => method_not_allowed(id, allow),
     }
 }

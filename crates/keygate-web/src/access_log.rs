@@ -130,6 +130,10 @@ enum Message {
 struct Shard {
     buf: Vec<u8>,
     lines: u64,
+    /// A monotonic instant and the wall-clock time (since the epoch) read with it: a line's time
+    /// is found from its answer's instant and this, read again once it is a second old (a clock
+    /// read per second instead of one per line).
+    anchor: (Instant, Duration),
     /// The second [`Self::stamp`] was written for.
     second: u64,
     /// `YYYY-MM-DDTHH:MM:SS` of [`Self::second`].
@@ -139,6 +143,8 @@ struct Shard {
 /// One answered request, as the log names it.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Entry<'a> {
+    /// When the answer was ready (the line's time).
+    pub at: Instant,
     pub id: RequestId,
     pub method: &'a Method,
     pub route: &'a str,
@@ -175,7 +181,13 @@ impl AccessLog {
         let batch_bytes = settings.batch_bytes.max(1);
         let shards = (0..(2 * threads).clamp(4, 64))
             .map(|_| {
-                Mutex::new(Shard { buf: Vec::with_capacity(batch_bytes + 512), lines: 0, second: 0, stamp: [b'0'; 19] })
+                Mutex::new(Shard {
+                    buf: Vec::with_capacity(batch_bytes + 512),
+                    lines: 0,
+                    anchor: wall_clock_now(),
+                    second: 0,
+                    stamp: [b'0'; 19],
+                })
             })
             .collect();
         let stats = Arc::new(Stats::default());
@@ -226,9 +238,9 @@ impl AccessLog {
     /// Writes `entry`'s line into this thread's buffer; hands the buffer to the writer when full.
     pub(crate) fn write(&self, entry: &Entry<'_>) {
         let Some(inner) = &self.0 else { return };
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
         let shard = &inner.shards[shard_of_this_thread() % inner.shards.len()];
         let mut shard = shard.lock().unwrap_or_else(PoisonError::into_inner);
+        let now = shard.wall_clock(entry.at);
         shard.append(inner.format, now, entry);
         if shard.buf.len() < inner.batch_bytes {
             return;
@@ -281,7 +293,27 @@ fn shard_of_this_thread() -> usize {
     SHARD.with(|s| *s)
 }
 
+/// A monotonic instant and the wall-clock time since the epoch, read together.
+fn wall_clock_now() -> (Instant, Duration) {
+    (Instant::now(), SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default())
+}
+
 impl Shard {
+    /// The wall-clock time (since the epoch) of instant `at`, from the anchor while it is less
+    /// than a second away.
+    fn wall_clock(&mut self, at: Instant) -> Duration {
+        const FRESH: Duration = Duration::from_secs(1);
+        let instant = self.anchor.0;
+        if at.max(instant) - at.min(instant) >= FRESH {
+            self.anchor = wall_clock_now();
+        }
+        let (instant, wall) = self.anchor;
+        match at.checked_duration_since(instant) {
+            Some(after) => wall + after,
+            None => wall.saturating_sub(instant - at),
+        }
+    }
+
     /// The buffer and its line count, leaving an empty one of `capacity`.
     fn take(&mut self, capacity: usize) -> (Vec<u8>, u64) {
         (std::mem::replace(&mut self.buf, Vec::with_capacity(capacity)), std::mem::take(&mut self.lines))
@@ -509,6 +541,23 @@ impl Writer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_lines_time_follows_its_answers_instant_and_the_clock_is_read_again_after_a_second() {
+        let wall = Duration::from_secs(1_796_599_295);
+        let then = Instant::now();
+        let mut shard = Shard { buf: Vec::new(), lines: 0, anchor: (then, wall), second: 0, stamp: [b'0'; 19] };
+        let ms = Duration::from_millis;
+        assert_eq!(shard.wall_clock(then + ms(300)), wall + ms(300));
+        assert_eq!(shard.wall_clock(then.checked_sub(ms(200)).expect("instant")), wall - ms(200));
+        assert_eq!(shard.anchor, (then, wall), "read from the anchor within a second");
+        // A second from the anchor, the clock is read again: the made-up time is gone.
+        let now = then + Duration::from_secs(3);
+        let late = shard.wall_clock(now);
+        let real = SystemTime::now().duration_since(UNIX_EPOCH).expect("after 1970");
+        assert!(late.abs_diff(real + now.saturating_duration_since(Instant::now())) < ms(100), "{late:?} {real:?}");
+        assert_ne!(shard.anchor.0, then);
+    }
 
     #[test]
     fn civil_time_is_rfc3339() {

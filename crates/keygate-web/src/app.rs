@@ -83,15 +83,24 @@ impl App {
                     request.extensions_mut().insert(id);
                     let Ok(mut response) = router.oneshot(request).await;
                     let route = response.extensions_mut().remove::<MatchedPath>();
-                    (route.map_or(Cow::Borrowed("unmatched"), |r| Cow::Owned(r.as_str().to_owned())), response)
+                    let route = match route {
+                        None => Cow::Borrowed("unmatched"),
+                        Some(r) => crate::HOT_ROUTES
+                            .iter()
+                            .find(|&&hot| hot == r.as_str())
+                            .map_or_else(|| Cow::Owned(r.as_str().to_owned()), |&hot| Cow::Borrowed(hot)),
+                    };
+                    (route, response)
                 }
             };
             response.headers_mut().insert(X_REQUEST_ID.clone(), id.header_value());
-            let elapsed = started.elapsed();
+            let done = Instant::now();
+            let elapsed = done.saturating_duration_since(started);
             let status = response.status().as_u16();
             if let Some(ip) = ip {
                 let used = request_scope::take_key();
                 state.config.access_log.write(&Entry {
+                    at: done,
                     id,
                     method: &method,
                     route: &route,

@@ -132,6 +132,10 @@ impl AppState {
     }
 }
 
+/// The routes of axum's router that answer at volume (services' and proxies' verification): their
+/// metrics are kept at hand, and their template is not copied per request.
+const HOT_ROUTES: &[&str] = &["/v1/keys/verify", "/v1/forward-auth"];
+
 /// axum's router: everything but the Public API (`/rest/v1/…`, see [`rest`]), which [`App`]
 /// routes itself.
 fn router(state: AppState) -> Router {

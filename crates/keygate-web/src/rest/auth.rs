@@ -5,8 +5,7 @@
 use std::net::IpAddr;
 
 use axum::{
-    http::HeaderMap,
-    http::header,
+    http::{HeaderMap, HeaderName, header},
     response::{IntoResponse, Response},
 };
 use keygate_domain::UnitId;
@@ -22,8 +21,10 @@ use crate::{
 /// `Authorization` headers, two `X-API-Key` headers, or a Bearer key and a different `X-API-Key`
 /// are [`Credential::Ambiguous`]: the first is not silently preferred.
 pub(crate) fn credential(headers: &HeaderMap) -> Credential<'_> {
+    // A name given as text would be parsed and lower-cased on every call.
+    static X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
     let mut authorization = headers.get_all(header::AUTHORIZATION).iter();
-    let mut api_key = headers.get_all("x-api-key").iter();
+    let mut api_key = headers.get_all(&X_API_KEY).iter();
     let (bearer, second) = (authorization.next(), authorization.next());
     let (x_api_key, second_x) = (api_key.next(), api_key.next());
     if second.is_some() || second_x.is_some() {

@@ -148,6 +148,17 @@ fn method_not_allowed(id: RequestId, allow: &'static str) -> Response {
     response
 }
 
+/// `Content-Type: application/json`, a static value: text would be checked and copied per call.
+static JSON: HeaderValue = HeaderValue::from_static("application/json");
+
+/// Every route template of the Public API ([`Endpoint::route`]).
+pub(crate) const ROUTES: &[&str] = &[
+    "/rest/v1/{unitId}/capability",
+    "/rest/v1/{unitId}/views/{viewName}",
+    "/rest/v1/{unitId}/{resource}",
+    "/rest/v1/… (method not allowed)",
+];
+
 impl Endpoint {
     /// The route template, for metrics and the access log (bounded: one per endpoint).
     pub(crate) fn route(self) -> &'static str {
@@ -193,6 +204,20 @@ mod tests {
             Some(Endpoint::MethodNotAllowed("GET, HEAD, POST, PATCH"))
         );
         assert_eq!(endpoint(&Method::POST, "/rest/v1/3/capability"), Some(Endpoint::MethodNotAllowed("GET, HEAD")));
+    }
+
+    #[test]
+    fn every_endpoints_route_is_one_of_the_routes_whose_metrics_are_kept_at_hand() {
+        for endpoint in [
+            Endpoint::Capability,
+            Endpoint::ReadView,
+            Endpoint::ReadRecord,
+            Endpoint::CreateRecord,
+            Endpoint::UpdateRecord,
+            Endpoint::MethodNotAllowed("GET"),
+        ] {
+            assert!(ROUTES.contains(&endpoint.route()), "{endpoint:?}");
+        }
     }
 
     #[test]

@@ -63,10 +63,21 @@ async fn the_whole_application_answers_in_process_and_every_answer_carries_its_o
     let body = text(refused).await;
     assert!(body.contains(&format!("\"requestId\":\"{third}\"")), "the problem document names the header's id: {body}");
 
+    // The routes that answer at volume keep their series at hand after the first call: a second
+    // call, a status not kept at hand, and a hot route of axum's router count in the same series.
+    assert_eq!(call(&app, capability(secret.expose(), "/rest/v1/1/capability")).await.status(), StatusCode::OK);
+    let post = Request::post("/rest/v1/1/capability").body(Body::empty()).expect("request");
+    assert_eq!(call(&app, post).await.status(), StatusCode::METHOD_NOT_ALLOWED);
+    let proxy = Request::get("/v1/forward-auth").body(Body::empty()).expect("request");
+    assert_eq!(call(&app, proxy).await.status(), StatusCode::UNAUTHORIZED);
+
     let metrics = text(call(&app, Request::get("/metrics").body(Body::empty()).expect("request")).await).await;
     for line in [
-        r#"keygate_http_requests_total{route="/rest/v1/{unitId}/capability",status="200"} 1"#,
+        r#"keygate_http_requests_total{route="/rest/v1/{unitId}/capability",status="200"} 2"#,
         r#"keygate_http_requests_total{route="/rest/v1/{unitId}/capability",status="401"} 1"#,
+        r#"keygate_http_requests_total{route="/rest/v1/… (method not allowed)",status="405"} 1"#,
+        r#"keygate_http_requests_total{route="/v1/forward-auth",status="401"} 1"#,
+        r#"keygate_http_request_duration_seconds_count{route="/rest/v1/{unitId}/capability"} 3"#,
         r#"keygate_http_requests_total{route="/console/login",status="200"} 1"#,
     ] {
         assert!(metrics.lines().any(|l| l == line), "{line} in\n{metrics}");

@@ -182,7 +182,10 @@ mod tests {
         assert_eq!(parsed.len(), 2);
         assert_eq!(parsed[1]["span"], serde_json::json!({ "id": "edge-7:a.b_c", "name": "request" }));
         assert_eq!(parsed[1]["fields"], serde_json::json!({ "message": "inside", "n": 4 }));
-        assert_eq!((parsed[1]["level"].as_str(), parsed[1]["target"].as_str()), (Some("WARN"), Some("keygate_web::log_lines::tests")));
+        assert_eq!(
+            (parsed[1]["level"].as_str(), parsed[1]["target"].as_str()),
+            (Some("WARN"), Some("keygate_web::log_lines::tests"))
+        );
         assert!(parsed[0].get("span").is_none(), "a line outside a request names none: {}", lines[0]);
     }
 }

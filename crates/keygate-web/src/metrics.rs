@@ -97,9 +97,13 @@ impl Metrics {
             return;
         };
         let route = Cow::Borrowed(hot.route);
-        hot.latency.get_or_init(|| self.latency.get_or_create(&Route { route: route.clone() }).clone()).observe(seconds);
+        hot.latency
+            .get_or_init(|| self.latency.get_or_create(&Route { route: route.clone() }).clone())
+            .observe(seconds);
         match HOT_STATUSES.iter().position(|&s| s == status) {
-            Some(i) => hot.requests[i].get_or_init(|| self.requests.get_or_create(&RouteStatus { route, status }).clone()).inc(),
+            Some(i) => hot.requests[i]
+                .get_or_init(|| self.requests.get_or_create(&RouteStatus { route, status }).clone())
+                .inc(),
             None => self.requests.get_or_create(&RouteStatus { route, status }).inc(),
         };
     }

@@ -6,6 +6,9 @@ use keygate_domain::UnitId;
 
 use crate::{AppState, RequestId};
 
+/// `Content-Type: application/json`, a static value: text would be checked and copied per call.
+pub(crate) static JSON: axum::http::HeaderValue = axum::http::HeaderValue::from_static("application/json");
+
 /// The largest request body a Public API call may send (axum's default limit).
 pub(crate) const BODY_LIMIT: usize = 2 * 1024 * 1024;
 

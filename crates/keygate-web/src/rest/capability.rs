@@ -30,7 +30,7 @@ pub(crate) async fn capability(call: Call, request: Request) -> Response {
     }
     // The per-call head, then the bytes shared with the cache, without joining them.
     let body = Parts::new([Bytes::from(capability_head(ip, call.unit)), Bytes::from_owner(fixed)], ());
-    authenticated(&verified, ([(header::CONTENT_TYPE, super::JSON.clone())], axum::body::Body::new(body)))
+    authenticated(&verified, ([(header::CONTENT_TYPE, super::call::JSON.clone())], axum::body::Body::new(body)))
 }
 
 /// The capability answer is `{"clientIp":…,"unit":…` + the rest. Only the two leading fields

@@ -148,9 +148,6 @@ fn method_not_allowed(id: RequestId, allow: &'static str) -> Response {
     response
 }
 
-/// `Content-Type: application/json`, a static value: text would be checked and copied per call.
-static JSON: HeaderValue = HeaderValue::from_static("application/json");
-
 /// Every route template of the Public API ([`Endpoint::route`]).
 pub(crate) const ROUTES: &[&str] = &[
     "/rest/v1/{unitId}/capability",

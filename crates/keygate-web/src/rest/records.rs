@@ -33,7 +33,7 @@ pub(crate) struct IdQuery {
 }
 
 fn json_response(v: &Verified, status: StatusCode, body: String) -> Response {
-    authenticated(v, (status, [(header::CONTENT_TYPE, super::JSON.clone())], body))
+    authenticated(v, (status, [(header::CONTENT_TYPE, super::call::JSON.clone())], body))
 }
 
 /// A verified call the service refused. `insufficient_permission` is a refusal of the call like
@@ -77,7 +77,11 @@ pub(crate) async fn read_view(call: Call, request: Request) -> Response {
     match call.state.keygate.read_view(&v, call.unit, view, &params).await {
         Ok(page) => authenticated(
             &v,
-            (StatusCode::OK, [(header::CONTENT_TYPE, super::JSON.clone())], axum::body::Body::new(page_body(page))),
+            (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, super::call::JSON.clone())],
+                axum::body::Body::new(page_body(page)),
+            ),
         ),
         Err(e) => failed(&call, &v, e),
     }

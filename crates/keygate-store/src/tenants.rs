@@ -211,6 +211,10 @@ impl Tenants<'_> {
     pub async fn delete_unit(&self, tenant: TenantId, unit: UnitId, audit: &AuditEntry) -> StoreResult<()> {
         on_pool!(self.0, p => {
             let mut tx = p.begin().await?;
+            // The tenant's lock is the first statement, a write: the counts below are then read
+            // under it (a read first would fail at once on SQLite when another writer got in
+            // between, and two deletes could each see the other's unit still there).
+            crate::authz::lock_tenant!(&mut *tx, tenant).map_err(|_: StoreError| StoreError::NotFound(format!("unit {unit}")))?;
             let records: i64 = sqlx::query_scalar(
                 "SELECT (SELECT COUNT(*) FROM companies WHERE tenant_id = $1 AND unit_id = $2) \
                       + (SELECT COUNT(*) FROM persons WHERE tenant_id = $1 AND unit_id = $2) \

@@ -214,7 +214,13 @@ impl Keys<'_> {
     }
 
     /// The hot-path lookup (on a cache miss).
+    /// The key with this digest: verification's read on a cache miss. On SQLite it goes through
+    /// a read-only connection on the calling thread (see [`crate::sqlite_reader`]'s
+    /// `key_by_digest`), not through sqlx's worker thread.
     pub async fn by_digest(&self, digest: &KeyDigest) -> StoreResult<Option<KeyRecord>> {
+        if let Some(read) = self.0.sqlite_readers.as_ref().and_then(|r| r.key_by_digest(digest)) {
+            return read?.map(KeyRecord::try_from).transpose();
+        }
         let sql = format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE digest = $1");
         let row: Option<KeyRow> =
             on_pool!(self.0, p => sqlx::query_as(&sql).bind(digest.as_bytes().to_vec()).fetch_optional(p).await)?;

@@ -120,15 +120,16 @@ pub(crate) fn on_unique(e: sqlx::Error, message: impl FnOnce() -> String) -> Sto
 /// One connection pool's use, for `/metrics`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PoolStats {
-    /// `sqlite` (sqlx: every query and write on SQLite), `sqlite_page_readers` (read-only
-    /// connections for data-API pages) or `postgres`.
+    /// `sqlite` (sqlx: every write and most queries on SQLite), `sqlite_page_readers` (read-only
+    /// connections for data-API pages and verification's key reads) or `postgres`.
     pub name: &'static str,
     /// Connections running a query now.
     pub in_use: u32,
     /// Open connections waiting for work.
     pub idle: u32,
     /// Connections the pool opens at most; `None` where it has no bound of its own (page
-    /// readers are bounded by the blocking threads that run them, and keep at most 8 idle).
+    /// readers are bounded by the threads that use them, blocking threads for pages and the
+    /// runtime's workers for key reads, and keep at most 8 idle).
     pub max: Option<u32>,
 }
 
@@ -149,7 +150,7 @@ pub(crate) enum Pool {
 #[derive(Debug, Clone)]
 pub struct Database {
     pub(crate) pool: Pool,
-    /// Read-only connections for data-API pages on SQLite (see `sqlite_reader`).
+    /// Read-only connections for data-API pages and key reads on SQLite (see `sqlite_reader`).
     pub(crate) sqlite_readers: Option<std::sync::Arc<sqlite_reader::Readers>>,
     /// Opened read-only: every write fails with [`StoreError::ReadOnly`].
     pub(crate) read_only: bool,

@@ -54,6 +54,38 @@ pub(crate) struct KeyRow {
     rate_limit_per_minute: Option<i64>,
 }
 
+impl KeyRow {
+    #[cfg(test)]
+    pub(crate) fn id_of(&self) -> i64 {
+        self.id
+    }
+
+    /// The same row read through rusqlite (`SELECT KEY_COLUMNS …`, in that order): the cache-miss
+    /// read of verification on SQLite (`sqlite_reader`).
+    pub(crate) fn from_rusqlite(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            id: row.get(0)?,
+            tenant_id: row.get(1)?,
+            user_id: row.get(2)?,
+            created_by: row.get(3)?,
+            purpose: row.get(4)?,
+            digest: row.get(5)?,
+            display: row.get(6)?,
+            ip_ranges: row.get(7)?,
+            scopes: row.get(8)?,
+            units: row.get(9)?,
+            expires_at: row.get(10)?,
+            enabled: row.get(11)?,
+            revoked_at: row.get(12)?,
+            created_at: row.get(13)?,
+            last_used_at: row.get(14)?,
+            last_used_ip: row.get(15)?,
+            rolled_from: row.get(16)?,
+            rate_limit_per_minute: row.get(17)?,
+        })
+    }
+}
+
 impl TryFrom<KeyRow> for KeyRecord {
     type Error = StoreError;
     fn try_from(r: KeyRow) -> StoreResult<Self> {

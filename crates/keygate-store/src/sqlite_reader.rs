@@ -1,4 +1,5 @@
-//! Page reads of the data API on SQLite, through rusqlite on a few read-only connections.
+//! Page reads of the data API and verification's key reads on SQLite, through rusqlite on a few
+//! read-only connections.
 //!
 //! sqlx hands SQLite rows from its worker thread to the async side one by one, which for a
 //! 1000-row page costs more than reading the rows. Here a blocking task steps the statement and
@@ -16,13 +17,15 @@ use std::{
     time::{Duration, Instant},
 };
 
+use keygate_domain::KeyDigest;
 use keygate_domain::views::{Bound, Column, ColumnType};
-use rusqlite::{OpenFlags, types::ValueRef};
+use rusqlite::{OpenFlags, OptionalExtension as _, types::ValueRef};
 use serde_json::{Map, Value as Json};
 
 use crate::{
     PageRows, StoreError, StoreResult,
     records::{PageGrowth, PageText, time_budget_spent},
+    rows::{KEY_COLUMNS, KeyRow},
 };
 
 /// What bounds one page read.
@@ -36,10 +39,40 @@ pub(crate) struct PageRead {
 /// SQLite virtual-machine steps between two looks at the clock: about a few microseconds.
 const STEPS_PER_CHECK: std::os::raw::c_int = 1000;
 
+/// What a read-only connection is for; each kind keeps its own idle connections.
+#[derive(Debug, Clone, Copy)]
+enum Use {
+    /// Data-API pages, on blocking threads: wait up to 10 s for SQLite's locks (in WAL mode a
+    /// reader rarely has to); read the file through a 256 MiB memory map and 32 MiB of cache.
+    Page = 0,
+    /// Verification's key reads, on the runtime's threads: never wait for a lock (the caller
+    /// asks sqlx instead); no memory map, so that the pages a process reads all over a large
+    /// database are not counted in its resident memory once per connection, and 8 MiB of cache,
+    /// which holds the upper levels of the digest index and the table.
+    Key = 1,
+}
+
+impl Use {
+    fn busy_timeout(self) -> Duration {
+        match self {
+            Use::Page => Duration::from_secs(10),
+            Use::Key => Duration::ZERO,
+        }
+    }
+
+    fn pragmas(self) -> &'static str {
+        match self {
+            Use::Page => "PRAGMA mmap_size = 268435456; PRAGMA cache_size = -32768;",
+            Use::Key => "PRAGMA mmap_size = 0; PRAGMA cache_size = -8192;",
+        }
+    }
+}
+
 /// Idle read-only connections to one SQLite file.
 pub(crate) struct Readers {
     path: PathBuf,
-    idle: Mutex<Vec<rusqlite::Connection>>,
+    /// Per [`Use`], at most 8 each.
+    idle: [Mutex<Vec<rusqlite::Connection>>; 2],
     /// Connections reading a page now (for `/metrics`).
     in_use: AtomicUsize,
 }
@@ -64,28 +97,30 @@ fn failed(e: impl std::fmt::Display) -> StoreError {
 
 impl Readers {
     pub(crate) fn new(path: &Path) -> Self {
-        Self { path: path.to_owned(), idle: Mutex::new(Vec::new()), in_use: AtomicUsize::new(0) }
+        Self { path: path.to_owned(), idle: Default::default(), in_use: AtomicUsize::new(0) }
     }
 
-    /// Connections reading now, and idle ones kept for the next page.
+    /// Connections reading a page now, and idle ones of either use.
     pub(crate) fn usage(&self) -> (usize, usize) {
-        let idle = self.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner).len();
+        let idle = self.idle.iter().map(|l| l.lock().unwrap_or_else(std::sync::PoisonError::into_inner).len()).sum();
         (self.in_use.load(Ordering::Relaxed), idle)
     }
 
-    fn connection(&self) -> StoreResult<rusqlite::Connection> {
-        if let Some(c) = self.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pop() {
+    /// An idle connection for `what`, or a new one.
+    fn connection(&self, what: Use) -> rusqlite::Result<rusqlite::Connection> {
+        let idle = self.idle[what as usize].lock().unwrap_or_else(std::sync::PoisonError::into_inner).pop();
+        if let Some(c) = idle {
             return Ok(c);
         }
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let c = rusqlite::Connection::open_with_flags(&self.path, flags).map_err(failed)?;
-        c.busy_timeout(Duration::from_secs(10)).map_err(failed)?;
-        c.execute_batch("PRAGMA mmap_size = 268435456; PRAGMA cache_size = -32768;").map_err(failed)?;
+        let c = rusqlite::Connection::open_with_flags(&self.path, flags)?;
+        c.busy_timeout(what.busy_timeout())?;
+        c.execute_batch(what.pragmas())?;
         Ok(c)
     }
 
-    fn give_back(&self, c: rusqlite::Connection) {
-        let mut idle = self.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    fn give_back(&self, what: Use, c: rusqlite::Connection) {
+        let mut idle = self.idle[what as usize].lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if idle.len() < 8 {
             idle.push(c);
         }
@@ -102,7 +137,7 @@ impl Readers {
     ) -> StoreResult<PageRows> {
         let this = Arc::clone(self);
         tokio::task::spawn_blocking(move || {
-            let conn = this.connection()?;
+            let conn = this.connection(Use::Page).map_err(failed)?;
             this.in_use.fetch_add(1, Ordering::Relaxed);
             if let Some(budget) = read.time_budget {
                 let deadline = Instant::now() + budget;
@@ -111,11 +146,33 @@ impl Readers {
             let page = read_page(&conn, &sql, &binds, &shape, &read);
             conn.progress_handler(0, None::<fn() -> bool>);
             this.in_use.fetch_sub(1, Ordering::Relaxed);
-            this.give_back(conn);
+            this.give_back(Use::Page, conn);
             page
         })
         .await
         .map_err(failed)?
+    }
+}
+
+impl Readers {
+    /// The row of the key with this digest, read on the calling thread: verification's cache
+    /// miss. A point read through the unique index costs a few microseconds from the page
+    /// cache, less than handing it to sqlx's worker thread and back (which was most of a miss's
+    /// 100 µs); it can neither write nor wait for a lock. `None`: SQLite answered busy (a rare
+    /// moment in WAL mode, e.g. while another connection recovers the WAL index); the caller then
+    /// asks sqlx, which waits without holding this thread.
+    pub(crate) fn key_by_digest(&self, digest: &KeyDigest) -> Option<StoreResult<Option<KeyRow>>> {
+        let read = self.connection(Use::Key).and_then(|conn| {
+            let row = conn
+                .prepare_cached(&format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE digest = ?1"))
+                .and_then(|mut stmt| stmt.query_row([&digest.as_bytes()[..]], KeyRow::from_rusqlite).optional());
+            self.give_back(Use::Key, conn);
+            row
+        });
+        match read {
+            Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) => None,
+            read => Some(read.map_err(failed)),
+        }
     }
 }
 
@@ -246,6 +303,50 @@ fn json_string(out: &mut String, s: &str) {
 
 #[cfg(test)]
 mod tests {
+    use keygate_domain::KeyDigest;
+
+    use super::Readers;
+
+    /// Another process holding the database exclusively (WAL in `locking_mode=EXCLUSIVE`) makes a
+    /// reader busy: verification's read must hand back at once, so that the caller waits off the
+    /// runtime's thread, and read normally once the database is free.
+    #[test]
+    fn a_key_read_while_the_database_is_held_exclusively_hands_back_instead_of_waiting() {
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        let dir = std::env::temp_dir().join(format!("keygate-reader-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("keygate.db");
+        let digest = KeyDigest::of("kg_the key of this test");
+        let holder = rusqlite::Connection::open(&path).expect("open");
+        holder
+            .execute_batch(
+                "PRAGMA journal_mode = WAL; CREATE TABLE api_keys (id INTEGER PRIMARY KEY, tenant_id, user_id, \
+                 created_by, purpose, digest UNIQUE, display, ip_ranges, scopes, units, expires_at, enabled, \
+                 revoked_at, created_at, last_used_at, last_used_ip, rolled_from, rate_limit_per_minute);",
+            )
+            .expect("schema");
+        holder
+            .execute(
+                "INSERT INTO api_keys VALUES (7, 1, 2, NULL, 'p', ?1, 'kg_…', '[]', NULL, NULL, NULL, 1, NULL, 0, NULL, \
+                 NULL, NULL, NULL)",
+                [&digest.as_bytes()[..]],
+            )
+            .expect("row");
+        holder
+            .execute_batch("PRAGMA locking_mode = EXCLUSIVE; BEGIN IMMEDIATE; UPDATE api_keys SET enabled = 0;")
+            .expect("hold");
+        let readers = Readers::new(&path);
+        let started = std::time::Instant::now();
+        assert!(readers.key_by_digest(&digest).is_none(), "busy: handed back");
+        // Handed back at once, not after the 10 s busy timeout of page reads.
+        assert!(started.elapsed() < std::time::Duration::from_secs(5), "{:?}", started.elapsed());
+        drop(holder);
+        let found = readers.key_by_digest(&digest).expect("not busy").expect("read").expect("found");
+        assert_eq!(crate::rows::KeyRow::id_of(&found), 7);
+        assert!(readers.key_by_digest(&KeyDigest::of("kg_another")).expect("not busy").expect("read").is_none());
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
     #[test]
     fn strings_are_escaped_as_json() {
         let mut out = String::new();

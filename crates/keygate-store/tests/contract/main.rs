@@ -58,6 +58,7 @@ contract!(
     the_limit_th_failed_log_in_locks_the_subject,
     a_node_reads_the_other_nodes_counts_with_their_names_and_a_new_node_starts_a_minute_back,
     units_deleted_at_the_same_time_are_all_deleted_none_refused_as_busy,
+    a_key_read_by_its_digest_is_the_key_read_by_its_id_in_every_field,
 );
 
 async fn a_node_reads_the_other_nodes_counts_with_their_names_and_a_new_node_starts_a_minute_back(db: &Database) {
@@ -225,6 +226,44 @@ async fn a_stored_key_is_found_by_its_digest_and_holds_no_plaintext(db: &Databas
     assert_eq!(listing.len(), 1);
     assert_eq!(listing[0].created_by_email.as_deref(), Some("admin@acme.example"));
     assert!(!format!("{listing:?}").contains(&secret.expose()[3..35]));
+}
+
+/// Verification reads a key by its digest (on SQLite through its own read-only connections, not
+/// sqlx); an administrator's page reads it by id. Both must see the same key, every field set.
+async fn a_key_read_by_its_digest_is_the_key_read_by_its_id_in_every_field(db: &Database) {
+    let f = fixture(db, "acme").await;
+    let (old_secret, new_secret) = (ApiKeySecret::generate(), ApiKeySecret::generate());
+    let old = db
+        .keys()
+        .insert(&new_key(&f, &old_secret), &Guard::allow_all(), &cli(Some(f.tenant), "key.issued"))
+        .await
+        .expect("insert");
+    let mut next = new_key(&f, &new_secret);
+    next.rolled_from = Some(old);
+    next.scopes = None;
+    next.units = None;
+    next.rate_limit_per_minute = None;
+    let until = Timestamp::now().plus_days(1);
+    let new =
+        db.keys().roll(old, &next, until, &Guard::allow_all(), &cli(Some(f.tenant), "key.rolled")).await.expect("roll");
+    db.keys()
+        .record_usage(&[UsageUpdate { key_id: new, at: Timestamp::now(), ip: "10.0.0.1".into() }])
+        .await
+        .expect("use");
+    db.keys()
+        .set_enabled(f.tenant, new, false, &Guard::allow_all(), &cli(Some(f.tenant), "key.disabled"))
+        .await
+        .expect("disable");
+    db.keys().revoke(f.tenant, old, &cli(Some(f.tenant), "key.revoked")).await.expect("revoke");
+    for (id, secret) in [(old, &old_secret), (new, &new_secret)] {
+        let by_id = db.keys().by_id(f.tenant, id).await.expect("read").expect("exists");
+        let by_digest = db.keys().by_digest(&secret.digest()).await.expect("read").expect("exists");
+        assert_eq!(by_digest, by_id);
+    }
+    let new = db.keys().by_digest(&new_secret.digest()).await.expect("read").expect("exists");
+    assert!(!new.enabled && new.last_used_ip.as_deref() == Some("10.0.0.1") && new.rolled_from == Some(old), "{new:?}");
+    let old = db.keys().by_digest(&old_secret.digest()).await.expect("read").expect("exists");
+    assert!(old.revoked_at.is_some() && old.expires_at == Some(until) && old.scopes.is_some(), "{old:?}");
 }
 
 async fn the_same_digest_cannot_be_stored_twice(db: &Database) {

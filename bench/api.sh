@@ -18,7 +18,7 @@
 #           keygate's 60 s cache TTL. The once-a-minute write-behind of counts and latest uses is
 #           never due (each server is fresh and lives for less than a minute); its cost is in the
 #           README, measured apart.
-#      For each scenario of a round, three servers are started afresh, all pinned to CPU
+#      For each scenario of a round, three servers (four with one key) are started afresh, all pinned to CPU
 #      BENCH_SERVER_CPU, and warmed up: keygate (`serve`) with the defaults (the access log on, to
 #      standard error, here a file), keygate with the access log off (KEYGATE_ACCESS_LOG=off, on a
 #      copy of the data dir), and the baseline. Then BENCH_PAIRS times, each server in turn
@@ -27,6 +27,11 @@
 #      pairs rotate which server goes first. Each pair gives a ratio keygate/baseline measured
 #      seconds apart: this VM's speed drifts by 10–15 % over minutes, and between processes, and a
 #      ratio of two runs this close cancels most of that.
+#      In the one-key scenario a fourth server runs in the same turns: the baseline answering
+#      keygate's bytes (`--answer keygate`: keygate's capability document and its RateLimit,
+#      RateLimit-Policy and X-Request-Id headers, about 530 bytes against the small answer's
+#      150). keygate / that server is printed as information, not judged: it tells how much of
+#      the distance to the baseline is the size of keygate's answer rather than keygate's work.
 #      Prints, per server and scenario, the median over all runs of req/s, p50 and p99 and the
 #      server's CPU use, and keygate/baseline as the median of all pairs' ratios (with each
 #      round's median on stderr), and likewise keygate with the log off / baseline (the second
@@ -59,7 +64,7 @@
 #
 # Knobs (environment):
 #   BENCH_ROUNDS=5             hot-path rounds (fresh servers for each scenario of each round)
-#   BENCH_PAIRS=2              measured pairs (one run of each of the three servers) per scenario and round
+#   BENCH_PAIRS=2              measured pairs (one run of each server) per scenario and round
 #   BENCH_DURATION=4           seconds per measured wrk run (the cold path's HTTP runs: 10)
 #   BENCH_WARMUP=3             seconds per warm-up run
 #   BENCH_CONNECTIONS=64       wrk connections for the hot path
@@ -75,7 +80,8 @@
 #                              by other work on the machine: that server is measured again
 #   BENCH_SERVER_CPU=0         CPU the servers are pinned to
 #   BENCH_CLIENT_CPU=1         CPU wrk is pinned to
-#   BENCH_PORT=18080           keygate listens on 127.0.0.1:PORT, the baseline on PORT+1
+#   BENCH_PORT=18080           keygate listens on 127.0.0.1:PORT, the baseline on PORT+1, keygate with
+#                              the log off on PORT+2, the baseline with keygate's answer on PORT+3
 #   BENCH_LOG=                 keygate's KEYGATE_LOG in the hot path (unset: the default, access log on)
 #   BENCH_KEEP=                1: keep the work dir (logs, raw wrk output, plaintext bench keys)
 #   BENCH_SKIP_BUILD=          1: use the binaries already built
@@ -116,6 +122,7 @@ LUA="$ROOT/bench/rotate.lua"
 KEYGATE_PORT=$BENCH_PORT
 BASELINE_PORT=$((BENCH_PORT + 1))
 QUIET_PORT=$((BENCH_PORT + 2))
+ANSWER_PORT=$((BENCH_PORT + 3))
 PATH_CAPABILITY=/rest/v1/1/capability
 TENANT=bench
 USER_EMAIL=bench@bench.example
@@ -165,6 +172,7 @@ DATA="$WORK/data"
 KEYGATE_PID=
 BASELINE_PID=
 QUIET_PID=
+ANSWER_PID=
 
 # stop_server VAR: stops the server whose PID is in VAR (resuming it first if it is paused).
 stop_server() {
@@ -185,6 +193,7 @@ stop_servers() {
     stop_server KEYGATE_PID
     stop_server BASELINE_PID
     stop_server QUIET_PID
+    stop_server ANSWER_PID
 }
 
 cleanup() {
@@ -247,17 +256,26 @@ start_baseline() {
     wait_for_port "$BASELINE_PORT" "$BASELINE_PID"
 }
 
-# only SERVER: resumes SERVER (keygate, quiet or baseline) and pauses the others, so that while
+# The baseline answering keygate's bytes (its document and headers) instead of its small document.
+start_answer() {
+    port_free "$ANSWER_PORT"
+    TOKIO_WORKER_THREADS=1 taskset -c "$BENCH_SERVER_CPU" "$BASELINE" --listen "127.0.0.1:$ANSWER_PORT" \
+        --keys "$WORK/hot.txt" --answer keygate >>"$WORK/answer.log" 2>&1 &
+    ANSWER_PID=$!
+    wait_for_port "$ANSWER_PORT" "$ANSWER_PID"
+}
+
+# only SERVER: resumes SERVER (keygate, quiet, baseline or answer) and pauses the others, so that while
 # SERVER is measured the others take no CPU time at all (keygate's timers would otherwise wake it).
 only() {
     local v
-    for v in KEYGATE_PID QUIET_PID BASELINE_PID; do
+    for v in KEYGATE_PID QUIET_PID BASELINE_PID ANSWER_PID; do
         if [ "$v" != "$(pid_var "$1")" ] && [ -n "${!v}" ]; then kill -STOP "${!v}"; fi
     done
     v=$(pid_var "$1")
     [ -z "${!v}" ] || kill -CONT "${!v}"
 }
-pid_var() { case $1 in keygate) echo KEYGATE_PID ;; quiet) echo QUIET_PID ;; *) echo BASELINE_PID ;; esac; }
+pid_var() { case $1 in keygate) echo KEYGATE_PID ;; quiet) echo QUIET_PID ;; answer) echo ANSWER_PID ;; *) echo BASELINE_PID ;; esac; }
 
 # CPU time (ticks, all threads) process PID has used so far.
 server_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
@@ -317,6 +335,7 @@ url_of() {
     case $1 in
         keygate) echo "http://127.0.0.1:$KEYGATE_PORT$PATH_CAPABILITY" ;;
         quiet) echo "http://127.0.0.1:$QUIET_PORT$PATH_CAPABILITY" ;;
+        answer) echo "http://127.0.0.1:$ANSWER_PORT$PATH_CAPABILITY" ;;
         *) echo "http://127.0.0.1:$BASELINE_PORT$PATH_CAPABILITY" ;;
     esac
 }
@@ -326,12 +345,23 @@ pid_of() { local v; v=$(pid_var "$1"); echo "${!v}"; }
 # the top of this file). Appends each accepted run's figures to <server>_<SCENARIO>_{RPS,P50,P99,CPU}
 # and each pair's ratio to <SCENARIO>_RATIOS.
 measure_scenario() {
-    local round=$1 scenario=$2 limit=1 server pair attempt order label ok round_ratios=
+    local round=$1 scenario=$2 limit=1 server pair attempt order label ok round_ratios= servers="baseline quiet keygate"
     [ "$scenario" = ONE ] || limit=0
     start_keygate
     start_quiet
     start_baseline
-    for server in baseline quiet keygate; do
+    # The fourth server, in the one-key scenario only (the rotating one has no time for it within
+    # keygate's cache TTL).
+    if [ "$scenario" = ONE ]; then
+        start_answer
+        servers="$servers answer"
+        if [ -z "$ANSWER_BYTES" ]; then
+            ANSWER_BYTES=$(answer_bytes "$ANSWER_PORT")
+            BASELINE_BYTES=$(answer_bytes "$BASELINE_PORT")
+            KEYGATE_BYTES=$(answer_bytes "$KEYGATE_PORT")
+        fi
+    fi
+    for server in $servers; do
         only "$server"
         label="$server-r$round-$scenario"
         if [ "$scenario" = ONE ]; then
@@ -347,11 +377,7 @@ measure_scenario() {
         sleep "$BENCH_SETTLE"
     fi
     for pair in $(seq 1 "$BENCH_PAIRS"); do
-        case $(((round + pair) % 3)) in
-            0) order="keygate quiet baseline" ;;
-            1) order="baseline keygate quiet" ;;
-            *) order="quiet baseline keygate" ;;
-        esac
+        order=$(rotated $(((round + pair) % $(wc -w <<<"$servers"))) $servers)
         for attempt in 1 2 3; do
             ok=1
             for server in $order; do
@@ -368,7 +394,7 @@ measure_scenario() {
             DISTURBED="$DISTURBED round-$round/$scenario/pair-$pair"
             continue
         fi
-        for server in keygate quiet baseline; do
+        for server in $servers; do
             local p="P_$server"
             read -r rps p50 p99 cpu <<<"${!p}"
             append "${server}_${scenario}_RPS" "$rps"
@@ -383,10 +409,40 @@ measure_scenario() {
         append "${scenario}_QRATIOS" "$(pct "$q_rps" "$b_rps")"
         append "${scenario}_LRATIOS" "$(pct "$k_rps" "$q_rps")"
         append round_ratios "$(pct "$k_rps" "$b_rps")"
+        if [ "$scenario" = ONE ]; then
+            read -r a_rps _ <<<"$P_answer"
+            append ONE_ARATIOS "$(pct "$k_rps" "$a_rps")"
+            append ONE_AQRATIOS "$(pct "$q_rps" "$a_rps")"
+        fi
         say "round $round, $scenario, pair $pair: keygate $k_rps req/s, log off $q_rps req/s, baseline $b_rps req/s: ${round_ratios##* } % (log on/off $(pct "$k_rps" "$q_rps") %)"
     done
     stop_servers
     [ -z "$round_ratios" ] || say "round $round, $scenario: keygate/baseline median $(fmedian "$round_ratios") % ($round_ratios )"
+}
+
+# answer_bytes PORT: the size of the answer to one call with the first hot key (status line,
+# headers and body; asked with `Connection: close`, which adds that header to every answer).
+answer_bytes() {
+    local key
+    key=$(head -1 "$WORK/hot.txt")
+    (
+        exec 3<>"/dev/tcp/127.0.0.1/$1"
+        printf 'GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer %s\r\nConnection: close\r\n\r\n' \
+            "$PATH_CAPABILITY" "$key" >&3
+        timeout 5 cat <&3 | wc -c
+    )
+}
+ANSWER_BYTES=
+BASELINE_BYTES=
+KEYGATE_BYTES=
+
+# rotated N WORD…: the words, starting from the N-th (0-based), wrapping around.
+rotated() {
+    local n=$1
+    shift
+    local words=("$@")
+    local i
+    for i in "${!words[@]}"; do printf '%s ' "${words[$(((i + n) % ${#words[@]}))]}"; done
 }
 
 us() { awk -v u="$1" 'BEGIN { if (u >= 1000) printf "%.2f ms", u / 1000; else printf "%d µs", u }'; }
@@ -414,6 +470,8 @@ ONE_QRATIOS=
 ROT_QRATIOS=
 ONE_LRATIOS=
 ROT_LRATIOS=
+ONE_ARATIOS=
+ONE_AQRATIOS=
 for round in $(seq 1 "$BENCH_ROUNDS"); do
     for scenario in ONE ROT; do
         measure_scenario "$round" "$scenario"
@@ -457,9 +515,9 @@ FAILED=0
 verdict() {
     if at_least "$2" "$3"; then printf -v "$1" PASS; else printf -v "$1" FAIL; FAILED=1; fi
 }
-for s in keygate quiet baseline; do
-    v="${s}_ONE_RPS"
+for s in keygate quiet baseline answer; do
     for c in ONE ROT; do
+        [ "$s.$c" != answer.ROT ] || continue
         v="${s}_${c}_RPS"
         [ -n "${!v:-}" ] || die "every pair of $c was disturbed by other work on this machine; run again when it is idle"
         for m in RPS P50 P99 CPU; do
@@ -474,6 +532,8 @@ ONE_QRATIO=$(fmedian "$ONE_QRATIOS")
 ROT_QRATIO=$(fmedian "$ROT_QRATIOS")
 ONE_LRATIO=$(fmedian "$ONE_LRATIOS")
 ROT_LRATIO=$(fmedian "$ROT_LRATIOS")
+ONE_ARATIO=$(fmedian "$ONE_ARATIOS")
+ONE_AQRATIO=$(fmedian "$ONE_AQRATIOS")
 verdict ONE_VERDICT "$ONE_RATIO" "$BENCH_MIN_RATIO"
 verdict ROT_VERDICT "$ROT_RATIO" "$BENCH_MIN_RATIO"
 verdict ONE_LVERDICT "$ONE_LRATIO" "$BENCH_MIN_LOG_RATIO"
@@ -503,6 +563,9 @@ echo "  $BENCH_HOT_KEYS keys:$ROT_QRATIOS"
 echo "keygate/keygate with the access log off, in %:"
 echo "  1 key:$ONE_LRATIOS"
 echo "  $BENCH_HOT_KEYS keys:$ROT_LRATIOS"
+echo "keygate/the baseline answering keygate's bytes (1 key; reported, not judged), in %:"
+echo "  defaults:$ONE_ARATIOS"
+echo "  access log off:$ONE_AQRATIOS"
 echo
 printf '%-26s │ %-35s │ %-35s │ %7s\n' "" "keygate" "baseline" "keygate/"
 printf '%-26s │ %8s %9s %9s %5s │ %8s %9s %9s %5s │ %7s\n' "scenario" "req/s" "p50" "p99" "CPU" "req/s" "p50" "p99" "CPU" "baseline"
@@ -510,6 +573,8 @@ row ONE "1 key" "$ONE_RATIO"
 row ROT "$BENCH_HOT_KEYS keys rotating" "$ROT_RATIO"
 row ONE "1 key, access log off" "$ONE_QRATIO" quiet
 row ROT "$BENCH_HOT_KEYS keys, access log off" "$ROT_QRATIO" quiet
+printf '%-26s │ %8s %9s %9s %4s%% │\n' "baseline, keygate's answer" "$(med answer_ONE_RPS)" "$(us "$(med answer_ONE_P50)")" \
+    "$(us "$(med answer_ONE_P99)")" "$(med answer_ONE_CPU)"
 echo "CPU: the server's CPU use during the run; near 100 % means the server, not wrk, was the limit"
 [ -z "$DISTURBED" ] || echo "warning: pairs left out, disturbed by other work on the machine in 3 attempts:$DISTURBED"
 echo
@@ -517,6 +582,7 @@ echo "$ONE_VERDICT  hot path, 1 key: keygate reaches $ONE_RATIO % of the baselin
 echo "$ROT_VERDICT  hot path, $BENCH_HOT_KEYS keys: keygate reaches $ROT_RATIO % of the baseline (target ≥ $BENCH_MIN_RATIO %)"
 echo "$ONE_LVERDICT  access log, 1 key: keygate reaches $ONE_LRATIO % of itself with the log off (target ≥ $BENCH_MIN_LOG_RATIO %)"
 echo "$ROT_LVERDICT  access log, $BENCH_HOT_KEYS keys: keygate reaches $ROT_LRATIO % of itself with the log off (target ≥ $BENCH_MIN_LOG_RATIO %)"
+echo "info  the answer's size, 1 key: keygate reaches $ONE_ARATIO % (log off $ONE_AQRATIO %) of the baseline answering keygate's bytes ($KEYGATE_BYTES and $ANSWER_BYTES bytes per answer; the baseline's own: $BASELINE_BYTES)"
 if [ -z "$BENCH_SKIP_COLD" ]; then
     verdict COLD_VERDICT "$BENCH_COLD_P99_US" "$((V_p99_us + 1))"
     echo

@@ -13,6 +13,9 @@ use crate::{Caller, Keygate, ServiceError, ServiceResult, ceiling::Affects, erro
 /// A user to create. Group names are matched case-insensitively against the tenant's groups.
 #[derive(Debug, Default)]
 pub struct CreateUser {
+    /// Created deactivated (`false`, the default: active), in the same write: a user asked for
+    /// inactive is never active, not even between two writes.
+    pub inactive: bool,
     pub email: String,
     pub name: String,
     pub category: String,
@@ -87,8 +90,9 @@ impl Keygate {
         };
         let target = format!("user {email}");
         let audit = caller.audit(tenant, "user.created", target.clone()).details(format!(
-            "category {}; units: {}",
+            "category {}{}; units: {}",
             category.as_str(),
+            if new.inactive { ", inactive" } else { "" },
             describe_units(&units)
         ));
         let ids: Vec<GroupId> = groups.iter().map(|g| g.id).collect();
@@ -100,6 +104,7 @@ impl Keygate {
             password_hash: hash.as_deref(),
             units,
             groups: &ids,
+            active: !new.inactive,
             idempotency,
         };
         self.judged(caller, tenant, &target, Affects::nothing(), async |guard| {

@@ -38,6 +38,8 @@ pub struct NewUser<'a> {
     pub password_hash: Option<&'a str>,
     pub units: Option<Vec<UnitId>>,
     pub groups: &'a [GroupId],
+    /// Whether the user can log in and their keys verify from the start.
+    pub active: bool,
     /// The API's `Idempotency-Key`: the answer `{"id": …}` is stored with the user.
     pub idempotency: Option<crate::Idempotency<'a>>,
 }
@@ -111,12 +113,13 @@ impl Users<'_> {
         judged_write!(self.0, new.tenant_id, guard, |tx| {
             let id: i64 = sqlx::query_scalar(
                 "INSERT INTO users (tenant_id, email, name, category, active, password_hash, units, created_at) \
-                 VALUES ($1, $2, $3, $4, TRUE, $5, $6, $7) RETURNING id",
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
             )
             .bind(new.tenant_id.0)
             .bind(new.email.as_str())
             .bind(new.name.as_str())
             .bind(category)
+            .bind(new.active)
             .bind(new.password_hash)
             .bind(units)
             .bind(Timestamp::now().0)

@@ -178,6 +178,7 @@ pub async fn demo(keygate: Keygate, config: &Config, scale: u32) -> anyhow::Resu
                     &system,
                     outcome.tenant,
                     CreateUser {
+                        inactive: false,
                         email: DEMO_INTEGRATION.into(),
                         name: "ERP integration".into(),
                         category: "programmatic".into(),

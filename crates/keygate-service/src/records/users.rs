@@ -52,7 +52,7 @@ impl Keygate {
             .create_user_once(
                 &caller(v, ip),
                 v.tenant.id,
-                crate::CreateUser { email, name, category, groups, units, password: None },
+                crate::CreateUser { inactive: false, email, name, category, groups, units, password: None },
                 idempotency,
             )
             .await

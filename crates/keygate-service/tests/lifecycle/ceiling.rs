@@ -46,6 +46,7 @@ impl World {
 
     async fn user(&self, email: &str, category: &str, groups: &[&str], units: Option<Vec<UnitId>>) -> UserId {
         let new = CreateUser {
+            inactive: false,
             email: email.into(),
             name: email.into(),
             category: category.into(),
@@ -144,6 +145,7 @@ async fn a_group_rename_racing_a_user_creation_never_puts_the_user_in_a_group_it
             &hr,
             w.tenant,
             CreateUser {
+                inactive: false,
                 email: email.clone(),
                 name: "New".into(),
                 category: "personal".into(),

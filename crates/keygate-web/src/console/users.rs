@@ -139,6 +139,7 @@ pub(crate) async fn create_user(
     let password = form.get("password");
     let units: Vec<UnitId> = form.all("unit").iter().filter_map(|u| u.parse().ok()).map(UnitId).collect();
     let request = CreateUser {
+        inactive: false,
         email: form.get("email").trim().to_owned(),
         name: form.get("name").trim().to_owned(),
         category: if programmatic { "programmatic" } else { "personal" }.to_owned(),

@@ -158,6 +158,7 @@ async fn create_user(admin: Admin, State(state): State<AppState>, JsonBody(body)
     let keygate = &state.keygate;
     let (tenant, caller) = (admin.tenant(), &admin.caller);
     let new = CreateUser {
+        inactive: body.active == Some(false),
         email: body.email,
         name: body.name,
         category: body.category,
@@ -169,11 +170,6 @@ async fn create_user(admin: Admin, State(state): State<AppState>, JsonBody(body)
         Ok(id) => id,
         Err(e) => return admin.failed(e),
     };
-    if body.active == Some(false)
-        && let Err(e) = keygate.set_user_active(caller, tenant, id, false).await
-    {
-        return admin.failed(e);
-    }
     match keygate.get_user(caller, tenant, id).await {
         Ok(user) => admin.answer_versioned(StatusCode::CREATED, &UserJson::from(user)),
         Err(e) => admin.failed(e),

@@ -649,6 +649,7 @@ async fn a_trusted_proxy_on_this_machine_with_a_loopback_host_still_gets_a_secur
             &Caller::CLI,
             app.tenant,
             keygate_service::CreateUser {
+                inactive: false,
                 email: "ada@acme.example".into(),
                 name: "Ada".into(),
                 category: "personal".into(),
@@ -722,6 +723,7 @@ async fn the_database_holds_no_csrf_token_a_page_carries() {
             &Caller::CLI,
             app.tenant,
             keygate_service::CreateUser {
+                inactive: false,
                 email: "ada@acme.example".into(),
                 name: "Ada".into(),
                 category: "personal".into(),

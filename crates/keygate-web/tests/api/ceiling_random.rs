@@ -694,6 +694,7 @@ async fn person(app: &TestApp, email: &str, groups: &[&str], units: Option<Vec<i
             &Caller::CLI,
             app.tenant,
             CreateUser {
+                inactive: false,
                 email: email.into(),
                 name: email.into(),
                 category: if password { "personal" } else { "programmatic" }.into(),

@@ -20,6 +20,7 @@ async fn person(app: &TestApp, email: &str, groups: &[&str]) {
             &Caller::CLI,
             app.tenant,
             CreateUser {
+                inactive: false,
                 email: email.into(),
                 name: "Person".into(),
                 category: "personal".into(),

@@ -17,6 +17,7 @@ on_both_backends!(
     paging_with_link_returns_every_user_exactly_once,
     a_settings_change_with_one_bad_field_changes_nothing,
     a_key_of_another_tenant_finds_none_of_this_tenants_users_groups_or_units,
+    a_user_created_inactive_is_written_inactive_in_the_one_write_that_creates_them,
 );
 
 /// A programmatic user `email` in `groups` (made by the command line) and an unscoped key of it.
@@ -166,6 +167,30 @@ async fn a_key_without_the_user_configurator_power_is_forbidden() {
     assert_eq!(problem_code(r).await, "forbidden");
     let users = app.keygate.list_users(&Caller::CLI, app.tenant).await.expect("users");
     assert_eq!(users.len(), 2, "nothing was created");
+}
+
+/// `POST /v1/users` with `active: false` used to create the user active and deactivate them in a
+/// second write: a failure between the two left an active user that was asked for inactive.
+async fn a_user_created_inactive_is_written_inactive_in_the_one_write_that_creates_them(app: TestApp) {
+    let ops = actor(&app, "ops@acme.example", &["User configurator"]).await;
+    let body = json!({"email": "later@acme.example", "name": "Later", "category": "programmatic", "active": false});
+    let user = ok_json(call(&app, "POST", "/v1/users", &ops, Some(body)).await, 201).await;
+    assert_eq!(user["active"], false, "{user}");
+    let filter = AuditFilter { action: Some("user.".into()), limit: 100, ..AuditFilter::default() };
+    let events: Vec<(String, String)> = app
+        .keygate
+        .audit_log(&Caller::CLI, app.tenant, &filter)
+        .await
+        .expect("audit")
+        .into_iter()
+        .filter(|e| e.target.contains("later@acme.example"))
+        .map(|e| (e.action, e.details))
+        .collect();
+    assert_eq!(events.len(), 1, "one write, one event: {events:?}");
+    assert_eq!(events[0].0, "user.created");
+    assert!(events[0].1.contains("inactive"), "{events:?}");
+    let read = ok_json(call(&app, "GET", &format!("/v1/users/{}", user["id"]), &ops, None).await, 200).await;
+    assert_eq!(read["active"], false, "{read}");
 }
 
 async fn adding_a_user_to_a_group_beyond_the_key_is_refused_with_nothing_written(app: TestApp) {

@@ -85,6 +85,7 @@ async fn add_ada(app: &TestApp) {
             &Caller::CLI,
             app.tenant,
             CreateUser {
+                inactive: false,
                 email: ADA.into(),
                 name: "Ada".into(),
                 category: "personal".into(),

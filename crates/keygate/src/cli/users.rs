@@ -29,7 +29,15 @@ pub(super) async fn run(keygate: &Keygate, tenant: &Tenant, cmd: UsersCommand) -
     match cmd {
         UsersCommand::Create { email, name, category, groups, units: unit_list, password_file, .. } => {
             let password = password_file.as_deref().map(read_secret_file).transpose()?;
-            let new = CreateUser { email: email.clone(), name, category, groups, units: units(&unit_list)?, password };
+            let new = CreateUser {
+                inactive: false,
+                email: email.clone(),
+                name,
+                category,
+                groups,
+                units: units(&unit_list)?,
+                password,
+            };
             let id = keygate.create_user(&system, t, new).await?;
             println!("created user {email} (id {id})");
         }

@@ -14,7 +14,8 @@
 # counted divided by the requests wrk completed. The kernel's share (about 70 % of the time) is
 # not counted: callgrind sees user space only. keygate is counted twice: with the defaults (the
 # access log on, to a file) and with KEYGATE_ACCESS_LOG=off; the difference is the access log's
-# cost per call. Profile: `release`, as shipped and as bench/api.sh measures (callgrind counts the
+# cost per call. The baseline is counted twice too: with its own small answer and answering
+# keygate's bytes (`--answer keygate`, as bench/api.sh's fourth server). Profile: `release`, as shipped and as bench/api.sh measures (callgrind counts the
 # same without line tables; build `--profile profiling` to annotate sources).
 #
 # Knobs: BENCH_SECONDS=10, BENCH_KEYS=1000, BENCH_PORT=18090, BENCH_SKIP_BUILD=1,
@@ -116,4 +117,5 @@ echo "keygate: the defaults (access log on, to a file); quiet: KEYGATE_ACCESS_LO
 count keygate - "$KEYGATE" --data-dir "$WORK/data" serve --listen "127.0.0.1:$BENCH_PORT"
 count quiet KEYGATE_ACCESS_LOG=off "$KEYGATE" --data-dir "$WORK/data" serve --listen "127.0.0.1:$BENCH_PORT"
 count baseline - "$BASELINE" --listen "127.0.0.1:$BENCH_PORT" --keys "$WORK/keys.txt"
+count answer - "$BASELINE" --listen "127.0.0.1:$BENCH_PORT" --keys "$WORK/keys.txt" --answer keygate
 echo "the access log: $((C_keygate - C_quiet)) instructions per call (keygate − quiet)"

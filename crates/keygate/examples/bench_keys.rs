@@ -208,17 +208,25 @@ async fn throughput(
 ) -> anyhow::Result<(f64, u64)> {
     let done = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
-    let mut tasks = Vec::new();
+    // Every task's draws are made and warmed before any task starts: a task started while the
+    // others still warm up would count calls made before the clock.
+    let mut draws = Vec::new();
     for t in 0..8u64 {
-        let (keygate, done, stop) = (keygate.clone(), done.clone(), stop.clone());
         let mut state = mix(t + 1);
         let texts: Vec<String> = (0..DRAWS).map(|_| key(choose(&mut state))).collect();
         if warm {
             for text in &texts {
-                anyhow::ensure!(verify(&keygate, text).await, "warm-up key {text} refused");
+                anyhow::ensure!(verify(keygate, text).await, "warm-up key {text} refused");
             }
         }
+        draws.push(texts);
+    }
+    let go = Arc::new(tokio::sync::Barrier::new(draws.len() + 1));
+    let mut tasks = Vec::new();
+    for texts in draws {
+        let (keygate, done, stop, go) = (keygate.clone(), done.clone(), stop.clone(), go.clone());
         tasks.push(tokio::spawn(async move {
+            go.wait().await;
             let mut n = 0usize;
             while !stop.load(Ordering::Relaxed) {
                 let text = &texts[n % DRAWS];
@@ -234,6 +242,7 @@ async fn throughput(
             Ok(())
         }));
     }
+    go.wait().await;
     let key_reads = || keygate.cache_loads()[0].1;
     let (started, reads_before) = (Instant::now(), key_reads());
     tokio::time::sleep(Duration::from_secs(seconds)).await;

@@ -310,13 +310,13 @@ mod tests {
     /// Another process holding the database exclusively (WAL in `locking_mode=EXCLUSIVE`) makes a
     /// reader busy: verification's read must hand back at once, so that the caller waits off the
     /// runtime's thread, and read normally once the database is free.
-    #[test]
-    fn a_key_read_while_the_database_is_held_exclusively_hands_back_instead_of_waiting() {
+    /// A WAL database in a fresh directory with an `api_keys` table holding key 7 of `digest`,
+    /// and the connection that made it.
+    fn database_with_one_key(digest: &KeyDigest) -> (std::path::PathBuf, rusqlite::Connection) {
         let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
         let dir = std::env::temp_dir().join(format!("keygate-reader-{}-{nanos}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let path = dir.join("keygate.db");
-        let digest = KeyDigest::of("kg_the key of this test");
         let holder = rusqlite::Connection::open(&path).expect("open");
         holder
             .execute_batch(
@@ -332,6 +332,17 @@ mod tests {
                 [&digest.as_bytes()[..]],
             )
             .expect("row");
+        (dir, holder)
+    }
+
+    /// Another process holding the database exclusively (WAL in `locking_mode=EXCLUSIVE`) makes a
+    /// reader busy: verification's read must hand back at once, so that the caller waits off the
+    /// runtime's thread, and read normally once the database is free.
+    #[test]
+    fn a_key_read_while_the_database_is_held_exclusively_hands_back_instead_of_waiting() {
+        let digest = KeyDigest::of("kg_the key of this test");
+        let (dir, holder) = database_with_one_key(&digest);
+        let path = dir.join("keygate.db");
         holder
             .execute_batch("PRAGMA locking_mode = EXCLUSIVE; BEGIN IMMEDIATE; UPDATE api_keys SET enabled = 0;")
             .expect("hold");
@@ -344,6 +355,30 @@ mod tests {
         let found = readers.key_by_digest(&digest).expect("not busy").expect("read").expect("found");
         assert_eq!(crate::rows::KeyRow::id_of(&found), 7);
         assert!(readers.key_by_digest(&KeyDigest::of("kg_another")).expect("not busy").expect("read").is_none());
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// Key reads open a connection per thread reading at once; afterwards at most 8 stay open.
+    #[test]
+    fn after_32_threads_read_keys_at_once_at_most_8_connections_stay_open() {
+        let digest = KeyDigest::of("kg_the key of this test");
+        let (dir, holder) = database_with_one_key(&digest);
+        drop(holder);
+        let readers = Readers::new(&dir.join("keygate.db"));
+        let start = std::sync::Barrier::new(32);
+        std::thread::scope(|scope| {
+            for _ in 0..32 {
+                scope.spawn(|| {
+                    start.wait();
+                    for _ in 0..20 {
+                        assert!(matches!(readers.key_by_digest(&digest), Some(Ok(Some(_)))));
+                    }
+                });
+            }
+        });
+        let (in_use, idle) = readers.usage();
+        assert_eq!(in_use, 0);
+        assert!((1..=8).contains(&idle), "{idle} idle connections");
         let _ = std::fs::remove_dir_all(dir);
     }
 

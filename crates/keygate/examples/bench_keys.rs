@@ -6,7 +6,10 @@
 //! one key, with a Zipf-distributed choice (P(rank k) ∝ 1/k) over all keys and over as many as the
 //! cache holds, and with a uniform choice over all keys. Each timed run counts its key reads
 //! (cache misses). One key and Zipf over the cached keys are measured in five alternating turns,
-//! after the write-behind of the fill's uses is over; the ratio is the median of the turns'.
+//! after the write-behind of the fill's uses is over; the ratio is the median of the turns'. Each
+//! turn also prints how many CPUs the process kept busy (2.00 on this machine: no thread waited).
+//! `--tasks 1` measures without two calls ever running together (no contention between cores):
+//! on this machine its turns vary by a few percent, where 8 tasks' one-key figure swings by 2–3×.
 //!
 //! The keys are derived from their index (a fixed pseudo-random body plus its checksum), so nothing
 //! but the database holds them: never point this at a database that matters. Run by
@@ -14,7 +17,8 @@
 //!
 //! ```text
 //! cargo run --release -p keygate --example bench_keys -- (--data-dir DIR | --database-url URL) \
-//!     --tenant bench --user b@bench.example [--count 10000000] [--seed] [--seconds 5]
+//!     --tenant bench --user b@bench.example [--count 10000000] [--seed] [--seconds 5] [--cold 50000] \
+//!     [--tasks 8]
 //! ```
 
 use std::{
@@ -56,7 +60,13 @@ struct Args {
     /// Cold verifications timed one after another.
     #[arg(long, default_value_t = 50_000)]
     cold: u64,
+    /// Tasks verifying at once in the warm measurements (1: no two calls ever run together).
+    #[arg(long, default_value_t = 8)]
+    tasks: u64,
 }
+
+/// `--tasks`.
+static TASKS: AtomicU64 = AtomicU64::new(8);
 
 const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
@@ -196,22 +206,23 @@ async fn verify(keygate: &Keygate, key: &str) -> bool {
 /// starts, so that the figure is keygate's verification, not the benchmark's key generation.
 const DRAWS: usize = 1 << 16;
 
-/// Verifications per second of 8 tasks for `seconds`, each going round its own [`DRAWS`] keys
+/// Verifications per second of [`TASKS`] tasks for `seconds`, each going round its own [`DRAWS`] keys
 /// chosen with `choose`. `warm`: every drawn key is verified once before the clock starts, so the
 /// run measures keys the cache holds (a hot path); otherwise the first pass reads the database.
-/// Also returns the key reads (cache misses) made while the clock ran.
+/// Also returns the key reads (cache misses) made while the clock ran, and the CPUs the process
+/// kept busy meanwhile (2.0: both cores all the time; less: its threads waited).
 async fn throughput(
     keygate: &Keygate,
     seconds: u64,
     warm: bool,
     choose: fn(&mut u64) -> u64,
-) -> anyhow::Result<(f64, u64)> {
+) -> anyhow::Result<(f64, u64, f64)> {
     let done = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     // Every task's draws are made and warmed before any task starts: a task started while the
     // others still warm up would count calls made before the clock.
     let mut draws = Vec::new();
-    for t in 0..8u64 {
+    for t in 0..TASKS.load(Ordering::Relaxed) {
         let mut state = mix(t + 1);
         let texts: Vec<String> = (0..DRAWS).map(|_| key(choose(&mut state))).collect();
         if warm {
@@ -244,13 +255,15 @@ async fn throughput(
     }
     go.wait().await;
     let key_reads = || keygate.cache_loads()[0].1;
-    let (started, reads_before) = (Instant::now(), key_reads());
+    let (started, reads_before, ticks_before) = (Instant::now(), key_reads(), cpu_ticks());
     tokio::time::sleep(Duration::from_secs(seconds)).await;
     stop.store(true, Ordering::Relaxed);
     for t in tasks {
         t.await??;
     }
-    Ok((done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64(), key_reads() - reads_before))
+    let elapsed = started.elapsed().as_secs_f64();
+    let cpus = (cpu_ticks() - ticks_before) as f64 / 100.0 / elapsed;
+    Ok((done.load(Ordering::Relaxed) as f64 / elapsed, key_reads() - reads_before, cpus))
 }
 
 /// CPU time this process has used, in clock ticks (1/100 s).
@@ -306,6 +319,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         seed(&db, &args).await?;
     }
     KEYS.store(args.count, Ordering::Relaxed);
+    TASKS.store(args.tasks.max(1), Ordering::Relaxed);
     let config = ServiceConfig::default();
     let capacity = config.key_cache_capacity as u64;
     CACHED.store(capacity.min(args.count), Ordering::Relaxed);
@@ -379,18 +393,19 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let settled = settle().await;
     eprintln!("bench_keys: the write-behind of the fill's uses took {settled:.0} s");
 
-    // 3. Warm throughput, 8 tasks on the runtime's workers. One key and a Zipf choice over the
+    // 3. Warm throughput, 8 tasks (`--tasks`) on the runtime's workers. One key and a Zipf choice over the
     // keys the cache holds are measured in turns, WARM_TURNS times: this machine's speed drifts
     // by 10–20 % over tens of seconds, and the ratio of two runs seconds apart cancels most of
     // that. The figure is the median of the turns' ratios; each run's key reads (cache misses)
     // are counted, so a ratio that includes database reads says so.
     let (mut ones, mut zipfs, mut ratios, mut zipf_misses) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for _ in 0..WARM_TURNS {
-        let (one, _) = throughput(&keygate, args.seconds, true, |_| 0).await?;
-        let (zipf, misses) =
+        let (one, _, one_cpus) = throughput(&keygate, args.seconds, true, |_| 0).await?;
+        let (zipf, misses, zipf_cpus) =
             throughput(&keygate, args.seconds, true, |s| zipf(s, CACHED.load(Ordering::Relaxed))).await?;
         eprintln!(
-            "bench_keys: turn {}: one key {one:.0}/s, Zipf {zipf:.0}/s ({misses} key reads), {:.0} s after the start",
+            "bench_keys: turn {}: one key {one:.0}/s ({one_cpus:.2} CPUs busy), Zipf {zipf:.0}/s ({misses} key reads, \
+             {zipf_cpus:.2} CPUs busy), {:.0} s after the start",
             ones.len() + 1,
             begun.elapsed().as_secs_f64()
         );
@@ -400,9 +415,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
         zipf_misses.push(misses);
     }
     let (one, zipf_cached, zipf_ratio) = (median(&ones), median(&zipfs), median(&ratios));
-    let (zipf_all, all_misses) =
+    let (zipf_all, all_misses, _) =
         throughput(&keygate, args.seconds, false, |s| zipf(s, KEYS.load(Ordering::Relaxed))).await?;
-    let (uniform, uniform_misses) =
+    let (uniform, uniform_misses, _) =
         throughput(&keygate, args.seconds, false, |s| (uniform01(s) * KEYS.load(Ordering::Relaxed) as f64) as u64)
             .await?;
     let (entries, _, evictions) = keygate.key_cache();

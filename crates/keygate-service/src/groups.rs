@@ -3,7 +3,9 @@
 //! member and their keys gain must lie within the caller's powers; only a Supervisor changes a
 //! Supervisor), and reaches every member's keys on the next request.
 
-use keygate_domain::{AdminScope, Authority, Grant, GroupId, GroupName, TenantId, UserId, grants_beyond, parse_grants};
+use keygate_domain::{
+    AdminScope, AuditEntry, Authority, Grant, GroupId, GroupName, TenantId, UserId, grants_beyond, parse_grants,
+};
 use keygate_store::GroupRecord;
 
 use crate::{Caller, Keygate, ServiceError, ServiceResult, ceiling::Affects, error::invalid};
@@ -106,18 +108,20 @@ impl Keygate {
     ) -> ServiceResult<()> {
         caller.require_admin(tenant, AdminScope::UsersWrite)?;
         let group = self.custom_group(tenant, name, "renamed").await?;
+        let new_name = self.free_name(tenant, &group, new_name).await?;
+        let audit = renamed_audit(caller, tenant, &group, &new_name);
+        self.db().groups().rename(tenant, group.id, new_name.as_str(), &audit).await?;
+        Ok(())
+    }
+
+    /// `new_name` for `group`, parsed, unless another group of the tenant holds it (in any case).
+    async fn free_name(&self, tenant: TenantId, group: &GroupRecord, new_name: &str) -> ServiceResult<GroupName> {
         let new_name = GroupName::parse(new_name).map_err(invalid)?;
         let known = self.db().groups().list(tenant).await?;
         if let Some(same) = known.iter().find(|g| g.id != group.id && GroupName::same(&g.name, new_name.as_str())) {
             return Err(ServiceError::Conflict(format!("a group named `{}` already exists", same.name)));
         }
-        let audit = caller.audit(tenant, "group.renamed", format!("group {}", group.name)).details(format!(
-            "before: {}; after: {}",
-            group.name,
-            new_name.as_str()
-        ));
-        self.db().groups().rename(tenant, group.id, new_name.as_str(), &audit).await?;
-        Ok(())
+        Ok(new_name)
     }
 
     /// Adds and removes grants of a custom group; every member's keys follow on the next request.
@@ -137,28 +141,41 @@ impl Keygate {
         after.extend(add);
         after.sort();
         after.dedup();
-        self.replace_grants(caller, tenant, group, after).await
+        self.replace_grants(caller, tenant, group, after, None).await
     }
 
-    /// Sets a custom group's grants to exactly `grants` (the console's checkboxes).
+    /// Sets a custom group's grants to exactly `grants` (the console's checkboxes) and, with
+    /// `new_name`, renames it in the same write: a refusal, or a name another group takes
+    /// meanwhile, changes neither.
     pub async fn set_group_grants(
         &self,
         caller: &Caller,
         tenant: TenantId,
         name: &str,
         grants: &[String],
+        new_name: Option<&str>,
     ) -> ServiceResult<GroupRecord> {
+        // Before anything is looked up: without the power, no answer tells which names are taken.
+        caller.require_admin(tenant, AdminScope::UsersWrite)?;
         let group = self.custom_group(tenant, name, "given grants").await?;
         let grants = parse_grants(grants).map_err(invalid)?;
-        self.replace_grants(caller, tenant, group, grants).await
+        let new_name = match new_name {
+            Some(new_name) => {
+                Some(self.free_name(tenant, &group, new_name).await?).filter(|n| n.as_str() != group.name)
+            }
+            None => None,
+        };
+        self.replace_grants(caller, tenant, group, grants, new_name).await
     }
 
+    /// Replaces `group`'s grants with `after` and, with `rename`, its name, in one judged write.
     async fn replace_grants(
         &self,
         caller: &Caller,
         tenant: TenantId,
         group: GroupRecord,
         after: Vec<Grant>,
+        rename: Option<GroupName>,
     ) -> ServiceResult<GroupRecord> {
         caller.require_admin(tenant, AdminScope::UsersWrite)?;
         let target = format!("group {}", group.name);
@@ -167,12 +184,15 @@ impl Keygate {
             list(&group.grants),
             list(&after)
         ));
+        let renamed =
+            rename.as_ref().map(|new_name| (new_name.as_str(), renamed_audit(caller, tenant, &group, new_name)));
         self.judged(caller, tenant, &target, Affects::group(group.id), async |guard| {
-            self.db().groups().set_grants(tenant, group.id, &after, guard, &audit).await
+            let rename = renamed.as_ref().map(|(name, audit)| (*name, audit));
+            self.db().groups().set_grants(tenant, group.id, &after, rename, guard, &audit).await
         })
         .await?;
         self.forget_members(tenant, &group).await?;
-        self.find_group(tenant, &group.name).await
+        self.find_group(tenant, rename.as_ref().map_or(group.name.as_str(), GroupName::as_str)).await
     }
 
     /// Deletes a custom group. With members it is refused unless `force`, which removes the
@@ -228,6 +248,15 @@ pub(crate) fn resolve<'a>(known: &'a [GroupRecord], name: &str) -> ServiceResult
         let names: Vec<&str> = known.iter().map(|g| g.name.as_str()).collect();
         ServiceError::Invalid(format!("there is no group `{}`; the groups are: {}", name.trim(), names.join(", ")))
     })
+}
+
+/// The audit entry of `group` renamed to `new_name`.
+fn renamed_audit(caller: &Caller, tenant: TenantId, group: &GroupRecord, new_name: &GroupName) -> AuditEntry {
+    caller.audit(tenant, "group.renamed", format!("group {}", group.name)).details(format!(
+        "before: {}; after: {}",
+        group.name,
+        new_name.as_str()
+    ))
 }
 
 fn list(grants: &[Grant]) -> String {

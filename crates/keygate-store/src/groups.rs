@@ -111,30 +111,41 @@ impl Groups<'_> {
         })
     }
 
-    /// Replaces a custom group's grants, judged on what every member and their keys gain;
-    /// every member's cached permissions are dropped.
+    /// Replaces a custom group's grants and, with `rename`, its name (and the audit entry of that),
+    /// in one judged transaction: judged on what every member and their keys gain, and a name
+    /// another group holds by then rolls the grants back too. Every member's cached permissions
+    /// are dropped.
     pub async fn set_grants(
         &self,
         tenant: TenantId,
         group: GroupId,
         grants: &[Grant],
+        rename: Option<(&str, &AuditEntry)>,
         guard: &Guard<'_>,
         audit: &AuditEntry,
     ) -> StoreResult<()> {
         let grants = grants_json(grants);
+        let name = rename.map(|(name, _)| name);
         judged_write!(self.0, tenant, guard, |tx| {
-            let done =
-                sqlx::query("UPDATE user_groups SET grants = $3 WHERE tenant_id = $1 AND id = $2 AND system IS NULL")
-                    .bind(tenant.0)
-                    .bind(group.0)
-                    .bind(grants)
-                    .execute(&mut *tx)
-                    .await?;
+            let done = sqlx::query(
+                "UPDATE user_groups SET grants = $3, name = COALESCE($4, name) \
+                 WHERE tenant_id = $1 AND id = $2 AND system IS NULL",
+            )
+            .bind(tenant.0)
+            .bind(group.0)
+            .bind(grants)
+            .bind(name)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| on_unique(e, || format!("a group named `{}` already exists", name.unwrap_or_default())))?;
             if done.rows_affected() == 0 {
                 return Err(StoreError::NotFound(format!("the custom group {}", group.0)));
             }
             members_changed!(&mut *tx, group.0)?;
             append_audit!(&mut *tx, audit)?;
+            if let Some((_, renamed)) = rename {
+                append_audit!(&mut *tx, renamed)?;
+            }
             ((), None, None)
         })
     }

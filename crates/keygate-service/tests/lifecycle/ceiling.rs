@@ -322,7 +322,7 @@ async fn judged_writes_racing_grant_membership_and_unit_changes_are_allowed_exac
             // Reset: HR in Team and Documents in unit 1; Pool without invoices.
             w.kg.set_user_groups(cli, w.tenant, hr, &hr_groups).await.expect("reset");
             w.kg.set_user_units(cli, w.tenant, hr, Some(vec![UnitId(1)])).await.expect("reset");
-            w.kg.set_group_grants(cli, w.tenant, "Pool", &["jobs:read:own".into()]).await.expect("reset");
+            w.kg.set_group_grants(cli, w.tenant, "Pool", &["jobs:read:own".into()], None).await.expect("reset");
             let start: &[String] = if scenario == 2 { &["Documents".to_owned()] } else { &[] };
             w.kg.set_user_groups(cli, w.tenant, target, start).await.expect("reset");
             w.kg.set_user_units(cli, w.tenant, target, Some(vec![UnitId(1)])).await.expect("reset");
@@ -349,7 +349,7 @@ async fn judged_writes_racing_grant_membership_and_unit_changes_are_allowed_exac
                     Box::pin(w.kg.set_user_groups(&actor, w.tenant, target, &pool)),
                     Box::pin(async move {
                         after.await;
-                        w.kg.set_group_grants(cli, w.tenant, "Pool", pool_with_invoices).await.map(|_| ())
+                        w.kg.set_group_grants(cli, w.tenant, "Pool", pool_with_invoices, None).await.map(|_| ())
                     }),
                     true,
                 ),

@@ -35,6 +35,7 @@ macro_rules! contract {
 
 contract!(
     a_judged_write_refused_on_its_outcome_leaves_nothing_behind,
+    grants_written_with_a_name_another_group_holds_are_rolled_back_with_it,
     a_new_tenant_has_unit_one_system_groups_and_an_admin_in_all_of_them,
     a_duplicate_tenant_slug_is_a_conflict_and_writes_nothing,
     a_stored_key_is_found_by_its_digest_and_holds_no_plaintext,
@@ -371,6 +372,39 @@ async fn deactivating_a_user_is_visible_to_the_owner_lookup(db: &Database) {
     assert!(!owner.active);
     assert_eq!(owner.category, UserCategory::Programmatic);
     assert_eq!(owner.units, Some(vec![UnitId(1)]));
+}
+
+/// New grants and a new name are one write: when the name turns out to be taken (by a group made
+/// after the caller looked), the grants are not written either, nor either audit row.
+async fn grants_written_with_a_name_another_group_holds_are_rolled_back_with_it(db: &Database) {
+    let f = fixture(db, "acme").await;
+    let invoices = keygate_domain::parse_grants(&["invoices:read:all".to_owned()]).expect("grant");
+    let pool = db.groups().create(f.tenant, "Pool", &[], &cli(Some(f.tenant), "group.created")).await.expect("pool");
+    db.groups().create(f.tenant, "Taken", &[], &cli(Some(f.tenant), "group.created")).await.expect("taken");
+    let filter = AuditFilter { limit: 1_000, ..AuditFilter::default() };
+    let audits = async || db.audit().list(f.tenant, &filter).await.expect("audit").len();
+    let audits_before = audits().await;
+    let renamed = cli(Some(f.tenant), "group.renamed");
+    let changed = cli(Some(f.tenant), "group.grants_changed");
+    let err = db
+        .groups()
+        .set_grants(f.tenant, pool, &invoices, Some(("Taken", &renamed)), &Guard::allow_all(), &changed)
+        .await
+        .expect_err("the name is taken");
+    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+    let after = db.groups().list(f.tenant).await.expect("groups");
+    let pool_now = after.iter().find(|g| g.id == pool).expect("pool");
+    assert_eq!((pool_now.name.as_str(), pool_now.grants.len()), ("Pool", 0), "neither the name nor the grants");
+    assert_eq!(audits().await, audits_before, "no audit row either");
+
+    db.groups()
+        .set_grants(f.tenant, pool, &invoices, Some(("Invoices", &renamed)), &Guard::allow_all(), &changed)
+        .await
+        .expect("a free name");
+    let after = db.groups().list(f.tenant).await.expect("groups");
+    let pool_now = after.iter().find(|g| g.id == pool).expect("pool");
+    assert_eq!((pool_now.name.as_str(), pool_now.grants.as_slice()), ("Invoices", invoices.as_slice()));
+    assert_eq!(audits().await, audits_before + 2, "both changes audited");
 }
 
 /// The guard sees the state before and after the write, read in its transaction, and a refusal

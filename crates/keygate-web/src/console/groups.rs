@@ -272,7 +272,7 @@ pub(crate) async fn set_group_grants(
     let id = group.id.0;
     let grants = form.all("grant");
     let tenant = ctx.session.tenant.policy.id;
-    match state.keygate.set_group_grants(&ctx.session.caller, tenant, &group.name, &grants).await {
+    match state.keygate.set_group_grants(&ctx.session.caller, tenant, &group.name, &grants, None).await {
         Ok(saved) => {
             let list = if saved.grants.is_empty() { "none".to_owned() } else { grant_strings(&saved).join(", ") };
             let message = format!(

@@ -11,7 +11,7 @@ use axum::{
     response::Response,
     routing::get,
 };
-use keygate_domain::{GroupId, GroupName, UserId};
+use keygate_domain::{GroupId, UserId};
 use keygate_service::GroupRecord;
 use serde::{Deserialize, Serialize};
 
@@ -19,7 +19,7 @@ use super::{
     extract::{Admin, JsonBody, Page, paged},
     users::{boolean, cursor, limit, not_found, page_by_id, path_id, query},
 };
-use crate::{AppState, problem_code::ProblemCode, rest::auth::authenticated};
+use crate::{AppState, rest::auth::authenticated};
 
 /// The groups routes, merged by [`super::routes`].
 pub(crate) fn routes() -> Router<AppState> {
@@ -114,8 +114,8 @@ async fn get_group(admin: Admin, State(state): State<AppState>, Path(id): Path<S
 }
 
 /// `PATCH /v1/groups/{id}` {name?, grants?}: renames a custom group and/or sets its grants to
-/// exactly `grants` (judged: what every member gains must lie within the key's powers; a refusal
-/// writes nothing). `If-Match` → `412` when the group changed. Needs `admin:users:write`.
+/// exactly `grants`, both in one write (judged: what every member gains must lie within the key's
+/// powers; a refusal, or a name another group takes meanwhile, writes nothing). `If-Match` → `412` when the group changed. Needs `admin:users:write`.
 async fn change_group(
     admin: Admin,
     State(state): State<AppState>,
@@ -134,36 +134,18 @@ async fn change_group(
     if let Err(r) = admin.if_match(&headers, &group_json(group, &members)) {
         return r;
     }
-    // The new name is checked before anything is written, so that a bad name changes no grants.
-    if let Some(new_name) = &body.name
-        && let Err(e) = GroupName::parse(new_name)
-    {
-        return admin.problem(ProblemCode::InvalidInput, e.to_string());
-    }
-    // And a name another group holds is refused before the grants change too: the two writes
-    // are two transactions, and the second must not fail for a reason known beforehand.
-    if let Some(new_name) = &body.name
-        && body.grants.is_some()
-    {
-        match keygate.list_groups(caller, tenant).await {
-            Ok(groups) => {
-                if let Some(same) = groups.iter().find(|g| g.id.0 != id && GroupName::same(&g.name, new_name)) {
-                    let taken = format!("a group named `{}` already exists; nothing was changed", same.name);
-                    return admin.failed(keygate_service::ServiceError::Conflict(taken));
-                }
-            }
-            Err(e) => return admin.failed(e),
+    // With grants, the new name is written in the same judged write: a refusal, or a name
+    // another group takes meanwhile, changes neither.
+    let written = match (&body.grants, &body.name) {
+        (Some(grants), new_name) => {
+            keygate.set_group_grants(caller, tenant, &name, grants, new_name.as_deref()).await.map(drop)
         }
-    }
-    if let Some(grants) = &body.grants
-        && let Err(e) = keygate.set_group_grants(caller, tenant, &name, grants).await
-    {
-        return admin.failed(e);
-    }
-    if let Some(new_name) = &body.name
-        && name != new_name.trim()
-        && let Err(e) = keygate.rename_group(caller, tenant, &name, new_name).await
-    {
+        (None, Some(new_name)) if name != new_name.trim() => {
+            keygate.rename_group(caller, tenant, &name, new_name).await
+        }
+        (None, _) => Ok(()),
+    };
+    if let Err(e) = written {
         return admin.failed(e);
     }
     match keygate.group_by_id(caller, tenant, GroupId(id)).await {

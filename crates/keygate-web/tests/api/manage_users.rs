@@ -18,6 +18,7 @@ on_both_backends!(
     a_settings_change_with_one_bad_field_changes_nothing,
     a_key_of_another_tenant_finds_none_of_this_tenants_users_groups_or_units,
     a_user_created_inactive_is_written_inactive_in_the_one_write_that_creates_them,
+    a_rename_raced_by_a_new_group_of_that_name_is_refused_with_the_grants_unchanged,
 );
 
 /// A programmatic user `email` in `groups` (made by the command line) and an unscoped key of it.
@@ -193,6 +194,43 @@ async fn a_user_created_inactive_is_written_inactive_in_the_one_write_that_creat
     assert_eq!(read["active"], false, "{read}");
 }
 
+/// `PATCH /v1/groups/{id}` with a name and grants used to write the grants, then rename in a
+/// second write: a group created with that name between the two left the grants changed under a
+/// `409` that said nothing was. Each round sends the rename and a new group of that name at once.
+async fn a_rename_raced_by_a_new_group_of_that_name_is_refused_with_the_grants_unchanged(app: TestApp) {
+    let ops = actor(&app, "ops@acme.example", &["User configurator", "Readers"]).await;
+    let pool = ok_json(
+        call(&app, "POST", "/v1/groups", &ops, Some(json!({"name": "Pool", "grants": ["invoices:read:all"]}))).await,
+        201,
+    )
+    .await;
+    let path = format!("/v1/groups/{}", pool["id"]);
+    let (mut renamed, mut refused) = (0, 0);
+    for round in 0..40 {
+        let before = ok_json(call(&app, "GET", &path, &ops, None).await, 200).await;
+        let grants = if before["grants"] == json!([]) { json!(["invoices:read:all"]) } else { json!([]) };
+        let name = format!("Race {round}");
+        let (patched, created) = tokio::join!(
+            call(&app, "PATCH", &path, &ops, Some(json!({"name": name, "grants": grants}))),
+            call(&app, "POST", "/v1/groups", &ops, Some(json!({"name": name, "grants": []}))),
+        );
+        let (patched, created) = (patched.status().as_u16(), created.status().as_u16());
+        let after = ok_json(call(&app, "GET", &path, &ops, None).await, 200).await;
+        match (patched, created) {
+            (200, 409) => {
+                renamed += 1;
+                assert_eq!((&after["name"], &after["grants"]), (&json!(name), &grants), "round {round}");
+            }
+            (409, 201) => {
+                refused += 1;
+                assert_eq!(after, before, "round {round}: the rename was refused, so nothing may have changed");
+            }
+            other => panic!("round {round}: PATCH and POST answered {other:?}"),
+        }
+    }
+    eprintln!("{renamed} rounds renamed the group, {refused} found the name taken");
+}
+
 async fn adding_a_user_to_a_group_beyond_the_key_is_refused_with_nothing_written(app: TestApp) {
     let ops = actor(&app, "ops@acme.example", &["User configurator"]).await;
     let body = json!({"email": "new@acme.example", "name": "New", "category": "programmatic", "groups": ["Readers"]});
@@ -236,7 +274,7 @@ async fn giving_a_group_grants_beyond_the_key_is_refused_with_nothing_written(ap
         .await;
     assert_eq!(problem_code(r).await, "grant_exceeds_actor");
 
-    // A name another group holds is refused before the grants change (two writes, none done).
+    // A name another group holds is refused, and the grants written with it are not.
     call(&app, "POST", "/v1/groups", &ops, Some(json!({"name": "Taken", "grants": []}))).await;
     let r = call(&app, "PATCH", &path, &ops, Some(json!({"grants": ["invoices:read:all"], "name": "taken"}))).await;
     assert_eq!(r.status(), 409);

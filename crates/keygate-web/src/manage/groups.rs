@@ -115,7 +115,8 @@ async fn get_group(admin: Admin, State(state): State<AppState>, Path(id): Path<S
 
 /// `PATCH /v1/groups/{id}` {name?, grants?}: renames a custom group and/or sets its grants to
 /// exactly `grants`, both in one write (judged: what every member gains must lie within the key's
-/// powers; a refusal, or a name another group takes meanwhile, writes nothing). `If-Match` → `412` when the group changed. Needs `admin:users:write`.
+/// powers; a refusal, or a name another group takes meanwhile, writes nothing). `If-Match` →
+/// `412` when the group changed. Needs `admin:users:write`.
 async fn change_group(
     admin: Admin,
     State(state): State<AppState>,

@@ -15,6 +15,9 @@
 # the default cache holds. Every drawn key is sent once first, then BENCH_TURNS turns of one key and
 # of the Zipf draws, BENCH_SECONDS each; the figure is the median of the turns' ratios, and each
 # Zipf run's key reads (cache misses: the 60 s TTL runs out during the turns) come from /metrics.
+# Then the same turns on bench/api.sh's baseline (a bare axum server, an immutable HashMap of the
+# same keys, answering keygate's bytes), started in the same way: what any server with these keys
+# in a table pays for the Zipf choice on this machine.
 # Last, `bench_keys --floor`: what a Zipf choice costs more than one key on this machine for the
 # least state a verification could touch (see its doc comment).
 #
@@ -29,7 +32,7 @@ PORT=${BENCH_PORT:-18095}
 say() { echo "bench/keys.sh: $*" >&2; }
 field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$2"; }
 
-# key_reads: the key cache's database reads so far, from /metrics.
+# key_reads: keygate's key cache's database reads so far, from /metrics.
 key_reads() {
     curl -sf "http://127.0.0.1:$PORT/metrics" | awk '/^keygate_cache_loads_total\{cache="key"\}/ { print $2 }'
 }
@@ -40,60 +43,90 @@ key_lookups() {
         awk '/^keygate_cache_(hits|loads)_total\{cache="key"\}/ { n += $2 } END { printf "%d\n", n }'
 }
 
-# wrk_rps KEYFILE SECONDS: req/s of one wrk run going round KEYFILE (every answer must be a 200).
+# wrk_rps PORT KEYFILE SECONDS: req/s of one wrk run going round KEYFILE (every answer must be a 200).
 wrk_rps() {
     local out line
-    out=$(timeout $(($2 + 60)) taskset -c 1 wrk -t1 -c64 -d"$2s" --timeout 5s -s bench/rotate.lua \
-        "http://127.0.0.1:$PORT/rest/v1/1/capability" -- "$1" 0 0 2>&1) || { echo "wrk failed: $out" >&2; return 1; }
+    out=$(timeout $(($3 + 60)) taskset -c 1 wrk -t1 -c64 -d"$3s" --timeout 5s -s bench/rotate.lua \
+        "http://127.0.0.1:$1/rest/v1/1/capability" -- "$2" 0 0 2>&1) || { echo "wrk failed: $out" >&2; return 1; }
     line=$(grep '^RESULT ' <<<"$out") || { echo "no RESULT from wrk: $out" >&2; return 1; }
     [ "$(field non2xx "$line")" = 0 ] || { echo "answers that were not 200: $line" >&2; return 1; }
     field rps "$line"
 }
 
-# http_zipf DATA_DIR DRAWS_FILE: one key against the Zipf draws over HTTP (see the top).
+# turns LABEL PORT DIR: BENCH_TURNS turns of one key ($DIR/one.txt) and the Zipf draws ($DIR/draws.txt)
+# on the server at PORT; prints the median of the turns' ratios and the ratios.
+turns() {
+    local label=$1 port=$2 dir=$3 one zipf before after ratios="" turn
+    for turn in $(seq 1 "$TURNS"); do
+        one=$(wrk_rps "$port" "$dir/one.txt" "$SECONDS_EACH") || return 1
+        [ "$label" != keygate ] || before=$(key_reads)
+        zipf=$(wrk_rps "$port" "$dir/draws.txt" "$SECONDS_EACH") || return 1
+        [ "$label" != keygate ] || after=$(key_reads)
+        say "HTTP, $label, turn $turn: one key $one req/s, Zipf $zipf req/s${before:+ ($((after - before)) key reads)}"
+        ratios="$ratios $(awk -v z="$zipf" -v o="$one" 'BEGIN { printf "%.3f", z / o }')"
+    done
+    echo "$(tr ' ' '\n' <<<"$ratios" | grep . | sort -g |
+        awk '{ v[NR] = $1 } END { printf "%.2f", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }') (turns:$ratios)"
+}
+
+# start_server PORT LOG COMMAND...: starts COMMAND on CPU 0 with one worker thread; waits for PORT.
+start_server() {
+    local port=$1 log=$2
+    shift 2
+    TOKIO_WORKER_THREADS=1 taskset -c 0 "$@" 2>"$log" &
+    SERVE_PID=$!
+    for _ in $(seq 1 600); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
+        kill -0 "$SERVE_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    say "the server for port $port did not start: $(tail -3 "$log")"
+    return 1
+}
+
+stop_server() {
+    kill "$SERVE_PID"
+    wait "$SERVE_PID" || true
+    SERVE_PID=
+}
+
+# http_zipf DATA_DIR WORK_DIR: one key against the Zipf draws over HTTP (see the top), on keygate and
+# then on the baseline. WORK_DIR holds draws.txt and cached.txt.
 http_zipf() {
-    local data=$1 draws=$2 work pid one zipf before after ratios="" turn
-    work=$(dirname "$draws")
-    head -1 "$draws" >"$work/one.txt"
-    TOKIO_WORKER_THREADS=1 taskset -c 0 $BIN --data-dir "$data" serve --listen "127.0.0.1:$PORT" 2>"$work/serve.log" &
-    pid=$!
-    SERVE_PID=$pid
-    for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.1; done
-    curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null || { say "keygate serve did not start: $(tail -3 "$work/serve.log")"; return 1; }
-    wrk_rps "$work/one.txt" 2 >/dev/null
+    local data=$1 work=$2 keygate baseline
+    head -1 "$work/draws.txt" >"$work/one.txt"
+    start_server "$PORT" "$work/serve.log" $BIN --data-dir "$data" serve --listen "127.0.0.1:$PORT"
+    wrk_rps "$PORT" "$work/one.txt" 2 >/dev/null
     # Every drawn key once: rotate.lua sends the file's lines in order on each connection's turn.
-    local sent
+    local sent warm lines
     sent=$(key_lookups)
     timeout 120 taskset -c 1 wrk -t1 -c64 -d60s -s bench/rotate.lua "http://127.0.0.1:$PORT/rest/v1/1/capability" \
-        -- "$draws" 0 0 >/dev/null 2>&1 &
-    local warm=$! lines
-    lines=$(wc -l <"$draws")
+        -- "$work/draws.txt" 0 0 >/dev/null 2>&1 &
+    warm=$!
+    lines=$(wc -l <"$work/draws.txt")
     while kill -0 $warm 2>/dev/null && [ $(($(key_lookups) - sent)) -lt "$lines" ]; do
         sleep 0.2
     done
     kill $warm 2>/dev/null || true
     wait $warm 2>/dev/null || true
     say "HTTP: the $lines drawn keys sent, $(key_reads) key reads"
-    for turn in $(seq 1 "$TURNS"); do
-        one=$(wrk_rps "$work/one.txt" "$SECONDS_EACH")
-        before=$(key_reads)
-        zipf=$(wrk_rps "$draws" "$SECONDS_EACH")
-        after=$(key_reads)
-        say "HTTP turn $turn: one key $one req/s, Zipf $zipf req/s ($((after - before)) key reads)"
-        ratios="$ratios $(awk -v z="$zipf" -v o="$one" 'BEGIN { printf "%.3f", z / o }')"
-    done
-    kill "$pid"
-    wait "$pid" || true
-    SERVE_PID=
-    echo "RESULT sqlite: over HTTP (keygate serve, defaults): Zipf over the cached keys / one key, median of $TURNS turns:" \
-        "$(tr ' ' '\n' <<<"$ratios" | grep . | sort -g | awk '{ v[NR] = $1 } END { printf "%.2f", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }')" \
-        "(turns:$ratios)"
+    keygate=$(turns keygate "$PORT" "$work") || return 1
+    stop_server
+    start_server $((PORT + 1)) "$work/baseline.log" $BASELINE --listen "127.0.0.1:$((PORT + 1))" \
+        --keys "$work/cached.txt" --answer keygate
+    wrk_rps $((PORT + 1)) "$work/draws.txt" 2 >/dev/null
+    baseline=$(turns baseline $((PORT + 1)) "$work") || return 1
+    stop_server
+    echo "RESULT sqlite: over HTTP, Zipf over the cached keys / one key, median of $TURNS turns: keygate (serve," \
+        "defaults) $keygate; baseline (its HashMap of the same keys, keygate's answer) $baseline"
 }
 
 command -v wrk >/dev/null || [[ -n ${BENCH_SKIP_HTTP:-} ]] || { say "wrk is needed for the HTTP turns (or BENCH_SKIP_HTTP=1)"; exit 2; }
 say "building release binaries"
 cargo build --release -q -p keygate --bin keygate --example bench_keys
+[[ -n ${BENCH_SKIP_HTTP:-} ]] || cargo build --release -q -p keygate-web --example baseline
 BIN=target/release/keygate
+BASELINE=target/release/examples/baseline
 EX=target/release/examples/bench_keys
 
 prepare() { # with KEYGATE_DATABASE_URL or --data-dir in "$@"
@@ -105,20 +138,15 @@ prepare() { # with KEYGATE_DATABASE_URL or --data-dir in "$@"
 
 if [[ -z ${BENCH_SKIP_SQLITE:-} ]]; then
     dir=$(mktemp -d /tmp/keygate-bench-keys.XXXXXX)
-    trap 'rm -rf "$dir"' EXIT
+    mkdir "$dir.http"
+    trap '[ -z "${SERVE_PID:-}" ] || kill "$SERVE_PID" 2>/dev/null; rm -rf "$dir" "$dir.http"' EXIT
     say "SQLite: $KEYS keys in $dir"
     prepare --data-dir "$dir"
     KEYGATE_LOG=warn $EX --data-dir "$dir" --tenant bench --user b@bench.example --count "$KEYS" --seed --seconds "$SECONDS_EACH" \
-        --draws "$dir.draws" | sed 's/^RESULT/RESULT sqlite:/'
+        --draws "$dir.http/draws.txt" --cached-keys "$dir.http/cached.txt" | sed 's/^RESULT/RESULT sqlite:/'
     du -sh "$dir" >&2
-    if [[ -z ${BENCH_SKIP_HTTP:-} ]]; then
-        mkdir -p "$dir.http" && mv "$dir.draws" "$dir.http/draws.txt"
-        trap '[ -z "${SERVE_PID:-}" ] || kill "$SERVE_PID" 2>/dev/null; rm -rf "$dir" "$dir.http"' EXIT
-        http_zipf "$dir" "$dir.http/draws.txt"
-        rm -rf "$dir.http"
-    fi
-    rm -f "$dir.draws"
-    rm -rf "$dir"
+    [[ -n ${BENCH_SKIP_HTTP:-} ]] || http_zipf "$dir" "$dir.http"
+    rm -rf "$dir" "$dir.http"
 fi
 
 if [[ -z ${BENCH_SKIP_POSTGRES:-} ]]; then

@@ -18,12 +18,13 @@
 //! ```text
 //! cargo run --release -p keygate --example bench_keys -- (--data-dir DIR | --database-url URL) \
 //!     --tenant bench --user b@bench.example [--count 10000000] [--seed] [--seconds 5] [--cold 50000] \
-//!     [--tasks 8] [--draws FILE]
+//!     [--tasks 8] [--draws FILE] [--cached-keys FILE]
 //! bench_keys --floor
 //! ```
 //!
-//! `--draws FILE` also writes the texts of 262 144 keys drawn with the same Zipf choice, for
-//! `bench/keys.sh` to send over HTTP. `--floor` measures, without a database, what the Zipf choice
+//! `--draws FILE` also writes the texts of 262 144 keys drawn with the same Zipf choice, and
+//! `--cached-keys FILE` those of all the keys it draws from, for `bench/keys.sh` to send over HTTP
+//! to keygate and to its baseline. `--floor` measures, without a database, what the Zipf choice
 //! costs more than one key on this machine for the least state a verification could touch
 //! ([`floor`]).
 
@@ -75,6 +76,10 @@ struct Args {
     /// holds to this file, one per line, for the HTTP measurement of `bench/keys.sh`.
     #[arg(long)]
     draws: Option<PathBuf>,
+    /// Also write the texts of the keys the Zipf choice draws from (as many as the cache holds) to
+    /// this file, one per line: the keys `bench/keys.sh` gives its baseline server.
+    #[arg(long)]
+    cached_keys: Option<PathBuf>,
     /// Only measure this machine's floor (no database): see [`floor`].
     #[arg(long)]
     floor: bool,
@@ -458,12 +463,21 @@ async fn run(args: Args) -> anyhow::Result<()> {
         let mut state = 1;
         let texts: Vec<String> =
             (0..ZIPF_DRAWS).map(|_| key(zipf(&mut state, CACHED.load(Ordering::Relaxed)))).collect();
-        std::fs::write(path, texts.join("\n") + "\n").with_context(|| format!("cannot write {}", path.display()))?;
+        write_lines(path, &texts)?;
+    }
+    if let Some(path) = &args.cached_keys {
+        let texts: Vec<String> = (0..CACHED.load(Ordering::Relaxed)).map(key).collect();
+        write_lines(path, &texts)?;
     }
     let _ = stop.send(true);
     let _ = background.await;
     keygate.close().await;
     Ok(())
+}
+
+/// Writes one text per line.
+fn write_lines(path: &std::path::Path, texts: &[String]) -> anyhow::Result<()> {
+    std::fs::write(path, texts.join("\n") + "\n").with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// Keys drawn for `--draws`: as many as four tasks of the in-process measurement go round.

@@ -78,17 +78,27 @@ impl<K: Eq + Hash + Copy, V, S: std::hash::BuildHasher + Default> Cache<K, V, S>
         self.loads.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// [`Self::get`], counting a hit when the entry is there: a lookup either hits or loads.
+    /// The entry if its TTL has not run out, counting a hit when it is there: a lookup either
+    /// hits or loads.
     pub(super) fn get_counted(&self, k: &K, now: Instant, ttl: Duration) -> Option<Arc<V>> {
-        let found = self.get(k, now, ttl);
-        if found.is_some() {
-            self.hits.add_one();
-        }
-        found
+        self.get_counted_aged(k, now, ttl).map(|(v, _)| v)
     }
 
-    pub(super) fn get(&self, k: &K, now: Instant, ttl: Duration) -> Option<Arc<V>> {
-        self.map.get(k).filter(|(_, at)| now.saturating_duration_since(*at) < ttl).map(|(v, _)| v)
+    /// [`Self::get_counted`], with the entry's age: how long ago it was stored or renewed.
+    pub(super) fn get_counted_aged(&self, k: &K, now: Instant, ttl: Duration) -> Option<(Arc<V>, Duration)> {
+        let (v, at) = self.map.get(k)?;
+        let age = now.saturating_duration_since(at);
+        if age >= ttl {
+            return None;
+        }
+        self.hits.add_one();
+        Some((v, age))
+    }
+
+    /// Renews `v`'s TTL from `read_at` (when a read that found it unchanged began), unless an
+    /// invalidation came after `epoch` or `v` is no longer the entry for `k`.
+    pub(super) fn renew_if_unchanged(&self, k: &K, v: &Arc<V>, epoch: u64, read_at: Instant) -> bool {
+        self.map.renew_if(k, v, read_at, || self.epoch.load(Ordering::Acquire) == epoch)
     }
 
     /// The entry even when its TTL has run out.

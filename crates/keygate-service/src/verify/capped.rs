@@ -235,6 +235,18 @@ impl<K: Eq + Hash + Copy, V, S: BuildHasher + Default> CappedMap<K, V, S> {
         Some(evicted)
     }
 
+    /// Marks `k` as stored at `at` (never earlier than it was), if it still holds `expected` (the
+    /// same allocation) and `renew` says so under the shard's write lock; whether it did.
+    pub(super) fn renew_if(&self, k: &K, expected: &Arc<V>, at: Instant, renew: impl FnOnce() -> bool) -> bool {
+        let mut shard = self.shard(k).write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Some(slot) = shard.map.get_mut(k) else { return false };
+        if !Arc::ptr_eq(&slot.value, expected) || !renew() {
+            return false;
+        }
+        slot.at = slot.at.max(at);
+        true
+    }
+
     /// Removes `k`, running `also` under the shard's write lock either way.
     pub(super) fn remove_with(&self, k: &K, also: impl FnOnce()) -> Option<Arc<V>> {
         let mut shard = self.shard(k).write().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -336,6 +348,23 @@ mod tests {
         assert_eq!(map.len(), 1);
         assert!(map.insert_if(3, Arc::new(3), Instant::now(), || false).is_none());
         assert!(map.get(&3).is_none(), "not admitted");
+    }
+
+    #[test]
+    fn an_entry_is_renewed_only_while_it_holds_the_value_read_and_never_back_in_time() {
+        let map = Map::new(100);
+        let (stored, later) = (Instant::now(), Instant::now() + std::time::Duration::from_secs(5));
+        map.insert_if(1, Arc::new(1), stored, || true);
+        let held = map.get(&1).expect("stored").0;
+        assert!(!map.renew_if(&1, &held, later, || false), "not when the condition fails");
+        assert_eq!(map.get(&1).map(|(_, at)| at), Some(stored));
+        assert!(map.renew_if(&1, &held, later, || true));
+        assert_eq!(map.get(&1).map(|(_, at)| at), Some(later));
+        assert!(map.renew_if(&1, &held, stored, || true), "an older time leaves it as it is");
+        assert_eq!(map.get(&1).map(|(_, at)| at), Some(later));
+        map.insert_if(1, Arc::new(1), stored, || true);
+        assert!(!map.renew_if(&1, &held, later, || true), "not a value that replaced the one read");
+        assert!(!map.renew_if(&2, &held, later, || true), "not a key it does not hold");
     }
 
     #[test]

@@ -1,7 +1,10 @@
 //! A key as the verification cache holds it: the stored record, and what accepted calls change
 //! (rate bucket, usage not yet gathered, the rendered bytes) behind one lock.
 
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{
+    Arc, Mutex, Weak,
+    atomic::{AtomicBool, Ordering},
+};
 
 use keygate_domain::{KeyId, KeyRecord, OwnerState, TenantPolicy};
 
@@ -21,6 +24,8 @@ pub(crate) struct CachedKey {
     pub(super) record: KeyRecord,
     live: Mutex<LiveKey>,
     sink: Weak<dyn UsageSink>,
+    /// A read of the key in the background, before its TTL runs out, is under way.
+    refreshing: AtomicBool,
 }
 
 /// The sink of an entry that hands its usage to nobody (tests of what hangs off an entry).
@@ -44,7 +49,17 @@ impl Drop for CachedKey {
 impl CachedKey {
     /// An entry whose ungathered usage goes to `sink` when it is dropped.
     pub(super) fn new(record: KeyRecord, live: LiveKey, sink: Weak<dyn UsageSink>) -> Self {
-        Self { record, live: Mutex::new(live), sink }
+        Self { record, live: Mutex::new(live), sink, refreshing: AtomicBool::new(false) }
+    }
+
+    /// Claims the entry's one background refresh; false when one is under way already.
+    pub(super) fn claim_refresh(&self) -> bool {
+        !self.refreshing.swap(true, Ordering::AcqRel)
+    }
+
+    /// Ends the refresh [`Self::claim_refresh`] claimed: the next may start.
+    pub(super) fn refresh_over(&self) {
+        self.refreshing.store(false, Ordering::Release);
     }
 
     pub(crate) fn id(&self) -> KeyId {

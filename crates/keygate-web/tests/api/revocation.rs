@@ -167,3 +167,121 @@ async fn a_burst_of_calls_for_a_user_not_cached_reads_that_user_once() {
     assert_eq!(cache_loads(&app, "key").await - key_loads, 0, "the keys were still cached");
     assert_eq!(cache_loads(&app, "user").await - users, 1, "24 concurrent calls of one user read it once");
 }
+
+// Reads ahead of the TTL: a key in steady use is read again in the background once three quarters
+// of its TTL are over, so that no call waits for the read the TTL would make one of them do.
+
+on_both_backends!(
+    a_key_in_steady_use_is_read_again_before_its_ttl_runs_out_and_no_call_waits_for_that_read
+        with super::short_ttl(),
+    a_change_no_invalidation_reported_is_refused_once_the_read_ahead_sees_it_before_the_ttl_runs_out
+        with super::short_ttl(),
+    a_revocation_while_reads_ahead_run_all_the_time_is_never_undone_by_one
+        with super::tiny_ttl(),
+);
+
+use crate::helpers::spawn_app_on;
+use keygate_service::Backend;
+
+/// A TTL that a test can outlive: reads ahead start after 3 s.
+fn short_ttl() -> keygate_service::ServiceConfig {
+    keygate_service::ServiceConfig { cache_ttl: std::time::Duration::from_secs(4), ..Default::default() }
+}
+
+/// A TTL so short that, under steady calls, a read ahead is nearly always under way.
+fn tiny_ttl() -> keygate_service::ServiceConfig {
+    keygate_service::ServiceConfig { cache_ttl: std::time::Duration::from_millis(40), ..Default::default() }
+}
+
+/// Waits (at most `within`) until the key cache has made `n` database reads; false if it did not.
+async fn key_loads_reach(app: &TestApp, n: u64, within: std::time::Duration) -> bool {
+    let started = std::time::Instant::now();
+    while started.elapsed() < within {
+        if cache_loads(app, "key").await >= n {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    false
+}
+
+async fn a_key_in_steady_use_is_read_again_before_its_ttl_runs_out_and_no_call_waits_for_that_read(app: TestApp) {
+    let (_, key) = app.issue(&["127.0.0.0/8"], None).await;
+    let first = std::time::Instant::now();
+    assert_eq!(app.capability(key.expose()).await.status(), 200);
+    let loaded = cache_loads(&app, "key").await;
+    // Past three quarters of the 4 s TTL: served from the cache, and read again behind the call.
+    tokio::time::sleep_until((first + std::time::Duration::from_millis(3_200)).into()).await;
+    assert_eq!(app.capability(key.expose()).await.status(), 200);
+    assert!(
+        key_loads_reach(&app, loaded + 1, std::time::Duration::from_millis(600)).await,
+        "the key was not read again before its TTL ran out"
+    );
+    // Past the TTL of the first read: the entry was renewed, so the call reads nothing.
+    tokio::time::sleep_until((first + std::time::Duration::from_millis(4_300)).into()).await;
+    let before = cache_loads(&app, "key").await;
+    assert_eq!(app.capability(key.expose()).await.status(), 200);
+    assert_eq!(cache_loads(&app, "key").await, before, "a call past the first TTL waited for a database read");
+}
+
+async fn a_change_no_invalidation_reported_is_refused_once_the_read_ahead_sees_it_before_the_ttl_runs_out(
+    app: TestApp,
+) {
+    let (id, key) = app.issue(&["127.0.0.0/8"], None).await;
+    let first = std::time::Instant::now();
+    assert_eq!(app.capability(key.expose()).await.status(), 200);
+    // Disabled behind keygate's back: no change is recorded, so nothing invalidates the entry.
+    let db = app.keygate.store_for_tests();
+    let sql = "UPDATE api_keys SET enabled = $1 WHERE id = $2";
+    match (keygate_service::testing::sqlite_pool(db), db.postgres_pool()) {
+        (Some(pool), _) => sqlx::query(sql).bind(false).bind(id.0).execute(&pool).await.map(|r| r.rows_affected()),
+        (None, Some(pool)) => sqlx::query(sql).bind(false).bind(id.0).execute(pool).await.map(|r| r.rows_affected()),
+        (None, None) => unreachable!("a database is SQLite or PostgreSQL"),
+    }
+    .map(|rows| assert_eq!(rows, 1))
+    .expect("update");
+    tokio::time::sleep_until((first + std::time::Duration::from_millis(3_200)).into()).await;
+    // The cached entry still answers this call, and its read ahead finds the change.
+    assert_eq!(app.capability(key.expose()).await.status(), 200, "the change was seen before any read");
+    let refused = loop {
+        let r = app.capability(key.expose()).await;
+        if r.status() != 200 {
+            break r;
+        }
+        assert!(first.elapsed() < std::time::Duration::from_millis(3_900), "accepted until the TTL nearly ran out");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    };
+    assert_eq!(problem_code(refused).await, "key_disabled");
+}
+
+async fn a_revocation_while_reads_ahead_run_all_the_time_is_never_undone_by_one(app: TestApp) {
+    for round in 0..10 {
+        let (id, key) = app.issue(&["127.0.0.0/8"], None).await;
+        let stop = Arc::new(AtomicBool::new(false));
+        let callers: Vec<_> = (0..4)
+            .map(|_| {
+                let (client, url, key, stop) =
+                    (app.client.clone(), app.url("/rest/v1/1/capability"), key.expose().to_owned(), stop.clone());
+                tokio::spawn(async move {
+                    while !stop.load(Ordering::Relaxed) {
+                        let _ = client.get(&url).bearer_auth(&key).send().await;
+                    }
+                })
+            })
+            .collect();
+        tokio::time::sleep(std::time::Duration::from_millis(100 + 20 * round)).await;
+        app.keygate.revoke_key(&Caller::CLI, Some(app.tenant), id).await.expect("revoke");
+        // Reads ahead that began before the revocation end during these calls: none may bring
+        // the key back.
+        for call in 0..40 {
+            let r = app.capability(key.expose()).await;
+            assert_eq!(r.status(), 401, "round {round}, call {call} after the revocation was accepted");
+            assert_eq!(problem_code(r).await, "key_revoked");
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        stop.store(true, Ordering::Relaxed);
+        for caller in callers {
+            caller.await.expect("caller");
+        }
+    }
+}

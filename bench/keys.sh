@@ -33,9 +33,13 @@ PORT=${BENCH_PORT:-18095}
 say() { echo "bench/keys.sh: $*" >&2; }
 field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$2"; }
 
-# key_reads: keygate's key cache's database reads so far, from /metrics.
+# key_reads: keygate's key cache's database reads so far, from /metrics: "IN_CALLS AHEAD" (inside
+# calls that missed, and in the background ahead of the TTL).
 key_reads() {
-    curl -sf "http://127.0.0.1:$PORT/metrics" | awk '/^keygate_cache_loads_total\{cache="key"\}/ { print $2 }'
+    curl -sf "http://127.0.0.1:$PORT/metrics" | awk '
+        /^keygate_cache_loads_total\{cache="key"\}/ { calls = $2 }
+        /^keygate_key_reads_ahead_total\{outcome="(renewed|dropped|superseded|failed)"\}/ { ahead += $2 }
+        END { printf "%d %d\n", calls, ahead }'
 }
 
 # key_lookups: the key cache's lookups so far (hits and database reads), from /metrics.
@@ -57,13 +61,15 @@ wrk_rps() {
 # turns LABEL PORT DIR: BENCH_TURNS turns of one key ($DIR/one.txt) and the Zipf draws ($DIR/draws.txt)
 # on the server at PORT; prints the median of the turns' ratios and the ratios.
 turns() {
-    local label=$1 port=$2 dir=$3 one zipf before after ratios="" turn
+    local label=$1 port=$2 dir=$3 one zipf before="" after reads="" ratios="" turn
     for turn in $(seq 1 "$TURNS"); do
         one=$(wrk_rps "$port" "$dir/one.txt" "$SECONDS_EACH") || return 1
         [ "$label" != keygate ] || before=$(key_reads)
         zipf=$(wrk_rps "$port" "$dir/draws.txt" "$SECONDS_EACH") || return 1
         [ "$label" != keygate ] || after=$(key_reads)
-        say "HTTP, $label, turn $turn: one key $one req/s, Zipf $zipf req/s${before:+ ($((after - before)) key reads)}"
+        [ -z "${before:-}" ] || reads=$(awk -v b="$before" -v a="$after" 'BEGIN {
+            split(b, x, " "); split(a, y, " "); printf " (%d key reads in calls, %d ahead)", y[1] - x[1], y[2] - x[2] }')
+        say "HTTP, $label, turn $turn: one key $one req/s, Zipf $zipf req/s${reads:-}"
         ratios="$ratios $(awk -v z="$zipf" -v o="$one" 'BEGIN { printf "%.3f", z / o }')"
     done
     echo "$(tr ' ' '\n' <<<"$ratios" | grep . | sort -g |
@@ -110,7 +116,7 @@ http_zipf() {
     done
     kill $warm 2>/dev/null || true
     wait $warm 2>/dev/null || true
-    say "HTTP: the $lines drawn keys sent, $(key_reads) key reads"
+    say "HTTP: the $lines drawn keys sent, key reads (in calls, ahead): $(key_reads)"
     keygate=$(turns keygate "$PORT" "$work") || return 1
     stop_server
     start_server $((PORT + 1)) "$work/baseline.log" $BASELINE --listen "127.0.0.1:$((PORT + 1))" \

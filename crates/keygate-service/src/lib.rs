@@ -347,4 +347,12 @@ impl Keygate {
     pub fn cache_loads(&self) -> [(&'static str, u64); 3] {
         self.inner.verifier.loads()
     }
+
+    /// Keys in use read again in the background ahead of their TTL since the start, by outcome:
+    /// `renewed` (unchanged), `dropped` (changed or gone), `superseded` (an invalidation came
+    /// during the read), `failed` (the database failed or was slow), `skipped` (as many reads
+    /// were under way as may be). Not counted in [`Self::cache_loads`].
+    pub fn key_reads_ahead(&self) -> [(&'static str, u64); 5] {
+        self.inner.verifier.reads_ahead()
+    }
 }

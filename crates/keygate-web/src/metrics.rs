@@ -318,6 +318,14 @@ impl Collector for ServiceCounters {
             "Database reads of the verification caches (misses), by cache",
             kg.cache_loads().into_iter().map(|(cache, n)| (CacheName { cache }, n)),
         )?;
+        counters(
+            e,
+            "keygate_key_reads_ahead",
+            "Keys in use read again in the background before their TTL ran out, by outcome: renewed \
+             (unchanged), dropped (changed or gone), superseded (invalidated during the read), failed, skipped \
+             (too many under way)",
+            kg.key_reads_ahead().into_iter().map(|(outcome, n)| (Outcome { outcome }, n)),
+        )?;
         let (keys, key_capacity, evictions) = kg.key_cache();
         gauge(e, "keygate_key_cache_entries", "Keys the verification cache holds now", count(keys))?;
         gauge(e, "keygate_key_cache_capacity", "Keys the verification cache holds at most", count(key_capacity))?;

@@ -4,12 +4,13 @@
 //!
 //! One job per file: what a caller asks ([`request`]) and is answered ([`outcome`]); the flow that
 //! decides ([`flow`]); the verifier's state, its caches and how they are filled and emptied
-//! ([`verifier`]), over a generic single-flight cache ([`cache`]) with a capacity ([`capped`]) and its hashers ([`hashing`]) of key entries
+//! ([`verifier`]) and the keys it reads again ahead of their TTL ([`ahead`]), over a generic single-flight cache ([`cache`]) with a capacity ([`capped`]) and its hashers ([`hashing`]) of key entries
 //! ([`entry`]); the
 //! change feed that empties them from other processes ([`feed`]); and the usage that accepted
 //! calls leave, per key ([`key_usage`]) and buffered for writing behind ([`usage`]). This file only
 //! declares and re-exports.
 
+mod ahead;
 mod cache;
 mod capped;
 mod entry;

@@ -9,9 +9,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use keygate_domain::{KeyDigest, KeyId, KeyRecord, OwnerState, TenantId, TenantPolicy, UserId};
+use keygate_domain::{KeyDigest, KeyId, OwnerState, TenantId, TenantPolicy, UserId};
 
 use super::{
+    ahead::{self, ReadsAhead},
     cache::{Cache, PassThrough},
     entry::{CachedKey, LiveKey},
     outcome::VERIFY_DB_WAIT,
@@ -19,16 +20,12 @@ use super::{
 };
 use crate::{Keygate, ServiceConfig, ServiceResult, counter::Striped, ratelimit::FailureLimiter, refusals::RefusalLog};
 
-/// Keys read again in the background at once, at most (see [`Keygate::refresh_ahead`]): a
-/// quarter of a PostgreSQL pool, so that calls that miss the cache always find a connection.
-pub(crate) const REFRESHES_AT_ONCE: usize = 4;
-
 /// What verification keeps between calls.
 #[derive(Debug)]
 pub(crate) struct Verifier {
-    keys: Cache<KeyDigest, CachedKey, BuildHasherDefault<PassThrough>>,
-    /// Permits for background reads of keys whose TTL is nearly over: [`REFRESHES_AT_ONCE`].
-    refreshes: Arc<tokio::sync::Semaphore>,
+    pub(super) keys: Cache<KeyDigest, CachedKey, BuildHasherDefault<PassThrough>>,
+    /// Reads of keys in use whose TTL is nearly over, in the background.
+    pub(super) ahead: ReadsAhead,
     key_digests: RwLock<HashMap<KeyId, KeyDigest>>,
     owners: Cache<UserId, OwnerState, BuildHasherDefault<PassThrough>>,
     tenants: Cache<TenantId, TenantPolicy, BuildHasherDefault<PassThrough>>,
@@ -39,14 +36,14 @@ pub(crate) struct Verifier {
     pub(super) accepted: Striped,
     /// Of those, calls then refused `insufficient_permission` by what they asked for.
     pub(super) retracted: Striped,
-    ttl: Duration,
+    pub(super) ttl: Duration,
 }
 
 impl Verifier {
     pub(crate) fn new(config: &ServiceConfig) -> Self {
         Self {
             keys: Cache::new(config.key_cache_capacity),
-            refreshes: Arc::new(tokio::sync::Semaphore::new(REFRESHES_AT_ONCE)),
+            ahead: ReadsAhead::new(),
             key_digests: RwLock::default(),
             owners: Cache::new(config.key_cache_capacity),
             tenants: Cache::new(config.key_cache_capacity),
@@ -90,6 +87,11 @@ impl Verifier {
     /// Database reads each cache has made since the start: keys, users, tenants.
     pub(crate) fn loads(&self) -> [(&'static str, u64); 3] {
         [("key", self.keys.loads()), ("user", self.owners.loads()), ("tenant", self.tenants.loads())]
+    }
+
+    /// Reads of keys ahead of their TTL since the start, by outcome.
+    pub(crate) fn reads_ahead(&self) -> [(&'static str, u64); 5] {
+        self.ahead.counts()
     }
 
     /// Lookups each cache answered without a database read since the start: keys, users, tenants.
@@ -157,52 +159,12 @@ impl Keygate {
         let v = &self.inner.verifier;
         match v.keys.get_counted_aged(digest, now, v.ttl) {
             Some((k, age)) => {
-                if age >= v.ttl - v.ttl / 4 {
-                    self.refresh_ahead(*digest, &k);
+                if ahead::due(age, v.ttl) {
+                    self.read_ahead(*digest, &k);
                 }
                 Ok(Some(k))
             }
             None => Box::pin(bounded(deadline, self.load_key(digest, now))).await,
-        }
-    }
-
-    /// Reads a key in use again in the background once three quarters of its TTL are over, so
-    /// that the calls on a key in steady use never wait for the read its TTL would otherwise make
-    /// one of them do. What is served is never older than the TTL allows: an unchanged record
-    /// renews the entry from when the read began, a changed or missing one drops it (the next call
-    /// reads it), and an invalidation during the read wins (the entry is not renewed). One refresh
-    /// per entry at a time and [`REFRESHES_AT_ONCE`] in all; when none is free, nothing is started
-    /// and the TTL runs out as it would have.
-    fn refresh_ahead(&self, digest: KeyDigest, entry: &Arc<CachedKey>) {
-        if !entry.claim_refresh() {
-            return;
-        }
-        let Ok(permit) = Arc::clone(&self.inner.verifier.refreshes).try_acquire_owned() else {
-            entry.refresh_over();
-            return;
-        };
-        let (keygate, entry) = (self.clone(), Arc::clone(entry));
-        tokio::spawn(async move {
-            keygate.refresh_key(digest, &entry).await;
-            entry.refresh_over();
-            drop(permit);
-        });
-    }
-
-    async fn refresh_key(&self, digest: KeyDigest, entry: &Arc<CachedKey>) {
-        let v = &self.inner.verifier;
-        let epoch = v.keys.epoch();
-        let read_at = Instant::now();
-        v.keys.counted_load();
-        let read = tokio::time::timeout(VERIFY_DB_WAIT, self.db().keys().by_digest(&digest)).await;
-        match read {
-            Ok(Ok(Some(record))) if unchanged(&entry.record, &record) => {
-                v.keys.renew_if_unchanged(&digest, entry, epoch, read_at);
-            }
-            Ok(Ok(_)) => v.forget_key(entry.id()),
-            // The database did not answer: the TTL runs out as before, and a call reads the key.
-            Ok(Err(e)) => tracing::debug!(error = %e, "a key could not be read ahead of its TTL"),
-            Err(_) => tracing::debug!("a key's read ahead of its TTL took too long"),
         }
     }
 
@@ -294,56 +256,5 @@ impl Keygate {
         let policy = Arc::new(tenant.policy);
         v.tenants.insert_if_unchanged(id, Arc::clone(&policy), epoch, now);
         Ok(Some(policy))
-    }
-}
-
-/// Whether a record read again says what the cached one says, apart from its last use (the
-/// write-behind changes it, and nothing the cache serves reads it).
-fn unchanged(cached: &KeyRecord, read: &KeyRecord) -> bool {
-    let read =
-        KeyRecord { last_used_at: cached.last_used_at, last_used_ip: cached.last_used_ip.clone(), ..read.clone() };
-    read == *cached
-}
-
-#[cfg(test)]
-mod tests {
-    use keygate_domain::KeyId;
-
-    use super::*;
-    use crate::ServiceConfig;
-
-    #[tokio::test]
-    async fn with_four_reads_ahead_under_way_a_fifth_key_is_not_read_and_not_left_claimed() {
-        let db = keygate_store::testing::fresh_sqlite().await.expect("a scratch database");
-        let keygate = Keygate::new(db.db.clone(), ServiceConfig::default());
-        let v = &keygate.inner.verifier;
-        // The four permits, as four reads ahead under way would hold them.
-        let busy = Arc::clone(&v.refreshes).try_acquire_many_owned(4).expect("four permits");
-        assert_eq!(REFRESHES_AT_ONCE, 4);
-        let entry = CachedKey::for_test(KeyId(7));
-        let digest = entry.record.digest;
-        keygate.refresh_ahead(digest, &entry);
-        tokio::task::yield_now().await;
-        assert_eq!(v.keys.loads(), 0, "no database read was started");
-        assert!(entry.claim_refresh(), "the entry was let go, so a later call can start its read");
-        entry.refresh_over();
-        drop(busy);
-        // One read ahead per entry: a second call while the first is under way starts nothing.
-        assert!(entry.claim_refresh());
-        keygate.refresh_ahead(digest, &entry);
-        tokio::task::yield_now().await;
-        assert_eq!(v.keys.loads(), 0, "the entry's own read ahead was under way");
-        assert_eq!(v.refreshes.available_permits(), 4);
-        entry.refresh_over();
-        keygate.refresh_ahead(digest, &entry);
-        for _ in 0..100 {
-            if v.keys.loads() == 1 && v.refreshes.available_permits() == 4 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        assert_eq!(v.keys.loads(), 1, "with a permit free and the entry unclaimed, the key is read");
-        assert_eq!(v.refreshes.available_permits(), 4, "and the permit is given back");
-        assert!(entry.claim_refresh(), "and the entry let go");
     }
 }

@@ -127,11 +127,21 @@ async fn a_change_made_by_another_process_reaches_the_server_within_a_second() {
     let _ = background.await;
 }
 
-/// `keygate_cache_loads_total{cache="…"}` from `/metrics`.
-async fn cache_loads(app: &TestApp, cache: &str) -> u64 {
+/// The value of the series `series` (name and labels) from `/metrics`.
+async fn scraped(app: &TestApp, series: &str) -> u64 {
     let text = app.client.get(app.url("/metrics")).send().await.expect("metrics").text().await.expect("text");
-    let prefix = format!("keygate_cache_loads_total{{cache=\"{cache}\"}} ");
-    text.lines().find_map(|l| l.strip_prefix(&prefix)).and_then(|n| n.parse().ok()).expect("the counter is exported")
+    let prefix = format!("{series} ");
+    text.lines().find_map(|l| l.strip_prefix(&prefix)).and_then(|n| n.parse().ok()).expect("the series is exported")
+}
+
+/// `keygate_cache_loads_total{cache="…"}`: the cache's database reads inside calls.
+async fn cache_loads(app: &TestApp, cache: &str) -> u64 {
+    scraped(app, &format!("keygate_cache_loads_total{{cache=\"{cache}\"}}")).await
+}
+
+/// `keygate_key_reads_ahead_total{outcome="…"}`.
+async fn reads_ahead(app: &TestApp, outcome: &str) -> u64 {
+    scraped(app, &format!("keygate_key_reads_ahead_total{{outcome=\"{outcome}\"}}")).await
 }
 
 /// Calls capability with every key at once; each must succeed.
@@ -193,11 +203,11 @@ fn tiny_ttl() -> keygate_service::ServiceConfig {
     keygate_service::ServiceConfig { cache_ttl: std::time::Duration::from_millis(40), ..Default::default() }
 }
 
-/// Waits (at most `within`) until the key cache has made `n` database reads; false if it did not.
-async fn key_loads_reach(app: &TestApp, n: u64, within: std::time::Duration) -> bool {
+/// Waits (at most `within`) until `n` reads ahead have renewed their entry; false if they did not.
+async fn renewals_reach(app: &TestApp, n: u64, within: std::time::Duration) -> bool {
     let started = std::time::Instant::now();
     while started.elapsed() < within {
-        if cache_loads(app, "key").await >= n {
+        if reads_ahead(app, "renewed").await >= n {
             return true;
         }
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
@@ -209,14 +219,15 @@ async fn a_key_in_steady_use_is_read_again_before_its_ttl_runs_out_and_no_call_w
     let (_, key) = app.issue(&["127.0.0.0/8"], None).await;
     let first = std::time::Instant::now();
     assert_eq!(app.capability(key.expose()).await.status(), 200);
-    let loaded = cache_loads(&app, "key").await;
+    let (loaded, renewed) = (cache_loads(&app, "key").await, reads_ahead(&app, "renewed").await);
     // Past three quarters of the 4 s TTL: served from the cache, and read again behind the call.
     tokio::time::sleep_until((first + std::time::Duration::from_millis(3_200)).into()).await;
     assert_eq!(app.capability(key.expose()).await.status(), 200);
     assert!(
-        key_loads_reach(&app, loaded + 1, std::time::Duration::from_millis(600)).await,
+        renewals_reach(&app, renewed + 1, std::time::Duration::from_millis(600)).await,
         "the key was not read again before its TTL ran out"
     );
+    assert_eq!(cache_loads(&app, "key").await, loaded, "a read ahead counted as a load: hits and loads are lookups");
     // Past the TTL of the first read: the entry was renewed, so the call reads nothing.
     tokio::time::sleep_until((first + std::time::Duration::from_millis(4_300)).into()).await;
     let before = cache_loads(&app, "key").await;
@@ -252,9 +263,11 @@ async fn a_change_no_invalidation_reported_is_refused_once_the_read_ahead_sees_i
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     };
     assert_eq!(problem_code(refused).await, "key_disabled");
+    assert_eq!(reads_ahead(&app, "dropped").await, 1, "the read ahead dropped the entry it found changed");
 }
 
 async fn a_revocation_while_reads_ahead_run_all_the_time_is_never_undone_by_one(app: TestApp) {
+    let renewed = reads_ahead(&app, "renewed").await;
     for round in 0..10 {
         let (id, key) = app.issue(&["127.0.0.0/8"], None).await;
         let stop = Arc::new(AtomicBool::new(false));
@@ -284,4 +297,5 @@ async fn a_revocation_while_reads_ahead_run_all_the_time_is_never_undone_by_one(
             caller.await.expect("caller");
         }
     }
+    assert!(reads_ahead(&app, "renewed").await > renewed, "the calls ran no read ahead, so they tried no race");
 }

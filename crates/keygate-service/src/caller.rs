@@ -100,6 +100,15 @@ impl Caller {
         }
     }
 
+    /// Who writes a unit, for the check that they reach every unit; `None` for the command line.
+    pub(crate) fn unit_actor(&self) -> Option<keygate_store::UnitActor> {
+        match self {
+            Self::System { .. } => None,
+            Self::User { id, .. } => Some(keygate_store::UnitActor { user: *id, key: None }),
+            Self::Key { key_id, user_id, .. } => Some(keygate_store::UnitActor { user: *user_id, key: Some(*key_id) }),
+        }
+    }
+
     pub(crate) fn audit(&self, tenant: TenantId, action: &'static str, target: impl Into<String>) -> AuditEntry {
         let ip = match self {
             Self::User { ip, .. } | Self::Key { ip, .. } => ip.clone(),

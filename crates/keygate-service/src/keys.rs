@@ -68,6 +68,11 @@ impl KeyView {
 /// The longest overlap a rolled key keeps working for.
 pub const MAX_ROLL_OVERLAP_DAYS: i64 = 7;
 
+/// A key made by a roll rolls itself no sooner than this many minutes after it was made, so that
+/// a key holder writes at most 144 keys a day by rolling itself (administrators' rolls wait for
+/// nothing).
+pub const SELF_ROLL_MIN_AGE_MINUTES: i64 = 10;
+
 impl Keygate {
     /// Issues a key. Members of `Configurator`; a console user may issue for themselves or for a
     /// programmatic user of the tenant (who then needs neither Configurator rights nor a password).
@@ -233,7 +238,8 @@ impl Keygate {
     }
 
     /// Issues a successor with the same owner, ranges, scopes and units; the old key keeps working
-    /// for `overlap_hours` (at most 7 days), then expires.
+    /// for `overlap_hours` (at most 7 days), then expires. Only the rolled key and its successor
+    /// work after a roll: the rest of their line of rolls ends now (see [`keygate_store::Rolled`]).
     pub async fn roll_key(
         &self,
         caller: &Caller,
@@ -264,14 +270,24 @@ impl Keygate {
             caller.audit(tenant, "key.rolled", format!("key {id}")).details(format!("old key works until {until}"));
         // The successor's secret goes to the caller: a hand-over of everything it reaches.
         let affects = Affects::key(id).handing_over(HandsOver::TheNewKey);
-        let new_id = self
+        let rolled = self
             .judged(caller, tenant, &format!("key {id}"), affects, async |guard| {
                 self.db().keys().roll(id, &new, until, guard, &audit).await
             })
             .await?;
-        self.inner.verifier.forget_key(id);
-        let record = self.key(tenant, new_id).await?;
+        self.forget_rolled(id, &rolled);
+        let record = self.key(tenant, rolled.new).await?;
         Ok(IssuedKey { warnings: warnings(&record), secret, record })
+    }
+}
+
+impl Keygate {
+    /// Drops from the verification cache the key a roll rolled and those it ended.
+    pub(crate) fn forget_rolled(&self, rolled_key: KeyId, rolled: &keygate_store::Rolled) {
+        self.inner.verifier.forget_key(rolled_key);
+        for ended in &rolled.ended {
+            self.inner.verifier.forget_key(*ended);
+        }
     }
 }
 

@@ -19,7 +19,7 @@ use crate::{
     Caller, IssueKey, IssuedKey, KeyUsage, Keygate, ServiceError, ServiceResult, Verified,
     ceiling::Affects,
     error::invalid,
-    keys::{KeyView, MAX_ROLL_OVERLAP_DAYS, describe, successor, warnings},
+    keys::{KeyView, MAX_ROLL_OVERLAP_DAYS, SELF_ROLL_MIN_AGE_MINUTES, describe, successor, warnings},
     verify::day_of,
 };
 
@@ -292,7 +292,9 @@ impl Keygate {
     /// purpose, expiry and rate limit; the old key works for `overlap_hours` (0 to 7 days) more.
     /// Any valid key; no admin power (the successor carries nothing the key does not). A key rolls
     /// itself once: a second roll (a leaked copy racing its owner), even concurrent with the
-    /// first, is refused as a conflict and audited `key.roll_refused`.
+    /// first, is refused as a conflict and audited `key.roll_refused`; so is the roll of a key
+    /// made by a roll less than [`SELF_ROLL_MIN_AGE_MINUTES`] ago. As every roll, it ends the rest
+    /// of the key's line of rolls: the rolling key's own predecessor stops working now.
     /// The answer holds the successor as [`Self::own_key`] would show it.
     pub async fn roll_own_key(&self, v: &Verified, overlap_hours: i64) -> ServiceResult<(IssuedKey, KeyView)> {
         let caller = v.caller(Some(v.source().to_string()));
@@ -313,13 +315,20 @@ impl Keygate {
             .audit(tenant, "key.rolled", target.clone())
             .details(format!("rolled by itself; old key works until {until}"));
         let affects = Affects::key(id).handing_over(HandsOver::TheNewKey);
-        let rolled = self
-            .judged(&caller, tenant, &target, affects, async |guard| {
+        let ready_at = old.created_at.plus_millis(SELF_ROLL_MIN_AGE_MINUTES * 60_000);
+        let rolled = if old.rolled_from.is_some() && Timestamp::now() < ready_at {
+            Err(ServiceError::Conflict(format!(
+                "key {id} was made by a roll less than {SELF_ROLL_MIN_AGE_MINUTES} minutes ago; it can roll itself \
+                 from {ready_at}"
+            )))
+        } else {
+            self.judged(&caller, tenant, &target, affects, async |guard| {
                 self.db().keys().roll_once(id, &new, until, guard, &audit).await
             })
-            .await;
-        let new_id = match rolled {
-            Ok(new_id) => new_id,
+            .await
+        };
+        let rolled = match rolled {
+            Ok(rolled) => rolled,
             Err(ServiceError::Conflict(why)) => {
                 let refusal = caller.audit(tenant, "key.roll_refused", target).details(why.clone());
                 if let Err(e) = self.db().audit().append(&[refusal]).await {
@@ -329,8 +338,8 @@ impl Keygate {
             }
             Err(e) => return Err(e),
         };
-        self.inner.verifier.forget_key(id);
-        let view = self.view_of(tenant, new_id).await?;
+        self.forget_rolled(id, &rolled);
+        let view = self.view_of(tenant, rolled.new).await?;
         let record = view.listing.key.clone();
         Ok((IssuedKey { warnings: warnings(&record), secret, record }, view))
     }

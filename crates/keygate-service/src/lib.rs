@@ -56,7 +56,7 @@ pub use keygate_store::{MAX_OPERATORS, MAX_PENDING_REMOVALS, OperatorRecord, Ten
 /// the layers above reach them through the service and never name the store.
 #[cfg(feature = "testing")]
 pub use keygate_store::{NewKey, Reservation, ReserveLimits, testing};
-pub use keys::{IssueKey, IssuedKey, KeyChoices, KeyOwner, KeyView, MAX_ROLL_OVERLAP_DAYS};
+pub use keys::{IssueKey, IssuedKey, KeyChoices, KeyOwner, KeyView, MAX_ROLL_OVERLAP_DAYS, SELF_ROLL_MIN_AGE_MINUTES};
 pub use keys_admin::{BULK_MAX, BulkDone, BulkKeys, KEY_PAGE_MAX, KeyQuery, KeyStateFilter, USAGE_DAYS_MAX, UpdateKey};
 pub use listener::{CHANGE_LAG_BUCKETS, LagHistogram, ListenerHealth};
 pub use operations::GroupSummary;

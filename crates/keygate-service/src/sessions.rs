@@ -21,6 +21,8 @@ use crate::{Caller, Keygate, ServiceError, ServiceResult, password};
 pub const SESSION_ABSOLUTE_MS: i64 = 8 * 3_600_000;
 /// A session ends after this long without a request.
 pub const SESSION_IDLE_MS: i64 = 2 * 3_600_000;
+/// Console sessions one user holds at most: a new log-in ends the user's oldest beyond these.
+pub const MAX_SESSIONS_PER_USER: u32 = 20;
 /// Failed log-ins of one account within [`THROTTLE_WINDOW_MS`] before it is locked.
 pub const ACCOUNT_FAILURE_LIMIT: i64 = 10;
 /// Failed log-ins from one IP address within the window before it is locked.
@@ -225,14 +227,17 @@ impl Keygate {
         let csrf_digest = hex(&digest(&csrf_for(&token)));
         let ip_text = req.ip.map(|ip| ip.to_string());
         sessions
-            .insert(&NewSession {
-                digest: &digest(&token),
-                tenant_id: tenant.policy.id,
-                user_id: user,
-                csrf_token: &csrf_digest,
-                expires_at: now.plus_millis(SESSION_ABSOLUTE_MS),
-                ip: ip_text.as_deref(),
-            })
+            .insert(
+                &NewSession {
+                    digest: &digest(&token),
+                    tenant_id: tenant.policy.id,
+                    user_id: user,
+                    csrf_token: &csrf_digest,
+                    expires_at: now.plus_millis(SESSION_ABSOLUTE_MS),
+                    ip: ip_text.as_deref(),
+                },
+                MAX_SESSIONS_PER_USER,
+            )
             .await
             .map_err(ServiceError::from)?;
         let email = email.map(|e| e.to_string()).unwrap_or_default();

@@ -3,7 +3,7 @@
 
 use keygate_domain::{AdminScope, PersonName, TenantId, UnitId};
 
-use crate::{Caller, Keygate, ServiceError, ServiceResult, error::invalid};
+use crate::{Caller, Keygate, ServiceError, ServiceResult, ceiling::Affects, error::invalid};
 
 /// The largest unit number (the API carries it as a path segment; the original allows 0–100).
 pub const MAX_UNIT_ID: i64 = 2_147_483_647;
@@ -38,7 +38,11 @@ impl Keygate {
         }
         let audit =
             caller.audit(tenant, "unit.created", format!("unit {id}")).details(format!("name: {}", name.as_str()));
-        self.db().tenants().create_unit(tenant, id, name.as_str(), &audit).await?;
+        let target = format!("unit {id}");
+        self.judged(caller, tenant, &target, Affects::nothing(), async |_| {
+            self.db().tenants().create_unit(tenant, id, name.as_str(), caller.unit_actor(), &audit).await
+        })
+        .await?;
         self.inner.verifier.forget_tenant(tenant);
         Ok(id)
     }
@@ -66,8 +70,12 @@ impl Keygate {
     /// Deletes a unit that holds no records. Members of `User configurator`.
     pub async fn delete_unit(&self, caller: &Caller, tenant: TenantId, id: UnitId) -> ServiceResult<()> {
         caller.require_admin(tenant, AdminScope::UsersWrite)?;
-        let audit = caller.audit(tenant, "unit.deleted", format!("unit {id}"));
-        self.db().tenants().delete_unit(tenant, id, &audit).await?;
+        let target = format!("unit {id}");
+        let audit = caller.audit(tenant, "unit.deleted", target.clone());
+        self.judged(caller, tenant, &target, Affects::nothing(), async |_| {
+            self.db().tenants().delete_unit(tenant, id, caller.unit_actor(), &audit).await
+        })
+        .await?;
         self.inner.verifier.forget_tenant(tenant);
         Ok(())
     }

@@ -107,7 +107,10 @@ impl Keygate {
             active: !new.inactive,
             idempotency,
         };
-        self.judged(caller, tenant, &target, Affects::nothing(), async |guard| {
+        // A password the caller chose lets the caller log in as the new user: a hand-over of all the
+        // user will hold, own records included, as when a password is set later.
+        let hands_over = if new.password_hash.is_some() { HandsOver::TheNewUser } else { HandsOver::Nothing };
+        self.judged(caller, tenant, &target, Affects::nothing().handing_over(hands_over), async |guard| {
             self.db().users().create(new, guard, &audit).await
         })
         .await

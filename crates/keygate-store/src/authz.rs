@@ -48,6 +48,9 @@ pub enum HandsOver {
     Subjects(Vec<Subject>),
     /// The keys issued or rolled by this write (their ids are known only once written).
     TheNewKey,
+    /// The user this write creates, with a password the caller chose (the id is known only once
+    /// written): whoever knows the password logs in as them.
+    TheNewUser,
 }
 
 impl Guard<'_> {
@@ -63,13 +66,20 @@ impl Guard<'_> {
         }
     }
 
-    /// Judges `before` → `after`; `new_keys` are the keys this write created (a bulk issue makes
-    /// several; each is handed over).
-    pub(crate) fn check(&self, before: &TenantState, after: &TenantState, new_keys: &[KeyId]) -> StoreResult<()> {
+    /// Judges `before` → `after`; `new_users` and `new_keys` are the users and keys this write
+    /// created (a bulk issue makes several keys; each is handed over).
+    pub(crate) fn check(
+        &self,
+        before: &TenantState,
+        after: &TenantState,
+        new_users: &[UserId],
+        new_keys: &[KeyId],
+    ) -> StoreResult<()> {
         let handed_over: Vec<Subject> = match &self.hands_over {
             HandsOver::Nothing => Vec::new(),
             HandsOver::Subjects(s) => s.clone(),
             HandsOver::TheNewKey => new_keys.iter().copied().map(Subject::Key).collect(),
+            HandsOver::TheNewUser => new_users.iter().copied().map(Subject::User).collect(),
         };
         (self.judge)(&Outcome { before, after, handed_over: &handed_over }).map_err(StoreError::Refused)
     }
@@ -234,7 +244,7 @@ macro_rules! judged_write {
             let new_users: Vec<keygate_domain::UserId> = new_user.into_iter().collect();
             let new_keys: Vec<keygate_domain::KeyId> = new_key.into_iter().collect();
             let after = $crate::authz::load_state!(&mut $tx, tenant, guard, &new_users, &new_keys)?;
-            guard.check(&before, &after, &new_keys)?;
+            guard.check(&before, &after, &new_users, &new_keys)?;
             $tx.commit().await?;
             Ok(value)
         })

@@ -11,6 +11,15 @@ use crate::{
     rows::{KEY_COLUMNS, KeyRow, to_json, units_to_json},
 };
 
+/// What a roll wrote: the successor, and the keys of the same line of rolls it ended (they had
+/// been working still: the rolled key's predecessor in its overlap, or an earlier successor of the
+/// rolled key). After a roll only the rolled key (until its overlap ends) and the new one work.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rolled {
+    pub new: KeyId,
+    pub ended: Vec<KeyId>,
+}
+
 /// A key about to be stored. The plaintext is not part of it.
 #[derive(Debug, Clone)]
 pub struct NewKey {
@@ -119,7 +128,10 @@ impl Keys<'_> {
         })
     }
 
-    /// Stores `new` as the successor of `old`, which stops working at `old_expires_at`.
+    /// Stores `new` as the successor of `old`, which stops working at `old_expires_at`. At most two
+    /// keys of one line of rolls work at once, the newest and the one it replaced: the roll ends,
+    /// now, `old`'s own predecessor and any earlier successor of `old` that still work (see
+    /// [`Rolled::ended`]).
     pub async fn roll(
         &self,
         old: KeyId,
@@ -127,7 +139,7 @@ impl Keys<'_> {
         old_expires_at: Timestamp,
         guard: &Guard<'_>,
         audit: &AuditEntry,
-    ) -> StoreResult<KeyId> {
+    ) -> StoreResult<Rolled> {
         self.roll_judged(old, new, old_expires_at, false, guard, audit).await
     }
 
@@ -141,7 +153,7 @@ impl Keys<'_> {
         old_expires_at: Timestamp,
         guard: &Guard<'_>,
         audit: &AuditEntry,
-    ) -> StoreResult<KeyId> {
+    ) -> StoreResult<Rolled> {
         self.roll_judged(old, new, old_expires_at, true, guard, audit).await
     }
 
@@ -153,7 +165,7 @@ impl Keys<'_> {
         once: bool,
         guard: &Guard<'_>,
         audit: &AuditEntry,
-    ) -> StoreResult<KeyId> {
+    ) -> StoreResult<Rolled> {
         judged_write!(self.0, new.tenant_id, guard, |tx| {
             if once {
                 let successor: Option<i64> =
@@ -168,24 +180,55 @@ impl Keys<'_> {
                     )));
                 }
             }
+            // Only a key that works now is rolled: one that another roll ended, or a change
+            // disabled, since the caller looked is refused here, behind the tenant's lock.
+            let now = Timestamp::now();
             let done = sqlx::query(
                 "UPDATE api_keys SET expires_at = CASE WHEN expires_at IS NULL OR expires_at > $3 THEN $3 ELSE expires_at END \
-                 WHERE tenant_id = $1 AND id = $2 AND revoked_at IS NULL",
+                 WHERE tenant_id = $1 AND id = $2 AND revoked_at IS NULL AND enabled = $4 \
+                 AND (expires_at IS NULL OR expires_at > $5)",
             )
             .bind(new.tenant_id.0)
             .bind(old.0)
             .bind(old_expires_at.0)
+            .bind(true)
+            .bind(now.0)
             .execute(&mut *tx)
             .await?;
             if done.rows_affected() == 0 {
-                return Err(StoreError::NotFound(format!("an unrevoked key {old}")));
+                return Err(StoreError::Conflict(format!(
+                    "key {old} stopped working before this roll (revoked, disabled, expired, or ended by another \
+                     roll); only a working key can be rolled"
+                )));
             }
+            // The rest of the line stops now: `old`'s predecessor (still in its overlap) and the
+            // successors `old` already had (an earlier roll of it), before the new one exists.
+            let ended: Vec<i64> = sqlx::query_scalar(
+                "UPDATE api_keys SET expires_at = $3 \
+                 WHERE tenant_id = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $3) \
+                 AND (rolled_from = $2 OR id = (SELECT rolled_from FROM api_keys WHERE tenant_id = $1 AND id = $2)) \
+                 RETURNING id",
+            )
+            .bind(new.tenant_id.0)
+            .bind(old.0)
+            .bind(now.0)
+            .fetch_all(&mut *tx)
+            .await?;
             let id = insert_key!(&mut *tx, new)?;
             record_change!(&mut *tx, ChangeKind::Key, old.0)?;
+            for ended in &ended {
+                record_change!(&mut *tx, ChangeKind::Key, *ended)?;
+            }
             let mut audit = audit.clone();
             audit.details = format!("{}; new key {id}", audit.details);
+            if !ended.is_empty() {
+                let ended = ended.iter().map(|k| format!("key {k}")).collect::<Vec<_>>().join(", ");
+                audit.details =
+                    format!("{}; ended now, as only two keys of a line of rolls work at once: {ended}", audit.details);
+            }
             append_audit!(&mut *tx, &audit)?;
-            (KeyId(id), None, Some(KeyId(id)))
+            let rolled = Rolled { new: KeyId(id), ended: ended.into_iter().map(KeyId).collect() };
+            (rolled, None, Some(KeyId(id)))
         })
     }
 

@@ -49,7 +49,7 @@ pub use cluster::{Count, CountKind, ReportedCount};
 pub use copy::{CopyReport, TableCopy, copy_sqlite_to_postgres};
 pub use groups::Groups;
 pub use key_admin::{KeyChange, KeyFilter, KeyStateFilter, KeySwitch};
-pub use keys::{KeyListing, NewKey, UsageUpdate};
+pub use keys::{KeyListing, NewKey, Rolled, UsageUpdate};
 pub use listen::{CHANGE_CHANNEL, ChangeListener};
 pub use management_idempotency::{IdempotentEntry, ManagementIdempotency, Reservation, ReserveLimits};
 pub use operators::{MAX_OPERATORS, MAX_PENDING_REMOVALS, OperatorRecord, Operators, TenantSummary};
@@ -59,7 +59,7 @@ pub use records::{
 };
 pub use rows::GroupRecord;
 pub use sessions::{NewSession, SessionRecord, ThrottleState};
-pub use tenants::{NewTenant, SettingsUpdate, TenantRecord};
+pub use tenants::{NewTenant, SettingsUpdate, TenantRecord, UnitActor};
 pub use usage::DailyCount;
 pub use users::{NewUser, UserPageQuery, UserRecord, UserUpdate};
 

@@ -48,23 +48,39 @@ impl Database {
 }
 
 impl Sessions<'_> {
-    pub async fn insert(&self, new: &NewSession<'_>) -> StoreResult<()> {
+    /// Stores a new session and ends the user's oldest beyond the newest `keep` (the new one
+    /// included), in one transaction: a user's log-ins hold at most `keep` rows however often they
+    /// log in.
+    pub async fn insert(&self, new: &NewSession<'_>, keep: u32) -> StoreResult<()> {
         let now = Timestamp::now().0;
-        on_pool!(self.0, p => sqlx::query(
-            "INSERT INTO console_sessions (digest, tenant_id, user_id, csrf_token, created_at, last_seen_at, expires_at, ip) \
-             VALUES ($1, $2, $3, $4, $5, $5, $6, $7)",
-        )
-        .bind(new.digest)
-        .bind(new.tenant_id.0)
-        .bind(new.user_id.0)
-        .bind(new.csrf_token)
-        .bind(now)
-        .bind(new.expires_at.0)
-        .bind(new.ip)
-        .execute(p)
-        .await
-        .map(|_| ())
-        .map_err(Into::into))
+        on_pool!(self.0, p => {
+            let mut tx = p.begin().await?;
+            sqlx::query(
+                "INSERT INTO console_sessions (digest, tenant_id, user_id, csrf_token, created_at, last_seen_at, expires_at, ip) \
+                 VALUES ($1, $2, $3, $4, $5, $5, $6, $7)",
+            )
+            .bind(new.digest)
+            .bind(new.tenant_id.0)
+            .bind(new.user_id.0)
+            .bind(new.csrf_token)
+            .bind(now)
+            .bind(new.expires_at.0)
+            .bind(new.ip)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "DELETE FROM console_sessions WHERE tenant_id = $1 AND user_id = $2 AND digest NOT IN \
+                 (SELECT digest FROM console_sessions WHERE tenant_id = $1 AND user_id = $2 \
+                  ORDER BY created_at DESC, digest DESC LIMIT $3)",
+            )
+            .bind(new.tenant_id.0)
+            .bind(new.user_id.0)
+            .bind(i64::from(keep))
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(())
+        })
     }
 
     pub async fn by_digest(&self, digest: &[u8]) -> StoreResult<Option<SessionRecord>> {

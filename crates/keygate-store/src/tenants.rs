@@ -1,7 +1,8 @@
 //! Tenants, their units and their Public API settings.
 
 use keygate_domain::{
-    AuditEntry, Email, IpRanges, PersonName, SystemGroup, TenantId, TenantPolicy, TenantSlug, Timestamp, UnitId, UserId,
+    AuditEntry, Email, IpRanges, KeyId, PersonName, SystemGroup, TenantId, TenantPolicy, TenantSlug, Timestamp, UnitId,
+    UserId,
 };
 
 use crate::{
@@ -69,6 +70,57 @@ impl Database {
     pub fn tenants(&self) -> Tenants<'_> {
         Tenants(self)
     }
+}
+
+/// Who creates or deletes a unit, when not the command line: a user, or a key of that user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnitActor {
+    pub user: UserId,
+    pub key: Option<KeyId>,
+}
+
+/// Refuses, inside transaction `$tx` and behind the tenant's lock, a unit written by an actor who
+/// does not reach every unit (its user, and its key if any, list units): a unit outside one's
+/// reach gives everyone who reaches every unit their grants there, so only someone who reaches
+/// every unit creates or deletes one.
+macro_rules! reaches_every_unit {
+    ($tx:expr, $tenant:expr, $actor:expr, $verb:literal) => {{
+        let tenant: TenantId = $tenant;
+        let actor: Option<UnitActor> = $actor;
+        let mut listed = false;
+        if let Some(actor) = actor {
+            let user: Option<Option<String>> =
+                sqlx::query_scalar("SELECT units FROM users WHERE tenant_id = $1 AND id = $2 AND active = $3")
+                    .bind(tenant.0)
+                    .bind(actor.user.0)
+                    .bind(true)
+                    .fetch_optional(&mut *$tx)
+                    .await?;
+            listed |= !matches!(user, Some(None));
+            if let Some(key) = actor.key {
+                let key: Option<Option<String>> =
+                    sqlx::query_scalar("SELECT units FROM api_keys WHERE tenant_id = $1 AND id = $2")
+                        .bind(tenant.0)
+                        .bind(key.0)
+                        .fetch_optional(&mut *$tx)
+                        .await?;
+                listed |= !matches!(key, Some(None));
+            }
+        }
+        if listed {
+            Err(StoreError::Refused(keygate_domain::GrantExceedsActor {
+                message: concat!(
+                    "only someone who reaches every unit may ",
+                    $verb,
+                    " a unit (everyone who reaches every unit holds their grants in it): you reach some units only"
+                )
+                .to_owned(),
+                lacking: Vec::new(),
+            }))
+        } else {
+            Ok(())
+        }
+    }};
 }
 
 impl Tenants<'_> {
@@ -171,9 +223,18 @@ impl Tenants<'_> {
         Ok(rows.into_iter().map(|(id, name)| (UnitId(id), name)).collect())
     }
 
-    pub async fn create_unit(&self, tenant: TenantId, unit: UnitId, name: &str, audit: &AuditEntry) -> StoreResult<()> {
+    pub async fn create_unit(
+        &self,
+        tenant: TenantId,
+        unit: UnitId,
+        name: &str,
+        actor: Option<UnitActor>,
+        audit: &AuditEntry,
+    ) -> StoreResult<()> {
         on_pool!(self.0, p => {
             let mut tx = p.begin().await?;
+            crate::authz::lock_tenant!(&mut *tx, tenant)?;
+            reaches_every_unit!(&mut *tx, tenant, actor, "create")?;
             sqlx::query("INSERT INTO units (tenant_id, unit_id, name) VALUES ($1, $2, $3)")
                 .bind(tenant.0)
                 .bind(unit.0)
@@ -208,13 +269,20 @@ impl Tenants<'_> {
     }
 
     /// Deletes a unit that holds no records and is not the tenant's last.
-    pub async fn delete_unit(&self, tenant: TenantId, unit: UnitId, audit: &AuditEntry) -> StoreResult<()> {
+    pub async fn delete_unit(
+        &self,
+        tenant: TenantId,
+        unit: UnitId,
+        actor: Option<UnitActor>,
+        audit: &AuditEntry,
+    ) -> StoreResult<()> {
         on_pool!(self.0, p => {
             let mut tx = p.begin().await?;
             // The tenant's lock is the first statement, a write: the counts below are then read
             // under it (a read first would fail at once on SQLite when another writer got in
             // between, and two deletes could each see the other's unit still there).
             crate::authz::lock_tenant!(&mut *tx, tenant).map_err(|_: StoreError| StoreError::NotFound(format!("unit {unit}")))?;
+            reaches_every_unit!(&mut *tx, tenant, actor, "delete")?;
             let records: i64 = sqlx::query_scalar(
                 "SELECT (SELECT COUNT(*) FROM companies WHERE tenant_id = $1 AND unit_id = $2) \
                       + (SELECT COUNT(*) FROM persons WHERE tenant_id = $1 AND unit_id = $2) \

@@ -97,12 +97,12 @@ async fn units_deleted_at_the_same_time_are_all_deleted_none_refused_as_busy(db:
     let f = fixture(db, "acme").await;
     let audit = || cli(Some(f.tenant), "unit.changed");
     for n in 2..=21 {
-        db.tenants().create_unit(f.tenant, UnitId(n), &format!("Unit {n}"), &audit()).await.expect("unit");
+        db.tenants().create_unit(f.tenant, UnitId(n), &format!("Unit {n}"), None, &audit()).await.expect("unit");
     }
     let mut deletes = tokio::task::JoinSet::new();
     for n in 2..=21 {
         let (db, audit) = (db.clone(), audit());
-        deletes.spawn(async move { (n, db.tenants().delete_unit(f.tenant, UnitId(n), &audit).await) });
+        deletes.spawn(async move { (n, db.tenants().delete_unit(f.tenant, UnitId(n), None, &audit).await) });
     }
     while let Some(done) = deletes.join_next().await {
         let (n, deleted) = done.expect("task");
@@ -246,8 +246,12 @@ async fn a_key_read_by_its_digest_is_the_key_read_by_its_id_in_every_field(db: &
     next.units = None;
     next.rate_limit_per_minute = None;
     let until = Timestamp::now().plus_days(1);
-    let new =
-        db.keys().roll(old, &next, until, &Guard::allow_all(), &cli(Some(f.tenant), "key.rolled")).await.expect("roll");
+    let new = db
+        .keys()
+        .roll(old, &next, until, &Guard::allow_all(), &cli(Some(f.tenant), "key.rolled"))
+        .await
+        .expect("roll")
+        .new;
     db.keys()
         .record_usage(&[UsageUpdate { key_id: new, at: Timestamp::now(), ip: "10.0.0.1".into() }])
         .await
@@ -642,8 +646,12 @@ async fn rolling_a_key_caps_the_old_keys_expiry_and_links_the_new_one(db: &Datab
     let until = Timestamp::now().plus_days(1);
     let mut next = new_key(&f, &ApiKeySecret::generate());
     next.rolled_from = Some(old);
-    let new =
-        db.keys().roll(old, &next, until, &Guard::allow_all(), &cli(Some(f.tenant), "key.rolled")).await.expect("roll");
+    let new = db
+        .keys()
+        .roll(old, &next, until, &Guard::allow_all(), &cli(Some(f.tenant), "key.rolled"))
+        .await
+        .expect("roll")
+        .new;
     assert_eq!(db.keys().by_id(f.tenant, old).await.expect("read").expect("old").expires_at, Some(until));
     assert_eq!(db.keys().by_id(f.tenant, new).await.expect("read").expect("new").rolled_from, Some(old));
 }
@@ -705,14 +713,17 @@ async fn a_console_session_is_found_by_its_digest_until_deleted(db: &Database) {
     let f = fixture(db, "acme").await;
     let digest = [7u8; 32];
     db.sessions()
-        .insert(&keygate_store::NewSession {
-            digest: &digest,
-            tenant_id: f.tenant,
-            user_id: f.admin,
-            csrf_token: "csrf",
-            expires_at: Timestamp::now().plus_days(1),
-            ip: Some("127.0.0.1"),
-        })
+        .insert(
+            &keygate_store::NewSession {
+                digest: &digest,
+                tenant_id: f.tenant,
+                user_id: f.admin,
+                csrf_token: "csrf",
+                expires_at: Timestamp::now().plus_days(1),
+                ip: Some("127.0.0.1"),
+            },
+            20,
+        )
         .await
         .expect("insert");
     let found = db.sessions().by_digest(&digest).await.expect("read").expect("found");
@@ -728,14 +739,17 @@ async fn a_form_nonce_can_be_taken_only_once(db: &Database) {
     let f = fixture(db, "acme").await;
     let digest = [9u8; 32];
     db.sessions()
-        .insert(&keygate_store::NewSession {
-            digest: &digest,
-            tenant_id: f.tenant,
-            user_id: f.admin,
-            csrf_token: "csrf",
-            expires_at: Timestamp::now().plus_days(1),
-            ip: None,
-        })
+        .insert(
+            &keygate_store::NewSession {
+                digest: &digest,
+                tenant_id: f.tenant,
+                user_id: f.admin,
+                csrf_token: "csrf",
+                expires_at: Timestamp::now().plus_days(1),
+                ip: None,
+            },
+            20,
+        )
         .await
         .expect("insert");
     db.sessions().set_form_nonce(&digest, "n1").await.expect("nonce");

@@ -85,14 +85,17 @@ async fn removing_a_tenant_needs_its_pending_unexpired_confirmation_and_leaves_n
             .expect("usage");
         let digest = KeyDigest::of(&format!("session {}", f.tenant.0));
         db.sessions()
-            .insert(&NewSession {
-                digest: digest.as_bytes(),
-                tenant_id: f.tenant,
-                user_id: f.admin,
-                csrf_token: "csrf",
-                expires_at: Timestamp::now().plus_millis(60_000),
-                ip: None,
-            })
+            .insert(
+                &NewSession {
+                    digest: digest.as_bytes(),
+                    tenant_id: f.tenant,
+                    user_id: f.admin,
+                    csrf_token: "csrf",
+                    expires_at: Timestamp::now().plus_millis(60_000),
+                    ip: None,
+                },
+                20,
+            )
             .await
             .expect("session");
     }

@@ -10,6 +10,7 @@ const PAGE_MAX: u32 = crate::manage::extract::PAGE_MAX;
 const PAGE_DEFAULT: u32 = crate::manage::extract::PAGE_DEFAULT;
 const BULK_MAX: usize = keygate_service::BULK_MAX;
 const OVERLAP_MAX_HOURS: i64 = keygate_service::MAX_ROLL_OVERLAP_DAYS * 24;
+const SELF_ROLL_MIN_AGE_MINUTES: i64 = keygate_service::SELF_ROLL_MIN_AGE_MINUTES;
 
 /// Adds the key operations to `paths` and their schemas to `schemas`.
 pub(super) fn add(paths: &mut Map<String, Value>, schemas: &mut Map<String, Value>) {
@@ -420,6 +421,8 @@ fn roll_op() -> Value {
         "Roll a key: a successor with the same owner, scopes, units and ranges",
         &format!(
             "{ADMIN_WRITE} The old key keeps working for `overlapHours` (0 to {OVERLAP_MAX_HOURS}), then expires. \
+             Only two keys of a line of rolls work at once: the roll ends, now, the old key's own predecessor \
+             and any earlier successor of the old key (the audit event names them). \
              The answer holds the successor's secret, shown this once; judged by the grant ceiling as a hand-over."
         ),
     );
@@ -518,7 +521,9 @@ fn self_roll_op() -> Value {
              successor has exactly the key's owner, scopes, units, ranges, purpose, expiry and rate limit; the \
              calling key keeps working for `overlapHours` (0 to {OVERLAP_MAX_HOURS}). A key rolls itself once: a \
              second roll (a leaked copy racing its owner), even concurrent with the first, is `409 conflict` and \
-             audited `key.roll_refused`."
+             audited `key.roll_refused`; so is the roll of a key that a roll made less than \
+             {SELF_ROLL_MIN_AGE_MINUTES} minutes ago. The roll ends, now, the calling key's own predecessor if it \
+             still works: only two keys of a line of rolls work at once."
         ),
     );
     o["requestBody"] = body("KeyRoll", json!({ "overlapHours": 1 }));

@@ -779,7 +779,7 @@ async fn an_idempotency_key_replayed_on_another_unit_does_not_answer_the_first_u
     app.keygate
         .store_for_tests()
         .tenants()
-        .create_unit(app.tenant, keygate_domain::UnitId(2), "Second", &audit)
+        .create_unit(app.tenant, keygate_domain::UnitId(2), "Second", None, &audit)
         .await
         .expect("unit");
     let admin = key_of(&app, "admin@acme.example").await;

@@ -417,6 +417,54 @@ async fn a_user_configurator_who_is_not_a_supervisor_cannot_create_a_supervisor_
 }
 
 #[tokio::test]
+async fn a_programmatic_user_configurator_cannot_create_a_personal_user_with_a_password_in_the_console() {
+    let app = spawn_app().await;
+    let robot = CreateUser {
+        email: "robot-hr@acme.example".into(),
+        name: "Robot HR".into(),
+        category: "programmatic".into(),
+        groups: vec!["User configurator".into()],
+        password: Some(SecretString::from(PASSWORD)),
+        ..CreateUser::default()
+    };
+    app.keygate.create_user(&Caller::CLI, app.tenant, robot).await.expect("user");
+    let cookie = session(&app, "robot-hr@acme.example").await;
+    let fields = [("category", "personal"), ("name", "Mole"), ("email", "mole@acme.example"), ("password", PASSWORD)];
+    let (status, _, body) = post(&app, "/console/users", &cookie, &fields).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(body.contains("No user created:"), "{body}");
+    let users = app.keygate.list_users(&Caller::CLI, app.tenant).await.expect("users");
+    assert!(!users.iter().any(|u| u.email == "mole@acme.example"), "the refused user was written");
+    assert_eq!(log_in(&app, "mole@acme.example", PASSWORD, &[]).await.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn a_user_holds_at_most_twenty_console_sessions_and_a_new_log_in_ends_the_oldest() {
+    let app = spawn_app().await;
+    person(&app, CLERK, &[]).await;
+    let mut cookies = Vec::new();
+    for _ in 0..25 {
+        cookies.push(session(&app, CLERK).await);
+    }
+    let mut alive = Vec::new();
+    for cookie in &cookies {
+        let response =
+            client().get(app.url("/console/configuration")).header("cookie", cookie).send().await.expect("page");
+        let to_log_in = response
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|l| l.starts_with("/console/login"));
+        alive.push(!to_log_in);
+    }
+    let expected: Vec<bool> = (0..25).map(|i| i >= 5).collect();
+    assert_eq!(alive, expected, "the five oldest sessions ended, the twenty newest work");
+    let rows = keygate_service::testing::sqlite_pool(app.keygate.store_for_tests()).expect("sqlite");
+    let held: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM console_sessions").fetch_one(&rows).await.expect("count");
+    assert_eq!(held, 20, "the ended sessions' rows are gone");
+}
+
+#[tokio::test]
 async fn groups_are_created_given_grants_renamed_and_deleted_through_the_console_forms() {
     let app = spawn_app().await;
     person(&app, ADMIN, &["Supervisor", "User configurator"]).await;

@@ -21,6 +21,9 @@ on_both_backends!(
     a_bulk_issue_whose_second_item_exceeds_the_ceiling_writes_nothing,
     a_key_rolls_itself_once_and_the_old_key_works_only_for_the_overlap,
     two_concurrent_self_rolls_of_one_key_give_one_successor_and_one_audited_refusal,
+    a_key_made_by_a_roll_rolls_itself_only_after_ten_minutes_and_then_ends_its_predecessor,
+    a_line_of_rolls_never_has_more_than_two_working_keys_and_revoking_those_two_ends_it,
+    concurrent_rolls_along_one_line_never_leave_more_than_two_working_keys,
     a_key_of_one_tenant_never_sees_or_touches_a_key_of_another,
     the_usage_of_a_key_counts_accepted_and_refused_calls_per_day,
 );
@@ -368,17 +371,20 @@ async fn a_key_rolls_itself_once_and_the_old_key_works_only_for_the_overlap(app:
     let refused = audited(&app, "key.roll_refused").await;
     assert_eq!(refused.len(), 1, "{refused:?}");
     assert!(refused[0].contains(&format!("key {}", me["id"])), "{refused:?}");
-    // With no overlap, the rolled key is refused at once.
-    let newest = call(&app, "POST", "/v1/keys/self/roll", &new, Some(json!({ "overlapHours": 0 }))).await;
+    // With no overlap, the rolled key is refused at once. (A key made by a roll waits ten minutes
+    // before it may roll itself, so this starts from a key an administrator issued.)
+    let fresh = key_for(&app, USER, Some(&["invoices:read"])).await.expose().to_owned();
+    let newest = call(&app, "POST", "/v1/keys/self/roll", &fresh, Some(json!({ "overlapHours": 0 }))).await;
     let newest = json_of(newest, StatusCode::CREATED).await["secret"].as_str().expect("secret").to_owned();
-    assert_eq!(problem_code(call(&app, "GET", "/v1/keys/self", &new, None).await).await, "key_expired");
+    assert_eq!(problem_code(call(&app, "GET", "/v1/keys/self", &fresh, None).await).await, "key_expired");
     assert_eq!(call(&app, "GET", "/v1/keys/self", &newest, None).await.status(), StatusCode::OK);
     let hours = call(&app, "POST", "/v1/keys/self/roll", &newest, Some(json!({ "overlapHours": 169 }))).await;
     assert_eq!(problem_code(hours).await, "invalid_input");
     let typo = call(&app, "POST", "/v1/keys/self/roll", &newest, Some(json!({ "overlap": 1 }))).await;
     assert_eq!(problem_code(typo).await, "invalid_input");
     // A bare POST (no body), as a CI script sends it, rolls with the default overlap of 24 hours.
-    let bare = app.client.post(app.url("/v1/keys/self/roll")).bearer_auth(&newest).send().await.expect("roll");
+    let issued = key_for(&app, USER, None).await.expose().to_owned();
+    let bare = app.client.post(app.url("/v1/keys/self/roll")).bearer_auth(&issued).send().await.expect("roll");
     let bare = json_of(bare, StatusCode::CREATED).await;
     assert!(bare["secret"].as_str().is_some_and(|s| s.starts_with("kg_")));
 }
@@ -397,6 +403,140 @@ async fn two_concurrent_self_rolls_of_one_key_give_one_successor_and_one_audited
     assert_eq!(count_keys(&app).await, before + 1, "exactly one successor");
     assert_eq!(audited(&app, "key.roll_refused").await.len(), 1);
     assert_eq!(audited(&app, "key.rolled").await.len(), 1);
+}
+
+/// The secrets of `secrets` that a call is accepted with now.
+async fn working(app: &TestApp, secrets: &[String]) -> Vec<String> {
+    let mut working = Vec::new();
+    for secret in secrets {
+        if call(app, "GET", "/v1/keys/self", secret, None).await.status() == StatusCode::OK {
+            working.push(secret.clone());
+        }
+    }
+    working
+}
+
+/// An administrator's roll of key `id` with a week of overlap: the successor's id and secret.
+async fn admin_roll(app: &TestApp, admin: &str, id: i64) -> (i64, String) {
+    let answer = call(app, "POST", &format!("/v1/keys/{id}/roll"), admin, Some(json!({ "overlapHours": 168 }))).await;
+    let rolled = json_of(answer, StatusCode::CREATED).await;
+    (rolled["key"]["id"].as_i64().expect("id"), rolled["secret"].as_str().expect("secret").to_owned())
+}
+
+/// Moves key `id`'s creation `minutes` into the past, as if it had been made that long ago.
+async fn backdate(app: &TestApp, id: i64, minutes: i64) {
+    let at = keygate_domain::Timestamp::now().plus_millis(-minutes * 60_000).0;
+    let db = app.keygate.store_for_tests();
+    let sql = "UPDATE api_keys SET created_at = $1 WHERE id = $2";
+    let done = match (keygate_service::testing::sqlite_pool(db), db.postgres_pool()) {
+        (Some(pool), _) => sqlx::query(sql).bind(at).bind(id).execute(&pool).await.map(|r| r.rows_affected()),
+        (None, Some(pool)) => sqlx::query(sql).bind(at).bind(id).execute(pool).await.map(|r| r.rows_affected()),
+        (None, None) => unreachable!("a database is SQLite or PostgreSQL"),
+    };
+    assert_eq!(done.expect("backdate"), 1);
+}
+
+async fn a_key_made_by_a_roll_rolls_itself_only_after_ten_minutes_and_then_ends_its_predecessor(app: TestApp) {
+    let first = key_for(&app, USER, None).await.expose().to_owned();
+    let rolled = call(&app, "POST", "/v1/keys/self/roll", &first, Some(json!({ "overlapHours": 168 }))).await;
+    let rolled = json_of(rolled, StatusCode::CREATED).await;
+    let (second_id, second) =
+        (rolled["key"]["id"].as_i64().expect("id"), rolled["secret"].as_str().expect("s").to_owned());
+    // Made by a roll a moment ago: its own roll is refused, says from when, and is audited.
+    let before = count_keys(&app).await;
+    let soon = call(&app, "POST", "/v1/keys/self/roll", &second, Some(json!({ "overlapHours": 168 }))).await;
+    assert_eq!(soon.status(), StatusCode::CONFLICT);
+    let why: Value = soon.json().await.expect("problem");
+    let detail = why["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains("less than 10 minutes ago") && detail.contains("can roll itself from"), "{why}");
+    assert_eq!(count_keys(&app).await, before, "nothing was written");
+    assert_eq!(audited(&app, "key.roll_refused").await.len(), 1);
+    assert_eq!(working(&app, &[first.clone(), second.clone()]).await.len(), 2, "both still work (the overlap)");
+    // Eleven minutes later it may; the first key, still in its week of overlap, stops at once.
+    backdate(&app, second_id, 11).await;
+    let third = call(&app, "POST", "/v1/keys/self/roll", &second, Some(json!({ "overlapHours": 168 }))).await;
+    let third = json_of(third, StatusCode::CREATED).await["secret"].as_str().expect("secret").to_owned();
+    assert_eq!(working(&app, &[first.clone(), second.clone(), third.clone()]).await, [second, third]);
+    assert_eq!(problem_code(call(&app, "GET", "/v1/keys/self", &first, None).await).await, "key_expired");
+    let rolls = audited(&app, "key.rolled").await;
+    assert!(rolls.iter().any(|e| e.contains("ended now")), "the roll names the key it ended: {rolls:?}");
+}
+
+async fn a_line_of_rolls_never_has_more_than_two_working_keys_and_revoking_those_two_ends_it(app: TestApp) {
+    let admin = key_for(&app, ADMIN, None).await.expose().to_owned();
+    let start = key_for(&app, USER, None).await;
+    let start_id = json_of(call(&app, "GET", "/v1/keys/self", start.expose(), None).await, StatusCode::OK).await["id"]
+        .as_i64()
+        .expect("id");
+    // Every secret the line ever had, by id; each roll keeps a week of overlap.
+    let mut line: Vec<(i64, String)> = vec![(start_id, start.expose().to_owned())];
+    for round in 0..6 {
+        // Roll the newest key, or (every third round) roll again the key before it.
+        let target = if round % 3 == 2 && line.len() >= 2 { line[line.len() - 2].0 } else { line[line.len() - 1].0 };
+        let (id, secret) = admin_roll(&app, &admin, target).await;
+        line.push((id, secret.clone()));
+        let secrets: Vec<String> = line.iter().map(|(_, s)| s.clone()).collect();
+        let now = working(&app, &secrets).await;
+        assert!(now.len() <= 2, "round {round}: {} keys of one line work", now.len());
+        assert!(now.contains(&secret), "round {round}: the newest key works");
+    }
+    // Revoking the two that work ends the line: no secret it ever had is accepted.
+    let secrets: Vec<String> = line.iter().map(|(_, s)| s.clone()).collect();
+    for secret in working(&app, &secrets).await {
+        let id = line.iter().find(|(_, s)| *s == secret).expect("in the line").0;
+        let revoked = call(&app, "POST", &format!("/v1/keys/{id}/revoke"), &admin, None).await;
+        assert_eq!(revoked.status(), StatusCode::OK, "{}", revoked.text().await.unwrap_or_default());
+    }
+    assert_eq!(working(&app, &secrets).await, Vec::<String>::new());
+}
+
+async fn concurrent_rolls_along_one_line_never_leave_more_than_two_working_keys(app: TestApp) {
+    let admin = key_for(&app, ADMIN, None).await.expose().to_owned();
+    let start = key_for(&app, USER, None).await.expose().to_owned();
+    let start_id = json_of(call(&app, "GET", "/v1/keys/self", &start, None).await, StatusCode::OK).await["id"]
+        .as_i64()
+        .expect("id");
+    let (next_id, next) = admin_roll(&app, &admin, start_id).await;
+    let mut line = vec![(start_id, start), (next_id, next)];
+    let roll = |id: i64| {
+        let (app, admin) = (&app, &admin);
+        async move {
+            let path = format!("/v1/keys/{id}/roll");
+            let answer = call(app, "POST", &path, admin, Some(json!({ "overlapHours": 168 }))).await;
+            match answer.status() {
+                StatusCode::CREATED => {
+                    let rolled: Value = answer.json().await.expect("json");
+                    Ok((rolled["key"]["id"].as_i64().expect("id"), rolled["secret"].as_str().expect("s").to_owned()))
+                }
+                other => Err((other, problem_code(answer).await)),
+            }
+        }
+    };
+    for round in 0..8 {
+        // The two keys that work, rolled at the same time: whichever roll comes first ends the
+        // other key, so the other roll finds no working key to roll.
+        let (older, newer) = (line[line.len() - 2].0, line[line.len() - 1].0);
+        let (a, b) = tokio::join!(roll(older), roll(newer));
+        let (new, refusal) = match (a, b) {
+            (Ok(new), Err(refusal)) | (Err(refusal), Ok(new)) => (new, refusal),
+            other => panic!("round {round}: one roll must win and one be refused, got {other:?}"),
+        };
+        let refused_as = [
+            (StatusCode::CONFLICT, "conflict".to_owned()), // the other roll came first, inside the write
+            (StatusCode::UNPROCESSABLE_ENTITY, "invalid_input".to_owned()), // … or before the caller looked
+        ];
+        assert!(refused_as.contains(&refusal), "round {round}: {refusal:?}");
+        line.push(new.clone());
+        let secrets: Vec<String> = line.iter().map(|(_, s)| s.clone()).collect();
+        let now = working(&app, &secrets).await;
+        assert_eq!(now.len(), 2, "round {round}: the key rolled and its successor work, nothing else");
+        assert!(now.contains(&new.1), "round {round}: the successor works");
+        // Go on from the two that work, oldest first.
+        let mut alive: Vec<(i64, String)> = line.iter().filter(|(_, s)| now.contains(s)).cloned().collect();
+        alive.sort();
+        line.retain(|k| !alive.contains(k));
+        line.extend(alive);
+    }
 }
 
 async fn a_key_of_one_tenant_never_sees_or_touches_a_key_of_another(app: TestApp) {

@@ -19,6 +19,9 @@ on_both_backends!(
     a_key_of_another_tenant_finds_none_of_this_tenants_users_groups_or_units,
     a_user_created_inactive_is_written_inactive_in_the_one_write_that_creates_them,
     a_rename_raced_by_a_new_group_of_that_name_is_refused_with_the_grants_unchanged,
+    a_user_created_with_a_password_the_key_chose_is_judged_as_a_hand_over_of_all_they_will_hold,
+    only_a_key_that_reaches_every_unit_creates_or_deletes_a_unit,
+    a_unit_creation_racing_the_narrowing_of_its_creators_units_never_lands_after_it,
 );
 
 /// A programmatic user `email` in `groups` (made by the command line) and an unscoped key of it.
@@ -517,4 +520,161 @@ async fn making_a_programmatic_user_personal_is_judged_as_what_it_gains(app: Tes
     assert_eq!((changed["category"].clone(), changed["name"].clone()), (json!("personal"), json!("ERP person")));
     let r = call(&app, "PATCH", &path, &admin, Some(json!({"category": "robot"}))).await;
     assert_eq!(problem_code(r).await, "invalid_input");
+}
+
+async fn a_user_created_with_a_password_the_key_chose_is_judged_as_a_hand_over_of_all_they_will_hold(app: TestApp) {
+    // A programmatic User configurator holds no one's own records; a personal user reaches theirs.
+    let ops = actor(&app, "ops@acme.example", &["User configurator", "Readers"]).await;
+    let password = "Chosen-by-ops-123";
+    let personal = |email: &str, password: Option<&str>| {
+        let mut body = json!({"email": email, "name": "Mole", "category": "personal", "groups": []});
+        if let Some(p) = password {
+            body["password"] = json!(p);
+        }
+        body
+    };
+    for units in [None, Some(json!([1]))] {
+        let mut body = personal("mole@acme.example", Some(password));
+        if let Some(units) = units {
+            body["units"] = units;
+        }
+        let r = call(&app, "POST", "/v1/users", &ops, Some(body.clone())).await;
+        assert_eq!(r.status(), 403, "{body}");
+        assert_eq!(problem_code(r).await, "grant_exceeds_actor");
+    }
+    let users = app.keygate.list_users(&Caller::CLI, app.tenant).await.expect("users");
+    assert!(!users.iter().any(|u| u.email == "mole@acme.example"), "the refused user was written");
+    // Without a password nobody can log in as them (setting one later is judged): allowed.
+    let r = call(&app, "POST", "/v1/users", &ops, Some(personal("quiet@acme.example", None))).await;
+    let quiet = ok_json(r, 201).await;
+    let path = format!("/v1/users/{}/password", quiet["id"]);
+    let r = call(&app, "PUT", &path, &ops, Some(json!({"password": password}))).await;
+    assert_eq!(problem_code(r).await, "grant_exceeds_actor", "the same hand-over, later");
+    // A programmatic user with a password, in a group whose grants the key holds on all records:
+    // it hands over nothing the key lacks.
+    let grants = vec!["invoices:read:all".to_owned()];
+    app.keygate.create_group(&Caller::CLI, app.tenant, "Invoice readers", &grants).await.expect("group");
+    let robot = json!({"email": "robot@acme.example", "name": "Robot", "category": "programmatic",
+        "groups": ["Invoice readers"], "password": password});
+    ok_json(call(&app, "POST", "/v1/users", &ops, Some(robot)).await, 201).await;
+    // A Supervisor holds every power: the personal user with a password is created.
+    let admin = key_for(&app, "admin@acme.example", None).await;
+    ok_json(call(&app, "POST", "/v1/users", &admin, Some(personal("mole@acme.example", Some(password)))).await, 201)
+        .await;
+}
+
+/// The tenant's unit numbers, by the command line.
+async fn unit_ids(app: &TestApp) -> Vec<i64> {
+    app.keygate.list_units(&Caller::CLI, app.tenant).await.expect("units").into_iter().map(|(u, _)| u.0).collect()
+}
+
+async fn only_a_key_that_reaches_every_unit_creates_or_deletes_a_unit(app: TestApp) {
+    app.keygate.create_unit(&Caller::CLI, app.tenant, Some(2), "Two").await.expect("unit 2");
+    // A User configurator confined to unit 1: a unit beyond its reach gives everyone who reaches
+    // every unit their grants there, which it cannot judge.
+    let confined = CreateUser {
+        email: "confined@acme.example".into(),
+        name: "Confined".into(),
+        category: "programmatic".into(),
+        groups: vec!["User configurator".into()],
+        units: Some(vec![UnitId(1)]),
+        ..CreateUser::default()
+    };
+    app.keygate.create_user(&Caller::CLI, app.tenant, confined).await.expect("user");
+    let confined = key_for(&app, "confined@acme.example", None).await;
+    let before = unit_ids(&app).await;
+    let r = call(&app, "POST", "/v1/units", &confined, Some(json!({"id": 7, "name": "Seven"}))).await;
+    assert_eq!(r.status(), 403);
+    assert_eq!(problem_code(r).await, "grant_exceeds_actor");
+    let r = call(&app, "DELETE", "/v1/units/2", &confined, None).await;
+    assert_eq!(problem_code(r).await, "grant_exceeds_actor");
+    assert_eq!(unit_ids(&app).await, before, "nothing was created or deleted");
+    // A key narrowed to unit 1, of a user who reaches every unit: the key is confined too.
+    actor(&app, "ops@acme.example", &["User configurator"]).await;
+    let narrowed = app
+        .keygate
+        .issue_key(
+            &Caller::CLI,
+            app.tenant,
+            IssueKey {
+                owner: KeyOwner::Email("ops@acme.example".into()),
+                purpose: "unit one".into(),
+                ip_ranges: vec!["127.0.0.0/8".into()],
+                units: Some(vec![UnitId(1)]),
+                ..IssueKey::default()
+            },
+        )
+        .await
+        .expect("key")
+        .secret;
+    let r = call(&app, "POST", "/v1/units", &narrowed, Some(json!({"id": 7, "name": "Seven"}))).await;
+    assert_eq!(problem_code(r).await, "grant_exceeds_actor");
+    assert_eq!(unit_ids(&app).await, before);
+    // Reaching every unit, the same user's unnarrowed key creates and deletes.
+    let ops = key_for(&app, "ops@acme.example", None).await;
+    ok_json(call(&app, "POST", "/v1/units", &ops, Some(json!({"id": 7, "name": "Seven"}))).await, 201).await;
+    assert_eq!(call(&app, "DELETE", "/v1/units/7", &ops, None).await.status(), 204);
+    assert_eq!(unit_ids(&app).await, before);
+}
+
+async fn a_unit_creation_racing_the_narrowing_of_its_creators_units_never_lands_after_it(app: TestApp) {
+    let ops_id = app
+        .keygate
+        .create_user(
+            &Caller::CLI,
+            app.tenant,
+            CreateUser {
+                email: "ops@acme.example".into(),
+                name: "Ops".into(),
+                category: "programmatic".into(),
+                groups: vec!["User configurator".into()],
+                ..CreateUser::default()
+            },
+        )
+        .await
+        .expect("user");
+    let ops = key_for(&app, "ops@acme.example", None).await;
+    let admin = key_for(&app, "admin@acme.example", None).await;
+    let user_path = format!("/v1/users/{}", ops_id.0);
+    let (mut created, mut refused) = (0, 0);
+    for round in 0..12 {
+        let id = 100 + round;
+        let (create, narrow) = tokio::join!(
+            call(&app, "POST", "/v1/units", &ops, Some(json!({"id": id, "name": format!("Unit {id}")}))),
+            call(&app, "PATCH", &user_path, &admin, Some(json!({"units": [1]}))),
+        );
+        assert_eq!(narrow.status(), 200, "round {round}");
+        let exists = unit_ids(&app).await.contains(&id);
+        match create.status().as_u16() {
+            201 => {
+                created += 1;
+                assert!(exists, "round {round}");
+            }
+            403 => {
+                refused += 1;
+                assert!(!exists, "round {round}: refused, yet unit {id} exists");
+            }
+            other => panic!("round {round}: {other}"),
+        }
+        // The audit log's order is the order the writes took the tenant's lock in: no unit was
+        // created after its creator was confined to unit 1.
+        let filter = AuditFilter { limit: 1000, ..Default::default() };
+        let events = app.keygate.store_for_tests().audit().list(app.tenant, &filter).await.expect("audit");
+        let at = |action: &str, target: &str| {
+            events.iter().find(|e| e.action == action && e.target.contains(target)).map(|e| e.id)
+        };
+        if let Some(unit_at) = at("unit.created", &format!("unit {id}")) {
+            let narrowed_at = events
+                .iter()
+                .filter(|e| e.action == "user.units_changed")
+                .map(|e| e.id)
+                .max()
+                .expect("the narrowing was audited");
+            assert!(unit_at < narrowed_at, "round {round}: unit {id} was created after its creator was confined");
+        }
+        // Back to every unit for the next round.
+        let widen = call(&app, "PATCH", &user_path, &admin, Some(json!({"units": null}))).await;
+        assert_eq!(widen.status(), 200, "round {round}");
+    }
+    assert_eq!(created + refused, 12);
 }

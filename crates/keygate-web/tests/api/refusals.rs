@@ -162,7 +162,12 @@ async fn the_api_switched_off_and_foreign_addresses_are_403() {
 async fn a_unit_outside_the_key_is_403_and_a_missing_unit_is_404() {
     let app = spawn_app().await;
     let audit = keygate_domain::AuditEntry::new(Some(app.tenant), keygate_domain::Actor::CLI, "unit.created", "unit 2");
-    app.keygate.store_for_tests().tenants().create_unit(app.tenant, UnitId(2), "Second", &audit).await.expect("unit");
+    app.keygate
+        .store_for_tests()
+        .tenants()
+        .create_unit(app.tenant, UnitId(2), "Second", None, &audit)
+        .await
+        .expect("unit");
     let (_, key) = app
         .issue_with(IssueKey {
             owner: KeyOwner::Email(USER.into()),

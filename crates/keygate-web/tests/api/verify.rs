@@ -146,7 +146,12 @@ async fn forward_auth_believes_forwarded_addresses_only_from_trusted_proxies() {
 async fn forward_auth_refuses_a_public_api_uri_whose_unit_it_cannot_read_and_never_judges_it_without_one() {
     let app = spawn_app_with(TrustedProxies::parse(&["127.0.0.1".into()]).expect("valid")).await;
     let audit = keygate_domain::AuditEntry::new(Some(app.tenant), keygate_domain::Actor::CLI, "unit.created", "unit 2");
-    app.keygate.store_for_tests().tenants().create_unit(app.tenant, UnitId(2), "Second", &audit).await.expect("unit");
+    app.keygate
+        .store_for_tests()
+        .tenants()
+        .create_unit(app.tenant, UnitId(2), "Second", None, &audit)
+        .await
+        .expect("unit");
     let (_, key) = app
         .issue_with(IssueKey {
             owner: KeyOwner::Email(USER.into()),

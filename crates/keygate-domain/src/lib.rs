@@ -14,6 +14,7 @@ pub mod permission;
 pub mod tenant;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+pub mod text;
 pub mod time;
 pub mod user;
 pub mod validity;

@@ -165,11 +165,22 @@ pub struct GroupName(String);
 impl GroupName {
     pub fn parse(text: &str) -> Result<Self, InvalidPermission> {
         let s = text.trim();
-        if s.is_empty() || s.chars().count() > 60 || s.chars().any(char::is_control) {
-            return Err(InvalidPermission("a group name must be 1 to 60 printable characters".to_owned()));
+        if s.is_empty() || s.chars().count() > 60 || crate::text::has_invisible(s) {
+            return Err(InvalidPermission(
+                "a group name must be 1 to 60 printable characters, with no character that shows nothing \
+                 (zero-width spaces, direction marks, spaces other than the plain one)"
+                    .to_owned(),
+            ));
         }
         if let Some(system) = SystemGroup::from_name(s) {
             return Err(InvalidPermission(format!("`{}` is a system group; choose another name", system.name())));
+        }
+        let looks = crate::text::skeleton(s);
+        if let Some(system) = SystemGroup::ALL.into_iter().find(|g| crate::text::skeleton(g.name()) == looks) {
+            return Err(InvalidPermission(format!(
+                "`{s}` looks like the system group `{}`; choose a name that cannot be taken for it",
+                system.name()
+            )));
         }
         Ok(Self(s.to_owned()))
     }
@@ -590,6 +601,24 @@ mod tests {
         assert!("invoices:read:everything".parse::<Grant>().expect_err("bad").0.contains("own or all"));
         assert!("money:read".parse::<Scope>().expect_err("bad").0.contains("not a resource"));
         assert_eq!("keys:verify".parse::<Scope>(), Ok(Scope::KeysVerify));
+    }
+
+    #[test]
+    fn a_group_name_that_looks_like_a_system_group_or_hides_characters_is_refused() {
+        for name in
+            ["Supervisor\u{200B}", "Supervis\u{43E}r", "\u{421}onfigurator", "User\u{A0}configurator", "Superv1sor"]
+        {
+            assert!(GroupName::parse(name).is_err(), "{name:?} was accepted");
+        }
+        assert!(
+            GroupName::parse("Supervis\u{43E}r")
+                .expect_err("look-alike")
+                .0
+                .contains("looks like the system group `Supervisor`")
+        );
+        for name in ["Supervisors of sales", "Účetní", "Продажи", "User configurators EU"] {
+            assert!(GroupName::parse(name).is_ok(), "{name:?} was refused");
+        }
     }
 
     #[test]

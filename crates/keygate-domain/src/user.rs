@@ -49,13 +49,13 @@ impl fmt::Display for Email {
 pub struct PersonName(String);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("a name must be 1 to 120 printable characters")]
+#[error("a name must be 1 to 120 printable characters, with no character that shows nothing")]
 pub struct InvalidName;
 
 impl PersonName {
     pub fn parse(text: &str) -> Result<Self, InvalidName> {
         let s = text.trim();
-        if s.is_empty() || s.chars().count() > 120 || s.chars().any(char::is_control) {
+        if s.is_empty() || s.chars().count() > 120 || crate::text::has_invisible(s) {
             return Err(InvalidName);
         }
         Ok(Self(s.to_owned()))

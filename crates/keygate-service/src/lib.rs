@@ -124,6 +124,9 @@ pub struct ServiceConfig {
     pub queries_per_key: u32,
     /// How long audit rows are kept, per kind; older ones are pruned once a minute.
     pub audit_retention: AuditRetention,
+    /// What one tenant's records may take, in units of 512 per record plus the characters of its
+    /// custom properties; a write beyond is refused (409) with nothing written.
+    pub record_storage_per_tenant: i64,
 }
 
 /// How long each kind of audit row is kept.
@@ -163,6 +166,7 @@ impl Default for ServiceConfig {
             query_time_budget: Duration::from_secs(2),
             queries_per_key: 4,
             audit_retention: AuditRetention::default(),
+            record_storage_per_tenant: 2048 * 1024 * 1024,
         }
     }
 }

@@ -55,7 +55,8 @@ pub use management_idempotency::{IdempotentEntry, ManagementIdempotency, Reserva
 pub use operators::{MAX_OPERATORS, MAX_PENDING_REMOVALS, OperatorRecord, Operators, TenantSummary};
 pub use read_only::SchemaState;
 pub use records::{
-    FieldValue, Idempotency, PageRows, Properties, RecordWrite, Records, RowShape, SqlType, ViewQuery, Visibility,
+    FieldValue, Idempotency, PageRows, Properties, RECORD_ROW_UNITS, RecordWrite, Records, RowShape, STORAGE_SHARDS,
+    SqlType, StorageQuota, ViewQuery, Visibility,
 };
 pub use rows::GroupRecord;
 pub use sessions::{NewSession, SessionRecord, ThrottleState};

@@ -707,7 +707,10 @@ fn record_path(resource: &str, name: &str, readable: bool) -> Value {
             "tags": ["records"],
             "summary": format!("Create a record of `{resource}`"),
             "description": "Permission: write on the resource. Unknown fields and invalid values get 422 with every \
-                field error, and nothing is written. Honours `Idempotency-Key`. Audited with the key and its user.",
+                field error, and nothing is written. Honours `Idempotency-Key`. Audited with the key and its user. \
+                A record that would take the tenant's records past their storage quota (512 units per record plus \
+                the characters of its `properties`; `record_storage_per_tenant_mib`) is `409 conflict`, with \
+                nothing written.",
             "security": security(),
             "parameters": [unit, { "$ref": "#/components/parameters/idempotencyKey" }],
             "requestBody": body(format!("{name}Create")),
@@ -738,7 +741,8 @@ fn record_path(resource: &str, name: &str, readable: bool) -> Value {
             "operationId": update_op,
             "tags": ["records"],
             "summary": format!("Change a record of `{resource}`"),
-            "description": "Permission: write on the resource; only the fields sent change. Audited.",
+            "description": "Permission: write on the resource; only the fields sent change. Audited. Larger \
+                `properties` are held to the tenant's storage quota (`409 conflict`, nothing written).",
             "security": security(),
             "parameters": [unit, id],
             "requestBody": body(format!("{name}Update")),

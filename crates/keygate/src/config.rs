@@ -33,6 +33,9 @@ pub struct FileConfig {
     pub queries_per_key: Option<u32>,
     /// Keys the verification cache holds at most (and as many users and tenants).
     pub key_cache_capacity: Option<usize>,
+    /// What one tenant's records may take, in MiB of storage units (512 per record plus the
+    /// characters of its custom properties).
+    pub record_storage_per_tenant_mib: Option<i64>,
     /// `auto` (default), `always` or `never`: when the session cookie is `Secure`.
     pub cookie_secure: Option<String>,
     /// Open the database read-only: commands that only read work, the others are refused.
@@ -71,6 +74,8 @@ pub struct Config {
     pub queries_per_key: u32,
     /// Keys the verification cache holds at most.
     pub key_cache_capacity: usize,
+    /// Storage units one tenant's records may take.
+    pub record_storage_per_tenant: i64,
     pub cookie_secure: keygate_web::CookieSecure,
     /// Where opening the database read-only was asked for, if it was.
     pub read_only: Option<&'static str>,
@@ -160,6 +165,12 @@ impl Config {
         if queries_per_key == 0 {
             bail!("queries_per_key must be at least 1");
         }
+        let record_storage_per_tenant = file
+            .record_storage_per_tenant_mib
+            .map_or(service.record_storage_per_tenant, |mib| mib.saturating_mul(1024 * 1024));
+        if record_storage_per_tenant < 1024 * 1024 {
+            bail!("record_storage_per_tenant_mib must be at least 1");
+        }
         let key_cache_capacity = file.key_cache_capacity.unwrap_or(service.key_cache_capacity);
         if key_cache_capacity < 1_000 {
             bail!("key_cache_capacity must be at least 1000");
@@ -204,6 +215,7 @@ impl Config {
             query_time_budget,
             queries_per_key,
             key_cache_capacity,
+            record_storage_per_tenant,
             change_poll: std::time::Duration::from_millis(change_poll_ms),
             change_listener: global.change_listener.or(file.change_listener).unwrap_or(true),
             cluster_limits: std::env::var("KEYGATE_CLUSTER_LIMITS")
@@ -294,6 +306,7 @@ impl Config {
             queries_per_key: self.queries_per_key,
             key_cache_capacity: self.key_cache_capacity,
             audit_retention: self.audit_retention,
+            record_storage_per_tenant: self.record_storage_per_tenant,
             ..keygate_service::ServiceConfig::default()
         }
     }
@@ -369,6 +382,7 @@ mod tests {
             query_time_budget_ms,
             queries_per_key,
             key_cache_capacity,
+            record_storage_per_tenant_mib,
             cookie_secure,
             read_only,
             audit_keep_changes_days,
@@ -391,6 +405,7 @@ mod tests {
             query_time_budget_ms.is_some(),
             queries_per_key.is_some(),
             key_cache_capacity.is_some(),
+            record_storage_per_tenant_mib.is_some(),
             cookie_secure.is_some(),
             read_only.is_some(),
             audit_keep_changes_days.is_some(),

@@ -3,7 +3,7 @@
 //! [`super::users`].
 
 use keygate_domain::{Access, UnitId, views::Bound};
-use keygate_store::{FieldValue, Idempotency, Visibility};
+use keygate_store::{FieldValue, Idempotency, StorageQuota, Visibility};
 use sha2::{Digest, Sha256};
 
 use super::{
@@ -89,7 +89,7 @@ impl Keygate {
             Some(n) => serde_json::json!({ "id": id, "number": n }).to_string(),
             None => serde_json::json!({ "id": id }).to_string(),
         };
-        match self.db().records().insert(v.tenant.id, unit, &write, &audit, idem, answer).await {
+        match self.db().records().insert(v.tenant.id, unit, &write, self.storage_quota(v), &audit, idem, answer).await {
             Ok((_, body)) => Ok((201, body)),
             Err(keygate_store::StoreError::IdempotencyKeyTaken) => {
                 let key = idempotency_key.unwrap_or_default();
@@ -152,7 +152,12 @@ impl Keygate {
             v.key().id,
             object.keys().cloned().collect::<Vec<_>>().join(", ")
         ));
-        self.db().records().update(v.tenant.id, unit, id, &write, &audit).await?;
+        self.db().records().update(v.tenant.id, unit, id, &write, self.storage_quota(v), &audit).await?;
         Ok(())
+    }
+
+    /// The tenant's storage quota, counted on the calling key's shard.
+    fn storage_quota(&self, v: &Verified) -> StorageQuota {
+        StorageQuota { limit: self.inner.config.record_storage_per_tenant, shard: v.key().id.0 }
     }
 }

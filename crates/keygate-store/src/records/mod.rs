@@ -9,13 +9,15 @@
 //! Each page also runs under a time budget (`statement_timeout`, SQLite's progress handler).
 //!
 //! One job per file: what a read asks for ([`query`]), its SQL ([`sql`]), the page it fills
-//! ([`page`]), reading ([`read`]) and writing ([`write`]) records, and binding values ([`bind`]).
+//! ([`page`]), reading ([`read`]) and writing ([`write`]) records within the tenant's storage
+//! quota ([`storage`]), and binding values ([`bind`]).
 
 mod bind;
 mod page;
 mod query;
 mod read;
 mod sql;
+mod storage;
 mod write;
 
 use crate::Database;
@@ -25,6 +27,7 @@ pub(crate) use page::{PageText, time_budget_spent};
 pub use query::{Properties, RowShape, ViewQuery, Visibility};
 #[cfg(feature = "fuzzing")]
 pub(crate) use sql::{Sql, compile};
+pub use storage::{RECORD_ROW_UNITS, STORAGE_SHARDS, StorageQuota};
 pub(crate) use write::remember_answer;
 pub use write::{FieldValue, Idempotency, RecordWrite, SqlType};
 

@@ -6,6 +6,7 @@ use keygate_domain::{AuditEntry, TenantId, Timestamp, UnitId, views::Bound};
 use super::{
     Records,
     bind::{bind_all, bind_fields},
+    storage::{RECORD_ROW_UNITS, StorageQuota, charge_storage, lock_storage},
 };
 use crate::{StoreError, StoreResult, append_audit, on_pool, on_unique};
 
@@ -35,17 +36,21 @@ pub struct RecordWrite {
 
 impl Records<'_> {
     /// Inserts a record with its audit event and, when given, its idempotency answer, in one
-    /// transaction. A concurrent retry with the same idempotency key loses the race and gets
+    /// transaction, within the tenant's storage `quota` (512 units a record plus its properties'
+    /// characters). A concurrent retry with the same idempotency key loses the race and gets
     /// [`StoreError::IdempotencyKeyTaken`].
+    #[allow(clippy::too_many_arguments)]
     pub async fn insert(
         &self,
         tenant: TenantId,
         unit: UnitId,
         write: &RecordWrite,
+        quota: StorageQuota,
         audit: &AuditEntry,
         idempotency: Option<Idempotency<'_>>,
         answer: impl Fn(i64) -> String,
     ) -> StoreResult<(i64, String)> {
+        let units = RECORD_ROW_UNITS.saturating_add(properties_units(write).unwrap_or(0));
         let mut columns = vec!["tenant_id", "unit_id", "created_at"];
         let mut binds = vec![
             FieldValue::Bound(Bound::Int(tenant.0)),
@@ -65,6 +70,8 @@ impl Records<'_> {
         );
         on_pool!(self.0, p => {
             let mut tx = p.begin().await?;
+            lock_storage!(&mut *tx, tenant, quota)?;
+            charge_storage!(&mut *tx, tenant, quota, units)?;
             let mut q = sqlx::query_scalar::<_, i64>(&sql);
             q = bind_fields!(q, binds.iter());
             let id = q.fetch_one(&mut *tx).await.map_err(|e| on_unique(e, || "a record with the same number already exists".to_owned()))?;
@@ -80,13 +87,15 @@ impl Records<'_> {
         })
     }
 
-    /// Updates the listed columns of record `id` in the tenant and unit, with its audit event.
+    /// Updates the listed columns of record `id` in the tenant and unit, with its audit event,
+    /// within the tenant's storage `quota` (new properties are charged what they add).
     pub async fn update(
         &self,
         tenant: TenantId,
         unit: UnitId,
         id: i64,
         write: &RecordWrite,
+        quota: StorageQuota,
         audit: &AuditEntry,
     ) -> StoreResult<()> {
         if write.fields.is_empty() {
@@ -96,8 +105,26 @@ impl Records<'_> {
             write.fields.iter().enumerate().map(|(i, (c, _))| format!("{c} = ${}", i + 4)).collect();
         let sql =
             format!("UPDATE {} SET {} WHERE tenant_id = $1 AND unit_id = $2 AND id = $3", write.table, sets.join(", "));
+        let old_properties = format!(
+            "SELECT CAST(LENGTH(properties) AS BIGINT) FROM {} WHERE tenant_id = $1 AND unit_id = $2 AND id = $3",
+            write.table
+        );
+        let new_properties = properties_units(write);
         on_pool!(self.0, p => {
             let mut tx = p.begin().await?;
+            if let Some(new_units) = new_properties {
+                lock_storage!(&mut *tx, tenant, quota)?;
+                let old_units: Option<i64> = sqlx::query_scalar(&old_properties)
+                    .bind(tenant.0)
+                    .bind(unit.0)
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                let Some(old_units) = old_units else {
+                    return Err(StoreError::NotFound(format!("{} {id}", write.table)));
+                };
+                charge_storage!(&mut *tx, tenant, quota, new_units - old_units)?;
+            }
             let mut q = sqlx::query(&sql).bind(tenant.0).bind(unit.0).bind(id);
             q = bind_fields!(q, write.fields.iter().map(|(_, v)| v));
             if q.execute(&mut *tx).await.map_err(|e| on_unique(e, || "a record with the same number already exists".to_owned()))?.rows_affected() == 0 {
@@ -129,10 +156,18 @@ impl Records<'_> {
         .map_err(Into::into))
     }
 
-    /// Bulk insert without audit, for demo and benchmark data: one transaction per call.
+    /// Bulk insert without audit, for demo and benchmark data: one transaction per call, counted
+    /// in the tenant's storage (the command line's seeding is held to no quota).
     pub async fn seed(&self, tenant: TenantId, unit: UnitId, writes: &[RecordWrite]) -> StoreResult<()> {
+        let units = writes
+            .iter()
+            .map(|w| RECORD_ROW_UNITS.saturating_add(properties_units(w).unwrap_or(0)))
+            .fold(0_i64, i64::saturating_add);
+        let unlimited = StorageQuota { limit: i64::MAX, shard: 0 };
         on_pool!(self.0, p => {
             let mut tx = p.begin().await?;
+            lock_storage!(&mut *tx, tenant, unlimited)?;
+            charge_storage!(&mut *tx, tenant, unlimited, units)?;
             for write in writes {
                 let mut columns = vec!["tenant_id", "unit_id", "created_at"];
                 columns.extend(write.fields.iter().map(|(c, _)| *c));
@@ -181,4 +216,13 @@ pub struct Idempotency<'a> {
     pub key_id: i64,
     pub key: &'a str,
     pub request_hash: &'a [u8; 32],
+}
+
+/// The characters of the custom properties `write` sets, if it sets them: what a record's
+/// properties take of the tenant's storage (see [`super::storage`]).
+fn properties_units(write: &RecordWrite) -> Option<i64> {
+    write.fields.iter().find(|(column, _)| *column == "properties").map(|(_, value)| match value {
+        FieldValue::Bound(Bound::Text(text)) => i64::try_from(text.chars().count()).unwrap_or(i64::MAX),
+        _ => 0,
+    })
 }

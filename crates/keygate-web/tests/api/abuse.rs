@@ -1045,7 +1045,11 @@ async fn strangers_from_2_000_different_64s_get_60_audit_rows_in_a_minute_one_su
     assert_eq!(calls_in(&details), 1_000, "the rows of the first flush list or sum up its refused calls");
 }
 
-on_both_backends!(audit_rows_past_their_retention_are_pruned_by_the_flush_in_bounded_batches);
+on_both_backends!(
+    audit_rows_past_their_retention_are_pruned_by_the_flush_in_bounded_batches,
+    a_key_that_writes_its_own_records_fills_at_most_its_tenants_storage_quota with super::one_mib_of_records(),
+    record_writes_of_eight_keys_at_once_all_land_and_are_all_counted,
+);
 
 /// Inserts `n` audit rows of `action` made `days` ago, in one statement.
 async fn old_rows(app: &TestApp, n: u32, action: &str, days: i64) {
@@ -1125,4 +1129,118 @@ async fn seventy_failed_log_ins_from_seventy_addresses_add_60_audit_rows_in_a_mi
     app.keygate.flush().await;
     let rows = scalar(&app, "SELECT count(*) FROM audit_events WHERE action = 'session.login_failed'").await;
     assert_eq!(rows, 60, "failed log-in rows in a minute of 70 failures");
+}
+
+/// A tenant's records may take 1 MiB of storage units (a record: 512 plus its properties' characters).
+fn one_mib_of_records() -> keygate_service::ServiceConfig {
+    keygate_service::ServiceConfig { record_storage_per_tenant: 1024 * 1024, ..Default::default() }
+}
+
+/// Persons in unit 1 of `tenant`, counted by the command line's store.
+async fn persons(app: &TestApp, tenant: TenantId) -> i64 {
+    let sql = "SELECT COUNT(*) FROM persons WHERE tenant_id = $1";
+    match app.keygate.store_for_tests().postgres_pool() {
+        Some(pool) => sqlx::query_scalar(sql).bind(tenant.0).fetch_one(pool).await.expect("count"),
+        None => {
+            let pool = keygate_service::testing::sqlite_pool(app.keygate.store_for_tests()).expect("sqlite");
+            sqlx::query_scalar(sql).bind(tenant.0).fetch_one(&pool).await.expect("count")
+        }
+    }
+}
+
+/// The insider of DESIGN §7: a personal user's key that may write only its own persons, with
+/// 200 000 characters of custom properties per record (the cap is 1 MB).
+async fn a_key_that_writes_its_own_records_fills_at_most_its_tenants_storage_quota(app: TestApp) {
+    let grants = vec!["persons:write:own".to_owned()];
+    app.keygate.create_group(&Caller::CLI, app.tenant, "Own persons", &grants).await.expect("group");
+    let person = keygate_service::CreateUser {
+        email: "insider@acme.example".into(),
+        name: "Insider".into(),
+        category: "personal".into(),
+        groups: vec!["Own persons".into()],
+        ..keygate_service::CreateUser::default()
+    };
+    app.keygate.create_user(&Caller::CLI, app.tenant, person).await.expect("user");
+    let key = crate::helpers::key_for(&app, "insider@acme.example", None).await;
+    let filler = "x".repeat(199_950);
+    let body = |n: u32| json!({"firstName": "Fill", "lastName": format!("Er {n}"), "properties": {"blob": filler}});
+    let post = |n: u32| app.client.post(app.url("/rest/v1/1/persons")).bearer_auth(key.expose()).json(&body(n)).send();
+    // Five records of about 200 512 units fit in 1 048 576; the sixth does not.
+    let mut ids = Vec::new();
+    for n in 0..5 {
+        let r = post(n).await.expect("post");
+        assert_eq!(r.status(), 201, "record {n}");
+        ids.push(r.json::<serde_json::Value>().await.expect("json")["id"].as_i64().expect("id"));
+    }
+    let before = persons(&app, app.tenant).await;
+    for n in 5..25 {
+        let r = post(n).await.expect("post");
+        assert_eq!(r.status(), 409, "record {n} was not refused");
+        let problem: serde_json::Value = r.json().await.expect("problem");
+        assert_eq!(problem["code"], "conflict");
+        let detail = problem["detail"].as_str().unwrap_or_default();
+        assert!(detail.contains("record_storage_per_tenant_mib") && detail.contains("nothing was written"), "{detail}");
+    }
+    assert_eq!(persons(&app, app.tenant).await, before, "twenty refused writes wrote nothing");
+    // Growing a record's properties is held to the same quota; shrinking gives the room back.
+    let patch = |id: i64, properties: serde_json::Value| {
+        app.client
+            .patch(app.url(&format!("/rest/v1/1/persons?id={id}")))
+            .bearer_auth(key.expose())
+            .json(&json!({ "properties": properties }))
+            .send()
+    };
+    let bigger = json!({"blob": "y".repeat(400_000)});
+    assert_eq!(patch(ids[0], bigger).await.expect("patch").status(), 409);
+    assert_eq!(patch(ids[0], json!({})).await.expect("patch").status(), 200);
+    assert_eq!(post(99).await.expect("post").status(), 201, "the room a smaller record gave back is used again");
+    // The quota is the tenant's own: another tenant's writes are not held to what this one took.
+    let other = other_tenant(&app).await;
+    let (_, theirs) = issue_in(&app, other, &["127.0.0.0/8"], None).await;
+    let r = app
+        .client
+        .post(app.url("/rest/v1/1/persons"))
+        .bearer_auth(theirs.expose())
+        .json(&body(0))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 201, "the other tenant's first record");
+    assert_eq!(persons(&app, other).await, 1);
+}
+
+/// The storage count is written in every record write's transaction: writers at once must neither
+/// fail on it (SQLite's one writer) nor lose a count.
+async fn record_writes_of_eight_keys_at_once_all_land_and_are_all_counted(app: TestApp) {
+    let mut keys = Vec::new();
+    for _ in 0..8 {
+        keys.push(crate::helpers::key_for(&app, "admin@acme.example", None).await);
+    }
+    let before = persons(&app, app.tenant).await;
+    let mut writers = tokio::task::JoinSet::new();
+    for (k, key) in keys.iter().enumerate() {
+        let (client, url, key) = (app.client.clone(), app.url("/rest/v1/1/persons"), key.expose().to_owned());
+        writers.spawn(async move {
+            let mut statuses = Vec::new();
+            for n in 0..10 {
+                let body = json!({"firstName": "Many", "lastName": format!("{k}-{n}"), "properties": {"n": n}});
+                let r = client.post(&url).bearer_auth(&key).json(&body).send().await.expect("post");
+                statuses.push(r.status().as_u16());
+            }
+            statuses
+        });
+    }
+    let statuses: Vec<u16> = writers.join_all().await.into_iter().flatten().collect();
+    assert!(statuses.iter().all(|s| *s == 201), "{statuses:?}");
+    assert_eq!(persons(&app, app.tenant).await, before + 80);
+    let sql = "SELECT CAST(COALESCE(SUM(used), 0) AS BIGINT) FROM record_storage WHERE tenant_id = $1";
+    let used: i64 = match app.keygate.store_for_tests().postgres_pool() {
+        Some(pool) => sqlx::query_scalar(sql).bind(app.tenant.0).fetch_one(pool).await.expect("used"),
+        None => {
+            let pool = keygate_service::testing::sqlite_pool(app.keygate.store_for_tests()).expect("sqlite");
+            sqlx::query_scalar(sql).bind(app.tenant.0).fetch_one(&pool).await.expect("used")
+        }
+    };
+    // 80 records of 512 units and `{"n":N}` (7 characters) each, over what the tenant held before.
+    assert!(used >= 80 * (512 + 7), "{used} units counted for 80 records");
 }

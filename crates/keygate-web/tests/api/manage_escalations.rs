@@ -102,8 +102,9 @@ async fn a_user_configurator_key_cannot_create_a_supervisor_with_a_password_thro
     assert_eq!(audited.len(), 3, "each of the 3 refusals is audited once: {audited:?}");
     assert_eq!(audited.iter().filter(|r| r.contains("boss@acme.example")).count(), 2, "{audited:?}");
     assert!(audited.iter().all(|r| !r.contains(PASSWORD)), "a secret in the audit log: {audited:?}");
-    // What the key holds it may give: a user in User configurator, with a password.
-    let helper = json!({"email": "helper@acme.example", "name": "Helper", "category": "personal",
+    // What the key holds it may give: a programmatic user in User configurator, with a password (a
+    // personal one would also hand over their own records, which the key does not reach).
+    let helper = json!({"email": "helper@acme.example", "name": "Helper", "category": "programmatic",
                         "groups": ["User configurator"], "password": PASSWORD});
     let (status, body) = call(&app, "POST", "/v1/users", &uc, Some(helper)).await;
     assert_eq!(status, 201, "{body}");

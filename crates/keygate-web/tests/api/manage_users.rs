@@ -22,6 +22,7 @@ on_both_backends!(
     a_user_created_with_a_password_the_key_chose_is_judged_as_a_hand_over_of_all_they_will_hold,
     only_a_key_that_reaches_every_unit_creates_or_deletes_a_unit,
     a_unit_creation_racing_the_narrowing_of_its_creators_units_never_lands_after_it,
+    a_group_named_to_pass_for_a_system_group_is_refused_and_not_written,
 );
 
 /// A programmatic user `email` in `groups` (made by the command line) and an unscoped key of it.
@@ -677,4 +678,29 @@ async fn a_unit_creation_racing_the_narrowing_of_its_creators_units_never_lands_
         assert_eq!(widen.status(), 200, "round {round}");
     }
     assert_eq!(created + refused, 12);
+}
+
+async fn a_group_named_to_pass_for_a_system_group_is_refused_and_not_written(app: TestApp) {
+    let ops = actor(&app, "ops@acme.example", &["User configurator", "Readers"]).await;
+    let before = app.keygate.list_groups(&Caller::CLI, app.tenant).await.expect("groups").len();
+    for name in ["Supervisor\u{200B}", "Supervis\u{43E}r", "\u{421}onfigurator", "User\u{A0}configurator"] {
+        let r = call(&app, "POST", "/v1/groups", &ops, Some(json!({"name": name, "grants": []}))).await;
+        assert_eq!(r.status(), 422, "{name:?}");
+        assert_eq!(problem_code(r).await, "invalid_input", "{name:?}");
+    }
+    let renamed = call(
+        &app,
+        "PATCH",
+        &format!("/v1/groups/{}", group_id(&app, "Readers").await),
+        &ops,
+        Some(json!({"name": "Supervis\u{43E}r"})),
+    )
+    .await;
+    assert_eq!(renamed.status(), 422, "a rename is held to the same rule");
+    assert_eq!(app.keygate.list_groups(&Caller::CLI, app.tenant).await.expect("groups").len(), before);
+    assert!(group_named_exists(&app, "Readers").await, "the refused rename left the name");
+}
+
+async fn group_named_exists(app: &TestApp, name: &str) -> bool {
+    app.keygate.list_groups(&Caller::CLI, app.tenant).await.expect("groups").iter().any(|g| g.name == name)
 }

@@ -19,8 +19,43 @@ struct Group(u32);
 
 impl Drop for Group {
     fn drop(&mut self) {
-        let _ = std::process::Command::new("kill").arg("-KILL").arg(format!("-{}", self.0)).status();
+        let _ = signal_group("KILL", self.0);
     }
+}
+
+/// Sends `signal` to process group `pgid` and to nothing else.
+fn signal_group(signal: &str, pgid: u32) -> std::io::Result<std::process::ExitStatus> {
+    // `-s SIGNAL -- -PGID`: procps-ng 4.0.2 misreads `-SIGNAL -PGID` (see the test below).
+    std::process::Command::new("kill").args(["-s", signal, "--", &format!("-{pgid}")]).status()
+}
+
+/// Debian 12's `kill` (procps-ng 4.0.2) reads `kill -KILL -12345` as `kill(-1, SIGKILL)`: every
+/// process it may signal, the whole machine for root. A walkthrough whose shell got a pid starting
+/// with 1 killed the CI run (and any shell around it). A harmless signal to a group that cannot
+/// exist, starting with 1, must reach no process outside it.
+#[test]
+fn signalling_a_process_group_reaches_no_process_outside_it() {
+    let folder = data_dir("signal-group");
+    std::fs::create_dir_all(&folder.0).expect("folder");
+    let (ready, got) = (folder.0.join("ready"), folder.0.join("got"));
+    let script = format!(
+        "trap 'touch {got}' CONT; touch {ready}; for _ in $(seq 100); do sleep 0.1 & wait $!; done",
+        got = got.display(),
+        ready = ready.display()
+    );
+    let mut sentinel = std::process::Command::new("bash").args(["-c", &script]).spawn().expect("bash");
+    let started = std::time::Instant::now();
+    while !ready.exists() && started.elapsed() < std::time::Duration::from_secs(5) {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(ready.exists(), "the sentinel did not start");
+    // Above any pid (pid_max is at most 4 194 304): no such group, so kill reaches nothing.
+    let _ = signal_group("CONT", 19_999_999);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let reached = got.exists();
+    let _ = sentinel.kill();
+    let _ = sentinel.wait();
+    assert!(!reached, "a signal meant for group 19999999 reached a process outside it");
 }
 
 #[test]

@@ -85,7 +85,7 @@ impl Keygate {
         for (unit, name) in [(2, "Prague studio"), (3, "Brno studio")] {
             if !existing.contains(&UnitId(unit)) {
                 let audit = caller.audit(tenant, "unit.created", format!("unit {unit}"));
-                self.db().tenants().create_unit(tenant, UnitId(unit), name, None, &audit).await?;
+                self.db().tenants().create_unit(tenant, UnitId(unit), name, caller.unit_actor(), &audit).await?;
             }
         }
         self.inner.verifier.forget_tenant(tenant);
